@@ -1,0 +1,146 @@
+"""One normalised set of facts, built from a bundle or from pasted text; the only thing rules see.
+
+Every field may be unknown (None or empty): pasted reports rarely say everything. Versions are kept
+as the reporter's strings ("2.9.0+cu128"); helpers below compare them. Evidence for findings must be
+quoted from `lines` (the input's lines with log prefixes stripped) or from a fact's `source_line`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Gpu:
+    name: str | None = None
+    compute_capability: tuple[int, int] | None = None
+    memory_total_bytes: int | None = None
+    memory_used_bytes: int | None = None
+    index: int | None = None
+    processes: list[dict[str, Any]] = field(default_factory=list)
+    mig_enabled: bool | None = None
+    compute_mode: str | None = None
+
+
+@dataclass
+class Frame:
+    path: str  # as printed ("/usr/lib/python3.12/site-packages/vllm/v1/worker/gpu_model_runner.py")
+    line: int | None
+    function: str | None
+    code: str | None = None  # the source line shown under the frame, if any
+
+    @property
+    def module(self) -> str:
+        """Dotted module guessed from the path: '.../site-packages/vllm/v1/x.py' -> 'vllm.v1.x'."""
+        p = self.path.replace("\\", "/")
+        for marker in ("site-packages/", "dist-packages/"):
+            if marker in p:
+                p = p.rsplit(marker, 1)[1]
+                break
+        else:
+            m = re.search(r"(?:^|/)((?:vllm|torch|triton|transformers|ray)/.*)$", p)
+            if m:
+                p = m.group(1)
+        if p.endswith(".py"):
+            p = p[:-3]
+        return p.strip("/").replace("/", ".")
+
+
+@dataclass
+class Traceback:
+    """One exception as printed: frames (outermost first), then 'ExcType: message'."""
+
+    exc_type: str  # as printed: "torch.OutOfMemoryError", "RuntimeError", "torch.AcceleratorError"
+    message: str  # first line(s) of the message
+    frames: list[Frame] = field(default_factory=list)
+    text: str = ""  # the cleaned traceback text, for quoting
+    start_line: int | None = None  # index into Facts.lines
+    chained_from: "Traceback | None" = None  # the exception this one was raised from / during
+
+    @property
+    def short_type(self) -> str:
+        return self.exc_type.rsplit(".", 1)[-1]
+
+
+@dataclass
+class Facts:
+    input_kind: str = "text"  # "bundle" | "text"
+    gpus: list[Gpu] = field(default_factory=list)
+    driver_version: str | None = None
+    driver_cuda: str | None = None  # the newest CUDA the driver supports (nvidia-smi header)
+    nvcc_version: str | None = None  # the CUDA toolkit on PATH
+    cuda_home: str | None = None
+    torch_version: str | None = None
+    torch_cuda: str | None = None  # the CUDA torch was built with (torch.version.cuda)
+    torch_arch_list: list[str] | None = None  # ["sm_80", "sm_90", ...]
+    torch_cuda_available: bool | None = None
+    torch_device_count: int | None = None
+    vllm_version: str | None = None
+    vllm_import_ok: bool | None = None
+    vllm_import_error: str | None = None
+    vllm_requirements: list[dict[str, Any]] = field(default_factory=list)
+    packages: dict[str, str] = field(default_factory=dict)  # lower-case name -> version
+    env: dict[str, str] = field(default_factory=dict)
+    engine_args: dict[str, Any] = field(default_factory=dict)  # from `non-default args: {...}` or argv
+    launch_command: str | None = None
+    os: str | None = None
+    kernel: str | None = None
+    glibc: str | None = None
+    glibcxx_max: str | None = None
+    python_version: str | None = None
+    container: dict[str, bool] = field(default_factory=dict)
+    shm_total_bytes: int | None = None
+    xid: list[str] = field(default_factory=list)
+    model: dict[str, Any] | None = None  # shape from config.json: architectures, num_hidden_layers, ...
+    lines: list[str] = field(default_factory=list)  # the input, prefixes stripped, per-rank duplicates merged
+    tracebacks: list[Traceback] = field(default_factory=list)
+    root_cause: Traceback | None = None  # the innermost real cause, wrappers skipped
+    title: str | None = None  # issue title, when the input is a pasted issue
+    redactions: list[dict[str, Any]] = field(default_factory=list)
+
+    # -- helpers rules use ---------------------------------------------------------------
+    def grep(self, pattern: str | re.Pattern[str], flags: int = re.IGNORECASE, limit: int = 3) -> list[str]:
+        """Lines matching pattern (most relevant evidence first: in input order), at most `limit`."""
+        rx = re.compile(pattern, flags) if isinstance(pattern, str) else pattern
+        found: list[str] = []
+        for line in self.lines:
+            if rx.search(line):
+                found.append(line.strip())
+                if len(found) >= limit:
+                    break
+        return found
+
+    def has(self, pattern: str | re.Pattern[str], flags: int = re.IGNORECASE) -> bool:
+        return bool(self.grep(pattern, flags, limit=1))
+
+    def package(self, name: str) -> str | None:
+        return self.packages.get(normalise_package_name(name))
+
+    def min_compute_capability(self) -> tuple[int, int] | None:
+        caps = [g.compute_capability for g in self.gpus if g.compute_capability]
+        return min(caps) if caps else None
+
+
+def normalise_package_name(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def parse_version(text: str | None) -> tuple[int, ...] | None:
+    """'2.9.0+cu128' -> (2, 9, 0); '12.8' -> (12, 8); '0.6.4.post1' -> (0, 6, 4); None if no digits."""
+    if not text:
+        return None
+    m = re.match(r"\s*v?(\d+(?:\.\d+)*)", str(text))
+    if not m:
+        return None
+    return tuple(int(p) for p in m.group(1).split("."))
+
+
+def version_lt(a: str | None, b: str | None) -> bool | None:
+    """a < b by numeric components, or None when either is unknown."""
+    pa, pb = parse_version(a), parse_version(b)
+    if pa is None or pb is None:
+        return None
+    width = max(len(pa), len(pb))
+    return pa + (0,) * (width - len(pa)) < pb + (0,) * (width - len(pb))

@@ -1,0 +1,245 @@
+"""The one module that reads, writes and validates bundles, for both halves.
+
+A bundle is one JSON document in one zstd frame (with a content checksum), wrapped in a versioned
+envelope::
+
+    {"format": "vllm-bug-bundle", "schema_version": 1,
+     "tool": {"name": "vllm-bug", "version": "..."}, "created_utc": "...Z", "payload": {...}}
+
+Writing validates first, so an invalid bundle is never written. Reading treats the bytes as hostile:
+the compressed size, the decompressed size and the zstd window are capped while decompressing (the
+frame header's declared size is never trusted), trailing data is refused, and the document is
+validated against the shipped schema before anyone looks at it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from vllm_bug import __version__
+from vllm_bug.errors import UnreadableInput, UnsafeInput, VllmBugError
+
+FORMAT_NAME = "vllm-bug-bundle"
+SCHEMA_VERSION = 1
+SUPPORTED_SCHEMA_VERSIONS = (1,)
+
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+MAX_COMPRESSED_BYTES = 32 << 20
+MAX_DECOMPRESSED_BYTES = 64 << 20
+MAX_WINDOW_BYTES = 1 << 25
+COMPRESSION_LEVEL = 19
+_FEED_CHUNK = 256  # compressed bytes fed per step: bounds how far one step can overshoot the cap
+
+
+class BundleInvalid(UnreadableInput):
+    """The document does not match the bundle schema."""
+
+
+def is_zstd(data: bytes) -> bool:
+    return data[:4] == ZSTD_MAGIC
+
+
+def utc_now_iso() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def make_envelope(payload: dict[str, Any], created_utc: str | None = None) -> dict[str, Any]:
+    return {
+        "format": FORMAT_NAME,
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "vllm-bug", "version": __version__},
+        "created_utc": created_utc or utc_now_iso(),
+        "payload": payload,
+    }
+
+
+@lru_cache(maxsize=None)
+def load_schema(version: int = SCHEMA_VERSION) -> dict[str, Any]:
+    text = resources.files("vllm_bug.schema").joinpath(f"bundle-v{version}.schema.json").read_text("utf-8")
+    return json.loads(text)
+
+
+@lru_cache(maxsize=None)
+def _validator(version: int):
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+
+    schema = load_schema(version)
+    registry = Registry().with_resources([(schema["$id"], Resource.from_contents(schema))])
+    return Draft202012Validator(schema, registry=registry)
+
+
+def validation_errors(doc: Any, version: int = SCHEMA_VERSION) -> list[str]:
+    """All schema violations, each as 'json.path: message' (empty when valid)."""
+    from jsonschema.exceptions import best_match
+
+    errors = list(_validator(version).iter_errors(doc))
+    if not errors:
+        return []
+    first = best_match(errors)
+    rest = [e for e in errors if e is not first]
+    return [_describe(first)] + [_describe(e) for e in rest]
+
+
+def _describe(error) -> str:
+    message = error.message
+    if len(message) > 200:
+        message = message[:200] + "..."
+    return f"{error.json_path}: {message}"
+
+
+def validate(doc: Any) -> None:
+    """Raise BundleInvalid (exit 3) unless doc is a valid bundle of a version this tool reads."""
+    if not isinstance(doc, dict):
+        raise BundleInvalid("not a vllm-bug bundle: the document is not a JSON object")
+    if doc.get("format") != FORMAT_NAME:
+        raise BundleInvalid("not a vllm-bug bundle: missing or wrong 'format' field")
+    version = doc.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise BundleInvalid("not a vllm-bug bundle: 'schema_version' is not an integer")
+    if version > max(SUPPORTED_SCHEMA_VERSIONS):
+        raise BundleInvalid(
+            f"bundle uses schema_version {version}, newer than this vllm-bug reads "
+            f"(up to {max(SUPPORTED_SCHEMA_VERSIONS)}): upgrade vllm-bug"
+        )
+    if version not in SUPPORTED_SCHEMA_VERSIONS:
+        raise BundleInvalid(f"bundle schema_version {version} is not supported")
+    errors = validation_errors(doc, version)
+    if errors:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise BundleInvalid(f"bundle fails its schema: {errors[0]}{more}")
+
+
+def encode(doc: dict[str, Any]) -> bytes:
+    """Validate, serialise and compress a bundle document."""
+    import zstandard
+
+    validate(doc)
+    raw = json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=False).encode("utf-8")
+    if len(raw) > MAX_DECOMPRESSED_BYTES:
+        raise VllmBugError(f"bundle would be {len(raw)} bytes, over the {MAX_DECOMPRESSED_BYTES}-byte limit")
+    cctx = zstandard.ZstdCompressor(level=COMPRESSION_LEVEL, write_checksum=True, write_content_size=True)
+    return cctx.compress(raw)
+
+
+def decompress_capped(data: bytes, max_bytes: int = MAX_DECOMPRESSED_BYTES) -> bytes:
+    """Decompress exactly one zstd frame, refusing bombs, big windows, truncation and trailing data."""
+    import zstandard
+
+    if len(data) > MAX_COMPRESSED_BYTES:
+        raise UnsafeInput(f"compressed input is {len(data)} bytes, over the {MAX_COMPRESSED_BYTES}-byte limit")
+    if not is_zstd(data):
+        raise UnreadableInput("not a zstd-compressed bundle (bad magic bytes)")
+    dobj = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW_BYTES).decompressobj()
+    parts: list[bytes] = []
+    total = 0
+    offset = 0
+    try:
+        while offset < len(data) and not dobj.eof:
+            chunk = dobj.decompress(data[offset : offset + _FEED_CHUNK])
+            offset += _FEED_CHUNK
+            total += len(chunk)
+            if total > max_bytes:
+                raise UnsafeInput(f"bundle expands past the {max_bytes}-byte limit: refused as a possible decompression bomb")
+            parts.append(chunk)
+    except zstandard.ZstdError as exc:
+        text = str(exc)
+        if "memory" in text.lower() or "window" in text.lower():
+            raise UnsafeInput(f"zstd frame needs a window larger than {MAX_WINDOW_BYTES} bytes: refused") from None
+        raise UnreadableInput(f"corrupt zstd data: {text}") from None
+    if not dobj.eof:
+        raise UnreadableInput("truncated bundle: the zstd frame does not end")
+    trailing = len(dobj.unused_data) + max(0, len(data) - offset)
+    if trailing:
+        raise UnreadableInput(f"bundle has {trailing} bytes of trailing data after its zstd frame")
+    return b"".join(parts)
+
+
+def parse_json(raw: bytes) -> Any:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UnreadableInput(f"bundle is not valid UTF-8 (byte {exc.start})") from None
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise UnsafeInput("bundle JSON is nested too deeply: refused") from None
+    except ValueError as exc:
+        raise UnreadableInput(f"bundle is not valid JSON: {exc}") from None
+
+
+def decode(data: bytes) -> dict[str, Any]:
+    """Bytes of a .zst bundle -> validated document."""
+    doc = parse_json(decompress_capped(data))
+    validate(doc)
+    return doc
+
+
+def read_bytes_capped(path: str | os.PathLike, limit: int = MAX_COMPRESSED_BYTES) -> bytes:
+    p = Path(path)
+    try:
+        if p.is_dir():
+            raise UnreadableInput(f"{p} is a directory, not a bundle")
+        with open(p, "rb") as fh:
+            data = fh.read(limit + 1)
+    except FileNotFoundError:
+        raise UnreadableInput(f"{p}: no such file") from None
+    except PermissionError:
+        raise UnreadableInput(f"{p}: permission denied") from None
+    except OSError as exc:
+        raise UnreadableInput(f"{p}: cannot read ({exc.strerror or exc})") from None
+    if len(data) > limit:
+        raise UnsafeInput(f"{p} is larger than the {limit}-byte limit: refused")
+    return data
+
+
+def read_bundle(path: str | os.PathLike) -> dict[str, Any]:
+    return decode(read_bytes_capped(path))
+
+
+def write_bytes_exclusive(data: bytes, path: str | os.PathLike, force: bool = False) -> Path:
+    """Write atomically; never replace an existing file unless force is set."""
+    p = Path(path)
+    if p.is_dir():
+        raise VllmBugError(f"{p} is a directory; give a file path")
+    if p.exists() and not force:
+        raise VllmBugError(f"{p} already exists; use --force to overwrite it")
+    parent = p.parent if str(p.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=parent)
+    except FileNotFoundError:
+        raise VllmBugError(f"cannot write {p}: directory {parent} does not exist") from None
+    except OSError as exc:
+        raise VllmBugError(f"cannot write {p}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o644)
+        if force:
+            os.replace(tmp, p)
+        else:
+            try:
+                os.link(tmp, p)
+            except FileExistsError:
+                raise VllmBugError(f"{p} already exists; use --force to overwrite it") from None
+            except OSError:
+                if p.exists():
+                    raise VllmBugError(f"{p} already exists; use --force to overwrite it") from None
+                os.replace(tmp, p)
+    except OSError as exc:
+        raise VllmBugError(f"cannot write {p}: {exc.strerror or exc}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return p
+
+
+def write_bundle(doc: dict[str, Any], path: str | os.PathLike, force: bool = False) -> Path:
+    return write_bytes_exclusive(encode(doc), path, force=force)

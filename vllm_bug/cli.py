@@ -1,0 +1,153 @@
+"""The command line: one small function per command; the work lives in bundler/, analyzer/, schema/.
+
+Heavy modules are imported inside the commands so that `vllm-bug --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from vllm_bug import __version__
+from vllm_bug.errors import EXIT_FAILURE, VllmBugError
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0  ok
+  1  failure (cannot write, output exists, command failed)
+  2  usage error
+  3  input is not a readable bundle or report
+  4  input refused as unsafe (too large, decompression bomb, too deep)
+"""
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
+@click.version_option(__version__, "-V", "--version", prog_name="vllm-bug")
+def cli() -> None:
+    """Turn a failed vLLM run into a complete, redacted bug report, and diagnose such reports offline.
+
+    \b
+    On the machine where vLLM failed:
+      vllm serve MODEL ... 2>&1 | tee vllm.log
+      vllm-bug collect --log vllm.log          # or: vllm-bug run -- vllm serve MODEL ...
+    On any machine, no GPU needed:
+      vllm-bug analyze vllm-bug-bundle.zst
+    """
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.option("--log", "log_path", metavar="FILE|-", help="Log of the failed run; '-' reads standard input.")
+@click.option("-o", "--output", "output", metavar="PATH", help="Bundle path (default: vllm-bug-<time>.zst in the current directory).")
+@click.option("--force", is_flag=True, help="Overwrite the output files if they exist.")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(1, 3600), default=60.0, show_default=True,
+              help="Bound, in seconds, on the whole collection; each probe also has its own timeout.")
+@click.option("--python", "python_exe", metavar="PATH", help="Interpreter whose torch/vLLM to inspect (default: this one).")
+@click.option("--model", "model", metavar="PATH|NAME", help="Model whose config.json to summarise (default: found in the log).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the bundle path.")
+def collect(**options) -> None:
+    """Collect a redacted, schema-validated bundle about this machine and the failed run."""
+    from vllm_bug.bundler.commands import collect_command
+
+    sys.exit(collect_command(**options))
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}, epilog=EXIT_CODES_HELP)
+@click.option("-o", "--output", "output", metavar="PATH", help="Bundle path if the command fails.")
+@click.option("--force", is_flag=True, help="Overwrite the output files if they exist.")
+@click.option("--always", is_flag=True, help="Collect a bundle even when the command succeeds.")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def run(**options) -> None:
+    """Run COMMAND with its output passing through; if it fails, collect a bundle with its output as the log.
+
+    Exits with COMMAND's exit code. Put `--` before the command: vllm-bug run -- vllm serve MODEL
+    """
+    from vllm_bug.bundler.commands import run_command
+
+    sys.exit(run_command(**options))
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("input_path", metavar="INPUT")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
+@click.option("-o", "--output", "output", metavar="FILE", help="Write the result to FILE instead of standard output.")
+@click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
+@click.option("--explain", is_flag=True, help="Show which frames and words went into the signature.")
+def analyze(**options) -> None:
+    """Diagnose INPUT: a bundle (.zst), a bundle inside a .zip, or plain text (log, pasted issue, collect_env output); '-' reads stdin."""
+    from vllm_bug.analyzer.commands import analyze_command
+
+    sys.exit(analyze_command(**options))
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.option("--config", "config_path", metavar="PATH", help="A model's config.json (or a directory holding one).")
+@click.option("--model", "model_name", metavar="NAME", help="A well-known model from the built-in table (see --list-models).")
+@click.option("--list-models", is_flag=True, help="List the built-in models and exit.")
+@click.option("--gpu", "gpu", metavar="NAME|GiB", help="GPU model (e.g. A100-80GB, H100) or its memory in GiB.")
+@click.option("--num-gpus", type=click.IntRange(1, 1024), default=1, show_default=True, help="GPUs available.")
+@click.option("--tensor-parallel-size", "-tp", "tp", type=click.IntRange(1, 1024), help="Default: the number of GPUs.")
+@click.option("--max-model-len", type=click.IntRange(1), help="Context length per sequence.")
+@click.option("--max-num-seqs", type=click.IntRange(1), default=1, show_default=True, help="Concurrent sequences to hold in the KV cache.")
+@click.option("--gpu-memory-utilization", type=click.FloatRange(0, 1, min_open=True), default=0.92, show_default=True)
+@click.option("--dtype", default="auto", show_default=True, help="Weight dtype: auto, float16, bfloat16, float32, fp8, int8, int4.")
+@click.option("--kv-cache-dtype", default="auto", show_default=True, help="auto (same as dtype), fp8, float16, bfloat16.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def memory(**options) -> None:
+    """Show the memory arithmetic for serving a model: weights per GPU, KV cache per token, what fits."""
+    from vllm_bug.analyzer.memory_command import memory_command
+
+    sys.exit(memory_command(**options))
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("bundle", metavar="BUNDLE")
+def show(bundle: str) -> None:
+    """Print a bundle's JSON document (validated first)."""
+    import json
+
+    from vllm_bug.schema.bundle import read_bundle
+
+    doc = read_bundle(bundle)
+    click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("bundle", metavar="BUNDLE")
+def validate(bundle: str) -> None:
+    """Check that BUNDLE is a well-formed bundle this version can read."""
+    from vllm_bug.schema.bundle import read_bundle
+
+    doc = read_bundle(bundle)
+    click.echo(f"{bundle}: valid vllm-bug bundle, schema_version {doc['schema_version']}, "
+               f"written by vllm-bug {doc['tool']['version']} at {doc['created_utc']}")
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("paths", nargs=-1, required=True, metavar="DIR|FILES...")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@click.option("-o", "--output", "output", metavar="FILE", help="Write the result to FILE instead of standard output.")
+@click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 256), help="Worker processes (default: CPU count).")
+def triage(**options) -> None:
+    """Analyze many bundles and text reports in parallel and group them by root-cause signature."""
+    from vllm_bug.analyzer.triage import triage_command
+
+    sys.exit(triage_command(**options))
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="vllm-bug", standalone_mode=True)
+    except VllmBugError as exc:
+        click.echo(f"vllm-bug: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("vllm-bug: interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # a bug in vllm-bug: still one line, unless asked for the traceback
+        if os.environ.get("VLLM_BUG_DEBUG"):
+            raise
+        click.echo(f"vllm-bug: internal error: {type(exc).__name__}: {exc} (set VLLM_BUG_DEBUG=1 for the traceback)", err=True)
+        sys.exit(EXIT_FAILURE)
