@@ -76,7 +76,7 @@ _CATALOGUE: tuple[tuple[str, GpuSpec], ...] = (
 _COMPILED = tuple((re.compile(p, re.IGNORECASE), spec) for p, spec in _CATALOGUE)
 
 # Explicit sizes in the name beat the catalogue's default ("A100-SXM4-40GB", "V100-PCIE-16GB").
-_SIZE_IN_NAME = re.compile(r"(\d{2,3})\s*G(?:i?B)?\b", re.IGNORECASE)
+_SIZE_IN_NAME = re.compile(r"(?<![A-Za-z0-9])(\d{2,3})\s*Gi?B\b", re.IGNORECASE)
 
 
 def lookup_gpu(name: str | None) -> GpuSpec | None:
