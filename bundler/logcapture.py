@@ -1,0 +1,484 @@
+"""Log capture: a bounded copy of a (possibly huge) log, plus every Python traceback in all of it.
+
+The log is streamed, never held whole: the first HEAD_BYTES and the last TAIL_BYTES are kept
+(cut at line boundaries, with a marker saying how much was left out), while every line of the
+whole stream is scanned for tracebacks, so a traceback in the cut middle still reaches the bundle.
+
+Text is decoded as UTF-8 with replacement; ANSI colour codes are removed; a line redrawn with
+carriage returns (progress bars) keeps only its last drawing; NUL and other control bytes are
+removed and counted. A log that is mostly control bytes (a compressed or binary file) is refused
+(exit 3), as is an empty one, a missing or unreadable file, a directory, and a terminal on stdin.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import sys
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from vllm_bug.errors import UnreadableInput, UsageProblem
+
+HEAD_BYTES = 64 << 10
+TAIL_BYTES = 448 << 10
+CHUNK_BYTES = 1 << 20
+MAX_SCAN_BYTES = 1 << 30
+MAX_CARRY_BYTES = 1 << 20
+BINARY_CONTROL_RATIO = 0.05
+
+MAX_TRACEBACKS = 64
+MAX_TRACEBACKS_HEAD = 48
+TRACEBACK_CHAR_CAP = 32 << 10
+TRACEBACK_HEAD_LINES = 300
+TRACEBACK_TAIL_LINES = 200
+LINE_CHAR_CAP = 2000
+MESSAGE_CONTINUATION_LINES = 12
+IDLE_LINES_BEFORE_CLOSE = 200
+
+TB_START = "Traceback (most recent call last):"
+TB_START_BYTES = TB_START.encode()
+CHAIN_LINES = (
+    "During handling of the above exception, another exception occurred:",
+    "The above exception was the direct cause of the following exception:",
+)
+
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_TIME_LIKE = re.compile(r"\d+(?:[:\-/.]\d+)+(?:[ T]\d+(?:[:.]\d+)+)?")
+_DIGIT = re.compile(r"\d")
+_LOG_RECORD = re.compile(
+    r"^(?:\([^)]*\)\s+)?(?:INFO|WARNING|WARN|ERROR|DEBUG|CRITICAL)\b"
+    r"|^\[?\d{4}-\d\d-\d\d[ T]|^\d\d-\d\d \d\d:\d\d|^\[rank\d+\]"
+)
+# bytes that plain text may contain: printable, UTF-8 lead/continuation bytes, \t \n \r \f \b ESC
+_TEXT_BYTES = bytes(range(0x20, 0x100)) + b"\t\n\r\x0c\x08\x1b"
+_COMPRESSED_MAGIC = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd", b"PK\x03\x04": "zip", b"BZh": "bzip2",
+                     b"\xfd7zXZ\x00": "xz"}
+
+
+# ------------------------------------------------------------------ text cleaning
+
+def clean_text(raw: bytes | str) -> str:
+    """Decode, drop ANSI codes and control characters, keep only the last drawing of \\r-redrawn lines."""
+    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    text = text.replace("\r\n", "\n")
+    text = _ANSI.sub("", text)
+    if "\r" in text:
+        text = "\n".join(_last_drawing(line) for line in text.split("\n"))
+    return _CONTROL.sub("", text)
+
+
+def _last_drawing(line: str) -> str:
+    if "\r" not in line:
+        return line
+    parts = [p for p in line.split("\r") if p.strip()]
+    return parts[-1] if parts else ""
+
+
+# ------------------------------------------------------------------ traceback extraction
+
+def _prefix_key(prefix: str) -> str:
+    """Mask timestamps (keeping the length) so lines of one log record share one prefix key."""
+    return _TIME_LIKE.sub(lambda m: _DIGIT.sub("0", m.group()), prefix)
+
+
+@dataclass
+class _Block:
+    prefix: str
+    key: str
+    head: list[str] = field(default_factory=list)
+    tail: deque = field(default_factory=lambda: deque(maxlen=TRACEBACK_TAIL_LINES))
+    dropped: int = 0
+    state: str = "frames"
+    pending_blank: int = 0
+    continuation: int = 0
+    last_seen: int = 0
+
+    def add(self, line: str) -> None:
+        line = line[:LINE_CHAR_CAP]
+        if len(self.head) < TRACEBACK_HEAD_LINES:
+            self.head.append(line)
+            return
+        if len(self.tail) == self.tail.maxlen:
+            self.dropped += 1
+        self.tail.append(line)
+
+    def accept(self, rest: str) -> bool:
+        """Feed the line (prefix removed); False means the traceback ended before this line."""
+        blank = not rest.strip()
+        if self.state == "frames":
+            if blank:
+                return False
+            self.add(rest)
+            if not rest[0].isspace():
+                self.state = "after_exc"
+            return True
+        if rest.strip() in CHAIN_LINES:
+            self.add("")
+            self.add(rest.strip())
+            self.add("")
+            self.state, self.pending_blank = "chain", 0
+            return True
+        if blank:
+            self.pending_blank += 1
+            return self.pending_blank <= 2
+        if self.state == "chain" or self.pending_blank or _LOG_RECORD.match(rest):
+            return False
+        if self.continuation >= MESSAGE_CONTINUATION_LINES:
+            return False
+        self.continuation += 1
+        self.add(rest)
+        return True
+
+    def text(self) -> str:
+        lines = list(self.head)
+        if self.dropped:
+            lines.append(f"  [... vllm-bug: {self.dropped} traceback lines omitted ...]")
+        lines.extend(self.tail)
+        text = "\n".join(lines).rstrip()
+        if len(text) > TRACEBACK_CHAR_CAP:
+            half = TRACEBACK_CHAR_CAP // 2
+            text = text[:half] + f"\n  [... vllm-bug: {len(text) - TRACEBACK_CHAR_CAP} characters omitted ...]\n" + text[-half:]
+        return text
+
+
+class TracebackExtractor:
+    """Line-fed state machine that finds Python tracebacks, even interleaved across ranks/processes.
+
+    A traceback's log prefix (``[rank0]: ``, ``(VllmWorker rank=1 pid=7) ERROR ... [x.py:12] ``) is
+    taken from its first line; later lines carrying the same prefix belong to it, so per-process
+    blocks interleaved in one log are kept apart. Copies that differ only in numbers (ranks, pids,
+    line numbers) are stored once, with a count.
+    """
+
+    def __init__(self) -> None:
+        self.open: dict[str, _Block] = {}
+        self.unique: dict[str, list[Any]] = {}
+        self.late: deque = deque(maxlen=MAX_TRACEBACKS - MAX_TRACEBACKS_HEAD)
+        self.found = 0
+        self.dropped_unique = 0
+        self.lines_seen = 0
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.open)
+
+    def feed(self, line: str) -> None:
+        self.lines_seen += 1
+        if "\x1b" in line or "\r" in line:
+            line = clean_text(line)
+        start = line.find(TB_START)
+        if start >= 0:
+            prefix = line[:start]
+            key = _prefix_key(prefix)
+            block = self.open.get(key)
+            if block is not None and block.state == "chain":
+                block.last_seen = self.lines_seen
+                block.add(TB_START)
+                block.state, block.pending_blank, block.continuation = "frames", 0, 0
+                return
+            if block is not None:
+                self._close(key)
+            block = _Block(prefix=prefix, key=key, last_seen=self.lines_seen)
+            block.add(TB_START)
+            self.open[key] = block
+            return
+        if not self.open:
+            return
+        block = self._owner(line)
+        if block is not None:
+            block.last_seen = self.lines_seen
+            if not block.accept(line[len(block.prefix):]):
+                self._close(block.key)
+        for key in [k for k, b in self.open.items() if self.lines_seen - b.last_seen > IDLE_LINES_BEFORE_CLOSE]:
+            self._close(key)
+
+    def _owner(self, line: str) -> _Block | None:
+        masked = None
+        for key in sorted(self.open, key=len, reverse=True):
+            if not key:
+                return self.open[key]
+            if line.startswith(self.open[key].prefix):
+                return self.open[key]
+            if masked is None:
+                masked = _prefix_key(line[: len(key) + 8])
+            if masked.startswith(key):
+                return self.open[key]
+        return None
+
+    def _close(self, key: str) -> None:
+        block = self.open.pop(key)
+        text = block.text()
+        if text.strip() == TB_START:
+            return
+        self.found += 1
+        dedupe = _DIGIT.sub("0", text)
+        if dedupe in self.unique:
+            self.unique[dedupe][1] += 1
+            return
+        for entry in self.late:
+            if entry[2] == dedupe:
+                entry[1] += 1
+                return
+        if len(self.unique) < MAX_TRACEBACKS_HEAD:
+            self.unique[dedupe] = [text, 1]
+            return
+        if len(self.late) == self.late.maxlen:
+            self.dropped_unique += 1
+        self.late.append([text, 1, dedupe])
+
+    def finish(self) -> list[tuple[str, int]]:
+        for key in list(self.open):
+            self._close(key)
+        entries = [(text, count) for text, count in self.unique.values()]
+        entries.extend((text, count) for text, count, _ in self.late)
+        return entries
+
+
+# ------------------------------------------------------------------ streaming capture
+
+@dataclass
+class LogCapture:
+    source: str
+    name: str | None
+    text: str
+    original_bytes: int
+    original_lines: int
+    truncated: bool
+    omitted_bytes: int = 0
+    omitted_lines: int = 0
+    tracebacks: list[str] = field(default_factory=list)
+    traceback_copies: list[int] = field(default_factory=list)
+    tracebacks_found: int = 0
+    tracebacks_dropped: int = 0
+    removed_nul_bytes: int = 0
+    removed_control_bytes: int = 0
+    scan_stopped_at: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "source": self.source,
+            "name": self.name,
+            "original_bytes": self.original_bytes,
+            "original_lines": self.original_lines,
+            "truncated": self.truncated,
+            "text": self.text,
+            "tracebacks": self.tracebacks,
+            "traceback_copies": self.traceback_copies,
+            "tracebacks_found": self.tracebacks_found,
+        }
+        if self.truncated:
+            out["omitted_bytes"] = self.omitted_bytes
+            out["omitted_lines"] = self.omitted_lines
+        for key in ("tracebacks_dropped", "removed_nul_bytes", "removed_control_bytes"):
+            if getattr(self, key):
+                out[key] = getattr(self, key)
+        if self.scan_stopped_at is not None:
+            out["scan_stopped_at"] = self.scan_stopped_at
+        return out
+
+
+class LogAccumulator:
+    """Feed bytes in any chunking; keeps head and tail, counts lines and scans for tracebacks."""
+
+    def __init__(self, head_bytes: int = HEAD_BYTES, tail_bytes: int = TAIL_BYTES) -> None:
+        self.head_bytes, self.tail_bytes = head_bytes, tail_bytes
+        self.whole = bytearray()
+        self.head: bytes | None = None
+        self.tail = bytearray()
+        self.total = 0
+        self.newlines = 0
+        self.last_byte = b""
+        self.nul = 0
+        self.control = 0
+        self.carry = b""
+        self.extractor = TracebackExtractor()
+        self.magic = b""
+
+    @property
+    def truncated(self) -> bool:
+        return self.head is not None
+
+    def feed(self, data: bytes) -> None:
+        if not data:
+            return
+        if len(self.magic) < 8:
+            self.magic += data[: 8 - len(self.magic)]
+        self.total += len(data)
+        self.newlines += data.count(b"\n")
+        self.last_byte = data[-1:]
+        odd = data.translate(None, _TEXT_BYTES)
+        if odd:
+            nul = odd.count(0)
+            self.nul += nul
+            self.control += len(odd) - nul
+        self._keep(data)
+        self._scan(data)
+
+    def _keep(self, data: bytes) -> None:
+        if self.head is None:
+            self.whole += data
+            if len(self.whole) > self.head_bytes + self.tail_bytes:
+                self.head = bytes(self.whole[: self.head_bytes])
+                self.tail = bytearray(self.whole[self.head_bytes:])
+                self.whole = bytearray()
+        else:
+            self.tail += data
+        if self.head is not None and len(self.tail) > 2 * self.tail_bytes:
+            del self.tail[: len(self.tail) - self.tail_bytes]
+
+    def _scan(self, data: bytes) -> None:
+        segment = self.carry + data
+        cut = segment.rfind(b"\n") + 1
+        if cut == 0:
+            if len(segment) <= MAX_CARRY_BYTES:
+                self.carry = segment
+                return
+            cut = len(segment)
+        self.carry = segment[cut:]
+        self._scan_lines(segment[:cut])
+
+    def _scan_lines(self, segment: bytes) -> None:
+        extractor = self.extractor
+        pos, end = 0, len(segment)
+        while pos < end:
+            if not extractor.busy:
+                hit = segment.find(TB_START_BYTES, pos)
+                if hit < 0:
+                    return
+                pos = segment.rfind(b"\n", pos, hit) + 1 or pos
+            stop = segment.find(b"\n", pos)
+            stop = end if stop < 0 else stop
+            line = segment[pos : min(stop, pos + 4 * LINE_CHAR_CAP)]
+            extractor.feed(line.decode("utf-8", errors="replace").rstrip("\r"))
+            pos = stop + 1
+
+    def finish(self, source: str, name: str | None, scan_stopped_at: int | None = None) -> LogCapture:
+        if self.carry:
+            self._scan_lines(self.carry)
+            self.carry = b""
+        entries = self.extractor.finish()
+        lines = self.newlines + (1 if self.total and self.last_byte != b"\n" else 0)
+        capture = LogCapture(
+            source=source, name=name, text="", original_bytes=self.total, original_lines=lines,
+            truncated=self.truncated,
+            tracebacks=[text for text, _ in entries], traceback_copies=[count for _, count in entries],
+            tracebacks_found=self.extractor.found, tracebacks_dropped=self.extractor.dropped_unique,
+            removed_nul_bytes=self.nul, removed_control_bytes=self.control, scan_stopped_at=scan_stopped_at,
+        )
+        if not self.truncated:
+            capture.text = clean_text(bytes(self.whole))
+            return capture
+        head = self.head or b""
+        cut = head.rfind(b"\n") + 1
+        head = head[:cut] if cut else head
+        tail = bytes(self.tail[-self.tail_bytes:])
+        nl = tail.find(b"\n")
+        tail = tail[nl + 1:] if 0 <= nl < len(tail) - 1 else tail
+        capture.omitted_bytes = self.total - len(head) - len(tail)
+        tail_lines = tail.count(b"\n") + (1 if tail and not tail.endswith(b"\n") else 0)
+        capture.omitted_lines = max(0, lines - head.count(b"\n") - tail_lines)
+        marker = (f"[... vllm-bug: {capture.omitted_bytes:,} bytes ({capture.omitted_lines:,} lines) of the log "
+                  f"omitted here; tracebacks from them are kept in log.tracebacks ...]\n")
+        capture.text = clean_text(head) + ("" if head.endswith(b"\n") or not head else "\n") + marker + clean_text(tail)
+        return capture
+
+    def binary_problem(self) -> str | None:
+        """Why this stream cannot be used as a text log, or None."""
+        for magic, kind in _COMPRESSED_MAGIC.items():
+            if self.magic.startswith(magic):
+                return f"is {kind}-compressed; decompress it first"
+        if self.total == 0:
+            return "is empty"
+        text_bytes = self.total - self.nul
+        if text_bytes == 0:
+            return "holds nothing but NUL bytes"
+        if self.control / text_bytes > BINARY_CONTROL_RATIO:
+            share = 100.0 * self.control / text_bytes
+            return f"looks binary ({share:.0f}% control bytes), not a text log"
+        return None
+
+
+# ------------------------------------------------------------------ reading --log
+
+def open_log(spec: str) -> tuple[BinaryIO, str, str | None]:
+    """Open --log FILE or '-' for reading: (stream, source, name). Raises a one-line error."""
+    if spec == "-":
+        stream = sys.stdin.buffer
+        if stream.isatty():
+            raise UsageProblem("--log -: standard input is a terminal; pipe the log in, e.g. "
+                               "vllm serve ... 2>&1 | vllm-bug collect --log -")
+        return stream, "stdin", None
+    path = Path(spec)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise UnreadableInput(f"--log {spec}: no such file") from None
+    except OSError as exc:
+        raise UnreadableInput(f"--log {spec}: cannot read ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(mode):
+        raise UnreadableInput(f"--log {spec} is a directory; give the log file")
+    try:
+        stream = open(path, "rb")  # noqa: SIM115 - closed by read_log
+    except PermissionError:
+        raise UnreadableInput(f"--log {spec}: permission denied") from None
+    except OSError as exc:
+        raise UnreadableInput(f"--log {spec}: cannot read ({exc.strerror or exc})") from None
+    return stream, "file", str(path)
+
+
+def read_stream(stream: BinaryIO, source: str, name: str | None, label: str) -> LogCapture:
+    """Stream the log through a LogAccumulator; refuse (exit 3) when nothing usable is in it."""
+    acc = LogAccumulator()
+    stopped_at = None
+    try:
+        while True:
+            chunk = stream.read(CHUNK_BYTES)
+            if not chunk:
+                break
+            acc.feed(chunk)
+            if acc.total >= MAX_SCAN_BYTES:
+                stopped_at = acc.total
+                _read_last_part(stream, acc)
+                break
+    except OSError as exc:
+        raise UnreadableInput(f"{label}: read failed ({exc.strerror or exc})") from None
+    problem = acc.binary_problem()
+    if problem:
+        raise UnreadableInput(f"{label} {problem}")
+    return acc.finish(source, name, scan_stopped_at=stopped_at)
+
+
+def _read_last_part(stream: BinaryIO, acc: LogAccumulator) -> None:
+    """Past the scan limit: for a regular file, jump to its end for the tail; otherwise stop."""
+    try:
+        if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+            return
+        size = os.fstat(stream.fileno()).st_size
+        if size - acc.total <= 0:
+            return
+        start = max(acc.total, size - acc.tail_bytes)
+        skipped = start - acc.total
+        stream.seek(start)
+        data = stream.read(acc.tail_bytes)
+    except (OSError, ValueError, AttributeError):
+        return
+    acc.tail += b"\n"
+    acc.total += skipped
+    acc.carry = b""
+    acc.feed(data)
+
+
+def read_log(spec: str) -> LogCapture:
+    """Read --log FILE or '-' into a LogCapture (exit 3 for anything unusable)."""
+    stream, source, name = open_log(spec)
+    label = "--log -" if spec == "-" else f"--log {spec}"
+    try:
+        return read_stream(stream, source, name, label)
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()

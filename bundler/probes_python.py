@@ -1,0 +1,229 @@
+"""torch and vLLM facts, gathered in subprocesses of the target interpreter (never imported here).
+
+Two probes run bundler/target_probe.py in the target interpreter, concurrently with everything
+else: ``python-metadata`` (package metadata only: fast) and ``python-imports`` (``import torch``,
+then ``import vllm`` and ``vllm._C``: the slow one). A crash, hang, missing interpreter or garbage
+output becomes a manifest record and an ``error`` in the section, never an exception; records the
+probe printed before it crashed or hung are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from vllm_bug.bundler.runner import CommandResult, Manifest, run_command
+
+MARKER = "@@vllm-bug-probe@@"
+METADATA_PROBE = "python-metadata"
+IMPORTS_PROBE = "python-imports"
+STDERR_TAIL = 4000
+
+
+def probe_source() -> str:
+    return Path(__file__).with_name("target_probe.py").read_text(encoding="utf-8")
+
+
+def probe_argv(python_exe: str | None, mode: str) -> list[str]:
+    return [python_exe or sys.executable, "-c", probe_source(), mode]
+
+
+def parse_records(stdout: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """The probe's marker lines as dicts, plus a description of every line that was not one."""
+    records: list[dict[str, Any]] = []
+    garbage: list[str] = []
+    for line in stdout.splitlines():
+        if not line.startswith(MARKER):
+            if line.strip():
+                garbage.append(line[:200])
+            continue
+        try:
+            record = json.loads(line[len(MARKER):])
+        except ValueError:
+            garbage.append(line[:200])
+            continue
+        if isinstance(record, dict) and isinstance(record.get("stage"), str):
+            records.append(record)
+        else:
+            garbage.append(line[:200])
+    return records, garbage
+
+
+def describe_exit(result: CommandResult) -> str | None:
+    """Why the probe ended badly, in words, or None when it exited 0."""
+    record = result.record
+    if record.status == "timeout":
+        return f"probe hung: {record.error}"
+    if record.status == "missing":
+        return f"interpreter not found: {record.error}"
+    code = record.exit_code
+    if code is None:
+        return record.error
+    if code < 0:
+        return f"probe crashed: killed by signal {-code} ({_signal_name(-code)})"
+    if code != 0:
+        return f"probe exited with code {code}: {_last_line(result.stderr)}"
+    return None
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return "unknown signal"
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "no output"
+
+
+def run_target_probe(mode: str, name: str, python_exe: str | None, manifest: Manifest,
+                     timeout_s: float) -> tuple[list[dict[str, Any]], CommandResult]:
+    """Run one probe mode; add its manifest record (an error when its output was unusable)."""
+    env = dict(os.environ)
+    env.setdefault("PYTHONIOENCODING", "utf-8")
+    result = run_command(name, probe_argv(python_exe, mode), timeout_s=timeout_s, env=env)
+    records, garbage = parse_records(result.stdout)
+    record = result.record
+    if record.status == "ok" and not records:
+        record.status = "error"
+        sample = garbage[0] if garbage else "(nothing)"
+        record.error = f"probe printed no usable record; first line: {sample}"
+    elif record.status == "timeout" or (record.exit_code or 0) < 0:
+        record.error = describe_exit(result)
+    if garbage and record.status == "ok":
+        record.error = f"ignored {len(garbage)} unexpected stdout line(s)"
+    manifest.add(record)
+    return records, result
+
+
+def _stage(records: list[dict[str, Any]], stage: str) -> dict[str, Any] | None:
+    for record in records:
+        if record.get("stage") == stage:
+            return record
+    return None
+
+
+def collect_metadata(python_exe: str | None, manifest: Manifest, timeout_s: float = 20.0) -> dict[str, Any]:
+    """The metadata probe's record ({"python", "packages", "vllm", "torch", ...}) or {"error": ...}."""
+    records, result = run_target_probe("metadata", METADATA_PROBE, python_exe, manifest, timeout_s)
+    found = _stage(records, "metadata")
+    if found is None:
+        return {"error": describe_exit(result) or result.record.error or "no metadata record"}
+    found = dict(found)
+    found.pop("stage", None)
+    return found
+
+
+def collect_imports(python_exe: str | None, manifest: Manifest, timeout_s: float = 45.0) -> dict[str, Any]:
+    """{"torch": {...} | None, "vllm": {...} | None, "error": str | None, "stalled_in": stage | None}."""
+    records, result = run_target_probe("imports", IMPORTS_PROBE, python_exe, manifest, timeout_s)
+    torch_record = _stage(records, "torch")
+    vllm_record = _stage(records, "vllm")
+    out: dict[str, Any] = {
+        "torch": torch_record.get("torch") if torch_record else None,
+        "vllm": vllm_record.get("vllm") if vllm_record else None,
+        "error": describe_exit(result) or (result.record.error if result.record.status != "ok" else None),
+        "stalled_in": None,
+        "stderr_tail": result.stderr[-STDERR_TAIL:] if result.stderr else None,
+    }
+    if out["error"] and records:
+        out["stalled_in"] = records[-1]["stage"]
+    return out
+
+
+# ------------------------------------------------------------------ payload sections
+
+def build_torch_section(metadata: dict[str, Any], imports: dict[str, Any]) -> dict[str, Any]:
+    meta_torch = metadata.get("torch") or {}
+    section: dict[str, Any] = {
+        "installed": meta_torch.get("installed"),
+        "version": meta_torch.get("version"),
+    }
+    imported = imports.get("torch")
+    if imported:
+        section.update({k: v for k, v in imported.items() if v is not None or k not in section})
+        if imported.get("error"):
+            section["import_ok"] = False
+        else:
+            section["import_ok"] = True
+    elif imports.get("error"):
+        stage = imports.get("stalled_in")
+        section["import_ok"] = False if section.get("installed") else None
+        where = "while importing torch" if stage in (None, "torch_start") else f"after stage {stage}"
+        section["error"] = f"{imports['error']} ({where})"
+        if imports.get("stderr_tail"):
+            section["traceback"] = imports["stderr_tail"]
+    if section.get("installed") is False and not section.get("error"):
+        section["error"] = "torch is not installed in the target interpreter"
+    if metadata.get("error") and section.get("installed") is None:
+        section["metadata_error"] = metadata["error"]
+    _cap_arch_list(section)
+    return section
+
+
+def _cap_arch_list(section: dict[str, Any]) -> None:
+    archs = section.get("arch_list")
+    if isinstance(archs, list):
+        section["arch_list"] = [str(a)[:32] for a in archs[:64]]
+
+
+def build_vllm_section(metadata: dict[str, Any], imports: dict[str, Any]) -> dict[str, Any]:
+    meta_vllm = dict(metadata.get("vllm") or {})
+    section: dict[str, Any] = {
+        "installed": meta_vllm.pop("installed", None),
+        "version": meta_vllm.pop("version", None),
+        "build_variant": meta_vllm.pop("build_variant", None),
+        "location": meta_vllm.pop("location", None),
+        "requirements": meta_vllm.pop("requirements", []),
+    }
+    section.update(meta_vllm)
+    unmet = [r["requirement"] for r in section["requirements"] if r.get("satisfied") is False]
+    if section["requirements"]:
+        section["requirements_unmet"] = unmet
+    imported = imports.get("vllm")
+    if imported:
+        for key in ("import_ok", "import_error", "import_traceback", "c_import_ok", "c_import_error",
+                    "c_import_traceback", "import_s"):
+            if key in imported:
+                section[key] = imported[key]
+        if section.get("installed") is None:
+            section["installed"] = imported.get("installed")
+        if not section.get("version") and imported.get("version"):
+            section["version"] = imported["version"]
+    elif imports.get("error"):
+        stage = imports.get("stalled_in")
+        if stage in ("vllm_start", "vllm_c_start"):
+            what = "import vllm" if stage == "vllm_start" else "import vllm._C"
+            section["import_ok"] = False if stage == "vllm_start" else True
+            if stage == "vllm_c_start":
+                section["c_import_ok"] = False
+            message = f"{what} did not finish: {imports['error']}"
+            section["c_import_error" if stage == "vllm_c_start" else "import_error"] = message
+            if imports.get("stderr_tail"):
+                key = "c_import_traceback" if stage == "vllm_c_start" else "import_traceback"
+                section[key] = imports["stderr_tail"]
+        else:
+            section["import_ok"] = None
+            section["import_error"] = f"import probe ended before reaching vllm: {imports['error']}"
+    if section.get("installed") is False:
+        section.setdefault("import_ok", None)
+    if metadata.get("error"):
+        section["metadata_error"] = metadata["error"]
+    for key in ("import_error", "c_import_error"):
+        if isinstance(section.get(key), str):
+            section[key] = section[key][:4000]
+    return section
+
+
+def target_python_facts(metadata: dict[str, Any]) -> dict[str, Any]:
+    return dict(metadata.get("python") or {})
+
+
+def packages_of(metadata: dict[str, Any]) -> dict[str, str]:
+    return dict(metadata.get("packages") or {})

@@ -1,0 +1,356 @@
+"""Runs inside the TARGET interpreter (the one vLLM runs in), never inside vllm-bug.
+
+Standard library only, and written for any Python >= 3.8, because the target may be older than
+vllm-bug's own interpreter. The collector passes this file's source with ``python -c SOURCE MODE``:
+
+    metadata  package versions via importlib.metadata, vLLM's location / editable state / build
+              variant, and whether each of vLLM's declared requirements is satisfied. Imports
+              neither torch nor vllm.
+    imports   ``import torch`` facts (no CUDA context: no tensors, no torch.cuda.init), then
+              ``import vllm`` and ``import vllm._C``; an import failure is recorded with its
+              traceback.
+
+Every record goes to the ORIGINAL stdout as one line ``MARKER {json}``, flushed at once, so a
+crash or hang later in the run cannot take earlier records with it. Whatever the imported
+libraries print is sent to stderr instead, so it can never be mistaken for a record.
+"""
+
+import json
+import os
+import re
+import sys
+import time
+import traceback
+
+MARKER = "@@vllm-bug-probe@@"
+TRACEBACK_CAP = 16384
+ERROR_CAP = 2000
+
+_out = None
+
+
+def _claim_stdout():
+    """Keep a private copy of stdout for records; point fd 1 at stderr for everything else."""
+    global _out
+    try:
+        sys.stdout.flush()
+        fd = os.dup(1)
+        os.dup2(2, 1)
+        _out = os.fdopen(fd, "w", encoding="utf-8")
+    except OSError:
+        _out = sys.stdout
+
+
+def emit(record):
+    _out.write(MARKER + " " + json.dumps(record, ensure_ascii=True, default=str) + "\n")
+    _out.flush()
+
+
+def _cap(text, limit):
+    if text is None or len(text) <= limit:
+        return text
+    half = limit // 2
+    return text[:half] + "\n[... %d characters cut ...]\n" % (len(text) - limit) + text[-half:]
+
+
+def _exception_facts(exc):
+    line = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    return {"error": _cap(line, ERROR_CAP), "traceback": _cap(traceback.format_exc(), TRACEBACK_CAP)}
+
+
+# ---------------------------------------------------------------- metadata mode
+
+def _normalise(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _requirement_tools():
+    """packaging's Requirement and Version classes, from packaging or pip's vendored copy."""
+    for prefix in ("packaging", "pip._vendor.packaging"):
+        try:
+            req_mod = __import__(prefix + ".requirements", fromlist=["Requirement"])
+            ver_mod = __import__(prefix + ".version", fromlist=["Version"])
+            return req_mod.Requirement, ver_mod.Version, prefix
+        except Exception:
+            continue
+    return None, None, None
+
+
+def _all_distributions(metadata):
+    packages = {}
+    duplicates = {}
+    for dist in metadata.distributions():
+        try:
+            name = dist.metadata["Name"]
+            version = dist.version
+        except Exception:
+            continue
+        if not name:
+            continue
+        key = _normalise(name)
+        if key in packages and packages[key] != version:
+            duplicates.setdefault(key, [packages[key]]).append(version)
+            continue
+        packages.setdefault(key, version)
+    return packages, duplicates
+
+
+def _direct_url(dist):
+    try:
+        text = dist.read_text("direct_url.json")
+        return json.loads(text) if text else None
+    except Exception:
+        return None
+
+
+def _local_version(version):
+    return version.split("+", 1)[1] if version and "+" in version else None
+
+
+def _requirement_check(raw, Requirement, installed_of):
+    entry = {"requirement": raw[:1000]}
+    if Requirement is None:
+        if "extra ==" in raw or 'extra==' in raw:
+            return None
+        name = re.split(r"[\s<>=!~;\[(]", raw.strip(), 1)[0]
+        entry["name"] = _normalise(name)
+        entry["installed"] = installed_of(name)
+        entry["satisfied"] = None
+        return entry
+    try:
+        req = Requirement(raw)
+    except Exception as exc:
+        entry["satisfied"] = None
+        entry["error"] = str(exc)[:200]
+        return entry
+    if req.marker is not None:
+        try:
+            if not req.marker.evaluate({"extra": ""}):
+                return None
+        except Exception:
+            return None
+    entry["name"] = _normalise(req.name)
+    installed = installed_of(req.name)
+    entry["installed"] = installed
+    if installed is None:
+        entry["satisfied"] = False
+    else:
+        try:
+            entry["satisfied"] = req.specifier.contains(installed, prereleases=True)
+        except Exception:
+            entry["satisfied"] = None
+    return entry
+
+
+def _vllm_facts(metadata, packages):
+    facts = {"installed": "vllm" in packages}
+    if not facts["installed"]:
+        return facts
+    dist = metadata.distribution("vllm")
+    facts["version"] = dist.version
+    try:
+        import importlib.util
+        spec = importlib.util.find_spec("vllm")
+        if spec is not None:
+            origin = spec.origin or (list(spec.submodule_search_locations or []) or [None])[0]
+            facts["location"] = os.path.dirname(origin) if origin and origin.endswith(".py") else origin
+    except Exception as exc:
+        facts["location_error"] = str(exc)[:200]
+    direct = _direct_url(dist)
+    if direct:
+        facts["editable"] = bool((direct.get("dir_info") or {}).get("editable"))
+        facts["install_url"] = str(direct.get("url", ""))[:1000]
+    else:
+        facts["editable"] = False
+    Requirement, Version, source = _requirement_tools()
+    facts["requirement_parser"] = source
+
+    def installed_of(name):
+        return packages.get(_normalise(name))
+
+    requirements = []
+    torch_pin = None
+    for raw in dist.requires or []:
+        entry = _requirement_check(raw, Requirement, installed_of)
+        if entry is None:
+            continue
+        requirements.append(entry)
+        if entry.get("name") == "torch":
+            torch_pin = entry["requirement"]
+    facts["requirements"] = requirements[:1000]
+    facts["torch_requirement"] = torch_pin
+    local = _local_version(dist.version)
+    if local:
+        facts["build_variant"] = local
+        facts["build_variant_source"] = "local version"
+    elif torch_pin:
+        pin = re.search(r"\+([A-Za-z0-9.]+)", torch_pin)
+        facts["build_variant"] = pin.group(1) if pin else "default wheel (" + torch_pin.replace(" ", "")[:40] + ")"
+        facts["build_variant_source"] = "torch requirement"
+    return facts
+
+
+def run_metadata():
+    import platform
+    facts = {
+        "python": {
+            "version": sys.version.split()[0],
+            "implementation": platform.python_implementation(),
+            "executable": sys.executable,
+            "prefix": sys.prefix,
+            "base_prefix": getattr(sys, "base_prefix", sys.prefix),
+            "env_kind": _env_kind(),
+        }
+    }
+    try:
+        import importlib.metadata as metadata
+    except ImportError:
+        facts["error"] = "importlib.metadata is unavailable (Python < 3.8)"
+        emit({"stage": "metadata", **facts})
+        return
+    packages, duplicates = _all_distributions(metadata)
+    facts["packages"] = packages
+    if duplicates:
+        facts["duplicates"] = duplicates
+    try:
+        facts["vllm"] = _vllm_facts(metadata, packages)
+    except Exception as exc:
+        facts["vllm"] = {"installed": "vllm" in packages, "version": packages.get("vllm")}
+        facts["vllm"].update(_exception_facts(exc))
+    torch_version = packages.get("torch")
+    facts["torch"] = {"installed": torch_version is not None, "version": torch_version,
+                      "build_variant": _local_version(torch_version)}
+    emit({"stage": "metadata", **facts})
+
+
+def _env_kind():
+    if os.environ.get("CONDA_PREFIX") and os.path.realpath(os.environ["CONDA_PREFIX"]) == os.path.realpath(sys.prefix):
+        return "conda"
+    cfg = os.path.join(sys.prefix, "pyvenv.cfg")
+    if os.path.exists(cfg):
+        try:
+            with open(cfg, encoding="utf-8", errors="replace") as fh:
+                if re.search(r"^\s*uv\s*=", fh.read(), re.M):
+                    return "uv"
+        except OSError:
+            pass
+        return "venv"
+    if os.path.exists(os.path.join(sys.prefix, "conda-meta")):
+        return "conda"
+    return "system"
+
+
+# ---------------------------------------------------------------- imports mode
+
+def _torch_facts():
+    started = time.monotonic()
+    import torch  # noqa: F401 - the point of the probe
+
+    facts = {"installed": True, "version": str(torch.__version__)}
+    version = getattr(torch, "version", None)
+    facts["cuda"] = getattr(version, "cuda", None)
+    facts["hip"] = getattr(version, "hip", None)
+    facts["debug"] = getattr(version, "debug", None)
+    facts["git_version"] = getattr(version, "git_version", None)
+    facts["location"] = os.path.dirname(getattr(torch, "__file__", "") or "") or None
+    facts["import_s"] = round(time.monotonic() - started, 3)
+    errors = {}
+
+    def fact(key, getter):
+        try:
+            facts[key] = getter()
+        except Exception as exc:
+            facts[key] = None
+            errors[key] = ("%s: %s" % (type(exc).__name__, exc))[:500]
+
+    fact("cudnn", lambda: _str_or_none(torch.backends.cudnn.version()))
+    fact("arch_list", lambda: list(torch.cuda.get_arch_list()))
+    fact("cuda_available", lambda: bool(torch.cuda.is_available()))
+    fact("device_count", lambda: int(torch.cuda.device_count()))
+    fact("nccl_version", _nccl_version)
+    if errors:
+        facts["errors"] = errors
+    return facts
+
+
+def _str_or_none(value):
+    return None if value is None else str(value)
+
+
+def _nccl_version():
+    import torch
+
+    if not torch.cuda.is_available() and getattr(torch.version, "cuda", None) is None:
+        return None
+    version = torch.cuda.nccl.version()
+    if isinstance(version, tuple):
+        return ".".join(str(part) for part in version)
+    # older torch packs it as MAJOR*1000 + MINOR*100 + PATCH (or *10000 from 2.19 on)
+    version = int(version)
+    if version >= 10000:
+        return "%d.%d.%d" % (version // 10000, (version // 100) % 100, version % 100)
+    return "%d.%d.%d" % (version // 1000, (version // 100) % 10, version % 100)
+
+
+def _import_vllm():
+    started = time.monotonic()
+    facts = {}
+    import vllm  # noqa: F401
+
+    facts["version"] = str(getattr(vllm, "__version__", "") or "") or None
+    facts["location"] = os.path.dirname(getattr(vllm, "__file__", "") or "") or None
+    facts["import_s"] = round(time.monotonic() - started, 3)
+    return facts
+
+
+def run_imports():
+    import importlib.util
+
+    emit({"stage": "torch_start"})
+    try:
+        torch_facts = _torch_facts()
+    except BaseException as exc:  # noqa: BLE001 - a failed import is the fact we came for
+        torch_facts = {"installed": importlib.util.find_spec("torch") is not None}
+        torch_facts.update(_exception_facts(exc))
+    emit({"stage": "torch", "torch": torch_facts})
+
+    if importlib.util.find_spec("vllm") is None:
+        emit({"stage": "vllm", "vllm": {"installed": False, "import_ok": None, "c_import_ok": None}})
+        return
+    emit({"stage": "vllm_start"})
+    facts = {"installed": True}
+    try:
+        facts.update(_import_vllm())
+        facts["import_ok"] = True
+    except BaseException as exc:  # noqa: BLE001
+        facts["import_ok"] = False
+        problem = _exception_facts(exc)
+        facts["import_error"], facts["import_traceback"] = problem["error"], problem["traceback"]
+        emit({"stage": "vllm", "vllm": facts})
+        return
+    emit({"stage": "vllm_c_start"})
+    try:
+        import vllm._C  # noqa: F401
+        facts["c_import_ok"] = True
+    except BaseException as exc:  # noqa: BLE001
+        facts["c_import_ok"] = False
+        problem = _exception_facts(exc)
+        facts["c_import_error"], facts["c_import_traceback"] = problem["error"], problem["traceback"]
+    emit({"stage": "vllm", "vllm": facts})
+
+
+def main(argv):
+    _claim_stdout()
+    mode = argv[1] if len(argv) > 1 else ""
+    if mode == "metadata":
+        run_metadata()
+    elif mode == "imports":
+        run_imports()
+    else:
+        emit({"stage": "error", "error": "unknown mode %r" % mode})
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
