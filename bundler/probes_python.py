@@ -159,8 +159,10 @@ def build_torch_section(metadata: dict[str, Any], imports: dict[str, Any]) -> di
         section["error"] = f"{imports['error']} ({where})"
         if imports.get("stderr_tail"):
             section["traceback"] = imports["stderr_tail"]
-    if section.get("installed") is False and not section.get("error"):
+    if section.get("installed") is False:
         section["error"] = "torch is not installed in the target interpreter"
+        section["import_ok"] = None
+        section.pop("traceback", None)
     if metadata.get("error") and section.get("installed") is None:
         section["metadata_error"] = metadata["error"]
     _cap_arch_list(section)

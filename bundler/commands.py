@@ -1,0 +1,294 @@
+"""`vllm-bug collect` and `vllm-bug run`: option handling, the run pass-through, the summary.
+
+Exit codes: 0 ok; 1 the bundle cannot be written (output exists without --force, directory not
+writable, ...); 2 usage (--python not found, --log - on a terminal); 3 the --log is unusable
+(missing, unreadable, a directory, empty, binary or compressed). `run` exits with COMMAND's own
+code (128+N when a signal N killed it), or 127 when COMMAND cannot be started.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from vllm_bug.errors import UsageProblem, VllmBugError
+
+AfterWrite = Callable[[Path, dict], list[str]]
+EXIT_CANNOT_START = 127
+PUMP_CHUNK = 65536
+
+
+# ------------------------------------------------------------------ collect
+
+def resolve_python(python_exe: str | None) -> str | None:
+    """--python as an absolute path; a usage error when it names nothing runnable."""
+    if not python_exe:
+        return None
+    found = python_exe if os.path.sep in python_exe else shutil.which(python_exe)
+    if not found or not os.path.exists(found):
+        raise UsageProblem(f"--python {python_exe}: no such interpreter")
+    if os.path.isdir(found) or not os.access(found, os.X_OK):
+        raise UsageProblem(f"--python {python_exe}: not an executable file")
+    return os.path.abspath(found)
+
+
+def collect_command(log_path: str | None = None, output: str | None = None, force: bool = False,
+                    timeout_s: float = 60.0, python_exe: str | None = None, model: str | None = None,
+                    quiet: bool = False, *, after_write: AfterWrite | None = None) -> int:
+    from vllm_bug.bundler.collect import CollectOptions, check_output_writable, output_path
+    from vllm_bug.bundler.logcapture import read_log
+
+    path = output_path(output)
+    check_output_writable(path, force)
+    python = resolve_python(python_exe)
+    log = read_log(log_path) if log_path else None
+    options = CollectOptions(output=str(path), force=force, timeout_s=timeout_s, python_exe=python, model=model,
+                             log=log, progress=not quiet and sys.stderr.isatty())
+    return _collect_and_report(options, path, quiet, after_write, sys.stdout)
+
+
+def _collect_and_report(options: Any, path: Path, quiet: bool, after_write: AfterWrite | None, stream) -> int:
+    from vllm_bug.bundler.collect import build_payload, write_payload
+
+    started = time.monotonic()
+    payload, _manifest, _redactor = build_payload(options)
+    written, doc = write_payload(payload, path, options.force)
+    extras = after_write(written, doc) if after_write else []
+    if quiet:
+        print(written, file=stream)
+    else:
+        print(format_summary(doc["payload"], written, time.monotonic() - started, extras or []), file=stream)
+    stream.flush()
+    return 0
+
+
+# ------------------------------------------------------------------ summary
+
+def format_summary(payload: dict[str, Any], path: Path, seconds: float, extras: list[str]) -> str:
+    size = path.stat().st_size if path.exists() else 0
+    lines = [f"vllm-bug: wrote {path} ({size / 1024:.1f} KiB) in {seconds:.1f} s"]
+    lines.append("  GPUs:    " + _gpu_line(payload))
+    lines.append("  torch:   " + _torch_line(payload.get("torch") or {}))
+    lines.append("  vLLM:    " + _vllm_line(payload.get("vllm") or {}))
+    log = payload.get("log")
+    if log:
+        cut = f", {log.get('omitted_bytes', 0):,} bytes cut from the middle" if log.get("truncated") else ""
+        lines.append(f"  log:     {log.get('original_lines', 0):,} lines, {len(log.get('tracebacks') or [])} traceback(s){cut}")
+    command = payload.get("command")
+    if command:
+        lines.append(f"  command: exit code {command.get('exit_code')} after {command.get('duration_s')} s")
+    model = payload.get("model")
+    if model:
+        state = "config.json summarised" if model.get("found") else "config.json not on this machine"
+        lines.append(f"  model:   {model.get('name')} ({state})")
+    failed = [f"{p['name']} ({p['status']})" for p in payload["manifest"]["probes"] if p["status"] not in ("ok", "skipped")]
+    lines.append("  probes:  " + (f"{len(failed)} did not succeed: " + ", ".join(failed) if failed else "all succeeded"))
+    redactions = payload.get("redactions") or []
+    lines.append("  redacted: " + (", ".join(f"{r['kind']} x{r['count']}" for r in redactions) if redactions else "nothing found to redact"))
+    for extra in extras:
+        lines.append(f"  also wrote {extra}")
+    return "\n".join(lines)
+
+
+def _gpu_line(payload: dict[str, Any]) -> str:
+    gpus = payload.get("gpus") or []
+    driver = payload.get("driver") or {}
+    if not gpus:
+        reason = (driver.get("error") or "").splitlines()[0][:120] if driver.get("error") else ""
+        return "none found" + (f" ({reason})" if reason else "")
+    names: dict[str, int] = {}
+    for gpu in gpus:
+        label = f"{gpu.get('name')}" + (f" (CC {gpu['compute_capability']})" if gpu.get("compute_capability") else "")
+        names[label] = names.get(label, 0) + 1
+    listed = ", ".join(f"{n} x {label}" for label, n in names.items())
+    return f"{listed}; driver {driver.get('version')}, driver supports CUDA up to {driver.get('cuda_version')}"
+
+
+def _torch_line(torch: dict[str, Any]) -> str:
+    if torch.get("installed") is False:
+        return "not installed"
+    if not torch.get("version"):
+        return f"unknown ({torch.get('error') or 'probe failed'})"
+    parts = [str(torch["version"])]
+    if torch.get("cuda"):
+        parts.append(f"built for CUDA {torch['cuda']}")
+    if torch.get("cuda_available") is not None:
+        parts.append(f"CUDA available: {'yes' if torch['cuda_available'] else 'no'}, {torch.get('device_count')} device(s)")
+    if torch.get("error"):
+        parts.append(f"import failed: {str(torch['error'])[:100]}")
+    return ", ".join(parts)
+
+
+def _vllm_line(vllm: dict[str, Any]) -> str:
+    if vllm.get("installed") is False:
+        return "not installed"
+    version = vllm.get("version") or "unknown version"
+    variant = f" ({vllm['build_variant']})" if vllm.get("build_variant") else ""
+    if vllm.get("import_ok") is False:
+        state = f"import FAILED: {str(vllm.get('import_error') or '')[:100]}"
+    elif vllm.get("c_import_ok") is False:
+        state = f"import ok, vllm._C FAILED: {str(vllm.get('c_import_error') or '')[:100]}"
+    elif vllm.get("import_ok"):
+        state = "import ok"
+    else:
+        state = "import not checked"
+    unmet = vllm.get("requirements_unmet") or []
+    return f"{version}{variant}, {state}" + (f"; {len(unmet)} requirement(s) unmet" if unmet else "")
+
+
+# ------------------------------------------------------------------ run
+
+class _Pump:
+    """Copies one pipe to one of our streams as bytes arrive, and complete lines into the log."""
+
+    def __init__(self, fd: int, sink, accumulator, lock: threading.Lock) -> None:
+        self.fd, self.sink, self.accumulator, self.lock = fd, sink, accumulator, lock
+        self.carry = b""
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                data = os.read(self.fd, PUMP_CHUNK)
+            except OSError:
+                break
+            if not data:
+                break
+            self._pass_through(data)
+            self._keep(data)
+        if self.carry:
+            with self.lock:
+                self.accumulator.feed(self.carry + b"\n")
+            self.carry = b""
+
+    def _pass_through(self, data: bytes) -> None:
+        try:
+            self.sink.write(data)
+            self.sink.flush()
+        except (OSError, ValueError):
+            pass  # our own output went away (closed pipe): keep capturing anyway
+
+    def _keep(self, data: bytes) -> None:
+        data = self.carry + data
+        cut = data.rfind(b"\n") + 1
+        if cut == 0 and len(data) < PUMP_CHUNK * 16:
+            self.carry = data
+            return
+        cut = cut or len(data)
+        self.carry = data[cut:]
+        with self.lock:
+            self.accumulator.feed(data[:cut])
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")  # a Python child writing to a pipe would otherwise hold its output back
+    return env
+
+
+def _start_child(argv: list[str]) -> subprocess.Popen:
+    kwargs: dict[str, Any] = {}
+    if sys.version_info >= (3, 11):
+        kwargs["process_group"] = 0
+    else:
+        kwargs["preexec_fn"] = os.setpgrp
+    stdin = subprocess.DEVNULL if sys.stdin is None or sys.stdin.isatty() else None
+    return subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=_child_env(), **kwargs)
+
+
+def _forward_signals(child: subprocess.Popen) -> dict[int, Any]:
+    def forward(signum, _frame):
+        try:
+            os.killpg(child.pid, signum)
+        except (ProcessLookupError, PermissionError):
+            try:
+                child.send_signal(signum)
+            except ProcessLookupError:
+                pass
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        try:
+            previous[sig] = signal.signal(sig, forward)
+        except (ValueError, OSError):  # not the main thread: leave signals alone
+            pass
+    return previous
+
+
+def run_child(argv: list[str], stdout_sink, stderr_sink):
+    """Run argv with its output passing through live; (exit_code, raw returncode, duration, accumulator)."""
+    from vllm_bug.bundler.logcapture import LogAccumulator
+
+    accumulator = LogAccumulator()
+    started = time.monotonic()
+    try:
+        child = _start_child(argv)
+    except OSError as exc:
+        raise _CannotStart(f"cannot run {argv[0]}: {exc.strerror or exc}") from None
+    previous = _forward_signals(child)
+    lock = threading.Lock()
+    pumps = [_Pump(child.stdout.fileno(), stdout_sink, accumulator, lock),
+             _Pump(child.stderr.fileno(), stderr_sink, accumulator, lock)]
+    try:
+        for pump in pumps:
+            pump.thread.start()
+        returncode = child.wait()
+        for pump in pumps:
+            pump.thread.join()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        child.stdout.close()
+        child.stderr.close()
+    exit_code = returncode if returncode >= 0 else 128 - returncode
+    return exit_code, returncode, time.monotonic() - started, accumulator
+
+
+class _CannotStart(Exception):
+    pass
+
+
+def run_command(output: str | None = None, force: bool = False, always: bool = False,
+                command: tuple[str, ...] | list[str] = (), *, after_write: AfterWrite | None = None) -> int:
+    from vllm_bug.bundler.collect import CollectOptions, check_output_writable, output_path
+
+    argv = list(command)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        raise UsageProblem("no command given; usage: vllm-bug run -- COMMAND [ARGS...]")
+    path = output_path(output)
+    check_output_writable(path, force)
+    try:
+        exit_code, returncode, duration, accumulator = run_child(
+            argv, _binary(sys.stdout), _binary(sys.stderr))
+    except _CannotStart as exc:
+        print(f"vllm-bug: error: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_START
+    if exit_code == 0 and not always:
+        return 0
+    command_facts: dict[str, Any] = {"argv": argv, "exit_code": exit_code, "duration_s": round(duration, 3)}
+    if returncode < 0:
+        command_facts["signal"] = -returncode
+    log = accumulator.finish("command", os.path.basename(argv[0]))
+    options = CollectOptions(output=str(path), force=force, python_exe=None, log=log, command=command_facts,
+                             progress=sys.stderr.isatty())
+    print(f"vllm-bug: {argv[0]} exited with code {exit_code}; collecting a bundle...", file=sys.stderr)
+    try:
+        _collect_and_report(options, path, False, after_write, sys.stderr)
+    except VllmBugError as exc:
+        print(f"vllm-bug: error: {exc}", file=sys.stderr)
+        return exit_code or exc.exit_code
+    return exit_code
+
+
+def _binary(stream):
+    return getattr(stream, "buffer", stream)
