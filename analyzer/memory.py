@@ -545,7 +545,8 @@ class MemoryEstimate:
     kv_tokens_needed: int
     kv_bytes_needed_per_gpu: int
     one_sequence_fits: bool  # what vLLM checks at start-up
-    fits: bool  # max_num_seqs sequences of max_model_len tokens at once
+    memory_fits: bool  # max_num_seqs sequences of max_model_len tokens at once, memory-wise
+    fits: bool  # memory_fits and vLLM would accept the parallel layout
     alternatives: Alternatives
     problems: list[str] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
@@ -621,7 +622,7 @@ def estimate(shape: ModelShape, gpu_memory_bytes: int, num_gpus: int = 1, tp: in
         kv_budget_bytes_per_gpu=cap.kv_budget_bytes, kv_tokens_fit=cap.tokens_fit, kv_tokens_needed=tokens_needed,
         kv_bytes_needed_per_gpu=cap.kv_needed_bytes,
         one_sequence_fits=cap.tokens_fit >= max_model_len and not problems,
-        fits=cap.fits and not problems, alternatives=alternatives, problems=problems,
+        memory_fits=cap.fits, fits=cap.fits and not problems, alternatives=alternatives, problems=problems,
     )
     result.lines = _arithmetic_lines(shape, weights, result, gpu_label)
     result.suggestions = _suggestions(result)
@@ -704,9 +705,12 @@ def _arithmetic_lines(shape: ModelShape, weights: WeightsEstimate, r: MemoryEsti
            f"whole {BLOCK_TOKENS}-token blocks)" if r.kv_budget_bytes_per_gpu > 0 else " -> no room for any KV cache"),
     ]
     ratio = r.kv_bytes_needed_per_gpu / r.kv_budget_bytes_per_gpu if r.kv_budget_bytes_per_gpu > 0 else math.inf
-    verdict = "fits" if r.fits else ("does NOT fit" + (f" ({ratio:,.1f}x the budget)" if math.isfinite(ratio) else ""))
+    if r.memory_fits:
+        verdict = "fits" if r.fits else "fits in memory, but see the problem below"
+    else:
+        verdict = "does NOT fit" + (f" ({ratio:,.1f}x the budget)" if math.isfinite(ratio) else "")
     lines.append(
-        f"Requested: {r.max_num_seqs:,} sequences x {r.max_model_len:,} tokens = {r.kv_tokens_needed:,} tokens x "
+        f"Requested: {r.max_num_seqs:,} sequence(s) x {r.max_model_len:,} tokens = {r.kv_tokens_needed:,} tokens x "
         f"{r.kv_bytes_per_token_per_gpu:,} bytes = {gib(r.kv_bytes_needed_per_gpu)} per GPU -> {verdict}")
     if not r.fits and not r.problems:
         lines.append(
@@ -720,9 +724,12 @@ def _suggestions(r: MemoryEstimate) -> list[str]:
     if r.fits:
         return []
     alt = r.alternatives
+    if r.memory_fits:  # only the parallel layout is wrong
+        return [f"--tensor-parallel-size {alt.smallest_tp_that_fits}" + (f" (needs {alt.smallest_tp_that_fits * r.pp} GPUs)"
+                if alt.smallest_tp_needs_more_gpus else "") + " is a valid size that fits"] if alt.smallest_tp_that_fits else []
     out = []
     if alt.max_model_len_for_max_num_seqs > 0:
-        out.append(f"--max-model-len {alt.max_model_len_for_max_num_seqs} lets {r.max_num_seqs:,} sequences fit at once")
+        out.append(f"--max-model-len {alt.max_model_len_for_max_num_seqs} lets {r.max_num_seqs:,} sequence(s) fit at once")
     if alt.max_num_seqs_at_max_model_len > 0:
         out.append(f"at --max-model-len {r.max_model_len} only {alt.max_num_seqs_at_max_model_len:,} sequence(s) fit at once: "
                    f"--max-num-seqs {alt.max_num_seqs_at_max_model_len} (vLLM queues the rest)")
@@ -767,9 +774,12 @@ def _notes(shape: ModelShape, r: MemoryEstimate) -> list[str]:
                      "lower than this upper bound.")
     if r.alternatives.fp8_kv_supported is False and r.kv_cache_dtype not in ("fp8", "fp8_e4m3", "fp8_e5m2"):
         cc = ".".join(map(str, r.compute_capability or ()))
-        notes.append(f"--kv-cache-dtype fp8 is not suggested: compute capability {cc} < 8.9 (fp8 e4m3 fails on "
-                     "Ampere in vLLM V1, vllm-project/vllm#26431; fp8_e5m2 may work but is not verified here)."
+        notes.append(f"--kv-cache-dtype fp8 is not suggested: compute capability {cc} < 8.9 (fp8 e4m3 fails below "
+                     "8.9 in vLLM V1's Triton attention, vllm-project/vllm#26431; fp8_e5m2 may work but is not "
+                     "verified here)."
                      + (" It would fit the request." if r.alternatives.fp8_kv_fits else ""))
+    if r.activation_dtype in ("bfloat16", "bf16") and r.compute_capability and tuple(r.compute_capability) < (8, 0):
+        notes.append("bfloat16 needs compute capability >= 8.0: this GPU needs --dtype half (same size in memory).")
     if shape.quant_method:
         notes.append(f"The checkpoint is quantized ({shape.quant_method}); its weight size is estimated from the "
                      "bits per weight, embeddings kept in 16 bits.")
