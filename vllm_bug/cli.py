@@ -95,7 +95,13 @@ def analyze(**options) -> None:
 @click.option("--kv-cache-dtype", default="auto", show_default=True, help="auto (same as dtype), fp8, float16, bfloat16.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def memory(**options) -> None:
-    """Show the memory arithmetic for serving a model: weights per GPU, KV cache per token, what fits."""
+    """Show the memory arithmetic for serving a model: weights per GPU, KV cache per token, what fits.
+
+    \b
+    Example: vllm-bug memory --model Llama-3.1-70B --gpu A100-80GB --num-gpus 2 --max-model-len 16384 --max-num-seqs 64
+    Exit codes: 0 printed (fits or not), 2 bad options (unknown model, GPU or dtype),
+    3 the config is missing, unreadable or not a model config, 4 the config is too large or nested too deep.
+    """
     from vllm_bug.analyzer.memory_command import memory_command
 
     sys.exit(memory_command(**options))
