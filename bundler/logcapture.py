@@ -169,7 +169,7 @@ class TracebackExtractor:
 
     def feed(self, line: str) -> None:
         self.lines_seen += 1
-        if "\x1b" in line or "\r" in line:
+        if "\x1b" in line or "\r" in line or _CONTROL.search(line):
             line = clean_text(line)
         start = line.find(TB_START)
         if start >= 0:
