@@ -61,6 +61,10 @@ def clean_text(text: str | None, limit: int) -> str | None:
     return text[:limit]
 
 
+def capped(value: str | None, limit: int) -> str | None:
+    return value[:limit] if value is not None else None
+
+
 def looks_like_nvidia_smi(text: str) -> bool:
     return bool(_HEADER_DRIVER.search(text) or "NVIDIA-SMI" in text or "NVSMI LOG" in text)
 
@@ -70,7 +74,8 @@ def parse_header(text: str | None) -> dict[str, str | None]:
     text = text or ""
     driver = _HEADER_DRIVER.search(text)
     cuda = _HEADER_CUDA.search(text)
-    return {"version": driver.group(1) if driver else None, "cuda_version": cuda.group(1) if cuda else None}
+    return {"version": capped(driver.group(1), 64) if driver else None,
+            "cuda_version": capped(cuda.group(1), 32) if cuda else None}
 
 
 def driver_failure_line(text: str | None) -> str | None:
@@ -140,15 +145,15 @@ def gpu_from_query_row(row: dict[str, str | None], position: int) -> dict[str, A
     uuid = row.get("uuid")
     gpu: dict[str, Any] = {
         "index": index if index is not None and index >= 0 else position,
-        "name": row.get("name"),
-        "compute_capability": cap if cap and re.fullmatch(r"\d+\.\d+", cap) else None,
+        "name": capped(row.get("name"), 256),
+        "compute_capability": cap if cap and re.fullmatch(r"\d{1,3}\.\d{1,3}", cap) else None,
         "memory_total_bytes": _mib_bytes(row.get("memory.total")),
         "memory_used_bytes": _mib_bytes(row.get("memory.used")),
         "memory_free_bytes": _mib_bytes(row.get("memory.free")),
-        "pci_bus_id": row.get("pci.bus_id"),
+        "pci_bus_id": capped(row.get("pci.bus_id"), 64),
         "uuid_hash": identifier_hash(uuid) if uuid else None,
         "persistence_mode": _enabled(row.get("persistence_mode")),
-        "compute_mode": row.get("compute_mode"),
+        "compute_mode": capped(row.get("compute_mode"), 64),
         "temperature_c": _number(row.get("temperature.gpu")),
         "power_w": _number(row.get("power.draw")),
         "processes": [],

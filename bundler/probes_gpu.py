@@ -166,9 +166,9 @@ def _read_initialised(nvml: Any) -> NvmlReading:
     reader = _Reader(nvml, driver_errors)
     cuda_int = reader.read("cuda_version", "nvmlSystemGetCudaDriverVersion")
     driver = {
-        "version": _text(reader.read("version", "nvmlSystemGetDriverVersion")),
+        "version": smi.capped(_text(reader.read("version", "nvmlSystemGetDriverVersion")), 64),
         "cuda_version": cuda_version_from_int(int(cuda_int)) if isinstance(cuda_int, int) else None,
-        "nvml_version": _text(reader.read("nvml_version", "nvmlSystemGetNVMLVersion")),
+        "nvml_version": smi.capped(_text(reader.read("nvml_version", "nvmlSystemGetNVMLVersion")), 64),
         "source": "nvml",
         "error": None,
     }
@@ -193,12 +193,12 @@ def read_gpu(nvml: Any, index: int) -> tuple[dict[str, Any], Any]:
     handle = reader.read("handle", "nvmlDeviceGetHandleByIndex", index)
     if handle is None:
         return gpu, None
-    gpu["name"] = _text(reader.read("name", "nvmlDeviceGetName", handle))
+    gpu["name"] = smi.capped(_text(reader.read("name", "nvmlDeviceGetName", handle)), 256)
     capability = reader.read("compute_capability", "nvmlDeviceGetCudaComputeCapability", handle)
     gpu["compute_capability"] = f"{capability[0]}.{capability[1]}" if capability else None
     gpu.update(_memory(reader, handle))
     pci = reader.read("pci_bus_id", "nvmlDeviceGetPciInfo", handle)
-    gpu["pci_bus_id"] = _text(getattr(pci, "busId", None)) if pci is not None else None
+    gpu["pci_bus_id"] = smi.capped(_text(getattr(pci, "busId", None)), 64) if pci is not None else None
     uuid = _text(reader.read("uuid_hash", "nvmlDeviceGetUUID", handle))
     gpu["uuid_hash"] = smi.identifier_hash(uuid) if uuid else None
     persistence = reader.read("persistence_mode", "nvmlDeviceGetPersistenceMode", handle)
@@ -459,7 +459,7 @@ def _collect(manifest: Manifest, timeout_s: float, nvml: Any, run: Callable[...,
         gpus, csv_driver, csv_text = _fallback(manifest, run, exe, plain, timeout_s)
         if csv_text is not None:
             nvidia_smi["query_csv"] = csv_text
-        version = csv_driver or header["version"]
+        version = smi.capped(csv_driver, 64) or header["version"]
         driver = {
             "version": version,
             "cuda_version": header["cuda_version"],

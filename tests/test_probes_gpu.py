@@ -586,3 +586,20 @@ def test_vllms_vendored_binding_is_used_without_importing_vllm(tmp_path, monkeyp
     monkeypatch.setitem(sys.modules, "pynvml", None)  # makes `import pynvml` fail
     module = G.import_nvml()
     assert module.VENDORED is True and "vllm" not in sys.modules
+
+
+def test_oversized_csv_values_are_capped_to_fit_the_schema():
+    line = ", ".join(["0", "N" * 5000, "5" * 300] + ["1"] * 5) + "\n"  # the 8 basic fields
+    overrides = {"csv": lambda name: CommandResult(ProbeRecord(name, "ok", 0.01, exit_code=0), stdout=line)}
+    run = FixtureRun(H200, overrides)
+
+    def basic_fields_only(name, argv, timeout_s=10.0, **kwargs):
+        if argv[1:] and "compute_cap" in argv[1] and "uuid" in argv[1]:
+            return failing('Field "ecc.mode.pending" is not a valid field to query.', 2)(name)
+        return run(name, argv, timeout_s)
+
+    section = G.collect_gpu_section(Manifest(), nvml=FakeNvml(H200, init_error=pynvml.NVMLError_LibraryNotFound),
+                                    run=basic_fields_only)
+    (gpu,) = section["gpus"]
+    assert len(gpu["name"]) == 256 and section["driver"]["version"] == "5" * 64
+    assert_valid(section)
