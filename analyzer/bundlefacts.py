@@ -1,0 +1,160 @@
+"""Facts from a validated bundle: the measured sections first, then whatever its log text adds.
+
+The schema lets almost every field be null, and probes that failed leave sections empty, so every
+read here tolerates missing or odd values. Text extraction then runs over the log (and the
+captured tracebacks and nvidia-smi output) to fill lines, tracebacks, root cause and engine args
+the same way as for pasted text, without overriding anything measured.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from vllm_bug.analyzer.facts import Facts, Gpu, normalise_package_name
+from vllm_bug.analyzer.gpus import parse_compute_capability
+from vllm_bug.analyzer.logclean import clean_lines
+from vllm_bug.analyzer.textfacts import _mask_secret, fill_from_lines, parse_command_args
+
+
+def facts_from_bundle(doc: dict[str, Any]) -> Facts:
+    payload = _dict(doc.get("payload"))
+    facts = Facts(input_kind="bundle")
+    _host(facts, _dict(payload.get("host")))
+    facts.gpus = [_gpu(g, i) for i, g in enumerate(_list(payload.get("gpus"))) if isinstance(g, dict)]
+    driver = _dict(payload.get("driver"))
+    facts.driver_version = _str(driver.get("version"))
+    facts.driver_cuda = _str(driver.get("cuda_version"))
+    toolkit = _dict(payload.get("cuda_toolkit"))
+    facts.nvcc_version = _str(toolkit.get("nvcc_version"))
+    facts.cuda_home = _str(toolkit.get("cuda_home"))
+    _torch(facts, _dict(payload.get("torch")))
+    _vllm(facts, _dict(payload.get("vllm")))
+    facts.packages = {normalise_package_name(str(k)): str(v) for k, v in _dict(payload.get("packages")).items() if v is not None}
+    if facts.torch_version is None:
+        facts.torch_version = facts.package("torch")
+    if facts.vllm_version is None:
+        facts.vllm_version = facts.package("vllm")
+    facts.env = {str(k): _mask_secret(str(k), str(v)) for k, v in _dict(payload.get("env")).items() if v is not None}
+    facts.xid = [str(x) for x in _list(payload.get("xid"))]
+    model = payload.get("model")
+    facts.model = model if isinstance(model, dict) else None
+    facts.redactions = [r for r in _list(payload.get("redactions")) if isinstance(r, dict)]
+    _command(facts, payload.get("command"))
+    _from_text_sections(facts, payload)
+    return facts
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _str(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _host(facts: Facts, host: dict[str, Any]) -> None:
+    facts.os = _str(host.get("os"))
+    facts.kernel = _str(host.get("kernel"))
+    facts.glibc = _str(host.get("glibc"))
+    facts.glibcxx_max = _str(host.get("glibcxx_max"))
+    facts.python_version = _str(_dict(host.get("python")).get("version"))
+    if facts.python_version:
+        m = re.match(r"\d+\.\d+(?:\.\d+)?", facts.python_version)
+        facts.python_version = m.group(0) if m else facts.python_version
+    facts.container = {str(k): bool(v) for k, v in _dict(host.get("container")).items() if isinstance(v, bool)}
+    facts.shm_total_bytes = _int(host.get("shm_total_bytes"))
+
+
+def _gpu(raw: dict[str, Any], position: int) -> Gpu:
+    mig = raw.get("mig_mode")
+    mig_enabled = None
+    if isinstance(mig, dict):
+        current = str(mig.get("current", "")).lower()
+        mig_enabled = current in ("enabled", "1", "true") if current else None
+    index = _int(raw.get("index"))
+    return Gpu(
+        name=_str(raw.get("name")),
+        compute_capability=parse_compute_capability(_str(raw.get("compute_capability"))),
+        memory_total_bytes=_int(raw.get("memory_total_bytes")),
+        memory_used_bytes=_int(raw.get("memory_used_bytes")),
+        index=index if index is not None else position,
+        processes=[p for p in _list(raw.get("processes")) if isinstance(p, dict)],
+        mig_enabled=mig_enabled,
+        compute_mode=_str(raw.get("compute_mode")),
+    )
+
+
+def _torch(facts: Facts, torch: dict[str, Any]) -> None:
+    facts.torch_version = _str(torch.get("version"))
+    facts.torch_cuda = _str(torch.get("cuda"))
+    arch = torch.get("arch_list")
+    facts.torch_arch_list = [str(a) for a in arch] if isinstance(arch, list) else None
+    available = torch.get("cuda_available")
+    facts.torch_cuda_available = available if isinstance(available, bool) else None
+    facts.torch_device_count = _int(torch.get("device_count"))
+
+
+def _vllm(facts: Facts, vllm: dict[str, Any]) -> None:
+    facts.vllm_version = _str(vllm.get("version"))
+    ok = vllm.get("import_ok")
+    facts.vllm_import_ok = ok if isinstance(ok, bool) else None
+    facts.vllm_import_error = _str(vllm.get("import_error"))
+    facts.vllm_requirements = [r for r in _list(vllm.get("requirements")) if isinstance(r, dict)]
+
+
+def _command(facts: Facts, command: Any) -> None:
+    if not isinstance(command, dict):
+        return
+    argv = [str(a) for a in _list(command.get("argv"))]
+    if not argv:
+        return
+    import shlex
+
+    facts.launch_command = " ".join(shlex.quote(a) for a in argv)[:4096]
+    for key, value in parse_command_args(facts.launch_command).items():
+        facts.engine_args.setdefault(key, value)
+
+
+def _from_text_sections(facts: Facts, payload: dict[str, Any]) -> None:
+    """Run the text extractors over the log, the captured tracebacks and nvidia-smi output."""
+    log = _dict(payload.get("log"))
+    log_text = log.get("text") if isinstance(log.get("text"), str) else ""
+    lines = clean_lines(log_text) if log_text else []
+    facts.lines = lines
+    fill_from_lines(facts, lines)
+    if facts.root_cause is None or not facts.tracebacks:
+        extra = "\n\n".join(t for t in _list(log.get("tracebacks")) if isinstance(t, str))
+        import_tb = _str(_dict(payload.get("vllm")).get("import_traceback"))
+        torch_tb = _str(_dict(payload.get("torch")).get("traceback"))
+        extra = "\n\n".join(t for t in (extra, import_tb, torch_tb) if t)
+        if extra:
+            extra_lines = clean_lines(extra)
+            offset = len(facts.lines)
+            facts.lines = facts.lines + extra_lines
+            from vllm_bug.analyzer.tracebacks import parse_tracebacks, pick_root_cause
+
+            found = parse_tracebacks(extra_lines)
+            for tb in found:
+                tb.start_line = (tb.start_line or 0) + offset
+            facts.tracebacks = facts.tracebacks + found
+            if facts.root_cause is None or facts.root_cause.exc_type == "Error":
+                chosen = pick_root_cause(facts.lines, facts.tracebacks)
+                facts.root_cause = chosen or facts.root_cause
+    smi = _dict(payload.get("nvidia_smi"))
+    plain = _str(smi.get("plain"))
+    if plain and not any(g.processes for g in facts.gpus):
+        from vllm_bug.analyzer.textfacts import _nvidia_smi
+
+        _nvidia_smi(facts, "\n".join(clean_lines(plain)))

@@ -1,0 +1,315 @@
+"""Find exceptions in cleaned log lines and pick the one that is the root cause.
+
+Handles whole Python tracebacks, cut ones (no header, `[...]` joins, paths wrapped by GitHub),
+chained exceptions, and error lines printed without a traceback (torch, Triton, cupy, NCCL, C++
+`c10::Error` aborts). Wrapper errors that only report that something failed elsewhere are never
+chosen as the root cause.
+
+Exceptions that printed no Python type get a descriptive exc_type: "Triton Error [CUDA]",
+"CUDA_ERROR_<NAME>", "NCCL error", "c10::Error", "Failed" (C++ checks), "CUDA error", and "Error"
+for a bare message (an issue title, a one-line report).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from vllm_bug.analyzer.facts import Frame, Traceback
+
+MAX_FRAMES = 300
+MAX_TRACEBACKS = 200
+MAX_CONTINUATION = 6
+
+_HEADER = re.compile(r"Traceback \(most recent call last\):?\s*$")
+_FRAME = re.compile(r'^\s*File "(?P<path>[^"]{1,2000})", line (?P<line>\d+)(?:, in (?P<func>.+?))?\s*$')
+_FRAME_START = re.compile(r'^\s*File "[^"]*$')  # a frame line wrapped before its closing quote
+_CAUSE = re.compile(r"^\s*The above exception was the direct cause of the following exception:?\s*$")
+_DURING = re.compile(r"^\s*During handling of the above exception, another exception occurred:?\s*$")
+_ELISION = re.compile(r"^\s*(?:\[\s*\.\.\.\s*\]|\.\.\.|…|\.\.\.<\d+ lines>\.\.\.)\s*$")
+_EXC_LINE = re.compile(
+    r"^\s*(?P<type>(?:[A-Za-z_]\w{0,80}\.){0,8}[A-Za-z_]\w{0,80})(?P<inner>\([\w.]{1,120}\))?"
+    r"(?::[ \t]?(?P<msg>.*)|\s*)$"
+)
+_EXC_NAME = re.compile(
+    r"(?:Error|Exception|Exit|Interrupt|Warning|Failure|Fault|Timeout|Abort|Cancelled|Exhausted|Died)\w*$"
+    r"|^\w*Error\w*$"
+)
+_BARE_EXC_NAMES = {"KeyboardInterrupt", "SystemExit", "GeneratorExit", "StopIteration", "CancelledError"}
+
+# error lines without a Python exception type, searched anywhere in a line
+_PSEUDO = (
+    (re.compile(r"terminate called after throwing an instance of '(?P<type>[^']{1,200})'"), None),
+    (re.compile(r"Triton Error \[CUDA\]:\s*(?P<msg>.+)"), "Triton Error [CUDA]"),
+    (re.compile(r"\bwith (?P<type>[A-Z]\w*Error)\(\s*['\"](?P<msg>.+?)['\"]?\)?\s*$"), None),
+    (re.compile(r"(?<![\w.])(?P<type>CUDA_ERROR_[A-Z_]{2,60})\b(?::\s*(?P<msg>.*))?"), None),
+    (re.compile(r"\bNCCL error(?: in:? [^:]{0,300})?:\s*(?P<msg>.+)"), "NCCL error"),
+    (re.compile(r"(?:^|\s)Failed:\s*(?P<msg>(?:Cuda|CUDA|NCCL)?\s*(?:error\s+)?\S+:\d+ '[^']{1,200}')"), "Failed"),
+    (re.compile(r"(?<![\w.:])(?P<msg>CUDA error: .+)"), "CUDA error"),
+)
+_PSEUDO_HINT = re.compile(r"terminate called|Triton Error|Error\(|CUDA_ERROR_|NCCL error|Failed:|CUDA error:")
+_WHAT = re.compile(r"^\s*what\(\):\s*(?P<msg>.+)")
+
+_WRAPPER_TYPES = re.compile(
+    r"(?:^|\.)(?:EngineDeadError|EngineGenerateError|CancelledError|KeyboardInterrupt|SystemExit|GeneratorExit"
+    r"|RayTaskError|RayActorError|ActorDiedError|ActorUnavailableError|ChildFailedError|ProcessRaisedException"
+    r"|ProcessExitedException|BrokenProcessPool)$"
+)
+_WRAPPER_MESSAGES = re.compile(
+    r"Engine core initialization failed|EngineCore encountered an issue|died unexpectedly"
+    r"|RPC call to \S+ timed out|please check the stack trace above|See (?:the )?(?:root cause|stack trace)"
+    r"|root cause (?:above|below)|Engine process failed to start|initialization failed due to an exception in a background process"
+    r"|Call to collective_rpc method failed|Background process failed|worker .{0,40} failed with error",
+    re.IGNORECASE,
+)
+_SECONDARY_TYPES = re.compile(
+    r"(?:^|\.)(?:EOFError|BrokenPipeError|ConnectionResetError|ConnectionRefusedError|ZMQError|TimeoutError"
+    r"|ResourceWarning|UserWarning|FutureWarning|DeprecationWarning|RuntimeWarning|Warning|ModuleNotFoundError"
+    r"|AttributeError)$"
+)
+_STRONG = re.compile(
+    r"CUDA|cuda|NCCL|nccl|out of memory|OutOfMemory|illegal memory|device-side assert|kernel image|undefined symbol"
+    r"|GLIBC|libcudart|libcuda|Error 80\d|Triton|ptxas|NVML|GPU|cache blocks|KV cache|max seq len|max_model_len"
+    r"|compute capability|[Bb]float16|graph|CUBLAS|cuDNN|CUDNN|invalid argument|misaligned address|launch failure"
+    r"|probability tensor|Assertion|driver|vllm\._C|_C\.abi3|infer device|memory",
+)
+
+
+@dataclass
+class _Found:
+    tb: Traceback
+    order: int  # position in the input
+    standalone: bool
+
+
+def parse_tracebacks(lines: list[str], skip_lines: frozenset[int] = frozenset()) -> list[Traceback]:
+    """Every exception printed in lines, in order; chained ones link to the exception they came from."""
+    return [found.tb for found in _scan(lines, skip_lines)]
+
+
+def _scan(lines: list[str], skip_lines: frozenset[int]) -> list[_Found]:
+    found: list[_Found] = []
+    n = len(lines)
+    i = 0
+    pending_chain: Traceback | None = None
+    while i < n and len(found) < MAX_TRACEBACKS:
+        line = lines[i]
+        if i in skip_lines or not line:
+            i += 1
+            continue
+        if _CAUSE.match(line) or _DURING.match(line):
+            if found and found[-1].order < i:
+                pending_chain = found[-1].tb
+            i += 1
+            continue
+        header = _HEADER.search(line)
+        if header or _FRAME.match(line) or _FRAME_START.match(line):
+            tb, end = _parse_one(lines, i, has_header=bool(header))
+            if header and header.start() > 0:
+                _pseudo_from_line(line[: header.start()], i, found)
+            if tb is not None:
+                tb.chained_from = pending_chain
+                pending_chain = None
+                found.append(_Found(tb, i, standalone=False))
+            i = max(end, i + 1)
+            continue
+        exc = _exception_line(line)
+        if exc is not None:
+            tb, end = _with_continuation(lines, i, exc[0], exc[1], frames=[], start=i)
+            tb.chained_from = pending_chain
+            pending_chain = None
+            found.append(_Found(tb, i, standalone=True))
+            i = end
+            continue
+        if _PSEUDO_HINT.search(line):
+            _pseudo_from_line(line, i, found, lines)
+        i += 1
+    return found
+
+
+def _parse_one(lines: list[str], start: int, has_header: bool) -> tuple[Traceback | None, int]:
+    frames: list[Frame] = []
+    since_frame = 0
+    i = start + 1 if has_header else start
+    n = len(lines)
+    while i < n:
+        line = lines[i]
+        if _FRAME_START.match(line) and i + 1 < n and not _FRAME.match(line):
+            joined = line.rstrip() + lines[i + 1].strip()
+            if _FRAME.match(joined):
+                line = joined
+                i += 1
+        m = _FRAME.match(line)
+        if m:
+            since_frame = 0
+            if len(frames) < MAX_FRAMES:
+                func = m.group("func")
+                frames.append(Frame(m.group("path"), int(m.group("line")), func.strip() if func else None))
+            i += 1
+            continue
+        if not line.strip() or _ELISION.match(line):
+            i += 1
+            continue
+        exc = _exception_line(line)
+        if exc is not None:
+            return _with_continuation(lines, i, exc[0], exc[1], frames, start)
+        if _HEADER.search(line) or _CAUSE.match(line) or _DURING.match(line):
+            break
+        if frames and since_frame < 8:
+            if frames[-1].code is None:
+                frames[-1].code = line.strip()
+            since_frame += 1
+            i += 1
+            continue
+        break
+    if not frames:
+        return None, i
+    text = "\n".join(lines[start:i])
+    return Traceback(exc_type="", message="", frames=frames, text=text, start_line=start), i
+
+
+def _with_continuation(
+    lines: list[str], exc_index: int, exc_type: str, message: str, frames: list[Frame], start: int
+) -> tuple[Traceback, int]:
+    end = exc_index + 1
+    n = len(lines)
+    while end < n and end - exc_index <= MAX_CONTINUATION:
+        line = lines[end]
+        if not line.strip() or _is_structural(line) or _exception_line(line) is not None:
+            break
+        end += 1
+    if not message.strip() and end > exc_index + 1:
+        message = lines[exc_index + 1].strip()
+    text = "\n".join(lines[start:end])
+    tb = Traceback(exc_type=exc_type, message=message.strip(), frames=frames, text=text, start_line=start)
+    return tb, end
+
+
+def _is_structural(line: str) -> bool:
+    return bool(
+        _HEADER.search(line) or _FRAME.match(line) or _CAUSE.match(line) or _DURING.match(line) or _ELISION.match(line)
+    )
+
+
+def _exception_line(line: str) -> tuple[str, str] | None:
+    """('torch.OutOfMemoryError', 'CUDA out of memory...') for a line that is an exception, else None."""
+    if len(line) > 8192 or ":" not in line and not line.strip() in _BARE_EXC_NAMES:
+        return None
+    m = _EXC_LINE.match(line)
+    if not m:
+        return None
+    exc_type = m.group("type")
+    short = exc_type.rsplit(".", 1)[-1]
+    message = m.group("msg")
+    if message is None:
+        if short not in _BARE_EXC_NAMES:
+            return None
+        message = ""
+    if not (_EXC_NAME.search(short) or short in _BARE_EXC_NAMES):
+        return None
+    if short[:1].islower() and "Error" not in short:
+        return None
+    if m.group("inner"):
+        exc_type += m.group("inner")
+    return exc_type, message
+
+
+def _pseudo_from_line(line: str, index: int, found: list[_Found], lines: list[str] | None = None) -> None:
+    exc = pseudo_exception(line, lines[index + 1] if lines is not None and index + 1 < len(lines) else "")
+    if exc is not None:
+        tb = Traceback(exc_type=exc[0], message=exc[1], text=line.strip(), start_line=index)
+        found.append(_Found(tb, index, standalone=True))
+
+
+def pseudo_exception(line: str, next_line: str = "") -> tuple[str, str] | None:
+    """An error printed without a Python traceback: (exc_type, message) or None."""
+    if len(line) > 8192:
+        line = line[:8192]
+    for rx, fixed_type in _PSEUDO:
+        m = rx.search(line)
+        if not m:
+            continue
+        groups = m.groupdict()
+        exc_type = fixed_type or groups.get("type") or "Error"
+        message = (groups.get("msg") or "").strip()
+        if exc_type.startswith("c10::") or "::" in exc_type:
+            what = _WHAT.match(next_line)
+            message = what.group("msg").strip() if what else message
+        if fixed_type == "Triton Error [CUDA]":
+            message = "Triton Error [CUDA]: " + message
+        return exc_type, message
+    return None
+
+
+# -- choosing the root cause -------------------------------------------------------------------
+def is_wrapper(tb: Traceback) -> bool:
+    base_type = tb.exc_type.split("(", 1)[0]
+    return bool(_WRAPPER_TYPES.search(base_type) or _WRAPPER_MESSAGES.search(tb.message))
+
+
+def _rank(found: _Found) -> tuple[int, int]:
+    tb = found.tb
+    base_type = tb.exc_type.split("(", 1)[0]
+    strong = bool(_STRONG.search(tb.message) or _STRONG.search(base_type))
+    if _SECONDARY_TYPES.search(base_type) and not strong:
+        tier = 3
+    elif strong:
+        tier = 0
+    elif tb.frames or base_type:
+        tier = 1
+    else:
+        tier = 2
+    return tier, found.order
+
+
+def pick_root_cause(
+    lines: list[str], tracebacks: list[Traceback] | None = None, title: str | None = None, title_line: int | None = None
+) -> Traceback | None:
+    """The earliest real error, preferring GPU/CUDA-flavoured ones; wrappers are skipped.
+
+    Falls back to a pseudo exception made from the title or a one-line report.
+    """
+    if tracebacks is None:
+        tracebacks = parse_tracebacks(lines)
+    candidates = [
+        _Found(tb, tb.start_line if tb.start_line is not None else 0, standalone=not tb.frames)
+        for tb in tracebacks
+        if tb.exc_type and not is_wrapper(tb) and tb.start_line != title_line
+    ]
+    if candidates:
+        return min(candidates, key=_rank).tb
+    cut = [tb for tb in tracebacks if not tb.exc_type and tb.frames]
+    fallback = pseudo_root_cause(title) if title else None
+    if fallback is None:
+        fallback = _one_line_report(lines)
+    if fallback is not None and cut and not fallback.frames:
+        fallback.frames = cut[-1].frames
+    return fallback
+
+
+_TITLE_TAG = re.compile(r"^\s*(?:\[[^\]]{1,40}\]\s*:?\s*)+")
+
+
+def pseudo_root_cause(message: str | None) -> Traceback | None:
+    """A root cause made from a title or a one-line message ('[Bug]: CUDA error: ...')."""
+    if not message or not message.strip():
+        return None
+    text = _TITLE_TAG.sub("", message.strip()).strip()
+    if not text:
+        return None
+    m = re.search(r"(?:^|[\s(`'\"])((?:[A-Za-z_]\w*\.){0,6}[A-Z]\w*(?:Error|Exception)\w*(?:\([\w.]+\))?:\s*.+)", text)
+    if m:
+        exc = _exception_line(m.group(1))
+        if exc is not None:
+            return Traceback(exc_type=exc[0], message=exc[1].strip(), text=message.strip())
+    exc = pseudo_exception(text)
+    if exc is not None:
+        return Traceback(exc_type=exc[0], message=exc[1], text=message.strip())
+    return Traceback(exc_type="Error", message=text[:500], text=message.strip())
+
+
+def _one_line_report(lines: list[str]) -> Traceback | None:
+    meaningful = [line for line in lines if line.strip()]
+    if len(meaningful) == 1:
+        return pseudo_root_cause(meaningful[0])
+    return None
