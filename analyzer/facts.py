@@ -99,6 +99,13 @@ class Facts:
     root_cause: Traceback | None = None  # the innermost real cause, wrappers skipped
     title: str | None = None  # issue title, when the input is a pasted issue
     redactions: list[dict[str, Any]] = field(default_factory=list)
+    # what the engine itself logged about memory (absent from most pasted reports)
+    kv_cache_tokens: int | None = None  # "GPU KV cache size: N tokens" (V0: "... stored in KV cache (N)")
+    kv_cache_memory_bytes: int | None = None  # "Available KV cache memory: X GiB" (may be negative)
+    max_concurrency: float | None = None  # "Maximum concurrency for N tokens per request: X"
+    estimated_max_model_len: int | None = None  # "the estimated maximum model length is Z"
+    gpu_blocks: int | None = None  # "# GPU blocks: N" (V0)
+    model_weights_bytes: int | None = None  # "Model loading took X GiB" / "model weights take X GiB"
 
     # -- helpers rules use ---------------------------------------------------------------
     def grep(self, pattern: str | re.Pattern[str], flags: int = re.IGNORECASE, limit: int = 3) -> list[str]:
