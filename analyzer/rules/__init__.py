@@ -18,7 +18,20 @@ from vllm_bug.analyzer.findings import CATEGORIES, Finding
 
 RuleFunc = Callable[[Facts], "Finding | list[Finding] | None"]
 
-RULE_MODULES: tuple[str, ...] = ()  # filled in as rule modules land, e.g. ("memory", "versions", ...)
+RULE_MODULES: tuple[str, ...] = (
+    "memory",
+    "processes",
+    "kv_cache",
+    "versions",
+    "driver",
+    "runtime_errors",
+    "arch",
+    "compile",
+    "cuda_graph",
+    "nccl",
+    "availability",
+    "config_hygiene",
+)
 
 
 @dataclass(frozen=True)
@@ -72,5 +85,18 @@ def run_rules(facts: Facts) -> list[Finding]:
             continue
         for f in result if isinstance(result, list) else [result]:
             findings.append(f)
-    findings.sort(key=lambda f: -f.confidence)
-    return findings
+    return rank_findings(findings, facts)
+
+
+def explains_root_cause(finding: Finding, facts: Facts) -> bool:
+    """Whether the finding quotes the root-cause exception's own message."""
+    rc = facts.root_cause
+    if rc is None or not rc.message.strip():
+        return False
+    head = rc.message.strip().splitlines()[0].strip()[:80]
+    return any(head and (head in line or line in rc.text) for line in finding.evidence if len(line) > 8)
+
+
+def rank_findings(findings: list[Finding], facts: Facts) -> list[Finding]:
+    """The root cause's own error first, then by confidence; secondary findings follow."""
+    return sorted(findings, key=lambda f: (not explains_root_cause(f, facts), -f.confidence))

@@ -1,0 +1,335 @@
+"""What changed across vLLM, torch, CUDA and NVIDIA driver releases: the tables rules consult.
+
+Every table holds only entries we are sure of; a lookup that cannot answer returns None and the rule
+that asked stays silent rather than guess. Versions are tuples compared numerically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vllm_bug.analyzer.facts import parse_version
+
+Version = tuple[int, ...]
+
+
+def vt(text: str | None) -> Version | None:
+    """'0.11.1rc2.dev5' -> (0, 11, 1); None when there are no digits."""
+    return parse_version(text)
+
+
+def at_least(version: str | None, floor: Version) -> bool | None:
+    v = vt(version)
+    if v is None:
+        return None
+    width = max(len(v), len(floor))
+    return v + (0,) * (width - len(v)) >= floor + (0,) * (width - len(floor))
+
+
+def is_dev_build(version: str | None) -> bool:
+    """Nightly, rc or source builds: their pins move between releases."""
+    text = (version or "").lower()
+    return any(tag in text for tag in ("dev", "rc", "nightly", "+g", "git sha", "main@"))
+
+
+# -- torch each vLLM release pins (vllm's requirements/cuda.txt), by (major, minor[, patch]) ------------
+# Ranges are inclusive of the lower bound; the first entry whose bound is <= the version wins.
+_VLLM_TORCH: tuple[tuple[Version, str], ...] = (
+    ((0, 33), "2.14.0"),
+    ((0, 20), "2.11.0"),
+    # 0.13 - 0.19: pins moved between 2.9.1 and 2.10 across these releases; not tabulated.
+    ((0, 13), ""),
+    ((0, 11, 1), "2.9.0"),
+    ((0, 10, 2), "2.8.0"),
+    ((0, 10, 0), "2.7.1"),
+    ((0, 9, 0), "2.7.0"),
+    ((0, 8, 0), "2.6.0"),
+    ((0, 6, 4), "2.5.1"),
+    ((0, 5, 4), "2.4.0"),
+    ((0, 5, 3), "2.3.1"),
+    ((0, 4, 2), "2.3.0"),
+    ((0, 4, 1), "2.2.1"),
+    ((0, 2, 6), "2.1.2"),
+    ((0, 2, 2), "2.1.0"),
+)
+_VLLM_TORCH_UPPER: tuple[Version, Version] = ((0, 21), (0, 33))  # 0.21 .. 0.32 unknown
+
+
+def torch_required_by_vllm(vllm_version: str | None) -> str | None:
+    """The torch release a published vLLM wheel pins, or None when unknown (or a dev build)."""
+    v = vt(vllm_version)
+    if v is None or is_dev_build(vllm_version):
+        return None
+    if _VLLM_TORCH_UPPER[0] <= v[:2] < _VLLM_TORCH_UPPER[1]:
+        return None
+    if v[:2] > (0, 33):
+        return None
+    for floor, torch in _VLLM_TORCH:
+        if v >= floor:
+            return torch or None
+    return None
+
+
+# -- driver needed by each CUDA runtime (Linux x86_64) ----------------------------------------------
+# The toolkit's own driver (full feature set), and the floor for minor-version compatibility.
+_TOOLKIT_DRIVER: dict[tuple[int, int], str] = {
+    (11, 8): "520.61.05",
+    (12, 0): "525.60.13",
+    (12, 1): "530.30.02",
+    (12, 2): "535.54.03",
+    (12, 3): "545.23.06",
+    (12, 4): "550.54.14",
+    (12, 5): "555.42.02",
+    (12, 6): "560.28.03",
+    (12, 8): "570.26",
+    (12, 9): "575.51.03",
+    (13, 0): "580.65.06",
+    (13, 1): "590.44.01",
+}
+_MINOR_COMPAT_FLOOR: dict[int, str] = {11: "450.80.02", 12: "525.60.13", 13: "580.65.06"}
+
+
+def cuda_major_minor(text: str | None) -> tuple[int, int] | None:
+    v = vt(text)
+    if not v:
+        return None
+    if len(v) == 1:
+        # nccl / nvml style 12060 -> 12.6
+        n = v[0]
+        if n >= 1000:
+            return n // 1000, (n % 1000) // 10
+        return n, 0
+    return v[0], v[1]
+
+
+def driver_floor_for_cuda(cuda: str | None) -> str | None:
+    """Oldest driver that can run this CUDA major at all (with minor-version compatibility)."""
+    mm = cuda_major_minor(cuda)
+    return _MINOR_COMPAT_FLOOR.get(mm[0]) if mm else None
+
+
+def driver_for_cuda_toolkit(cuda: str | None) -> str | None:
+    """The driver the CUDA toolkit release itself ships with (needed for PTX JIT of its code)."""
+    mm = cuda_major_minor(cuda)
+    if not mm:
+        return None
+    if mm in _TOOLKIT_DRIVER:
+        return _TOOLKIT_DRIVER[mm]
+    same_major = sorted(k for k in _TOOLKIT_DRIVER if k[0] == mm[0] and k <= mm)
+    return _TOOLKIT_DRIVER[same_major[-1]] if same_major else None
+
+
+def max_cuda_for_driver(driver: str | None) -> tuple[int, int] | None:
+    """The newest CUDA whose toolkit driver this driver meets (what nvidia-smi prints as 'CUDA Version')."""
+    d = vt(driver)
+    if not d:
+        return None
+    best = None
+    for cuda, need in sorted(_TOOLKIT_DRIVER.items()):
+        if at_least(driver, vt(need)):
+            best = cuda
+    return best
+
+
+def driver_too_old_for_cuda(driver: str | None, driver_cuda: str | None, cuda: str | None) -> bool | None:
+    """True when the driver cannot run this CUDA major at all; None when facts are missing."""
+    need_major = cuda_major_minor(cuda)
+    if not need_major:
+        return None
+    have = cuda_major_minor(driver_cuda) if driver_cuda else None
+    if have is not None:
+        return have[0] < need_major[0]
+    floor = driver_floor_for_cuda(cuda)
+    d, f = vt(driver), vt(floor)
+    if d is None or f is None:
+        return None
+    return d < f
+
+
+def driver_below_toolkit(driver_cuda: str | None, cuda: str | None) -> bool | None:
+    """Same CUDA major, older minor: runs via minor-version compatibility, but PTX JIT may fail."""
+    have, need = cuda_major_minor(driver_cuda), cuda_major_minor(cuda)
+    if not have or not need:
+        return None
+    return have[0] == need[0] and have < need
+
+
+# -- compute capability --------------------------------------------------------------------------
+BF16_MIN_CC = (8, 0)
+FP8_NATIVE_MIN_CC = (8, 9)
+VLLM_MIN_CC = (7, 0)
+BLACKWELL_MIN_TORCH_CUDA = (12, 8)
+
+
+def cuda_supported_cc_range(cuda: str | None) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """(oldest, newest) compute capability a CUDA toolkit can compile for."""
+    mm = cuda_major_minor(cuda)
+    if not mm:
+        return None
+    if mm[0] >= 13:
+        return (7, 5), (12, 1)
+    if mm >= (12, 9):
+        return (5, 0), (12, 1)
+    if mm >= (12, 8):
+        return (5, 0), (12, 0)
+    if mm[0] == 12:
+        return (5, 0), (9, 0)
+    if mm >= (11, 8):
+        return (3, 5), (9, 0)
+    return (3, 5), (8, 6)
+
+
+def cc_runs_binary(gpu: tuple[int, int], built: tuple[int, int]) -> bool:
+    """A cubin built for sm_XY runs on a GPU of the same major with an equal or newer minor."""
+    return gpu[0] == built[0] and gpu[1] >= built[1]
+
+
+def cc_in_arch_list(gpu: tuple[int, int], arch_list: list[str]) -> bool:
+    """Whether torch's compiled architectures (['sm_80', 'sm_90', ...]) cover this GPU."""
+    from vllm_bug.analyzer.gpus import parse_compute_capability
+
+    for entry in arch_list:
+        text = entry.strip().lower()
+        built = parse_compute_capability(text.replace("compute_", "sm_"))
+        if not built:
+            continue
+        if text.startswith("compute_") and built <= gpu:
+            return True  # PTX can be JIT-compiled for newer GPUs
+        if cc_runs_binary(gpu, built):
+            return True
+    return False
+
+
+# Minimum compute capability vLLM's quantization methods declare (get_min_capability()).
+QUANT_MIN_CC: dict[str, tuple[int, int]] = {
+    "awq": (7, 5),
+    "gptq": (6, 0),
+    "awq_marlin": (8, 0),
+    "gptq_marlin": (8, 0),
+    "marlin": (8, 0),
+    "fp8": (8, 0),  # weight-only through Marlin on 8.0-8.6; native W8A8 needs 8.9
+    "fbgemm_fp8": (8, 0),
+    "bitsandbytes": (7, 0),
+    "squeezellm": (7, 0),
+    "modelopt_fp4": (10, 0),
+    "nvfp4": (10, 0),
+}
+
+
+# -- flags and environment variables that changed -------------------------------------------------
+@dataclass(frozen=True)
+class Removal:
+    name: str
+    gone_since: Version  # first vLLM release known not to accept / honour it
+    replacement: str  # what to use instead, in our words
+    deprecated_since: Version | None = None
+    never_existed: bool = False
+
+
+REMOVED_FLAGS: tuple[Removal, ...] = (
+    Removal("--swap-space", (0, 18),
+            "nothing: the V1 engine keeps no CPU KV blocks; for memory use --gpu-memory-utilization, "
+            "--max-model-len, --max-num-seqs, --kv-cache-dtype or --cpu-offload-gb"),
+    Removal("--max-seq-len-to-capture", (0, 11),
+            "--max-cudagraph-capture-size N (or --enforce-eager to skip CUDA graphs entirely)"),
+    Removal("--max-context-len-to-capture", (0, 11),
+            "--max-cudagraph-capture-size N (or --enforce-eager)"),
+    Removal("--use-v2-block-manager", (0, 8), "nothing: the option is gone; drop it"),
+    Removal("--worker-use-ray", (0, 6), "--distributed-executor-backend ray"),
+    Removal("--engine-use-ray", (0, 6), "nothing: drop it (Ray is chosen with --distributed-executor-backend ray)"),
+    Removal("--task", (0, 33), "--runner pooling (with --convert when needed) for embedding/pooling models"),
+)
+
+REMOVED_ENV: tuple[Removal, ...] = (
+    Removal("VLLM_ATTENTION_BACKEND", (0, 15), "--attention-backend NAME", deprecated_since=(0, 11, 1)),
+    Removal("VLLM_USE_V1", (0, 11), "nothing: V1 is the only engine (VLLM_ENABLE_V1_MULTIPROCESSING=0 runs it in-process)"),
+    Removal("VLLM_INSTALL_PUNICA_KERNELS", (0, 5, 1),
+            "nothing: the LoRA kernels are Triton kernels now and need no build switch"),
+    Removal("VLLM_USE_PRECOMPILED_KERNELS", (0,),
+            "nothing at run time (the real VLLM_USE_PRECOMPILED=1 only matters for `pip install -e .` builds)",
+            never_existed=True),
+    Removal("VLLM_DISABLE_CUDA_GRAPH", (0,), "--enforce-eager (or a cudagraph_mode of NONE)", never_existed=True),
+    Removal("VLLM_DISABLE_CUDA_GRAPHS", (0,), "--enforce-eager (or a cudagraph_mode of NONE)", never_existed=True),
+    Removal("VLLM_TORCH_COMPILE", (0,), "-O0 / --enforce-eager to turn compilation off", never_existed=True),
+)
+
+
+def removed_in(entries: tuple[Removal, ...], name: str, vllm_version: str | None) -> Removal | None:
+    """The entry when `name` is gone in this vLLM version (fictional names: always)."""
+    for entry in entries:
+        if entry.name != name:
+            continue
+        if entry.never_existed:
+            return entry
+        ok = at_least(vllm_version, entry.gone_since)
+        return entry if ok else None
+    return None
+
+
+def deprecated_in(entries: tuple[Removal, ...], name: str, vllm_version: str | None) -> Removal | None:
+    for entry in entries:
+        if entry.name == name and entry.deprecated_since and at_least(vllm_version, entry.deprecated_since) \
+                and not at_least(vllm_version, entry.gone_since):
+            return entry
+    return None
+
+
+# -- version-right advice -------------------------------------------------------------------------
+def default_gpu_memory_utilization(vllm_version: str | None) -> float | None:
+    """0.90 for years; 0.92 in current releases. None when the version falls between what we know."""
+    if at_least(vllm_version, (0, 20)):
+        return 0.92
+    if vllm_version and not at_least(vllm_version, (0, 12)):
+        return 0.90
+    return None
+
+
+def attention_backend_advice(vllm_version: str | None, backend: str) -> str:
+    if vllm_version and not at_least(vllm_version, (0, 11, 1)):
+        return f"VLLM_ATTENTION_BACKEND={backend}"
+    if vllm_version is None:
+        return f"--attention-backend {backend} (on vLLM older than 0.11.1: VLLM_ATTENTION_BACKEND={backend})"
+    return f"--attention-backend {backend}"
+
+
+def uses_v1_compile(vllm_version: str | None) -> bool | None:
+    """V1 with torch.compile is the default from 0.8.0."""
+    return at_least(vllm_version, (0, 8))
+
+
+def cudagraph_workarounds(vllm_version: str | None) -> list[str]:
+    """Ways to avoid or shrink CUDA graphs that this vLLM version accepts."""
+    out = ["--enforce-eager (no CUDA graphs; slower decode, but isolates the problem)"]
+    if at_least(vllm_version, (0, 10, 2)) is not False:
+        out.append("""--compilation-config '{"cudagraph_mode": "PIECEWISE"}' (or "NONE") to keep compilation but capture less""")
+    if at_least(vllm_version, (0, 11, 1)) is not False:
+        out.append("--max-cudagraph-capture-size 64 (or lower) to capture fewer batch sizes")
+    return out
+
+
+def compile_off_advice(vllm_version: str | None) -> str:
+    if uses_v1_compile(vllm_version) is False:
+        return "--enforce-eager"
+    return "-O0 (no torch.compile) or --enforce-eager (no torch.compile and no CUDA graphs)"
+
+
+def vllm_wheel_cuda(vllm_version: str | None) -> str | None:
+    """CUDA the default PyPI wheel of this vLLM release is built with."""
+    v = vt(vllm_version)
+    if v is None:
+        return None
+    if v >= (0, 20):
+        return "13.0"
+    if (0, 9) <= v < (0, 20):
+        return "12.8"
+    if (0, 4, 1) <= v < (0, 9):
+        return "12.1" if v < (0, 6, 4) else "12.4"
+    if (0, 2, 2) <= v < (0, 4, 1):
+        return "12.1"
+    return None
+
+
+def kv_cache_dtype_advice(min_cc: tuple[int, int] | None) -> str | None:
+    if min_cc is None or min_cc >= FP8_NATIVE_MIN_CC:
+        return "--kv-cache-dtype fp8 (halves the KV cache per token)"
+    return None

@@ -1,0 +1,188 @@
+"""Small helpers the rule modules share: evidence quoting, root-cause tests, engine args, env, GPUs."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from vllm_bug.analyzer.facts import Facts
+
+MAX_EVIDENCE_CHARS = 400
+
+# Confidence levels, so that rules agree on what a number means.
+ROOT = 0.95  # the root-cause exception itself says so
+DIRECT = 0.88  # the input states the error, outside the root-cause traceback
+STRONG_HINT = 0.7  # the facts make the failure near certain, no message seen
+HINT = 0.5  # the facts point this way
+SECONDARY = 0.3  # worth fixing, not why it failed
+
+
+def clip(line: str) -> str:
+    line = line.strip()
+    return line if len(line) <= MAX_EVIDENCE_CHARS else line[: MAX_EVIDENCE_CHARS - 3] + "..."
+
+
+def evidence(facts: Facts, *patterns: str, limit: int = 3) -> list[str]:
+    """Input lines matching any pattern, in input order, without repeats."""
+    seen: list[str] = []
+    for pattern in patterns:
+        for line in facts.grep(pattern, limit=limit):
+            line = clip(line)
+            if line and line not in seen:
+                seen.append(line)
+    return seen[:limit]
+
+
+def root_text(facts: Facts) -> str:
+    rc = facts.root_cause
+    if rc is None:
+        return ""
+    return f"{rc.exc_type}: {rc.message}"
+
+
+def root_matches(facts: Facts, pattern: str, flags: int = re.IGNORECASE) -> bool:
+    text = root_text(facts)
+    return bool(text) and re.search(pattern, text, flags) is not None
+
+
+def root_frames_match(facts: Facts, pattern: str) -> bool:
+    """Whether any frame of the root cause (function or path) matches."""
+    rc = facts.root_cause
+    if rc is None:
+        return False
+    rx = re.compile(pattern, re.IGNORECASE)
+    return any(rx.search(f"{f.path} {f.function or ''}") for f in rc.frames)
+
+
+def level(facts: Facts, pattern: str, root: float = ROOT, seen: float = DIRECT) -> float:
+    """ROOT when the root cause carries the pattern, else the 'seen in the input' level."""
+    return root if root_matches(facts, pattern) else seen
+
+
+def vllm_version(facts: Facts) -> str | None:
+    return facts.vllm_version or facts.package("vllm")
+
+
+# -- engine args, from the parsed facts or from a command pasted into the text ---------------------
+def _flag_names(name: str) -> tuple[str, str]:
+    snake = name.lstrip("-").replace("-", "_")
+    return snake, "--" + snake.replace("_", "-")
+
+
+def flag_in_text(facts: Facts, name: str) -> str | None:
+    """The line of a pasted command that passes --name (dashes or underscores)."""
+    _, dashed = _flag_names(name)
+    alt = dashed.replace("-", "[-_]")
+    hits = facts.grep(rf"(?<![\w-]){alt}(?![\w-])", limit=1)
+    return hits[0] if hits else None
+
+
+def engine_arg(facts: Facts, name: str) -> Any:
+    """An engine argument's value: `non-default args` / argv facts first, then a pasted command line."""
+    snake, dashed = _flag_names(name)
+    for key in (snake, dashed, dashed.lstrip("-")):
+        if key in facts.engine_args:
+            return facts.engine_args[key]
+    sources = [facts.launch_command or ""] + facts.lines
+    alt = dashed.replace("-", "[-_]")
+    rx = re.compile(rf"(?<![\w-]){alt}(?:\s*=\s*|\s+)([^\s\\'\"]+|'[^']*'|\"[^\"]*\")")
+    kw = re.compile(rf"\b{snake}\s*=\s*([\w.\-]+)")  # LLM(max_model_len=8192)
+    for text in sources:
+        m = rx.search(text) or kw.search(text)
+        if m:
+            return m.group(1).strip("'\"")
+    return None
+
+
+def engine_arg_number(facts: Facts, name: str) -> float | None:
+    value = engine_arg(facts, name)
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def env_value(facts: Facts, name: str) -> str | None:
+    """An environment variable's value from the facts, or from `NAME=value` in a pasted command."""
+    if name in facts.env:
+        return facts.env[name]
+    rx = re.compile(rf"(?<![\w]){re.escape(name)}\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s\"']*)")
+    for line in facts.lines:
+        m = rx.search(line)
+        if m:
+            return m.group(1).strip("'\"")
+    return None
+
+
+# -- GPUs -------------------------------------------------------------------------------------------
+def gpu_caps(facts: Facts) -> list[tuple[str, tuple[int, int]]]:
+    """(name, compute capability) for every GPU whose capability is known or follows from its name."""
+    from vllm_bug.analyzer.gpus import lookup_gpu
+
+    out = []
+    for gpu in facts.gpus:
+        cc = gpu.compute_capability
+        if cc is None:
+            spec = lookup_gpu(gpu.name)
+            cc = spec.compute_capability if spec else None
+        if cc:
+            out.append((gpu.name or "GPU", cc))
+    return out
+
+
+def min_cc(facts: Facts) -> tuple[str, tuple[int, int]] | None:
+    caps = gpu_caps(facts)
+    return min(caps, key=lambda item: item[1]) if caps else None
+
+
+def cc_text(cc: tuple[int, int]) -> str:
+    return f"{cc[0]}.{cc[1]}"
+
+
+def gpu_count(facts: Facts) -> int | None:
+    return len(facts.gpus) if facts.gpus else None
+
+
+# -- memory arithmetic (analyzer/memory.py, when present) -----------------------------------------
+def memory_report(facts: Facts) -> dict | None:
+    try:
+        from vllm_bug.analyzer.memory import memory_report_for_facts
+    except ImportError:
+        return None
+    try:
+        return memory_report_for_facts(facts)
+    except Exception:  # a rule must not fail because the arithmetic could not be done
+        return None
+
+
+def memory_fixes(report: dict | None) -> list[str]:
+    """Concrete values from the memory arithmetic, when it suggests any."""
+    if not report:
+        return []
+    out = []
+    suggestions = report.get("suggestions") or report.get("suggested") or {}
+    if isinstance(suggestions, dict):
+        for key, flag in (("tensor_parallel_size", "--tensor-parallel-size"), ("max_model_len", "--max-model-len"),
+                          ("gpu_memory_utilization", "--gpu-memory-utilization"), ("kv_cache_dtype", "--kv-cache-dtype")):
+            value = suggestions.get(key)
+            if value not in (None, "", []):
+                out.append(f"{flag} {value} (from the memory arithmetic above)")
+    elif isinstance(suggestions, list):
+        out.extend(str(s) for s in suggestions if s)
+    return out
+
+
+GIB = 1024**3
+
+
+def parse_size(number: str, unit: str) -> float:
+    """'23.57', 'GiB' -> bytes."""
+    scale = {"b": 1, "kib": 1024, "kb": 1000, "mib": 1024**2, "mb": 1000**2, "gib": GIB, "gb": 1000**3,
+             "tib": 1024**4}
+    return float(number) * scale.get(unit.lower(), 1)
+
+
+def fmt_gib(nbytes: float) -> str:
+    return f"{nbytes / GIB:.2f} GiB"
