@@ -1,27 +1,409 @@
-"""Redaction: secrets never reach the disk. (Interface; implementation in progress.)
+"""Redaction: secrets never reach the disk.
 
     r = Redactor()
-    r.text("... hf_xxx ...")        -> str with secrets replaced by <redacted:KIND>
-    r.env({"HF_TOKEN": "..."})      -> dict with values redacted by name rules and value patterns
+    r.text("... hf_xxx ...")        -> the text with each secret replaced by <redacted:KIND>
+    r.value("HF_TOKEN", "...")      -> one env value, redacted by its name or by what it looks like
+    r.env({"HF_TOKEN": "..."})      -> dict with every value passed through value()
     r.argv(["--api-key", "x"])      -> list with secret arguments redacted
+    r.scrub(payload)                -> copy of any JSON-like structure with every string redacted
     r.summary()                     -> [{"kind": "hf_token", "count": 2}, ...] (never values)
+
+Three kinds of evidence mark a secret:
+  * its shape (a Hugging Face, OpenAI, GitHub ... token, an AWS key id, a JWT, a PEM key block);
+  * its context (the value after `--api-key`, after `HF_TOKEN=`, after `Authorization: Bearer`,
+    the password in `scheme://user:password@host`, `'api_key': '...'` in a logged dict);
+  * its name, for environment variables and dict keys (see is_secret_name).
+
+Everything else is kept as it is: a false positive hides what a maintainer needs to see.
+Markers are never matched again, so redacting twice changes nothing and counts nothing twice.
+The user's home directory becomes `~` (kind home_path): not a secret, just privacy.
+
+Pattern shapes follow the gitleaks rules (MIT licence), loosened where real tokens vary in length.
 """
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+# Kinds of redaction, as they appear in markers and in summary().
+SHAPE_KINDS = (
+    "hf_token",
+    "anthropic_key",
+    "openai_key",
+    "github_token",
+    "aws_access_key_id",
+    "jwt",
+    "slack_token",
+    "google_api_key",
+    "nvidia_api_key",
+    "pypi_token",
+)
+CONTEXT_KINDS = (
+    "private_key",
+    "url_password",
+    "bearer_token",
+    "auth_header",
+    "aws_secret_key",
+    "secret_arg",  # the value of a secret-looking command-line flag or logged argument
+    "secret_env",  # the value of a secret-named variable (environment, KEY=value, dict key)
+)
+KINDS = SHAPE_KINDS + CONTEXT_KINDS + ("home_path",)
+
+_MARKER = re.compile(r"<redacted:[a-z_]+>")
+
+
+def marker(kind: str) -> str:
+    return f"<redacted:{kind}>"
+
+
+# --------------------------------------------------------------------------- names
+
+# A name is cut into lower-case components at camelCase humps and at any non-alphanumeric.
+_CAMEL_HUMP = re.compile(r"([a-z0-9])([A-Z])")
+_NON_ALNUM = re.compile(r"[^a-z0-9]+")
+
+# A component that marks a secret wherever it stands in the name.
+_SECRET_WORD = re.compile(
+    r"[a-z0-9]*(?:secrets?|passw(?:or)?ds?|pwd|credentials?|creds|cookies?|signatures?|auth)"
+    r"|oauth\w*|authorization|authn|authz|sessionid|sessionkey"
+)
+# Words that mark a secret only at the end of a name (or, for keys, before "id"): API_KEY and
+# ACCESS_KEY_ID, but not KEY_VALUE_..., TOKEN_IDS, NCCL_IB_PKEY or SSL_KEYFILE; DB_PASS but not a
+# compiler pass.
+_KEY_WORDS = frozenset({"key", "keys", "apikey", "apikeys", "accesskey", "secretkey", "privatekey"})
+_TAIL_WORD = re.compile(r"[a-z0-9]*token|session|pass")
+# Vocabulary tokens of a language model, which logs print next to the word "token": eos_token='</s>'.
+_MODEL_TOKEN_WORDS = frozenset(
+    {
+        "bos", "eos", "pad", "unk", "sep", "cls", "mask", "eot", "eom", "start", "end", "stop",
+        "special", "added", "image", "video", "audio", "vision", "placeholder", "sink", "tool",
+        "think", "thinking", "reasoning", "decoder", "encoder", "prompt", "output", "input",
+        "first", "last", "next", "prev", "new", "max", "min", "num", "total", "default", "chat",
+    }
+)
+# A name ending in one of these describes a setting, not a secret: RAY_AUTH_MODE, HF_TOKEN_PATH.
+_SETTING_SUFFIXES = frozenset(
+    {
+        "mode", "type", "method", "enable", "enabled", "disable", "disabled", "level", "timeout",
+        "backend", "provider", "policy", "path", "file", "dir", "size", "limit", "threshold",
+        "count", "len", "length", "interval", "id", "ids",
+    }
+)
+# Shell variables that hold the working directory, not a password.
+_NOT_SECRET_NAMES = frozenset({"pwd", "oldpwd"})
+# Values that carry no secret even under a secret name: unset, masked, or a switch.
+_HARMLESS_VALUES = frozenset(
+    {"", "none", "null", "nil", "<none>", "0", "1", "true", "false", "yes", "no", "on", "off"}
+)
+
+
+def _components(name: str) -> list[str]:
+    return [c for c in _NON_ALNUM.split(_CAMEL_HUMP.sub(r"\1_\2", name).lower()) if c]
+
+
+def _is_secret_component(parts: list[str], i: int) -> bool:
+    part = parts[i]
+    is_last = i == len(parts) - 1
+    if part in _KEY_WORDS:
+        return is_last or parts[i + 1] in ("id", "ids")
+    if _TAIL_WORD.fullmatch(part):
+        return is_last and (i == 0 or parts[i - 1] not in _MODEL_TOKEN_WORDS)
+    return _SECRET_WORD.fullmatch(part) is not None
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a variable or key called `name` holds a secret (HF_TOKEN, api_key, aws_secret_access_key)."""
+    parts = _components(name)
+    if not parts or "".join(parts) in _NOT_SECRET_NAMES:
+        return False
+    if parts[-1] in _SETTING_SUFFIXES and not (len(parts) > 1 and parts[-2] in _KEY_WORDS):
+        return False
+    return any(_is_secret_component(parts, i) for i in range(len(parts)))
+
+
+def is_secret_flag(flag: str) -> bool:
+    """Whether a command-line flag takes a secret: its last word is secret (--api-key, --hf-token).
+
+    Only the last word counts, so `--return-tokens-as-token-ids` and `--tokenizer` are left alone.
+    """
+    parts = _components(flag)
+    return bool(parts) and _is_secret_component(parts, len(parts) - 1)
+
+
+def _is_harmless_value(value: str) -> bool:
+    stripped = value.strip()
+    if stripped.lower() in _HARMLESS_VALUES or _MARKER.fullmatch(stripped):
+        return True
+    return set(stripped) == {"*"}  # vLLM masks api_key and hf_token as '***' itself
+
+
+# --------------------------------------------------------------------------- patterns
+#
+# All rules are alternatives of one regex. Each alternative starts with a literal character or a
+# character class and checks what precedes it with a lookbehind placed after that first character:
+# the regex engine then rejects most alternatives at most positions after one comparison.
+
+_A = "A-Za-z0-9"
+
+
+def _starting(literal: str, not_before: str) -> str:
+    """`literal` (fixed width), not preceded by a character of class `not_before`."""
+    return f"{literal}(?<![{not_before}]{literal})"
+
+
+# (kind, pattern): whole-value token shapes.
+_SHAPES: list[tuple[str, str]] = [
+    ("hf_token", _starting("hf_", _A) + f"[{_A}]{{30,}}(?![{_A}])"),
+    ("hf_token", _starting("api_org_", _A) + f"[{_A}]{{30,}}(?![{_A}])"),
+    ("anthropic_key", _starting("sk-ant-", _A + "_-") + f"[{_A}_-]{{20,}}"),
+    ("openai_key", _starting("sk-", _A + "_-") + f"(?:proj-|svcacct-|admin-)?(?=[{_A}_-]*[0-9])[{_A}_-]{{20,}}"),
+    ("github_token", _starting("gh[pousr]_", _A) + f"[{_A}]{{30,}}(?![{_A}])"),
+    ("github_token", _starting("github_pat_", _A) + f"[{_A}_]{{30,}}(?![{_A}])"),
+    ("aws_access_key_id", _starting("A(?:KIA|SIA|BIA|CCA|3T[A-Z0-9])", _A) + f"[A-Z0-9]{{16}}(?![{_A}])"),
+    ("jwt", _starting("ey", _A + "_-") + f"[{_A}_-]{{15,}}\\.ey[{_A}_-]{{15,}}\\.[{_A}_-]*"),
+    ("slack_token", _starting("xox[abposr]-", _A) + f"[{_A}-]{{10,}}"),
+    ("slack_token", _starting("xapp-", _A) + f"[{_A}-]{{10,}}"),
+    ("google_api_key", _starting("AIza", _A + "_-") + f"[{_A}_-]{{35}}(?![{_A}_-])"),
+    ("nvidia_api_key", _starting("nvapi-", _A + "_-") + f"[{_A}_-]{{20,}}"),
+    ("pypi_token", _starting("pypi-AgE", _A + "_-") + f"[{_A}_-]{{40,}}"),
+]
+
+# The only rule that spans lines; it runs first, on its own (its literal start makes it cheap).
+# A block cut short by a log's truncation is hidden up to the first line that is not key material.
+_PRIVATE_KEY = re.compile(
+    r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY-----"
+    r"(?:[\s\S]*?-----END[A-Z0-9 ]*PRIVATE KEY-----|[A-Za-z0-9+/=\s:,-]*)"
+)
+
+# Words that a secret-bearing name or flag contains; the callbacks then apply the exact rule.
+_HINT = r"(?i:token|secret|passw|pwd|pass|cred|cookie|auth|session|signature|key)"
+_QUOTED = r"\"[^\"\n]*\"|'[^'\n]*'"
+_LIST = rf"\[[ \t]*(?:{_QUOTED})(?:[ \t]*,[ \t]*(?:{_QUOTED}))*[ \t]*,?[ \t]*\]"
+_BARE = r"(?!=)[^\s'\",;)\]}=]+=*"
+
+# (rule, pattern): the secret is the group named {g}_val; what comes before it in the match is
+# kept. No rule crosses a line end.
+_CONTEXTS: list[tuple[str, str]] = [
+    # scheme://user:PASSWORD@host (the scheme lies before the match and is kept)
+    ("url_password", r"://[^\s/:@'\"<>]*:(?P<{g}_val>[^\s/@'\"]+)(?=@)"),
+    (
+        "auth_header",
+        _starting("[Aa]", r"\w") + r"(?i:uthorization)[\"']?[ \t]*[:=][ \t]*[\"']?"
+        r"(?i:(?:bearer|basic|token|digest|negotiate)[ \t]+)?(?P<{g}_val>[^\s\"',;]+)",
+    ),
+    ("key_header", _starting("[Xx]", r"\w-") + r"(?i:-api-key|-auth-token|-access-token):[ \t]*(?P<{g}_val>[^\s\"'][^\r\n\"']*)"),
+    ("key_header", _starting("[Aa]", r"\w-") + r"(?i:pi-key):[ \t]*(?P<{g}_val>[^\s\"'][^\r\n\"']*)"),
+    ("key_header", _starting("[Ss]", r"\w-") + r"(?i:et-cookie):[ \t]*(?P<{g}_val>[^\s\"'][^\r\n\"']*)"),
+    ("key_header", _starting("[Cc]", r"\w-") + r"(?i:ookie):[ \t]*(?P<{g}_val>[^\s\"'][^\r\n\"']*)"),
+    (
+        "bearer_token",
+        _starting("[Bb]", r"\w") + r"(?i:earer)[ \t]+(?P<{g}_val>(?=[A-Za-z0-9._~+/=-]*[0-9])[A-Za-z0-9._~+/=-]{8,})",
+    ),
+    # --api-key X, --hf-token=X
+    (
+        "flag",
+        _starting("-", r"\w-") + rf"-?(?P<{{g}}_name>(?=[\w-]*?{_HINT})[{_A}][\w-]*)(?:=|[ \t]+)"
+        rf"(?P<{{g}}_val>{_QUOTED}|(?!--)[^\s'\"]+)",
+    ),
+    # NAME=value, NAME='value', NAME=['a', 'b']; the name before "=" is checked by the callback
+    ("assignment", rf"=(?<![=!<>:+*/%&|^-]=)[ \t]*(?P<{{g}}_val>{_LIST}|{_QUOTED}|{_BARE})"),
+    # 'name': 'value' in a logged dict or JSON; the quoted name is checked by the callback
+    ("quoted_key", rf"[\"'][ \t]*:[ \t]*(?P<{{g}}_val>{_LIST}|{_QUOTED})"),
+]
+
+_NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+_NAME_LOOKBACK = 200
+_HINT_RE = re.compile(_HINT)
+
+
+def _name_before(text: str, end: int, quote: str = "") -> str:
+    """The identifier that ends at `end` (after blanks; or opened by `quote` when one is given), or ""."""
+    if not quote:
+        while end > 0 and text[end - 1] in " \t":
+            end -= 1
+    start, floor = end, max(0, end - _NAME_LOOKBACK)
+    while start > floor and text[start - 1] in _NAME_CHARS:
+        start -= 1
+    if quote and (start < 1 or text[start - 1] != quote):
+        return ""
+    name = text[start:end].lstrip("-")
+    return name if name[:1].isalpha() or name[:1] == "_" else ""
+
+
+def _alternation(rules: list[tuple[str, str]], home: str | None = None) -> tuple[re.Pattern[str], list[str]]:
+    """One regex for `rules`; alternative i ends with the empty group r{i}, so m.lastgroup names it."""
+    if home:
+        rules = rules + [("home_path", _starting(re.escape(home), r"\w.-") + r"(?![\w.-])")]
+    parts = [pattern.replace("{g}", f"r{i}") + f"(?P<r{i}>)" for i, (_, pattern) in enumerate(rules)]
+    return re.compile("|".join(parts)), [rule for rule, _ in rules]
+
+
+_SHAPE_ONLY, _SHAPE_RULES = _alternation(_SHAPES)
+
+
+@lru_cache(maxsize=8)
+def _combined(home: str | None) -> tuple[re.Pattern[str], list[str]]:
+    # Context rules come first: at one position, `HF_TOKEN=hf_...` is an assignment whose value
+    # is then classified by shape.
+    return _alternation(_CONTEXTS + _SHAPES, home)
+
+
+def _rule_of(m: re.Match[str], rules: list[str]) -> tuple[str, str]:
+    group = m.lastgroup or "r0"
+    return rules[int(group[1:])], group
+
+
+def shape_kind(value: str) -> str | None:
+    """The token kind that `value` is, as a whole, or None."""
+    m = _SHAPE_ONLY.fullmatch(value.strip())
+    return _rule_of(m, _SHAPE_RULES)[0] if m else None
+
+
+def _usable_home(home: str | None) -> str | None:
+    """The home path worth hiding: at least two levels deep (/home/alice), so never /, /root or /tmp."""
+    if not home:
+        return None
+    home = home.rstrip("/")
+    if not home.startswith("/") or home.count("/") < 2:
+        return None
+    return home
+
+
+_SHAPE_KINDS_SET = frozenset(kind for kind, _ in _SHAPES)
+_DEFAULT = object()
+# Past this depth a declined match's value is only checked for token shapes (no recursion).
+_MAX_DEPTH = 3
+
 
 class Redactor:
-    def __init__(self) -> None:
+    def __init__(self, home: Any = _DEFAULT) -> None:
+        """`home`: the directory shown as `~`; default the current user's, None to keep paths."""
+        if home is _DEFAULT:
+            home = os.path.expanduser("~")
+        self.home = _usable_home(home)
+        self._pattern, self._rules = _combined(self.home)
         self.counts: dict[str, int] = {}
 
+    # ---------------------------------------------------------------- public API
+
     def text(self, value: str) -> str:
-        raise NotImplementedError
+        """`value` with every secret (and the home directory) replaced by a marker."""
+        if not value:
+            return value
+        return self._redact(value, 0)
 
-    def env(self, env: dict[str, str]) -> dict[str, str]:
-        raise NotImplementedError
+    def value(self, name: str, value: str) -> str:
+        """One environment variable's value: hidden whole if the name is secret, else scanned."""
+        if is_secret_name(name) and not _is_harmless_value(value):
+            return self._hide("secret_env")
+        return self.text(value)
 
-    def argv(self, argv: list[str]) -> list[str]:
-        raise NotImplementedError
+    def env(self, env: Mapping[str, str]) -> dict[str, str]:
+        return {name: self.value(name, value) for name, value in env.items()}
+
+    def argv(self, argv: Sequence[str]) -> list[str]:
+        """A command line with the argument after each secret flag hidden (`--api-key X`)."""
+        out: list[str] = []
+        follows_secret_flag = False
+        for item in argv:
+            if follows_secret_flag and not item.startswith("--") and not _is_harmless_value(item):
+                out.append(self._hide(shape_kind(item) or "secret_arg"))
+            else:
+                out.append(self.text(item))
+            follows_secret_flag = item.startswith("-") and "=" not in item and is_secret_flag(item)
+        return out
+
+    def scrub(self, obj: Any) -> Any:
+        """A copy of a JSON-like structure with every string redacted.
+
+        Values under secret-named keys (`{"api_key": "..."}`) are hidden whole.
+        """
+        if isinstance(obj, str):
+            return self.text(obj)
+        if isinstance(obj, Mapping):
+            return {self.scrub(k): self._scrub_item(k, v) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return [self.scrub(v) for v in obj]
+        return obj
 
     def summary(self) -> list[dict[str, object]]:
         return [{"kind": k, "count": n} for k, n in sorted(self.counts.items())]
+
+    # ---------------------------------------------------------------- internals
+
+    def _count(self, kind: str) -> None:
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+
+    def _hide(self, kind: str) -> str:
+        self._count(kind)
+        return marker(kind)
+
+    def _scrub_item(self, key: Any, value: Any) -> Any:
+        # Only identifier-like keys: a package map's "google-auth" is not a secret's name.
+        if isinstance(key, str) and key.isidentifier() and is_secret_name(key):
+            if isinstance(value, str) and not _is_harmless_value(value):
+                return self._hide("secret_env")
+            if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                return [v if _is_harmless_value(v) else self._hide("secret_env") for v in value]
+        return self.scrub(value)
+
+    def _redact(self, text: str, depth: int) -> str:
+        if depth >= _MAX_DEPTH:
+            return _SHAPE_ONLY.sub(lambda m: self._hide(_rule_of(m, _SHAPE_RULES)[0]), text)
+        if depth == 0 and "PRIVATE KEY-----" in text:
+            text = _PRIVATE_KEY.sub(lambda m: self._hide("private_key"), text)
+        return self._pattern.sub(lambda m: self._replace(m, depth), text)
+
+    def _replace(self, m: re.Match[str], depth: int) -> str:
+        rule, group = _rule_of(m, self._rules)
+        if rule == "home_path":
+            self._count("home_path")
+            return "~"
+        if rule in _SHAPE_KINDS_SET:
+            return self._hide(rule)
+        val_start, val_end = m.span(f"{group}_val")
+        pre, val, post = m.string[m.start() : val_start], m.group(f"{group}_val"), m.string[val_end : m.end()]
+        secret, kind, by_shape = self._judge(m, rule, group, pre)
+        if not secret:
+            return self._redact(pre, depth + 1) + self._redact(val, depth + 1) + post
+        return pre + self._hide_value(val, kind, by_shape) + post
+
+    def _judge(self, m: re.Match[str], rule: str, group: str, pre: str) -> tuple[bool, str, bool]:
+        """(whether the value is secret, the kind to report if it has no token shape, classify by shape)."""
+        if rule == "url_password":
+            return True, "url_password", False
+        if rule == "auth_header":
+            return True, "bearer_token" if "bearer" in pre.lower() else "auth_header", True
+        if rule == "key_header":
+            return True, "auth_header", True
+        if rule == "bearer_token":
+            return True, "bearer_token", True
+        if rule == "flag":
+            return is_secret_flag(m.group(f"{group}_name")), "secret_arg", True
+        if rule == "assignment":
+            name = _name_before(m.string, m.start())
+        else:  # quoted_key: the match starts with the quote that closes the name
+            name = _name_before(m.string, m.start(), quote=m.group(0)[0])
+        secret = bool(name) and _HINT_RE.search(name) is not None and is_secret_name(name)
+        return secret, _named_kind(name), True
+
+    def _hide_value(self, val: str, kind: str, by_shape: bool) -> str:
+        if val.startswith("["):  # a logged list of quoted strings: hide each one
+            return re.sub(_QUOTED, lambda q: self._hide_value(q.group(0), kind, by_shape), val)
+        quote = val[0] if val[:1] in ("'", '"') and len(val) >= 2 and val[-1] == val[0] else ""
+        inner = val[1:-1] if quote else val
+        if _is_harmless_value(inner):
+            return val
+        found = shape_kind(inner) if by_shape else None
+        return f"{quote}{self._hide(found or kind)}{quote}"
+
+
+def _named_kind(name: str) -> str:
+    """AWS secret keys by name; lower-case names are logged arguments, upper-case ones variables."""
+    if "".join(_components(name)).endswith("secretaccesskey"):
+        return "aws_secret_key"
+    return "secret_arg" if name.islower() else "secret_env"
