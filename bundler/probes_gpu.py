@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -135,11 +136,23 @@ def import_nvml() -> Any:
         for folder in spec.submodule_search_locations:
             path = os.path.join(folder, "third_party", "pynvml.py")
             if os.path.isfile(path):
-                vendored = importlib.util.spec_from_file_location("vllm_bug_vendored_pynvml", path)
-                module = importlib.util.module_from_spec(vendored)
-                vendored.loader.exec_module(module)
-                return module
+                return _load_module_from(path, "vllm_bug_vendored_pynvml")
     raise ImportError("no NVML binding: neither nvidia-ml-py nor vllm's vendored pynvml is installed")
+
+
+def _load_module_from(path: str, name: str) -> Any:
+    """Load a single-file module by path; it is registered first, as pynvml looks itself up in sys.modules."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
 
 
 def read_nvml(nvml: Any = None) -> NvmlReading:

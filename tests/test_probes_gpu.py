@@ -581,11 +581,14 @@ def test_vllms_vendored_binding_is_used_without_importing_vllm(tmp_path, monkeyp
     package = tmp_path / "vllm"
     (package / "third_party").mkdir(parents=True)
     (package / "__init__.py").write_text("raise RuntimeError('vllm must not be imported')\n")
-    (package / "third_party" / "pynvml.py").write_text("VENDORED = True\n")
+    # like the real file, it looks itself up in sys.modules while loading
+    (package / "third_party" / "pynvml.py").write_text("import sys\nVENDORED = sys.modules[__name__] is not None\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setitem(sys.modules, "pynvml", None)  # makes `import pynvml` fail
+    monkeypatch.delitem(sys.modules, "vllm_bug_vendored_pynvml", raising=False)
     module = G.import_nvml()
     assert module.VENDORED is True and "vllm" not in sys.modules
+    monkeypatch.delitem(sys.modules, "vllm_bug_vendored_pynvml")
 
 
 def test_oversized_csv_values_are_capped_to_fit_the_schema():
