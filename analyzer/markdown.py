@@ -21,6 +21,7 @@ _LINE_START_SPECIAL = re.compile(r"^(\s*)([-+=])", re.MULTILINE)
 _MENTION = re.compile(r"@(?=[A-Za-z0-9_\-])")
 _HASH_REF = re.compile(r"#(?=\d)")
 _GH_REF = re.compile(r"\b(GH-)(?=\d)", re.IGNORECASE)
+_LEADING_SPACE = re.compile(r"^[ \t]+", re.MULTILINE)
 _ORDERED_LIST = re.compile(r"^(\s*\d+)([.)])", re.MULTILINE)
 _LANG_OK = re.compile(r"[A-Za-z0-9_+\-]{1,30}")
 
@@ -60,6 +61,7 @@ def escape_html(text: object) -> str:
 def escape_text(text: object) -> MdSafe:
     """Prose: no raw HTML, no Markdown syntax, no live mentions or references; newlines kept."""
     s = clean(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    s = _LEADING_SPACE.sub("", s)  # four spaces would start an indented code block
     s = _MD_SPECIAL.sub(r"\\\1", s)
     s = _ORDERED_LIST.sub(r"\1\\\2", s)
     s = _LINE_START_SPECIAL.sub(r"\1\\\2", s)
@@ -85,6 +87,46 @@ def inline_code(text: object, table: bool = False) -> MdSafe:
     if table:
         s = s.replace("|", "\\|")
     return MdSafe(f"{ticks}{s}{ticks}")
+
+
+_CODE_SPAN = re.compile(r"(`+)([^`\n]+?)\1(?!`)")
+
+
+def escape_prose(text: object) -> MdSafe:
+    """Prose that may quote code in backticks (advice such as "add `--enforce-eager`"): the backtick
+    spans become real code spans, everything else is escaped as in escape_text."""
+    s = clean(text)
+    out: list[str] = []
+    pos = 0
+    for m in _CODE_SPAN.finditer(s):
+        out.append(escape_text(s[pos : m.start()]))
+        out.append(inline_code(m.group(2)))
+        pos = m.end()
+    out.append(escape_text(s[pos:]))
+    return MdSafe("".join(out))
+
+
+def cut_middle(text: str, max_chars: int, max_lines: int | None = None) -> tuple[str, int]:
+    """Keep the head and the tail, drop the middle; returns (text, lines dropped). A line marks the cut."""
+    lines = text.split("\n")
+    if max_lines is not None and len(lines) > max_lines:
+        head = max(1, max_lines // 3)
+        tail = max(1, max_lines - head)
+        dropped = len(lines) - head - tail
+        lines = lines[:head] + [f"[... {dropped:,} lines cut here by vllm-bug ...]"] + lines[-tail:]
+    else:
+        dropped = 0
+    joined = "\n".join(lines)
+    if len(joined) <= max_chars:
+        return joined, dropped
+    head_chars = max_chars // 3
+    tail_chars = max_chars - head_chars
+    head_part = joined[:head_chars].rsplit("\n", 1)[0] if "\n" in joined[:head_chars] else joined[:head_chars]
+    tail_part = joined[-tail_chars:].split("\n", 1)[-1] if "\n" in joined[-tail_chars:] else joined[-tail_chars:]
+    cut = joined[len(head_part) : len(joined) - len(tail_part)]
+    more = cut.count("\n")
+    marker = f"\n[... {len(cut):,} characters ({more:,} lines) cut here by vllm-bug ...]\n"
+    return head_part + marker + tail_part, dropped + more
 
 
 def fence(text: object, lang: str = "text") -> MdSafe:
