@@ -158,7 +158,7 @@ def probe_functions(options: CollectOptions, manifest: Manifest, deadline: float
     def host() -> dict[str, Any]:
         from vllm_bug.bundler.probes_host import collect_host
 
-        return collect_host(manifest)
+        return collect_host(manifest, environ=options.environ)
 
     def xid() -> list[str]:
         from vllm_bug.bundler.xid import collect_xid
