@@ -1,0 +1,76 @@
+"""Files written next to a freshly collected bundle, for getting it onto GitHub.
+
+- `<stem>.md`: the Markdown report (paste it as the issue body); a small bundle rides along inside.
+- `<stem>.zip`: the .zst bundle in a zip archive (stored, not recompressed), because GitHub accepts
+  .zip attachments and may refuse .zst.
+
+Nothing existing is overwritten unless `force` is set; both paths are checked before either is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from vllm_bug.errors import VllmBugError
+
+
+def report_paths(bundle_path: Path) -> tuple[Path, Path]:
+    bundle_path = Path(bundle_path)
+    stem = bundle_path.with_suffix("") if bundle_path.suffix else bundle_path
+    return stem.with_name(stem.name + ".md"), stem.with_name(stem.name + ".zip")
+
+
+def write_report_files(bundle_path: Path, doc: dict[str, Any], bundle_bytes: bytes, force: bool) -> list[Path]:
+    """Write the report and the zip beside the bundle; returns their paths (report first)."""
+    from vllm_bug.schema.bundle import write_bytes_exclusive
+
+    bundle_path = Path(bundle_path)
+    md_path, zip_path = report_paths(bundle_path)
+    if not force:
+        for p in (md_path, zip_path):
+            if p.exists():
+                raise VllmBugError(f"{p} already exists; use --force to overwrite it")
+    report = render_report_for_bundle(doc, bundle_bytes)
+    zipped = zip_bundle(bundle_bytes, bundle_path.name, doc.get("created_utc"))
+    written = [write_bytes_exclusive(report.encode("utf-8"), md_path, force=force)]
+    written.append(write_bytes_exclusive(zipped, zip_path, force=force))
+    return written
+
+
+def render_report_for_bundle(doc: dict[str, Any], bundle_bytes: bytes) -> str:
+    from vllm_bug.analyzer.analyze import analyze_loaded
+    from vllm_bug.analyzer.load import LoadedInput
+    from vllm_bug.analyzer.render_markdown import render_markdown
+
+    loaded = LoadedInput("bundle", hashlib.sha256(bundle_bytes).hexdigest(), doc, None, "bundle")
+    analysis = analyze_loaded(loaded)
+    redactions = (doc.get("payload") or {}).get("redactions")
+    return render_markdown(analysis, bundle_bytes=bundle_bytes, redactions=redactions)
+
+
+def zip_bundle(bundle_bytes: bytes, member_name: str, created_utc: str | None = None) -> bytes:
+    """A zip holding the bundle as one stored member (zstd data does not compress further)."""
+    when = _zip_time(created_utc)
+    info = zipfile.ZipInfo(member_name, date_time=when)
+    info.compress_type = zipfile.ZIP_STORED
+    info.external_attr = 0o644 << 16
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(info, bundle_bytes)
+    return buffer.getvalue()
+
+
+def _zip_time(created_utc: str | None) -> tuple[int, int, int, int, int, int]:
+    try:
+        date, time = (created_utc or "").rstrip("Z").split("T")
+        y, mo, d = (int(x) for x in date.split("-"))
+        h, mi, s = (int(float(x)) for x in time.split(":"))
+        if y >= 1980:
+            return (y, mo, d, h, mi, s)
+    except ValueError:
+        pass
+    return (1980, 1, 1, 0, 0, 0)

@@ -1,0 +1,126 @@
+import base64
+import zipfile
+
+import pytest
+
+from conftest import minimal_payload
+from vllm_bug.analyzer.embed import EMBED_MAX_BYTES, EXTRACT_MAX_BYTES, embed_block, extract_embedded_bundle
+from vllm_bug.analyzer.report_files import report_paths, write_report_files, zip_bundle
+from vllm_bug.errors import UnreadableInput, UnsafeInput, VllmBugError
+from vllm_bug.schema.bundle import decode, encode, make_envelope
+
+
+def bundle_doc():
+    payload = minimal_payload()
+    payload["gpus"] = [{"index": 0, "name": "NVIDIA H200", "compute_capability": "9.0", "memory_total_bytes": 150 << 30}]
+    payload["log"] = {"source": "file", "name": "vllm.log", "truncated": False,
+                      "text": "Traceback (most recent call last):\n"
+                              '  File "/usr/lib/python3.12/site-packages/vllm/v1/worker/gpu_worker.py", line 9, in load_model\n'
+                              "    x()\n"
+                              "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 139.8 GiB\n"}
+    payload["redactions"] = [{"kind": "hf_token", "count": 1}]
+    return make_envelope(payload, created_utc="2026-01-02T03:04:05Z")
+
+
+@pytest.fixture
+def bundle():
+    doc = bundle_doc()
+    return doc, encode(doc)
+
+
+def test_round_trip_through_a_report(bundle):
+    _, data = bundle
+    text = "# report\n\nsome prose\n\n" + embed_block(data) + "\n\nmore\n"
+    assert extract_embedded_bundle(text) == data
+
+
+@pytest.mark.parametrize("mangle", [
+    lambda t: t.replace("\n", "\r\n"),
+    lambda t: "\n".join("> " + line for line in t.split("\n")),  # quoted in a reply
+    lambda t: "\n".join(">> " + line + "   " for line in t.split("\n")),  # quoted twice, trailing spaces
+    lambda t: "\n".join("    " + line for line in t.split("\n")),  # indented
+])
+def test_survives_what_github_and_people_do_to_pasted_text(bundle, mangle):
+    _, data = bundle
+    assert extract_embedded_bundle(mangle("intro\n" + embed_block(data) + "\noutro")) == data
+
+
+def test_no_marker_means_none():
+    assert extract_embedded_bundle("just a log\nRuntimeError: x\n") is None
+
+
+def test_damage_is_reported_not_guessed(bundle):
+    _, data = bundle
+    block = embed_block(data)
+    with pytest.raises(UnreadableInput, match="cut off"):
+        extract_embedded_bundle(block.split("-----END")[0])
+    lines = block.split("\n")
+    flipped = lines[:]
+    flipped[2] = ("B" if flipped[2][0] != "B" else "C") + flipped[2][1:]
+    with pytest.raises(UnreadableInput, match="sha256"):
+        extract_embedded_bundle("\n".join(flipped))
+    with pytest.raises(UnreadableInput, match="header says"):
+        extract_embedded_bundle("\n".join(lines[:2] + lines[3:]))
+    with pytest.raises(UnreadableInput, match="base64"):
+        extract_embedded_bundle("\n".join(lines[:2] + ["<script>!!</script>"] + lines[2:]))
+
+
+def test_oversized_embed_is_refused():
+    huge = base64.b64encode(b"\0" * (EXTRACT_MAX_BYTES + 1024)).decode()
+    text = "-----BEGIN VLLM-BUG BUNDLE v1-----\n" + huge + "\n-----END VLLM-BUG BUNDLE v1-----\n"
+    with pytest.raises(UnsafeInput):
+        extract_embedded_bundle(text)
+
+
+def test_zip_holds_the_bundle_stored(bundle):
+    _, data = bundle
+    archive = zipfile.ZipFile(__import__("io").BytesIO(zip_bundle(data, "b.zst", "2026-01-02T03:04:06Z")))
+    [info] = archive.infolist()
+    assert info.filename == "b.zst" and info.compress_type == zipfile.ZIP_STORED
+    assert info.date_time == (2026, 1, 2, 3, 4, 6)  # zip times have 2-second steps
+    assert archive.read(info) == data
+
+
+def test_report_paths():
+    md, zp = report_paths("/tmp/x/vllm-bug-2026.zst")
+    assert str(md) == "/tmp/x/vllm-bug-2026.md" and str(zp) == "/tmp/x/vllm-bug-2026.zip"
+
+
+def test_write_report_files_writes_md_and_zip_and_never_overwrites(tmp_path, bundle):
+    doc, data = bundle
+    bundle_path = tmp_path / "b.zst"
+    bundle_path.write_bytes(data)
+    md_path, zip_path = write_report_files(bundle_path, doc, data, force=False)
+    report = md_path.read_text("utf-8")
+    assert "### Your current environment" in report and "NVIDIA H200" in report
+    assert "Attach the bundle's **.zip**" in report
+    assert len(data) <= EMBED_MAX_BYTES and extract_embedded_bundle(report) == data
+    assert decode(extract_embedded_bundle(report)) == doc
+    assert zipfile.ZipFile(zip_path).read("b.zst") == data
+    md_path.write_text("mine")
+    with pytest.raises(VllmBugError, match="already exists"):
+        write_report_files(bundle_path, doc, data, force=False)
+    assert md_path.read_text() == "mine"
+    write_report_files(bundle_path, doc, data, force=True)
+    assert md_path.read_text() != "mine"
+
+
+def test_zip_alone_blocks_writing_either_file(tmp_path, bundle):
+    doc, data = bundle
+    (tmp_path / "b.zip").write_bytes(b"keep")
+    with pytest.raises(VllmBugError):
+        write_report_files(tmp_path / "b.zst", doc, data, force=False)
+    assert not (tmp_path / "b.md").exists() and (tmp_path / "b.zip").read_bytes() == b"keep"
+
+
+def test_the_loader_accepts_every_form_collect_produces(tmp_path, bundle):
+    load = pytest.importorskip("vllm_bug.analyzer.load")
+    doc, data = bundle
+    bundle_path = tmp_path / "b.zst"
+    bundle_path.write_bytes(data)
+    md_path, zip_path = write_report_files(bundle_path, doc, data, force=False)
+    quoted = tmp_path / "quoted.md"
+    quoted.write_text("\n".join("> " + line for line in md_path.read_text().split("\n")).replace("\n", "\r\n"))
+    for path in (bundle_path, zip_path, md_path, quoted):
+        loaded = load.load_input(str(path))
+        assert loaded.kind == "bundle" and loaded.doc == doc, path
