@@ -228,23 +228,23 @@ class Removal:
 
 REMOVED_FLAGS: tuple[Removal, ...] = (
     Removal("--swap-space", (0, 18),
-            "nothing: the V1 engine keeps no CPU KV blocks; for memory use --gpu-memory-utilization, "
+            "nothing replaces it (the V1 engine keeps no CPU KV blocks); to save GPU memory use --gpu-memory-utilization, "
             "--max-model-len, --max-num-seqs, --kv-cache-dtype or --cpu-offload-gb"),
     Removal("--max-seq-len-to-capture", (0, 11),
             "--max-cudagraph-capture-size N (or --enforce-eager to skip CUDA graphs entirely)"),
     Removal("--max-context-len-to-capture", (0, 11),
             "--max-cudagraph-capture-size N (or --enforce-eager)"),
-    Removal("--use-v2-block-manager", (0, 8), "nothing: the option is gone; drop it"),
+    Removal("--use-v2-block-manager", (0, 8), "nothing (the V2 block manager is the only one)"),
     Removal("--worker-use-ray", (0, 6), "--distributed-executor-backend ray"),
-    Removal("--engine-use-ray", (0, 6), "nothing: drop it (Ray is chosen with --distributed-executor-backend ray)"),
+    Removal("--engine-use-ray", (0, 6), "nothing (Ray is chosen with --distributed-executor-backend ray)"),
     Removal("--task", (0, 33), "--runner pooling (with --convert when needed) for embedding/pooling models"),
 )
 
 REMOVED_ENV: tuple[Removal, ...] = (
     Removal("VLLM_ATTENTION_BACKEND", (0, 15), "--attention-backend NAME", deprecated_since=(0, 11, 1)),
-    Removal("VLLM_USE_V1", (0, 11), "nothing: V1 is the only engine (VLLM_ENABLE_V1_MULTIPROCESSING=0 runs it in-process)"),
+    Removal("VLLM_USE_V1", (0, 11), "nothing (V1 is the only engine; VLLM_ENABLE_V1_MULTIPROCESSING=0 runs it in-process)"),
     Removal("VLLM_INSTALL_PUNICA_KERNELS", (0, 5, 1),
-            "nothing: the LoRA kernels are Triton kernels now and need no build switch"),
+            "nothing (the LoRA kernels are Triton kernels now and need no build switch)"),
     Removal("VLLM_USE_PRECOMPILED_KERNELS", (0,),
             "nothing at run time (the real VLLM_USE_PRECOMPILED=1 only matters for `pip install -e .` builds)",
             never_existed=True),

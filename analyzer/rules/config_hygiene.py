@@ -16,10 +16,13 @@ PORT_URI = r"VLLM_PORT.*appears to be a URI"
 
 
 def _flag_given(facts: Facts, flag: str) -> str | None:
+    line = flag_in_text(facts, flag)
+    if line:
+        return line
     snake = flag.lstrip("-").replace("-", "_")
     if snake in facts.engine_args or flag.lstrip("-") in facts.engine_args:
-        return f"{flag} (in the engine arguments)"
-    return flag_in_text(facts, flag)
+        return facts.launch_command or f"{snake}={facts.engine_args.get(snake, facts.engine_args.get(flag.lstrip('-')))}"
+    return None
 
 
 @rule("REMOVED_FLAG", category="other")
@@ -38,7 +41,7 @@ def removed_flag(facts: Facts) -> list[Finding] | None:
         out.append(Finding("REMOVED_FLAG", "other", ROOT if said_by_vllm else SECONDARY,
                            f"{entry.name} is not an option of {where} any more.",
                            evidence=evidence(facts, UNRECOGNIZED, limit=1) + [line] if said_by_vllm else [line],
-                           fixes=[f"remove {entry.name}; use {entry.replacement}"]))
+                           fixes=[f"remove {entry.name}; instead: {entry.replacement}"]))
     return out or None
 
 
@@ -56,7 +59,7 @@ def stale_env_var(facts: Facts) -> list[Finding] | None:
             what = ("has never been a vLLM variable" if entry.never_existed
                     else f"is ignored by vLLM {version}")
             out.append(Finding("STALE_ENV_VAR", "other", SECONDARY, f"{entry.name} {what}.", evidence=ev,
-                               fixes=[f"unset {entry.name}; use {entry.replacement}"]))
+                               fixes=[f"unset {entry.name}; instead: {entry.replacement}"]))
             continue
         old = deprecated_in(REMOVED_ENV, entry.name, version)
         if old:

@@ -22,7 +22,7 @@ from vllm_bug.analyzer.rules.helpers import (
     vllm_version,
 )
 
-OOM = (r"CUDA out of memory|OutOfMemoryError|CUDA error: out of memory|CUDA_ERROR_OUT_OF_MEMORY|"
+OOM = (r"CUDA out of(?: memory|\s*$)|OutOfMemoryError|CUDA error: out of memory|CUDA_ERROR_OUT_OF_MEMORY|"
        r"cudaErrorMemoryAllocation|CUBLAS_STATUS_ALLOC_FAILED|not enough GPU memory|"
        r"out of memory occurred when warming up|\bOOM\b|out of memory")
 # "out of memory" alone also matches host messages; these say the host ran out, not the GPU.
@@ -42,7 +42,7 @@ def has_gpu_oom(facts: Facts) -> bool:
 
 
 def oom_lines(facts: Facts) -> list[str]:
-    return evidence(facts, r"CUDA out of memory|OutOfMemoryError|CUDA error: out of memory|CUDA_ERROR_OUT_OF_MEMORY|"
+    return evidence(facts, r"CUDA out of(?: memory|\s*$)|OutOfMemoryError|CUDA error: out of memory|CUDA_ERROR_OUT_OF_MEMORY|"
                            r"cudaErrorMemoryAllocation|CUBLAS_STATUS_ALLOC_FAILED|not enough GPU memory|"
                            r"out of memory occurred when warming up", limit=2) or evidence(facts, OOM, limit=2)
 

@@ -106,7 +106,7 @@ def multi_gpu_hang(facts: Facts) -> Finding | None:
     hang = evidence(facts, HANG, limit=2)
     if not hang or not facts.has(NCCL_CONTEXT):
         return None
-    if any(facts.has(p) for p in (SYSTEM_ERROR, CUDA_ERROR, r"out of memory|illegal memory access")):
+    if any(facts.has(p) for p in (SYSTEM_ERROR, CUDA_ERROR, r"CUDA error|out of memory|illegal memory access")):
         return None
     old_driver = facts.driver_version and re.match(r"535\.", facts.driver_version)
     fixes = [_debug_fix() + "; the last lines before the hang show which step stalls",

@@ -12,7 +12,7 @@ from vllm_bug.analyzer.rules.helpers import HINT, engine_arg, evidence, level, m
 
 ILLEGAL_ACCESS = (r"illegal memory access|cudaErrorIllegalAddress|CUDA_ERROR_ILLEGAL_ADDRESS|"
                   r"an illegal memory access was encountered")
-DEVICE_ASSERT = (r"device-side assert|cudaErrorAssert|CUDA_ERROR_ASSERT|\.cu:\d+: .*Assertion .* failed|"
+DEVICE_ASSERT = (r"device-side assert(?!ions)|cudaErrorAssert|CUDA_ERROR_ASSERT|\.cu:\d+: .*Assertion .* failed|"
                  r"Assertion `[^`]*` failed")
 INVALID_CONFIG = r"invalid configuration argument|cudaErrorInvalidConfiguration|CUDA_ERROR_INVALID_CONFIGURATION"
 INVALID_ARGUMENT = r"CUDA error: invalid argument|'invalid argument'|cudaErrorInvalidValue|CUDA_ERROR_INVALID_VALUE|Cuda error .*invalid argument"
@@ -58,7 +58,7 @@ def illegal_memory_access(facts: Facts) -> Finding | None:
 
 @rule("DEVICE_SIDE_ASSERT", category="device_side_assert")
 def device_side_assert(facts: Facts) -> Finding | None:
-    lines = evidence(facts, r"device-side assert|cudaErrorAssert|CUDA_ERROR_ASSERT", r"Assertion .* failed", limit=3)
+    lines = evidence(facts, r"device-side assert(?!ions)|cudaErrorAssert|CUDA_ERROR_ASSERT", r"Assertion .* failed", limit=3)
     if not lines:
         return None
     index_oob = facts.has(r"index out of bounds|idx_dim >= 0|srcIndex < srcSelectDimSize|index_size")
