@@ -826,6 +826,10 @@ def _float_arg(args: dict[str, Any], key: str) -> float | None:
     return number if number is not None and 0 < number <= 1 else None
 
 
+_QUANT_FLAG_DTYPES = {"awq": "int4", "awq_marlin": "int4", "gptq": "int4", "gptq_marlin": "int4",
+                      "bitsandbytes": "int4", "fbgemm_fp8": "fp8", "modelopt": "fp8"}
+
+
 def _shape_for_facts(facts: Any) -> ModelShape | None:
     model = facts.model if isinstance(getattr(facts, "model", None), dict) else None
     name = (facts.engine_args or {}).get("model") if isinstance(facts.engine_args, dict) else None
@@ -872,8 +876,8 @@ def memory_report_for_facts(facts: Any) -> dict[str, Any] | None:
     pp = _int_arg(args, "pipeline_parallel_size") or 1
     weight_dtype = str(args.get("dtype") or "auto")
     quant = str(args.get("quantization") or "").lower()
-    if quant in ONLINE_QUANT_DTYPES and not shape.quant_method:
-        weight_dtype = quant
+    if not shape.quant_method:  # the config lacks quantization_config: trust the flag
+        weight_dtype = quant if quant in ONLINE_QUANT_DTYPES else _QUANT_FLAG_DTYPES.get(quant, weight_dtype)
     if _canonical_dtype(weight_dtype) not in DTYPE_BYTES:
         weight_dtype = "auto"
     kv_dtype = str(args.get("kv_cache_dtype") or "auto")

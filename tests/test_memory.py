@@ -362,3 +362,15 @@ def test_report_for_facts_tolerates_junk_engine_args():
     assert report["max_model_len"] == 131072  # junk ignored: the model's own context length
     assert report["gpu_memory_utilization"] == 0.92
     assert report["kv_cache_dtype"] == "bfloat16"
+
+
+def test_report_for_facts_quantization_flag_without_quant_config():
+    gpus = [Gpu(name="NVIDIA A10G", memory_total_bytes=23028 * 2**20)]
+    plain = memory_report_for_facts(Facts(gpus=gpus, engine_args={"model": "Qwen2.5-7B", "max_model_len": 8192}))
+    awq = memory_report_for_facts(Facts(gpus=gpus, engine_args={"model": "Qwen2.5-7B", "max_model_len": 8192,
+                                                                "quantization": "awq"}))
+    b = param_breakdown(lookup_model("Qwen2.5-7B"))
+    linear = b.attention + b.dense_mlp
+    assert plain["weights_bytes"] == 7_615_616_512 * 2
+    # int4 weights in linear layers, the rest (embeddings, lm_head, norms, biases) in bf16
+    assert awq["weights_bytes"] == int(linear * 0.5 + (7_615_616_512 - linear) * 2)
