@@ -148,8 +148,8 @@ def _vllm_line(vllm: dict[str, Any]) -> str:
 class _Pump:
     """Copies one pipe to one of our streams as bytes arrive, and complete lines into the log."""
 
-    def __init__(self, fd: int, sink, accumulator, lock: threading.Lock) -> None:
-        self.fd, self.sink, self.accumulator, self.lock = fd, sink, accumulator, lock
+    def __init__(self, name: str, fd: int, sink, accumulator, lock: threading.Lock) -> None:
+        self.name, self.fd, self.sink, self.accumulator, self.lock = name, fd, sink, accumulator, lock
         self.carry = b""
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -165,7 +165,7 @@ class _Pump:
             self._keep(data)
         if self.carry:
             with self.lock:
-                self.accumulator.feed(self.carry + b"\n")
+                self.accumulator.feed(self.carry + b"\n", self.name)
             self.carry = b""
 
     def _pass_through(self, data: bytes) -> None:
@@ -184,7 +184,7 @@ class _Pump:
         cut = cut or len(data)
         self.carry = data[cut:]
         with self.lock:
-            self.accumulator.feed(data[:cut])
+            self.accumulator.feed(data[:cut], self.name)
 
 
 def _child_env() -> dict[str, str]:
@@ -235,8 +235,8 @@ def run_child(argv: list[str], stdout_sink, stderr_sink):
         raise _CannotStart(f"cannot run {argv[0]}: {exc.strerror or exc}") from None
     previous = _forward_signals(child)
     lock = threading.Lock()
-    pumps = [_Pump(child.stdout.fileno(), stdout_sink, accumulator, lock),
-             _Pump(child.stderr.fileno(), stderr_sink, accumulator, lock)]
+    pumps = [_Pump("stdout", child.stdout.fileno(), stdout_sink, accumulator, lock),
+             _Pump("stderr", child.stderr.fileno(), stderr_sink, accumulator, lock)]
     try:
         for pump in pumps:
             pump.thread.start()

@@ -239,6 +239,24 @@ class TracebackExtractor:
         return entries
 
 
+def _merge_tracebacks(extractors: list[TracebackExtractor]) -> tuple[list[tuple[str, int]], int, int]:
+    """Entries of several streams' extractors, copies across streams counted once; (entries, found, dropped)."""
+    merged: dict[str, list[Any]] = {}
+    finished = [extractor.finish() for extractor in extractors]
+    dropped = sum(e.dropped_unique for e in extractors)
+    for entries in finished:
+        for text, count in entries:
+            key = _DIGIT.sub("0", text)
+            if key in merged:
+                merged[key][1] += count
+            elif len(merged) < MAX_TRACEBACKS:
+                merged[key] = [text, count]
+            else:
+                dropped += 1
+    entries = [(text, count) for text, count in merged.values()]
+    return entries, sum(e.found for e in extractors), dropped
+
+
 # ------------------------------------------------------------------ streaming capture
 
 @dataclass
@@ -295,15 +313,16 @@ class LogAccumulator:
         self.last_byte = b""
         self.nul = 0
         self.control = 0
-        self.carry = b""
-        self.extractor = TracebackExtractor()
+        self.carries: dict[str, bytes] = {}
+        self.extractors: dict[str, TracebackExtractor] = {}
         self.magic = b""
 
     @property
     def truncated(self) -> bool:
         return self.head is not None
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes, stream: str = "") -> None:
+        """Add bytes; stream names the pipe they came from (each keeps its own traceback scan)."""
         if not data:
             return
         if len(self.magic) < 8:
@@ -317,7 +336,7 @@ class LogAccumulator:
             self.nul += nul
             self.control += len(odd) - nul
         self._keep(data)
-        self._scan(data)
+        self._scan(data, stream)
 
     def _keep(self, data: bytes) -> None:
         if self.head is None:
@@ -331,19 +350,21 @@ class LogAccumulator:
         if self.head is not None and len(self.tail) > 2 * self.tail_bytes:
             del self.tail[: len(self.tail) - self.tail_bytes]
 
-    def _scan(self, data: bytes) -> None:
-        segment = self.carry + data
+    def _scan(self, data: bytes, stream: str) -> None:
+        segment = self.carries.get(stream, b"") + data
         cut = segment.rfind(b"\n") + 1
         if cut == 0:
             if len(segment) <= MAX_CARRY_BYTES:
-                self.carry = segment
+                self.carries[stream] = segment
                 return
             cut = len(segment)
-        self.carry = segment[cut:]
-        self._scan_lines(segment[:cut])
+        self.carries[stream] = segment[cut:]
+        self._scan_lines(segment[:cut], stream)
 
-    def _scan_lines(self, segment: bytes) -> None:
-        extractor = self.extractor
+    def _scan_lines(self, segment: bytes, stream: str) -> None:
+        extractor = self.extractors.get(stream)
+        if extractor is None:
+            extractor = self.extractors[stream] = TracebackExtractor()
         pos, end = 0, len(segment)
         while pos < end:
             if not extractor.busy:
@@ -358,16 +379,17 @@ class LogAccumulator:
             pos = stop + 1
 
     def finish(self, source: str, name: str | None, scan_stopped_at: int | None = None) -> LogCapture:
-        if self.carry:
-            self._scan_lines(self.carry)
-            self.carry = b""
-        entries = self.extractor.finish()
+        for stream, carry in list(self.carries.items()):
+            if carry:
+                self._scan_lines(carry, stream)
+        self.carries = {}
+        entries, found, dropped = _merge_tracebacks(list(self.extractors.values()))
         lines = self.newlines + (1 if self.total and self.last_byte != b"\n" else 0)
         capture = LogCapture(
             source=source, name=name, text="", original_bytes=self.total, original_lines=lines,
             truncated=self.truncated,
             tracebacks=[text for text, _ in entries], traceback_copies=[count for _, count in entries],
-            tracebacks_found=self.extractor.found, tracebacks_dropped=self.extractor.dropped_unique,
+            tracebacks_found=found, tracebacks_dropped=dropped,
             removed_nul_bytes=self.nul, removed_control_bytes=self.control, scan_stopped_at=scan_stopped_at,
         )
         if not self.truncated:

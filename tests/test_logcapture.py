@@ -207,3 +207,13 @@ def test_number_of_unique_tracebacks_is_capped():
 def test_log_without_newline_at_end():
     cap = capture(b"one\ntwo")
     assert cap.original_lines == 2 and cap.text == "one\ntwo"
+
+
+def test_each_stream_keeps_its_own_traceback():
+    acc = lc.LogAccumulator()
+    acc.feed(b"Traceback (most recent call last):\n  File \"serve.py\", line 3, in main\n", "stderr")
+    acc.feed(b"INFO 01-01 00:00:00 [x.py:1] a log line on stdout\n", "stdout")
+    acc.feed(b"ValueError: boom\n", "stderr")
+    cap = acc.finish("command", "serve")
+    assert cap.tracebacks == ['Traceback (most recent call last):\n  File "serve.py", line 3, in main\nValueError: boom']
+    assert cap.text.splitlines()[1].startswith("INFO")  # the merged text keeps arrival order
