@@ -216,4 +216,4 @@ def test_each_stream_keeps_its_own_traceback():
     acc.feed(b"ValueError: boom\n", "stderr")
     cap = acc.finish("command", "serve")
     assert cap.tracebacks == ['Traceback (most recent call last):\n  File "serve.py", line 3, in main\nValueError: boom']
-    assert cap.text.splitlines()[1].startswith("INFO")  # the merged text keeps arrival order
+    assert cap.text.splitlines()[2].startswith("INFO")  # the merged text keeps arrival order
