@@ -190,15 +190,15 @@ _BARE = r"(?!=)[^\s'\",;)\]}=]+=*"
 _CONTEXTS: list[tuple[str, str]] = [
     # scheme://user:PASSWORD@host (the scheme lies before the match and is kept)
     ("url_password", r"://[^\s/:@'\"<>]*:(?P<{g}_val>[^\s/@'\"]+)(?=@)"),
+    # Authorization: Bearer X; X-Api-Key: X; auth-token / access-token headers
     (
         "auth_header",
-        _starting("[Aa]", r"\w") + r"(?i:uthorization)[\"']?[ \t]*[:=][ \t]*[\"']?"
-        r"(?i:(?:bearer|basic|token|digest|negotiate)[ \t]+)?(?P<{g}_val>[^\s\"',;]+)",
+        _starting("[Aa]", r"\w") + r"(?i:uthorization[\"']?[ \t]*[:=][ \t]*[\"']?"
+        r"(?:(?:bearer|basic|token|digest|negotiate)[ \t]+)?"
+        r"|(?:pi-key|uth-token|ccess-token)[\"']?[ \t]*:[ \t]*[\"']?)(?P<{g}_val>[^\s\"',;]+)",
     ),
-    ("key_header", _starting("[Xx]", r"\w-") + r"(?i:-api-key|-auth-token|-access-token):[ \t]*(?P<{g}_val>[^\s\"'][^\r\n\"']*)"),
-    ("key_header", _starting("[Aa]", r"\w-") + r"(?i:pi-key):[ \t]*(?P<{g}_val>[^\s\"'][^\r\n\"']*)"),
-    ("key_header", _starting("[Ss]", r"\w-") + r"(?i:et-cookie):[ \t]*(?P<{g}_val>[^\s\"'][^\r\n\"']*)"),
-    ("key_header", _starting("[Cc]", r"\w-") + r"(?i:ookie):[ \t]*(?P<{g}_val>[^\s\"'][^\r\n\"']*)"),
+    # Cookie: and Set-Cookie: hide the rest of the line
+    ("cookie_header", _starting("[Cc]", r"\w") + r"(?i:ookie)[\"']?[ \t]*:[ \t]*(?P<{g}_val>[^\s\"'][^\r\n\"']*)"),
     (
         "bearer_token",
         _starting("[Bb]", r"\w") + r"(?i:earer)[ \t]+(?P<{g}_val>(?=[A-Za-z0-9._~+/=-]*[0-9])[A-Za-z0-9._~+/=-]{8,})",
@@ -211,6 +211,8 @@ _CONTEXTS: list[tuple[str, str]] = [
     ),
     # NAME=value, NAME='value', NAME=['a', 'b']; the name before "=" is checked by the callback
     ("assignment", rf"=(?<![=!<>:+*/%&|^-]=)[ \t]*(?P<{{g}}_val>{_LIST}|{_QUOTED}|{_BARE})"),
+    # NAME: value, as in a YAML environment section; only upper-case names (checked by the callback)
+    ("yaml_key", rf":(?<=[A-Z0-9_]:)[ \t]+(?P<{{g}}_val>{_QUOTED}|{_BARE})"),
     # 'name': 'value' in a logged dict or JSON; the quoted name is checked by the callback
     ("quoted_key", rf"[\"'][ \t]*:[ \t]*(?P<{{g}}_val>{_LIST}|{_QUOTED})"),
 ]
@@ -237,7 +239,8 @@ def _name_before(text: str, end: int, quote: str = "") -> str:
 def _alternation(rules: list[tuple[str, str]], home: str | None = None) -> tuple[re.Pattern[str], list[str]]:
     """One regex for `rules`; alternative i ends with the empty group r{i}, so m.lastgroup names it."""
     if home:
-        rules = rules + [("home_path", _starting(re.escape(home), r"\w.-") + r"(?![\w.-])")]
+        # Not after "~" or ">" either, so that a second pass finds nothing new.
+        rules = rules + [("home_path", _starting(re.escape(home), r"\w.~>-") + r"(?![\w.-])")]
     parts = [pattern.replace("{g}", f"r{i}") + f"(?P<r{i}>)" for i, (_, pattern) in enumerate(rules)]
     return re.compile("|".join(parts)), [rule for rule, _ in rules]
 
@@ -250,6 +253,36 @@ def _combined(home: str | None) -> tuple[re.Pattern[str], list[str]]:
     # Context rules come first: at one position, `HF_TOKEN=hf_...` is an assignment whose value
     # is then classified by shape.
     return _alternation(_CONTEXTS + _SHAPES, home)
+
+
+# Lower-case words and prefixes of which every redaction needs at least one on its line: the
+# hints of secret names, header words, the starts of token shapes, "://" and the home path. Lines
+# without any are left alone, which makes large logs cheap.
+_TRIGGERS = (
+    rb"token(?!s)|secret|pass|pwd|cred|cookie|auth|session|signature|key|bearer"
+    rb"|hf_|api_org_|sk-|gh[pousr]_|github_pat_|akia|asia|abia|acca|a3t|\.ey|xox|xapp|aiza|nvapi-|pypi-|://"
+)
+
+
+@lru_cache(maxsize=8)
+def _trigger(home: str | None) -> re.Pattern[bytes]:
+    extra = b"|" + re.escape(home.encode("ascii", "replace").lower()) if home else b""
+    return re.compile(_TRIGGERS + extra)
+
+
+def _lines_with(trigger: re.Pattern[bytes], text: str) -> list[tuple[int, int]]:
+    """(start, end) of each line of `text` holding a trigger, in order."""
+    # One byte per character, so offsets match; characters outside ASCII can start no trigger.
+    folded = text.encode("ascii", "replace").lower()
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    while (m := trigger.search(folded, pos)) is not None:
+        start = folded.rfind(b"\n", 0, m.start()) + 1
+        end = folded.find(b"\n", m.end())
+        end = len(folded) if end < 0 else end
+        spans.append((start, end))
+        pos = end
+    return spans
 
 
 def _rule_of(m: re.Match[str], rules: list[str]) -> tuple[str, str]:
@@ -276,7 +309,7 @@ def _usable_home(home: str | None) -> str | None:
 _SHAPE_KINDS_SET = frozenset(kind for kind, _ in _SHAPES)
 _DEFAULT = object()
 # Past this depth a declined match's value is only checked for token shapes (no recursion).
-_MAX_DEPTH = 3
+_MAX_DEPTH = 4
 
 
 class Redactor:
@@ -286,6 +319,7 @@ class Redactor:
             home = os.path.expanduser("~")
         self.home = _usable_home(home)
         self._pattern, self._rules = _combined(self.home)
+        self._trigger = _trigger(self.home)
         self.counts: dict[str, int] = {}
 
     # ---------------------------------------------------------------- public API
@@ -294,7 +328,7 @@ class Redactor:
         """`value` with every secret (and the home directory) replaced by a marker."""
         if not value:
             return value
-        return self._redact(value, 0)
+        return self._redact_lines(value)
 
     def value(self, name: str, value: str) -> str:
         """One environment variable's value: hidden whole if the name is secret, else scanned."""
@@ -345,17 +379,30 @@ class Redactor:
     def _scrub_item(self, key: Any, value: Any) -> Any:
         # Only identifier-like keys: a package map's "google-auth" is not a secret's name.
         if isinstance(key, str) and key.isidentifier() and is_secret_name(key):
+            kind = _named_kind(key)
             if isinstance(value, str) and not _is_harmless_value(value):
-                return self._hide("secret_env")
+                return self._hide(kind)
             if isinstance(value, list) and all(isinstance(v, str) for v in value):
-                return [v if _is_harmless_value(v) else self._hide("secret_env") for v in value]
+                return [v if _is_harmless_value(v) else self._hide(kind) for v in value]
         return self.scrub(value)
 
+    def _redact_lines(self, text: str) -> str:
+        """text() without the per-call checks: private keys first, then only the lines with a trigger."""
+        if "PRIVATE KEY-----" in text:
+            text = _PRIVATE_KEY.sub(lambda m: self._hide("private_key"), text)
+        pieces: list[str] = []
+        done = 0
+        for start, end in _lines_with(self._trigger, text):
+            pieces.append(text[done:start])
+            pieces.append(self._redact(text[start:end], 1))
+            done = end
+        pieces.append(text[done:])
+        return "".join(pieces)
+
     def _redact(self, text: str, depth: int) -> str:
+        """All one-line rules over `text`; declined matches rescan their parts one level deeper."""
         if depth >= _MAX_DEPTH:
             return _SHAPE_ONLY.sub(lambda m: self._hide(_rule_of(m, _SHAPE_RULES)[0]), text)
-        if depth == 0 and "PRIVATE KEY-----" in text:
-            text = _PRIVATE_KEY.sub(lambda m: self._hide("private_key"), text)
         return self._pattern.sub(lambda m: self._replace(m, depth), text)
 
     def _replace(self, m: re.Match[str], depth: int) -> str:
@@ -378,14 +425,16 @@ class Redactor:
             return True, "url_password", False
         if rule == "auth_header":
             return True, "bearer_token" if "bearer" in pre.lower() else "auth_header", True
-        if rule == "key_header":
+        if rule == "cookie_header":
             return True, "auth_header", True
         if rule == "bearer_token":
             return True, "bearer_token", True
         if rule == "flag":
             return is_secret_flag(m.group(f"{group}_name")), "secret_arg", True
-        if rule == "assignment":
+        if rule in ("assignment", "yaml_key"):
             name = _name_before(m.string, m.start())
+            if rule == "yaml_key" and not name.isupper():
+                name = ""
         else:  # quoted_key: the match starts with the quote that closes the name
             name = _name_before(m.string, m.start(), quote=m.group(0)[0])
         secret = bool(name) and _HINT_RE.search(name) is not None and is_secret_name(name)
