@@ -1,0 +1,149 @@
+import csv
+import gzip
+import io
+import json
+import re
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from report_helpers import corpus_cases
+from vllm_bug.analyzer import triage as triage_mod
+from vllm_bug.analyzer.triage import expand_inputs, triage
+from vllm_bug.cli import cli
+
+OOM = corpus_cases()["vllm-project/vllm#15105"]
+NCCL = corpus_cases()["vllm-project/vllm#7800"]
+
+
+def text_of(case):
+    return case["title"] + "\n" + case["error_text"] + "\n" + case["env_text"]
+
+
+def varied(text: str, pid: int, gpu: int) -> str:
+    text = re.sub(r"pid=\d+", f"pid={pid}", text)
+    text = re.sub(r"GPU \d", f"GPU {gpu}", text)
+    return text.replace("/usr/local/lib/python3.10/dist-packages/", "/opt/venv/lib/python3.12/site-packages/")
+
+
+@pytest.fixture
+def inbox(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "oom1.log").write_text(text_of(OOM))
+    (tmp_path / "a" / "oom2.txt").write_text(varied(text_of(OOM), 4242, 3))
+    (tmp_path / "nccl.md").write_text(text_of(NCCL))
+    (tmp_path / "broken.log").write_bytes(gzip.compress(b"x" * 100))
+    (tmp_path / "empty.log").write_bytes(b"")
+    (tmp_path / "picture.png").write_bytes(b"\x89PNG....")  # not an input type: skipped
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / ".hidden" / "x.log").write_text(text_of(OOM))
+    return tmp_path
+
+
+def test_expand_inputs_walks_dirs_and_filters(inbox):
+    files, bad = expand_inputs([str(inbox), str(inbox / "missing.log")])
+    names = sorted(p.rsplit("/", 1)[-1] for p in files)
+    assert names == ["broken.log", "nccl.md", "oom1.log", "oom2.txt"]
+    reasons = dict((p.rsplit("/", 1)[-1], r) for p, r in bad)
+    assert reasons == {"empty.log": "empty file", "missing.log": "no such file or directory"}
+
+
+def test_triage_groups_same_bug_and_lists_bad_files(inbox):
+    result = triage([str(inbox)], jobs=1)
+    assert result.analyzed == 3
+    counts = sorted((len(g.files), g.category) for g in result.groups)
+    assert counts == [(1, "nccl"), (2, "cuda_oom")]
+    oom = next(g for g in result.groups if len(g.files) == 2)
+    assert oom.signature.startswith("vllm-sig/1:oom:")
+    assert oom.example.endswith("oom1.log")
+    bad = dict((p.rsplit("/", 1)[-1], r) for p, r in result.bad)
+    assert set(bad) == {"broken.log", "empty.log"}
+    assert "gzip" in bad["broken.log"]
+
+
+def test_cli_table_json_and_csv(inbox):
+    runner = CliRunner()
+    table = runner.invoke(cli, ["triage", str(inbox), "-j", "1"])
+    assert table.exit_code == 0, table.output
+    assert "3 analysed, 2 bad, 2 groups" in table.stdout
+    assert re.search(r"^\s+2\s+cuda_oom\s+vllm-sig/1:oom:", table.stdout, re.M)
+    assert "Bad files (2):" in table.stdout and "broken.log" in table.stdout
+
+    as_json = runner.invoke(cli, ["triage", str(inbox), "--format", "json", "-j", "1"])
+    doc = json.loads(as_json.stdout)
+    assert doc["analyzed"] == 3 and doc["inputs"] == 5 and len(doc["bad_files"]) == 2
+    assert doc["groups"][0]["count"] == 2 and len(doc["groups"][0]["files"]) == 2
+    assert "bad file" in as_json.stderr
+
+    as_csv = runner.invoke(cli, ["triage", str(inbox), "--format", "csv", "-j", "1"])
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert [r["count"] for r in rows] == ["2", "1"] and rows[1]["category"] == "nccl"
+
+
+def test_output_file_is_not_overwritten_without_force(inbox, tmp_path):
+    out = tmp_path / "out.json"
+    out.write_text("keep")
+    runner = CliRunner()
+    refused = runner.invoke(cli, ["triage", str(inbox / "nccl.md"), "-o", str(out), "--format", "json"])
+    assert refused.exit_code == 1 and out.read_text() == "keep"
+    forced = runner.invoke(cli, ["triage", str(inbox / "nccl.md"), "-o", str(out), "--format", "json", "--force"])
+    assert forced.exit_code == 0 and json.loads(out.read_text())["analyzed"] == 1
+
+
+def test_exit_codes_when_nothing_is_usable(inbox, tmp_path):
+    from vllm_bug.cli import main
+
+    def run(args):
+        with pytest.raises(SystemExit) as exc:
+            main(["triage", *args])
+        return exc.value.code
+
+    assert run([str(inbox / "broken.log")]) == 3
+    empty = tmp_path / "emptydir"
+    empty.mkdir()
+    assert run([str(empty)]) == 2
+
+
+def test_parallel_matches_in_process(tmp_path):
+    texts = [text_of(c) for c in list(corpus_cases().values())[:20]]
+    for i in range(100):
+        (tmp_path / f"r{i:03d}.log").write_text(varied(texts[i % len(texts)], 1000 + i, i % 8))
+    one = triage([str(tmp_path)], jobs=1)
+    two = triage([str(tmp_path)], jobs=2)
+    assert [g.to_json() for g in one.groups] == [g.to_json() for g in two.groups]
+    assert one.analyzed == 100 and len(one.groups) <= 20
+
+
+def test_progress_bar_on_a_terminal(inbox, monkeypatch, capsys):
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    fake = Tty()
+    monkeypatch.setattr(sys, "stderr", fake)
+    assert triage_mod.triage_command([str(inbox)], fmt="json", jobs=1) == 0
+    assert "analysing" in fake.getvalue()
+    json.loads(capsys.readouterr().out)
+
+
+def test_internal_errors_become_bad_files(inbox, monkeypatch):
+    def boom(loaded):
+        raise KeyError("kaput")
+
+    import vllm_bug.analyzer.build as build
+    monkeypatch.setattr(build, "build_facts", boom)
+    result = triage([str(inbox / "nccl.md")], jobs=1)
+    assert result.analyzed == 0 and result.bad[0][1].startswith("internal error: KeyError")
+
+
+def test_benchmark_script_runs(tmp_path):
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "triage_speed.py"
+    done = subprocess.run([sys.executable, str(script), "--count", "120", "--jobs", "1", "--keep", str(tmp_path / "b")],
+                          capture_output=True, text=True, timeout=120)
+    assert "analysed: 120  bad: 0" in done.stdout, done.stdout + done.stderr
+    assert re.search(r"reports/second: \d+ \(\d+\.\d\dx the 500/s target\)", done.stdout)
+    assert len(list((tmp_path / "b").rglob("*.zst"))) == 12
