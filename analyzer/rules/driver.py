@@ -219,8 +219,8 @@ def driver_older_than_torch_cuda(facts: Facts) -> Finding | None:
 @rule("KNOWN_BAD_DRIVER", category="driver_insufficient")
 def known_bad_driver(facts: Facts) -> Finding | None:
     versions = {facts.driver_version} if facts.driver_version else set()
-    for line in facts.grep(r"\b\d{3}\.\d{2,3}(\.\d+)?\b.*(driver|驱动)|(driver|驱动).*\b\d{3}\.\d{2}", limit=3):
-        versions.update(re.findall(r"\b(\d{3}\.\d{2,3}(?:\.\d+)?)\b", line))
+    for line in facts.grep(r"(?<![\d.])\d{3}\.\d{2,3}(\.\d+)?(?![\d.]).*(driver|驱动)|(driver|驱动).*(?<![\d.])\d{3}\.\d{2}", limit=3):
+        versions.update(re.findall(r"(?<![\d.])(\d{3}\.\d{2,3}(?:\.\d+)?)(?![\d.])", line))
     for version in versions:
         if version in KNOWN_BAD_DRIVERS:
             return Finding("KNOWN_BAD_DRIVER", "driver_insufficient", HINT + 0.1,

@@ -1,0 +1,62 @@
+from rule_helpers import facts, fire, gpu, root, text_of
+
+NOKI = "RuntimeError: CUDA error: no kernel image is available for execution on the device"
+
+
+def test_no_kernel_image_on_blackwell_with_old_torch():
+    f = facts(NOKI, gpus=[gpu("NVIDIA GeForce RTX 5080", (12, 0))], torch_cuda="12.6", torch_version="2.6.0+cu126")
+    finding = fire("NO_KERNEL_IMAGE", f)
+    assert finding.category == "no_kernel_image" and "12.0" in finding.title
+    assert "CUDA >= 12.8" in text_of(finding) and "12.6" in text_of(finding)
+
+
+def test_no_kernel_image_on_pascal():
+    finding = fire("NO_KERNEL_IMAGE", facts(NOKI, "GTX 1080 Ti (Compute 6.1)"))
+    assert "6.1" in finding.title and "7.0 or newer" in text_of(finding)
+
+
+def test_volta_on_cuda13_build():
+    f = facts(NOKI, gpus=[gpu("Tesla V100-SXM2-32GB", (7, 0))], torch_cuda="13.0", vllm_version="0.21.0")
+    assert "CUDA 13 builds dropped Volta" in text_of(fire("NO_KERNEL_IMAGE", f))
+
+
+def test_gpu_missing_from_torch_arch_list():
+    f = facts(gpus=[gpu("NVIDIA GeForce RTX 5090", (12, 0))], torch_version="2.6.0+cu124",
+              torch_arch_list=["sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90"])
+    assert fire("GPU_NOT_IN_TORCH_ARCH_LIST", f) is not None
+    covered = facts(gpus=[gpu("NVIDIA A10", (8, 6))], torch_arch_list=["sm_80", "sm_90"])
+    assert fire("GPU_NOT_IN_TORCH_ARCH_LIST", covered) is None  # sm_80 code runs on 8.6
+
+
+def test_torch_compatibility_warning_counts():
+    warn = ("UserWarning: NVIDIA GeForce RTX 5090 with CUDA capability sm_120 is not compatible with the current "
+            "PyTorch installation.")
+    assert "sm_120" in fire("GPU_NOT_IN_TORCH_ARCH_LIST", facts(warn)).title
+
+
+def test_bf16_message_and_prediction():
+    msg = ("ValueError: Bfloat16 is only supported on GPUs with compute capability of at least 8.0. Your Tesla T4 GPU "
+           "has compute capability 7.5. You can use float16 instead by explicitly setting the `dtype` flag in CLI")
+    assert "--dtype half" in text_of(fire("BF16_ON_OLD_GPU", facts(msg)))
+    predicted = facts("vllm serve m --dtype bfloat16", gpus=[gpu("Tesla V100", (7, 0))])
+    assert fire("BF16_ON_OLD_GPU", predicted) is not None
+    assert fire("BF16_ON_OLD_GPU", facts("vllm serve m --dtype bfloat16", gpus=[gpu("A100", (8, 0))])) is None
+
+
+def test_fp8_on_ampere_suggests_marlin_or_awq():
+    msg = "triton.compiler.errors.CompilationError: type fp8e4nv not supported in this architecture"
+    finding = fire("FP8_ON_OLD_GPU", facts(msg, gpus=[gpu("NVIDIA A100", (8, 0))]))
+    assert finding.category == "no_kernel_image" and "Marlin" in text_of(finding)
+    assert fire("FP8_ON_OLD_GPU", facts("--quantization fp8 error", gpus=[gpu("H100", (9, 0))])) is None
+
+
+def test_quantization_minimum_capability():
+    msg = ("ValueError: The quantization method awq_marlin is not supported for the current GPU. Minimum capability: "
+           "80. Current capability: 75.")
+    finding = fire("QUANTIZATION_NEEDS_NEWER_GPU", facts(msg))
+    assert "8.0" in finding.title and "7.5" in finding.title and "awq" in text_of(finding)
+
+
+def test_old_gpu_prediction_needs_a_failure():
+    assert fire("GPU_TOO_OLD_FOR_VLLM", facts("RuntimeError: something failed", gpus=[gpu("Tesla P40", (6, 1))]))
+    assert fire("GPU_TOO_OLD_FOR_VLLM", facts("RuntimeError: something failed", gpus=[gpu("Tesla T4", (7, 5))])) is None

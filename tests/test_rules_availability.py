@@ -1,0 +1,47 @@
+from rule_helpers import facts, fire, gpu, root, text_of
+
+
+def test_cpu_torch_on_windows():
+    f = facts("RuntimeError: Failed to infer device type", "PyTorch version: 2.4.0+cpu", "OS: Microsoft Windows 10 Enterprise",
+              torch_version="2.4.0+cpu")
+    finding = fire("TORCH_CPU_BUILD", f)
+    assert finding.category == "cuda_not_available" and "WSL2" in text_of(finding)
+    assert fire("TORCH_CPU_BUILD", facts(torch_version="2.4.0+cu121")) is None
+
+
+def test_failed_to_infer_device_in_kubernetes():
+    f = facts("RuntimeError: Failed to infer device type", "kubectl get pod llama")
+    finding = fire("FAILED_TO_INFER_DEVICE", f)
+    assert "runtimeClassName" in text_of(finding)
+
+
+def test_visible_devices_empty_hides_all():
+    finding = fire("CUDA_VISIBLE_DEVICES_HIDES_GPUS", facts(env={"CUDA_VISIBLE_DEVICES": ""}))
+    assert finding.confidence >= 0.85
+
+
+def test_visible_devices_fewer_than_tp():
+    f = facts("docker run --env CUDA_VISIBLE_DEVICES=2 vllm/vllm-openai --tensor-parallel-size 2")
+    finding = fire("CUDA_VISIBLE_DEVICES_HIDES_GPUS", f)
+    assert finding is not None and "lower --tensor-parallel-size to 1" in text_of(finding)
+    assert fire("CUDA_VISIBLE_DEVICES_HIDES_GPUS", facts("CUDA_VISIBLE_DEVICES=0,1 vllm serve m -tp 2")) is None
+
+
+def test_invalid_ordinal_and_nvml_invalid_argument():
+    for line in ("RuntimeError: CUDA error: invalid device ordinal",
+                 "pynvml.NVMLError_InvalidArgument: Invalid Argument"):
+        assert fire("TOO_FEW_GPUS_FOR_PARALLELISM", facts(line)).category == "cuda_not_available"
+
+
+def test_no_cuda_gpus_under_wsl():
+    f = facts("RuntimeError: No CUDA GPUs are available", "root@DESKTOP-G31254H:/mnt/c/Users/x# nvidia-smi")
+    assert "WSL2" in text_of(fire("NO_CUDA_GPUS", f))
+
+
+def test_device_count_error_other_than_driver_codes():
+    assert fire("CUDA_DEVICE_COUNT_FAILED", facts("RuntimeError: Unexpected error from cudaGetDeviceCount(). Error 999: unknown error"))
+    assert fire("CUDA_DEVICE_COUNT_FAILED", facts("RuntimeError: Unexpected error from cudaGetDeviceCount(). Error 804: forward compatibility")) is None
+
+
+def test_forked_cuda():
+    assert "spawn" in text_of(fire("FORKED_CUDA_REINIT", facts("RuntimeError: Cannot re-initialize CUDA in forked subprocess.")))

@@ -1,0 +1,66 @@
+from rule_helpers import facts, fire, gpu, root, text_of
+
+INSUFF = "RuntimeError: CUDA driver version is insufficient for CUDA runtime version"
+E804 = ("RuntimeError: Unexpected error from cudaGetDeviceCount(). Did you run some cuda functions before calling "
+        "NumCudaDevices() that might have already set an error? Error 804: forward compatibility was attempted on non supported HW")
+E803 = E804.replace("Error 804: forward compatibility was attempted on non supported HW",
+                    "Error 803: system has unsupported display driver / cuda driver combination")
+
+
+def test_insufficient_driver_with_old_driver_says_upgrade():
+    f = facts(INSUFF, driver_version="535.104.05", driver_cuda="12.2", torch_cuda="13.0")
+    finding = fire("CUDA_DRIVER_INSUFFICIENT", f)
+    assert finding.category == "driver_insufficient"
+    assert ">= 580.65.06" in text_of(finding)
+
+
+def test_insufficient_message_with_new_driver_does_not_say_upgrade():
+    f = facts(INSUFF, driver_version="570.86.10", driver_cuda="12.8", torch_cuda="12.4")
+    finding = fire("CUDA_DRIVER_INSUFFICIENT", f)
+    assert "upgrade" not in text_of(finding).lower() and "install an NVIDIA driver" not in text_of(finding)
+    assert "libcuda" in text_of(finding)
+
+
+def test_804_on_consumer_card():
+    f = facts(E804, gpus=[gpu("NVIDIA GeForce RTX 4090", (8, 9))], driver_cuda="12.2")
+    finding = fire("CUDA_FORWARD_COMPAT_UNSUPPORTED", f)
+    assert finding.confidence >= 0.85 and "consumer card" in text_of(finding) and "12.2" in text_of(finding)
+
+
+def test_803_with_new_enough_driver_blames_the_library_not_the_driver():
+    f = facts(E803, "docker run ... vllm:0.7.2-pytorch2.5.1-cuda12.4", driver_version="560.35.03", driver_cuda="12.6")
+    finding = fire("CUDA_DRIVER_COMBINATION_UNSUPPORTED", f)
+    assert "new enough" in finding.title
+    assert "install an NVIDIA driver" not in text_of(finding)
+
+
+def test_nvml_mismatch_and_not_loaded():
+    assert fire("NVML_DRIVER_LIBRARY_MISMATCH", facts("Failed to initialize NVML: Driver/library version mismatch"))
+    nl = "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running."
+    assert fire("NVIDIA_DRIVER_NOT_LOADED", facts(nl)).category == "driver_insufficient"
+    assert fire("NVIDIA_DRIVER_NOT_LOADED", facts("Failed to initialize NVML: Driver/library version mismatch")) is None
+
+
+def test_fabric_manager():
+    f = facts("RuntimeError: Unexpected error from cudaGetDeviceCount(). Error 802: system not yet initialized")
+    assert "Fabric Manager" in fire("CUDA_SYSTEM_NOT_READY", f).title
+
+
+def test_cross_stack_driver_older_than_torch_cuda():
+    old = facts(driver_version="535.161.07", driver_cuda="12.2", torch_cuda="13.0")
+    finding = fire("DRIVER_OLDER_THAN_TORCH_CUDA", old)
+    assert finding is not None and finding.confidence >= 0.6 and "580.65.06" in finding.title
+    fine = facts(driver_version="580.82.07", driver_cuda="13.0", torch_cuda="12.8")
+    assert fire("DRIVER_OLDER_THAN_TORCH_CUDA", fine) is None
+    minor = fire("DRIVER_OLDER_THAN_TORCH_CUDA", facts(driver_version="550.54.15", driver_cuda="12.4", torch_cuda="12.8"))
+    assert minor is not None and minor.confidence < 0.5
+
+
+def test_driver_version_alone_decides_when_header_missing():
+    assert fire("DRIVER_OLDER_THAN_TORCH_CUDA", facts(driver_version="470.57.02", torch_cuda="12.1")) is not None
+    assert fire("DRIVER_OLDER_THAN_TORCH_CUDA", facts(driver_version="525.60.13", torch_cuda="12.4")) is None
+
+
+def test_known_bad_driver_from_prose():
+    assert fire("KNOWN_BAD_DRIVER", facts("英伟达最新驱动555.85，vllm运行报错")) is not None
+    assert fire("KNOWN_BAD_DRIVER", facts("driver 555.42.02 works")) is None

@@ -1,0 +1,91 @@
+from rule_helpers import facts, fire, gpu, root, text_of
+
+OOM_NEW = ("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 1.74 GiB. GPU 0 has a total capacity of "
+           "23.57 GiB of which 605.88 MiB is free. Process 133288 has 22.97 GiB memory in use.")
+OOM_OLD = ("RuntimeError: CUDA out of memory. Tried to allocate 20.00 MiB (GPU 0; 15.78 GiB total capacity; "
+           "14.2 GiB already allocated; 3.06 MiB free; 14.5 GiB reserved in total by PyTorch)")
+
+
+def test_generic_oom_reports_numbers_and_context_fixes():
+    f = facts(OOM_NEW, root_cause=root("torch.OutOfMemoryError", OOM_NEW.split(": ", 1)[1]))
+    finding = fire("CUDA_OOM", f)
+    assert finding.category == "cuda_oom" and finding.confidence >= 0.9
+    assert "1.74 GiB" in finding.title and "23.57 GiB" in finding.title
+    assert finding.evidence == [OOM_NEW]
+    assert "--max-model-len" in text_of(finding)
+    assert "--swap-space" not in text_of(finding)
+
+
+def test_old_torch_wording_is_recognised():
+    finding = fire("CUDA_OOM", facts(OOM_OLD))
+    assert finding is not None and "15.78 GiB GPU" in finding.title
+
+
+def test_oom_in_weight_loading_suggests_sharding():
+    f = facts(OOM_NEW, "--tensor-parallel-size 2",
+              root_cause=root("torch.OutOfMemoryError", "CUDA out of memory.",
+                              (("/x/vllm/v1/worker/gpu_model_runner.py", "load_model"),)))
+    finding = fire("CUDA_OOM_LOADING_WEIGHTS", f)
+    assert finding is not None and "--tensor-parallel-size 4" in text_of(finding)
+    assert fire("CUDA_OOM", f) is None  # the phase-specific rule owns it
+
+
+def test_sampler_warmup_oom_even_when_message_is_cut():
+    f = facts("    self.model_runner._dummy_sampler_run(", "RuntimeError: CUDA out of",
+              root_cause=root("RuntimeError", "CUDA out of",
+                              (("/x/vllm/v1/worker/gpu_model_runner.py", "_dummy_sampler_run"),)))
+    finding = fire("CUDA_OOM_SAMPLER_WARMUP", f)
+    assert finding is not None and "--max-num-seqs" in text_of(finding)
+
+
+def test_oom_during_graph_capture_uses_version_right_flags():
+    f = facts(OOM_NEW, vllm_version="0.29.1",
+              root_cause=root("torch.OutOfMemoryError", "CUDA out of memory.",
+                              (("/x/vllm/v1/worker/gpu_model_runner.py", "capture_model"),)))
+    finding = fire("CUDA_OOM_CUDA_GRAPH_CAPTURE", f)
+    text = text_of(finding)
+    assert "--max-cudagraph-capture-size" in text and "--max-seq-len-to-capture" not in text
+
+
+def test_graph_capture_advice_on_old_vllm_avoids_new_flags():
+    f = facts(OOM_NEW, "Capturing CUDA graph shapes:  40%", vllm_version="0.6.4.post1")
+    finding = fire("CUDA_OOM_CUDA_GRAPH_CAPTURE", f)
+    assert finding is not None
+    assert "--max-cudagraph-capture-size" not in text_of(finding) and "--enforce-eager" in text_of(finding)
+    assert "0.90" in text_of(finding)  # the default of that release
+
+
+def test_profiling_oom_points_at_context_length():
+    f = facts(OOM_NEW, "--max-model-len 131072",
+              root_cause=root("torch.OutOfMemoryError", "CUDA out of memory.",
+                              (("/x/vllm/worker/worker.py", "determine_num_available_blocks"),)))
+    finding = fire("CUDA_OOM_PROFILING", f)
+    assert finding is not None and "131072" in text_of(finding)
+
+
+def test_host_oom_is_not_a_gpu_oom():
+    f = facts("Out of memory: Killed process 1234 (python) total-vm:1000kB", "Worker proc died unexpectedly")
+    assert fire("CUDA_OOM", f) is None
+
+
+def test_kv_dtype_advice_only_on_gpus_that_have_fp8():
+    old = facts(OOM_NEW, gpus=[gpu("Tesla T4", (7, 5))])
+    new = facts(OOM_NEW, gpus=[gpu("NVIDIA H100", (9, 0))])
+    assert "--kv-cache-dtype fp8" not in text_of(fire("CUDA_OOM", old))
+    assert "--kv-cache-dtype fp8" in text_of(fire("CUDA_OOM", new))
+
+
+def test_free_memory_below_utilization_computes_a_value_that_fits():
+    line = ("ValueError: Free memory on device (10.5/79.19 GiB) on startup is less than desired GPU memory "
+            "utilization (0.9, 71.27 GiB). Decrease GPU memory utilization or reduce GPU memory used by other processes.")
+    finding = fire("FREE_MEMORY_BELOW_UTILIZATION", facts(line))
+    assert finding.category == "cuda_oom" and "0.13" in text_of(finding)
+    assert fire("FREE_MEMORY_BELOW_UTILIZATION", facts("gpu_memory_utilization=0.9")) is None
+
+
+def test_other_processes_only_when_one_gpu_lists_several():
+    two = ("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of "
+           "79.1 GiB of which 1.0 GiB is free. Process 11 has 40.0 GiB memory in use. Process 22 has 38.0 GiB memory in use.")
+    assert fire("OTHER_PROCESSES_HOLD_GPU_MEMORY", facts(two)) is not None
+    per_rank = [OOM_NEW, OOM_NEW.replace("GPU 0", "GPU 1").replace("133288", "133267")]
+    assert fire("OTHER_PROCESSES_HOLD_GPU_MEMORY", facts(*per_rank)) is None

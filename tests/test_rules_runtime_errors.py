@@ -1,0 +1,67 @@
+from rule_helpers import facts, fire, gpu, root, text_of
+
+BOILERPLATE = ["CUDA kernel errors might be asynchronously reported at some other API call, so the stacktrace below might be incorrect.",
+               "For debugging consider passing CUDA_LAUNCH_BLOCKING=1",
+               "Compile with `TORCH_USE_CUDA_DSA` to enable device-side assertions."]
+
+
+def test_illegal_memory_access_old_and_new_wording():
+    for line in ("RuntimeError: CUDA error: an illegal memory access was encountered",
+                 "torch.AcceleratorError: CUDA error: an illegal memory access was encountered",
+                 "Triton Error [CUDA]: an illegal memory access was encountered",
+                 "cupy_backends.cuda.api.driver.CUDADriverError: CUDA_ERROR_ILLEGAL_ADDRESS: an illegal memory access was encountered"):
+        finding = fire("ILLEGAL_MEMORY_ACCESS", facts(line, *BOILERPLATE))
+        assert finding.category == "illegal_memory_access", line
+        assert "CUDA_LAUNCH_BLOCKING=1" in text_of(finding)
+
+
+def test_attention_backend_advice_follows_version():
+    line = "RuntimeError: CUDA error: an illegal memory access was encountered"
+    old = text_of(fire("ILLEGAL_MEMORY_ACCESS", facts(line, vllm_version="0.6.2")))
+    new = text_of(fire("ILLEGAL_MEMORY_ACCESS", facts(line, vllm_version="0.19.0")))
+    assert "VLLM_ATTENTION_BACKEND=" in old and "--attention-backend" not in old
+    assert "--attention-backend" in new and "VLLM_ATTENTION_BACKEND" not in new
+
+
+def test_boilerplate_alone_is_not_a_device_assert():
+    assert fire("DEVICE_SIDE_ASSERT", facts("RuntimeError: CUDA error: an illegal memory access was encountered",
+                                             *BOILERPLATE)) is None
+
+
+def test_device_assert_with_index_out_of_bounds():
+    f = facts("/pytorch/aten/src/ATen/native/cuda/ScatterGatherKernel.cu:144: operator(): block: [10,0,0], thread: "
+              "[64,0,0] Assertion `idx_dim >= 0 && idx_dim < index_size && \"index out of bounds\"` failed.",
+              "torch.AcceleratorError: CUDA error: device-side assert triggered")
+    finding = fire("DEVICE_SIDE_ASSERT", f)
+    assert finding.category == "device_side_assert" and "vocab" in text_of(finding)
+
+
+def test_invalid_configuration_argument():
+    finding = fire("CUDA_INVALID_CONFIGURATION", facts("RuntimeError: CUDA error: invalid configuration argument"))
+    assert finding.category == "invalid_config_arg"
+    assert fire("CUDA_INVALID_ARGUMENT", facts("RuntimeError: CUDA error: invalid configuration argument")) is None
+
+
+def test_custom_allreduce_invalid_argument_suggests_disabling_it():
+    f = facts("Failed: Cuda error /workspace/csrc/custom_all_reduce.cuh:455 'invalid argument'")
+    finding = fire("CUSTOM_ALLREDUCE_INVALID_ARGUMENT", f)
+    assert "--disable-custom-all-reduce" in finding.fixes[0]
+    assert fire("CUDA_INVALID_ARGUMENT", f) is None
+
+
+def test_plain_invalid_argument():
+    f = facts("RuntimeError: CUDA error: invalid argument", gpus=[gpu("NVIDIA GeForce GTX 1650", (7, 5))])
+    finding = fire("CUDA_INVALID_ARGUMENT", f)
+    assert finding.category == "invalid_config_arg" and "--dtype half" in text_of(finding)
+
+
+def test_kernel_fault_is_other_and_defers_to_illegal_access():
+    assert fire("CUDA_KERNEL_FAULT", facts("torch.AcceleratorError: CUDA error: misaligned address")).category == "other"
+    assert fire("CUDA_KERNEL_FAULT", facts("CUDA error: unspecified launch failure",
+                                           "CUDA error: an illegal memory access was encountered")) is None
+
+
+def test_nan_probabilities_dtype_advice_depends_on_gpu():
+    line = "RuntimeError: probability tensor contains either `inf`, `nan` or element < 0"
+    assert "bfloat16" in text_of(fire("NAN_IN_SAMPLING_PROBABILITIES", facts(line, gpus=[gpu("A100", (8, 0))])))
+    assert "--dtype bfloat16" not in text_of(fire("NAN_IN_SAMPLING_PROBABILITIES", facts(line, gpus=[gpu("V100", (7, 0))])))
