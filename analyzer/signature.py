@@ -111,6 +111,8 @@ def compute_signature(facts: Facts) -> tuple[str, list[str]]:
         exc_type = _normalise_type(root.short_type, why)
         text = f"{root.exc_type}: {root.message}"
         kind, qualifier = _classify(exc_type, text, why)
+        if kind == "python" and root.short_type in _PLACEHOLDER_TYPES:
+            kind, exc_type, qualifier = _better_from_lines(facts, kind, exc_type, qualifier, why)
         frames = _app_frames(root, why)
     else:
         line = _error_line(facts)
@@ -158,6 +160,25 @@ def _pick_root(facts: Facts, why: list[str]) -> Traceback | None:
                 break
     why.append(f"root cause: {root.exc_type}: {_short(root.message)}")
     return root
+
+
+# What the traceback parser writes when no exception type was printed (a cut traceback, a title).
+_PLACEHOLDER_TYPES = {"", "Error", "-"}
+
+
+def _better_from_lines(facts: Facts, kind: str, exc_type: str, qualifier: str, why: list[str]) -> tuple[str, str, str]:
+    """The root cause named no real exception: a known error text in the lines, if any, is the better qualifier."""
+    line = _error_line(facts)
+    if line is None:
+        return kind, exc_type or "-", qualifier or "-"
+    notes: list[str] = []
+    line_type = _type_from_line(line) or exc_type or "-"
+    line_kind, line_qualifier = _classify(line_type, line, notes)
+    if line_kind == "python":
+        return kind, exc_type or "-", qualifier or "-"
+    why.append(f"the root cause names no exception type; using the error line {line[:160]!r}")
+    why.extend(notes)
+    return line_kind, line_type, line_qualifier
 
 
 def _normalise_type(short_type: str, why: list[str]) -> str:
