@@ -165,6 +165,9 @@ def probe_functions(options: CollectOptions, manifest: Manifest, deadline: float
 
         return collect_xid(manifest, timeout_s=min(5.0, budget))
 
+    def compilers() -> dict[str, str | None]:
+        return collect_compilers(manifest, timeout_s=probe_timeout)
+
     def model() -> dict[str, Any] | None:
         from vllm_bug.bundler.model_config import collect_model
 
@@ -175,7 +178,23 @@ def probe_functions(options: CollectOptions, manifest: Manifest, deadline: float
         return collect_model(options.model, log_text, argv, options.environ)
 
     return {"python-imports": imports, "python-metadata": metadata, "gpu": gpu, "cuda-toolkit": toolkit,
-            "host": host, "xid": xid, "model": model, "warm-up": _warm_up_writer}
+            "host": host, "xid": xid, "model": model, "compilers": compilers, "warm-up": _warm_up_writer}
+
+
+COMPILERS = ("gcc", "clang", "cmake")
+
+
+def collect_compilers(manifest: Manifest, timeout_s: float = PROBE_TIMEOUT_S) -> dict[str, str | None]:
+    """First line of `gcc/clang/cmake --version` (Triton needs a C compiler; collect_env lists all three)."""
+    from vllm_bug.bundler.runner import run_command
+
+    found: dict[str, str | None] = {}
+    for name in COMPILERS:
+        result = run_command(name, [name, "--version"], timeout_s=timeout_s, output_cap=4096)
+        manifest.add(result.record)
+        lines = result.stdout.strip().splitlines()
+        found[name] = lines[0][:200] if result.ok and lines else None
+    return found
 
 
 # ------------------------------------------------------------------ assembling the payload
@@ -192,6 +211,8 @@ def assemble_payload(results: dict[str, Any], options: CollectOptions, manifest:
     target_python = probes_python.target_python_facts(metadata)
     if target_python:
         host["python"] = {**(host.get("python") or {}), **target_python}
+    if "compilers" in results:
+        host["compilers"] = results["compilers"]
     payload: dict[str, Any] = {
         "host": host,
         "gpus": list(gpu.get("gpus") or []),

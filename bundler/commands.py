@@ -88,8 +88,12 @@ def format_summary(payload: dict[str, Any], path: Path, seconds: float, extras: 
     if model:
         state = "config.json summarised" if model.get("found") else "config.json not on this machine"
         lines.append(f"  model:   {model.get('name')} ({state})")
-    failed = [f"{p['name']} ({p['status']})" for p in payload["manifest"]["probes"] if p["status"] not in ("ok", "skipped")]
-    lines.append("  probes:  " + (f"{len(failed)} did not succeed: " + ", ".join(failed) if failed else "all succeeded"))
+    probes = payload["manifest"]["probes"]
+    failed = [f"{p['name']} ({p['status']})" for p in probes if p["status"] in ("error", "timeout")]
+    absent = [p["name"] for p in probes if p["status"] == "missing"]
+    lines.append("  probes:  " + (f"{len(failed)} failed or timed out: " + ", ".join(failed) if failed else "none failed"))
+    if absent:
+        lines.append("  absent:  " + ", ".join(absent))
     redactions = payload.get("redactions") or []
     lines.append("  redacted: " + (", ".join(f"{r['kind']} x{r['count']}" for r in redactions) if redactions else "nothing found to redact"))
     for extra in extras:

@@ -268,6 +268,7 @@ def _torch_facts():
     fact("cuda_available", lambda: bool(torch.cuda.is_available()))
     fact("device_count", lambda: int(torch.cuda.device_count()))
     fact("nccl_version", _nccl_version)
+    fact("xnnpack", lambda: bool(torch.backends.xnnpack.enabled))
     if errors:
         facts["errors"] = errors
     return facts

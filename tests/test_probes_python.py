@@ -21,7 +21,7 @@ class _Cudnn:
     @staticmethod
     def version():
         return 91002
-backends = types.SimpleNamespace(cudnn=_Cudnn)
+backends = types.SimpleNamespace(cudnn=_Cudnn, xnnpack=types.SimpleNamespace(enabled=True))
 class _Nccl:
     @staticmethod
     def version():
@@ -90,6 +90,7 @@ def test_torch_facts_without_a_cuda_context(tmp_path, site):
     assert torch["arch_list"] == ["sm_80", "sm_90", "sm_100"]
     assert torch["cuda_available"] is False and torch["device_count"] == 0
     assert torch["nccl_version"] == "2.27.3"
+    assert torch["xnnpack"] is True
     assert torch["import_ok"] is True
     assert "errors" not in torch  # init() was never called
     assert [r.status for r in manifest.records] == ["ok"]
