@@ -62,29 +62,31 @@ def parse_collect_env(lines: list[str]) -> CollectEnv:
     out = CollectEnv()
     section = ""
     pending_list: str | None = None  # a label whose value continues on the next lines
+    banners = _banner_lines(lines)
     for idx, line in enumerate(lines):
-        if _BANNER.match(line):
-            continue
-        if line.startswith("[") and (m := _PIP3.match(line)):
-            _add_package(out.packages, m.group("rest"), conda=m.group("tool") == "conda")
-            continue
-        stripped = line.strip()
-        if stripped and len(stripped) < 60 and idx + 1 < len(lines) and _BANNER.match(lines[idx + 1]) and idx and _BANNER.match(lines[idx - 1]):
-            section = stripped.lower()
-            pending_list = None
-            continue
+        if banners:
+            if idx in banners:
+                continue
+            if idx - 1 in banners and idx + 1 in banners:
+                section = line.strip().lower()
+                pending_list = None
+                continue
         if pending_list == "gpu_models":
             m = _GPU_LIST_ITEM.match(line)
             if m:
                 out.gpus.append((int(m.group("index")), m.group("name").strip()))
                 continue
             pending_list = None
-        if section.startswith("environment variables") and "=" in stripped and not stripped.startswith("#"):
-            key, _, value = stripped.partition("=")
+        if line.startswith("[") and (m := _PIP3.match(line)):
+            _add_package(out.packages, m.group("rest"), conda=m.group("tool") == "conda")
+            continue
+        if section.startswith("environment variables") and "=" in line:
+            key, _, value = line.strip().partition("=")
             if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,100}", key):
                 out.env[key] = value
             continue
-        if ":" not in line or len(line) > 2000:
+        colon = line.find(":", 0, 80)
+        if colon < 2 or len(line) > 2000:
             continue
         m = _LABEL_LINE.match(line)
         if not m:
@@ -107,6 +109,10 @@ def parse_collect_env(lines: list[str]) -> CollectEnv:
                 out.gpus.append((0, value))  # 'GPU models and configuration: NVIDIA A100-SXM4-80GB'
             pending_list = "gpu_models"
     return out
+
+
+def _banner_lines(lines: list[str]) -> set[int]:
+    return {i for i, line in enumerate(lines) if line[:10] == "==========" and _BANNER.match(line)}
 
 
 def _add_package(packages: dict[str, str], rest: str, conda: bool) -> None:

@@ -22,39 +22,51 @@ _ANSI = re.compile(
     r"|\[(?:\d{1,3};){0,4}\d{1,3}m(?=[\s(\[A-Za-z]|$)"  # the ESC byte lost, '[1;36m' left
 )
 _LITERAL_CR = re.compile(r"\^M")
+_LOST_ESCAPE = re.compile(r"\[[\d;]{1,15}m")
 
 _LEVEL = r"(?:INFO|ERROR|WARNING|WARN|DEBUG|CRITICAL|FATAL|TRACE)"
 _DATE_TIME = r"(?:\d{4}-)?\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?"
-_PREFIX = re.compile(
-    "|".join(
-        (
-            # process tags: (EngineCore_DP0 pid=1), (VllmWorker rank=1 pid=2), (RayWorkerWrapper pid=3, ip=10.0.0.1)
-            r"(?P<tag>\([A-Za-z_][\w.:-]*(?:[ ,]+\w+=[^\s,()]*)+\))[ ]?",
-            r"(?P<rank>\[rank\d+\]:)[ ]?",
-            # docker compose: 'vllm-1  | '
-            r"(?P<compose>[A-Za-z0-9][\w.-]*-\d+\s+\|)[ ]?",
-            # vLLM / logging headers, with or without a date, with old ('file.py:N]') or new ('[file.py:N]') source
-            rf"{_LEVEL}\s+{_DATE_TIME}\s+(?:\[[^\]\s]+:\d+\]|[\w./-]+\.py:\d+\])?[ ]?",
-            rf"{_LEVEL}\s+\[[\w./-]+\.py(?::\d+)?\]\s+",
-            rf"{_LEVEL}:\s*(?=\S)(?=[\w.]+:)",  # python logging's 'ERROR:root:' style
-            # cloud log shippers: '[resource.labels.containerName: vllm] '
-            r"\[(?:resource|labels|jsonPayload)[\w.]*:[^\]]{0,200}\]\s*",
-            # bare timestamps: '2025-01-01 12:00:00,123 ', '[2025-01-01 12:00:00] '
-            rf"\[?\d{{4}}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?\]?\s+(?:\|\s*)?(?:-\s+)?",
-            # journald / syslog: 'Jun 10 16:45:05 host bash[1234]: '
-            r"(?:[A-Z][a-z]{2}|\d{1,2}\S{0,2})\s+\d{1,2}\s+\d\d:\d\d:\d\d\s+[\w.-]+\s+[\w.@/-]+(?:\[\d+\])?:[ ]?",
-            # glog lines from torch's C++ side: '[W1119 12:16:36.123 123 File.cpp:45] '
-            r"\[?[IWEF]\d{4}\s+\d\d:\d\d:\d\d\.\d+\s+\d+\s+[\w.]+:\d+\]\s?",
-            # a bare '[file.py:79] '
-            r"\[[\w./-]+\.py:\d+\]\s",
-            # pasted with a box or a quote: '│ ', '> '
-            r"│\s?",
-            r">(?!>)[ ]?",
-        )
-    )
+_TIMESTAMP = r"\[?\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?\]?\s+(?:\|\s*)?(?:-\s+)?"
+_JOURNAL = r"(?:[A-Z][a-z]{2}|\d{1,2}\S{0,2})\s+\d{1,2}\s+\d\d:\d\d:\d\d\s+[\w.-]+\s+[\w.@/-]+(?:\[\d+\])?:[ ]?"
+_GLOG = r"\[?[IWEF]\d{4}\s+\d\d:\d\d:\d\d\.\d+\s+\d+\s+[\w.]+:\d+\]\s?"
+_COMPOSE = r"[A-Za-z0-9][\w.-]*-\d+\s+\|[ ]?"
+
+# Each prefix kind, tried only on lines whose next character can start it.
+_TAG = re.compile(r"\([A-Za-z_][\w.:-]*(?:[ ,]+\w+=[^\s,()]*)+\)[ ]?")  # (EngineCore_DP0 pid=1), (RayWorkerWrapper pid=3, ip=...)
+_RANK = re.compile(r"\[rank\d+\]:[ ]?")
+_COMPOSE_RX = re.compile(_COMPOSE)  # docker compose: 'vllm-1  | '
+_SOURCE_KINDS = (_TAG, _RANK, _COMPOSE_RX)
+_BY_FIRST_CHAR: dict[str, tuple[re.Pattern[str], ...]] = {
+    "(": (_TAG,),
+    "[": (
+        _RANK,
+        re.compile(r"\[(?:resource|labels|jsonPayload)[\w.]*:[^\]]{0,200}\]\s*"),  # cloud log shippers
+        re.compile(_TIMESTAMP),
+        re.compile(_GLOG),
+        re.compile(r"\[[\w./-]+\.py:\d+\]\s"),  # a bare '[file.py:79] '
+    ),
+    "│": (re.compile(r"│\s?"),),
+    ">": (re.compile(r">(?!>)[ ]?"),),
+}
+_DIGIT_START = (re.compile(_TIMESTAMP), re.compile(_JOURNAL), _COMPOSE_RX)
+_UPPER_START = (
+    # vLLM / logging headers with a date; old ('file.py:N]') and new ('[file.py:N]') source
+    re.compile(rf"{_LEVEL}\s+{_DATE_TIME}\s+(?:\[[^\]\s]+:\d+\]|[\w./-]+\.py:\d+\])?[ ]?"),
+    re.compile(rf"{_LEVEL}\s+\[[\w./-]+\.py(?::\d+)?\]\s+"),
+    re.compile(_JOURNAL),
+    re.compile(_GLOG),
+    _COMPOSE_RX,
+)
+_LOWER_START = (_COMPOSE_RX,)
+_LEVEL_WORDS = ("INFO", "ERROR", "WARN", "DEBUG", "CRITICAL", "FATAL", "TRACE")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+# the usual vLLM shape in one step: process tags, then 'LEVEL MM-DD hh:mm:ss [file.py:N] '
+_VLLM_PREFIX = re.compile(
+    r"(?P<src>(?:\([A-Za-z_][\w.:-]*(?:[ ,]+\w+=[^\s,()]*)+\) ?)*)"
+    rf"(?:{_LEVEL}\s+{_DATE_TIME}\s+(?:\[[^\]\s]+:\d+\]|[\w./-]+\.py:\d+\])?[ ]?)?"
 )
 _TRAILING_BOX = re.compile(r"\s*│\s*$")
-_DIGITS = re.compile(r"\d+")
+_MASK_DIGITS = str.maketrans("123456789", "000000000")
 
 
 @dataclass
@@ -70,7 +82,8 @@ def clean_lines(text: str) -> list[str]:
 
 def raw_lines(text: str) -> list[str]:
     """Split on any line break (including carriage returns of progress bars), colours removed."""
-    text = _ANSI.sub("", text)
+    if "\x1b" in text or "ESC[" in text or "^[[" in text or _LOST_ESCAPE.search(text):
+        text = _ANSI.sub("", text)
     if "^M" in text:
         text = _LITERAL_CR.sub("\n", text)
     lines = text.splitlines()
@@ -88,26 +101,56 @@ def raw_lines(text: str) -> list[str]:
 
 def strip_prefixes(line: str) -> tuple[str, str]:
     """(process tags, line without prefixes) for one raw line."""
+    if not line or line[0] in " \t":
+        return "", line.rstrip()
     source = ""
     pos = 0
+    if line[0] == "(" or line.startswith(_LEVEL_WORDS):
+        m = _VLLM_PREFIX.match(line)
+        pos = m.end()
+        if m.group("src"):
+            source = m.group("src").replace(") ", ")").strip()
+    n = len(line)
     for _ in range(8):
-        m = _PREFIX.match(line, pos)
-        if not m or m.end() == pos:
+        if pos >= n:
             break
-        tag = m.group("tag")
-        if tag is not None:
-            if "pid=" not in tag and "rank=" not in tag:
+        kinds = _candidate_kinds(line, pos)
+        if not kinds:
+            break
+        for rx in kinds:
+            m = rx.match(line, pos)
+            if m and m.end() > pos:
+                break
+        else:
+            break
+        if rx in _SOURCE_KINDS:
+            tag = m.group(0).rstrip()
+            if rx is _TAG and "pid=" not in tag and "rank=" not in tag:
                 break
             source += tag
-        elif m.group("rank") is not None:
-            source += m.group("rank")
-        elif m.group("compose") is not None:
-            source += m.group("compose")
         pos = m.end()
     rest = line[pos:] if pos else line
     if "│" in rest:
         rest = _TRAILING_BOX.sub("", rest)
     return source, rest.rstrip()
+
+
+def _candidate_kinds(line: str, pos: int) -> tuple[re.Pattern[str], ...]:
+    first = line[pos]
+    kinds = _BY_FIRST_CHAR.get(first)
+    if kinds is not None:
+        return kinds
+    if first.isdigit():
+        return _DIGIT_START
+    if "A" <= first <= "Z":
+        if line.startswith(_LEVEL_WORDS, pos) or line.startswith(_MONTHS, pos):
+            return _UPPER_START
+        if first in "IWEF" and line[pos + 1 : pos + 2].isdigit():
+            return _UPPER_START
+        return _LOWER_START if " |" in line[pos : pos + 80] else ()
+    if "a" <= first <= "z" and " |" in line[pos : pos + 80]:
+        return _LOWER_START
+    return ()
 
 
 def tag_lines(text: str) -> list[CleanLine]:
@@ -128,8 +171,10 @@ def merge_rank_copies(lines: list[CleanLine]) -> list[CleanLine]:
         while j < n and (lines[j].source or (not lines[j].text and j + 1 < n and lines[j + 1].source)):
             j += 1
         region_seen: list[tuple[str, frozenset[str]]] = []
-        for source, block in _group_by_source(lines[i:j]):
-            masked = frozenset(_DIGITS.sub("0", line.text.strip()) for line in block if line.text.strip())
+        groups = _group_by_source(lines[i:j])
+        multi = len(groups) > 1
+        for source, block in groups:
+            masked = _masked(block) if (multi or _worth_comparing(block)) else frozenset()
             if masked and (_covered(source, masked, region_seen) or (len(masked) >= 2 and _covered(source, masked, seen))):
                 continue
             out.extend(block)
@@ -138,6 +183,15 @@ def merge_rank_copies(lines: list[CleanLine]) -> list[CleanLine]:
         del seen[:-64]
         i = j
     return out
+
+
+def _masked(block: list[CleanLine]) -> frozenset[str]:
+    return frozenset(line.text.strip().translate(_MASK_DIGITS) for line in block if line.text.strip())
+
+
+def _worth_comparing(block: list[CleanLine]) -> bool:
+    """Only blocks that hold an error are compared across regions (masking every line costs time)."""
+    return len(block) >= 2 and any("Error" in line.text or 'File "' in line.text for line in block)
 
 
 def _group_by_source(region: list[CleanLine]) -> list[tuple[str, list[CleanLine]]]:
@@ -158,7 +212,12 @@ def _covered(source: str, masked: frozenset[str], earlier: list[tuple[str, froze
     for other, lines in earlier:
         if other == source:
             continue
-        missing = [line for line in masked if line not in lines]
+        missing: list[str] = []
+        for line in masked:
+            if line not in lines:
+                missing.append(line)
+                if len(missing) > 2:
+                    break
         if len(missing) > 2:
             continue
         if all(_is_cut_copy(line, lines) for line in missing):

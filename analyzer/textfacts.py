@@ -51,7 +51,7 @@ def fill_from_lines(facts: Facts, lines: list[str], title_index: int | None = No
     _nvidia_smi(facts, blob)
     _versions(facts, blob)
     _driver(facts, blob)
-    _gpus_from_free_text(facts, blob)
+    _gpus_from_free_text(facts, _gpu_window(lines) if len(lines) > 600 else blob)
     _memory_totals(facts, blob)
     _compute_capability(facts, blob)
     _fill_gpu_specs(facts)
@@ -214,14 +214,14 @@ def _nvidia_smi(facts: Facts, blob: str) -> None:
 
 
 # -- versions --------------------------------------------------------------------------------
-_TORCH_FREE = re.compile(r"(?<![\w/.-])(?:py)?torch(?:==|[ \t]*[:=]?[ \t]*`?v?)(\d+\.\d+(?:\.\d+)?(?:\+[a-z]{2,5}\d*)?)", re.IGNORECASE)
+_TORCH_FREE = re.compile(r"(?<![\w.])(?:py)?torch(?:==|-(?=\d)|[ \t]*[:=]?[ \t]*`?v?)(\d+\.\d+(?:\.\d+)?(?:\+[a-z]{2,5}\d*)?)", re.IGNORECASE)
 _TORCH_CU_SUFFIX = re.compile(r"\+cu(?:da)?(\d{2,3})$")
 _VLLM_LOG = re.compile(
     r"(?:vLLM API server version|Initializing an? (?:V1 )?LLM engine \(v|vLLM version|Starting vLLM API server [^\n]{0,40}?version)\s*v?(\d+\.\d+(?:\.\d+)?(?:[.+-]?(?:post|rc|dev)\d*)*(?:\+[\w.]+)?)",
     re.IGNORECASE,
 )
 _VLLM_IMAGE = re.compile(r"vllm/vllm-openai:v?(\d+\.\d+(?:\.\d+)?(?:\.post\d+)?)")
-_VLLM_FREE = re.compile(r"(?<![\w/-])vllm(?:==|[ \t]*[:=]?[ \t]*`?v?|-)(\d+\.\d+(?:\.\d+)?(?:[.+]?(?:post|rc|dev)\d+)*(?:\+[\w.]+)?)", re.IGNORECASE)
+_VLLM_FREE = re.compile(r"(?<![\w])vllm(?:==|[ \t]*[:=]?[ \t]*`?v?|-)(\d+\.\d+(?:\.\d+)?(?:[.+]?(?:post|rc|dev)\d+)*(?:\+[\w.]+)?)", re.IGNORECASE)
 _NVCC = re.compile(r"Cuda compilation tools, release (\d+\.\d+), V(\d+\.\d+\.\d+)")
 _PY_PATH = re.compile(r"/python(3\.\d{1,2})/(?:site|dist)-packages/")
 
@@ -277,9 +277,22 @@ _GPU_WORDS = (
     r"|(?:GB|GH)\d{2,3}|[ABHL]\d{2,3}[A-Z]?(?:[- ](?:SXM\d?|PCIe|PCIE|NVL|\d{2,3}GB?))*|[HBL]\d{1,2}0?S?|[TPVK]\d{1,3}S?(?:-(?:SXM\d|PCIE|PCIe)-?\d{0,3}GB?)*)"
 )
 _GPU_MENTION = re.compile(r"(?<![\w./-])(" + _GPU_WORDS + r")(?![\w/])")
+# '4090', '4060Ti Super * 2', "4090's": a consumer card named by its number alone
+_RTX_NUMBER = r"(?:20[6-8]|30[5-9]|40[6-9]|50[6-9])0(?:[ \t]?Ti)?(?:[ \t]?Super)?"
+_BARE_RTX = re.compile(
+    r"(?:(?<=NVIDIA )|(?<=GeForce ))(" + _RTX_NUMBER + r")\b"
+    r"|(?<![\w./:$#-])(" + _RTX_NUMBER + r")(?='s|[ \t]*(?:GPUs?|gpus?|显卡|[x×*][ \t]*\d))",
+    re.IGNORECASE,
+)
 _GPU_COUNT = re.compile(
     r"(?<![\w.])(?:(\d{1,2})[ \t]*[x×*][ \t]*(" + _GPU_WORDS + r")|(" + _GPU_WORDS + r")[ \t]*(?:GPUs?[ \t]*)?[x×*][ \t]*(\d{1,2}))(?![\w.])"
 )
+
+
+def _gpu_window(lines: list[str]) -> str:
+    """Where a pasted report names its GPU: the head, the tail, and lines that talk about GPUs."""
+    middle = [line for line in lines[300:-300] if "GPU" in line or "gpu" in line or "NVIDIA" in line or "显卡" in line]
+    return "\n".join(lines[:300] + middle + lines[-300:])
 
 
 def _gpus_from_free_text(facts: Facts, blob: str) -> None:
@@ -297,6 +310,12 @@ def _gpus_from_free_text(facts: Facts, blob: str) -> None:
         if lookup_gpu(name) is not None and not _is_false_gpu(name, blob, m.start()):
             facts.gpus = [Gpu(name=name, index=0)]
             return
+    m = _BARE_RTX.search(blob)
+    if m:
+        name = "RTX " + (m.group(1) or m.group(2)).strip()
+        count = re.match(r"[ \t]*[x×*][ \t]*(\d{1,2})", blob[m.end() : m.end() + 12])
+        n = int(count.group(1)) if count and 1 <= int(count.group(1)) <= MAX_GPUS_FROM_COUNT else 1
+        facts.gpus = [Gpu(name=name, index=i) for i in range(n)]
 
 
 def _is_false_gpu(name: str, blob: str, start: int) -> bool:
@@ -334,7 +353,8 @@ def _memory_totals(facts: Facts, blob: str) -> None:
 
 _CC_STATED = re.compile(
     r"(?:(?:has|with|current|device|gpu'?s?)[ \t]+(?:cuda[ \t]+)?compute[ \t]+capability(?:[ \t]+of|[ \t]+is|:)?|^[ \t]*compute[ \t]+capability[ \t]*[:=])[ \t]*(\d{1,2})\.(\d)"
-    r"|Current capability:[ \t]*(\d{1,2})(\d)\b|with CUDA capability sm_(\d{1,2})(\d)\b|\(Compute (\d{1,2})\.(\d)\)",
+    r"|Current capability:[ \t]*(\d{1,2})(\d)\b|with CUDA capability sm_(\d{1,2})(\d)\b|\(Compute (\d{1,2})\.(\d)\)"
+    r"|--gpu-name[= ]sm_(\d{1,2})(\d)a?\b|Value 'sm_(\d{1,2})(\d)a?' is not defined for option 'gpu-name'",
     re.IGNORECASE | re.MULTILINE,
 )
 _TORCH_ARCHES = re.compile(r"supports CUDA capabilities((?:[ \t]+sm_\d{2,3}a?)+)")
@@ -342,7 +362,7 @@ _ARCH_LIST_REPR = re.compile(r"\[\s*'sm_\d{2,3}a?'(?:\s*,\s*'(?:sm|compute)_\d{2
 
 
 def _compute_capability(facts: Facts, blob: str) -> None:
-    if "apabilit" in blob or "Compute " in blob:
+    if "apabilit" in blob or "Compute " in blob or "gpu-name" in blob:
         m = _CC_STATED.search(blob)
         if m:
             digits = [g for g in m.groups() if g is not None]
@@ -376,8 +396,7 @@ def _fill_gpu_specs(facts: Facts) -> None:
 # -- environment variables -------------------------------------------------------------------
 _ENV_NAMES = r"(?:VLLM|CUDA|NCCL|TORCH|PYTORCH|NVIDIA|HF|HUGGING_FACE|TRANSFORMERS|TRITON|OMP|LD|RAY|GLOO|UCX|TOKENIZERS|FLASHINFER|MAX_JOBS|CC|CXX|NVCC)"
 _ENV_ASSIGN = re.compile(
-    r"(?:(?<=\s)|^|(?<=[\"'`!]))(?:export[ \t]+|-e[ \t]+|--env[ \t=]+|ENV[ \t]+|set[ \t]+)?[\"']?(" + _ENV_NAMES + r"(?:_[A-Z0-9]+)*)=(\"[^\"\n]{0,1000}\"|'[^'\n]{0,1000}'|[^\s\"'`]{0,1000})",
-    re.MULTILINE,
+    r"(?<![\w-])(" + _ENV_NAMES + r"(?:_[A-Z0-9]+)*)=(\"[^\"\n]{0,1000}\"|'[^'\n]{0,1000}'|[^\s\"'`]{0,1000})"
 )
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|PRIVATE|CREDENTIAL|AUTH", re.IGNORECASE)
 
@@ -386,10 +405,26 @@ def _mask_secret(key: str, value: str) -> str:
     return "<redacted>" if _SECRET_NAME.search(key) and value and value != "<redacted>" else value
 
 
+_ASSIGNMENT_LEAD = re.compile(
+    r"^[\s>$#!:*`-]*(?:[\w@~:/.-]{1,80}[$#][ \t]*)?(?:(?:export|set|ENV|env|-e|--env|sudo|RUN)[ \t]+|[A-Z_][A-Z0-9_]*=\S*[ \t]+)*[\"']?$"
+)
+
+
+def _assignment_context(blob: str, start: int) -> bool:
+    """Whether KEY=value at start is a setting (shell, docker -e, env listing), not advice in a message."""
+    line_start = blob.rfind("\n", 0, start) + 1
+    lead = blob[max(line_start, start - 300) : start]
+    if _ASSIGNMENT_LEAD.match(lead):
+        return True
+    return bool(re.search(r"(?:\s-e|--env)[ \t=]+[\"']?$", lead))
+
+
 def _env_assignments(facts: Facts, blob: str) -> None:
     if "=" not in blob:
         return
     for m in _ENV_ASSIGN.finditer(blob):
+        if not _assignment_context(blob, m.start()):
+            continue
         key, value = m.group(1), m.group(2)
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
             value = value[1:-1]
@@ -402,7 +437,7 @@ _NON_DEFAULT = re.compile(r"non-default args:\s*(\{)")
 _NAMESPACE = re.compile(r"\bargs: Namespace\(")
 _ENGINE_CONFIG = re.compile(r"Initializing an? (?:V1 )?LLM engine(?: \(v[^)]{1,40}\))? with config:\s*")
 _LAUNCH = re.compile(
-    r"(?:^|(?<=[\s;&|!$#>`]))(?:[A-Z_][A-Z0-9_]*=\S*[ \t]+)*"
+    r"(?:^|(?<=[\s;&|!$#>`:：]))(?:[A-Z_][A-Z0-9_]*=\S*[ \t]+)*"
     r"(?:vllm[ \t]+serve\b|python[\d.]*[ \t]+(?:-u[ \t]+)?(?:-m[ \t]+vllm\.entrypoints\.[\w.]+|\S*api_server\.py)|docker[ \t]+run\b|podman[ \t]+run\b)",
     re.MULTILINE,
 )
@@ -428,6 +463,13 @@ _CONFIG_KEYS = {
     "trust_remote_code": "trust_remote_code",
     "enable_prefix_caching": "enable_prefix_caching",
     "served_model_name": "served_model_name",
+}
+_BOOLEAN_FLAGS = {
+    "trust_remote_code", "enforce_eager", "enable_prefix_caching", "disable_log_requests", "disable_log_stats",
+    "enable_chunked_prefill", "disable_custom_all_reduce", "enable_lora", "enable_auto_tool_choice",
+    "enable_expert_parallel", "disable_frontend_multiprocessing", "enable_sleep_mode", "skip_tokenizer_init",
+    "disable_sliding_window", "use_v2_block_manager", "worker_use_ray", "enable_reasoning", "headless",
+    "no_enable_prefix_caching", "no_enable_chunked_prefill", "async_scheduling", "enable_eplb", "uvicorn_log_level_debug",
 }
 _DOCKER_OPTIONS_WITH_VALUE = {
     "-e", "--env", "-v", "--volume", "-p", "--publish", "--name", "--gpus", "--runtime", "--shm-size", "--ipc",
@@ -583,7 +625,11 @@ def _find_launch_command(lines: list[str]) -> tuple[str, dict[str, Any]] | None:
         j = i + 1
         while j < len(lines) and j < i + 60:
             nxt = lines[j].strip()
-            continues = parts[-1].endswith("\\") or (nxt.startswith("-") and not nxt.startswith("---"))
+            continues = (
+                parts[-1].endswith("\\")
+                or (nxt.startswith("-") and not nxt.startswith("---"))
+                or (parts[0].lstrip().startswith(("docker", "podman")) and re.fullmatch(r"[\w.:/@-]+", nxt) is not None)
+            )
             if not nxt or not continues:
                 break
             parts.append(nxt)
@@ -615,6 +661,11 @@ def parse_command_args(command: str) -> dict[str, Any]:
                 continue
             if eq:
                 args[key] = _coerce(value)
+            elif key in _BOOLEAN_FLAGS and not (i + 1 < len(tokens) and tokens[i + 1].lower() in ("true", "false")):
+                if key.startswith("no_"):
+                    args[key[3:]] = False
+                else:
+                    args[key] = True
             elif i + 1 < len(tokens) and (not tokens[i + 1].startswith("-") or _is_number(tokens[i + 1])):
                 args[key] = _coerce(tokens[i + 1])
                 i += 1

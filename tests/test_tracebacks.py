@@ -1,0 +1,160 @@
+from pathlib import Path
+
+import pytest
+
+from vllm_bug.analyzer.logclean import clean_lines
+from vllm_bug.analyzer.tracebacks import is_wrapper, parse_tracebacks, pick_root_cause, pseudo_root_cause
+
+FIXTURES = Path(__file__).parent / "fixtures" / "text"
+
+
+def _root(text: str, title_line=None):
+    lines = clean_lines(text)
+    skip = frozenset([title_line]) if title_line is not None else frozenset()
+    tbs = parse_tracebacks(lines, skip)
+    title = lines[title_line] if title_line is not None else None
+    return pick_root_cause(lines, tbs, title, title_line), tbs
+
+
+CHAINED = """\
+Traceback (most recent call last):
+  File "/usr/lib/python3.12/site-packages/vllm/v1/worker/gpu_model_runner.py", line 3221, in _dummy_sampler_run
+    sampler_output = self.sampler(logits=logits)
+torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.19 GiB
+
+The above exception was the direct cause of the following exception:
+
+Traceback (most recent call last):
+  File "/usr/lib/python3.12/site-packages/vllm/v1/engine/core.py", line 700, in run_engine_core
+    engine_core = EngineCoreProc(*args, **kwargs)
+RuntimeError: CUDA out of memory occurred when warming up sampler with 1024 dummy requests.
+Traceback (most recent call last):
+  File "/usr/lib/python3.12/site-packages/vllm/entrypoints/cli/main.py", line 54, in main
+    args.dispatch_function(args)
+RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}
+"""
+
+
+def test_chained_exception_gives_innermost_cause_and_skips_wrapper():
+    root, tbs = _root(CHAINED)
+    assert [tb.short_type for tb in tbs] == ["OutOfMemoryError", "RuntimeError", "RuntimeError"]
+    assert tbs[1].chained_from is tbs[0]
+    assert is_wrapper(tbs[2]) and not is_wrapper(tbs[0])
+    assert root is tbs[0]
+    assert root.frames[0].function == "_dummy_sampler_run"
+    assert root.frames[0].module == "vllm.v1.worker.gpu_model_runner"
+    assert root.frames[0].code == "sampler_output = self.sampler(logits=logits)"
+
+
+@pytest.mark.parametrize(
+    "wrapper",
+    [
+        "vllm.v1.engine.exceptions.EngineDeadError: EngineCore encountered an issue. See stack trace (above) for the root cause.",
+        "RuntimeError: Worker proc VllmWorker-0 died unexpectedly (exit code: -9)",
+        "TimeoutError: RPC call to sample_tokens timed out.",
+        "RuntimeError: Worker failed with error 'CUDA error: an illegal memory access', please check the stack trace above for the root cause",
+        "asyncio.exceptions.CancelledError: ",
+        "KeyboardInterrupt",
+        "ray.exceptions.RayTaskError(RuntimeError): ray::RayWorkerWrapper.execute_method() (pid=1, ip=10.0.0.1)",
+    ],
+)
+def test_wrappers_are_never_root_cause(wrapper):
+    text = "ValueError: No available memory for the cache blocks.\n" + wrapper + "\n"
+    root, _ = _root(text)
+    assert root.exc_type == "ValueError"
+
+
+@pytest.mark.parametrize(
+    "line, exc_type, message_part",
+    [
+        ("RuntimeError: CUDA error: an illegal memory access was encountered", "RuntimeError", "illegal memory access"),
+        ("torch.AcceleratorError: CUDA error: device-side assert triggered", "torch.AcceleratorError", "device-side assert"),
+        ("RuntimeError: Triton Error [CUDA]: an illegal memory access was encountered", "RuntimeError", "Triton Error [CUDA]"),
+        ("Triton Error [CUDA]: invalid argument", "Triton Error [CUDA]", "invalid argument"),
+        ("cupy_backends.cuda.api.driver.CUDADriverError: CUDA_ERROR_ILLEGAL_ADDRESS: an illegal memory access", "cupy_backends.cuda.api.driver.CUDADriverError", "CUDA_ERROR_ILLEGAL_ADDRESS"),
+        ("got CUDA_ERROR_NO_BINARY_FOR_GPU from the driver", "CUDA_ERROR_NO_BINARY_FOR_GPU", ""),
+        ("ERROR 08-23 08:25:25 multiproc_worker_utils.py:226] Exception in worker VllmWorkerProcess while processing method init_device: NCCL error: unhandled system error (run with NCCL_DEBUG=INFO for details), Traceback (most recent call last):", "NCCL error", "unhandled system error"),
+        ("Failed: Cuda error /workspace/csrc/custom_all_reduce.cuh:455 'invalid argument'", "Failed", "invalid argument"),
+        ("pynvml.NVMLError_InvalidArgument: Invalid Argument", "pynvml.NVMLError_InvalidArgument", "Invalid Argument"),
+        ("WARNING 07-19 14:45:53 _custom_ops.py:14] Failed to import from vllm._C with ImportError(\"/lib64/libc.so.6: version `GLIBC_2.32' not found\")", "ImportError", "GLIBC_2.32"),
+    ],
+)
+def test_error_lines_without_traceback(line, exc_type, message_part):
+    root, _ = _root(line)
+    assert root.exc_type == exc_type
+    assert message_part in root.message
+
+
+def test_cpp_terminate_takes_the_what_line():
+    root, _ = _root("terminate called after throwing an instance of 'c10::Error'\n  what():  CUDA error: an illegal memory access was encountered\n")
+    assert root.exc_type == "c10::Error"
+    assert root.message.startswith("CUDA error: an illegal memory access")
+
+
+def test_cut_traceback_without_header_and_with_github_wrapping():
+    text = (
+        '  File "/usr/local/lib/python3.10/dist-packages/vllm/worker/\n'
+        'worker.py", line 162, in determine_num_available_blocks\n'
+        "    self.model_runner.profile_run()\n"
+        "[...]\n"
+        '  File "/usr/local/lib/python3.10/dist-packages/torch/cuda/__init__.py", line 293, in _lazy_init\n'
+        "    torch._C._cuda_init()\n"
+        "RuntimeError: Unexpected error from cudaGetDeviceCount(). Error 804: forward compatibility was attempted on non supported HW\n"
+    )
+    root, tbs = _root(text)
+    assert len(tbs) == 1
+    assert [f.function for f in root.frames] == ["determine_num_available_blocks", "_lazy_init"]
+    assert "Error 804" in root.message
+
+
+def test_earliest_gpu_error_beats_a_later_generic_one():
+    text = "RuntimeError: CUDA error: no kernel image is available for execution on the device\nEOFError: \nAttributeError: 'NoneType' object has no attribute 'x'\n"
+    root, _ = _root(text)
+    assert "no kernel image" in root.message
+
+
+def test_message_continuation_is_kept_in_text_not_message():
+    text = "RuntimeError: CUDA error: an illegal memory access was encountered\nCUDA kernel errors might be asynchronously reported at some other API call.\nFor debugging consider passing CUDA_LAUNCH_BLOCKING=1\n"
+    root, _ = _root(text)
+    assert root.message == "CUDA error: an illegal memory access was encountered"
+    assert "CUDA_LAUNCH_BLOCKING" in root.text
+
+
+def test_title_is_a_fallback_only():
+    root, _ = _root("[Bug]: RuntimeError: CUDA error: invalid argument\nValueError: real one\n", title_line=0)
+    assert root.exc_type == "ValueError"
+    root, _ = _root("[Bug]: Qwen3.5. `illegal memory access`\n", title_line=0)
+    assert root.exc_type == "Error" and "illegal memory access" in root.message
+
+
+def test_pseudo_root_cause_parses_types_in_titles():
+    assert pseudo_root_cause("[Bug]: ImportError: libcudart.so.12: cannot open shared object file").exc_type == "ImportError"
+    assert pseudo_root_cause("0.4.3 error CUDA error: an illegal memory access was encountered").message.startswith("CUDA error: an illegal")
+    assert pseudo_root_cause("") is None
+
+
+def test_title_fallback_keeps_frames_of_a_cut_traceback():
+    text = (FIXTURES / "gcp_cut_traceback.txt").read_text()
+    root, _ = _root(text, title_line=0)
+    assert "OOM" in root.message
+    assert any(f.function == "_dummy_sampler_run" or f.function == "decorate_context" for f in root.frames)
+
+
+def test_worker_prefixed_nccl_traceback():
+    root, _ = _root((FIXTURES / "nccl_worker_prefix.txt").read_text(), title_line=0)
+    assert "NCCL" in root.message or "NCCL" in root.exc_type
+
+
+def test_two_rank_oom_gives_one_root_cause():
+    lines = clean_lines((FIXTURES / "oom_two_ranks.txt").read_text())
+    tbs = parse_tracebacks(lines, frozenset([0]))
+    assert len(tbs) == 1 and tbs[0].short_type == "OutOfMemoryError"
+
+
+def test_many_headers_do_not_blow_up():
+    import time
+
+    text = "Traceback (most recent call last):\n" * 30000
+    start = time.perf_counter()
+    _root(text)
+    assert time.perf_counter() - start < 2
