@@ -38,7 +38,7 @@ def cli() -> None:
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
-@click.option("--log", "log_path", metavar="FILE|-", help="Log of the failed run; '-' reads standard input.")
+@click.option("--log", "log_path", metavar="FILE|-", help="Log of the failed run; '-' reads standard input. A missing, unreadable, empty or binary log exits 3.")
 @click.option("-o", "--output", "output", metavar="PATH", help="Bundle path (default: vllm-bug-<time>.zst in the current directory).")
 @click.option("--force", is_flag=True, help="Overwrite the output files if they exist.")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(1, 3600), default=60.0, show_default=True,
@@ -61,7 +61,8 @@ def collect(**options) -> None:
 def run(**options) -> None:
     """Run COMMAND with its output passing through; if it fails, collect a bundle with its output as the log.
 
-    Exits with COMMAND's exit code. Put `--` before the command: vllm-bug run -- vllm serve MODEL
+    Exits with COMMAND's exit code (128+N if signal N killed it; 127 if it cannot be started).
+    Put `--` before the command: vllm-bug run -- vllm serve MODEL
     """
     from vllm_bug.bundler.commands import run_command
 
