@@ -107,10 +107,11 @@ def build_view(analysis: Analysis, bundle_bytes: bytes | None, redactions: list 
 
 def suggested_title(analysis: Analysis) -> str:
     facts = analysis.facts
-    if analysis.diagnoses:
+    root = facts.root_cause
+    if root is not None and root.exc_type not in ("", "Error") and root.message.strip():
+        core = f"{root.exc_type}: {root.message.strip().splitlines()[0]}"  # searchable, like most vLLM issue titles
+    elif analysis.diagnoses:
         core = analysis.diagnoses[0].title
-    elif facts.root_cause is not None:
-        core = f"{facts.root_cause.exc_type}: {facts.root_cause.message}"
     elif facts.title:
         core = re.sub(r"^\s*\[\w+\]\s*:?\s*", "", facts.title)
     else:
