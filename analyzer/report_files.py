@@ -74,3 +74,29 @@ def _zip_time(created_utc: str | None) -> tuple[int, int, int, int, int, int]:
     except ValueError:
         pass
     return (1980, 1, 1, 0, 0, 0)
+
+
+def after_write_hook(force: bool):
+    """For `collect`/`run`: after the bundle is written, write the report and the zip beside it.
+
+    Returns lines for the collect summary ("also wrote <line>"). A failure here never loses the
+    bundle: it is one line on stderr, with the command that renders the report later.
+    """
+
+    def hook(bundle_path: Path, doc: dict[str, Any]) -> list[str]:
+        import sys
+
+        bundle_path = Path(bundle_path)
+        try:
+            md_path, zip_path = write_report_files(bundle_path, doc, bundle_path.read_bytes(), force)
+        except VllmBugError as exc:
+            print(f"vllm-bug: report not written: {exc}", file=sys.stderr)
+            return []
+        except Exception as exc:  # the bundle is safe on disk; the report can be made later
+            print(f"vllm-bug: report not written ({type(exc).__name__}: {exc}); "
+                  f"run: vllm-bug analyze {bundle_path} --format markdown", file=sys.stderr)
+            return []
+        return [f"{md_path}: the report, paste it as the body of a GitHub issue",
+                f"{zip_path}: the bundle zipped, attach it to the issue (GitHub accepts .zip)"]
+
+    return hook

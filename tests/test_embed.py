@@ -124,3 +124,25 @@ def test_the_loader_accepts_every_form_collect_produces(tmp_path, bundle):
     for path in (bundle_path, zip_path, md_path, quoted):
         loaded = load.load_input(str(path))
         assert loaded.kind == "bundle" and loaded.doc == doc, path
+
+
+def test_after_write_hook_reports_lines_and_never_raises(tmp_path, bundle, monkeypatch, capsys):
+    from vllm_bug.analyzer import report_files
+    from vllm_bug.analyzer.report_files import after_write_hook
+
+    doc, data = bundle
+    bundle_path = tmp_path / "b.zst"
+    bundle_path.write_bytes(data)
+    lines = after_write_hook(force=False)(bundle_path, doc)
+    assert lines[0].startswith(f"{tmp_path / 'b.md'}: the report") and lines[1].startswith(f"{tmp_path / 'b.zip'}: ")
+    assert after_write_hook(force=False)(bundle_path, doc) == []
+    assert "already exists" in capsys.readouterr().err
+
+    def boom(doc, data):
+        raise KeyError("analysis bug")
+
+    monkeypatch.setattr(report_files, "render_report_for_bundle", boom)
+    assert after_write_hook(force=True)(bundle_path, doc) == []
+    err = capsys.readouterr().err
+    assert "report not written (KeyError" in err and "--format markdown" in err
+    assert bundle_path.read_bytes() == data
