@@ -105,16 +105,30 @@ def _components(name: str) -> list[str]:
     return [c for c in _NON_ALNUM.split(_CAMEL_HUMP.sub(r"\1_\2", name).lower()) if c]
 
 
+# A key that is a lookup key, not a credential: cache_key, sort_key, public_key, kv_key.
+_PLAIN_KEY_QUALIFIERS = frozenset(
+    {
+        "cache", "sort", "hash", "lookup", "partition", "primary", "foreign", "dict", "map", "row",
+        "column", "group", "prefix", "kv", "routing", "shard", "index", "unique", "request", "block",
+        "page", "layer", "query", "value", "model", "config", "registry", "metric", "label", "entry",
+        "item", "node", "peer", "device", "prompt", "public", "pub", "lora", "adapter", "schema",
+    }
+)
+
+
 def _is_secret_component(parts: list[str], i: int) -> bool:
     part = parts[i]
     is_last = i == len(parts) - 1
     if part in _KEY_WORDS:
+        if i > 0 and parts[i - 1] in _PLAIN_KEY_QUALIFIERS:
+            return False
         return is_last or parts[i + 1] in ("id", "ids")
     if _TAIL_WORD.fullmatch(part):
         return is_last and (i == 0 or parts[i - 1] not in _MODEL_TOKEN_WORDS)
     return _SECRET_WORD.fullmatch(part) is not None
 
 
+@lru_cache(maxsize=4096)
 def is_secret_name(name: str) -> bool:
     """Whether a variable or key called `name` holds a secret (HF_TOKEN, api_key, aws_secret_access_key)."""
     parts = _components(name)
@@ -125,6 +139,7 @@ def is_secret_name(name: str) -> bool:
     return any(_is_secret_component(parts, i) for i in range(len(parts)))
 
 
+@lru_cache(maxsize=1024)
 def is_secret_flag(flag: str) -> bool:
     """Whether a command-line flag takes a secret: its last word is secret (--api-key, --hf-token).
 
@@ -157,33 +172,37 @@ def _starting(literal: str, not_before: str) -> str:
 
 # (kind, pattern): whole-value token shapes.
 _SHAPES: list[tuple[str, str]] = [
-    ("hf_token", _starting("hf_", _A) + f"[{_A}]{{30,}}(?![{_A}])"),
-    ("hf_token", _starting("api_org_", _A) + f"[{_A}]{{30,}}(?![{_A}])"),
-    ("anthropic_key", _starting("sk-ant-", _A + "_-") + f"[{_A}_-]{{20,}}"),
-    ("openai_key", _starting("sk-", _A + "_-") + f"(?:proj-|svcacct-|admin-)?(?=[{_A}_-]*[0-9])[{_A}_-]{{20,}}"),
-    ("github_token", _starting("gh[pousr]_", _A) + f"[{_A}]{{30,}}(?![{_A}])"),
-    ("github_token", _starting("github_pat_", _A) + f"[{_A}_]{{30,}}(?![{_A}])"),
-    ("aws_access_key_id", _starting("A(?:KIA|SIA|BIA|CCA|3T[A-Z0-9])", _A) + f"[A-Z0-9]{{16}}(?![{_A}])"),
-    ("jwt", _starting("ey", _A + "_-") + f"[{_A}_-]{{15,}}\\.ey[{_A}_-]{{15,}}\\.[{_A}_-]*"),
-    ("slack_token", _starting("xox[abposr]-", _A) + f"[{_A}-]{{10,}}"),
-    ("slack_token", _starting("xapp-", _A) + f"[{_A}-]{{10,}}"),
-    ("google_api_key", _starting("AIza", _A + "_-") + f"[{_A}_-]{{35}}(?![{_A}_-])"),
-    ("nvidia_api_key", _starting("nvapi-", _A + "_-") + f"[{_A}_-]{{20,}}"),
-    ("pypi_token", _starting("pypi-AgE", _A + "_-") + f"[{_A}_-]{{40,}}"),
+    # Distinctive prefixes count even when glued to a preceding word; `sk-` and `ey` (common in
+    # words) must start one. Not after ">" either, so that a second pass finds nothing new.
+    ("hf_token", f"hf_[{_A}]{{30,}}"),
+    ("hf_token", f"api_org_[{_A}]{{30,}}"),
+    ("anthropic_key", f"sk-ant-[{_A}_-]{{20,}}"),
+    ("openai_key", f"sk-(?:proj|svcacct|admin)-(?=[{_A}_-]*[0-9])[{_A}_-]{{20,}}"),
+    ("openai_key", _starting("sk-", _A + "_>-") + f"(?=[{_A}_-]*[0-9])[{_A}_-]{{20,}}"),
+    ("github_token", f"gh[pousr]_[{_A}]{{30,}}"),
+    ("github_token", f"github_pat_[{_A}_]{{30,}}"),
+    ("aws_access_key_id", "A(?:KIA|SIA|BIA|CCA|3T[A-Z0-9])[A-Z0-9]{16}"),
+    ("jwt", _starting("ey", _A + "_>-") + f"[{_A}_-]{{15,}}\\.ey[{_A}_-]{{15,}}\\.[{_A}_-]*"),
+    ("slack_token", f"xox[abposr]-[{_A}-]{{10,}}"),
+    ("slack_token", f"xapp-[{_A}-]{{10,}}"),
+    ("google_api_key", f"AIza[{_A}_-]{{35}}"),
+    ("nvidia_api_key", f"nvapi-[{_A}_-]{{20,}}"),
+    ("pypi_token", f"pypi-AgE[{_A}_-]{{40,}}"),
 ]
 
 # The only rule that spans lines; it runs first, on its own (its literal start makes it cheap).
 # A block cut short by a log's truncation is hidden up to the first line that is not key material.
 _PRIVATE_KEY = re.compile(
     r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY-----"
-    r"(?:[\s\S]*?-----END[A-Z0-9 ]*PRIVATE KEY-----|[A-Za-z0-9+/=\s:,-]*)"
+    r"(?:[\s\S]*?-----END[A-Z0-9 ]*PRIVATE KEY-----|[A-Za-z0-9+/=\s:,_.-]*)"
 )
 
 # Words that a secret-bearing name or flag contains; the callbacks then apply the exact rule.
 _HINT = r"(?i:token|secret|passw|pwd|pass|cred|cookie|auth|session|signature|key)"
 _QUOTED = r"\"[^\"\n]*\"|'[^'\n]*'"
 _LIST = rf"\[[ \t]*(?:{_QUOTED})(?:[ \t]*,[ \t]*(?:{_QUOTED}))*[ \t]*,?[ \t]*\]"
-_BARE = r"(?!=)[^\s'\",;)\]}=]+=*"
+_LIST_RE = re.compile(_LIST)
+_BARE = r"(?!=)[^\s'\",;)\]}=]+(?:=+(?![=\w]))?"  # base64 padding, but not the "=" of a NAME=value
 
 # (rule, pattern): the secret is the group named {g}_val; what comes before it in the match is
 # kept. No rule crosses a line end.
@@ -203,14 +222,15 @@ _CONTEXTS: list[tuple[str, str]] = [
         "bearer_token",
         _starting("[Bb]", r"\w") + r"(?i:earer)[ \t]+(?P<{g}_val>(?=[A-Za-z0-9._~+/=-]*[0-9])[A-Za-z0-9._~+/=-]{8,})",
     ),
-    # --api-key X, --hf-token=X
+    # --api-key X, --hf-token=X (not right after a marker, so that a second pass finds nothing new)
     (
         "flag",
-        _starting("-", r"\w-") + rf"-?(?P<{{g}}_name>(?=[\w-]*?{_HINT})[{_A}][\w-]*)(?:=|[ \t]+)"
+        _starting("-", r"\w>-") + rf"-?(?P<{{g}}_name>(?=[\w-]*?{_HINT})[{_A}][\w-]*)(?:=|[ \t]+)"
         rf"(?P<{{g}}_val>{_QUOTED}|(?!--)[^\s'\"]+)",
     ),
     # NAME=value, NAME='value', NAME=['a', 'b']; the name before "=" is checked by the callback
-    ("assignment", rf"=(?<![=!<>:+*/%&|^-]=)[ \t]*(?P<{{g}}_val>{_LIST}|{_QUOTED}|{_BARE})"),
+    # ("HF_TOKEN= x" assigns nothing: blanks may follow "=" only where blanks precede it)
+    ("assignment", rf"=(?<![=!<>:+*/%&|^-]=)(?:(?<=[ \t]=)[ \t]+)?(?P<{{g}}_val>{_LIST}|{_QUOTED}|{_BARE})"),
     # NAME: value, as in a YAML environment section; only upper-case names (checked by the callback)
     ("yaml_key", rf":(?<=[A-Z0-9_]:)[ \t]+(?P<{{g}}_val>{_QUOTED}|{_BARE})"),
     # 'name': 'value' in a logged dict or JSON; the quoted name is checked by the callback
@@ -239,8 +259,8 @@ def _name_before(text: str, end: int, quote: str = "") -> str:
 def _alternation(rules: list[tuple[str, str]], home: str | None = None) -> tuple[re.Pattern[str], list[str]]:
     """One regex for `rules`; alternative i ends with the empty group r{i}, so m.lastgroup names it."""
     if home:
-        # Not after "~" or ">" either, so that a second pass finds nothing new.
-        rules = rules + [("home_path", _starting(re.escape(home), r"\w.~>-") + r"(?![\w.-])")]
+        # Not next to "~", ">" or "<" either (what a replacement leaves), so a second pass finds nothing new.
+        rules = rules + [("home_path", _starting(re.escape(home), r"\w.~>-") + r"(?![\w.<-])")]
     parts = [pattern.replace("{g}", f"r{i}") + f"(?P<r{i}>)" for i, (_, pattern) in enumerate(rules)]
     return re.compile("|".join(parts)), [rule for rule, _ in rules]
 
@@ -416,8 +436,14 @@ class Redactor:
         pre, val, post = m.string[m.start() : val_start], m.group(f"{group}_val"), m.string[val_end : m.end()]
         secret, kind, by_shape = self._judge(m, rule, group, pre)
         if not secret:
-            return self._redact(pre, depth + 1) + self._redact(val, depth + 1) + post
+            return self._rescan(pre, depth + 1) + self._rescan(val, depth + 1) + post
         return pre + self._hide_value(val, kind, by_shape) + post
+
+    def _rescan(self, part: str, depth: int) -> str:
+        """A declined match's part, scanned again on its own (most parts hold no trigger at all)."""
+        if self._trigger.search(part.encode("ascii", "replace").lower()) is None:
+            return part
+        return self._redact(part, depth)
 
     def _judge(self, m: re.Match[str], rule: str, group: str, pre: str) -> tuple[bool, str, bool]:
         """(whether the value is secret, the kind to report if it has no token shape, classify by shape)."""
@@ -431,17 +457,18 @@ class Redactor:
             return True, "bearer_token", True
         if rule == "flag":
             return is_secret_flag(m.group(f"{group}_name")), "secret_arg", True
-        if rule in ("assignment", "yaml_key"):
+        if rule == "quoted_key":  # the match starts with the quote that closes the name
+            name = _name_before(m.string, m.start(), quote=m.group(0)[0])
+        else:  # assignment, yaml_key
             name = _name_before(m.string, m.start())
             if rule == "yaml_key" and not name.isupper():
-                name = ""
-        else:  # quoted_key: the match starts with the quote that closes the name
-            name = _name_before(m.string, m.start(), quote=m.group(0)[0])
-        secret = bool(name) and _HINT_RE.search(name) is not None and is_secret_name(name)
-        return secret, _named_kind(name), True
+                return False, "", True
+        if not name or _HINT_RE.search(name) is None or not is_secret_name(name):
+            return False, "", True
+        return True, _named_kind(name), True
 
     def _hide_value(self, val: str, kind: str, by_shape: bool) -> str:
-        if val.startswith("["):  # a logged list of quoted strings: hide each one
+        if _LIST_RE.fullmatch(val):  # a logged list of quoted strings: hide each one
             return re.sub(_QUOTED, lambda q: self._hide_value(q.group(0), kind, by_shape), val)
         quote = val[0] if val[:1] in ("'", '"') and len(val) >= 2 and val[-1] == val[0] else ""
         inner = val[1:-1] if quote else val
@@ -451,6 +478,7 @@ class Redactor:
         return f"{quote}{self._hide(found or kind)}{quote}"
 
 
+@lru_cache(maxsize=1024)
 def _named_kind(name: str) -> str:
     """AWS secret keys by name; lower-case names are logged arguments, upper-case ones variables."""
     if "".join(_components(name)).endswith("secretaccesskey"):
