@@ -52,7 +52,7 @@ def test_graph_capture_advice_on_old_vllm_avoids_new_flags():
     finding = fire("CUDA_OOM_CUDA_GRAPH_CAPTURE", f)
     assert finding is not None
     assert "--max-cudagraph-capture-size" not in text_of(finding) and "--enforce-eager" in text_of(finding)
-    assert "0.90" in text_of(finding)  # the default of that release
+    assert "(default 0.90)" in text_of(finding)  # the default of that release
 
 
 def test_profiling_oom_points_at_context_length():

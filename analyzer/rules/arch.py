@@ -19,6 +19,8 @@ from vllm_bug.analyzer.knowledge import (
 )
 from vllm_bug.analyzer.rules import rule
 from vllm_bug.analyzer.rules.helpers import (
+    grep,
+    has,
     HINT,
     STRONG_HINT,
     cc_text,
@@ -44,7 +46,7 @@ def _cc_from_text(facts: Facts) -> tuple[int, int] | None:
     """A compute capability the input states: sm_XX in a warning, 'Compute 6.1', 'compute capability 7.0'."""
     for pattern in (TORCH_ARCH_WARNING, r"--gpu-name=sm_(\d+)", r"compute capability (?:of )?(\d+\.\d+)",
                     r"\(Compute (\d+\.\d+)\)", r"cuda capability (\d+\.\d+)", r"\bsm_?(\d{2,3})a?\b"):
-        for line in facts.grep(pattern, limit=1):
+        for line in grep(facts, pattern, limit=1):
             m = re.search(pattern, line, re.IGNORECASE)
             if m:
                 cc = parse_compute_capability(m.group(1))
@@ -111,7 +113,7 @@ def gpu_not_in_torch_arch_list(facts: Facts) -> Finding | None:
         return None
     gpu = missing[0] if missing else _gpu(facts)
     arch = ", ".join(facts.torch_arch_list or []) or "see the warning"
-    return Finding("GPU_NOT_IN_TORCH_ARCH_LIST", "no_kernel_image", STRONG_HINT if not facts.has(NO_KERNEL) else 0.9,
+    return Finding("GPU_NOT_IN_TORCH_ARCH_LIST", "no_kernel_image", STRONG_HINT if not has(facts, NO_KERNEL) else 0.9,
                    f"torch {facts.torch_version or ''} was not built for this GPU".replace("  ", " ")
                    + (f" ({gpu[0]}, sm_{gpu[1][0]}{gpu[1][1]}); it supports {arch}." if gpu else "."),
                    evidence=warn or evidence(facts, r"sm_\d+", limit=1), fixes=_arch_fixes(facts, gpu))
@@ -141,7 +143,7 @@ def fp8_on_old_gpu(facts: Facts) -> Finding | None:
     quant = str(engine_arg(facts, "quantization") or "").lower()
     kv = str(engine_arg(facts, "kv_cache_dtype") or "").lower()
     wants_fp8 = "fp8" in quant or kv.startswith("fp8")
-    predicted = gpu is not None and gpu[1] < FP8_NATIVE_MIN_CC and wants_fp8 and facts.has(r"error|failed|exception")
+    predicted = gpu is not None and gpu[1] < FP8_NATIVE_MIN_CC and wants_fp8 and has(facts, r"error|failed|exception")
     if not lines and not predicted:
         return None
     where = f"the {gpu[0]} has compute capability {cc_text(gpu[1])}" if gpu else "this GPU is older than Ada (8.9)"
@@ -182,13 +184,13 @@ def quantization_needs_newer_gpu(facts: Facts) -> Finding | None:
 def gpu_too_old_for_vllm(facts: Facts) -> Finding | None:
     """Cross-stack: the GPU generation is below what vLLM's CUDA wheels are built for."""
     gpu = _gpu(facts)
-    if gpu is None or facts.has(NO_KERNEL):
+    if gpu is None or has(facts, NO_KERNEL):
         return None
     name, cc = gpu
     volta_dropped = cc < (7, 5) and at_least(vllm_version(facts), (0, 20))
     if cc >= VLLM_MIN_CC and not volta_dropped:
         return None
-    if not facts.has(r"error|failed|exception|not supported|crash"):
+    if not has(facts, r"error|failed|exception|not supported|crash"):
         return None
     return Finding("GPU_TOO_OLD_FOR_VLLM", "no_kernel_image", HINT,
                    f"{name} (compute capability {cc_text(cc)}) is older than vLLM {vllm_version(facts) or ''} supports."

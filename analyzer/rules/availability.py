@@ -8,6 +8,8 @@ from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.findings import Finding
 from vllm_bug.analyzer.rules import rule
 from vllm_bug.analyzer.rules.helpers import (
+    grep,
+    has,
     HINT,
     STRONG_HINT,
     engine_arg_number,
@@ -55,7 +57,7 @@ def _container_fixes(facts: Facts) -> list[str]:
 
 def _cpu_build(facts: Facts) -> bool:
     torch = facts.torch_version or facts.package("torch") or ""
-    return torch.endswith("+cpu") or (facts.torch_cuda in ("None", "none")) or facts.has(
+    return torch.endswith("+cpu") or (facts.torch_cuda in ("None", "none")) or has(facts, 
         r"Torch not compiled with CUDA enabled|CUDA used to build PyTorch: None")
 
 
@@ -63,14 +65,14 @@ def _cpu_build(facts: Facts) -> bool:
 def torch_cpu_build(facts: Facts) -> Finding | None:
     if not _cpu_build(facts):
         return None
-    windows = facts.has(WINDOWS)
+    windows = has(facts, WINDOWS)
     fixes = ["install a CUDA build of torch; the simplest is to install vLLM into a fresh environment and let it pull "
              "its own torch (pip install vllm)"]
     if windows:
         fixes.insert(0, "vLLM has no native Windows CUDA build: run it under WSL2 or Linux (or in the "
                         "vllm/vllm-openai container with Docker Desktop's WSL2 backend)")
     return Finding("TORCH_CPU_BUILD", "cuda_not_available",
-                   level(facts, CPU_BUILD, seen=0.9) if facts.has(INFER_DEVICE + "|" + NO_GPUS + "|" + CPU_BUILD) else STRONG_HINT,
+                   level(facts, CPU_BUILD, seen=0.9) if has(facts, INFER_DEVICE + "|" + NO_GPUS + "|" + CPU_BUILD) else STRONG_HINT,
                    f"torch {facts.torch_version or ''} is a CPU-only build, so CUDA can never be used.".replace("  ", " ")
                    + (" The system is native Windows." if windows else ""),
                    evidence=evidence(facts, CPU_BUILD, WINDOWS, limit=3), fixes=fixes)
@@ -111,7 +113,7 @@ def too_few_gpus_for_parallelism(facts: Facts) -> Finding | None:
     rx = (INVALID_ORDINAL + r"|required GPUs exceeds the total number of available GPUs|Cannot provide a placement "
           r"group|Tensor parallel size \(\d+\) exceeds available GPUs")
     lines = evidence(facts, rx, limit=2)
-    if not lines or _visible_count(facts) is not None and facts.has(r"CUDA_VISIBLE_DEVICES") and \
+    if not lines or _visible_count(facts) is not None and has(facts, r"CUDA_VISIBLE_DEVICES") and \
             cuda_visible_devices_hides_gpus(facts) is not None:
         return None
     need = _parallel_size(facts)
@@ -133,7 +135,7 @@ def failed_to_infer_device(facts: Facts) -> Finding | None:
     fixes = []
     if _cpu_build(facts):
         fixes.append("torch here is a CPU-only build: install a CUDA build (see the torch finding)")
-    if facts.has(CONTAINER):
+    if has(facts, CONTAINER):
         fixes += _container_fixes(facts)
     fixes += ["check that `python -c 'import torch; print(torch.cuda.is_available())'` prints True in the same "
               "environment; if not, the driver or the GPU passthrough is the problem",
@@ -153,9 +155,9 @@ def no_cuda_gpus(facts: Facts) -> Finding | None:
     visible = _visible_count(facts)
     if visible == 0:
         fixes.append("CUDA_VISIBLE_DEVICES hides every GPU: unset it")
-    if facts.has(CONTAINER) or facts.has(r"wsl|microsoft-standard|/mnt/c/"):
+    if has(facts, CONTAINER) or has(facts, r"wsl|microsoft-standard|/mnt/c/"):
         fixes += _container_fixes(facts)
-    if facts.has(r"wsl|microsoft-standard|/mnt/c/|DESKTOP-"):
+    if has(facts, r"wsl|microsoft-standard|/mnt/c/|DESKTOP-"):
         fixes.append("under WSL2 / Docker Desktop, GPU access needs a current Windows driver and Docker Desktop with "
                      "the WSL2 backend; check `nvidia-smi` inside the container, not only in WSL")
     fixes.append("check that nvidia-smi lists the GPU in the same environment that runs vLLM")
@@ -167,7 +169,7 @@ def no_cuda_gpus(facts: Facts) -> Finding | None:
 def cuda_device_count_failed(facts: Facts) -> Finding | None:
     """cudaGetDeviceCount failures other than the driver errors (803/804/802/35) that driver.py explains."""
     lines = evidence(facts, DEVICE_COUNT, limit=1)
-    if not lines or re.search(r"Error (80[234]|35)\b", " ".join(facts.grep(DEVICE_COUNT, limit=3))):
+    if not lines or re.search(r"Error (80[234]|35)\b", " ".join(grep(facts, DEVICE_COUNT, limit=3))):
         return None
     code = re.search(r"Error (\d+)", lines[0])
     return Finding("CUDA_DEVICE_COUNT_FAILED", "cuda_not_available", level(facts, DEVICE_COUNT, seen=0.8),

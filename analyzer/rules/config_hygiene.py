@@ -8,7 +8,7 @@ from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.findings import Finding
 from vllm_bug.analyzer.knowledge import REMOVED_ENV, REMOVED_FLAGS, deprecated_in, removed_in
 from vllm_bug.analyzer.rules import rule
-from vllm_bug.analyzer.rules.helpers import ROOT, SECONDARY, env_value, evidence, flag_in_text, vllm_version
+from vllm_bug.analyzer.rules.helpers import grep, has, ROOT, SECONDARY, env_value, evidence, flag_in_text, vllm_version
 
 UNRECOGNIZED = r"unrecognized arguments?:"
 UNKNOWN_ENV = r"Unknown vLLM environment variable detected: (VLLM_\w+)"
@@ -28,7 +28,7 @@ def _flag_given(facts: Facts, flag: str) -> str | None:
 @rule("REMOVED_FLAG", category="other")
 def removed_flag(facts: Facts) -> list[Finding] | None:
     version = vllm_version(facts)
-    rejected = " ".join(facts.grep(UNRECOGNIZED, limit=3))
+    rejected = " ".join(grep(facts, UNRECOGNIZED, limit=3))
     out = []
     for entry in REMOVED_FLAGS:
         line = _flag_given(facts, entry.name)

@@ -6,7 +6,7 @@ from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.findings import Finding
 from vllm_bug.analyzer.knowledge import cudagraph_workarounds
 from vllm_bug.analyzer.rules import rule
-from vllm_bug.analyzer.rules.helpers import HINT, evidence, level, root_frames_match, vllm_version
+from vllm_bug.analyzer.rules.helpers import grep, has, HINT, evidence, level, root_frames_match, vllm_version
 
 CAPTURE_ERRORS = (r"operation not permitted when stream is capturing|cudaErrorStreamCapture\w+|"
                   r"CUDA_ERROR_STREAM_CAPTURE_\w+|operation failed due to a previous error during capture|"
@@ -49,11 +49,11 @@ def cudagraph_mode_unsupported(facts: Facts) -> Finding | None:
 @rule("CRASH_DURING_GRAPH_CAPTURE", category="cuda_graph")
 def crash_during_graph_capture(facts: Facts) -> Finding | None:
     """The failure happened inside graph capture/replay, with no more specific error recognised."""
-    if facts.has(CAPTURE_ERRORS) or facts.has(OTHER_CAUSE):
+    if has(facts, CAPTURE_ERRORS) or has(facts, OTHER_CAUSE):
         return None
     in_frames = root_frames_match(facts, CAPTURE_FRAMES)
-    progress = facts.has(CAPTURE_PROGRESS) and not facts.has(r"Graph capturing finished|capturing finished")
-    if not in_frames and not (progress and facts.has(r"Traceback|Error|error|failed|crash")):
+    progress = has(facts, CAPTURE_PROGRESS) and not has(facts, r"Graph capturing finished|capturing finished")
+    if not in_frames and not (progress and has(facts, r"Traceback|Error|error|failed|crash")):
         return None
     return Finding("CRASH_DURING_GRAPH_CAPTURE", "cuda_graph", HINT + (0.2 if in_frames else 0.1),
                    "The engine failed while capturing (or replaying) CUDA graphs.",

@@ -15,7 +15,7 @@ from vllm_bug.analyzer.knowledge import (
     max_cuda_for_driver,
 )
 from vllm_bug.analyzer.rules import rule
-from vllm_bug.analyzer.rules.helpers import HINT, SECONDARY, STRONG_HINT, evidence, gpu_caps, level
+from vllm_bug.analyzer.rules.helpers import grep, has, HINT, SECONDARY, STRONG_HINT, evidence, gpu_caps, level
 
 INSUFFICIENT = (r"CUDA driver version is insufficient for CUDA runtime version|cudaErrorInsufficientDriver|"
                 r"CUDA_ERROR_INSUFFICIENT_DRIVER|NVIDIA driver on your system is too old|Error 35: CUDA driver version")
@@ -41,7 +41,7 @@ def _runtime_cuda(facts: Facts) -> str | None:
     """The CUDA runtime in use: torch's build, else a CUDA version named in an image tag."""
     if facts.torch_cuda:
         return facts.torch_cuda
-    for line in facts.grep(r"cuda-?(1[1-3]\.\d)|\bcu(1[1-3]\d)\b", limit=3):
+    for line in grep(facts, r"cuda-?(1[1-3]\.\d)|\bcu(1[1-3]\d)\b", limit=3):
         m = re.search(r"cuda-?(1[1-3]\.\d)", line, re.IGNORECASE)
         if m:
             return m.group(1)
@@ -123,7 +123,7 @@ def driver_combination_unsupported(facts: Facts) -> Finding | None:
     if not lines:
         return None
     cuda = _runtime_cuda(facts)
-    if _driver_new_enough(facts, cuda) or facts.has(CONTAINER):
+    if _driver_new_enough(facts, cuda) or has(facts, CONTAINER):
         title = ("The user-space driver library (libcuda) does not match the loaded kernel driver (error 803)"
                  + (f"; the host driver itself is new enough ({_driver_state(facts)})." if _driver_new_enough(facts, cuda) else "."))
         fixes = ["in a container: do not ship or mount cuda-compat / libcuda in the image; let the NVIDIA container "
@@ -155,7 +155,7 @@ def nvidia_driver_not_loaded(facts: Facts) -> Finding | None:
     lines = evidence(facts, NOT_LOADED, limit=2)
     if not lines:
         return None
-    if facts.has(CONTAINER):
+    if has(facts, CONTAINER):
         return None  # availability.py: the container has no GPU runtime
     return Finding("NVIDIA_DRIVER_NOT_LOADED", "driver_insufficient", level(facts, NOT_LOADED),
                    "The NVIDIA driver is not usable on this machine (not installed, not loaded, or its libraries are "
@@ -195,7 +195,7 @@ def ptx_toolchain_newer_than_driver(facts: Facts) -> Finding | None:
 @rule("DRIVER_OLDER_THAN_TORCH_CUDA", category="driver_insufficient", needs=("torch_cuda",))
 def driver_older_than_torch_cuda(facts: Facts) -> Finding | None:
     """Cross-stack: nvidia-smi's CUDA version (or the driver version) is below what torch's CUDA build needs."""
-    if facts.has(INSUFFICIENT):
+    if has(facts, INSUFFICIENT):
         return None  # the direct rule says it with the error message
     too_old = driver_too_old_for_cuda(facts.driver_version, facts.driver_cuda, facts.torch_cuda)
     evid = evidence(facts, r"Driver Version|driver version|CUDA Version:|CUDA used to build PyTorch", limit=3)
@@ -219,7 +219,7 @@ def driver_older_than_torch_cuda(facts: Facts) -> Finding | None:
 @rule("KNOWN_BAD_DRIVER", category="driver_insufficient")
 def known_bad_driver(facts: Facts) -> Finding | None:
     versions = {facts.driver_version} if facts.driver_version else set()
-    for line in facts.grep(r"(?<![\d.])\d{3}\.\d{2,3}(\.\d+)?(?![\d.]).*(driver|驱动)|(driver|驱动).*(?<![\d.])\d{3}\.\d{2}", limit=3):
+    for line in grep(facts, r"(?<![\d.])\d{3}\.\d{2,3}(\.\d+)?(?![\d.]).*(driver|驱动)|(driver|驱动).*(?<![\d.])\d{3}\.\d{2}", limit=3):
         versions.update(re.findall(r"(?<![\d.])(\d{3}\.\d{2,3}(?:\.\d+)?)(?![\d.])", line))
     for version in versions:
         if version in KNOWN_BAD_DRIVERS:

@@ -22,11 +22,89 @@ def clip(line: str) -> str:
     return line if len(line) <= MAX_EVIDENCE_CHARS else line[: MAX_EVIDENCE_CHARS - 3] + "..."
 
 
+_BLOBS: dict[int, tuple[list[str], str, dict]] = {}
+
+
+def _entry(facts: Facts) -> tuple[list[str], str, dict]:
+    """The input lines joined once per Facts (and a memo of searches), valid while facts.lines is unchanged."""
+    cached = _BLOBS.get(id(facts))
+    if cached is not None and cached[0] is facts.lines:
+        return cached
+    if len(_BLOBS) > 64:
+        _BLOBS.clear()
+    entry = (facts.lines, searchable_text(facts.lines), {})
+    _BLOBS[id(facts)] = entry
+    return entry
+
+
+SEARCH_HEAD_CHARS = 96 << 10
+SEARCH_TAIL_CHARS = 416 << 10
+_DIGITS = re.compile(r"\d+")
+
+
+def searchable_text(lines: list[str]) -> str:
+    """The lines rules search: each distinct line once (lines differing only in numbers count as one),
+    and for very long inputs the head (versions, arguments) and the tail (the failure)."""
+    seen: set[str] = set()
+    kept: list[str] = []
+    for line in lines:
+        shape = _DIGITS.sub("#", line)
+        if shape in seen:
+            continue
+        seen.add(shape)
+        kept.append(line)
+    text = "\n".join(kept)
+    if len(text) > SEARCH_HEAD_CHARS + SEARCH_TAIL_CHARS:
+        head = text[:SEARCH_HEAD_CHARS].rsplit("\n", 1)[0]
+        tail = text[-SEARCH_TAIL_CHARS:].split("\n", 1)[-1]
+        text = head + "\n" + tail
+    return text
+
+
+def blob(facts: Facts) -> str:
+    return _entry(facts)[1]
+
+
+def grep(facts: Facts, pattern: str, limit: int = 3) -> list[str]:
+    """Facts.grep (matching lines, stripped, in input order), searched over the joined input at once.
+
+    Rules ask the same questions many times over inputs of thousands of lines; one regex scan of the
+    whole text (memoised per Facts) is far cheaper than one search per line.
+    """
+    _, text, memo = _entry(facts)
+    key = (pattern, limit)
+    if key in memo:
+        return list(memo[key])
+    rx = re.compile(pattern, re.IGNORECASE | re.MULTILINE)
+    found: list[str] = []
+    pos = 0
+    while len(found) < limit:
+        m = rx.search(text, pos)
+        if m is None:
+            break
+        start = text.rfind("\n", 0, m.start()) + 1
+        end = text.find("\n", m.start())
+        end = len(text) if end < 0 else end
+        line = text[start:end].strip()
+        if line:
+            found.append(line)
+        pos = end + 1
+        if pos > len(text):
+            break
+    memo[key] = tuple(found)
+    return found
+
+
+def has(facts: Facts, pattern: str) -> bool:
+    """Facts.has over the joined input, memoised."""
+    return bool(grep(facts, pattern, limit=1))
+
+
 def evidence(facts: Facts, *patterns: str, limit: int = 3) -> list[str]:
     """Input lines matching any pattern, in input order, without repeats."""
     seen: list[str] = []
     for pattern in patterns:
-        for line in facts.grep(pattern, limit=limit):
+        for line in grep(facts, pattern, limit=limit):
             line = clip(line)
             if line and line not in seen:
                 seen.append(line)
@@ -73,7 +151,7 @@ def flag_in_text(facts: Facts, name: str) -> str | None:
     """The line of a pasted command that passes --name (dashes or underscores)."""
     _, dashed = _flag_names(name)
     alt = dashed.replace("-", "[-_]")
-    hits = facts.grep(rf"(?<![\w-]){alt}(?![\w-])", limit=1)
+    hits = grep(facts, rf"(?<![\w-]){alt}(?![\w-])", limit=1)
     return hits[0] if hits else None
 
 

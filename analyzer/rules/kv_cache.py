@@ -9,6 +9,8 @@ from vllm_bug.analyzer.findings import Finding
 from vllm_bug.analyzer.knowledge import default_gpu_memory_utilization, kv_cache_dtype_advice
 from vllm_bug.analyzer.rules import rule
 from vllm_bug.analyzer.rules.helpers import (
+    grep,
+    has,
     HINT,
     engine_arg,
     engine_arg_number,
@@ -66,7 +68,7 @@ def kv_cache_no_blocks(facts: Facts) -> Finding | None:
 
 
 def _numbers(facts: Facts) -> dict:
-    text = " ".join(facts.grep(MAX_LEN_ANY, limit=3))
+    text = " ".join(grep(facts, MAX_LEN_ANY, limit=3))
     out: dict = {}
     m = re.search(r"max seq len \((\d+)\)", text)
     if m:
@@ -121,8 +123,8 @@ def kv_cache_too_small_for_max_len(facts: Facts) -> Finding | None:
 @rule("KV_CACHE_CONCURRENCY_BELOW_ONE", category="kv_cache_insufficient")
 def kv_cache_concurrency_below_one(facts: Facts) -> Finding | None:
     """The engine logged that not even one full-length request fits (V0 only warned about it)."""
-    lines = facts.grep(r"Maximum concurrency for [\d,]+ tokens per request: 0\.\d+x", limit=1)
-    if not lines or facts.has(MAX_LEN_ANY):
+    lines = grep(facts, r"Maximum concurrency for [\d,]+ tokens per request: 0\.\d+x", limit=1)
+    if not lines or has(facts, MAX_LEN_ANY):
         return None
     m = re.search(r"for ([\d,]+) tokens per request: (0\.\d+)x", lines[0])
     length, ratio = int(m.group(1).replace(",", "")), float(m.group(2))

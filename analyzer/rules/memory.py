@@ -9,6 +9,8 @@ from vllm_bug.analyzer.findings import Finding
 from vllm_bug.analyzer.knowledge import cudagraph_workarounds, default_gpu_memory_utilization, kv_cache_dtype_advice
 from vllm_bug.analyzer.rules import rule
 from vllm_bug.analyzer.rules.helpers import (
+    grep,
+    has,
     engine_arg,
     engine_arg_number,
     evidence,
@@ -37,7 +39,7 @@ PHASES = {
 
 
 def has_gpu_oom(facts: Facts) -> bool:
-    lines = facts.grep(OOM, limit=20)
+    lines = grep(facts, OOM, limit=20)
     return any(not re.search(HOST_OOM, line, re.IGNORECASE) for line in lines)
 
 
@@ -54,20 +56,20 @@ def oom_phase(facts: Facts) -> str | None:
             return phase
     if facts.root_cause is None or not facts.root_cause.frames:
         for phase in ("sampler", "weights"):
-            if facts.has(PHASES[phase]):
+            if has(facts, PHASES[phase]):
                 return phase
-        last_graph = facts.has(r"Capturing CUDA graph|capture_model|graph capturing|cudagraph capture")
-        finished = facts.has(r"Graph capturing finished|CUDA graph capture.*took|capturing finished")
+        last_graph = has(facts, r"Capturing CUDA graph|capture_model|graph capturing|cudagraph capture")
+        finished = has(facts, r"Graph capturing finished|CUDA graph capture.*took|capturing finished")
         if last_graph and not finished:
             return "cuda_graph"
-        if facts.has(PHASES["profiling"]):
+        if has(facts, PHASES["profiling"]):
             return "profiling"
     return None
 
 
 def oom_numbers(facts: Facts) -> dict:
     """Numbers torch prints in its OOM message: request, capacity, free, per-process use."""
-    text = " ".join(facts.grep(r"Tried to allocate", limit=1))
+    text = " ".join(grep(facts, r"Tried to allocate", limit=1))
     out: dict = {}
     m = re.search(r"Tried to allocate ([\d.]+) ?([KMGT]i?B)", text)
     if m:
@@ -79,7 +81,7 @@ def oom_numbers(facts: Facts) -> dict:
     if m:
         out["free_bytes"] = parse_size(*m.groups())
     procs = {}
-    for line in facts.grep(r"Process \d+ has [\d.]+ ?[KMGT]i?B memory in use", limit=50):
+    for line in grep(facts, r"Process \d+ has [\d.]+ ?[KMGT]i?B memory in use", limit=50):
         for pid, num, unit in re.findall(r"Process (\d+) has ([\d.]+) ?([KMGT]i?B) memory in use", line):
             procs[pid] = parse_size(num, unit)
     if procs:
@@ -90,9 +92,9 @@ def oom_numbers(facts: Facts) -> dict:
 def utilization_text(facts: Facts) -> str:
     util = engine_arg_number(facts, "gpu_memory_utilization")
     if util is not None:
-        return f"your --gpu-memory-utilization {util:g}"
+        return f"--gpu-memory-utilization (now {util:g})"
     default = default_gpu_memory_utilization(vllm_version(facts))
-    return f"the default --gpu-memory-utilization ({default:.2f})" if default else "--gpu-memory-utilization"
+    return f"--gpu-memory-utilization (default {default:.2f})" if default else "--gpu-memory-utilization"
 
 
 def numbers_sentence(nums: dict) -> str:
@@ -150,7 +152,7 @@ def oom_loading_weights(facts: Facts) -> Finding | None:
 
 @rule("CUDA_OOM_SAMPLER_WARMUP", category="cuda_oom")
 def oom_sampler_warmup(facts: Facts) -> Finding | None:
-    if not has_gpu_oom(facts) and not facts.has(r"warming up sampler|_dummy_sampler_run.*memory"):
+    if not has_gpu_oom(facts) and not has(facts, r"warming up sampler|_dummy_sampler_run.*memory"):
         return None
     if oom_phase(facts) != "sampler":
         return None

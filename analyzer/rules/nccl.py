@@ -7,7 +7,7 @@ import re
 from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.findings import Finding
 from vllm_bug.analyzer.rules import rule
-from vllm_bug.analyzer.rules.helpers import HINT, evidence, level
+from vllm_bug.analyzer.rules.helpers import grep, has, HINT, evidence, level
 
 NCCL_ERROR = (r"NCCL error|ncclSystemError|ncclInternalError|ncclUnhandledCudaError|ncclRemoteError|"
               r"ncclInvalidUsage|ncclInvalidArgument|ProcessGroupNCCL.*(error|Error)|NCCL WARN|"
@@ -32,7 +32,7 @@ def nccl_system_error(facts: Facts) -> Finding | None:
     lines = evidence(facts, SYSTEM_ERROR, limit=2)
     if not lines:
         return None
-    container = facts.has(r"docker|container|kubernetes|\bpod\b")
+    container = has(facts, r"docker|container|kubernetes|\bpod\b")
     fixes = ["shared memory: in Docker pass --ipc=host (or --shm-size=16g or more); in Kubernetes mount an emptyDir "
              "with medium: Memory at /dev/shm" + (" (this run is in a container)" if container else ""),
              _debug_fix(),
@@ -65,7 +65,7 @@ def nccl_cuda_error(facts: Facts) -> Finding | None:
 @rule("NCCL_REMOTE_ERROR", category="nccl")
 def nccl_remote_error(facts: Facts) -> Finding | None:
     lines = evidence(facts, REMOTE_ERROR, limit=2)
-    if not lines or not facts.has(NCCL_CONTEXT):
+    if not lines or not has(facts, NCCL_CONTEXT):
         return None
     return Finding("NCCL_REMOTE_ERROR", "nccl", level(facts, REMOTE_ERROR, seen=0.8),
                    "A peer rank disconnected: another worker died or the network between nodes failed.",
@@ -89,7 +89,7 @@ def nccl_library_load_failed(facts: Facts) -> Finding | None:
 
 @rule("NCCL_ERROR", category="nccl")
 def nccl_error(facts: Facts) -> Finding | None:
-    if any(facts.has(p) for p in (SYSTEM_ERROR, CUDA_ERROR, LOAD_FAILED)):
+    if any(has(facts, p) for p in (SYSTEM_ERROR, CUDA_ERROR, LOAD_FAILED)):
         return None
     lines = evidence(facts, NCCL_ERROR, limit=2)
     if not lines:
@@ -104,9 +104,9 @@ def nccl_error(facts: Facts) -> Finding | None:
 def multi_gpu_hang(facts: Facts) -> Finding | None:
     """A hang or collective timeout in a multi-GPU run."""
     hang = evidence(facts, HANG, limit=2)
-    if not hang or not facts.has(NCCL_CONTEXT):
+    if not hang or not has(facts, NCCL_CONTEXT):
         return None
-    if any(facts.has(p) for p in (SYSTEM_ERROR, CUDA_ERROR, r"CUDA error|out of memory|illegal memory access")):
+    if any(has(facts, p) for p in (SYSTEM_ERROR, CUDA_ERROR, r"CUDA error|out of memory|illegal memory access")):
         return None
     old_driver = facts.driver_version and re.match(r"535\.", facts.driver_version)
     fixes = [_debug_fix() + "; the last lines before the hang show which step stalls",

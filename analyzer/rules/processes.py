@@ -7,7 +7,7 @@ import re
 from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.findings import Finding
 from vllm_bug.analyzer.rules import rule
-from vllm_bug.analyzer.rules.helpers import GIB, HINT, evidence, fmt_gib, level, parse_size
+from vllm_bug.analyzer.rules.helpers import grep, has, GIB, HINT, evidence, fmt_gib, level, parse_size
 from vllm_bug.analyzer.rules.memory import has_gpu_oom
 
 FREE_BELOW_UTIL = r"Free memory on device.*less than desired GPU memory utilization|less than desired GPU memory utilization"
@@ -39,11 +39,11 @@ def free_memory_below_utilization(facts: Facts) -> Finding | None:
 @rule("OTHER_PROCESSES_HOLD_GPU_MEMORY", category="cuda_oom")
 def other_processes_hold_memory(facts: Facts) -> Finding | None:
     """Several processes named in torch's OOM message, or seen on the GPU when the bundle was collected."""
-    if not has_gpu_oom(facts) and not facts.has(r"No available memory for the cache blocks"):
+    if not has_gpu_oom(facts) and not has(facts, r"No available memory for the cache blocks"):
         return None
     others: list[str] = []
     # One OOM message lists every process on that GPU; per-rank messages for other GPUs do not count.
-    for line in facts.grep(r"Process \d+ has [\d.]+ ?[KMGT]i?B memory in use", limit=20):
+    for line in grep(facts, r"Process \d+ has [\d.]+ ?[KMGT]i?B memory in use", limit=20):
         procs = re.findall(r"Process (\d+) has ([\d.]+) ?([KMGT]i?B) memory in use", line)
         if len({pid for pid, _, _ in procs}) >= 2:
             others = [f"process {pid}: {fmt_gib(parse_size(num, unit))}" for pid, num, unit in procs]

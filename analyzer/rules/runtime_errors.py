@@ -8,7 +8,7 @@ from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.findings import Finding
 from vllm_bug.analyzer.knowledge import BF16_MIN_CC, attention_backend_advice, cudagraph_workarounds
 from vllm_bug.analyzer.rules import rule
-from vllm_bug.analyzer.rules.helpers import HINT, engine_arg, evidence, level, min_cc, vllm_version
+from vllm_bug.analyzer.rules.helpers import grep, has, HINT, engine_arg, evidence, level, min_cc, vllm_version
 
 ILLEGAL_ACCESS = (r"illegal memory access|cudaErrorIllegalAddress|CUDA_ERROR_ILLEGAL_ADDRESS|"
                   r"an illegal memory access was encountered")
@@ -45,7 +45,7 @@ def illegal_memory_access(facts: Facts) -> Finding | None:
     fixes.append("try another attention backend to rule out a kernel bug: "
                  + attention_backend_advice(version, "TRITON_ATTN" if backend != "TRITON_ATTN" else "FLASH_ATTN"))
     quant = engine_arg(facts, "quantization")
-    if quant or facts.has(r"\b(awq|gptq|marlin|fp8|nvfp4|mxfp4)\b"):
+    if quant or has(facts, r"\b(awq|gptq|marlin|fp8|nvfp4|mxfp4)\b"):
         fixes.append("quantized kernels (Marlin, MoE, FP8/FP4) are common culprits: note the quantization and the "
                      "batch sizes at which it fails")
     fixes.append("check whether a newer vLLM release already fixes it; mention the exact model, --max-num-seqs and "
@@ -61,7 +61,7 @@ def device_side_assert(facts: Facts) -> Finding | None:
     lines = evidence(facts, r"device-side assert(?!ions)|cudaErrorAssert|CUDA_ERROR_ASSERT", r"Assertion .* failed", limit=3)
     if not lines:
         return None
-    index_oob = facts.has(r"index out of bounds|idx_dim >= 0|srcIndex < srcSelectDimSize|index_size")
+    index_oob = has(facts, r"index out of bounds|idx_dim >= 0|srcIndex < srcSelectDimSize|index_size")
     fixes = _debug_fixes(facts)
     if index_oob:
         fixes.insert(0, "an index was out of range inside a kernel: most often a token id >= the model's vocab size "
@@ -93,7 +93,7 @@ def cuda_invalid_configuration(facts: Facts) -> Finding | None:
 
 @rule("CUSTOM_ALLREDUCE_INVALID_ARGUMENT", category="invalid_config_arg")
 def custom_allreduce_invalid_argument(facts: Facts) -> Finding | None:
-    if not (facts.has(CUSTOM_ALLREDUCE) and facts.has(r"invalid argument")):
+    if not (has(facts, CUSTOM_ALLREDUCE) and has(facts, r"invalid argument")):
         return None
     lines = evidence(facts, r"custom_all_reduce.*invalid argument", INVALID_ARGUMENT, limit=2)
     return Finding("CUSTOM_ALLREDUCE_INVALID_ARGUMENT", "invalid_config_arg", level(facts, r"invalid argument"),
@@ -108,7 +108,7 @@ def custom_allreduce_invalid_argument(facts: Facts) -> Finding | None:
 
 @rule("CUDA_INVALID_ARGUMENT", category="invalid_config_arg")
 def cuda_invalid_argument(facts: Facts) -> Finding | None:
-    if facts.has(CUSTOM_ALLREDUCE):
+    if has(facts, CUSTOM_ALLREDUCE):
         return None
     lines = evidence(facts, INVALID_ARGUMENT, limit=2)
     if not lines:
@@ -127,7 +127,7 @@ def cuda_invalid_argument(facts: Facts) -> Finding | None:
 @rule("CUDA_KERNEL_FAULT", category="other")
 def cuda_kernel_fault(facts: Facts) -> Finding | None:
     lines = evidence(facts, KERNEL_FAULT, limit=2)
-    if not lines or facts.has(ILLEGAL_ACCESS):
+    if not lines or has(facts, ILLEGAL_ACCESS):
         return None
     return Finding("CUDA_KERNEL_FAULT", "other", level(facts, KERNEL_FAULT, seen=0.8),
                    "A GPU kernel faulted (misaligned address / unspecified launch failure / illegal instruction); "

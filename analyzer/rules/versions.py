@@ -8,7 +8,7 @@ from vllm_bug.analyzer.facts import Facts, parse_version
 from vllm_bug.analyzer.findings import Finding
 from vllm_bug.analyzer.knowledge import is_dev_build, torch_required_by_vllm, vllm_wheel_cuda
 from vllm_bug.analyzer.rules import rule
-from vllm_bug.analyzer.rules.helpers import HINT, SECONDARY, STRONG_HINT, evidence, level, vllm_version
+from vllm_bug.analyzer.rules.helpers import grep, has, HINT, SECONDARY, STRONG_HINT, evidence, level, vllm_version
 
 MISSING_CUDA_LIB = (r"(libcudart|libcublas\w*|libcudnn\w*|libnvrtc|libcusparse\w*|libcufft|libcurand|libnvJitLink|"
                     r"libcusolver|libnccl)\.so(\.[\d.]+)?: cannot open shared object file")
@@ -75,7 +75,7 @@ def vllm_c_undefined_symbol(facts: Facts) -> Finding | None:
 
 @rule("EXTENSION_UNDEFINED_SYMBOL", category="cuda_version_mismatch")
 def extension_undefined_symbol(facts: Facts) -> Finding | None:
-    if facts.has(VLLM_UNDEFINED_SYMBOL):
+    if has(facts, VLLM_UNDEFINED_SYMBOL):
         return None
     lines = evidence(facts, EXT_UNDEFINED_SYMBOL, limit=2)
     if not lines:
@@ -98,7 +98,7 @@ def glibc_too_old(facts: Facts) -> Finding | None:
     need = re.search(GLIBC_MISSING, lines[0]).group(1)
     have = facts.glibc
     if have is None:
-        m = facts.grep(r"Libc version:\s*glibc-([\d.]+)", limit=1)
+        m = grep(facts, r"Libc version:\s*glibc-([\d.]+)", limit=1)
         have = re.search(r"glibc-([\d.]+)", m[0]).group(1) if m else None
     title = f"The system C library is too old: a binary needs GLIBC_{need}"
     title += f", this system has glibc {have}." if have else "."
@@ -156,7 +156,7 @@ def torch_not_what_vllm_requires(facts: Facts) -> Finding | None:
     have = parse_version(facts.torch_version)
     if have is None or have[:2] == parse_version(required)[:2]:
         return None
-    broke = facts.has(r"undefined symbol|Failed to import from vllm\._C|ImportError")
+    broke = has(facts, r"undefined symbol|Failed to import from vllm\._C|ImportError")
     return Finding("TORCH_NOT_WHAT_VLLM_REQUIRES", "cuda_version_mismatch", STRONG_HINT if broke else SECONDARY,
                    f"torch {facts.torch_version} is installed, but vLLM {version} requires torch {required}.",
                    evidence=evidence(facts, r"torch(==| version|\s*:)\s*\d|PyTorch version", limit=1),
@@ -168,7 +168,7 @@ def torch_not_what_vllm_requires(facts: Facts) -> Finding | None:
 def vllm_c_missing(facts: Facts) -> Finding | None:
     rx = r"No module named ['\"]vllm\._C['\"]|No module named ['\"]vllm\._version['\"]"
     lines = evidence(facts, rx, limit=1)
-    if not lines or facts.has(VLLM_UNDEFINED_SYMBOL) or facts.has(GLIBC_MISSING):
+    if not lines or has(facts, VLLM_UNDEFINED_SYMBOL) or has(facts, GLIBC_MISSING):
         return None
     return Finding("VLLM_C_MISSING", "cuda_version_mismatch", HINT,
                    "vLLM's compiled extension (vllm._C) is not there: an incomplete install, or Python imports the "

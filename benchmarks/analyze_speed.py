@@ -1,0 +1,103 @@
+"""Wall time of `vllm-bug analyze BUNDLE` as a subprocess (CLI start included), beside `python -c pass`.
+
+    python benchmarks/analyze_speed.py [--runs 15] [--bundle PATH] [--format text|json|markdown]
+
+Without --bundle it writes a bundle of its own: the smallest valid payload plus a realistic failed
+`vllm serve` log (an OOM in a tensor-parallel worker, wrapped by the engine's own errors). Target:
+median under 0.3 s on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+LOG_HEAD = """\
+INFO 06-01 10:00:00 [api_server.py:1900] vLLM API server version 0.19.0
+INFO 06-01 10:00:00 [utils.py:328] non-default args: {'model': 'meta-llama/Llama-3.1-70B-Instruct', 'tensor_parallel_size': 2, 'max_model_len': 32768, 'gpu_memory_utilization': 0.95}
+INFO 06-01 10:00:05 [model.py:547] Resolved architecture: LlamaForCausalLM
+"""
+WORKER_TB = """\
+(Worker_TP{r} pid=10{r}) ERROR 06-01 10:01:10 [multiproc_executor.py:671] WorkerProc failed to start.
+(Worker_TP{r} pid=10{r}) ERROR 06-01 10:01:10 [multiproc_executor.py:671] Traceback (most recent call last):
+(Worker_TP{r} pid=10{r}) ERROR 06-01 10:01:10 [multiproc_executor.py:671]   File "/usr/local/lib/python3.12/dist-packages/vllm/v1/worker/gpu_worker.py", line 240, in determine_available_memory
+(Worker_TP{r} pid=10{r}) ERROR 06-01 10:01:10 [multiproc_executor.py:671]     self.model_runner.profile_run()
+(Worker_TP{r} pid=10{r}) ERROR 06-01 10:01:10 [multiproc_executor.py:671]   File "/usr/local/lib/python3.12/dist-packages/vllm/v1/worker/gpu_model_runner.py", line 3300, in profile_run
+(Worker_TP{r} pid=10{r}) ERROR 06-01 10:01:10 [multiproc_executor.py:671]     hidden_states = self._dummy_run(self.max_num_tokens)
+(Worker_TP{r} pid=10{r}) ERROR 06-01 10:01:10 [multiproc_executor.py:671] torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.50 GiB. GPU {r} has a total capacity of 79.19 GiB of which 1.10 GiB is free. Including non-PyTorch memory, this process has 78.08 GiB memory in use.
+"""
+LOG_TAIL = """\
+(EngineCore_DP0 pid=99) ERROR 06-01 10:01:11 [core.py:708] EngineCore failed to start.
+(EngineCore_DP0 pid=99) ERROR 06-01 10:01:11 [core.py:708] Exception: WorkerProc initialization failed due to an exception in a background process. See stack trace for root cause.
+RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}
+"""
+
+
+def realistic_log(filler_lines: int = 2000) -> str:
+    filler = "".join(f"INFO 06-01 10:00:{i % 60:02d} [loader.py:12] Loading safetensors shard {i}\n"
+                     for i in range(filler_lines))
+    return LOG_HEAD + filler + WORKER_TB.format(r=0) + WORKER_TB.format(r=1) + LOG_TAIL
+
+
+def build_bundle(path: Path) -> Path:
+    from vllm_bug.schema.bundle import encode, make_envelope
+
+    payload = {"host": {}, "gpus": [{"index": i, "name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0",
+                                     "memory_total_bytes": 85_031_714_816} for i in range(2)],
+               "driver": {"version": "570.133.20", "cuda_version": "12.8"}, "cuda_toolkit": {},
+               "torch": {"version": "2.8.0+cu128", "cuda": "12.8"}, "vllm": {"version": "0.19.0"},
+               "packages": {}, "env": {}, "nvidia_smi": {}, "manifest": {"probes": []}, "redactions": [],
+               "log": {"source": "file", "truncated": False, "text": realistic_log()}}
+    path.write_bytes(encode(make_envelope(payload)))
+    return path
+
+
+def child_env(pycache: Path) -> dict[str, str]:
+    """Like an installed tool: bytecode cached (here in a private folder, so the tree stays clean)."""
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    return env
+
+
+def time_command(cmd: list[str], runs: int, env: dict[str, str] | None = None) -> list[float]:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        times.append(time.perf_counter() - start)
+        if proc.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.decode()[-300:]}")
+    return times
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--bundle", help="analyse this bundle instead of a generated one")
+    parser.add_argument("--format", default="text", choices=["text", "json", "markdown"])
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = Path(args.bundle) if args.bundle else build_bundle(Path(tmp) / "bench.zst")
+        analyze = [sys.executable, "-m", "vllm_bug", "analyze", str(bundle), "--format", args.format]
+        baseline = [sys.executable, "-c", "pass"]
+        env = child_env(Path(tmp) / "pycache")
+        time_command(analyze, 2, env)  # warm the page cache and write the .pyc files
+        base = time_command(baseline, args.runs, env)
+        ours = time_command(analyze, args.runs, env)
+    b, o = statistics.median(base), statistics.median(ours)
+    print(f"cpus: {os.cpu_count()}  runs: {args.runs}  bundle: {bundle.name} ({args.format})")
+    print(f"python -c pass          median {b * 1000:7.1f} ms  (min {min(base) * 1000:.1f})")
+    print(f"vllm-bug analyze        median {o * 1000:7.1f} ms  (min {min(ours) * 1000:.1f})")
+    print(f"ratio {o / b:.1f}x; target < 300 ms: {'met' if o < 0.3 else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
