@@ -145,7 +145,8 @@ def cap(value: str, limit: int = MAX_VALUE_CHARS) -> str:
     if len(value) <= limit:
         return value
     cut = limit - len(TRUNCATED)
-    marker_start = value.rfind("<redacted:", 0, cut)
-    if marker_start >= 0 and value.find(">", marker_start) >= cut:
+    opening = "<redacted:"
+    marker_start = value.rfind(opening, 0, cut + len(opening) - 1)  # a marker that starts before the cut
+    if 0 <= marker_start < cut and value.find(">", marker_start) >= cut:
         cut = marker_start
     return value[:cut] + TRUNCATED
