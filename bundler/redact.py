@@ -69,7 +69,7 @@ _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 # A component that marks a secret wherever it stands in the name.
 _SECRET_WORD = re.compile(
     r"[a-z0-9]*(?:secrets?|passw(?:or)?ds?|pwd|credentials?|creds|cookies?|signatures?|auth)"
-    r"|oauth\w*|authorization|authn|authz|sessionid|sessionkey"
+    r"|oauth2?|authorization|authn|authz|sessionid|sessionkey"
 )
 # Words that mark a secret only at the end of a name (or, for keys, before "id"): API_KEY and
 # ACCESS_KEY_ID, but not KEY_VALUE_..., TOKEN_IDS, NCCL_IB_PKEY or SSL_KEYFILE; DB_PASS but not a
@@ -85,6 +85,8 @@ _MODEL_TOKEN_WORDS = frozenset(
         "first", "last", "next", "prev", "new", "max", "min", "num", "total", "default", "chat",
     }
 )
+# Words that end in "token" without being one: the tiktoken package, sub-word tokens.
+_NOT_SECRET_TOKEN_WORDS = frozenset({"tiktoken", "subtoken", "detoken", "pretoken", "multitoken", "maxtoken", "mintoken"})
 # A name ending in one of these describes a setting, not a secret: RAY_AUTH_MODE, HF_TOKEN_PATH.
 _SETTING_SUFFIXES = frozenset(
     {
@@ -124,6 +126,8 @@ def _is_secret_component(parts: list[str], i: int) -> bool:
             return False
         return is_last or parts[i + 1] in ("id", "ids")
     if _TAIL_WORD.fullmatch(part):
+        if part in _NOT_SECRET_TOKEN_WORDS:
+            return False
         return is_last and (i == 0 or parts[i - 1] not in _MODEL_TOKEN_WORDS)
     return _SECRET_WORD.fullmatch(part) is not None
 
@@ -147,6 +151,10 @@ def is_secret_flag(flag: str) -> bool:
     """
     parts = _components(flag)
     return bool(parts) and _is_secret_component(parts, len(parts) - 1)
+
+
+# A version number ("2.40.0", "0.9.0rc1", "2.9.0+cu128"): in a package map, google_auth's value.
+_VERSION = re.compile(r"v?\d+(?:\.\d+)+(?:[a-z]+\d*)?(?:[.+-][A-Za-z0-9]{1,16}){0,3}")
 
 
 def _is_harmless_value(value: str) -> bool:
@@ -400,7 +408,7 @@ class Redactor:
         # Only identifier-like keys: a package map's "google-auth" is not a secret's name.
         if isinstance(key, str) and key.isidentifier() and is_secret_name(key):
             kind = _named_kind(key)
-            if isinstance(value, str) and not _is_harmless_value(value):
+            if isinstance(value, str) and not _is_harmless_value(value) and not _VERSION.fullmatch(value):
                 return self._hide(kind)
             if isinstance(value, list) and all(isinstance(v, str) for v in value):
                 return [v if _is_harmless_value(v) else self._hide(kind) for v in value]

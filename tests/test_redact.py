@@ -323,7 +323,7 @@ def test_real_reports_and_machine_outputs_survive_redaction():
         "DB_PASSWORD", "PGPASSWORD", "MYSQL_PWD", "SMTP_PASS", "GOOGLE_APPLICATION_CREDENTIALS", "GH_TOKEN",
         "SLACK_SIGNING_SECRET", "SESSION_COOKIE", "NGC_API_KEY", "NPM_AUTH", "apiKey", "hfToken",
         "api_key", "hf_token", "client_secret", "OAUTH_CLIENT", "X_AUTHORIZATION", "SESSION", "KEY",
-        "SSH_PRIVATE_KEY", "APIKEY", "JWT_SIGNATURE",
+        "SSH_PRIVATE_KEY", "APIKEY", "JWT_SIGNATURE", "OAUTH_TOKEN", "authToken", "GOOGLE_AUTH",
     ],
 )
 def test_secret_names(name):
@@ -337,7 +337,8 @@ def test_secret_names(name):
         "max_num_batched_tokens", "HF_TOKEN_PATH", "RAY_AUTH_MODE", "SSL_KEYFILE", "eos_token",
         "prompt_token_ids", "session_id", "VLLM_DEBUG_LOG_API_SERVER_RESPONSE",
         "VLLM_ENABLE_RESPONSES_API_STORE", "TORCHINDUCTOR_CACHE_DIR", "tokenizer", "VLLM_ATTENTION_BACKEND",
-        "PYTORCH_CUDA_ALLOC_CONF", "MONKEY", "author", "passthrough", "KEYBOARD",
+        "PYTORCH_CUDA_ALLOC_CONF", "MONKEY", "author", "passthrough", "KEYBOARD", "tiktoken", "oauthlib",
+        "TIKTOKEN_CACHE_DIR", "cache_key", "PUBLIC_KEY", "kv_key",
     ],
 )
 def test_names_that_are_not_secret(name):
@@ -422,6 +423,16 @@ def test_scrub_walks_a_payload_without_changing_the_original():
     assert out["env"] == payload["env"]
     assert json.loads(json.dumps(payload)) == original
     assert kinds(r) == {"secret_arg": 3, "url_password": 1}
+
+
+def test_scrub_keeps_a_real_package_map():
+    """Package names such as tiktoken, oauthlib or google_auth are not secret names, or hold versions."""
+    lines = (FIXTURES / "h200-pip-list.txt").read_text().splitlines()[2:]
+    packages = dict(line.split()[:2] for line in lines if len(line.split()) >= 2)
+    packages.update({"tiktoken": "0.9.0", "oauthlib": "3.2.2", "google_auth": "2.40.0", "keyring": "25.6.0"})
+    r = Redactor(home=None)
+    assert r.scrub({"packages": packages}) == {"packages": packages}
+    assert r.summary() == []
 
 
 def test_summary_is_sorted_and_never_holds_values():
