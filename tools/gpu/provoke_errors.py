@@ -31,7 +31,7 @@ SCENARIOS: dict[str, str] = {
         @triton.jit
         def scribble(ptr, n):
             offs = tl.arange(0, 1024)
-            tl.store(ptr + offs * 1000000000, offs)
+            tl.store(ptr + offs + 4000000000, offs)  # 16 GB past the buffer: unmapped
         x = torch.zeros(16, device="cuda", dtype=torch.int32)
         scribble[(1,)](x, 16)
         torch.cuda.synchronize()
@@ -55,10 +55,10 @@ SCENARIOS: dict[str, str] = {
             a = tl.load(a_ptr + offs[:, None] * BLOCK + offs[None, :])
             b = tl.dot(a, a)
             tl.store(out_ptr + offs[:, None] * BLOCK + offs[None, :], b)
-        n = 1024
+        n = 256  # both dot operands staged in shared memory: 256 KiB, over the 228 KiB an H100/H200 SM has
         a = torch.randn(n, n, device="cuda", dtype=torch.float16)
         out = torch.empty_like(a)
-        big[(1,)](a, out, BLOCK=n, num_stages=4)
+        big[(1,)](a, out, BLOCK=n)
         torch.cuda.synchronize()
     """,
     "triton_compile_error": """
