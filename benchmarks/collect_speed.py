@@ -140,10 +140,9 @@ def compare_facts(collect_env_text: str, payload: dict) -> list[str]:
 
 
 def read_payload(path: Path) -> dict:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from vllm_bug.schema.bundle import read_bundle
-
-    return read_bundle(path)["payload"]
+    """Through the installed CLI, so the benchmark never imports the source tree by mistake."""
+    shown = subprocess.run(vllm_bug_argv() + ["show", str(path)], capture_output=True, text=True, check=True)
+    return json.loads(shown.stdout)["payload"]
 
 
 def main() -> int:

@@ -493,15 +493,12 @@ def best_time(func, text: str, runs: int = 3) -> float:
     return best
 
 
-def test_one_megabyte_log_is_fast():
-    # About 0.04 s on a laptop-class CPU; the bound leaves room for slow CI machines.
-    assert best_time(Redactor(home=HOME).text, realistic_megabyte()) < 0.5
-
 
 def test_one_megabyte_where_every_line_holds_a_hint_is_still_bounded():
     line = "INFO [engine.py:1] tokenizer=mistral key_cache=fp8 auth=ok session=3 url=http://h:80/x\n"
     text = line * (2**20 // len(line))
-    assert best_time(Redactor(home=HOME).text, text) < 1.5
+    # catches super-linear behaviour (minutes), not speed: benchmarks/text_speed.py measures that
+    assert best_time(Redactor(home=HOME).text, text) < 10
 
 
 @pytest.mark.parametrize(
@@ -522,7 +519,7 @@ def test_one_megabyte_where_every_line_holds_a_hint_is_still_bounded():
 )
 def test_pathological_inputs_are_linear_and_do_not_raise(text):
     r = Redactor(home=HOME)
-    assert best_time(r.text, text, runs=1) < 2.0
+    assert best_time(r.text, text, runs=1) < 10  # super-linear work would take minutes
 
 
 def test_binary_looking_and_non_ascii_text():

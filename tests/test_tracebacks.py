@@ -157,4 +157,4 @@ def test_many_headers_do_not_blow_up():
     text = "Traceback (most recent call last):\n" * 30000
     start = time.perf_counter()
     _root(text)
-    assert time.perf_counter() - start < 2
+    assert time.perf_counter() - start < 10  # catastrophic (quadratic) parsing would take minutes
