@@ -76,8 +76,22 @@ def _validator(version: int):
     return Draft202012Validator(schema, registry=registry)
 
 
+@lru_cache(maxsize=None)
+def _quick_check(version: int):
+    from vllm_bug.schema.fastcheck import compile_check
+
+    return compile_check(load_schema(version))
+
+
 def validation_errors(doc: Any, version: int = SCHEMA_VERSION) -> list[str]:
-    """All schema violations, each as 'json.path: message' (empty when valid)."""
+    """All schema violations, each as 'json.path: message' (empty when valid).
+
+    A document the quick checker accepts is valid without importing jsonschema (slow to import);
+    anything else, and every message, comes from jsonschema.
+    """
+    quick = _quick_check(version)
+    if quick is not None and quick(doc):
+        return []
     from jsonschema.exceptions import best_match
 
     errors = list(_validator(version).iter_errors(doc))
