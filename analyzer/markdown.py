@@ -16,8 +16,11 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]|ESC\[[0-9;]*m")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 _BACKTICK_RUN = re.compile(r"`+")
 _TILDE_RUN = re.compile(r"~+")
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]#|~$])")
-_LINE_START_SPECIAL = re.compile(r"^(\s*)([-+=])", re.MULTILINE)
+_MD_SPECIAL = re.compile(r"[\\`*_\[\]#|~$]")
+_LINE_START_SPECIAL = re.compile(r"^(\s*)([-+=>])", re.MULTILINE)
+_INNER_LINE_START_SPECIAL = re.compile(r"(?<=\n)(\s*)([-+=>])")
+_INNER_LEADING_SPACE = re.compile(r"(?<=\n)[ \t]+")
+_INNER_ORDERED_LIST = re.compile(r"(?<=\n)(\s*\d+)([.)])")
 _MENTION = re.compile(r"@(?=[A-Za-z0-9_\-])")
 _HASH_REF = re.compile(r"#(?=\d)")
 _GH_REF = re.compile(r"\b(GH-)(?=\d)", re.IGNORECASE)
@@ -58,14 +61,29 @@ def escape_html(text: object) -> str:
     return break_references(s)
 
 
-def escape_text(text: object) -> MdSafe:
-    """Prose: no raw HTML, no Markdown syntax, no live mentions or references; newlines kept."""
-    s = clean(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    s = _LEADING_SPACE.sub("", s)  # four spaces would start an indented code block
-    s = _MD_SPECIAL.sub(r"\\\1", s)
-    s = _ORDERED_LIST.sub(r"\1\\\2", s)
-    s = _LINE_START_SPECIAL.sub(r"\1\\\2", s)
+def escape_text(text: object, line_start: bool = True) -> MdSafe:
+    """Prose: no raw HTML, no Markdown syntax, no live mentions or references; newlines kept.
+
+    `line_start=False` is for a fragment placed mid-line (after a code span): its first character
+    does not start a Markdown line, so leading spaces and "1." stay as they are.
+    """
+    s = clean(text).replace("&", "&amp;").replace("<", "&lt;")  # with no "<", a ">" opens nothing mid-line
+    leading, ordered, line_special = ((_LEADING_SPACE, _ORDERED_LIST, _LINE_START_SPECIAL) if line_start else
+                                      (_INNER_LEADING_SPACE, _INNER_ORDERED_LIST, _INNER_LINE_START_SPECIAL))
+    s = leading.sub("", s)  # four spaces would start an indented code block
+    s = _MD_SPECIAL.sub(_escape_special, s)
+    s = ordered.sub(r"\1\\\2", s)
+    s = line_special.sub(r"\1\\\2", s)
     return MdSafe(break_references(s))
+
+
+def _escape_special(m: re.Match[str]) -> str:
+    """A backslash before Markdown punctuation, except an underscore inside a word (CUDA_HOME):
+    CommonMark never opens or closes emphasis on an underscore with a letter or digit on both sides."""
+    char, at, s = m.group(0), m.start(), m.string
+    if char == "_" and 0 < at < len(s) - 1 and s[at - 1].isalnum() and s[at + 1].isalnum():
+        return char
+    return "\\" + char
 
 
 def one_line(text: object, max_chars: int = 300) -> MdSafe:
@@ -95,15 +113,54 @@ _CODE_SPAN = re.compile(r"(`+)([^`\n]+?)\1(?!`)")
 def escape_prose(text: object) -> MdSafe:
     """Prose that may quote code in backticks (advice such as "add `--enforce-eager`"): the backtick
     spans become real code spans, everything else is escaped as in escape_text."""
-    s = clean(text)
+    return _with_code_spans(clean(text), escape_text)
+
+
+def _with_code_spans(s: str, render_plain) -> MdSafe:
     out: list[str] = []
     pos = 0
     for m in _CODE_SPAN.finditer(s):
-        out.append(escape_text(s[pos : m.start()]))
+        out.append(render_plain(s[pos : m.start()], pos == 0))
         out.append(inline_code(m.group(2)))
         pos = m.end()
-    out.append(escape_text(s[pos:]))
+    out.append(render_plain(s[pos:], pos == 0))
     return MdSafe("".join(out))
+
+
+# What advice mentions that reads best as code: flags with their value, NAME=value, env var names,
+# shell commands, Python calls and modules, absolute paths.
+_FLAG_VALUE = r"""(?:'[^'\n]{1,200}'|\d[\w.:+-]*|[A-Z][A-Z0-9_]*\b|[a-z]+\d[\w.]*|half|float|auto|dummy|all|host|nvidia)"""
+_ADVICE_TOKEN = re.compile(
+    r"(?<![\w-])--[a-z][a-z0-9-]*(?:=[^\s,;)]+|\s" + _FLAG_VALUE + r"(?![\w-]))?"  # --max-model-len 8192
+    r"|(?<![\w-])-O\d\b"  # -O0
+    r"|\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+=[^\s,;]*[^\s,;.:)]"  # CUDA_LAUNCH_BLOCKING=1
+    r"|\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+(?:\.\d+)*\b"  # CUDA_VISIBLE_DEVICES, GLIBC_2.32
+    r"|\bnvidia-smi(?:\s(?:topo|-[-\w=,]+))*"
+    r"|\b(?:uv\s)?pip\sinstall(?:\s(?:-[-\w=]+|\.(?!\w)|[a-z][\w.\[\]-]*(?:[=<>]=?[\w.*]+)?)){1,4}"
+    r"|\b(?:ldconfig\s-p|lsmod|dmesg|ulimit\s-l|cuda-gdb|tlparse)\b"
+    r"|(?<![\w/.])(?:[A-Za-z_]\w*)?(?:\.[A-Za-z_]\w*)*\.?[A-Za-z_]\w*\(\)"  # torch.cuda.get_arch_list(), .item()
+    r"|\b(?:vllm|torch|triton)\.[A-Za-z_][\w.]*[A-Za-z_]"  # vllm._C, torch.compile
+    r"|(?<![\w.~/])~?/[\w.+%*-]+(?:/[\w.+%*-]+)*/?"  # /dev/shm, ~/.cache/vllm
+)
+
+
+def advice(text: object) -> MdSafe:
+    """Our own advice (a fix, a finding's title): flags, variables, commands and paths become inline
+    code so the source reads cleanly; the rest is escaped, since advice may quote the reporter's
+    values. Text already in backticks is code as written."""
+    return _with_code_spans(" ".join(clean(text).split()), _advice_plain)
+
+
+def _advice_plain(s: str, line_start: bool) -> str:
+    out: list[str] = []
+    pos = 0
+    for m in _ADVICE_TOKEN.finditer(s):
+        token = m.group(0)
+        out.append(escape_text(s[pos : m.start()], line_start=line_start and pos == 0))
+        out.append(inline_code(token))
+        pos = m.end()
+    out.append(escape_text(s[pos:], line_start=line_start and pos == 0))
+    return "".join(out)
 
 
 def cut_middle(text: str, max_chars: int, max_lines: int | None = None) -> tuple[str, int]:

@@ -26,8 +26,7 @@ RELEVANT_PREFIXES: tuple[str, ...] = (
     "TRITON_",
     "CUBLAS",
     "CUDNN",
-    "NVIDIA_",  # container runtime: NVIDIA_VISIBLE_DEVICES, NVIDIA_REQUIRE_CUDA, ...
-    "NV_",  # NGC images: NV_CUDA_LIB_VERSION, NV_LIBNCCL_PACKAGE_VERSION, ...
+    "NVIDIA_",  # container runtime: NVIDIA_VISIBLE_DEVICES, NVIDIA_REQUIRE_CUDA (the image's driver floor), ...
     "NVCC_",
     "NVTE_",
     "NVSHMEM_",
@@ -102,6 +101,11 @@ RELEVANT_NAMES: frozenset[str] = frozenset(
         "S3_ACCESS_KEY_ID",
         "S3_SECRET_ACCESS_KEY",
         "S3_ENDPOINT_URL",
+        # NVIDIA's CUDA base images pin every package in an NV_* variable (NV_LIBNPP_VERSION,
+        # NV_CUDNN_PACKAGE, ... about forty of them): noise, except the one saying cuda-compat
+        # (forward compatibility) is installed, which matters for errors 803/804. CUDA_VERSION
+        # and NVIDIA_REQUIRE_CUDA already say which CUDA the image carries.
+        "NV_CUDA_COMPAT_PACKAGE",
     }
 )
 

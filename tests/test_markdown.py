@@ -102,7 +102,7 @@ def test_details_structure_and_body_cannot_escape():
 
 def test_finalize_passes_mdsafe_and_escapes_the_rest():
     assert md_finalize(MdSafe("<details>")) == "<details>"
-    assert md_finalize("<b>") == "&lt;b&gt;"
+    assert md_finalize("<b>") == "&lt;b>"  # with "<" escaped, no tag can open
     assert md_finalize(None) == ""
     assert md_finalize(3) == "3"
 
