@@ -15,6 +15,7 @@ crash or hang later in the run cannot take earlier records with it. Whatever the
 libraries print is sent to stderr instead, so it can never be mistaken for a record.
 """
 
+import importlib
 import json
 import os
 import re
@@ -268,7 +269,8 @@ def _torch_facts():
     fact("cuda_available", lambda: bool(torch.cuda.is_available()))
     fact("device_count", lambda: int(torch.cuda.device_count()))
     fact("nccl_version", _nccl_version)
-    fact("xnnpack", lambda: bool(torch.backends.xnnpack.enabled))
+    # torch.backends.xnnpack is not imported by `import torch` in recent releases
+    fact("xnnpack", lambda: bool(importlib.import_module("torch.backends.xnnpack").enabled))
     if errors:
         facts["errors"] = errors
     return facts

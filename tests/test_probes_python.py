@@ -17,11 +17,7 @@ import types
 __version__ = "2.9.0+cu128"
 __file__ = __file__
 version = types.SimpleNamespace(cuda="12.8", hip=None, debug=False, git_version="abc123")
-class _Cudnn:
-    @staticmethod
-    def version():
-        return 91002
-backends = types.SimpleNamespace(cudnn=_Cudnn, xnnpack=types.SimpleNamespace(enabled=True))
+from . import backends  # like the real torch: backends.xnnpack is a submodule not imported here
 class _Nccl:
     @staticmethod
     def version():
@@ -55,6 +51,16 @@ def python_with(tmp_path: Path, site: Path, flags: str = "") -> str:
     return make_interpreter(tmp_path, f'PYTHONPATH="{site}" exec "{sys.executable}" {flags} "$@"')
 
 
+FAKE_TORCH_BACKENDS = {
+    "backends/__init__.py": "class cudnn:\n    @staticmethod\n    def version():\n        return 91002\n",
+    "backends/xnnpack.py": "enabled = True\n",
+}
+
+
+def write_fake_torch(site: Path, init_text: str = FAKE_TORCH) -> None:
+    write_pkg(site, "torch", {"__init__.py": init_text, **FAKE_TORCH_BACKENDS})
+
+
 def write_pkg(site: Path, name: str, files: dict[str, str]) -> None:
     for rel, text in files.items():
         target = site / name / rel
@@ -80,7 +86,7 @@ def site(tmp_path):
 
 
 def test_torch_facts_without_a_cuda_context(tmp_path, site):
-    write_pkg(site, "torch", {"__init__.py": FAKE_TORCH})
+    write_fake_torch(site)
     manifest = Manifest()
     imports = pp.collect_imports(python_with(tmp_path, site), manifest, timeout_s=20)
     torch = pp.build_torch_section({"torch": {"installed": True, "version": "2.9.0+cu128"}}, imports)
@@ -110,7 +116,7 @@ def test_torch_and_vllm_not_installed(tmp_path, site):
 
 
 def test_vllm_import_failure_is_kept_with_its_traceback(tmp_path, site):
-    write_pkg(site, "torch", {"__init__.py": FAKE_TORCH})
+    write_fake_torch(site)
     write_pkg(site, "vllm", {"__init__.py": """
         def _load():
             raise ImportError("libcudart.so.12: cannot open shared object file: No such file or directory")
@@ -126,7 +132,7 @@ def test_vllm_import_failure_is_kept_with_its_traceback(tmp_path, site):
 
 
 def test_vllm_C_segfault_keeps_torch_facts(tmp_path, site):
-    write_pkg(site, "torch", {"__init__.py": FAKE_TORCH})
+    write_fake_torch(site)
     write_pkg(site, "vllm", {"__init__.py": "__version__ = '0.11.0'\n",
                              "_C.py": "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n"})
     manifest = Manifest()
@@ -161,7 +167,7 @@ def test_hang_importing_torch_is_a_timeout(tmp_path, site):
 
 
 def test_hang_importing_vllm_keeps_the_torch_line(tmp_path, site):
-    write_pkg(site, "torch", {"__init__.py": FAKE_TORCH})
+    write_fake_torch(site)
     write_pkg(site, "vllm", {"__init__.py": "import time\ntime.sleep(60)\n"})
     manifest = Manifest()
     imports = pp.collect_imports(python_with(tmp_path, site), manifest, timeout_s=3)
@@ -173,7 +179,7 @@ def test_hang_importing_vllm_keeps_the_torch_line(tmp_path, site):
 
 
 def test_library_prints_on_stdout_do_not_confuse_the_probe(tmp_path, site):
-    write_pkg(site, "torch", {"__init__.py": "print('INFO noisy torch import {\"stage\": \"torch\"}')\n" + FAKE_TORCH})
+    write_fake_torch(site, "print('INFO noisy torch import {\"stage\": \"torch\"}')\n" + FAKE_TORCH)
     manifest = Manifest()
     imports = pp.collect_imports(python_with(tmp_path, site), manifest, timeout_s=20)
     assert imports["torch"]["version"] == "2.9.0+cu128"
