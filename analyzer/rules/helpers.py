@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from vllm_bug.analyzer.facts import Facts
+from vllm_bug.analyzer.prefilter import fold, may_match
 
 MAX_EVIDENCE_CHARS = 400
 
@@ -22,17 +23,44 @@ def clip(line: str) -> str:
     return line if len(line) <= MAX_EVIDENCE_CHARS else line[: MAX_EVIDENCE_CHARS - 3] + "..."
 
 
-_BLOBS: dict[int, tuple[list[str], str, dict]] = {}
+class _Searchable:
+    """The input lines joined once per Facts, their case-folded copies, and a memo of searches."""
+
+    __slots__ = ("lines", "text", "memo", "_folded", "_folded_lines")
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.text = searchable_text(lines)
+        self.memo: dict = {}
+        self._folded: str | None = None
+        self._folded_lines: str | None = None
+
+    @property
+    def folded(self) -> str:
+        """`text` case-folded, for prefilter.may_match."""
+        if self._folded is None:
+            self._folded = fold(self.text)
+        return self._folded
+
+    @property
+    def folded_lines(self) -> str:
+        """Every line (not just the de-duplicated, capped `text`) case-folded, dashes as underscores."""
+        if self._folded_lines is None:
+            self._folded_lines = fold("\n".join(self.lines)).replace("-", "_")
+        return self._folded_lines
 
 
-def _entry(facts: Facts) -> tuple[list[str], str, dict]:
-    """The input lines joined once per Facts (and a memo of searches), valid while facts.lines is unchanged."""
+_BLOBS: dict[int, _Searchable] = {}
+
+
+def _entry(facts: Facts) -> _Searchable:
+    """The searchable form of facts.lines, valid while facts.lines is unchanged."""
     cached = _BLOBS.get(id(facts))
-    if cached is not None and cached[0] is facts.lines:
+    if cached is not None and cached.lines is facts.lines:
         return cached
     if len(_BLOBS) > 64:
         _BLOBS.clear()
-    entry = (facts.lines, searchable_text(facts.lines), {})
+    entry = _Searchable(facts.lines)
     _BLOBS[id(facts)] = entry
     return entry
 
@@ -62,7 +90,7 @@ def searchable_text(lines: list[str]) -> str:
 
 
 def blob(facts: Facts) -> str:
-    return _entry(facts)[1]
+    return _entry(facts).text
 
 
 def grep(facts: Facts, pattern: str, limit: int = 3) -> list[str]:
@@ -71,10 +99,14 @@ def grep(facts: Facts, pattern: str, limit: int = 3) -> list[str]:
     Rules ask the same questions many times over inputs of thousands of lines; one regex scan of the
     whole text (memoised per Facts) is far cheaper than one search per line.
     """
-    _, text, memo = _entry(facts)
+    entry = _entry(facts)
+    text, memo = entry.text, entry.memo
     key = (pattern, limit)
     if key in memo:
         return list(memo[key])
+    if not may_match(pattern, entry.folded):
+        memo[key] = ()
+        return []
     rx = re.compile(pattern, re.IGNORECASE | re.MULTILINE)
     found: list[str] = []
     pos = 0
@@ -120,7 +152,9 @@ def root_text(facts: Facts) -> str:
 
 def root_matches(facts: Facts, pattern: str, flags: int = re.IGNORECASE) -> bool:
     text = root_text(facts)
-    return bool(text) and re.search(pattern, text, flags) is not None
+    if not text or (not flags & re.VERBOSE and not may_match(pattern, fold(text))):
+        return False
+    return re.search(pattern, text, flags) is not None
 
 
 def root_frames_match(facts: Facts, pattern: str) -> bool:
@@ -128,8 +162,11 @@ def root_frames_match(facts: Facts, pattern: str) -> bool:
     rc = facts.root_cause
     if rc is None:
         return False
+    places = [f"{f.path} {f.function or ''}" for f in rc.frames]
+    if not places or not may_match(pattern, fold("\n".join(places))):
+        return False
     rx = re.compile(pattern, re.IGNORECASE)
-    return any(rx.search(f"{f.path} {f.function or ''}") for f in rc.frames)
+    return any(rx.search(place) for place in places)
 
 
 def level(facts: Facts, pattern: str, root: float = ROOT, seen: float = DIRECT) -> float:
@@ -161,7 +198,11 @@ def engine_arg(facts: Facts, name: str) -> Any:
     for key in (snake, dashed, dashed.lstrip("-")):
         if key in facts.engine_args:
             return facts.engine_args[key]
-    sources = [facts.launch_command or ""] + facts.lines
+    sources = [facts.launch_command] if facts.launch_command and _mentions(facts.launch_command, snake) else []
+    if snake in _entry(facts).folded_lines:
+        sources += facts.lines
+    if not sources:
+        return None
     alt = dashed.replace("-", "[-_]")
     rx = re.compile(rf"(?<![\w-]){alt}(?:\s*=\s*|\s+)([^\s\\'\"]+|'[^']*'|\"[^\"]*\")")
     kw = re.compile(rf"\b{snake}\s*=\s*([\w.\-]+)")  # LLM(max_model_len=8192)
@@ -170,6 +211,10 @@ def engine_arg(facts: Facts, name: str) -> Any:
         if m:
             return m.group(1).strip("'\"")
     return None
+
+
+def _mentions(text: str, snake_name: str) -> bool:
+    return snake_name in fold(text).replace("-", "_")
 
 
 def engine_arg_number(facts: Facts, name: str) -> float | None:
@@ -186,6 +231,8 @@ def env_value(facts: Facts, name: str) -> str | None:
     """An environment variable's value from the facts, or from `NAME=value` in a pasted command."""
     if name in facts.env:
         return facts.env[name]
+    if name.lower() not in _entry(facts).folded_lines:
+        return None
     rx = re.compile(rf"(?<![\w]){re.escape(name)}\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s\"']*)")
     for line in facts.lines:
         m = rx.search(line)
