@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from vllm_bug.analyzer.lazyre import lazy_compile
 
 _UNKNOWN = {"", "n/a", "na", "none", "could not collect", "no cuda", "not set", "unknown", "-"}
 
@@ -30,12 +31,12 @@ _LABELS = {
     "cuda_module_loading set to": "cuda_module_loading",
     "rocm used to build pytorch": "rocm_version",
 }
-_LABEL_LINE = re.compile(r"^\s{0,4}(?P<label>[A-Za-z][A-Za-z_ ]{1,40}?)\s*:\s?(?P<value>.*)$")
-_GPU_LIST_ITEM = re.compile(r"^\s*GPU\s+(?P<index>\d+)\s*:\s*(?P<name>[^\n(]+?)\s*(?:\(UUID:[^)]*\))?\s*$")
-_PIP3 = re.compile(r"^\s*\[(?P<tool>pip3?|conda|uv)\]\s+(?P<rest>.+?)\s*$")
-_EQ_PACKAGE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{0,100})\s*==\s*(?P<version>[\w.+!-]{1,80})")
-_CONDA_PACKAGE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{0,100})\s+(?P<version>\d[\w.+!-]{0,80})(?:\s|$)")
-_BANNER = re.compile(r"^\s*={10,}\s*$")
+_LABEL_LINE = lazy_compile(r"^\s{0,4}(?P<label>[A-Za-z][A-Za-z_ ]{1,40}?)\s*:\s?(?P<value>.*)$")
+_GPU_LIST_ITEM = lazy_compile(r"^\s*GPU\s+(?P<index>\d+)\s*:\s*(?P<name>[^\n(]+?)\s*(?:\(UUID:[^)]*\))?\s*$")
+_PIP3 = lazy_compile(r"^\s*\[(?P<tool>pip3?|conda|uv)\]\s+(?P<rest>.+?)\s*$")
+_EQ_PACKAGE = lazy_compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{0,100})\s*==\s*(?P<version>[\w.+!-]{1,80})")
+_CONDA_PACKAGE = lazy_compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{0,100})\s+(?P<version>\d[\w.+!-]{0,80})(?:\s|$)")
+_BANNER = lazy_compile(r"^\s*={10,}\s*$")
 
 
 @dataclass

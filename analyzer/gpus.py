@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
+
+from vllm_bug.analyzer.lazyre import lazy_compile
+from vllm_bug.analyzer.prefilter import fold, may_match
 
 
 @dataclass(frozen=True)
@@ -73,18 +77,20 @@ _CATALOGUE: tuple[tuple[str, GpuSpec], ...] = (
     (r"\bK80\b", GpuSpec("K80", (3, 7), 12)),
 )
 
-_COMPILED = tuple((re.compile(p, re.IGNORECASE), spec) for p, spec in _CATALOGUE)
+_COMPILED = tuple((p, lazy_compile(p, re.IGNORECASE), spec) for p, spec in _CATALOGUE)
 
 # Explicit sizes in the name beat the catalogue's default ("A100-SXM4-40GB", "V100-PCIE-16GB").
-_SIZE_IN_NAME = re.compile(r"(?<![A-Za-z0-9])(\d{2,3})\s*Gi?B\b", re.IGNORECASE)
+_SIZE_IN_NAME = lazy_compile(r"(?<![A-Za-z0-9])(\d{2,3})\s*Gi?B\b", re.IGNORECASE)
 
 
+@lru_cache(maxsize=512)
 def lookup_gpu(name: str | None) -> GpuSpec | None:
     """Best guess from a GPU's marketing name; None when the name is unknown."""
     if not name:
         return None
-    for rx, spec in _COMPILED:
-        if rx.search(name):
+    folded = fold(name)
+    for pattern, rx, spec in _COMPILED:
+        if may_match(pattern, folded) and rx.search(name):
             size = _SIZE_IN_NAME.search(name)
             if size and 4 <= int(size.group(1)) <= 512:
                 return GpuSpec(spec.family, spec.compute_capability, float(size.group(1)))

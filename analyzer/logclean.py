@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from vllm_bug.analyzer.lazyre import lazy_compile
 
 MAX_LINE_CHARS = 16384  # longer lines are cut: no regex ever sees more than this
 MAX_LINES = 400_000
 
-_ANSI = re.compile(
+_ANSI = lazy_compile(
     r"\x1b\[[0-9;?]*[ -/]*[@-~]"  # real CSI sequences
     r"|\x1b\][^\x07\x1b]{0,200}(?:\x07|\x1b\\)"  # OSC (terminal titles, links)
     r"|(?:ESC|\^\[)\[[0-9;]{0,12}[A-Za-z]"  # escapes pasted as visible text
     r"|\[(?:\d{1,3};){0,4}\d{1,3}m(?=[\s(\[A-Za-z]|$)"  # the ESC byte lost, '[1;36m' left
 )
-_LITERAL_CR = re.compile(r"\^M")
-_LOST_ESCAPE = re.compile(r"\[[\d;]{1,15}m")
+_LITERAL_CR = lazy_compile(r"\^M")
+_LOST_ESCAPE = lazy_compile(r"\[[\d;]{1,15}m")
 
 _LEVEL = r"(?:INFO|ERROR|WARNING|WARN|DEBUG|CRITICAL|FATAL|TRACE)"
 _DATE_TIME = r"(?:\d{4}-)?\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?"
@@ -32,40 +33,40 @@ _GLOG = r"\[?[IWEF]\d{4}\s+\d\d:\d\d:\d\d\.\d+\s+\d+\s+[\w.]+:\d+\]\s?"
 _COMPOSE = r"[A-Za-z0-9][\w.-]*-\d+\s+\|[ ]?"
 
 # Each prefix kind, tried only on lines whose next character can start it.
-_TAG = re.compile(r"\([A-Za-z_][\w.:-]*(?:[ ,]+\w+=[^\s,()]*)+\)[ ]?")  # (EngineCore_DP0 pid=1), (RayWorkerWrapper pid=3, ip=...)
-_RANK = re.compile(r"\[rank\d+\]:[ ]?")
-_COMPOSE_RX = re.compile(_COMPOSE)  # docker compose: 'vllm-1  | '
+_TAG = lazy_compile(r"\([A-Za-z_][\w.:-]*(?:[ ,]+\w+=[^\s,()]*)+\)[ ]?")  # (EngineCore_DP0 pid=1), (RayWorkerWrapper pid=3, ip=...)
+_RANK = lazy_compile(r"\[rank\d+\]:[ ]?")
+_COMPOSE_RX = lazy_compile(_COMPOSE)  # docker compose: 'vllm-1  | '
 _SOURCE_KINDS = (_TAG, _RANK, _COMPOSE_RX)
 _BY_FIRST_CHAR: dict[str, tuple[re.Pattern[str], ...]] = {
     "(": (_TAG,),
     "[": (
         _RANK,
-        re.compile(r"\[(?:resource|labels|jsonPayload)[\w.]*:[^\]]{0,200}\]\s*"),  # cloud log shippers
-        re.compile(_TIMESTAMP),
-        re.compile(_GLOG),
-        re.compile(r"\[[\w./-]+\.py:\d+\]\s"),  # a bare '[file.py:79] '
+        lazy_compile(r"\[(?:resource|labels|jsonPayload)[\w.]*:[^\]]{0,200}\]\s*"),  # cloud log shippers
+        lazy_compile(_TIMESTAMP),
+        lazy_compile(_GLOG),
+        lazy_compile(r"\[[\w./-]+\.py:\d+\]\s"),  # a bare '[file.py:79] '
     ),
-    "│": (re.compile(r"│\s?"),),
-    ">": (re.compile(r">(?!>)[ ]?"),),
+    "│": (lazy_compile(r"│\s?"),),
+    ">": (lazy_compile(r">(?!>)[ ]?"),),
 }
-_DIGIT_START = (re.compile(_TIMESTAMP), re.compile(_JOURNAL), _COMPOSE_RX)
+_DIGIT_START = (lazy_compile(_TIMESTAMP), lazy_compile(_JOURNAL), _COMPOSE_RX)
 _UPPER_START = (
     # vLLM / logging headers with a date; old ('file.py:N]') and new ('[file.py:N]') source
-    re.compile(rf"{_LEVEL}\s+{_DATE_TIME}\s+(?:\[[^\]\s]+:\d+\]|[\w./-]+\.py:\d+\])?[ ]?"),
-    re.compile(rf"{_LEVEL}\s+\[[\w./-]+\.py(?::\d+)?\]\s+"),
-    re.compile(_JOURNAL),
-    re.compile(_GLOG),
+    lazy_compile(rf"{_LEVEL}\s+{_DATE_TIME}\s+(?:\[[^\]\s]+:\d+\]|[\w./-]+\.py:\d+\])?[ ]?"),
+    lazy_compile(rf"{_LEVEL}\s+\[[\w./-]+\.py(?::\d+)?\]\s+"),
+    lazy_compile(_JOURNAL),
+    lazy_compile(_GLOG),
     _COMPOSE_RX,
 )
 _LOWER_START = (_COMPOSE_RX,)
 _LEVEL_WORDS = ("INFO", "ERROR", "WARN", "DEBUG", "CRITICAL", "FATAL", "TRACE")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 # the usual vLLM shape in one step: process tags, then 'LEVEL MM-DD hh:mm:ss [file.py:N] '
-_VLLM_PREFIX = re.compile(
+_VLLM_PREFIX = lazy_compile(
     r"(?P<src>(?:\([A-Za-z_][\w.:-]*(?:[ ,]+\w+=[^\s,()]*)+\) ?)*)"
     rf"(?:{_LEVEL}\s+{_DATE_TIME}\s+(?:\[[^\]\s]+:\d+\]|[\w./-]+\.py:\d+\])?[ ]?)?"
 )
-_TRAILING_BOX = re.compile(r"\s*│\s*$")
+_TRAILING_BOX = lazy_compile(r"\s*│\s*$")
 _MASK_DIGITS = str.maketrans("123456789", "000000000")
 
 

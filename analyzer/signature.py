@@ -24,6 +24,7 @@ import hashlib
 import re
 
 from vllm_bug.analyzer.facts import Facts, Frame, Traceback
+from vllm_bug.analyzer.lazyre import lazy_compile
 
 ALGORITHM = "vllm-sig/1"
 MAX_APP_FRAMES = 3
@@ -34,7 +35,7 @@ _WRAPPER_TYPES = {
     "EngineDeadError", "EngineGenerateError", "RayTaskError", "ChildFailedError", "RemoteException",
     "BrokenProcessPool", "CancelledError", "SystemExit", "KeyboardInterrupt", "RayActorError",
 }
-_WRAPPER_MESSAGES = re.compile(
+_WRAPPER_MESSAGES = lazy_compile(
     r"Engine core initialization failed|Engine process failed to start|See root cause above|"
     r"Worker (?:proc )?failed|WorkerProc initialization failed|EngineCore encountered an issue|"
     r"Exception in worker|engine (?:loop )?(?:is )?dead|Background loop has errored",
@@ -57,49 +58,49 @@ _TYPE_ALIASES = {
 # For these kinds the exception class differs between torch versions and code paths, not between bugs.
 _CANONICAL_TYPE = {"cuda-error": "RuntimeError", "oom": "OutOfMemoryError", "nccl": "NCCLError"}
 
-_CUDA_ERROR = re.compile(
+_CUDA_ERROR = lazy_compile(
     r"CUDA error:\s*([A-Za-z][A-Za-z \-,'/]*?)\s*(?=[(\n`]|\"|$|\.(?:\s|$)|CUDA kernel errors)", re.IGNORECASE
 )
 # CUDA error names as people quote them without the "CUDA error:" prefix.
 _KNOWN_CUDA_ERRORS = [
-    (re.compile(r"illegal memory access", re.I), "an illegal memory access was encountered"),
-    (re.compile(r"device-side assert", re.I), "device-side assert triggered"),
-    (re.compile(r"no kernel image is available", re.I), "no kernel image is available for execution on the device"),
-    (re.compile(r"misaligned address", re.I), "misaligned address"),
-    (re.compile(r"unspecified launch failure", re.I), "unspecified launch failure"),
-    (re.compile(r"operation not permitted when stream is capturing", re.I), "operation not permitted when stream is capturing"),
-    (re.compile(r"invalid configuration argument", re.I), "invalid configuration argument"),
+    (lazy_compile(r"illegal memory access", re.I), "an illegal memory access was encountered"),
+    (lazy_compile(r"device-side assert", re.I), "device-side assert triggered"),
+    (lazy_compile(r"no kernel image is available", re.I), "no kernel image is available for execution on the device"),
+    (lazy_compile(r"misaligned address", re.I), "misaligned address"),
+    (lazy_compile(r"unspecified launch failure", re.I), "unspecified launch failure"),
+    (lazy_compile(r"operation not permitted when stream is capturing", re.I), "operation not permitted when stream is capturing"),
+    (lazy_compile(r"invalid configuration argument", re.I), "invalid configuration argument"),
 ]
-_CUDA_FILE_ERROR = re.compile(r"Cuda error\s+\S*?([\w.\-]+\.(?:cuh|cu|cpp|h|hpp))(?::\d+)?\s*'([^']+)'", re.IGNORECASE)
-_FAILED_FILE_ERROR = re.compile(r"Failed:\s+\S*?([\w.\-]+\.(?:cuh|cu|cpp|h|hpp)):\d+\s*'([^']+)'", re.IGNORECASE)
-_CUDA_DRIVER_ERROR = re.compile(r"Error (\d{3}): ([^()\n]+?)\s*(?:\(|$|\n)")
-_NCCL_ERROR = re.compile(
+_CUDA_FILE_ERROR = lazy_compile(r"Cuda error\s+\S*?([\w.\-]+\.(?:cuh|cu|cpp|h|hpp))(?::\d+)?\s*'([^']+)'", re.IGNORECASE)
+_FAILED_FILE_ERROR = lazy_compile(r"Failed:\s+\S*?([\w.\-]+\.(?:cuh|cu|cpp|h|hpp)):\d+\s*'([^']+)'", re.IGNORECASE)
+_CUDA_DRIVER_ERROR = lazy_compile(r"Error (\d{3}): ([^()\n]+?)\s*(?:\(|$|\n)")
+_NCCL_ERROR = lazy_compile(
     r"NCCL error(?: in: [^,\n]*,)?:?\s*([a-z][a-z ]+?)(?:\s*\(|,|$|\n)|(nccl[A-Z]\w+Error)|NCCL (?:WARN|ERROR) ([^\n]{1,80})",
     re.IGNORECASE,
 )
-_OOM = re.compile(r"CUDA out of memory|OutOfMemoryError|out of memory", re.IGNORECASE)
-_KV_CACHE = re.compile(
+_OOM = lazy_compile(r"CUDA out of memory|OutOfMemoryError|out of memory", re.IGNORECASE)
+_KV_CACHE = lazy_compile(
     r"No available memory for the cache blocks|larger than the maximum number of tokens that can be stored in KV cache|"
     r"KV cache is needed, which is larger than the available KV cache memory|insufficient KV cache",
     re.IGNORECASE,
 )
 _IMPORT_TYPES = {"ImportError", "ModuleNotFoundError"}
-_TRITON = re.compile(r"triton|ptxas|inductor|BackendCompilerFailed|CompilationError|OutOfResources", re.IGNORECASE)
+_TRITON = lazy_compile(r"triton|ptxas|inductor|BackendCompilerFailed|CompilationError|OutOfResources", re.IGNORECASE)
 
 # Sentry-style parameterisation of free text.
 _PARAMS = [
-    (re.compile(r"\x1b\[[0-9;]*[A-Za-z]"), ""),
-    (re.compile(r"https?://\S+"), "<url>"),
-    (re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+"), "<email>"),
-    (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I), "<uuid>"),
-    (re.compile(r"\b0x[0-9a-f]+\b", re.I), "<addr>"),
-    (re.compile(r"\b[0-9a-f]{12,}\b", re.I), "<hex>"),
-    (re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?Z?"), "<time>"),
-    (re.compile(r"\b\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?\b"), "<time>"),
-    (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<ip>"),
-    (re.compile(r"(?<![\w/.])(?:/[\w.+@~\-]+)+/([\w.+@~\-]+)"), r"\1"),  # absolute path -> basename
-    (re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?\s*(?:[KMGT]i?B|bytes|B|%|ms|s)?(?![\w.])", re.I), "<n>"),
-    (re.compile(r"\s+"), " "),
+    (lazy_compile(r"\x1b\[[0-9;]*[A-Za-z]"), ""),
+    (lazy_compile(r"https?://\S+"), "<url>"),
+    (lazy_compile(r"[\w.+-]+@[\w-]+\.[\w.]+"), "<email>"),
+    (lazy_compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I), "<uuid>"),
+    (lazy_compile(r"\b0x[0-9a-f]+\b", re.I), "<addr>"),
+    (lazy_compile(r"\b[0-9a-f]{12,}\b", re.I), "<hex>"),
+    (lazy_compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?Z?"), "<time>"),
+    (lazy_compile(r"\b\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?\b"), "<time>"),
+    (lazy_compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<ip>"),
+    (lazy_compile(r"(?<![\w/.])(?:/[\w.+@~\-]+)+/([\w.+@~\-]+)"), r"\1"),  # absolute path -> basename
+    (lazy_compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?\s*(?:[KMGT]i?B|bytes|B|%|ms|s)?(?![\w.])", re.I), "<n>"),
+    (lazy_compile(r"\s+"), " "),
 ]
 
 
@@ -194,19 +195,19 @@ def _type_from_line(line: str) -> str | None:
     return m.group(1).rsplit(".", 1)[-1] if m else None
 
 
-_LOG_PREFIX = re.compile(
+_LOG_PREFIX = lazy_compile(
     r"^[^\w(\[]*(?:\x1b\[[0-9;]*m)?(?:\([\w.]+(?: rank=\d+)?(?: pid=\d+)?(?:, ip=[\d.]+)?\)(?:\x1b\[[0-9;]*m)?\s*)?"
     r"(?:\[rank\d+\]:\s*)?(?:(?:ERROR|INFO|WARNING|DEBUG|CRITICAL) \d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? \[?[\w.]+:\d+\]\s*)?"
 )
-_ISSUE_TAG = re.compile(r"^\s*\[(?:Bug|Usage|Installation|Performance|Misc|Feature)\]\s*:?\s*", re.IGNORECASE)
-_STRONG_ERROR = re.compile(
+_ISSUE_TAG = lazy_compile(r"^\s*\[(?:Bug|Usage|Installation|Performance|Misc|Feature)\]\s*:?\s*", re.IGNORECASE)
+_STRONG_ERROR = lazy_compile(
     r"CUDA error|Cuda error|NCCL error|nccl\w*Error|out of memory|OutOfMemoryError|No available memory for the cache|"
     r"KV cache|no kernel image|device-side assert|illegal memory access|Error \d{3}:|custom_all_reduce|undefined symbol|"
     r"cannot open shared object|GLIBC",
     re.IGNORECASE,
 )
-_NAMED_ERROR = re.compile(r"\b[A-Za-z_][\w.]*(?:Error|Exception)\s*:")
-_LOG_ERROR = re.compile(r"(?-i:\bERROR\b|\bFailed:)")
+_NAMED_ERROR = lazy_compile(r"\b[A-Za-z_][\w.]*(?:Error|Exception)\s*:")
+_LOG_ERROR = lazy_compile(r"(?-i:\bERROR\b|\bFailed:)")
 
 
 def _error_line(facts: Facts) -> str | None:

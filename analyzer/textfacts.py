@@ -18,6 +18,7 @@ from vllm_bug.analyzer.facts import Facts, Gpu, normalise_package_name
 from vllm_bug.analyzer.gpus import lookup_gpu, parse_compute_capability
 from vllm_bug.analyzer.logclean import clean_lines
 from vllm_bug.analyzer.tracebacks import parse_tracebacks, pick_root_cause
+from vllm_bug.analyzer.lazyre import lazy_compile
 
 MAX_TEXT_CHARS = 8 << 20  # beyond this, only the head and the tail are read
 _HEAD_CHARS = 1 << 20
@@ -69,7 +70,7 @@ def fill_from_lines(facts: Facts, lines: list[str], title_index: int | None = No
 
 
 # -- title -----------------------------------------------------------------------------------
-_ISSUE_TITLE = re.compile(r"^\s*(?:\[(?:Bug|Usage|Installation|Performance|Feature|Doc|Misc|RFC|New Model|Hardware)[^\]]{0,20}\]|#\s)", re.IGNORECASE)
+_ISSUE_TITLE = lazy_compile(r"^\s*(?:\[(?:Bug|Usage|Installation|Performance|Feature|Doc|Misc|RFC|New Model|Hardware)[^\]]{0,20}\]|#\s)", re.IGNORECASE)
 
 
 def _title_index(lines: list[str]) -> int | None:
@@ -130,9 +131,9 @@ def _first_version(value: str | None) -> str | None:
 
 
 # -- packages --------------------------------------------------------------------------------
-_FREEZE_LINE = re.compile(r"^[ \t]*(?:[-*][ \t]+)?`?([A-Za-z][A-Za-z0-9._-]{0,80})==([0-9][\w.+!-]{0,60})`?[ \t]*$", re.MULTILINE)
-_PIP_LIST_HEADER = re.compile(r"^Package[ \t]+Version[^\n]*\n-{3,}[ \t]+-{3,}[^\n]*\n", re.MULTILINE)
-_PIP_LIST_ROW = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]{0,80})[ \t]+(\d[\w.+!-]{0,60})(?:[ \t]+\S.*)?")
+_FREEZE_LINE = lazy_compile(r"^[ \t]*(?:[-*][ \t]+)?`?([A-Za-z][A-Za-z0-9._-]{0,80})==([0-9][\w.+!-]{0,60})`?[ \t]*$", re.MULTILINE)
+_PIP_LIST_HEADER = lazy_compile(r"^Package[ \t]+Version[^\n]*\n-{3,}[ \t]+-{3,}[^\n]*\n", re.MULTILINE)
+_PIP_LIST_ROW = lazy_compile(r"([A-Za-z0-9][A-Za-z0-9._-]{0,80})[ \t]+(\d[\w.+!-]{0,60})(?:[ \t]+\S.*)?")
 
 
 def _packages_from_text(facts: Facts, blob: str) -> None:
@@ -154,15 +155,15 @@ def _packages_from_text(facts: Facts, blob: str) -> None:
 
 
 # -- nvidia-smi ------------------------------------------------------------------------------
-_SMI_HEADER = re.compile(r"Driver Version:\s*(\d{3}\.\d+(?:\.\d+)?)(?:\s+CUDA Version:\s*(\d+\.\d+))?")
-_SMI_CUDA = re.compile(r"CUDA Version:\s*(\d+\.\d+)")
-_SMI_GPU_ROW = re.compile(
+_SMI_HEADER = lazy_compile(r"Driver Version:\s*(\d{3}\.\d+(?:\.\d+)?)(?:\s+CUDA Version:\s*(\d+\.\d+))?")
+_SMI_CUDA = lazy_compile(r"CUDA Version:\s*(\d+\.\d+)")
+_SMI_GPU_ROW = lazy_compile(
     r"^\|\s{0,6}(?P<index>\d{1,3})\s{1,6}(?P<name>\S[^|\n]{0,80}?)\s+(?:On|Off|WDDM|TCC)\s*\|"
     r"[^|\n]{0,40}\|[^|\n]{0,40}\|[ \t]*\n"
     r"\|[^|\n]{0,80}\|\s*(?P<used>\d+)MiB\s*/\s*(?P<total>\d+)MiB\s*\|",
     re.MULTILINE,
 )
-_SMI_PROCESS_ROW = re.compile(
+_SMI_PROCESS_ROW = lazy_compile(
     r"^\|\s{0,6}(?P<gpu>\d{1,3})\s+(?:N/A|\d+)\s+(?:N/A|\d+)\s+(?P<pid>\d+)\s+(?P<type>[CGM+]{1,3})\s+"
     r"(?P<name>\S[^|\n]{0,120}?)\s+(?P<mem>\d+|N/A)(?:MiB)?\s*\|",
     re.MULTILINE,
@@ -214,16 +215,16 @@ def _nvidia_smi(facts: Facts, blob: str) -> None:
 
 
 # -- versions --------------------------------------------------------------------------------
-_TORCH_FREE = re.compile(r"(?<![\w.])(?:py)?torch(?:==|-(?=\d)|[ \t]*[:=]?[ \t]*`?v?)(\d+\.\d+(?:\.\d+)?(?:\+[a-z]{2,5}\d*)?)", re.IGNORECASE)
-_TORCH_CU_SUFFIX = re.compile(r"\+cu(?:da)?(\d{2,3})$")
-_VLLM_LOG = re.compile(
+_TORCH_FREE = lazy_compile(r"(?<![\w.])(?:py)?torch(?:==|-(?=\d)|[ \t]*[:=]?[ \t]*`?v?)(\d+\.\d+(?:\.\d+)?(?:\+[a-z]{2,5}\d*)?)", re.IGNORECASE)
+_TORCH_CU_SUFFIX = lazy_compile(r"\+cu(?:da)?(\d{2,3})$")
+_VLLM_LOG = lazy_compile(
     r"(?:vLLM API server version|Initializing an? (?:V1 )?LLM engine \(v|vLLM version|Starting vLLM API server [^\n]{0,40}?version)\s*v?(\d+\.\d+(?:\.\d+)?(?:[.+-]?(?:post|rc|dev)\d*)*(?:\+[\w.]+)?)",
     re.IGNORECASE,
 )
-_VLLM_IMAGE = re.compile(r"vllm/vllm-openai:v?(\d+\.\d+(?:\.\d+)?(?:\.post\d+)?)")
-_VLLM_FREE = re.compile(r"(?<![\w])vllm(?:==|[ \t]*[:=]?[ \t]*`?v?|-)(\d+\.\d+(?:\.\d+)?(?:[.+]?(?:post|rc|dev)\d+)*(?:\+[\w.]+)?)", re.IGNORECASE)
-_NVCC = re.compile(r"Cuda compilation tools, release (\d+\.\d+), V(\d+\.\d+\.\d+)")
-_PY_PATH = re.compile(r"/python(3\.\d{1,2})/(?:site|dist)-packages/")
+_VLLM_IMAGE = lazy_compile(r"vllm/vllm-openai:v?(\d+\.\d+(?:\.\d+)?(?:\.post\d+)?)")
+_VLLM_FREE = lazy_compile(r"(?<![\w])vllm(?:==|[ \t]*[:=]?[ \t]*`?v?|-)(\d+\.\d+(?:\.\d+)?(?:[.+]?(?:post|rc|dev)\d+)*(?:\+[\w.]+)?)", re.IGNORECASE)
+_NVCC = lazy_compile(r"Cuda compilation tools, release (\d+\.\d+), V(\d+\.\d+\.\d+)")
+_PY_PATH = lazy_compile(r"/python(3\.\d{1,2})/(?:site|dist)-packages/")
 
 
 def _versions(facts: Facts, blob: str) -> None:
@@ -254,8 +255,8 @@ def _versions(facts: Facts, blob: str) -> None:
             facts.python_version = m.group(1)
 
 
-_DRIVER_FREE = re.compile(r"(?:driver(?:[ \t]+version)?|驱动)[ \t]*[:=：]?[ \t]*`?(\d{3}\.\d{1,3}(?:\.\d{1,3})?)\b", re.IGNORECASE)
-_DEVICE_QUERY = re.compile(r"CUDA Driver Version / Runtime Version\s+(\d+\.\d+)\s*/\s*(\d+\.\d+)")
+_DRIVER_FREE = lazy_compile(r"(?:driver(?:[ \t]+version)?|驱动)[ \t]*[:=：]?[ \t]*`?(\d{3}\.\d{1,3}(?:\.\d{1,3})?)\b", re.IGNORECASE)
+_DEVICE_QUERY = lazy_compile(r"CUDA Driver Version / Runtime Version\s+(\d+\.\d+)\s*/\s*(\d+\.\d+)")
 
 
 def _driver(facts: Facts, blob: str) -> None:
@@ -276,15 +277,15 @@ _GPU_WORDS = (
     r"|TITAN[ \t]+(?:RTX|V|Xp?)"
     r"|(?:GB|GH)\d{2,3}|[ABHL]\d{2,3}[A-Z]?(?:[- ](?:SXM\d?|PCIe|PCIE|NVL|\d{2,3}GB?))*|[HBL]\d{1,2}0?S?|[TPVK]\d{1,3}S?(?:-(?:SXM\d|PCIE|PCIe)-?\d{0,3}GB?)*)"
 )
-_GPU_MENTION = re.compile(r"(?<![\w./-])(" + _GPU_WORDS + r")(?![\w/])")
+_GPU_MENTION = lazy_compile(r"(?<![\w./-])(" + _GPU_WORDS + r")(?![\w/])")
 # '4090', '4060Ti Super * 2', "4090's": a consumer card named by its number alone
 _RTX_NUMBER = r"(?:20[6-8]|30[5-9]|40[6-9]|50[6-9])0(?:[ \t]?Ti)?(?:[ \t]?Super)?"
-_BARE_RTX = re.compile(
+_BARE_RTX = lazy_compile(
     r"(?:(?<=NVIDIA )|(?<=GeForce ))(" + _RTX_NUMBER + r")\b"
     r"|(?<![\w./:$#-])(" + _RTX_NUMBER + r")(?='s|[ \t]*(?:GPUs?|gpus?|显卡|[x×*][ \t]*\d))",
     re.IGNORECASE,
 )
-_GPU_COUNT = re.compile(
+_GPU_COUNT = lazy_compile(
     r"(?<![\w.])(?:(\d{1,2})[ \t]*[x×*][ \t]*(" + _GPU_WORDS + r")|(" + _GPU_WORDS + r")[ \t]*(?:GPUs?[ \t]*)?[x×*][ \t]*(\d{1,2}))(?![\w.])"
 )
 
@@ -326,8 +327,8 @@ def _is_false_gpu(name: str, blob: str, start: int) -> bool:
     return False
 
 
-_OOM_CAPACITY = re.compile(r"GPU (\d{1,3}) has a total capac\w{0,4} of (\d+(?:\.\d+)?) ?(GiB|MiB)")
-_TOTAL_GPU_MEMORY = re.compile(r"total_gpu_memory\W{1,3}(\d+(?:\.\d+)?) ?(GiB|GB)")
+_OOM_CAPACITY = lazy_compile(r"GPU (\d{1,3}) has a total capac\w{0,4} of (\d+(?:\.\d+)?) ?(GiB|MiB)")
+_TOTAL_GPU_MEMORY = lazy_compile(r"total_gpu_memory\W{1,3}(\d+(?:\.\d+)?) ?(GiB|GB)")
 
 
 def _memory_totals(facts: Facts, blob: str) -> None:
@@ -351,14 +352,14 @@ def _memory_totals(facts: Facts, blob: str) -> None:
             gpu.memory_total_bytes = total
 
 
-_CC_STATED = re.compile(
+_CC_STATED = lazy_compile(
     r"(?:(?:has|with|current|device|gpu'?s?)[ \t]+(?:cuda[ \t]+)?compute[ \t]+capability(?:[ \t]+of|[ \t]+is|:)?|^[ \t]*compute[ \t]+capability[ \t]*[:=])[ \t]*(\d{1,2})\.(\d)"
     r"|Current capability:[ \t]*(\d{1,2})(\d)\b|with CUDA capability sm_(\d{1,2})(\d)\b|\(Compute (\d{1,2})\.(\d)\)"
     r"|--gpu-name[= ]sm_(\d{1,2})(\d)a?\b|Value 'sm_(\d{1,2})(\d)a?' is not defined for option 'gpu-name'",
     re.IGNORECASE | re.MULTILINE,
 )
-_TORCH_ARCHES = re.compile(r"supports CUDA capabilities((?:[ \t]+sm_\d{2,3}a?)+)")
-_ARCH_LIST_REPR = re.compile(r"\[\s*'sm_\d{2,3}a?'(?:\s*,\s*'(?:sm|compute)_\d{2,3}a?')*\s*\]")
+_TORCH_ARCHES = lazy_compile(r"supports CUDA capabilities((?:[ \t]+sm_\d{2,3}a?)+)")
+_ARCH_LIST_REPR = lazy_compile(r"\[\s*'sm_\d{2,3}a?'(?:\s*,\s*'(?:sm|compute)_\d{2,3}a?')*\s*\]")
 
 
 def _compute_capability(facts: Facts, blob: str) -> None:
@@ -395,17 +396,17 @@ def _fill_gpu_specs(facts: Facts) -> None:
 
 # -- environment variables -------------------------------------------------------------------
 _ENV_NAMES = r"(?:VLLM|CUDA|NCCL|TORCH|PYTORCH|NVIDIA|HF|HUGGING_FACE|TRANSFORMERS|TRITON|OMP|LD|RAY|GLOO|UCX|TOKENIZERS|FLASHINFER|MAX_JOBS|CC|CXX|NVCC)"
-_ENV_ASSIGN = re.compile(
+_ENV_ASSIGN = lazy_compile(
     r"(?<![\w-])(" + _ENV_NAMES + r"(?:_[A-Z0-9]+)*)=(\"[^\"\n]{0,1000}\"|'[^'\n]{0,1000}'|[^\s\"'`]{0,1000})"
 )
-_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|PRIVATE|CREDENTIAL|AUTH", re.IGNORECASE)
+_SECRET_NAME = lazy_compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|PRIVATE|CREDENTIAL|AUTH", re.IGNORECASE)
 
 
 def _mask_secret(key: str, value: str) -> str:
     return "<redacted>" if _SECRET_NAME.search(key) and value and value != "<redacted>" else value
 
 
-_ASSIGNMENT_LEAD = re.compile(
+_ASSIGNMENT_LEAD = lazy_compile(
     r"^[\s>$#!:*`-]*(?:[\w@~:/.-]{1,80}[$#][ \t]*)?(?:(?:export|set|ENV|env|-e|--env|sudo|RUN)[ \t]+|[A-Z_][A-Z0-9_]*=\S*[ \t]+)*[\"']?$"
 )
 
@@ -433,15 +434,15 @@ def _env_assignments(facts: Facts, blob: str) -> None:
 
 
 # -- engine args and the launch command ------------------------------------------------------
-_NON_DEFAULT = re.compile(r"non-default args:\s*(\{)")
-_NAMESPACE = re.compile(r"\bargs: Namespace\(")
-_ENGINE_CONFIG = re.compile(r"Initializing an? (?:V1 )?LLM engine(?: \(v[^)]{1,40}\))? with config:\s*")
-_LAUNCH = re.compile(
+_NON_DEFAULT = lazy_compile(r"non-default args:\s*(\{)")
+_NAMESPACE = lazy_compile(r"\bargs: Namespace\(")
+_ENGINE_CONFIG = lazy_compile(r"Initializing an? (?:V1 )?LLM engine(?: \(v[^)]{1,40}\))? with config:\s*")
+_LAUNCH = lazy_compile(
     r"(?:^|(?<=[\s;&|!$#>`:：]))(?:[A-Z_][A-Z0-9_]*=\S*[ \t]+)*"
     r"(?:vllm[ \t]+serve\b|python[\d.]*[ \t]+(?:-u[ \t]+)?(?:-m[ \t]+vllm\.entrypoints\.[\w.]+|\S*api_server\.py)|docker[ \t]+run\b|podman[ \t]+run\b)",
     re.MULTILINE,
 )
-_LLM_CALL = re.compile(r"(?<![\w.])(?:LLM|AsyncEngineArgs|EngineArgs)\(")
+_LLM_CALL = lazy_compile(r"(?<![\w.])(?:LLM|AsyncEngineArgs|EngineArgs)\(")
 _SHORT_FLAGS = {
     "tp": "tensor_parallel_size",
     "pp": "pipeline_parallel_size",
@@ -545,7 +546,7 @@ def _balanced_span(blob: str, open_pos: int, limit: int = MAX_LITERAL_CHARS) -> 
     return None
 
 
-_REPR_PAIR = re.compile(r"'(\w{1,80})':\s*('(?:[^'\\\n]|\\.){0,2000}'|\"(?:[^\"\\\n]|\\.){0,2000}\"|-?\d+(?:\.\d+)?(?:e-?\d+)?|True|False|None)")
+_REPR_PAIR = lazy_compile(r"'(\w{1,80})':\s*('(?:[^'\\\n]|\\.){0,2000}'|\"(?:[^\"\\\n]|\\.){0,2000}\"|-?\d+(?:\.\d+)?(?:e-?\d+)?|True|False|None)")
 
 
 def _parse_dict_repr(blob: str, open_pos: int) -> dict[str, Any]:
@@ -564,7 +565,7 @@ def _parse_dict_repr(blob: str, open_pos: int) -> dict[str, Any]:
     return out
 
 
-_KWARG_PAIR = re.compile(r"(?:^|[\s,(])(\w{1,80})=('(?:[^'\\\n]|\\.){0,2000}'|\"(?:[^\"\\\n]|\\.){0,2000}\"|[^,\s)]{1,200})")
+_KWARG_PAIR = lazy_compile(r"(?:^|[\s,(])(\w{1,80})=('(?:[^'\\\n]|\\.){0,2000}'|\"(?:[^\"\\\n]|\\.){0,2000}\"|[^,\s)]{1,200})")
 
 
 def _parse_kwargs_repr(blob: str, start: int, stop_at_newline: bool = False) -> dict[str, Any]:
@@ -720,15 +721,15 @@ def _coerce(value: str) -> Any:
 
 
 # -- KV-cache and memory numbers the engine logged --------------------------------------------
-_KV_TOKENS = re.compile(r"GPU KV cache size:\s*([\d,]+)\s*tokens")
-_MAX_CONCURRENCY = re.compile(r"Maximum concurrency for ([\d,]+) tokens per request:\s*([\d.]+)x")
-_ESTIMATED_MAX_LEN = re.compile(r"estimated maximum model length is\s*([\d,]+)")
-_V0_KV_TOO_SMALL = re.compile(r"max seq len \(([\d,]+)\) is larger than the maximum number of tokens that can be stored in KV cache \(([\d,]+)\)")
-_KV_NEEDED = re.compile(r"max seq len \(([\d,]+)\),? \(?(\d+(?:\.\d+)?) GiB KV cache is needed, which is larger than the available KV cache memory \((\-?\d+(?:\.\d+)?) GiB\)")
-_AVAILABLE_KV = re.compile(r"Available KV cache memory:\s*(-?\d+(?:\.\d+)?)\s*(GiB|GB|MiB)")
-_KV_REST = re.compile(r"the rest of the memory reserved for KV Cache is\s*(-?\d+(?:\.\d+)?)\s*(GiB|GB)|kv_cache_size=(-?\d+(?:\.\d+)?)(GiB|GB)")
-_GPU_BLOCKS = re.compile(r"# GPU blocks:\s*(\d+)")
-_WEIGHTS = re.compile(r"(?:Loading model weights took|Model loading took|model weights take)\s*(\d+(?:\.\d+)?)\s*(GiB|GB)")
+_KV_TOKENS = lazy_compile(r"GPU KV cache size:\s*([\d,]+)\s*tokens")
+_MAX_CONCURRENCY = lazy_compile(r"Maximum concurrency for ([\d,]+) tokens per request:\s*([\d.]+)x")
+_ESTIMATED_MAX_LEN = lazy_compile(r"estimated maximum model length is\s*([\d,]+)")
+_V0_KV_TOO_SMALL = lazy_compile(r"max seq len \(([\d,]+)\) is larger than the maximum number of tokens that can be stored in KV cache \(([\d,]+)\)")
+_KV_NEEDED = lazy_compile(r"max seq len \(([\d,]+)\),? \(?(\d+(?:\.\d+)?) GiB KV cache is needed, which is larger than the available KV cache memory \((\-?\d+(?:\.\d+)?) GiB\)")
+_AVAILABLE_KV = lazy_compile(r"Available KV cache memory:\s*(-?\d+(?:\.\d+)?)\s*(GiB|GB|MiB)")
+_KV_REST = lazy_compile(r"the rest of the memory reserved for KV Cache is\s*(-?\d+(?:\.\d+)?)\s*(GiB|GB)|kv_cache_size=(-?\d+(?:\.\d+)?)(GiB|GB)")
+_GPU_BLOCKS = lazy_compile(r"# GPU blocks:\s*(\d+)")
+_WEIGHTS = lazy_compile(r"(?:Loading model weights took|Model loading took|model weights take)\s*(\d+(?:\.\d+)?)\s*(GiB|GB)")
 
 
 def _num(text: str) -> int:
@@ -768,8 +769,8 @@ def _kv_cache_numbers(facts: Facts, blob: str) -> None:
 
 
 # -- Xid, host hints ------------------------------------------------------------------------
-_XID = re.compile(r"^.{0,200}?NVRM: Xid \([^)\n]{0,80}\):[^\n]{0,500}", re.MULTILINE)
-_SHM = re.compile(r"--shm-size[= ]([\d.]+)\s*([kmgt]i?b?)?\b", re.IGNORECASE)
+_XID = lazy_compile(r"^.{0,200}?NVRM: Xid \([^)\n]{0,80}\):[^\n]{0,500}", re.MULTILINE)
+_SHM = lazy_compile(r"--shm-size[= ]([\d.]+)\s*([kmgt]i?b?)?\b", re.IGNORECASE)
 
 
 def _xid(facts: Facts, blob: str) -> None:

@@ -16,22 +16,23 @@ import re
 from dataclasses import dataclass
 
 from vllm_bug.analyzer.facts import Frame, Traceback
+from vllm_bug.analyzer.lazyre import lazy_compile
 
 MAX_FRAMES = 300
 MAX_TRACEBACKS = 200
 MAX_CONTINUATION = 6
 
-_HEADER = re.compile(r"Traceback \(most recent call last\):?\s*$")
-_FRAME = re.compile(r'^\s*File "(?P<path>[^"]{1,2000})", line (?P<line>\d+)(?:, in (?P<func>.+?))?\s*$')
-_FRAME_START = re.compile(r'^\s*File "[^"]*$')  # a frame line wrapped before its closing quote
-_CAUSE = re.compile(r"^\s*The above exception was the direct cause of the following exception:?\s*$")
-_DURING = re.compile(r"^\s*During handling of the above exception, another exception occurred:?\s*$")
-_ELISION = re.compile(r"^\s*(?:\[\s*\.\.\.\s*\]|\.\.\.|…|\.\.\.<\d+ lines>\.\.\.)\s*$")
-_EXC_LINE = re.compile(
+_HEADER = lazy_compile(r"Traceback \(most recent call last\):?\s*$")
+_FRAME = lazy_compile(r'^\s*File "(?P<path>[^"]{1,2000})", line (?P<line>\d+)(?:, in (?P<func>.+?))?\s*$')
+_FRAME_START = lazy_compile(r'^\s*File "[^"]*$')  # a frame line wrapped before its closing quote
+_CAUSE = lazy_compile(r"^\s*The above exception was the direct cause of the following exception:?\s*$")
+_DURING = lazy_compile(r"^\s*During handling of the above exception, another exception occurred:?\s*$")
+_ELISION = lazy_compile(r"^\s*(?:\[\s*\.\.\.\s*\]|\.\.\.|…|\.\.\.<\d+ lines>\.\.\.)\s*$")
+_EXC_LINE = lazy_compile(
     r"^\s*(?P<type>(?:[A-Za-z_]\w{0,80}\.){0,8}[A-Za-z_]\w{0,80})(?P<inner>\([\w.]{1,120}\))?"
     r"(?::[ \t]?(?P<msg>.*)|\s*)$"
 )
-_EXC_NAME = re.compile(
+_EXC_NAME = lazy_compile(
     r"(?:Error|Exception|Exit|Interrupt|Warning|Failure|Fault|Timeout|Abort|Cancelled|Exhausted|Died)\w*$"
     r"|^\w*Error\w*$"
 )
@@ -39,35 +40,35 @@ _BARE_EXC_NAMES = {"KeyboardInterrupt", "SystemExit", "GeneratorExit", "StopIter
 
 # error lines without a Python exception type, searched anywhere in a line
 _PSEUDO = (
-    (re.compile(r"terminate called after throwing an instance of '(?P<type>[^']{1,200})'"), None),
-    (re.compile(r"Triton Error \[CUDA\]:\s*(?P<msg>.+)"), "Triton Error [CUDA]"),
-    (re.compile(r"\bwith (?P<type>[A-Z]\w*Error)\(\s*['\"](?P<msg>.+?)['\"]?\)?\s*$"), None),
-    (re.compile(r"(?<![\w.])(?P<type>CUDA_ERROR_[A-Z_]{2,60})\b(?::\s*(?P<msg>.*))?"), None),
-    (re.compile(r"\bNCCL error(?: in:? [^:]{0,300})?:\s*(?P<msg>.+)"), "NCCL error"),
-    (re.compile(r"(?:^|\s)Failed:\s*(?P<msg>(?:Cuda|CUDA|NCCL)?\s*(?:error\s+)?\S+:\d+ '[^']{1,200}')"), "Failed"),
-    (re.compile(r"(?<![\w.:])(?P<msg>CUDA error: .+)"), "CUDA error"),
+    (lazy_compile(r"terminate called after throwing an instance of '(?P<type>[^']{1,200})'"), None),
+    (lazy_compile(r"Triton Error \[CUDA\]:\s*(?P<msg>.+)"), "Triton Error [CUDA]"),
+    (lazy_compile(r"\bwith (?P<type>[A-Z]\w*Error)\(\s*['\"](?P<msg>.+?)['\"]?\)?\s*$"), None),
+    (lazy_compile(r"(?<![\w.])(?P<type>CUDA_ERROR_[A-Z_]{2,60})\b(?::\s*(?P<msg>.*))?"), None),
+    (lazy_compile(r"\bNCCL error(?: in:? [^:]{0,300})?:\s*(?P<msg>.+)"), "NCCL error"),
+    (lazy_compile(r"(?:^|\s)Failed:\s*(?P<msg>(?:Cuda|CUDA|NCCL)?\s*(?:error\s+)?\S+:\d+ '[^']{1,200}')"), "Failed"),
+    (lazy_compile(r"(?<![\w.:])(?P<msg>CUDA error: .+)"), "CUDA error"),
 )
-_PSEUDO_HINT = re.compile(r"terminate called|Triton Error|Error\(|CUDA_ERROR_|NCCL error|Failed:|CUDA error:")
-_WHAT = re.compile(r"^\s*what\(\):\s*(?P<msg>.+)")
+_PSEUDO_HINT = lazy_compile(r"terminate called|Triton Error|Error\(|CUDA_ERROR_|NCCL error|Failed:|CUDA error:")
+_WHAT = lazy_compile(r"^\s*what\(\):\s*(?P<msg>.+)")
 
-_WRAPPER_TYPES = re.compile(
+_WRAPPER_TYPES = lazy_compile(
     r"(?:^|\.)(?:EngineDeadError|EngineGenerateError|CancelledError|KeyboardInterrupt|SystemExit|GeneratorExit"
     r"|RayTaskError|RayActorError|ActorDiedError|ActorUnavailableError|ChildFailedError|ProcessRaisedException"
     r"|ProcessExitedException|BrokenProcessPool)$"
 )
-_WRAPPER_MESSAGES = re.compile(
+_WRAPPER_MESSAGES = lazy_compile(
     r"Engine core initialization failed|EngineCore encountered an issue|died unexpectedly"
     r"|RPC call to \S+ timed out|please check the stack trace above|See (?:the )?(?:root cause|stack trace)"
     r"|root cause (?:above|below)|Engine process failed to start|initialization failed due to an exception in a background process"
     r"|Call to collective_rpc method failed|Background process failed|worker .{0,40} failed with error",
     re.IGNORECASE,
 )
-_SECONDARY_TYPES = re.compile(
+_SECONDARY_TYPES = lazy_compile(
     r"(?:^|\.)(?:EOFError|BrokenPipeError|ConnectionResetError|ConnectionRefusedError|ZMQError|TimeoutError"
     r"|ResourceWarning|UserWarning|FutureWarning|DeprecationWarning|RuntimeWarning|Warning|ModuleNotFoundError"
     r"|AttributeError)$"
 )
-_STRONG = re.compile(
+_STRONG = lazy_compile(
     r"CUDA|cuda|NCCL|nccl|out of memory|OutOfMemory|illegal memory|device-side assert|kernel image|undefined symbol"
     r"|GLIBC|libcudart|libcuda|Error 80\d|Triton|ptxas|NVML|GPU|cache blocks|KV cache|max seq len|max_model_len"
     r"|compute capability|[Bb]float16|graph|CUBLAS|cuDNN|CUDNN|invalid argument|misaligned address|launch failure"
@@ -287,7 +288,7 @@ def pick_root_cause(
     return fallback
 
 
-_TITLE_TAG = re.compile(r"^\s*(?:\[[^\]]{1,40}\]\s*:?\s*)+")
+_TITLE_TAG = lazy_compile(r"^\s*(?:\[[^\]]{1,40}\]\s*:?\s*)+")
 
 
 def pseudo_root_cause(message: str | None) -> Traceback | None:
