@@ -272,6 +272,9 @@ def gpu_count(facts: Facts) -> int | None:
 
 # -- memory arithmetic (analyzer/memory.py, when present) -----------------------------------------
 def memory_report(facts: Facts) -> dict | None:
+    model_name = facts.engine_args.get("model") if isinstance(facts.engine_args, dict) else None
+    if not facts.gpus or not (facts.model or isinstance(model_name, str)):
+        return None  # no GPU or no model to size: the arithmetic has nothing to say (and is not imported)
     try:
         from vllm_bug.analyzer.memory import memory_report_for_facts
     except ImportError:
