@@ -40,6 +40,7 @@ def facts_from_bundle(doc: dict[str, Any]) -> Facts:
     model = payload.get("model")
     facts.model = model if isinstance(model, dict) else None
     facts.redactions = [r for r in _list(payload.get("redactions")) if isinstance(r, dict)]
+    facts.collection_problems = _collection_problems(_dict(payload.get("manifest")))
     _command(facts, payload.get("command"))
     _from_text_sections(facts, payload)
     return facts
@@ -112,6 +113,24 @@ def _vllm(facts: Facts, vllm: dict[str, Any]) -> None:
     facts.vllm_import_ok = ok if isinstance(ok, bool) else None
     facts.vllm_import_error = _str(vllm.get("import_error"))
     facts.vllm_requirements = [r for r in _list(vllm.get("requirements")) if isinstance(r, dict)]
+    installed = vllm.get("installed")
+    facts.vllm_installed = installed if isinstance(installed, bool) else None
+    if vllm.get("c_import_ok") is False:
+        facts.vllm_c_import_error = _str(vllm.get("c_import_error")) or "vllm._C failed to import"
+
+
+def _collection_problems(manifest: dict[str, Any]) -> list[str]:
+    """'nvidia-smi: timed out after 10.0 s' for each probe that failed or hung."""
+    problems = []
+    for probe in _list(manifest.get("probes")):
+        if not isinstance(probe, dict) or probe.get("status") not in ("error", "timeout"):
+            continue
+        duration = probe.get("duration_s")
+        took = f" after {duration:.1f} s" if isinstance(duration, (int, float)) else ""
+        what = "timed out" if probe["status"] == "timeout" else "failed"
+        error = (_str(probe.get("error")) or "").splitlines()
+        problems.append(f"{_str(probe.get('name')) or 'a probe'}: {what}{took}" + (f" ({error[0][:200]})" if error else ""))
+    return problems
 
 
 def _command(facts: Facts, command: Any) -> None:

@@ -80,6 +80,8 @@ class Facts:
     vllm_version: str | None = None
     vllm_import_ok: bool | None = None
     vllm_import_error: str | None = None
+    vllm_installed: bool | None = None  # False: the bundle found no vllm package in that Python
+    vllm_c_import_error: str | None = None  # `import vllm` worked but vllm._C did not
     vllm_requirements: list[dict[str, Any]] = field(default_factory=list)
     packages: dict[str, str] = field(default_factory=dict)  # lower-case name -> version
     env: dict[str, str] = field(default_factory=dict)
@@ -99,6 +101,7 @@ class Facts:
     root_cause: Traceback | None = None  # the innermost real cause, wrappers skipped
     title: str | None = None  # issue title, when the input is a pasted issue
     redactions: list[dict[str, Any]] = field(default_factory=list)
+    collection_problems: list[str] = field(default_factory=list)  # bundle probes that failed or timed out
     # what the engine itself logged about memory (absent from most pasted reports)
     kv_cache_tokens: int | None = None  # "GPU KV cache size: N tokens" (V0: "... stored in KV cache (N)")
     kv_cache_memory_bytes: int | None = None  # "Available KV cache memory: X GiB" (may be negative)

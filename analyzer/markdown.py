@@ -135,7 +135,7 @@ _ADVICE_TOKEN = re.compile(
     r"|(?<![\w-])-O\d\b"  # -O0
     r"|\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+=[^\s,;]*[^\s,;.:)]"  # CUDA_LAUNCH_BLOCKING=1
     r"|\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+(?:\.\d+)*\b"  # CUDA_VISIBLE_DEVICES, GLIBC_2.32
-    r"|\bnvidia-smi(?:\s(?:topo|-[-\w=,]+))*"
+    r"|\bnvidia-smi(?:\s(?:topo|-[-\w=]+(?:,[-\w=]+)*))*"
     r"|\b(?:uv\s)?pip\sinstall(?:\s(?:-[-\w=]+|\.(?!\w)|[a-z][\w.\[\]-]*(?:[=<>]=?[\w.*]+)?)){1,4}"
     r"|\b(?:ldconfig\s-p|lsmod|dmesg|ulimit\s-l|cuda-gdb|tlparse)\b"
     r"|(?<![\w/.])(?:[A-Za-z_]\w*)?(?:\.[A-Za-z_]\w*)*\.?[A-Za-z_]\w*\(\)"  # torch.cuda.get_arch_list(), .item()

@@ -14,6 +14,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
+from vllm_bug.analyzer import describe
 from vllm_bug.analyzer import markdown as md
 from vllm_bug.analyzer.findings import Analysis
 
@@ -22,11 +23,18 @@ MAX_FINDINGS = 5
 MAX_EVIDENCE_LINES = 6
 MAX_FIXES = 8
 MAX_FIX_CHARS = 1_000
-MAX_ENV_VARS = 80
+MAX_ENV_VARS = 60
+MAX_XID_LINES = 8
+TITLE_CORE_CHARS = 100
+LABEL_WIDTH = 20
+ENV_VALUE_CHARS = 200
+HIDDEN_ENV_PREFIX = "NV_"  # package pins of NVIDIA's CUDA base images; bundles before 2026-11 carry them
+KEPT_NV_NAMES = ("NV_CUDA_COMPAT_PACKAGE",)
 KEY_PACKAGES = (
     "vllm", "torch", "transformers", "triton", "xformers", "flashinfer-python", "flash-attn", "vllm-flash-attn",
-    "nvidia-nccl-cu12", "nvidia-nccl-cu13", "nvidia-cuda-runtime-cu12", "nvidia-cudnn-cu12", "ray", "numpy",
-    "nvidia-ml-py", "pynvml", "bitsandbytes", "compressed-tensors", "accelerate", "tokenizers", "safetensors",
+    "nvidia-nccl-cu12", "nvidia-nccl-cu13", "nvidia-cuda-runtime-cu12", "nvidia-cuda-runtime", "nvidia-cudnn-cu12",
+    "nvidia-cudnn-cu13", "ray", "numpy", "nvidia-ml-py", "pynvml", "bitsandbytes", "compressed-tensors", "accelerate",
+    "tokenizers", "safetensors",
 )
 
 # Budgets tried in order until the report fits.
@@ -55,7 +63,7 @@ def template_environment():
     )
     env.filters.update(
         code=md.inline_code, fence=md.fence, line=md.one_line, text=md.escape_text, prose=md.escape_prose,
-        details=md.details,
+        advice=md.advice, details=md.details,
     )
     return env
 
@@ -74,7 +82,7 @@ def render_markdown(analysis: Analysis, bundle_bytes: bytes | None = None, redac
 
 def _minimal_report(analysis: Analysis, full: str) -> str:
     """Last resort when even the tightest level is too long: title, diagnosis titles, signature."""
-    lines = [f"# {md.one_line(suggested_title(analysis), 200)}", "", "### Diagnosis", ""]
+    lines = [f"**Suggested title:** {md.inline_code(suggested_title(analysis))}", "", "### Diagnosis", ""]
     for f in analysis.diagnoses[:MAX_FINDINGS]:
         lines.append(f"- {md.one_line(f.title, 300)} ({md.escape_text(f.category)}, confidence {f.confidence:.2f})")
     lines += ["", f"Signature: {md.inline_code(analysis.signature)}", "",
@@ -87,104 +95,176 @@ def _minimal_report(analysis: Analysis, full: str) -> str:
 
 def build_view(analysis: Analysis, bundle_bytes: bytes | None, redactions: list | None, level: dict) -> dict[str, Any]:
     facts = analysis.facts
+    redacted_by_collector = analysis.input_kind == "bundle" or redactions is not None
+    if redactions is None:
+        redactions = getattr(facts, "redactions", None)
     return {
         "title": suggested_title(analysis),
         "environment": md.fence(_cut(environment_summary(facts), level["env_chars"])),
-        "environment_summary": f"Environment summary (vllm-bug, from {analysis.input_kind})",
+        "environment_headline": environment_headline(facts),
+        "collection_problems": facts.collection_problems[:6],
         "launch_command": facts.launch_command,
         "root_cause": _root_cause_view(facts, level),
+        "xid": _xid_view(facts),
         "log_excerpt": _log_excerpt(facts, level),
         "diagnoses": [_finding_view(f, level) for f in analysis.diagnoses[:MAX_FINDINGS]],
         "more_diagnoses": max(0, len(analysis.diagnoses) - MAX_FINDINGS),
+        "missing": describe.missing_for_diagnosis(facts) if not analysis.diagnoses else [],
         "signature": analysis.signature,
         "signature_explanation": md.fence("\n".join(analysis.signature_explanation[:60])),
         "known_issue": _known_issue_view(analysis.known_issue),
-        "redactions": _redaction_rows(redactions if redactions is not None else getattr(facts, "redactions", [])),
+        "redactions": _redaction_rows(redactions),
+        "redacted_by_collector": redacted_by_collector,
         "input_sha256": analysis.sha256,
         "bundle": _bundle_view(bundle_bytes, level["embed"]),
     }
 
 
 def suggested_title(analysis: Analysis) -> str:
+    """Plain text for GitHub's title field: one line, '[Bug]: ' + the error + (vLLM version, GPU)."""
     facts = analysis.facts
     root = facts.root_cause
     if root is not None and root.exc_type not in ("", "Error") and root.message.strip():
-        core = f"{root.exc_type}: {root.message.strip().splitlines()[0]}"  # searchable, like most vLLM issue titles
+        core = describe.root_cause_line(facts, limit=1000)  # searchable, like most vLLM issue titles
     elif analysis.diagnoses:
         core = analysis.diagnoses[0].title
     elif facts.title:
         core = re.sub(r"^\s*\[\w+\]\s*:?\s*", "", facts.title)
     else:
-        core = "vLLM failure (no error found in the input)"
+        core = "vLLM failure, no error message found"
+    core = _shorten_title(" ".join(_SOURCE_LOCATION.sub(r"\1", md.clean(core)).split()))
     where = [f"vLLM {facts.vllm_version}"] if facts.vllm_version else []
-    gpus = _gpu_names(facts)
+    gpus = describe.gpu_names(facts)
     if gpus:
         where.append(gpus[0])
-    suffix = f" ({', '.join(where)})" if where else ""
-    core = " ".join(str(core).split())
-    if len(core) > 110:
-        core = core[:109] + "…"
-    return f"[Bug]: {core}{suffix}"
+    suffix = " ".join(md.clean(", ".join(where)).split())[:80]
+    return f"[Bug]: {core}" + (f" ({suffix})" if suffix else "")
 
 
-def _gpu_names(facts) -> list[str]:
-    names: dict[str, int] = {}
-    for g in facts.gpus:
-        label = g.name or "unknown GPU"
-        if g.compute_capability:
-            label += f" (compute capability {g.compute_capability[0]}.{g.compute_capability[1]})"
-        names[label] = names.get(label, 0) + 1
-    return [f"{n} x {label}" if n > 1 else label for label, n in names.items()]
+_SOURCE_LOCATION = re.compile(r"/(?:[\w.+-]+/)+([\w.+-]+\.\w+):\d+")  # "/pytorch/.../ProcessGroupNCCL.cpp:3135"
+_ERROR_CODE = re.compile(r"\b[Ee]rror \d+\b.*$")
+_SENTENCE_END = re.compile(r"[.?!](?= )")
+
+
+def _shorten_title(core: str) -> str:
+    """At most TITLE_CORE_CHARS, cut after a whole sentence where one ends late enough, else at a
+    word; a later 'Error 803: ...', which is what people search for, is kept after the first sentence."""
+    core = core.rstrip(" .")
+    if len(core) <= TITLE_CORE_CHARS:
+        return core
+    ends = [m.start() for m in _SENTENCE_END.finditer(core, 0, TITLE_CORE_CHARS)]
+    code = _ERROR_CODE.search(core, 40)
+    if code and code.start() > TITLE_CORE_CHARS - 20 and ends and ends[0] >= 30:
+        core = core[: ends[0]] + " … " + code.group(0)
+        if len(core) <= TITLE_CORE_CHARS:
+            return core
+        ends = []
+    late = [e for e in ends if e >= 45]
+    if late:
+        return core[: late[-1]]
+    cut = core[: TITLE_CORE_CHARS - 1]
+    return (cut.rsplit(" ", 1)[0] if " " in cut[40:] else cut).rstrip(" ,.:;") + "…"
+
+
+def environment_headline(facts) -> str:
+    """The collapsed block's one visible line: GPU, driver, torch and vLLM at a glance."""
+    parts = []
+    gpus = describe.gpu_names(facts)
+    if gpus:
+        parts.append(", ".join(gpus))
+    if facts.driver_version:
+        parts.append(f"driver {facts.driver_version}" + (f" (CUDA {facts.driver_cuda})" if facts.driver_cuda else ""))
+    if facts.torch_version:
+        parts.append(f"torch {facts.torch_version}")
+    vllm = describe.vllm_state(facts)
+    if vllm:
+        parts.append("vLLM " + (vllm.split(":")[0].replace(", ", " ") if ":" in vllm else vllm))
+    summary = " · ".join(parts) if parts else "nothing about the environment in the input"
+    return f"{summary[:240]} (vllm-bug summary of the {facts.input_kind})"
 
 
 def environment_summary(facts) -> str:
     """Plain text lines for the environment block (it goes into a fence, so no escaping needed)."""
-    def known(v) -> str:
-        return "unknown" if v in (None, "", []) else str(v)
+    rows: list[tuple[str, str]] = []
+    unknown: list[str] = []
 
-    lines = []
-    gpus = _gpu_names(facts)
-    lines.append(f"GPU:                {'; '.join(gpus) if gpus else 'unknown'}")
-    mem = [g.memory_total_bytes for g in facts.gpus if g.memory_total_bytes]
-    if mem:
-        lines.append(f"GPU memory:         {mem[0] / 2**30:.1f} GiB each")
-    lines.append(f"Driver:             {known(facts.driver_version)} (driver supports CUDA up to {known(facts.driver_cuda)})")
-    lines.append(f"nvcc (toolkit):     {known(facts.nvcc_version)}" + (f"  CUDA_HOME={facts.cuda_home}" if facts.cuda_home else ""))
-    lines.append(f"torch:              {known(facts.torch_version)} (built with CUDA {known(facts.torch_cuda)})")
+    def row(label: str, value: str | None, name: str | None = None) -> None:
+        if value:
+            rows.append((label, value))
+        elif name:
+            unknown.append(name)
+
+    row("GPU", "; ".join(describe.gpu_groups(facts)), "GPU")
+    row("GPU memory in use", "; ".join(describe.gpu_memory_in_use(facts)))
+    for line in describe.gpu_processes(facts):
+        row("GPU process", line)
+    row("NVIDIA driver", facts.driver_version, "driver")
+    for label, value in describe.cuda_versions(facts):
+        row(label, value)
+    if not facts.nvcc_version:
+        unknown.append("nvcc")
+    torch = facts.torch_version
+    if torch and facts.torch_cuda_available is not None:
+        devices = f", {facts.torch_device_count} device(s)" if facts.torch_device_count is not None else ""
+        torch += f"; sees CUDA: {'yes' if facts.torch_cuda_available else 'NO'}{devices}"
+    row("torch", torch, "torch")
     if facts.torch_arch_list:
-        lines.append(f"torch arch list:    {' '.join(facts.torch_arch_list)}")
-    if facts.torch_cuda_available is not None:
-        lines.append(f"torch sees CUDA:    {facts.torch_cuda_available} ({known(facts.torch_device_count)} devices)")
-    lines.append(f"vLLM:               {known(facts.vllm_version)}")
-    if facts.vllm_import_ok is False:
-        lines.append(f"vLLM import:        FAILED: {known(facts.vllm_import_error)}")
-    lines.append(f"Python:             {known(facts.python_version)}")
-    lines.append(f"OS:                 {known(facts.os)}" + (f" kernel {facts.kernel}" if facts.kernel else ""))
+        row("torch arch list", " ".join(facts.torch_arch_list))
+    row("vLLM", describe.vllm_state(facts), "vLLM")
+    row("Python", facts.python_version, "Python")
+    row("OS", ", ".join(x for x in (facts.os, f"kernel {facts.kernel}" if facts.kernel else None) if x), "OS")
     if facts.glibc:
-        lines.append(f"glibc:              {facts.glibc}" + (f" (GLIBCXX up to {facts.glibcxx_max})" if facts.glibcxx_max else ""))
-    container = [k for k, v in (facts.container or {}).items() if v]
-    if container:
-        lines.append(f"Container:          {', '.join(container)}")
+        row("glibc", facts.glibc + (f" (GLIBCXX up to {facts.glibcxx_max})" if facts.glibcxx_max else ""))
+    row("Container", ", ".join(k for k, v in (facts.container or {}).items() if v))
     if facts.shm_total_bytes:
-        lines.append(f"/dev/shm:           {facts.shm_total_bytes / 2**30:.1f} GiB")
-    packages = [(name, facts.packages[name]) for name in KEY_PACKAGES if name in facts.packages]
-    if packages:
-        lines.append("")
-        lines.append("Key packages:")
-        lines.extend(f"  {name}=={version}" for name, version in packages)
-    if facts.env:
-        lines.append("")
-        lines.append("Environment variables (allow-listed, secrets redacted):")
-        for name in sorted(facts.env)[:MAX_ENV_VARS]:
-            lines.append(f"  {name}={str(facts.env[name])[:300]}")
-        if len(facts.env) > MAX_ENV_VARS:
-            lines.append(f"  ... {len(facts.env) - MAX_ENV_VARS} more in the bundle")
+        row("/dev/shm", f"{facts.shm_total_bytes / 2**30:.1f} GiB")
+    if unknown:
+        row("Not found" if facts.input_kind == "bundle" else "Not in the input", ", ".join(unknown))
+    lines = [f"{label + ':':<{LABEL_WIDTH}}{value}" for label, value in rows]
+    lines += _package_lines(facts)
+    lines += _env_lines(facts.env)
     if facts.engine_args:
-        lines.append("")
-        lines.append("Engine arguments (non-default):")
-        for key in sorted(facts.engine_args)[:60]:
-            lines.append(f"  {key}={str(facts.engine_args[key])[:300]}")
+        lines += ["", "Engine arguments (non-default):"]
+        lines += [f"  {key}={_short(facts.engine_args[key])}" for key in sorted(facts.engine_args)[:60]]
     return "\n".join(lines)
+
+
+def _package_lines(facts) -> list[str]:
+    """Key package versions, several to a line; torch and vLLM only when not already shown above."""
+    shown = {"torch": facts.torch_version, "vllm": facts.vllm_version}
+    packages = [f"{name}=={facts.packages[name]}" for name in KEY_PACKAGES
+                if name in facts.packages and not shown.get(name)]
+    if not packages:
+        return []
+    lines, current = ["", "Key packages:"], " "
+    for item in packages:
+        if len(current) + len(item) > 100:
+            lines.append(current.rstrip())
+            current = " "
+        current += " " + item
+    lines.append(current.rstrip())
+    return lines
+
+
+def _env_lines(env: dict[str, str]) -> list[str]:
+    if not env:
+        return []
+    hidden = [n for n in env if n.startswith(HIDDEN_ENV_PREFIX) and n not in KEPT_NV_NAMES]
+    names = sorted(n for n in env if n not in hidden)
+    lines = ["", "Environment variables (allow-listed, secrets redacted):"]
+    lines += [f"  {name}={_short(env[name])}" for name in names[:MAX_ENV_VARS]]
+    if len(names) > MAX_ENV_VARS:
+        lines.append(f"  ... {len(names) - MAX_ENV_VARS} more in the bundle")
+    if hidden:
+        lines.append(f"  ({len(hidden)} NV_* package pins of the CUDA base image not shown)")
+    return lines
+
+
+def _short(value: object) -> str:
+    """A value as one line; one longer than ENV_VALUE_CHARS is cut well short of it, with a marker."""
+    text = " ".join(str(value).split())
+    keep = ENV_VALUE_CHARS * 3 // 5
+    return text if len(text) <= ENV_VALUE_CHARS else f"{text[:keep]}…[+{len(text) - keep} chars]"
 
 
 def _cut(text: str, max_chars: int) -> str:
@@ -211,25 +291,47 @@ def _root_cause_view(facts, level: dict) -> dict[str, Any] | None:
     return {"exception": exception_line, "traceback": md.fence(body, "python")}
 
 
-def _log_excerpt(facts, level: dict) -> dict[str, Any] | None:
-    if not facts.lines or level["log_lines"] == 0:
-        if facts.lines:
-            return {"block": None, "total": len(facts.lines), "cut": len(facts.lines)}
+def _xid_view(facts) -> dict[str, Any] | None:
+    if not facts.xid:
         return None
+    lines = [str(x)[:300] for x in facts.xid[-MAX_XID_LINES:]]
+    codes = describe.xid_codes(facts)
+    return {"count": len(facts.xid), "codes": ", ".join(codes[:10]), "plural": "s" if len(facts.xid) > 1 else "",
+            "shown": len(lines), "block": md.fence("\n".join(lines))}
+
+
+def _log_excerpt(facts, level: dict) -> dict[str, Any] | None:
+    if not facts.lines or _log_adds_nothing(facts):
+        return None
+    if level["log_lines"] == 0:
+        return {"block": None, "total": len(facts.lines), "cut": len(facts.lines)}
     text, dropped = md.cut_middle("\n".join(facts.lines), level["log_chars"], level["log_lines"])
     summary = f"Log excerpt ({len(facts.lines):,} lines" + (f", {dropped:,} cut from the middle)" if dropped else ")")
     return {"block": md.fence(text), "total": len(facts.lines), "cut": dropped, "summary": summary}
 
 
+def _log_adds_nothing(facts, allowance: int = 3) -> bool:
+    """True when the log holds little beyond the traceback already shown (a script's own output)."""
+    root = facts.root_cause
+    if root is None or not root.text or len(facts.lines) > 200:
+        return False
+    shown = {line.strip() for line in root.text.splitlines()}
+    extra = [line for line in facts.lines if line.strip() and line.strip() not in shown]
+    return len(extra) <= allowance
+
+
 def _finding_view(finding, level: dict) -> dict[str, Any]:
     evidence = [str(e)[: level["evidence_chars"]] for e in finding.evidence[:MAX_EVIDENCE_LINES]]
+    memory = finding.details.get("memory") if isinstance(finding.details, dict) else None
+    memory_lines = [str(x)[:300] for x in memory.get("lines", [])[:30]] if isinstance(memory, dict) else []
     return {
-        "title": finding.title,
+        "title": md.advice(str(finding.title)[:300]),
         "rule": finding.rule,
         "category": finding.category,
-        "confidence": f"{finding.confidence:.2f}",
+        "confidence": md.MdSafe(f"{finding.confidence:.2f}"),
         "evidence": md.fence("\n".join(evidence)) if evidence else None,
-        "fixes": [md.escape_prose(str(fix)[:MAX_FIX_CHARS]) for fix in finding.fixes[:MAX_FIXES]],
+        "fixes": [md.advice(str(fix)[:MAX_FIX_CHARS]) for fix in finding.fixes[:MAX_FIXES]],
+        "memory": md.fence("\n".join(memory_lines)) if memory_lines else None,
     }
 
 
@@ -252,7 +354,7 @@ def _known_issue_view(entry: dict[str, Any] | None) -> dict[str, Any] | None:
         "related": md.MdSafe(", ".join(link(r) if isinstance(link(r), md.MdSafe) else md.escape_text(r)
                                        for r in entry.get("related", [])[:8])),
         "fixed_in": entry.get("fixed_in"),
-        "note": entry.get("note", ""),
+        "note": md.advice(entry.get("note", "")),
         "benign": bool(entry.get("benign")),
     }
 

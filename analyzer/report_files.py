@@ -17,6 +17,8 @@ from typing import Any
 
 from vllm_bug.errors import VllmBugError
 
+NEW_ISSUE_URL = "https://github.com/vllm-project/vllm/issues/new/choose"
+
 
 def report_paths(bundle_path: Path) -> tuple[Path, Path]:
     bundle_path = Path(bundle_path)
@@ -79,7 +81,7 @@ def _zip_time(created_utc: str | None) -> tuple[int, int, int, int, int, int]:
 def after_write_hook(force: bool):
     """For `collect`/`run`: after the bundle is written, write the report and the zip beside it.
 
-    Returns lines for the collect summary ("also wrote <line>"). A failure here never loses the
+    Returns the next steps for the collect summary (paste the report, attach the zip). A failure here never loses the
     bundle: it is one line on stderr, with the command that renders the report later.
     """
 
@@ -96,7 +98,7 @@ def after_write_hook(force: bool):
             print(f"vllm-bug: report not written ({type(exc).__name__}: {exc}); "
                   f"run: vllm-bug analyze {bundle_path} --format markdown", file=sys.stderr)
             return []
-        return [f"{md_path}: the report, paste it as the body of a GitHub issue",
-                f"{zip_path}: the bundle zipped, attach it to the issue (GitHub accepts .zip)"]
+        return [f"paste {md_path} as the body of a new issue at {NEW_ISSUE_URL}",
+                f"attach {zip_path} to it (the bundle, zipped: GitHub accepts .zip, not .zst)"]
 
     return hook

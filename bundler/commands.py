@@ -71,34 +71,56 @@ def _collect_and_report(options: Any, path: Path, quiet: bool, after_write: Afte
 
 # ------------------------------------------------------------------ summary
 
+SUMMARY_LABEL_WIDTH = 11
+UNREMARKABLE_ABSENT = frozenset({"clang", "cmake", "gcc"})  # a missing compiler rarely matters to a bug report
+
+
 def format_summary(payload: dict[str, Any], path: Path, seconds: float, extras: list[str]) -> str:
+    """What `collect`/`run` print: the facts a reporter can check at a glance, then what to do next."""
     size = path.stat().st_size if path.exists() else 0
-    lines = [f"vllm-bug: wrote {path} ({size / 1024:.1f} KiB) in {seconds:.1f} s"]
-    lines.append("  GPUs:    " + _gpu_line(payload))
-    lines.append("  torch:   " + _torch_line(payload.get("torch") or {}))
-    lines.append("  vLLM:    " + _vllm_line(payload.get("vllm") or {}))
+    rows = [("GPU", _gpu_line(payload)), ("driver", _driver_line(payload.get("driver") or {})),
+            ("torch", _torch_line(payload.get("torch") or {})),
+            ("nvcc", _nvcc_line(payload.get("cuda_toolkit") or {})), ("vLLM", _vllm_line(payload.get("vllm") or {}))]
     log = payload.get("log")
     if log:
+        count = len(log.get("tracebacks") or [])
         cut = f", {log.get('omitted_bytes', 0):,} bytes cut from the middle" if log.get("truncated") else ""
-        lines.append(f"  log:     {log.get('original_lines', 0):,} lines, {len(log.get('tracebacks') or [])} traceback(s){cut}")
+        rows.append(("log", f"{log.get('original_lines', 0):,} lines, {count} traceback{'' if count == 1 else 's'}{cut}"))
     command = payload.get("command")
     if command:
-        lines.append(f"  command: exit code {command.get('exit_code')} after {command.get('duration_s')} s")
+        duration = command.get("duration_s")
+        took = f" after {duration:.1f} s" if isinstance(duration, (int, float)) else ""
+        rows.append(("command", f"exit code {command.get('exit_code')}{took}"))
     model = payload.get("model")
     if model:
         state = "config.json summarised" if model.get("found") else "config.json not on this machine"
-        lines.append(f"  model:   {model.get('name')} ({state})")
-    probes = payload["manifest"]["probes"]
-    failed = [f"{p['name']} ({p['status']})" for p in probes if p["status"] in ("error", "timeout")]
-    absent = [p["name"] for p in probes if p["status"] == "missing"]
-    lines.append("  probes:  " + (f"{len(failed)} failed or timed out: " + ", ".join(failed) if failed else "none failed"))
-    if absent:
-        lines.append("  absent:  " + ", ".join(absent))
+        rows.append(("model", f"{model.get('name')} ({state})"))
+    xid = payload.get("xid") or []
+    if xid:
+        rows.append(("Xid", f"{len(xid)} NVIDIA Xid line{'' if len(xid) == 1 else 's'} in the kernel log"))
+    rows += _probe_rows(payload["manifest"]["probes"])
     redactions = payload.get("redactions") or []
-    lines.append("  redacted: " + (", ".join(f"{r['kind']} x{r['count']}" for r in redactions) if redactions else "nothing found to redact"))
-    for extra in extras:
-        lines.append(f"  also wrote {extra}")
+    rows.append(("redacted", ", ".join(f"{r['kind']} x{r['count']}" for r in redactions) if redactions
+                 else "nothing found to redact"))
+    lines = [f"vllm-bug: wrote {path} ({size / 1024:.1f} KiB) in {seconds:.1f} s"]
+    lines += [f"  {label + ':':<{SUMMARY_LABEL_WIDTH}}{value}" for label, value in rows]
+    if extras:
+        lines.append("Next:")
+        lines += [f"  - {extra}" for extra in extras]
     return "\n".join(lines)
+
+
+def _probe_rows(probes: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    failed = []
+    for p in probes:
+        if p["status"] in ("error", "timeout"):
+            what = "timed out" if p["status"] == "timeout" else "failed"
+            failed.append(f"{p['name']} {what} after {p.get('duration_s', 0):.1f} s")
+    absent = [p["name"] for p in probes if p["status"] == "missing" and p["name"] not in UNREMARKABLE_ABSENT]
+    rows = [("probes", "; ".join(failed) if failed else f"all {len(probes)} ran")]
+    if absent:
+        rows.append(("not found", ", ".join(absent)))
+    return rows
 
 
 def _gpu_line(payload: dict[str, Any]) -> str:
@@ -109,10 +131,28 @@ def _gpu_line(payload: dict[str, Any]) -> str:
         return "none found" + (f" ({reason})" if reason else "")
     names: dict[str, int] = {}
     for gpu in gpus:
-        label = f"{gpu.get('name')}" + (f" (CC {gpu['compute_capability']})" if gpu.get("compute_capability") else "")
+        details = []
+        if gpu.get("compute_capability"):
+            details.append(f"compute capability {gpu['compute_capability']}")
+        if isinstance(gpu.get("memory_total_bytes"), int):
+            details.append(f"{gpu['memory_total_bytes'] / 2**30:.1f} GiB")
+        label = f"{gpu.get('name')}" + (f" ({', '.join(details)})" if details else "")
         names[label] = names.get(label, 0) + 1
-    listed = ", ".join(f"{n} x {label}" for label, n in names.items())
-    return f"{listed}; driver {driver.get('version')}, driver supports CUDA up to {driver.get('cuda_version')}"
+    return ", ".join(f"{n} x {label}" if n > 1 else label for label, n in names.items())
+
+
+def _driver_line(driver: dict[str, Any]) -> str:
+    if not driver.get("version"):
+        return "unknown"
+    cuda = f", supports CUDA up to {driver['cuda_version']}" if driver.get("cuda_version") else ""
+    return f"{driver['version']}{cuda}"
+
+
+def _nvcc_line(toolkit: dict[str, Any]) -> str:
+    if not toolkit.get("nvcc_version"):
+        return "not found"
+    where = f" ({toolkit['nvcc_path']})" if toolkit.get("nvcc_path") else ""
+    return f"CUDA {toolkit['nvcc_version']} toolkit{where}"
 
 
 def _torch_line(torch: dict[str, Any]) -> str:
@@ -124,7 +164,9 @@ def _torch_line(torch: dict[str, Any]) -> str:
     if torch.get("cuda"):
         parts.append(f"built for CUDA {torch['cuda']}")
     if torch.get("cuda_available") is not None:
-        parts.append(f"CUDA available: {'yes' if torch['cuda_available'] else 'no'}, {torch.get('device_count')} device(s)")
+        count = torch.get("device_count")
+        parts.append(f"sees CUDA: {'yes' if torch['cuda_available'] else 'NO'}"
+                     + (f", {count} device{'' if count == 1 else 's'}" if isinstance(count, int) else ""))
     if torch.get("error"):
         parts.append(f"import failed: {str(torch['error'])[:100]}")
     return ", ".join(parts)

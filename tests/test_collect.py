@@ -144,9 +144,9 @@ def test_default_name_summary_and_after_write(tmp_path, monkeypatch, capsys):
     assert seen[0][0] == bundle and "ValueError: boom" in seen[0][1][0]
     out = capsys.readouterr().out
     assert f"wrote {bundle}" in out
-    assert "1 traceback(s)" in out and "GPUs:    none found" in out
-    assert f"also wrote {bundle.with_suffix('.md')}" in out
-    assert "redacted:" in out
+    assert "1 traceback\n" in out and "  GPU:       none found" in out
+    assert f"Next:\n  - {bundle.with_suffix('.md')}\n" in out
+    assert "  redacted:  " in out
 
 
 def test_single_gpu_bundle_with_smi_query_and_package_list_fits_32_kib():
@@ -176,10 +176,38 @@ def test_summary_lists_failed_probes_and_redactions(tmp_path):
     payload["vllm"] = {"installed": True, "version": "0.11.0", "import_ok": False,
                        "import_error": "ImportError: libcudart.so.12"}
     text = commands.format_summary(payload, tmp_path / "x.zst", 1.0, [])
-    assert "none failed" in text and "absent:  nvidia-smi" in text
-    assert "hf_token x2" in text
-    assert "2.9.0+cu128, built for CUDA 12.8, CUDA available: no, 0 device(s)" in text
-    assert "import FAILED: ImportError: libcudart.so.12" in text
+    assert "  probes:    all 2 ran\n" in text and "  not found: nvidia-smi\n" in text
+    assert "  redacted:  hf_token x2" in text
+    assert "  torch:     2.9.0+cu128, built for CUDA 12.8, sees CUDA: NO, 0 devices\n" in text
+    assert "  vLLM:      0.11.0, import FAILED: ImportError: libcudart.so.12" in text
+    assert "Next:" not in text
+
+
+def test_summary_says_which_probe_hung_and_hides_absent_compilers(tmp_path):
+    payload = minimal_payload()
+    payload["manifest"]["probes"] = [{"name": "nvidia-smi", "status": "timeout", "duration_s": 10.02},
+                                     {"name": "python-imports", "status": "error", "duration_s": 0.5},
+                                     {"name": "clang", "status": "missing", "duration_s": 0.0}]
+    payload["gpus"] = [{"index": i, "name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0",
+                        "memory_total_bytes": 85520809984} for i in range(2)]
+    payload["driver"] = {"version": "570.86.15", "cuda_version": "12.8"}
+    payload["cuda_toolkit"] = {"nvcc_version": "12.8", "nvcc_path": "/usr/local/cuda/bin/nvcc"}
+    payload["vllm"] = {"installed": False}
+    payload["command"] = {"argv": ["vllm", "serve"], "exit_code": 1, "duration_s": 12.3456}
+    text = commands.format_summary(payload, tmp_path / "x.zst", 1.0, ["paste x.md", "attach x.zip"])
+    lines = text.splitlines()
+    assert lines[1:9] == [
+        "  GPU:       2 x NVIDIA H100 80GB HBM3 (compute capability 9.0, 79.6 GiB)",
+        "  driver:    570.86.15, supports CUDA up to 12.8",
+        "  torch:     unknown (probe failed)",
+        "  nvcc:      CUDA 12.8 toolkit (/usr/local/cuda/bin/nvcc)",
+        "  vLLM:      not installed",
+        "  command:   exit code 1 after 12.3 s",
+        "  probes:    nvidia-smi timed out after 10.0 s; python-imports failed after 0.5 s",
+        "  redacted:  nothing found to redact",
+    ]
+    assert "clang" not in text
+    assert lines[-3:] == ["Next:", "  - paste x.md", "  - attach x.zip"]
 
 
 def test_progress_line_only_on_a_terminal(capsys):

@@ -134,7 +134,8 @@ def test_after_write_hook_reports_lines_and_never_raises(tmp_path, bundle, monke
     bundle_path = tmp_path / "b.zst"
     bundle_path.write_bytes(data)
     lines = after_write_hook(force=False)(bundle_path, doc)
-    assert lines[0].startswith(f"{tmp_path / 'b.md'}: the report") and lines[1].startswith(f"{tmp_path / 'b.zip'}: ")
+    assert lines[0] == f"paste {tmp_path / 'b.md'} as the body of a new issue at {report_files.NEW_ISSUE_URL}"
+    assert lines[1].startswith(f"attach {tmp_path / 'b.zip'} to it")
     assert after_write_hook(force=False)(bundle_path, doc) == []
     assert "already exists" in capsys.readouterr().err
 

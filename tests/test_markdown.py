@@ -4,7 +4,7 @@ import pytest
 from markdown_it import MarkdownIt
 
 from vllm_bug.analyzer.markdown import (
-    MdSafe, cut_middle, details, escape_prose, escape_text, fence, inline_code, md_finalize, one_line,
+    MdSafe, advice, cut_middle, details, escape_prose, escape_text, fence, inline_code, md_finalize, one_line,
 )
 
 MD = MarkdownIt("commonmark").enable("table")
@@ -120,3 +120,45 @@ def test_cut_middle_keeps_both_ends_and_says_what_was_cut():
     by_lines, dropped = cut_middle(text, 10**9, max_lines=30)
     assert len(by_lines.split("\n")) == 31 and dropped == 9_970
     assert cut_middle("short", 100) == ("short", 0)
+
+
+def code_spans(doc: str) -> list[str]:
+    return [t.content for t in tokens(doc) if t.type == "code_inline"]
+
+
+def test_advice_shows_flags_variables_commands_and_paths_as_code():
+    doc = advice("rerun with CUDA_LAUNCH_BLOCKING=1 and --enforce-eager, lower --max-model-len 8192, "
+                 "set --kv-cache-dtype fp8, check nvidia-smi topo -m, mount /dev/shm, "
+                 "run pip install -U vllm, or -O0 (no torch.compile); unset VLLM_ATTENTION_BACKEND")
+    assert code_spans(doc) == ["CUDA_LAUNCH_BLOCKING=1", "--enforce-eager", "--max-model-len 8192",
+                               "--kv-cache-dtype fp8", "nvidia-smi topo -m", "/dev/shm", "pip install -U vllm",
+                               "-O0", "torch.compile", "VLLM_ATTENTION_BACKEND"]
+    assert "\\" not in doc  # nothing in our own words needed a backslash
+
+
+def test_advice_keeps_quoted_code_and_the_space_after_it():
+    doc = advice("check `ldconfig -p | grep libcuda` inside the container")
+    assert doc == "check `ldconfig -p | grep libcuda` inside the container"
+    assert escape_prose("add `--enforce-eager` now") == "add `--enforce-eager` now"
+
+
+def test_advice_still_escapes_what_it_quotes_from_the_reporter():
+    doc = advice("lower --gpu-memory-utilization (now 0.9 <img src=x onerror=1> @alice #12 **b** _e_)")
+    toks = tokens(doc)
+    assert code_spans(doc) == ["--gpu-memory-utilization"]
+    assert not [t for t in toks if t.type in ("html_inline", "html_block", "strong_open", "em_open", "image")]
+    shown = visible_text(doc)
+    assert not re.search(r"@[A-Za-z0-9]", shown) and not re.search(r"#\d", shown)
+
+
+def test_underscores_inside_words_need_no_backslash_but_emphasis_is_still_blocked():
+    assert escape_text("CUDA_HOME and max_model_len") == "CUDA_HOME and max_model_len"
+    doc = escape_text("_emph_ and __strong__ and a_ _b")
+    assert not {t.type for t in tokens(doc)} & {"em_open", "strong_open"}
+    assert MD.render(doc).strip() == "<p>_emph_ and __strong__ and a_ _b</p>"
+
+
+def test_a_mid_line_fragment_keeps_its_leading_space_and_number():
+    assert escape_text(" 1. next", line_start=False) == " 1. next"
+    assert escape_text(" 1. next") == "1\\. next"
+    assert escape_text("a\n1. b", line_start=False) == "a\n1\\. b"

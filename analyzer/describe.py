@@ -1,0 +1,142 @@
+"""Facts in words, shared by the plain-text and the Markdown reports (plain strings, not escaped)."""
+
+from __future__ import annotations
+
+import re
+
+GIB = 2**30
+_XID = re.compile(r"\bXid\s*(?:\([^)]*\))?\s*:?\s*(\d+)")
+_NOISE_TYPES = ("", "Error")  # "Error" is the extractor's name for an error line without a Python type
+
+
+def gpu_groups(facts, memory: bool = True) -> list[str]:
+    """'2 x NVIDIA H100 80GB HBM3 (compute capability 9.0, 79.6 GiB)', one entry per distinct model."""
+    counts: dict[str, int] = {}
+    for gpu in facts.gpus:
+        details = []
+        if gpu.compute_capability:
+            details.append(f"compute capability {gpu.compute_capability[0]}.{gpu.compute_capability[1]}")
+        if memory and gpu.memory_total_bytes:
+            details.append(f"{gpu.memory_total_bytes / GIB:.1f} GiB")
+        label = (gpu.name or "unknown GPU") + (f" ({', '.join(details)})" if details else "")
+        counts[label] = counts.get(label, 0) + 1
+    return [f"{n} x {label}" if n > 1 else label for label, n in counts.items()]
+
+
+def gpu_names(facts) -> list[str]:
+    """Short: '2 x NVIDIA H100 80GB HBM3'."""
+    counts: dict[str, int] = {}
+    for gpu in facts.gpus:
+        if gpu.name:
+            counts[gpu.name] = counts.get(gpu.name, 0) + 1
+    return [f"{n} x {name}" if n > 1 else name for name, n in counts.items()]
+
+
+def gpu_memory_in_use(facts) -> list[str]:
+    """'GPU 0: 70.1 of 79.6 GiB' for each GPU that had memory in use when the facts were taken."""
+    out = []
+    for position, gpu in enumerate(facts.gpus):
+        if gpu.memory_used_bytes and gpu.memory_used_bytes >= 256 * 2**20:
+            index = gpu.index if gpu.index is not None else position
+            total = f" of {gpu.memory_total_bytes / GIB:.1f}" if gpu.memory_total_bytes else ""
+            out.append(f"GPU {index}: {gpu.memory_used_bytes / GIB:.1f}{total} GiB")
+    return out
+
+
+def gpu_processes(facts, limit: int = 8) -> list[str]:
+    """'GPU 0: pid 4242 python3 (70.0 GiB)' for the processes holding GPU memory."""
+    out = []
+    for position, gpu in enumerate(facts.gpus):
+        index = gpu.index if gpu.index is not None else position
+        for proc in gpu.processes:
+            used = proc.get("used_memory_bytes")
+            size = f" ({used / GIB:.1f} GiB)" if isinstance(used, int) and used > 0 else ""
+            name = " ".join(str(proc.get("name") or "").split())[:80] or "?"
+            out.append(f"GPU {index}: pid {proc.get('pid', '?')} {name}{size}")
+    if len(out) > limit:
+        out = out[:limit] + [f"... {len(out) - limit} more"]
+    return out
+
+
+def vllm_state(facts) -> str | None:
+    """'0.11.0', 'not installed', '0.11.0, import FAILED: ...', or None when the input does not say."""
+    if not facts.vllm_version and (facts.vllm_installed is False or _bundle_lists_no_vllm(facts)):
+        return "not installed"
+    if not facts.vllm_version and facts.vllm_import_ok is None:
+        return None
+    version = facts.vllm_version or "version unknown"
+    if facts.vllm_import_ok is False:
+        return f"{version}, import FAILED: {first_line(facts.vllm_import_error) or 'no error message'}"
+    if facts.vllm_c_import_error:
+        return f"{version}, vllm._C FAILED to import: {first_line(facts.vllm_c_import_error)}"
+    return version
+
+
+def _bundle_lists_no_vllm(facts) -> bool:
+    """A bundle lists every installed package; older bundles have no `installed` flag."""
+    return facts.input_kind == "bundle" and bool(facts.packages) and "vllm" not in facts.packages
+
+
+def cuda_versions(facts) -> list[tuple[str, str]]:
+    """The three CUDA versions that get confused, each labelled by where it comes from."""
+    rows = []
+    if facts.driver_cuda:
+        rows.append(("CUDA, driver max", f"{facts.driver_cuda} (newest CUDA the driver supports)"))
+    if facts.nvcc_version:
+        rows.append(("CUDA, nvcc toolkit", facts.nvcc_version + (f" ({facts.cuda_home})" if facts.cuda_home else "")))
+    if facts.torch_cuda:
+        rows.append(("CUDA, torch build", f"{facts.torch_cuda} (torch.version.cuda)"))
+    return rows
+
+
+def xid_codes(facts) -> list[str]:
+    """The distinct Xid numbers in the kernel-log lines, in order of appearance."""
+    codes: list[str] = []
+    for line in facts.xid:
+        m = _XID.search(line)
+        if m and m.group(1) not in codes:
+            codes.append(m.group(1))
+    return codes
+
+
+def has_exception_type(facts) -> bool:
+    """Whether the root cause names a real exception type (not a line picked from prose)."""
+    return facts.root_cause is not None and facts.root_cause.exc_type not in _NOISE_TYPES
+
+
+def root_cause_line(facts, limit: int = 300) -> str | None:
+    """The root-cause exception as one line, without a repeated or made-up type prefix."""
+    root = facts.root_cause
+    if root is None:
+        return None
+    message = " ".join(str(root.message or "").split())
+    if root.exc_type in _NOISE_TYPES or message.startswith(root.exc_type + ":"):
+        line = message
+    else:
+        line = f"{root.exc_type}: {message}" if message else root.exc_type
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
+def missing_for_diagnosis(facts) -> list[str]:
+    """What a diagnosis needs and the input lacks (said when no rule recognised the problem)."""
+    missing = []
+    if facts.root_cause is None:
+        missing.append("a Python traceback or an error message")
+    elif not has_exception_type(facts) and not facts.root_cause.frames:
+        missing.append("a Python traceback (the input has only a line describing the error)")
+    if not facts.gpus and not facts.driver_version:
+        missing.append("the GPU model and driver version (nvidia-smi output)")
+    if not facts.torch_version and not facts.vllm_version and facts.vllm_installed is None:
+        missing.append("the torch and vLLM versions (the output of `vllm collect-env`)")
+    if facts.input_kind == "text" and not facts.launch_command and not facts.engine_args:
+        missing.append("the launch command with its flags")
+    return missing
+
+
+def first_line(text: str | None, limit: int = 200) -> str:
+    lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
+    if not lines:
+        return ""
+    # a traceback's last line is its message; a one-line error is itself
+    line = lines[-1] if lines[0].startswith("Traceback") else lines[0]
+    return line if len(line) <= limit else line[: limit - 1] + "…"
