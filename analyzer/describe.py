@@ -60,7 +60,7 @@ def gpu_processes(facts, limit: int = 8) -> list[str]:
 
 def vllm_state(facts) -> str | None:
     """'0.11.0', 'not installed', '0.11.0, import FAILED: ...', or None when the input does not say."""
-    if not facts.vllm_version and (facts.vllm_installed is False or _bundle_lists_no_vllm(facts)):
+    if not facts.vllm_version and (facts.vllm_installed is False or package_absent(facts, "vllm")):
         return "not installed"
     if not facts.vllm_version and facts.vllm_import_ok is None:
         return None
@@ -72,9 +72,15 @@ def vllm_state(facts) -> str | None:
     return version
 
 
-def _bundle_lists_no_vllm(facts) -> bool:
-    """A bundle lists every installed package; older bundles have no `installed` flag."""
-    return facts.input_kind == "bundle" and bool(facts.packages) and "vllm" not in facts.packages
+def package_absent(facts, name: str) -> bool:
+    """Whether a bundle shows `name` is not installed (a bundle lists every installed package)."""
+    return facts.input_kind == "bundle" and bool(facts.packages) and name not in facts.packages
+
+
+def torch_state(facts) -> str | None:
+    if facts.torch_version:
+        return facts.torch_version
+    return "not installed" if package_absent(facts, "torch") else None
 
 
 def cuda_versions(facts) -> list[tuple[str, str]]:

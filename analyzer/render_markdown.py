@@ -170,12 +170,13 @@ def environment_headline(facts) -> str:
     """The collapsed block's one visible line: GPU, driver, torch and vLLM at a glance."""
     parts = []
     gpus = describe.gpu_names(facts)
-    if gpus:
-        parts.append(", ".join(gpus))
+    if gpus or facts.input_kind == "bundle":
+        parts.append(", ".join(gpus) or "no GPU found")
     if facts.driver_version:
         parts.append(f"driver {facts.driver_version}" + (f" (CUDA {facts.driver_cuda})" if facts.driver_cuda else ""))
-    if facts.torch_version:
-        parts.append(f"torch {facts.torch_version}")
+    torch = describe.torch_state(facts)
+    if torch:
+        parts.append(f"torch {torch}")
     vllm = describe.vllm_state(facts)
     if vllm:
         parts.append("vLLM " + (vllm.split(":")[0].replace(", ", " ") if ":" in vllm else vllm))
@@ -189,8 +190,12 @@ def environment_summary(facts) -> str:
     unknown: list[str] = []
 
     def row(label: str, value: str | None, name: str | None = None) -> None:
+        """A labelled line; a fact named `name` that is missing is said once: per line for a bundle
+        (the collector looked and found nothing), in one list for text (the input did not say)."""
         if value:
             rows.append((label, value))
+        elif name and facts.input_kind == "bundle":
+            rows.append((label, "not found"))
         elif name:
             unknown.append(name)
 
@@ -202,9 +207,9 @@ def environment_summary(facts) -> str:
     for label, value in describe.cuda_versions(facts):
         row(label, value)
     if not facts.nvcc_version:
-        unknown.append("nvcc")
-    torch = facts.torch_version
-    if torch and facts.torch_cuda_available is not None:
+        row("CUDA, nvcc toolkit", None, "nvcc")
+    torch = describe.torch_state(facts)
+    if facts.torch_version and facts.torch_cuda_available is not None:
         devices = f", {facts.torch_device_count} device(s)" if facts.torch_device_count is not None else ""
         torch += f"; sees CUDA: {'yes' if facts.torch_cuda_available else 'NO'}{devices}"
     row("torch", torch, "torch")
@@ -219,7 +224,7 @@ def environment_summary(facts) -> str:
     if facts.shm_total_bytes:
         row("/dev/shm", f"{facts.shm_total_bytes / 2**30:.1f} GiB")
     if unknown:
-        row("Not found" if facts.input_kind == "bundle" else "Not in the input", ", ".join(unknown))
+        row("Not in the input", ", ".join(unknown))
     lines = [f"{label + ':':<{LABEL_WIDTH}}{value}" for label, value in rows]
     lines += _package_lines(facts)
     lines += _env_lines(facts.env)

@@ -55,8 +55,8 @@ def fact_lines(facts) -> list[str]:
     if error:
         rows.append(("Error" if describe.has_exception_type(facts) else "Reported", error))
     gpus = describe.gpu_groups(facts)
-    if gpus:
-        rows.append(("GPU", "; ".join(gpus)))
+    if gpus or facts.input_kind == "bundle":
+        rows.append(("GPU", "; ".join(gpus) or "none found"))
     in_use = describe.gpu_memory_in_use(facts)
     if in_use:
         rows.append(("In use", "; ".join(in_use)))
@@ -65,8 +65,9 @@ def fact_lines(facts) -> list[str]:
     if facts.driver_version or facts.driver_cuda:
         rows.append(("Driver", (facts.driver_version or "version unknown")
                      + (f", supports CUDA up to {facts.driver_cuda}" if facts.driver_cuda else "")))
-    if facts.torch_version:
-        rows.append(("torch", facts.torch_version + (f", built for CUDA {facts.torch_cuda}" if facts.torch_cuda else "")))
+    torch = describe.torch_state(facts)
+    if torch:
+        rows.append(("torch", torch + (f", built for CUDA {facts.torch_cuda}" if facts.torch_cuda else "")))
     if facts.nvcc_version:
         rows.append(("nvcc", f"CUDA {facts.nvcc_version} toolkit"))
     vllm = describe.vllm_state(facts)

@@ -85,7 +85,9 @@ def format_summary(payload: dict[str, Any], path: Path, seconds: float, extras: 
     if log:
         count = len(log.get("tracebacks") or [])
         cut = f", {log.get('omitted_bytes', 0):,} bytes cut from the middle" if log.get("truncated") else ""
-        rows.append(("log", f"{log.get('original_lines', 0):,} lines, {count} traceback{'' if count == 1 else 's'}{cut}"))
+        lines_read = log.get("original_lines", 0)
+        rows.append(("log", f"{lines_read:,} line{'' if lines_read == 1 else 's'}, "
+                            f"{count} traceback{'' if count == 1 else 's'}{cut}"))
     command = payload.get("command")
     if command:
         duration = command.get("duration_s")
@@ -116,8 +118,12 @@ def _probe_rows(probes: list[dict[str, Any]]) -> list[tuple[str, str]]:
         if p["status"] in ("error", "timeout"):
             what = "timed out" if p["status"] == "timeout" else "failed"
             failed.append(f"{p['name']} {what} after {p.get('duration_s', 0):.1f} s")
-    absent = [p["name"] for p in probes if p["status"] == "missing" and p["name"] not in UNREMARKABLE_ABSENT]
-    rows = [("probes", "; ".join(failed) if failed else f"all {len(probes)} ran")]
+    absent: list[str] = []
+    for p in probes:
+        tool = p["name"].split()[0]  # "nvidia-smi -q" and "nvidia-smi topo -m" are nvidia-smi too
+        if p["status"] == "missing" and tool not in UNREMARKABLE_ABSENT and tool not in absent:
+            absent.append(tool)
+    rows = [("probes", "; ".join(failed) if failed else "none failed or hung")]
     if absent:
         rows.append(("not found", ", ".join(absent)))
     return rows

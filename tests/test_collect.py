@@ -176,7 +176,7 @@ def test_summary_lists_failed_probes_and_redactions(tmp_path):
     payload["vllm"] = {"installed": True, "version": "0.11.0", "import_ok": False,
                        "import_error": "ImportError: libcudart.so.12"}
     text = commands.format_summary(payload, tmp_path / "x.zst", 1.0, [])
-    assert "  probes:    all 2 ran\n" in text and "  not found: nvidia-smi\n" in text
+    assert "  probes:    none failed or hung\n" in text and "  not found: nvidia-smi\n" in text
     assert "  redacted:  hf_token x2" in text
     assert "  torch:     2.9.0+cu128, built for CUDA 12.8, sees CUDA: NO, 0 devices\n" in text
     assert "  vLLM:      0.11.0, import FAILED: ImportError: libcudart.so.12" in text

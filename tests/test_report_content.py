@@ -223,3 +223,23 @@ def test_a_line_from_prose_is_not_called_an_error():
     text = render_text(analyze_text("vllm serve is slower than expected on my machine"))
     assert "  Reported: vllm serve is slower than expected on my machine" in text
     assert "  - a Python traceback (the input has only a line describing the error)" in text
+
+
+def test_bundle_from_a_machine_without_gpu_or_torch_says_so_plainly():
+    from conftest import minimal_payload
+
+    payload = minimal_payload()
+    payload["packages"] = {"numpy": "2.1.0", "nvidia-ml-py": "13.580.65"}
+    payload["vllm"] = {"installed": False}
+    payload["manifest"]["probes"] = [{"name": "nvidia-smi", "status": "timeout", "duration_s": 10.0}]
+    facts = facts_from_bundle({"payload": payload})
+    report = render_markdown(analysis_for(facts))
+    env = environment_block(report).splitlines()
+    assert env[:4] == ["GPU:                not found", "NVIDIA driver:      not found",
+                       "CUDA, nvcc toolkit: not found", "torch:              not installed"]
+    assert "Not in the input" not in report
+    assert "<summary>no GPU found · torch not installed · vLLM not installed (vllm-bug summary of the bundle)</summary>" in report
+    assert "_vllm-bug could not collect everything:_ `nvidia-smi: timed out after 10.0 s`" in report
+    text = render_text(analysis_for(facts))
+    assert "  GPU:      none found\n  torch:    not installed\n  vLLM:     not installed\n" \
+           "  Probe:    nvidia-smi: timed out after 10.0 s\n" in text
