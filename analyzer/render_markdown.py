@@ -103,7 +103,7 @@ def build_view(analysis: Analysis, bundle_bytes: bytes | None, redactions: list 
         "environment": md.fence(_cut(environment_summary(facts), level["env_chars"])),
         "environment_headline": environment_headline(facts),
         "collection_problems": facts.collection_problems[:6],
-        "launch_command": facts.launch_command,
+        "launch_command": wrap_command(facts.launch_command) if facts.launch_command else None,
         "root_cause": _root_cause_view(facts, level),
         "xid": _xid_view(facts),
         "log_excerpt": _log_excerpt(facts, level),
@@ -164,6 +164,24 @@ def _shorten_title(core: str) -> str:
         return core[: late[-1]]
     cut = core[: TITLE_CORE_CHARS - 1]
     return (cut.rsplit(" ", 1)[0] if " " in cut[40:] else cut).rstrip(" ,.:;") + "…"
+
+
+def wrap_command(command: str, width: int = 100) -> str:
+    """A long one-line command as shell continuation lines, one option per line; a break never
+    falls inside quotes, so the command pastes back into a shell unchanged in meaning."""
+    if len(command) <= width or "\n" in command:
+        return command
+    pieces, start, quote = [], 0, ""
+    for i, char in enumerate(command):
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif command.startswith(" --", i) and i > start:
+            pieces.append(command[start:i])
+            start = i + 1
+    pieces.append(command[start:])
+    return " \\\n    ".join(pieces)
 
 
 def environment_headline(facts) -> str:

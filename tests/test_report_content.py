@@ -243,3 +243,27 @@ def test_bundle_from_a_machine_without_gpu_or_torch_says_so_plainly():
     text = render_text(analysis_for(facts))
     assert "  GPU:      none found\n  torch:    not installed\n  vLLM:     not installed\n" \
            "  Probe:    nvidia-smi: timed out after 10.0 s\n" in text
+
+
+def test_long_launch_command_is_split_one_option_per_line_outside_quotes():
+    from vllm_bug.analyzer.render_markdown import wrap_command
+
+    command = ("vllm serve meta-llama/Llama-3.1-70B-Instruct --tensor-parallel-size 2 --max-model-len 16384 "
+               "--compilation-config '{\"note\": \"a --b\"}' --gpu-memory-utilization 0.9")
+    wrapped = wrap_command(command)
+    assert wrapped.splitlines() == [
+        "vllm serve meta-llama/Llama-3.1-70B-Instruct \\", "    --tensor-parallel-size 2 \\",
+        "    --max-model-len 16384 \\", "    --compilation-config '{\"note\": \"a --b\"}' \\",
+        "    --gpu-memory-utilization 0.9"]
+    assert wrapped.replace(" \\\n    ", " ") == command
+    assert wrap_command("vllm serve m --enforce-eager") == "vllm serve m --enforce-eager"
+    report = render_markdown(analysis_for(Facts(launch_command=command)))
+    assert any(f.startswith("vllm serve meta-llama/Llama-3.1-70B-Instruct \\\n") for f in fences(report))
+
+
+def test_report_asks_for_the_reproducer_and_names_the_redaction_section_by_input():
+    text_report = render_markdown(analysis_for(Facts()))
+    assert "### 🐛 Describe the bug\n\n_Replace this line with what you ran" in text_report
+    assert "#### Before posting" in text_report and "#### Redacted before writing" not in text_report
+    bundle_report = render_markdown(analysis_of("h200-1gpu-run-oom.zst"))
+    assert "#### Redacted before writing\n\nNothing needed redacting." in bundle_report
