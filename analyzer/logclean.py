@@ -33,7 +33,10 @@ _GLOG = r"\[?[IWEF]\d{4}\s+\d\d:\d\d:\d\d\.\d+\s+\d+\s+[\w.]+:\d+\]\s?"
 _COMPOSE = r"[A-Za-z0-9][\w.-]*-\d+\s+\|[ ]?"
 
 # Each prefix kind, tried only on lines whose next character can start it.
-_TAG = lazy_compile(r"\([A-Za-z_][\w.:-]*(?:[ ,]+\w+=[^\s,()]*)+\)[ ]?")  # (EngineCore_DP0 pid=1), (RayWorkerWrapper pid=3, ip=...)
+# (EngineCore_DP0 pid=1), (RayWorkerWrapper pid=3, ip=...), (VllmWorker PP0_TP1 pid=7): a name, up to two bare
+# words (rank labels), then key=value pairs
+_TAG_BODY = r"\([A-Za-z_][\w.:-]*(?: [A-Za-z_][\w-]{0,30}){0,2}(?:[ ,]+\w+=[^\s,()]*)+\)"
+_TAG = lazy_compile(_TAG_BODY + r"[ ]?")
 _RANK = lazy_compile(r"\[rank\d+\]:[ ]?")
 _COMPOSE_RX = lazy_compile(_COMPOSE)  # docker compose: 'vllm-1  | '
 _SOURCE_KINDS = (_TAG, _RANK, _COMPOSE_RX)
@@ -63,7 +66,7 @@ _LEVEL_WORDS = ("INFO", "ERROR", "WARN", "DEBUG", "CRITICAL", "FATAL", "TRACE")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 # the usual vLLM shape in one step: process tags, then 'LEVEL MM-DD hh:mm:ss [file.py:N] '
 _VLLM_PREFIX = lazy_compile(
-    r"(?P<src>(?:\([A-Za-z_][\w.:-]*(?:[ ,]+\w+=[^\s,()]*)+\) ?)*)"
+    rf"(?P<src>(?:{_TAG_BODY} ?)*)"
     rf"(?:{_LEVEL}\s+{_DATE_TIME}\s+(?:\[[^\]\s]+:\d+\]|[\w./-]+\.py:\d+\])?[ ]?)?"
 )
 _TRAILING_BOX = lazy_compile(r"\s*│\s*$")

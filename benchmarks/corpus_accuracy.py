@@ -1,6 +1,9 @@
 """Top-1 accuracy of `vllm-bug analyze` on a corpus of real issue reports, and a contradiction check.
 
-    python benchmarks/corpus_accuracy.py [CORPUS.jsonl]
+    python benchmarks/corpus_accuracy.py [--corpus CORPUS.jsonl] [--heldout]
+
+--corpus defaults to the shared dev corpus (../shared/corpus/real-issues-dev.jsonl); --heldout
+measures tests/fixtures/heldout/cases.jsonl, real reports collected separately from that file.
 
 Each case's text is title + error_text + env_text, analysed as a pasted issue. A case counts as a hit
 when the top diagnosis' category equals the labelled one (no diagnosis counts as `other`). The
@@ -20,6 +23,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "real-issues-dev.jsonl"
+HELDOUT_CORPUS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "heldout" / "cases.jsonl"
 NEVER_RIGHT = (r"vllm-cu1\d\d", r"--gpu-reset", r"VLLM_INSTALL_PUNICA_KERNELS=", r"VLLM_USE_PRECOMPILED_KERNELS=",
                r"VLLM_DISABLE_CUDA_GRAPH=", r"--swap-space \d")
 
@@ -63,8 +67,11 @@ def _clean_version(text) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("corpus", nargs="?", default=str(DEFAULT_CORPUS))
+    parser.add_argument("corpus_arg", nargs="?", metavar="CORPUS", help="same as --corpus")
+    parser.add_argument("--corpus", help=f"a JSONL corpus (default {DEFAULT_CORPUS})")
+    parser.add_argument("--heldout", action="store_true", help=f"use {HELDOUT_CORPUS}")
     args = parser.parse_args(argv)
+    args.corpus = args.corpus or args.corpus_arg or str(HELDOUT_CORPUS if args.heldout else DEFAULT_CORPUS)
     from vllm_bug.analyzer.analyze import analyze_text
 
     cases = [json.loads(line) for line in Path(args.corpus).read_text(encoding="utf-8").splitlines() if line.strip()]

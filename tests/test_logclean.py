@@ -83,3 +83,15 @@ def test_pathological_long_line_has_no_catastrophic_backtracking(line):
     start = time.perf_counter()
     clean_lines(line)
     assert time.perf_counter() - start < 10
+
+
+@pytest.mark.parametrize("tag", ["(VllmWorker PP0_TP1 pid=4797)", "(VllmWorker TP0 pid=12)", "(Worker_PP1_TP0 pid=9)"])
+def test_worker_tags_with_rank_labels_are_stripped(tag):
+    line = f"{tag} ERROR 09-29 05:54:49 [multiproc_executor.py:596]   File \"/x/vllm/compilation/cuda_graph.py\", line 168, in __call__"
+    source, rest = strip_prefixes(line)
+    assert source == tag
+    assert rest == '  File "/x/vllm/compilation/cuda_graph.py", line 168, in __call__'
+
+
+def test_parenthesised_prose_is_not_a_tag():
+    assert strip_prefixes("(see the log below) pid=3 was killed") == ("", "(see the log below) pid=3 was killed")
