@@ -219,18 +219,19 @@ _BARE = r"(?!=)[^\s'\",;)\]}=]+(?:=+(?![=\w]))?"  # base64 padding, but not the 
 _CONTEXTS: list[tuple[str, str]] = [
     # scheme://user:PASSWORD@host (the scheme lies before the match and is kept)
     ("url_password", r"://[^\s/:@'\"<>]*:(?P<{g}_val>[^\s/@'\"]+)(?=@)"),
-    # Authorization: Bearer X; X-Api-Key: X; auth-token / access-token headers
+    # Authorization: Bearer X; X-Api-Key: X; auth-token / access-token headers (never right after a
+    # marker: a second pass must find nothing new)
     (
         "auth_header",
-        _starting("[Aa]", r"\w") + r"(?i:uthorization[\"']?[ \t]*[:=][ \t]*[\"']?"
+        _starting("[Aa]", r"\w>") + r"(?i:uthorization[\"']?[ \t]*[:=][ \t]*[\"']?"
         r"(?:(?:bearer|basic|token|digest|negotiate)[ \t]+)?"
         r"|(?:pi-key|uth-token|ccess-token)[\"']?[ \t]*:[ \t]*[\"']?)(?P<{g}_val>[^\s\"',;]+)",
     ),
     # Cookie: and Set-Cookie: hide the rest of the line
-    ("cookie_header", _starting("[Cc]", r"\w") + r"(?i:ookie)[\"']?[ \t]*:[ \t]*(?P<{g}_val>[^\s\"'][^\r\n\"']*)"),
+    ("cookie_header", _starting("[Cc]", r"\w>") + r"(?i:ookie)[\"']?[ \t]*:[ \t]*(?P<{g}_val>[^\s\"'][^\r\n\"']*)"),
     (
         "bearer_token",
-        _starting("[Bb]", r"\w") + r"(?i:earer)[ \t]+(?P<{g}_val>(?=[A-Za-z0-9._~+/=-]*[0-9])[A-Za-z0-9._~+/=-]{8,})",
+        _starting("[Bb]", r"\w>") + r"(?i:earer)[ \t]+(?P<{g}_val>(?=[A-Za-z0-9._~+/=-]*[0-9])[A-Za-z0-9._~+/=-]{8,})",
     ),
     # --api-key X, --hf-token=X (not right after a marker, so that a second pass finds nothing new)
     (
