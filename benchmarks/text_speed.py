@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from vllm_bug.analyzer.textfacts import facts_from_text
-from vllm_bug.bundler.redact import Redactor
+from vllm_bug.schema.redact import Redactor
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "real-issues-dev.jsonl"
 MIB = 1 << 20

@@ -266,7 +266,7 @@ def _collect_env(environ: dict[str, str], redactor: Any, manifest: Manifest) -> 
 
 def build_payload(options: CollectOptions) -> tuple[dict[str, Any], Manifest, Any]:
     """Run every probe concurrently within options.timeout_s; return (payload, manifest, redactor)."""
-    from vllm_bug.bundler.redact import Redactor
+    from vllm_bug.schema.redact import Redactor
     from vllm_bug.schema.bundle import utc_now_iso
 
     started = time.monotonic()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from vllm_bug.bundler.redact import Redactor
+from vllm_bug.schema.redact import Redactor
 
 # Any variable whose name starts with one of these is kept.
 RELEVANT_PREFIXES: tuple[str, ...] = (

@@ -15,7 +15,7 @@ from vllm_bug.bundler.envvars import (
     collect_env,
     is_relevant,
 )
-from vllm_bug.bundler.redact import Redactor
+from vllm_bug.schema.redact import Redactor
 
 HOME = "/home/alice"
 HF = "hf_" + "QwErTyUiOpAsDfGhJkLzXcVbNmQwErTyUi"  # a fake token of the real shape

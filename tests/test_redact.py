@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from vllm_bug.bundler.redact import KINDS, Redactor, is_secret_flag, is_secret_name, shape_kind
+from vllm_bug.schema.redact import KINDS, Redactor, is_secret_flag, is_secret_name, shape_kind
 
 FIXTURES = Path(__file__).parent / "fixtures" / "redact"
 HOME = "/home/alice"

@@ -1,4 +1,8 @@
-"""Redaction: secrets never reach the disk.
+"""Redaction: secrets never reach the disk, nor a rendered report.
+
+Both halves use it, which is why it lives beside the bundle format: the collector redacts before
+anything is written, and the analyzer redacts pasted text (and bundles from older or modified
+collectors) before it renders anything.
 
     r = Redactor()
     r.text("... hf_xxx ...")        -> the text with each secret replaced by <redacted:KIND>
