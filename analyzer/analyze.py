@@ -27,9 +27,10 @@ def analyze_text(text: str) -> Analysis:
     """Convenience for benchmarks and tests: pasted text straight to an Analysis."""
     import hashlib
 
-    from vllm_bug.analyzer.textfacts import facts_from_text
+    from vllm_bug.analyzer.load import LoadedInput
 
-    return analyze_facts(facts_from_text(text), "text", hashlib.sha256(text.encode("utf-8", "replace")).hexdigest())
+    sha = hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
+    return analyze_loaded(LoadedInput(kind="text", sha256=sha, doc=None, text=text, name="<text>"))
 
 
 def _signature(facts: Facts) -> tuple[str, list[str]]:

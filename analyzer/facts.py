@@ -101,6 +101,7 @@ class Facts:
     root_cause: Traceback | None = None  # the innermost real cause, wrappers skipped
     title: str | None = None  # issue title, when the input is a pasted issue
     redactions: list[dict[str, Any]] = field(default_factory=list)
+    redacted_here: list[dict[str, Any]] = field(default_factory=list)  # what the analyzer itself redacted
     collection_problems: list[str] = field(default_factory=list)  # bundle probes that failed or timed out
     # what the engine itself logged about memory (absent from most pasted reports)
     kv_cache_tokens: int | None = None  # "GPU KV cache size: N tokens" (V0: "... stored in KV cache (N)")

@@ -149,10 +149,26 @@ def test_bundle_facts_carry_probe_failures_and_an_absent_vllm():
     assert facts_from_bundle(load_input(str(BUNDLES / "h200-1gpu-run-oom.zst")).doc).vllm_installed is False
 
 
-def test_text_input_report_says_it_was_not_redacted_and_bundles_say_what_was():
+def test_text_input_report_says_what_it_hid_and_bundles_say_what_the_collector_hid():
     text_report = render_markdown(analyze_text("RuntimeError: CUDA error: an illegal memory access was encountered"))
-    assert "which vllm-bug does not redact" in text_report and "redacted automatically" not in text_report
+    assert "Nothing in the pasted text looked like a secret" in text_report
+    assert "redacted automatically" not in text_report
     assert "Nothing needed redacting." in render_markdown(analysis_of("h200-1gpu-run-oom.zst"))
+
+
+def test_secrets_in_pasted_text_never_reach_the_report_or_the_json():
+    token = "hf_" + "Q" * 20 + "x7" * 8
+    pasted = (f"$ vllm serve meta-llama/Llama-3.1-8B --api-key s3cr3t-pass-9 --hf-token {token}\n"
+              "RuntimeError: CUDA error: an illegal memory access was encountered\n")
+    analysis = analyze_text(pasted)
+    report = render_markdown(analysis)
+    from vllm_bug.analyzer.jsonout import analysis_to_json
+    import json
+    as_json = json.dumps(analysis_to_json(analysis))
+    for rendered in (report, as_json):
+        assert token not in rendered and "s3cr3t-pass-9" not in rendered
+    assert "vllm-bug hid these in the pasted text" in report
+    assert {r["kind"] for r in analysis.facts.redacted_here} >= {"hf_token", "secret_arg"}
 
 
 def test_text_report_missing_facts_are_named_not_listed_as_unknown():
@@ -267,3 +283,14 @@ def test_report_asks_for_the_reproducer_and_names_the_redaction_section_by_input
     assert "#### Before posting" in text_report and "#### Redacted before writing" not in text_report
     bundle_report = render_markdown(analysis_of("h200-1gpu-run-oom.zst"))
     assert "#### Redacted before writing\n\nNothing needed redacting." in bundle_report
+
+
+def test_footer_rule_never_turns_the_paragraph_above_into_a_heading():
+    from markdown_it import MarkdownIt
+
+    for analysis in (analyze_text("RuntimeError: CUDA error: an illegal memory access was encountered"),
+                     analysis_of("h200-1gpu-run-oom.zst")):
+        tokens = MarkdownIt("commonmark").parse(render_markdown(analysis))
+        assert any(t.type == "hr" for t in tokens)
+        headings = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open" and t.tag == "h2"]
+        assert headings == []
