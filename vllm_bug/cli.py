@@ -78,7 +78,11 @@ def run(**options) -> None:
 @click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
 @click.option("--explain", is_flag=True, help="Show which frames and words went into the signature.")
 def analyze(**options) -> None:
-    """Diagnose INPUT: a bundle (.zst), a bundle inside a .zip, or plain text (log, pasted issue, collect_env output); '-' reads stdin."""
+    """Diagnose INPUT: a bundle (.zst), the .zip or .md report that collect writes beside it, or plain text (a log, a pasted GitHub issue, collect_env output); '-' reads stdin.
+
+    The kind of input is told by its content, never by its name. Secrets found in the input are
+    redacted before anything is shown.
+    """
     from vllm_bug.analyzer.commands import analyze_command
 
     sys.exit(analyze_command(**options))
