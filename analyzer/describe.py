@@ -123,6 +123,15 @@ def root_cause_line(facts, limit: int = 300) -> str | None:
     return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
 
 
+def no_root_cause_line(facts) -> str | None:
+    """What to say in place of the error when no root cause was found (None when there is one)."""
+    if facts.root_cause is not None:
+        return None
+    if facts.lines or facts.input_kind == "text":
+        return "none found (the input has no error message or traceback)"
+    return None
+
+
 def missing_for_diagnosis(facts) -> list[str]:
     """What a diagnosis needs and the input lacks (said when no rule recognised the problem)."""
     missing = []

@@ -54,6 +54,8 @@ def fact_lines(facts) -> list[str]:
     error = describe.root_cause_line(facts, limit=300)
     if error:
         rows.append(("Error" if describe.has_exception_type(facts) else "Reported", error))
+    elif describe.no_root_cause_line(facts):
+        rows.append(("Error", describe.no_root_cause_line(facts)))
     gpus = describe.gpu_groups(facts)
     if gpus or facts.input_kind == "bundle":
         rows.append(("GPU", "; ".join(gpus) or "none found"))

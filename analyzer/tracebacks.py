@@ -280,7 +280,8 @@ def pick_root_cause(
     if candidates:
         return min(candidates, key=_rank).tb
     cut = [tb for tb in tracebacks if not tb.exc_type and tb.frames]
-    fallback = pseudo_root_cause(title) if title else None
+    # a cut traceback shows something failed, so even a plain title may name it
+    fallback = pseudo_root_cause(title, prose_ok=bool(cut)) if title else None
     if fallback is None:
         fallback = _one_line_report(lines)
     if fallback is not None and cut and not fallback.frames:
@@ -288,11 +289,22 @@ def pick_root_cause(
     return fallback
 
 
+# words and shapes of an error report; anything else is prose, never a root cause
+_ERRORISH = lazy_compile(
+    r"error|exception|fail|fault|cannot|can'?t\b|can not|could ?n[o']t|unable|\bOOM\b|out of memory|\bcuda|\bnccl"
+    r"|cublas|cudnn|assert|\bkill|\bhangs?\b|\bhanging\b|\bhung\b|\bstuck\b|deadlock|time[ds]?[ -]?out|not supported"
+    r"|unsupported|crash|abort|core dump|segmentation|SIGSEGV|SIGABRT|illegal|invalid|undefined symbol|not found"
+    r"|no such|no kernel image|mismatch|incompatible|denied|refused|\bdied\b|\bdead\b|\bnan\b|\bXid\b|traceback"
+    r"|panic|\bnot (?:run|work|start|load)|n't (?:run|work|start|load)|报错|错误|失败|异常|崩溃",
+    re.IGNORECASE,
+)
 _TITLE_TAG = lazy_compile(r"^\s*(?:\[[^\]]{1,40}\]\s*:?\s*)+")
 
 
-def pseudo_root_cause(message: str | None) -> Traceback | None:
-    """A root cause made from a title or a one-line message ('[Bug]: CUDA error: ...')."""
+def pseudo_root_cause(message: str | None, prose_ok: bool = False) -> Traceback | None:
+    """A root cause made from a title or a one-line message ('[Bug]: CUDA error: ...').
+
+    Text that does not read like an error report gives None unless prose_ok."""
     if not message or not message.strip():
         return None
     text = _TITLE_TAG.sub("", message.strip()).strip()
@@ -306,7 +318,14 @@ def pseudo_root_cause(message: str | None) -> Traceback | None:
     exc = pseudo_exception(text)
     if exc is not None:
         return Traceback(exc_type=exc[0], message=exc[1], text=message.strip())
+    if not prose_ok and not looks_like_error(text):
+        return None  # prose ('hello', 'How do I serve Qwen on two GPUs?') names no error to build on
     return Traceback(exc_type="Error", message=text[:500], text=message.strip())
+
+
+def looks_like_error(text: str) -> bool:
+    """Whether free text (a title, a one-line report) reads like an error report rather than prose."""
+    return bool(_ERRORISH.search(text))
 
 
 def _one_line_report(lines: list[str]) -> Traceback | None:

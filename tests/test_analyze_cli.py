@@ -161,3 +161,18 @@ def test_cli_subprocess_exit_code(tmp_path):
     bad.write_bytes(b"\x28\xb5\x2f\xfd" + b"garbage" * 10)
     proc = subprocess.run([sys.executable, "-m", "vllm_bug", "analyze", str(bad)], capture_output=True, text=True)
     assert proc.returncode in (3, 4) and proc.stderr.count("\n") == 1
+
+
+def test_prose_on_stdin_is_not_made_into_a_root_cause(capsys):
+    code, out, _ = run("analyze", "-", stdin=b"hello\n", capsys=capsys)
+    assert code == 0
+    assert "Error: hello" not in out and "Reported: hello" not in out
+    assert "  Error:    none found (the input has no error message or traceback)\n" in out
+    assert "Signature: vllm-sig/1:none:-:-:-#" in out
+
+
+def test_prose_report_markdown_says_no_error_was_found(capsys):
+    code, out, _ = run("analyze", "-", "--format", "json", stdin=b"How do I serve two models at once?\n", capsys=capsys)
+    assert code == 0
+    data = json.loads(out)
+    assert data["diagnoses"] == [] and data["signature"].startswith("vllm-sig/1:none:")

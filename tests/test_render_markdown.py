@@ -136,7 +136,7 @@ def test_known_issue_is_linked_and_rendered_safely():
 def test_no_error_and_empty_facts_still_render():
     report = render_markdown(analysis_for(Facts()))
     check_safe(report)
-    assert "No Python traceback was found" in report
+    assert "No error message or Python traceback that explains the failure was found in the input." in report
     assert "No known problem was recognised" in report
     assert "`[Bug]: vLLM failure, no error message found`" in report
 

@@ -237,7 +237,14 @@ def test_repeated_error_prefix_is_not_doubled():
 
 def test_a_line_from_prose_is_not_called_an_error():
     text = render_text(analyze_text("vllm serve is slower than expected on my machine"))
-    assert "  Reported: vllm serve is slower than expected on my machine" in text
+    assert "Reported:" not in text and "slower than expected" not in text
+    assert "  Error:    none found (the input has no error message or traceback)\n" in text
+    assert "  - a Python traceback or an error message\n" in text
+
+
+def test_a_one_line_error_report_is_still_quoted_as_reported():
+    text = render_text(analyze_text("vllm serve crashes with a segfault on two GPUs"))
+    assert "  Reported: vllm serve crashes with a segfault on two GPUs\n" in text
     assert "  - a Python traceback (the input has only a line describing the error)" in text
 
 

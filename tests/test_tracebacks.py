@@ -133,6 +133,31 @@ def test_pseudo_root_cause_parses_types_in_titles():
     assert pseudo_root_cause("") is None
 
 
+@pytest.mark.parametrize("prose", ["hello", "[Usage]: How do I serve two models on one GPU?",
+                                   "vllm serve is slower than expected on my machine", "[Bug]: Qwen3 output differs from HF"])
+def test_prose_is_never_a_root_cause(prose):
+    assert pseudo_root_cause(prose) is None
+    root, _ = _root(prose + "\n", title_line=0 if prose.startswith("[") else None)
+    assert root is None
+
+
+@pytest.mark.parametrize("report", ["[Bug]: vLLM hangs after loading with TP=2", "server killed by OOM on 4090",
+                                    "[Bug]: Cannot start Qwen3 on H20", "segmentation fault in flash attention",
+                                    "[Bug]: FP8 not supported on my GPU", "请求超时 timeout 报错"])
+def test_error_reports_in_free_text_are_kept_as_pseudo_root_causes(report):
+    root = pseudo_root_cause(report)
+    assert root is not None and root.exc_type == "Error"
+
+
+def test_a_plain_title_still_names_a_cut_traceback():
+    text = ("[Bug]: Llama 3.2 Vision on 8 x H200\n"
+            '  File "/usr/local/lib/python3.12/dist-packages/vllm/worker/model_runner.py", line 1724, in capture\n'
+            "    output = self.model(\n")
+    root, _ = _root(text, title_line=0)
+    assert root is not None and root.message == "Llama 3.2 Vision on 8 x H200"
+    assert [f.function for f in root.frames] == ["capture"]
+
+
 def test_title_fallback_keeps_frames_of_a_cut_traceback():
     text = (FIXTURES / "gcp_cut_traceback.txt").read_text()
     root, _ = _root(text, title_line=0)
