@@ -68,6 +68,12 @@ def rule(key: str, category: str, needs: tuple[str, ...] = ()) -> Callable[[Rule
     return register
 
 
+def dedupe_evidence(facts: Facts, lines: list[str]) -> list[str]:
+    from vllm_bug.analyzer.rules.helpers import dedupe_evidence as dedupe
+
+    return dedupe(facts, lines)
+
+
 def load_all() -> dict[str, Rule]:
     for name in RULE_MODULES:
         importlib.import_module(f"{__name__}.{name}")
@@ -84,6 +90,7 @@ def run_rules(facts: Facts) -> list[Finding]:
         if result is None:
             continue
         for f in result if isinstance(result, list) else [result]:
+            f.evidence = dedupe_evidence(facts, f.evidence)
             findings.append(f)
     return rank_findings(findings, facts)
 

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from vllm_bug.analyzer.facts import Facts
+from vllm_bug.analyzer.lazyre import lazy_compile
 from vllm_bug.analyzer.prefilter import fold, may_match
 
 MAX_EVIDENCE_CHARS = 400
@@ -141,6 +142,77 @@ def evidence(facts: Facts, *patterns: str, limit: int = 3) -> list[str]:
             if line and line not in seen:
                 seen.append(line)
     return seen[:limit]
+
+
+_TITLE_TAGS = lazy_compile(r"^\s*(?:\[[^\]]{1,40}\]\s*:?\s*)+")
+MIN_TITLE_KEY = 12  # a shorter title ('OOM') names no particular error line
+MIN_BODY_KEY = 20  # a body line this long that the title repeats makes the title redundant
+
+
+def error_key(line: str) -> str:
+    """A line as an error, for comparing: issue-title tags, case and runs of whitespace removed."""
+    return " ".join(_TITLE_TAGS.sub("", line).split()).lower().rstrip(" .:")
+
+
+def dedupe_evidence(facts: Facts, lines: list[str]) -> list[str]:
+    """Evidence without lines that state the same error twice; an issue title that only repeats a line
+    of the body gives way to that line (the body's is the one the program printed)."""
+    title = (facts.title or "").strip()
+    title_keys = [key for key in _title_error_keys(title) if len(key) >= MIN_TITLE_KEY] if title else []
+    out: list[str] = []
+    seen: set[str] = set()
+    for line in lines:
+        if title_keys and line.strip() == title:
+            line = next(filter(None, (_body_line_with(facts, key, lines) for key in title_keys)), line)
+        key = error_key(line)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(line)
+    if title_keys and title in out:  # a title that quotes a body line with some words around it
+        keys = [error_key(line) for line in out if line != title]
+        if any(len(key) >= MIN_BODY_KEY and key in title_keys[0] for key in keys):
+            out.remove(title)
+    return out
+
+
+_ERROR_IN_TITLE = lazy_compile(r"(?:[A-Za-z_][\w.]*(?:Error|Exception)\w*|CUDA error|NCCL error)\s*[:：]\s*[^`\"“”]+")
+_QUOTED_IN_TITLE = lazy_compile(r"[`\"“]([^`\"“”]{12,300})[`\"”]|(?<!\w)'([^']{12,300})'(?!\w)")
+
+
+def _title_error_keys(title: str) -> list[str]:
+    """The whole title, then the error it quotes ('RTX 5080 got CUDA error: X' -> 'cuda error: x')."""
+    keys = [error_key(title)]
+    parts = [m.group(1) or m.group(2) for m in _QUOTED_IN_TITLE.finditer(title)] + [m.group(0) for m in _ERROR_IN_TITLE.finditer(title)]
+    for part in parts:
+        key = error_key(part)
+        if key not in keys:
+            keys.append(key)
+    return keys
+
+
+def _body_line_with(facts: Facts, title_key: str, evidence_lines: list[str]) -> str | None:
+    """An evidence line, or else an input line after the title, that states the title's error."""
+    for line in evidence_lines:
+        if line.strip() != (facts.title or "").strip() and title_key in error_key(line):
+            return line
+    entry = _entry(facts)
+    text, folded = entry.text, entry.folded
+    title_at = text.find((facts.title or "").strip())
+    if len(text) != len(folded) or title_at < 0:
+        return None
+    start = text.find("\n", title_at) + 1
+    while start > 0:
+        pos = folded.find(title_key[:40], start)
+        if pos < 0:
+            return None
+        begin = text.rfind("\n", 0, pos) + 1
+        end = text.find("\n", pos)
+        line = text[begin : end if end >= 0 else len(text)]
+        if title_key in error_key(line):
+            return clip(line)
+        start = end + 1 if end >= 0 else 0
+    return None
 
 
 def root_text(facts: Facts) -> str:
