@@ -83,12 +83,26 @@ def test_xid_lines_are_shown_with_their_codes(oom_report):
     assert len(xid_fence.splitlines()) == 3
 
 
-def test_fixes_read_cleanly_with_flags_as_code(oom_report):
-    report = oom_report[1]
+def test_fixes_read_cleanly_with_flags_as_code():
+    text = (Path(__file__).resolve().parent / "fixtures" / "text" / "oom_two_ranks.txt").read_text()
+    report = render_markdown(analyze_text(text))
     fixes = [line for line in report.splitlines() if line.startswith("- ")]
     assert fixes and not any("\\" in line for line in fixes)
     assert "--max-model-len" in code_spans(report) and "--kv-cache-dtype fp8" in code_spans(report)
     assert "`cuda_oom` · rule `CUDA_OOM` · confidence 0.95" in report
+    check_safe(report)
+
+
+def test_oom_outside_vllm_gets_no_vllm_flags(oom_report):
+    analysis, report = oom_report
+    top = analysis.diagnoses[0]
+    assert (top.rule, top.category) == ("CUDA_OOM", "cuda_oom")
+    assert "not vLLM (vLLM is not installed there)" in top.title
+    assert not any(re.search(r"--[a-z-]+|vLLM", fix) for finding in analysis.diagnoses for fix in finding.fixes)
+    assert any("smaller batch size" in fix for fix in top.fixes)
+    assert any("already held 84.39 GiB" in fix for fix in top.fixes)
+    assert not any("expandable_segments" in fix for fix in top.fixes)  # torch said 0 bytes were reserved but unused
+    assert "`torch.cuda.empty_cache()`" in report or "torch.cuda.empty_cache()" in code_spans(report)
     check_safe(report)
 
 
@@ -208,7 +222,8 @@ def test_text_summary_aligns_the_facts_and_drops_unknowns():
         "  Xid:      13, 31 (3 kernel-log lines)",
     ]
     assert facts_rows[0].startswith("  Error:    torch.OutOfMemoryError: CUDA out of memory.")
-    assert "Most likely: The GPU ran out of memory." in text and "[cuda_oom, rule CUDA_OOM, confidence 0.95]" in text
+    assert "Most likely: The GPU ran out of memory in a program that is not vLLM" in text
+    assert "[cuda_oom, rule CUDA_OOM, confidence 0.95]" in text
     assert "unknown" not in text
 
 

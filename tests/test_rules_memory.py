@@ -89,3 +89,53 @@ def test_other_processes_only_when_one_gpu_lists_several():
     assert fire("OTHER_PROCESSES_HOLD_GPU_MEMORY", facts(two)) is not None
     per_rank = [OOM_NEW, OOM_NEW.replace("GPU 0", "GPU 1").replace("133288", "133267")]
     assert fire("OTHER_PROCESSES_HOLD_GPU_MEMORY", facts(*per_rank)) is None
+
+
+SCRIPT_OOM = ("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 4.00 GiB. GPU 0 has a total capacity of "
+              "79.19 GiB of which 2.10 GiB is free. Process 4100 has 60.00 GiB memory in use. Process 4242 has 17.00 "
+              "GiB memory in use. Of the allocated memory 51.20 GiB is allocated by PyTorch, and 8.30 GiB is reserved "
+              "by PyTorch but unallocated. If reserved but unallocated memory is large try setting "
+              "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True to avoid fragmentation.")
+
+
+def script_root(message: str = SCRIPT_OOM):
+    return root("torch.OutOfMemoryError", message.split(": ", 1)[1], (("/home/me/train.py", "<module>"),))
+
+
+def test_oom_in_a_plain_torch_script_gets_generic_advice():
+    f = facts(SCRIPT_OOM, root_cause=script_root())
+    f.tracebacks = [f.root_cause]
+    finding = fire("CUDA_OOM", f)
+    advice = text_of(finding)
+    assert "not vLLM" in finding.title and finding.category == "cuda_oom"
+    assert "--max-model-len" not in advice and "--gpu-memory-utilization" not in advice and "--" not in advice
+    assert "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True" in advice and "8.30 GiB" in advice
+    assert "pid 4100: 60.00 GiB" in advice and "smaller batch size" in advice
+    assert fire("OTHER_PROCESSES_HOLD_GPU_MEMORY", f).fixes[-1].startswith("stop the other processes")
+    assert "vLLM" not in fire("OTHER_PROCESSES_HOLD_GPU_MEMORY", f).title
+
+
+def test_small_reserved_but_unallocated_memory_gets_no_allocator_advice():
+    message = SCRIPT_OOM.replace("8.30 GiB is reserved", "20.00 MiB is reserved")
+    f = facts(message, root_cause=script_root(message))
+    assert "expandable_segments" not in text_of(fire("CUDA_OOM", f))
+
+
+def test_same_traceback_in_a_vllm_log_keeps_vllm_advice():
+    for extra in ({"vllm_version": "0.11.0"}, {"launch_command": "vllm serve Qwen/Qwen3-8B"}):
+        f = facts(SCRIPT_OOM, root_cause=script_root(), **extra)
+        finding = fire("CUDA_OOM", f)
+        assert "not vLLM" not in finding.title and "--max-model-len" in text_of(finding)
+    f = facts("INFO 06-01 10:00:00 [core.py:1] vLLM is starting", SCRIPT_OOM, root_cause=script_root())
+    assert "--max-model-len" in text_of(fire("CUDA_OOM", f))
+
+
+def test_a_bare_oom_line_without_frames_is_assumed_to_be_vllm():
+    f = facts(OOM_NEW, root_cause=root("torch.OutOfMemoryError", OOM_NEW.split(": ", 1)[1]))
+    assert "--max-model-len" in text_of(fire("CUDA_OOM", f))
+
+
+def test_vllm_not_installed_says_so():
+    f = facts(OOM_NEW, root_cause=root("torch.OutOfMemoryError", OOM_NEW.split(": ", 1)[1]), vllm_installed=False)
+    finding = fire("CUDA_OOM", f)
+    assert "(vLLM is not installed there)" in finding.title and "--max-num-seqs" not in text_of(finding)

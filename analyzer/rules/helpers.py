@@ -250,6 +250,21 @@ def vllm_version(facts: Facts) -> str | None:
     return facts.vllm_version or facts.package("vllm")
 
 
+def vllm_not_involved(facts: Facts) -> bool:
+    """Whether the facts show that the program that failed was not vLLM: no vLLM version, no frame
+    in vllm, no vLLM log line or command, and either no vllm package or a traceback without vllm."""
+    if vllm_version(facts) or (facts.launch_command and "vllm" in fold(facts.launch_command).replace("vllm-bug", "")):
+        return False
+    frames = [frame for tb in facts.tracebacks for frame in tb.frames]
+    if facts.root_cause is not None:
+        frames += facts.root_cause.frames
+    if any("vllm" in frame.path.replace("vllm-bug", "").replace("vllm_bug", "") for frame in frames):
+        return False
+    if has(facts, r"vllm(?![-_]bug)"):
+        return False
+    return facts.vllm_installed is False or bool(frames)
+
+
 # -- engine args, from the parsed facts or from a command pasted into the text ---------------------
 def _flag_names(name: str) -> tuple[str, str]:
     snake = name.lstrip("-").replace("-", "_")

@@ -21,6 +21,7 @@ from vllm_bug.analyzer.rules.helpers import (
     min_cc,
     parse_size,
     root_frames_match,
+    vllm_not_involved,
     vllm_version,
 )
 
@@ -51,6 +52,8 @@ def oom_lines(facts: Facts) -> list[str]:
 
 def oom_phase(facts: Facts) -> str | None:
     """What vLLM was doing when memory ran out: the root cause's frames first, then the log."""
+    if vllm_not_involved(facts):
+        return None
     for phase in ("sampler", "cuda_graph", "weights", "profiling"):
         if root_frames_match(facts, PHASES[phase]):
             return phase
@@ -80,6 +83,12 @@ def oom_numbers(facts: Facts) -> dict:
     m = re.search(r"of which ([\d.]+) ?([KMGT]i?B) is free", text) or re.search(r"([\d.]+) ?([KMGT]i?B) free", text)
     if m:
         out["free_bytes"] = parse_size(*m.groups())
+    m = re.search(r"this process has ([\d.]+) ?([KMGT]i?B) memory in use", text)
+    if m:
+        out["this_process_bytes"] = parse_size(*m.groups())
+    m = re.search(r"(?:and )?([\d.]+) ?([KMGT]i?B|bytes) (?:is )?reserved by PyTorch but unallocated", text)
+    if m:
+        out["reserved_unallocated_bytes"] = parse_size(m.group(1), "b" if m.group(2) == "bytes" else m.group(2))
     procs = {}
     for line in grep(facts, r"Process \d+ has [\d.]+ ?[KMGT]i?B memory in use", limit=50):
         for pid, num, unit in re.findall(r"Process (\d+) has ([\d.]+) ?([KMGT]i?B) memory in use", line):
@@ -189,10 +198,48 @@ def oom_profiling(facts: Facts) -> Finding | None:
                     context_fixes(facts) + [f"or lower {utilization_text(facts)}"], "profiling")
 
 
+FRAGMENTATION_BYTES = 1 << 30  # reserved-but-unallocated memory from here on is worth reclaiming
+
+
+def plain_torch_fixes(nums: dict) -> list[str]:
+    """Advice for an out-of-memory error in a program that is not vLLM (a script, a trainer)."""
+    fixes = []
+    requested, total = nums.get("requested_bytes"), nums.get("total_bytes")
+    if requested and total and requested > total:
+        fixes.append(f"one allocation of {fmt_gib(requested)} is larger than the whole GPU ({fmt_gib(total)}): that "
+                     "tensor itself must shrink (smaller batch or sequence length, lower precision) or be split "
+                     "across GPUs")
+    held = nums.get("this_process_bytes")
+    if held and total and held > 0.25 * total:
+        fixes.append(f"the failing process itself already held {fmt_gib(held)}: release tensors it no longer needs "
+                     "(drop the references, then torch.cuda.empty_cache()) and run inference under "
+                     "torch.inference_mode()")
+    others = {pid: size for pid, size in nums.get("processes", {}).items()}
+    if len(others) > 1:
+        fixes.append("other processes hold memory on this GPU ("
+                     + ", ".join(f"pid {pid}: {fmt_gib(size)}" for pid, size in list(others.items())[:4])
+                     + "): stop them or run on a free GPU (CUDA_VISIBLE_DEVICES)")
+    else:
+        fixes.append("check nvidia-smi for other processes holding memory on this GPU; stop them or run on a free GPU "
+                     "(CUDA_VISIBLE_DEVICES)")
+    fixes.append("use a smaller batch size or sequence length, a smaller model, or lower precision (bf16/fp16, or "
+                 "8-/4-bit quantization)")
+    spare = nums.get("reserved_unallocated_bytes")
+    if spare is not None and spare >= FRAGMENTATION_BYTES:
+        fixes.append(f"{fmt_gib(spare)} was reserved by PyTorch but unallocated (fragmentation): set "
+                     "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True")
+    return fixes
+
+
 @rule("CUDA_OOM", category="cuda_oom")
 def oom_generic(facts: Facts) -> Finding | None:
     if not has_gpu_oom(facts) or oom_phase(facts) is not None:
         return None
+    if vllm_not_involved(facts):
+        why = "vLLM is not installed there" if facts.vllm_installed is False else "no vLLM frame or log line in the input"
+        return _finding(facts, "CUDA_OOM",
+                        f"The GPU ran out of memory in a program that is not vLLM ({why}), so vLLM's settings "
+                        "do not apply.", plain_torch_fixes(oom_numbers(facts)), None)
     fixes = context_fixes(facts)
     kv = kv_cache_dtype_advice(min_cc(facts)[1] if min_cc(facts) else None)
     if kv:

@@ -7,7 +7,17 @@ import re
 from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.findings import Finding
 from vllm_bug.analyzer.rules import rule
-from vllm_bug.analyzer.rules.helpers import grep, has, GIB, HINT, evidence, fmt_gib, level, parse_size
+from vllm_bug.analyzer.rules.helpers import (
+    GIB,
+    HINT,
+    evidence,
+    fmt_gib,
+    grep,
+    has,
+    level,
+    parse_size,
+    vllm_not_involved,
+)
 from vllm_bug.analyzer.rules.memory import has_gpu_oom
 
 FREE_BELOW_UTIL = r"Free memory on device.*less than desired GPU memory utilization|less than desired GPU memory utilization"
@@ -57,10 +67,12 @@ def other_processes_hold_memory(facts: Facts) -> Finding | None:
     if not others:
         return None
     lines = evidence(facts, r"Process \d+ has [\d.]+ ?[KMGT]i?B memory in use", limit=2)
-    return Finding("OTHER_PROCESSES_HOLD_GPU_MEMORY", "cuda_oom", HINT + 0.1,
-                   "More than one process holds memory on the GPU; vLLM's budget assumes it has the GPU to itself.",
-                   evidence=lines,
-                   fixes=["stop the other processes or move them to another GPU (nvidia-smi lists them), then retry",
-                          "when two vLLM instances must share a GPU, give each a --gpu-memory-utilization whose sum "
-                          "stays below 0.9, and each must still fit its weights in its share"],
+    fixes = ["stop the other processes or move them to another GPU (nvidia-smi lists them), then retry"]
+    if vllm_not_involved(facts):
+        title = "More than one process holds memory on the GPU."
+    else:
+        title = "More than one process holds memory on the GPU; vLLM's budget assumes it has the GPU to itself."
+        fixes.append("when two vLLM instances must share a GPU, give each a --gpu-memory-utilization whose sum "
+                     "stays below 0.9, and each must still fit its weights in its share")
+    return Finding("OTHER_PROCESSES_HOLD_GPU_MEMORY", "cuda_oom", HINT + 0.1, title, evidence=lines, fixes=fixes,
                    details={"processes": others})
