@@ -1,4 +1,11 @@
+from pathlib import Path
+
+import pytest
 from rule_helpers import facts, fire, gpu, root, text_of
+
+from vllm_bug.analyzer.analyze import analyze_text
+
+H200_ERRORS = Path(__file__).resolve().parent / "fixtures" / "gpu-errors" / "h200"
 
 BOILERPLATE = ["CUDA kernel errors might be asynchronously reported at some other API call, so the stacktrace below might be incorrect.",
                "For debugging consider passing CUDA_LAUNCH_BLOCKING=1",
@@ -65,3 +72,33 @@ def test_nan_probabilities_dtype_advice_depends_on_gpu():
     line = "RuntimeError: probability tensor contains either `inf`, `nan` or element < 0"
     assert "bfloat16" in text_of(fire("NAN_IN_SAMPLING_PROBABILITIES", facts(line, gpus=[gpu("A100", (8, 0))])))
     assert "--dtype bfloat16" not in text_of(fire("NAN_IN_SAMPLING_PROBABILITIES", facts(line, gpus=[gpu("V100", (7, 0))])))
+
+
+def test_invalid_address_space_from_cuda13_is_a_memory_fault():
+    analysis = analyze_text((H200_ERRORS / "invalid_address_space.log").read_text())
+    top = analysis.diagnoses[0]
+    assert (top.rule, top.category, top.confidence) == ("ILLEGAL_MEMORY_ACCESS", "illegal_memory_access", 0.95)
+    assert "wrong address space" in top.title and "cudaErrorInvalidAddressSpace" in top.title
+    assert top.evidence[0] == "torch.AcceleratorError: CUDA error: operation not supported on global/shared address space"
+    assert "CUDA_LAUNCH_BLOCKING=1" in text_of(top)
+    assert not any(f.rule == "CUDA_KERNEL_FAULT" for f in analysis.diagnoses)
+
+
+@pytest.mark.parametrize("line", ["cupy_backends.cuda.api.driver.CUDADriverError: CUDA_ERROR_INVALID_ADDRESS_SPACE",
+                                  "RuntimeError: CUDA error: cudaErrorIllegalAddress"])
+def test_illegal_address_codes_are_memory_faults(line):
+    assert fire("ILLEGAL_MEMORY_ACCESS", facts(line)).category == "illegal_memory_access"
+
+
+@pytest.mark.parametrize("line, name", [
+    ("torch.AcceleratorError: CUDA error: misaligned address", "misaligned address"),
+    ("RuntimeError: CUDA error: unspecified launch failure", "unspecified launch failure"),
+    ("torch.AcceleratorError: CUDA error: invalid program counter", "invalid program counter"),
+    ("CUDA_ERROR_INVALID_PC: invalid program counter", "invalid program counter"),
+    ("RuntimeError: CUDA error: an illegal instruction was encountered", "illegal instruction"),
+    ("torch.AcceleratorError: CUDA error: hardware stack error", "hardware stack error"),
+])
+def test_other_kernel_faults_are_named_and_stay_other(line, name):
+    finding = fire("CUDA_KERNEL_FAULT", facts(line))
+    assert finding.category == "other" and f"({name})" in finding.title
+    assert fire("ILLEGAL_MEMORY_ACCESS", facts(line)) is None

@@ -10,8 +10,12 @@ from vllm_bug.analyzer.knowledge import BF16_MIN_CC, attention_backend_advice, c
 from vllm_bug.analyzer.rules import rule
 from vllm_bug.analyzer.rules.helpers import grep, has, HINT, engine_arg, evidence, level, min_cc, vllm_version
 
+# A generic pointer used for a global/shared load or store that does not point into that space
+# (cudaErrorInvalidAddressSpace, CUDA 13 wording): a memory fault with the same debugging as an illegal access.
+ADDRESS_SPACE = (r"operation not supported on global/shared address space|cudaErrorInvalidAddressSpace|"
+                 r"CUDA_ERROR_INVALID_ADDRESS_SPACE")
 ILLEGAL_ACCESS = (r"illegal memory access|cudaErrorIllegalAddress|CUDA_ERROR_ILLEGAL_ADDRESS|"
-                  r"an illegal memory access was encountered")
+                  r"an illegal memory access was encountered|" + ADDRESS_SPACE)
 DEVICE_ASSERT = (r"device-side assert(?!ions)|cudaErrorAssert|CUDA_ERROR_ASSERT|\.cu:\d+: .*Assertion .* failed|"
                  r"Assertion `[^`]*` failed")
 INVALID_CONFIG = r"invalid configuration argument|cudaErrorInvalidConfiguration|CUDA_ERROR_INVALID_CONFIGURATION"
@@ -19,7 +23,17 @@ INVALID_ARGUMENT = r"CUDA error: invalid argument|'invalid argument'|cudaErrorIn
 CUSTOM_ALLREDUCE = r"custom_all_reduce"
 KERNEL_FAULT = (r"misaligned address|unspecified launch failure|illegal instruction was encountered|"
                 r"cudaErrorMisalignedAddress|cudaErrorLaunchFailure|CUDA_ERROR_LAUNCH_FAILED|"
-                r"cudaErrorIllegalInstruction|CUDA_ERROR_MISALIGNED_ADDRESS|an illegal instruction")
+                r"cudaErrorIllegalInstruction|CUDA_ERROR_MISALIGNED_ADDRESS|an illegal instruction|"
+                r"invalid program counter|cudaErrorInvalidPc|CUDA_ERROR_INVALID_PC|"
+                r"hardware stack error|cudaErrorHardwareStackError|CUDA_ERROR_HARDWARE_STACK_ERROR")
+# which fault, in words, for the finding's title (first match wins)
+_KERNEL_FAULT_NAMES = (
+    (r"misaligned address|cudaErrorMisalignedAddress|CUDA_ERROR_MISALIGNED_ADDRESS", "misaligned address"),
+    (r"unspecified launch failure|cudaErrorLaunchFailure|CUDA_ERROR_LAUNCH_FAILED", "unspecified launch failure"),
+    (r"illegal instruction|cudaErrorIllegalInstruction", "illegal instruction"),
+    (r"invalid program counter|cudaErrorInvalidPc|CUDA_ERROR_INVALID_PC", "invalid program counter"),
+    (r"hardware stack error|cudaErrorHardwareStackError|CUDA_ERROR_HARDWARE_STACK_ERROR", "hardware stack error"),
+)
 NAN_PROBS = r"probability tensor contains either `?inf`?, `?nan`? or element < 0"
 
 
@@ -50,9 +64,14 @@ def illegal_memory_access(facts: Facts) -> Finding | None:
                      "batch sizes at which it fails")
     fixes.append("check whether a newer vLLM release already fixes it; mention the exact model, --max-num-seqs and "
                  "request pattern in the report, as these crashes often depend on batch shape")
-    return Finding("ILLEGAL_MEMORY_ACCESS", "illegal_memory_access", level(facts, ILLEGAL_ACCESS),
-                   "A GPU kernel read or wrote memory it does not own (illegal memory access); the CUDA context is "
-                   "lost and the engine must restart.",
+    if has(facts, ADDRESS_SPACE) and not has(facts, r"illegal memory access|cudaErrorIllegalAddress|CUDA_ERROR_ILLEGAL_ADDRESS"):
+        title = ("A GPU kernel accessed memory through the wrong address space (cudaErrorInvalidAddressSpace: a "
+                 "pointer used for a global or shared memory operation does not point there), a memory fault like an "
+                 "illegal memory access; the CUDA context is lost and the process must restart.")
+    else:
+        title = ("A GPU kernel read or wrote memory it does not own (illegal memory access); the CUDA context is "
+                 "lost and the engine must restart.")
+    return Finding("ILLEGAL_MEMORY_ACCESS", "illegal_memory_access", level(facts, ILLEGAL_ACCESS), title,
                    evidence=lines, fixes=fixes)
 
 
@@ -129,9 +148,9 @@ def cuda_kernel_fault(facts: Facts) -> Finding | None:
     lines = evidence(facts, KERNEL_FAULT, limit=2)
     if not lines or has(facts, ILLEGAL_ACCESS):
         return None
+    names = [name for pattern, name in _KERNEL_FAULT_NAMES if has(facts, pattern)]
     return Finding("CUDA_KERNEL_FAULT", "other", level(facts, KERNEL_FAULT, seen=0.8),
-                   "A GPU kernel faulted (misaligned address / unspecified launch failure / illegal instruction); "
-                   "the CUDA context is lost.",
+                   f"A GPU kernel faulted ({' / '.join(names) or 'kernel fault'}); the CUDA context is lost.",
                    evidence=lines,
                    fixes=[*_debug_fixes(facts),
                           "check dmesg for Xid errors (Xid 13/31/43 point at the application, 48/63/64/79 at the "
