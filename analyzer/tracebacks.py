@@ -176,7 +176,7 @@ def _with_continuation(
     n = len(lines)
     while end < n and end - exc_index <= MAX_CONTINUATION:
         line = lines[end]
-        if not line.strip() or _is_structural(line) or _exception_line(line) is not None:
+        if not line.strip() or _is_structural(line) or _NEW_RECORD.match(line) or _exception_line(line) is not None:
             break
         end += 1
     if not message.strip() and end > exc_index + 1:
@@ -184,6 +184,17 @@ def _with_continuation(
     text = "\n".join(lines[start:end])
     tb = Traceback(exc_type=exc_type, message=message.strip(), frames=frames, text=text, start_line=start)
     return tb, end
+
+
+# A line that starts a new log record, so it cannot continue an exception's message: glog/c10 headers
+# ('W1126 22:56:40.131000 722 file.py:1012]', '[W1126 22:56:39.2 ProcessGroupNCCL.cpp:1575]', also after
+# '[rank0]:'), logging levels with a date or a colon, ISO timestamps, NCCL's 'host:pid:tid [dev]' records.
+_NEW_RECORD = lazy_compile(
+    r"^\s*(?:\[rank\d+\]:\s*)?(?:\[?[IWEF]\d{4}\s+\d\d:\d\d:\d\d"
+    r"|(?:INFO|WARNING|WARN|ERROR|DEBUG|CRITICAL|FATAL)(?:\s+\d\d-\d\d\s+\d\d:|:|\s+\[)"
+    r"|\[?\d{4}-\d\d-\d\d[ T]\d\d:\d\d"
+    r"|[\w.-]+:\d+:\d+ \[\d+\] )"
+)
 
 
 def _is_structural(line: str) -> bool:

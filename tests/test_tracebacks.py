@@ -183,3 +183,34 @@ def test_many_headers_do_not_blow_up():
     start = time.perf_counter()
     _root(text)
     assert time.perf_counter() - start < 10  # catastrophic (quadratic) parsing would take minutes
+
+
+def test_root_cause_text_of_the_real_nccl_bundle_stops_before_the_next_log_records():
+    from vllm_bug.analyzer.build import build_facts
+    from vllm_bug.analyzer.load import load_input
+
+    bundle = Path(__file__).parent / "fixtures" / "bundles" / "h200-2gpu-run-nccl-fail.zst"
+    root = build_facts(load_input(str(bundle))).root_cause
+    tail = root.text.splitlines()[-4:]
+    assert tail[0].startswith("torch.distributed.DistBackendError: NCCL error in:")
+    assert tail[1:] == ["ncclInvalidUsage: This usually reflects invalid usage of NCCL library.", "Last error:",
+                        "Bootstrap : no socket interface found"]
+    assert "destroy_process_group" not in root.text and "SIGTERM" not in root.text
+
+
+@pytest.mark.parametrize("record", [
+    "[W1126 22:56:39.208609034 ProcessGroupNCCL.cpp:1575] Warning: WARNING: destroy_process_group() was not called",
+    "W1126 22:56:40.131000 722 torch/distributed/elastic/multiprocessing/api.py:1012] Sending process 765 closing signal SIGTERM",
+    "[rank1]:[W1126 22:56:39.208609034 ProcessGroupNCCL.cpp:1575] Warning: WARNING: destroy_process_group() was not called",
+    "INFO 06-01 10:00:05 [launcher.py:80] Shutting down FastAPI HTTP server.",
+    "WARNING: something else entirely",
+    "2025-11-26 22:56:40,131 - INFO - shutting down",
+    "vm:765:765 [1] NCCL INFO comm 0x55 rank 1 nranks 2 - Abort COMPLETE",
+    "Traceback (most recent call last):",
+])
+def test_exception_continuation_stops_at_a_new_log_record(record):
+    lines = ["torch.distributed.DistBackendError: NCCL error in: ProcessGroupNCCL.cpp:3135, invalid usage",
+             "ncclInvalidUsage: This usually reflects invalid usage of NCCL library.", "Last error:",
+             "Bootstrap : no socket interface found", record, "more text of that record"]
+    tb = parse_tracebacks(lines)[0]
+    assert tb.text.splitlines() == lines[:4]
