@@ -28,3 +28,40 @@ def test_hang_needs_a_multi_gpu_context():
 def test_remote_error():
     f = facts("RuntimeError: NCCL error: remote process exited or there was a network error", "tensor_parallel_size=8")
     assert fire("NCCL_REMOTE_ERROR", f) is not None
+
+
+def test_real_bundle_with_a_missing_socket_interface_names_the_env_setting():
+    from pathlib import Path
+
+    from vllm_bug.analyzer.analyze import analyze_loaded
+    from vllm_bug.analyzer.load import load_input
+
+    bundle = Path(__file__).resolve().parent / "fixtures" / "bundles" / "h200-2gpu-run-nccl-fail.zst"
+    analysis = analyze_loaded(load_input(str(bundle)))
+    top = analysis.diagnoses[0]
+    assert (top.rule, top.category, top.confidence) == ("NCCL_NO_SOCKET_INTERFACE", "nccl", 0.95)
+    assert "NCCL_SOCKET_IFNAME='nosuchif'" in top.title and "does not exist on this host" in top.title
+    assert top.fixes[0].startswith("remove NCCL_SOCKET_IFNAME") and "`ip -br addr`" in top.fixes[0]
+    assert "Bootstrap : no socket interface found" in top.evidence
+    assert not any(f.rule == "NCCL_ERROR" for f in analysis.diagnoses)
+
+
+def test_no_interface_without_the_env_setting_says_none_is_usable():
+    for line in ("host:12:12 [0] bootstrap.cc:114 NCCL WARN Bootstrap : no socket interface found",
+                 "NCCL WARN NET/Socket : No usable listening interface found"):
+        finding = fire("NCCL_NO_SOCKET_INTERFACE", facts(line))
+        assert finding.title == "NCCL found no usable network interface to set up communication between the ranks."
+        assert "IFNAME=" not in finding.title and "--network=host" in text_of(finding)
+
+
+def test_gloo_interface_from_a_pasted_command_is_quoted():
+    f = facts("GLOO_SOCKET_IFNAME=ib9 vllm serve m -tp 2", "RuntimeError: Unable to find address for: ib9")
+    finding = fire("NCCL_NO_SOCKET_INTERFACE", f)
+    assert finding.title.startswith("gloo found no network interface to use: GLOO_SOCKET_IFNAME='ib9'")
+    assert finding.fixes[0].startswith("remove GLOO_SOCKET_IFNAME")
+
+
+def test_an_unrelated_nccl_error_is_not_an_interface_problem():
+    f = facts("torch.distributed.DistBackendError: NCCL error in: ProcessGroupNCCL.cpp:1970, internal error",
+              env={"NCCL_SOCKET_IFNAME": "eth0"})
+    assert fire("NCCL_NO_SOCKET_INTERFACE", f) is None

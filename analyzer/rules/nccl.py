@@ -7,7 +7,7 @@ import re
 from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.findings import Finding
 from vllm_bug.analyzer.rules import rule
-from vllm_bug.analyzer.rules.helpers import grep, has, HINT, evidence, level
+from vllm_bug.analyzer.rules.helpers import DIRECT, ROOT, grep, has, HINT, env_value, evidence, level
 
 NCCL_ERROR = (r"NCCL error|ncclSystemError|ncclInternalError|ncclUnhandledCudaError|ncclRemoteError|"
               r"ncclInvalidUsage|ncclInvalidArgument|ProcessGroupNCCL.*(error|Error)|NCCL WARN|"
@@ -19,6 +19,9 @@ LOAD_FAILED = r"Failed to load NCCL library|libnccl\.so\S*: cannot open shared o
 HANG = (r"Watchdog caught collective operation timeout|collective operation timeout|NCCL timeout|"
         r"\bhangs?\b|\bstuck\b|\bhanging\b|timed out.*(allreduce|all_reduce|barrier|broadcast)|"
         r"RPC call to \w+ timed out|DistNetworkError|No response from|Timed out (waiting|after)")
+NO_INTERFACE = (r"no socket interface found|No usable listening interface found|\bno interface found|"
+                r"Unable to find address for: \S")
+IFNAME_VARS = ("NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME")
 NCCL_CONTEXT = r"NCCL|nccl|tensor.parallel|pipeline.parallel|all.?reduce|\btp\s*=?\s*[2-9]|-tp [2-9]|distributed"
 
 
@@ -87,9 +90,38 @@ def nccl_library_load_failed(facts: Facts) -> Finding | None:
                           "or point VLLM_NCCL_SO_PATH at a working libnccl.so.2"])
 
 
+@rule("NCCL_NO_SOCKET_INTERFACE", category="nccl")
+def nccl_no_socket_interface(facts: Facts) -> Finding | None:
+    """NCCL (or gloo) found no network interface to bootstrap over: mostly a *_SOCKET_IFNAME naming none."""
+    lines = evidence(facts, NO_INTERFACE, limit=2)
+    if not lines:
+        return None
+    root = facts.root_cause
+    confidence = ROOT if root is not None and re.search(NO_INTERFACE, root.text, re.IGNORECASE) else DIRECT
+    who = "gloo" if not has(facts, r"socket interface found|listening interface found|\bno interface found") else "NCCL"
+    settings = [(name, value) for name in IFNAME_VARS if (value := env_value(facts, name)) is not None]
+    if settings:
+        shown = " and ".join(f"{name}={value!r}" for name, value in settings)
+        names = " / ".join(name for name, _ in settings)
+        title = (f"{who} found no network interface to use: {shown} names an interface that does not exist on this "
+                 "host (or is down).")
+        fixes = [f"remove {names} so that {who} picks an interface itself, or set it to one that `ip -br addr` lists "
+                 "as UP on every node: a name prefix such as `eth` or `ens`, or an exclusion list such as `^lo,docker`",
+                 "across nodes, name the interface on the network the nodes reach each other through; "
+                 "GLOO_SOCKET_IFNAME must name it as well"]
+    else:
+        title = f"{who} found no usable network interface to set up communication between the ranks."
+        fixes = ["check `ip -br addr`: NCCL needs an interface that is UP with an address; a container started "
+                 "without a network (--network=none) has only loopback, so use --network=host",
+                 "if NCCL_SOCKET_IFNAME or GLOO_SOCKET_IFNAME is set where the job was launched, it must name an "
+                 "interface of this host (a prefix such as `eth`, or `^lo,docker` to exclude)"]
+    return Finding("NCCL_NO_SOCKET_INTERFACE", "nccl", confidence, title, evidence=lines,
+                   fixes=fixes + [_debug_fix()], details={"settings": dict(settings)} if settings else {})
+
+
 @rule("NCCL_ERROR", category="nccl")
 def nccl_error(facts: Facts) -> Finding | None:
-    if any(has(facts, p) for p in (SYSTEM_ERROR, CUDA_ERROR, LOAD_FAILED)):
+    if any(has(facts, p) for p in (SYSTEM_ERROR, CUDA_ERROR, LOAD_FAILED, NO_INTERFACE)):
         return None
     lines = evidence(facts, NCCL_ERROR, limit=2)
     if not lines:
