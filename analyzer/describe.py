@@ -127,9 +127,35 @@ def no_root_cause_line(facts) -> str | None:
     """What to say in place of the error when no root cause was found (None when there is one)."""
     if facts.root_cause is not None:
         return None
+    wrapper = wrapper_only(facts)
+    if wrapper is not None and wrapper_quotes_cause(facts):
+        return f"{wrapper} (quoted by a wrapper; the error's own traceback is not in the input)"
+    if wrapper is not None:
+        return f"none found, only the wrapper '{wrapper}'; the error it reports is not in the input"
     if facts.lines or facts.input_kind == "text":
         return "none found (the input has no error message or traceback)"
     return None
+
+
+def wrapper_only(facts, limit: int = 160) -> str | None:
+    """'RuntimeError: Engine core initialization failed. ...' when the input's only errors are wrappers."""
+    from vllm_bug.analyzer.tracebacks import only_wrappers
+
+    if facts.root_cause is not None:
+        return None
+    wrapper = only_wrappers(facts.tracebacks)
+    if wrapper is None:
+        return None
+    line = " ".join(f"{wrapper.exc_type}: {wrapper.message}".split()).rstrip(": ")
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
+def wrapper_quotes_cause(facts) -> bool:
+    """Whether the wrapper that wrapper_only() names carries the error in its own message."""
+    from vllm_bug.analyzer.tracebacks import only_wrappers, wrapper_quotes_cause as quotes
+
+    wrapper = only_wrappers(facts.tracebacks) if facts.root_cause is None else None
+    return wrapper is not None and quotes(wrapper)
 
 
 def missing_for_diagnosis(facts) -> list[str]:

@@ -127,6 +127,8 @@ def suggested_title(analysis: Analysis) -> str:
     root = facts.root_cause
     if root is not None and root.exc_type not in ("", "Error") and root.message.strip():
         core = describe.root_cause_line(facts, limit=1000)  # searchable, like most vLLM issue titles
+    elif describe.wrapper_only(facts, limit=1000):
+        core = describe.wrapper_only(facts, limit=1000)  # what the reporter saw; its cause is missing
     elif analysis.diagnoses:
         core = analysis.diagnoses[0].title
     elif facts.title:

@@ -325,13 +325,33 @@ def pseudo_root_cause(message: str | None, prose_ok: bool = False) -> Traceback 
     if m:
         exc = _exception_line(m.group(1))
         if exc is not None:
-            return Traceback(exc_type=exc[0], message=exc[1].strip(), text=message.strip())
+            return _unless_wrapper(Traceback(exc_type=exc[0], message=exc[1].strip(), text=message.strip()))
     exc = pseudo_exception(text)
     if exc is not None:
-        return Traceback(exc_type=exc[0], message=exc[1], text=message.strip())
+        return _unless_wrapper(Traceback(exc_type=exc[0], message=exc[1], text=message.strip()))
+    if _WRAPPER_MESSAGES.search(text):
+        return None
     if not prose_ok and not looks_like_error(text):
         return None  # prose ('hello', 'How do I serve Qwen on two GPUs?') names no error to build on
     return Traceback(exc_type="Error", message=text[:500], text=message.strip())
+
+
+def _unless_wrapper(tb: Traceback) -> Traceback | None:
+    """A wrapper ('Engine core initialization failed. See root cause above.') only points at the cause."""
+    return None if is_wrapper(tb) else tb
+
+
+def only_wrappers(facts_tracebacks: list[Traceback]) -> Traceback | None:
+    """The last wrapper error when every exception found only reports a failure elsewhere, else None."""
+    typed = [tb for tb in facts_tracebacks if tb.exc_type]
+    if typed and all(is_wrapper(tb) for tb in typed):
+        return typed[-1]
+    return None
+
+
+def wrapper_quotes_cause(tb: Traceback) -> bool:
+    """Whether a wrapper's message carries the error itself ("Worker failed with error 'CUDA out of memory...'")."""
+    return bool(_STRONG.search(tb.message))
 
 
 def looks_like_error(text: str) -> bool:

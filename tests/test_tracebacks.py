@@ -214,3 +214,14 @@ def test_exception_continuation_stops_at_a_new_log_record(record):
              "Bootstrap : no socket interface found", record, "more text of that record"]
     tb = parse_tracebacks(lines)[0]
     assert tb.text.splitlines() == lines[:4]
+
+
+@pytest.mark.parametrize("text", [
+    "RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}",
+    "[Bug]: RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}",
+    "[Bug]: vllm.v1.engine.exceptions.EngineDeadError: EngineCore encountered an issue. See stack trace (above) for the root cause.",
+])
+def test_a_wrapper_is_never_made_a_pseudo_root_cause(text):
+    assert pseudo_root_cause(text) is None
+    root, _ = _root(text + "\n", title_line=0 if text.startswith("[") else None)
+    assert root is None

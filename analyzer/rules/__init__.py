@@ -31,6 +31,7 @@ RULE_MODULES: tuple[str, ...] = (
     "nccl",
     "availability",
     "config_hygiene",
+    "missing_cause",
 )
 
 

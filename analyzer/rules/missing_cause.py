@@ -1,0 +1,31 @@
+"""The input holds only a wrapper error: the real cause was printed elsewhere and not captured (category other)."""
+
+from __future__ import annotations
+
+from vllm_bug.analyzer.describe import wrapper_only, wrapper_quotes_cause
+from vllm_bug.analyzer.facts import Facts
+from vllm_bug.analyzer.findings import Finding
+from vllm_bug.analyzer.rules import rule
+from vllm_bug.analyzer.rules.helpers import HINT, clip
+
+# below the hints that name a cause, above advice that is not why the run failed
+CONFIDENCE = HINT - 0.05
+
+
+@rule("ROOT_CAUSE_NOT_CAPTURED", category="other", needs=("tracebacks",))
+def root_cause_not_captured(facts: Facts) -> Finding | None:
+    wrapper = wrapper_only(facts)
+    if wrapper is None or wrapper_quotes_cause(facts):
+        return None
+    return Finding(
+        "ROOT_CAUSE_NOT_CAPTURED", "other", CONFIDENCE,
+        f"The real cause is missing from the input: only the wrapper error '{wrapper}' was captured, and it "
+        "reports a failure that was printed earlier or by another process.",
+        evidence=[clip(wrapper)],
+        fixes=["attach the full log from the start of the run: the real error (the first Traceback or ERROR) is "
+               "printed above this line",
+               "the engine core and the GPU workers are separate processes: capture the output of all of them "
+               "(e.g. `vllm serve ... 2>&1 | tee vllm.log`; with Ray also the worker logs under "
+               "/tmp/ray/session_latest/logs)",
+               "`vllm-bug run -- vllm serve ...` keeps the whole output and collects a bundle when the run fails"],
+    )
