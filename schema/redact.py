@@ -280,7 +280,9 @@ def _alternation(rules: list[tuple[str, str]], home: str | None = None) -> tuple
     return re.compile("|".join(parts)), [rule for rule, _ in rules]
 
 
-_SHAPE_ONLY, _SHAPE_RULES = _alternation(_SHAPES)
+@lru_cache(maxsize=1)
+def _shape_only() -> tuple[re.Pattern[str], list[str]]:
+    return _alternation(_SHAPES)
 
 
 @lru_cache(maxsize=8)
@@ -327,8 +329,9 @@ def _rule_of(m: re.Match[str], rules: list[str]) -> tuple[str, str]:
 
 def shape_kind(value: str) -> str | None:
     """The token kind that `value` is, as a whole, or None."""
-    m = _SHAPE_ONLY.fullmatch(value.strip())
-    return _rule_of(m, _SHAPE_RULES)[0] if m else None
+    pattern, rules = _shape_only()
+    m = pattern.fullmatch(value.strip())
+    return _rule_of(m, rules)[0] if m else None
 
 
 def _usable_home(home: str | None) -> str | None:
@@ -345,6 +348,7 @@ _SHAPE_KINDS_SET = frozenset(kind for kind, _ in _SHAPES)
 _DEFAULT = object()
 # Past this depth a declined match's value is only checked for token shapes (no recursion).
 _MAX_DEPTH = 4
+_MAX_PASSES = 4
 
 
 class Redactor:
@@ -429,15 +433,26 @@ class Redactor:
         done = 0
         for start, end in _lines_with(self._trigger, text):
             pieces.append(text[done:start])
-            pieces.append(self._redact(text[start:end], 1))
+            pieces.append(self._redact_to_fixed_point(text[start:end]))
             done = end
         pieces.append(text[done:])
         return "".join(pieces)
 
+    def _redact_to_fixed_point(self, line: str) -> str:
+        """A changed line is scanned again: hiding one value can turn what follows into a new
+        `NAME=value` (as in `hf_...=TOKEN=x`), and redaction must be idempotent."""
+        for _ in range(_MAX_PASSES):
+            redacted = self._redact(line, 1)
+            if redacted == line:
+                break
+            line = redacted
+        return line
+
     def _redact(self, text: str, depth: int) -> str:
         """All one-line rules over `text`; declined matches rescan their parts one level deeper."""
         if depth >= _MAX_DEPTH:
-            return _SHAPE_ONLY.sub(lambda m: self._hide(_rule_of(m, _SHAPE_RULES)[0]), text)
+            pattern, rules = _shape_only()
+            return pattern.sub(lambda m: self._hide(_rule_of(m, rules)[0]), text)
         return self._pattern.sub(lambda m: self._replace(m, depth), text)
 
     def _replace(self, m: re.Match[str], depth: int) -> str:
@@ -487,7 +502,7 @@ class Redactor:
             return re.sub(_QUOTED, lambda q: self._hide_value(q.group(0), kind, by_shape), val)
         quote = val[0] if val[:1] in ("'", '"') and len(val) >= 2 and val[-1] == val[0] else ""
         inner = val[1:-1] if quote else val
-        if _is_harmless_value(inner):
+        if _is_harmless_value(inner) or _MARKER.match(inner):  # a value that starts with a marker was hidden already
             return val
         found = shape_kind(inner) if by_shape else None
         return f"{quote}{self._hide(found or kind)}{quote}"
