@@ -36,6 +36,8 @@ def field(section: str, label: str, after: str | None = None) -> str:
 def test_there_are_real_bundles_from_one_and_two_gpu_machines():
     counts = {len(read_bundle(p)["payload"]["gpus"]) for p in ALL}
     assert counts == {1, 2}
+    names = {read_bundle(p)["payload"]["gpus"][0]["name"] for p in ALL}
+    assert names == {"NVIDIA H200", "NVIDIA H100 80GB HBM3"}
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
@@ -71,7 +73,10 @@ def test_two_gpu_bundle_agrees_with_nvidia_smi_run_beside_it():
     assert "NV18" in (LIVE_X2 / "topo.txt").read_text()
 
 
-@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+WITH_TORCH = [p for p in ALL if "no-torch" not in p.name]
+
+
+@pytest.mark.parametrize("path", WITH_TORCH, ids=lambda p: p.name)
 def test_the_three_cuda_versions_are_told_apart(path):
     p = read_bundle(path)["payload"]
     assert p["driver"]["cuda_version"] == "13.0"  # nvidia-smi's header: the driver's newest CUDA
@@ -80,6 +85,17 @@ def test_the_three_cuda_versions_are_told_apart(path):
     assert p["torch"]["cuda"] == "13.0" and p["torch"]["version"].endswith("+cu130")
     assert "sm_90" in p["torch"]["arch_list"]
     assert all(g["compute_capability"] == "9.0" for g in p["gpus"])
+
+
+def test_interpreter_without_torch_is_a_recorded_fact_not_a_failure():
+    # collected on an H100 with --python pointing at the system interpreter, which has no torch
+    p = payload("h100-1gpu-no-torch.zst")
+    assert p["torch"]["installed"] is False and p["vllm"]["installed"] is False
+    assert p["gpus"][0]["name"] == "NVIDIA H100 80GB HBM3" and p["gpus"][0]["compute_capability"] == "9.0"
+    assert p["driver"]["cuda_version"] == "13.0" and p["cuda_toolkit"]["nvcc_version"] == "13.0"
+    assert all(r["status"] in ("ok", "missing") for r in p["manifest"]["probes"])
+    facts = analyze_loaded(load_input(str(BUNDLES / "h100-1gpu-no-torch.zst"))).facts
+    assert facts.gpus[0].memory_total_bytes == p["gpus"][0]["memory_total_bytes"]
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
@@ -99,6 +115,7 @@ def test_identifiers_are_hashed_and_bundles_are_small(path):
         ("h200-1gpu-run-oom.zst", "cuda_oom"),
         ("h200-2gpu-run-nccl-fail.zst", "nccl"),
         ("h200-2gpu-collect.zst", "other"),
+        ("h100-1gpu-no-torch.zst", "other"),
     ],
 )
 def test_analyzer_diagnoses_real_bundles(name, category):
