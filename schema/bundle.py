@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -35,6 +36,7 @@ MAX_COMPRESSED_BYTES = 32 << 20
 MAX_DECOMPRESSED_BYTES = 64 << 20
 MAX_WINDOW_BYTES = 1 << 25
 COMPRESSION_LEVEL = 19
+MAX_NESTING = 32  # arrays and objects; real bundles are 6 deep
 _FEED_CHUNK = 256  # compressed bytes fed per step: bounds how far one step can overshoot the cap
 
 
@@ -182,11 +184,42 @@ def parse_json(raw: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise UnreadableInput(f"bundle is not valid UTF-8 (byte {exc.start})") from None
     try:
-        return json.loads(text)
+        doc = json.loads(text)
     except RecursionError:
         raise UnsafeInput("bundle JSON is nested too deeply: refused") from None
     except ValueError as exc:
         raise UnreadableInput(f"bundle is not valid JSON: {exc}") from None
+    _refuse_deep_nesting(doc)
+    if "\\ud" in text or "\\uD" in text:  # only a \uD800-\uDFFF escape can put a lone surrogate in a str
+        doc = _without_lone_surrogates(doc)
+    return doc
+
+
+def _refuse_deep_nesting(doc: Any) -> None:
+    """Refuse documents nested deeper than MAX_NESTING: everything after this point may recurse."""
+    stack = [(doc, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_NESTING:
+            raise UnsafeInput(f"bundle JSON is nested more than {MAX_NESTING} levels deep: refused")
+        if isinstance(value, dict):
+            stack.extend((child, depth + 1) for child in value.values())
+        elif isinstance(value, list):
+            stack.extend((child, depth + 1) for child in value)
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    """Lone UTF-16 surrogates (from a \\uD83D cut off its pair) become U+FFFD: no UTF-8 can carry them."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_lone_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def decode(data: bytes) -> dict[str, Any]:

@@ -132,3 +132,24 @@ def test_schema_rejects_non_object_and_wrong_format():
         B.validate([])
     with pytest.raises(UnreadableInput, match="format"):
         B.validate({"format": "something-else"})
+
+
+def test_nesting_the_analyzer_could_not_walk_is_refused_as_unsafe(payload):
+    # 500 levels parse, but redaction and rendering recurse: found by tests/test_fuzz_analyzer.py
+    doc = B.make_envelope(payload)
+    doc["payload"]["host"]["extra"] = json.loads("[" * 500 + "]" * 500)
+    with pytest.raises(UnsafeInput, match=f"more than {B.MAX_NESTING} levels"):
+        B.decode(_compress(json.dumps(doc).encode()))
+    doc["payload"]["host"]["extra"] = json.loads("[" * 20 + "]" * 20)
+    assert B.decode(_compress(json.dumps(doc).encode()))["payload"]["host"]["extra"]
+
+
+def test_lone_surrogate_escapes_become_replacement_characters(payload):
+    # json.loads turns "\ud800" into a str that no UTF-8 output can carry; a pair stays one character
+    doc = B.make_envelope(payload)
+    doc["payload"]["host"]["os"] = "Ubuntu \ud83d"
+    doc["payload"]["env"]["\udc00KEY"] = "ok \ud83d\ude00"
+    decoded = B.decode(_compress(json.dumps(doc, ensure_ascii=True).encode()))
+    assert decoded["payload"]["host"]["os"] == "Ubuntu \ufffd"
+    assert decoded["payload"]["env"] == {"\ufffdKEY": "ok \U0001f600"}
+    json.dumps(decoded, ensure_ascii=False).encode("utf-8")
