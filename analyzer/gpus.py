@@ -103,7 +103,7 @@ def parse_compute_capability(text: str | None) -> tuple[int, int] | None:
     if not text:
         return None
     t = str(text).strip()
-    m = re.match(r"^\(?\s*(\d+)\s*[.,]\s*(\d+)\s*\)?$", t)
+    m = re.match(r"^\(?\s*(\d{1,3})\s*[.,]\s*(\d{1,3})\s*\)?$", t)
     if m:
         return int(m.group(1)), int(m.group(2))
     m = re.match(r"^(?:sm_|compute_)?(\d{2,3})[a-z]?$", t, re.IGNORECASE)

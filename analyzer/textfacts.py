@@ -24,6 +24,7 @@ MAX_TEXT_CHARS = 8 << 20  # beyond this, only the head and the tail are read
 _HEAD_CHARS = 1 << 20
 MAX_LITERAL_CHARS = 64 << 10  # `non-default args: {...}` longer than this is not parsed
 MAX_GPUS_FROM_COUNT = 64
+MAX_NUMBER_DIGITS = 18  # a logged count longer than this is garbage, not a fact (and int() refuses > 4300 digits)
 
 GIB = 1 << 30
 MIB = 1 << 20
@@ -160,12 +161,12 @@ _SMI_CUDA = lazy_compile(r"CUDA Version:\s*(\d+\.\d+)")
 _SMI_GPU_ROW = lazy_compile(
     r"^\|\s{0,6}(?P<index>\d{1,3})\s{1,6}(?P<name>\S[^|\n]{0,80}?)\s+(?:On|Off|WDDM|TCC)\s*\|"
     r"[^|\n]{0,40}\|[^|\n]{0,40}\|[ \t]*\n"
-    r"\|[^|\n]{0,80}\|\s*(?P<used>\d+)MiB\s*/\s*(?P<total>\d+)MiB\s*\|",
+    r"\|[^|\n]{0,80}\|\s*(?P<used>\d{1,9})MiB\s*/\s*(?P<total>\d{1,9})MiB\s*\|",
     re.MULTILINE,
 )
 _SMI_PROCESS_ROW = lazy_compile(
-    r"^\|\s{0,6}(?P<gpu>\d{1,3})\s+(?:N/A|\d+)\s+(?:N/A|\d+)\s+(?P<pid>\d+)\s+(?P<type>[CGM+]{1,3})\s+"
-    r"(?P<name>\S[^|\n]{0,120}?)\s+(?P<mem>\d+|N/A)(?:MiB)?\s*\|",
+    r"^\|\s{0,6}(?P<gpu>\d{1,3})\s+(?:N/A|\d+)\s+(?:N/A|\d+)\s+(?P<pid>\d{1,10})\s+(?P<type>[CGM+]{1,3})\s+"
+    r"(?P<name>\S[^|\n]{0,120}?)\s+(?P<mem>\d{1,9}|N/A)(?:MiB)?\s*\|",
     re.MULTILINE,
 )
 
@@ -335,11 +336,13 @@ def _memory_totals(facts: Facts, blob: str) -> None:
     totals: dict[int, int] = {}
     if "total capac" in blob:
         for m in _OOM_CAPACITY.finditer(blob):
-            totals.setdefault(int(m.group(1)), int(float(m.group(2)) * _UNIT[m.group(3).lower()]))
+            total = _bytes(m.group(2), _UNIT[m.group(3).lower()])
+            if total is not None:
+                totals.setdefault(int(m.group(1)), total)
     if not totals and "total_gpu_memory" in blob:
         m = _TOTAL_GPU_MEMORY.search(blob)
-        if m:
-            totals[0] = int(float(m.group(1)) * GIB)
+        if m and (total := _bytes(m.group(1), GIB)) is not None:
+            totals[0] = total
     if not totals:
         return
     if not facts.gpus:
@@ -713,7 +716,7 @@ def _coerce(value: str) -> Any:
     lower = value.lower()
     if lower in ("true", "false"):
         return lower == "true"
-    if re.fullmatch(r"-?\d+", value):
+    if re.fullmatch(r"-?\d{1,%d}" % MAX_NUMBER_DIGITS, value):
         return int(value)
     if re.fullmatch(r"-?\d+\.\d*(?:e-?\d+)?|-?\d+e-?\d+", value):
         return float(value)
@@ -722,7 +725,7 @@ def _coerce(value: str) -> Any:
 
 # -- KV-cache and memory numbers the engine logged --------------------------------------------
 _KV_TOKENS = lazy_compile(r"GPU KV cache size:\s*([\d,]+)\s*tokens")
-_MAX_CONCURRENCY = lazy_compile(r"Maximum concurrency for ([\d,]+) tokens per request:\s*([\d.]+)x")
+_MAX_CONCURRENCY = lazy_compile(r"Maximum concurrency for ([\d,]+) tokens per request:\s*(\d+(?:\.\d+)?)x")
 _ESTIMATED_MAX_LEN = lazy_compile(r"estimated maximum model length is\s*([\d,]+)")
 _V0_KV_TOO_SMALL = lazy_compile(r"max seq len \(([\d,]+)\) is larger than the maximum number of tokens that can be stored in KV cache \(([\d,]+)\)")
 _KV_NEEDED = lazy_compile(r"max seq len \(([\d,]+)\),? \(?(\d+(?:\.\d+)?) GiB KV cache is needed, which is larger than the available KV cache memory \((\-?\d+(?:\.\d+)?) GiB\)")
@@ -732,8 +735,22 @@ _GPU_BLOCKS = lazy_compile(r"# GPU blocks:\s*(\d+)")
 _WEIGHTS = lazy_compile(r"(?:Loading model weights took|Model loading took|model weights take)\s*(\d+(?:\.\d+)?)\s*(GiB|GB)")
 
 
-def _num(text: str) -> int:
-    return int(text.replace(",", ""))
+def _num(text: str) -> int | None:
+    """'12,345' -> 12345; None for a bare comma or more than MAX_NUMBER_DIGITS digits."""
+    digits = text.replace(",", "")
+    return int(digits) if 0 < len(digits) <= MAX_NUMBER_DIGITS else None
+
+
+def _bytes(number: str, unit: int) -> int | None:
+    """'1.5', GIB -> bytes; None when the number is too large to be a real size."""
+    value = float(number) * unit
+    return int(value) if abs(value) < 2**63 else None
+
+
+def _set_max_model_len(facts: Facts, text: str) -> None:
+    value = _num(text)
+    if value is not None:
+        facts.engine_args.setdefault("max_model_len", value)
 
 
 def _kv_cache_numbers(facts: Facts, blob: str) -> None:
@@ -743,34 +760,34 @@ def _kv_cache_numbers(facts: Facts, blob: str) -> None:
         facts.kv_cache_tokens = _num(m.group(1))
     if (m := _MAX_CONCURRENCY.search(blob)) and facts.max_concurrency is None:
         facts.max_concurrency = float(m.group(2))
-        facts.engine_args.setdefault("max_model_len", _num(m.group(1)))
+        _set_max_model_len(facts, m.group(1))
     if (m := _ESTIMATED_MAX_LEN.search(blob)) and facts.estimated_max_model_len is None:
         facts.estimated_max_model_len = _num(m.group(1))
     if m := _V0_KV_TOO_SMALL.search(blob):
-        facts.engine_args.setdefault("max_model_len", _num(m.group(1)))
+        _set_max_model_len(facts, m.group(1))
         if facts.kv_cache_tokens is None:
             facts.kv_cache_tokens = _num(m.group(2))
     if m := _KV_NEEDED.search(blob):
-        facts.engine_args.setdefault("max_model_len", _num(m.group(1)))
+        _set_max_model_len(facts, m.group(1))
         if facts.kv_cache_memory_bytes is None:
-            facts.kv_cache_memory_bytes = int(float(m.group(3)) * GIB)
+            facts.kv_cache_memory_bytes = _bytes(m.group(3), GIB)
     if facts.kv_cache_memory_bytes is None:
         m = _AVAILABLE_KV.search(blob)
         if m:
-            facts.kv_cache_memory_bytes = int(float(m.group(1)) * _UNIT[m.group(2).lower()])
+            facts.kv_cache_memory_bytes = _bytes(m.group(1), _UNIT[m.group(2).lower()])
         else:
             m = _KV_REST.search(blob)
             if m:
-                facts.kv_cache_memory_bytes = int(float(m.group(1) or m.group(3)) * GIB)
+                facts.kv_cache_memory_bytes = _bytes(m.group(1) or m.group(3), GIB)
     if (m := _GPU_BLOCKS.search(blob)) and facts.gpu_blocks is None:
-        facts.gpu_blocks = int(m.group(1))
+        facts.gpu_blocks = _num(m.group(1))
     if (m := _WEIGHTS.search(blob)) and facts.model_weights_bytes is None:
-        facts.model_weights_bytes = int(float(m.group(1)) * GIB)
+        facts.model_weights_bytes = _bytes(m.group(1), GIB)
 
 
 # -- Xid, host hints ------------------------------------------------------------------------
 _XID = lazy_compile(r"^.{0,200}?NVRM: Xid \([^)\n]{0,80}\):[^\n]{0,500}", re.MULTILINE)
-_SHM = lazy_compile(r"--shm-size[= ]([\d.]+)\s*([kmgt]i?b?)?\b", re.IGNORECASE)
+_SHM = lazy_compile(r"--shm-size[= ](\d*\.?\d+)\s*([kmgt]i?b?)?\b", re.IGNORECASE)
 
 
 def _xid(facts: Facts, blob: str) -> None:
@@ -793,4 +810,4 @@ def _host_hints(facts: Facts, blob: str) -> None:
         if m:
             unit = (m.group(2) or "b").lower().rstrip("b").rstrip("i")
             scale = {"": 1, "k": 1 << 10, "m": MIB, "g": GIB, "t": 1 << 40}.get(unit, 1)
-            facts.shm_total_bytes = int(float(m.group(1)) * scale)
+            facts.shm_total_bytes = _bytes(m.group(1), scale)

@@ -23,7 +23,7 @@ MAX_TRACEBACKS = 200
 MAX_CONTINUATION = 6
 
 _HEADER = lazy_compile(r"Traceback \(most recent call last\):?\s*$")
-_FRAME = lazy_compile(r'^\s*File "(?P<path>[^"]{1,2000})", line (?P<line>\d+)(?:, in (?P<func>.+?))?\s*$')
+_FRAME = lazy_compile(r'^\s*File "(?P<path>[^"]{1,2000})", line (?P<line>\d{1,9})(?:, in (?P<func>.+?))?\s*$')
 _FRAME_START = lazy_compile(r'^\s*File "[^"]*$')  # a frame line wrapped before its closing quote
 _CAUSE = lazy_compile(r"^\s*The above exception was the direct cause of the following exception:?\s*$")
 _DURING = lazy_compile(r"^\s*During handling of the above exception, another exception occurred:?\s*$")

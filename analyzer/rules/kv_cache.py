@@ -70,16 +70,16 @@ def kv_cache_no_blocks(facts: Facts) -> Finding | None:
 def _numbers(facts: Facts) -> dict:
     text = " ".join(grep(facts, MAX_LEN_ANY, limit=3))
     out: dict = {}
-    m = re.search(r"max seq len \((\d+)\)", text)
+    m = re.search(r"max seq len \((\d{1,18})\)", text)
     if m:
         out["max_model_len"] = int(m.group(1))
-    m = re.search(r"estimated maximum model length is (\d+)", text)
+    m = re.search(r"estimated maximum model length is (\d{1,18})\b", text)
     if m:
         out["estimated_max_model_len"] = int(m.group(1))
-    m = re.search(r"stored in KV cache \((\d+)\)", text)
+    m = re.search(r"stored in KV cache \((\d{1,18})\)", text)
     if m:
         out["kv_cache_tokens"] = int(m.group(1))
-    m = re.search(r"\(([\d.]+) GiB KV cache is needed.*available KV cache memory \(([\d.]+) GiB\)", text)
+    m = re.search(r"\((\d{1,12}(?:\.\d+)?) GiB KV cache is needed.*available KV cache memory \((\d{1,12}(?:\.\d+)?) GiB\)", text)
     if m:
         out["needed_gib"], out["available_gib"] = float(m.group(1)), float(m.group(2))
     for name in ("estimated_max_model_len", "kv_cache_tokens"):
@@ -123,10 +123,10 @@ def kv_cache_too_small_for_max_len(facts: Facts) -> Finding | None:
 @rule("KV_CACHE_CONCURRENCY_BELOW_ONE", category="kv_cache_insufficient")
 def kv_cache_concurrency_below_one(facts: Facts) -> Finding | None:
     """The engine logged that not even one full-length request fits (V0 only warned about it)."""
-    lines = grep(facts, r"Maximum concurrency for [\d,]+ tokens per request: 0\.\d+x", limit=1)
+    lines = grep(facts, r"Maximum concurrency for \d[\d,]{0,24} tokens per request: 0\.\d+x", limit=1)
     if not lines or has(facts, MAX_LEN_ANY):
         return None
-    m = re.search(r"for ([\d,]+) tokens per request: (0\.\d+)x", lines[0])
+    m = re.search(r"for (\d[\d,]{0,24}) tokens per request: (0\.\d+)x", lines[0])
     length, ratio = int(m.group(1).replace(",", "")), float(m.group(2))
     fits = _round_down(int(length * ratio))
     return Finding("KV_CACHE_CONCURRENCY_BELOW_ONE", "kv_cache_insufficient", HINT + 0.15,

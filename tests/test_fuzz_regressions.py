@@ -1,0 +1,86 @@
+"""Concrete inputs that once crashed the analyzer (found by tests/test_fuzz_analyzer.py and the CLI fuzzing).
+
+Each must now give an Analysis whose three renderings can be written as UTF-8, and the facts drawn
+from absurd numbers are left unknown rather than made up.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from vllm_bug.analyzer.analyze import analyze_text
+from vllm_bug.analyzer.commands import render
+
+HUGE = "9" * 400  # float() gives inf: int(inf) raised OverflowError
+LONGER_THAN_INT_ALLOWS = "9" * 5000  # int() refuses strings over 4300 digits (ValueError)
+
+
+def _analyzed(text: str):
+    analysis = analyze_text(text)
+    for fmt in ("text", "markdown", "json"):
+        render(analysis, fmt, explain=True).encode("utf-8")
+    return analysis
+
+
+@pytest.mark.parametrize("line", [
+    f"INFO [gpu_worker.py:1] Loading model weights took {HUGE} GiB",
+    f"INFO [gpu_worker.py:1] Available KV cache memory: {HUGE} GiB",
+    f"INFO the rest of the memory reserved for KV Cache is {HUGE} GiB",
+    f"Memory profiling results: total_gpu_memory={HUGE}GiB kv_cache_size={HUGE}GiB",
+    f"docker run --gpus all --shm-size={HUGE}g vllm/vllm-openai",
+    f"torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of {HUGE} GiB",
+    f"ValueError: max seq len ({LONGER_THAN_INT_ALLOWS}), ({HUGE} GiB KV cache is needed, which is larger than the available KV cache memory ({HUGE} GiB)",
+])
+def test_sizes_too_large_to_be_real_are_not_facts(line):
+    facts = _analyzed(line).facts
+    assert facts.model_weights_bytes is None and facts.kv_cache_memory_bytes is None and facts.shm_total_bytes is None
+    assert all(g.memory_total_bytes is None for g in facts.gpus)
+    assert "max_model_len" not in facts.engine_args
+
+
+@pytest.mark.parametrize("line", [
+    f"INFO GPU KV cache size: {LONGER_THAN_INT_ALLOWS} tokens",
+    f"INFO # GPU blocks: {LONGER_THAN_INT_ALLOWS}",
+    f"INFO Maximum concurrency for {LONGER_THAN_INT_ALLOWS} tokens per request: {HUGE}x",
+    f"ValueError: The model's max seq len ({LONGER_THAN_INT_ALLOWS}) is larger than the maximum number of tokens that can "
+    f"be stored in KV cache ({LONGER_THAN_INT_ALLOWS}). Try increasing `gpu_memory_utilization`",
+    f"vllm serve m --max-model-len {LONGER_THAN_INT_ALLOWS} --tensor-parallel-size 2",
+])
+def test_counts_too_long_to_be_real_are_not_facts(line):
+    facts = _analyzed(line).facts
+    assert facts.kv_cache_tokens is None and facts.gpu_blocks is None
+    assert not isinstance(facts.engine_args.get("max_model_len"), int)
+
+
+@pytest.mark.parametrize("line", [
+    "INFO GPU KV cache size: , tokens",
+    "INFO Maximum concurrency for , tokens per request: 0.5x",
+    "INFO Maximum concurrency for 4096 tokens per request: ..x",
+    "docker run --shm-size=. vllm/vllm-openai",
+    "ValueError: max seq len (4096), (. GiB KV cache is needed, which is larger than the available KV cache memory (1.2.3 GiB)",
+])
+def test_numbers_made_of_separators_only_are_not_facts(line):
+    facts = _analyzed(line).facts
+    assert facts.kv_cache_tokens is None and facts.shm_total_bytes is None and facts.kv_cache_memory_bytes is None
+
+
+def test_concurrency_below_one_needs_a_real_length():
+    line = f"INFO Maximum concurrency for {'9' * 400} tokens per request: 0.50x"  # int(length * ratio): OverflowError
+    assert "KV_CACHE_CONCURRENCY_BELOW_ONE" not in [f.rule for f in _analyzed(line).diagnoses]
+    line = "INFO Maximum concurrency for 32,768 tokens per request: 0.50x"
+    assert "KV_CACHE_CONCURRENCY_BELOW_ONE" in [f.rule for f in _analyzed(line).diagnoses]
+
+
+def test_frame_with_an_absurd_line_number_is_not_a_frame():
+    text = (f'Traceback (most recent call last):\n  File "x.py", line {LONGER_THAN_INT_ALLOWS}, in f\n    g()\n'
+            '  File "y.py", line 7, in g\n    h()\nRuntimeError: CUDA error: an illegal memory access was encountered\n')
+    facts = _analyzed(text).facts
+    root = facts.tracebacks[-1]
+    assert [f.line for f in root.frames] == [7]
+
+
+def test_compute_capability_with_absurd_digits_is_unknown():
+    from vllm_bug.analyzer.gpus import parse_compute_capability
+
+    assert parse_compute_capability(f"{LONGER_THAN_INT_ALLOWS}.0") is None
+    assert parse_compute_capability("9.0") == (9, 0)
