@@ -133,7 +133,7 @@ def no_root_cause_line(facts) -> str | None:
     if wrapper is not None:
         return f"none found, only the wrapper '{wrapper}'; the error it reports is not in the input"
     if facts.lines or facts.input_kind == "text":
-        return "none found (the input has no error message or traceback)"
+        return "none found (no Python exception or traceback in the input)"
     return None
 
 

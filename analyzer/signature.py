@@ -203,7 +203,7 @@ _ISSUE_TAG = lazy_compile(r"^\s*\[(?:Bug|Usage|Installation|Performance|Misc|Fea
 _STRONG_ERROR = lazy_compile(
     r"CUDA error|Cuda error|NCCL error|nccl\w*Error|out of memory|OutOfMemoryError|No available memory for the cache|"
     r"KV cache|no kernel image|device-side assert|illegal memory access|Error \d{3}:|custom_all_reduce|undefined symbol|"
-    r"cannot open shared object|GLIBC",
+    r"cannot open shared object|GLIBC|\bcudaError[A-Z]\w+|\bCUDA_ERROR_[A-Z_]+|Triton Error",
     re.IGNORECASE,
 )
 _NAMED_ERROR = lazy_compile(r"\b[A-Za-z_][\w.]*(?:Error|Exception)\s*:")

@@ -167,7 +167,7 @@ def test_prose_on_stdin_is_not_made_into_a_root_cause(capsys):
     code, out, _ = run("analyze", "-", stdin=b"hello\n", capsys=capsys)
     assert code == 0
     assert "Error: hello" not in out and "Reported: hello" not in out
-    assert "  Error:    none found (the input has no error message or traceback)\n" in out
+    assert "  Error:    none found (no Python exception or traceback in the input)\n" in out
     assert "Signature: vllm-sig/1:none:-:-:-#" in out
 
 

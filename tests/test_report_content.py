@@ -253,7 +253,7 @@ def test_repeated_error_prefix_is_not_doubled():
 def test_a_line_from_prose_is_not_called_an_error():
     text = render_text(analyze_text("vllm serve is slower than expected on my machine"))
     assert "Reported:" not in text and "slower than expected" not in text
-    assert "  Error:    none found (the input has no error message or traceback)\n" in text
+    assert "  Error:    none found (no Python exception or traceback in the input)\n" in text
     assert "  - a Python traceback or an error message\n" in text
 
 

@@ -175,3 +175,13 @@ def test_empty_facts():
     s, why = compute_signature(Facts())
     assert s.startswith("vllm-sig/1:none:-:-:-#")
     assert why
+
+
+def test_cuda_runtime_error_names_are_error_lines_when_there_is_no_traceback():
+    # a C++/CUDA program's output (as recorded on an H200): the CUDA error line, not the first line
+    from vllm_bug.analyzer.textfacts import facts_from_text as real_facts_from_text
+
+    facts = real_facts_from_text("# exit 1\nlaunch: cudaErrorInvalidValue: invalid argument\n")
+    signature, _ = compute_signature(facts)
+    assert "cudaErrorInvalidValue invalid argument" in signature
+    assert "exit" not in signature
