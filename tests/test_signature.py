@@ -110,7 +110,9 @@ def test_wrapper_exception_is_skipped_for_its_cause():
         "    raise RuntimeError('x')\n"
         "RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}\n")
     facts = facts_from_text(text)
-    assert facts.root_cause.message.startswith("Engine core")
+    assert "stream is capturing" in facts.root_cause.message  # the text pipeline skips the wrapper
+    # and the signature skips it on its own too, whatever root cause it is handed
+    facts.root_cause = next(tb for tb in facts.tracebacks if tb.message.startswith("Engine core"))
     s, why = compute_signature(facts)
     assert s == sig(STREAM_CAPTURE.format(root="/x/site-packages", l1=1, l2=2))
     assert any("skipped wrapper" in w for w in why)
