@@ -142,7 +142,7 @@ def parse_version(text: str | None) -> tuple[int, ...] | None:
     """'2.9.0+cu128' -> (2, 9, 0); '12.8' -> (12, 8); '0.6.4.post1' -> (0, 6, 4); None if no digits."""
     if not text:
         return None
-    m = re.match(r"\s*v?(\d+(?:\.\d+)*)", str(text))
+    m = re.match(r"\s*v?(\d{1,9}(?:\.\d{1,9})*)(?!\d)", str(text))  # int() refuses > 4300 digits
     if not m:
         return None
     return tuple(int(p) for p in m.group(1).split("."))

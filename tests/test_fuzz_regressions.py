@@ -41,21 +41,21 @@ def test_sizes_too_large_to_be_real_are_not_facts(line):
 @pytest.mark.parametrize("line", [
     f"INFO GPU KV cache size: {LONGER_THAN_INT_ALLOWS} tokens",
     f"INFO # GPU blocks: {LONGER_THAN_INT_ALLOWS}",
-    f"INFO Maximum concurrency for {LONGER_THAN_INT_ALLOWS} tokens per request: {HUGE}x",
+    f"INFO GPU KV cache size: 1 tokens\nINFO Maximum concurrency for {LONGER_THAN_INT_ALLOWS} tokens per request: {HUGE}x",
     f"ValueError: The model's max seq len ({LONGER_THAN_INT_ALLOWS}) is larger than the maximum number of tokens that can "
     f"be stored in KV cache ({LONGER_THAN_INT_ALLOWS}). Try increasing `gpu_memory_utilization`",
     f"vllm serve m --max-model-len {LONGER_THAN_INT_ALLOWS} --tensor-parallel-size 2",
 ])
 def test_counts_too_long_to_be_real_are_not_facts(line):
     facts = _analyzed(line).facts
-    assert facts.kv_cache_tokens is None and facts.gpu_blocks is None
+    assert facts.kv_cache_tokens in (None, 1) and facts.gpu_blocks is None
     assert not isinstance(facts.engine_args.get("max_model_len"), int)
 
 
 @pytest.mark.parametrize("line", [
     "INFO GPU KV cache size: , tokens",
     "INFO Maximum concurrency for , tokens per request: 0.5x",
-    "INFO Maximum concurrency for 4096 tokens per request: ..x",
+    "INFO KV cache\nINFO Maximum concurrency for 4096 tokens per request: ..x",
     "docker run --shm-size=. vllm/vllm-openai",
     "ValueError: max seq len (4096), (. GiB KV cache is needed, which is larger than the available KV cache memory (1.2.3 GiB)",
 ])
@@ -84,3 +84,76 @@ def test_compute_capability_with_absurd_digits_is_unknown():
 
     assert parse_compute_capability(f"{LONGER_THAN_INT_ALLOWS}.0") is None
     assert parse_compute_capability("9.0") == (9, 0)
+
+
+def _rules(text: str) -> list[str]:
+    return [f.rule for f in _analyzed(text).diagnoses]
+
+
+def test_an_absurd_parallel_size_does_not_hang_the_visible_devices_rule():
+    # range(10**17) was spelled out as the CUDA_VISIBLE_DEVICES to set: analyze never finished
+    analysis = _analyzed("CUDA_VISIBLE_DEVICES=0 vllm serve m --tensor-parallel-size 100000000000000000")
+    finding = next(f for f in analysis.diagnoses if f.rule == "CUDA_VISIBLE_DEVICES_HIDES_GPUS")
+    assert "CUDA_VISIBLE_DEVICES=0,1,...,99999999999999999" in finding.fixes[0]
+    finding = next(f for f in _analyzed("CUDA_VISIBLE_DEVICES=0 vllm serve m --tensor-parallel-size 4").diagnoses
+                   if f.rule == "CUDA_VISIBLE_DEVICES_HIDES_GPUS")
+    assert "CUDA_VISIBLE_DEVICES=0,1,2,3)" in finding.fixes[0]
+
+
+@pytest.mark.parametrize("text", [
+    "CUDA_VISIBLE_DEVICES=0 vllm serve m --tensor-parallel-size 1e999",  # inf: int(inf) OverflowError
+    "CUDA_VISIBLE_DEVICES=0\nINFO non-default args: {'model': 'm', 'tensor_parallel_size': " + "9" * 400 + "}",  # float(int) overflow
+])
+def test_engine_args_too_large_for_a_float_are_not_numbers(text):
+    assert "CUDA_VISIBLE_DEVICES_HIDES_GPUS" not in _rules(text)
+
+
+def test_visible_devices_with_non_ascii_digits():
+    gpu = "GPU 0: NVIDIA H100 80GB HBM3\n"
+    assert "CUDA_VISIBLE_DEVICES_HIDES_GPUS" not in _rules(gpu + "CUDA_VISIBLE_DEVICES=\u00b2 vllm serve m")  # '²'.isdigit(), int('²') raised
+    assert "CUDA_VISIBLE_DEVICES_HIDES_GPUS" in _rules(gpu + "CUDA_VISIBLE_DEVICES=3 vllm serve m")
+
+
+def test_versions_with_absurd_digits_are_unknown():
+    from vllm_bug.analyzer.facts import parse_version
+
+    assert parse_version(LONGER_THAN_INT_ALLOWS) is None
+    assert parse_version("2.9.0+cu128") == (2, 9, 0)
+    _analyzed(f"PyTorch version: {LONGER_THAN_INT_ALLOWS}\nvLLM Version: 0.10.1\nImportError: undefined symbol")
+
+
+@pytest.mark.parametrize("text", [
+    # the match lies past the 400 characters evidence keeps of a line
+    "ImportError: /" + "x" * 450 + "/libc.so.6: version `GLIBC_2.32' not found (required by vllm/_C.abi3.so)",
+    "IMPORTERROR: /LIB/LIBC.SO.6: VERSION `GLIBC_2.32' NOT FOUND",  # rules search case-insensitively
+    "Libc version: GLIBC-2.31\nImportError: /lib/libc.so.6: version `GLIBC_2.32' not found",
+])
+def test_glibc_rule_reads_the_whole_line_whatever_its_case(text):
+    assert "GLIBC_TOO_OLD" in _rules(text)
+
+
+def test_cuda_mismatch_rule_reads_the_whole_line_whatever_its_case():
+    text = ("RUNTIMEERROR: THE DETECTED CUDA VERSION (12.1) MISMATCHES THE VERSION THAT WAS USED TO COMPILE PYTORCH (11.8). "
+            "PLEASE MAKE SURE TO USE THE SAME CUDA VERSIONS.")
+    assert "TORCH_CUDA_DETECTED_MISMATCH" in _rules(text)
+
+
+@pytest.mark.parametrize("size", [".", "1.2.3", "..."])
+def test_oom_sizes_that_are_not_numbers(size):
+    text = (f"torch.OutOfMemoryError: CUDA out of memory. Tried to allocate {size} GiB. GPU 0 has a total capacity of "
+            f"{size} GiB of which {size} MiB is free. Process 1 has {size} GiB memory in use. Process 2 has 1.00 GiB memory in use.")
+    assert _rules(text)[0] == "CUDA_OOM"
+
+
+def test_free_memory_below_utilization_with_zero_total():
+    text = ("ValueError: Free memory on device (0.5/0 GiB) on startup is less than desired GPU memory utilization "
+            "(0.9, 10 GiB). Decrease GPU memory utilization or reduce GPU memory used by other processes.")
+    assert "FREE_MEMORY_BELOW_UTILIZATION" in _rules(text)
+
+
+def test_a_torch_pin_without_a_version_is_no_requirement():
+    from vllm_bug.analyzer.analyze import analyze_facts
+    from vllm_bug.analyzer.facts import Facts
+
+    facts = Facts(torch_version="2.9.0", vllm_version="0.11.0", vllm_requirements=[{"name": "torch", "specifier": "==."}])
+    assert "TORCH_NOT_WHAT_VLLM_REQUIRES" not in [f.rule for f in analyze_facts(facts).diagnoses]

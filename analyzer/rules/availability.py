@@ -42,6 +42,11 @@ def _visible_count(facts: Facts) -> int | None:
     return len([v for v in value.split(",") if v.strip()])
 
 
+def _first_indices(count: int) -> str:
+    """0,1,...,count-1 written out, elided past a few (a pasted tp of 10**24 must not build that list)."""
+    return ",".join(str(i) for i in range(count)) if count <= 16 else f"0,1,...,{count - 1}"
+
+
 def _parallel_size(facts: Facts) -> int | None:
     tp = engine_arg_number(facts, "tensor_parallel_size") or engine_arg_number(facts, "tp")
     pp = engine_arg_number(facts, "pipeline_parallel_size") or 1
@@ -95,9 +100,9 @@ def cuda_visible_devices_hides_gpus(facts: Facts) -> Finding | None:
         return Finding("CUDA_VISIBLE_DEVICES_HIDES_GPUS", "cuda_not_available", 0.85,
                        f"CUDA_VISIBLE_DEVICES={value} exposes {visible} GPU(s), but tensor x pipeline parallel size "
                        f"asks for {need}.", evidence=ev,
-                       fixes=[f"expose {need} GPUs (e.g. CUDA_VISIBLE_DEVICES={','.join(str(i) for i in range(need))}) "
+                       fixes=[f"expose {need} GPUs (e.g. CUDA_VISIBLE_DEVICES={_first_indices(need)}) "
                               f"or lower --tensor-parallel-size to {visible}"])
-    if present and value and all(v.strip().isdigit() for v in value.split(",")):
+    if present and value and all(re.fullmatch(r"\s*\d{1,9}\s*", v) for v in value.split(",")):
         too_high = [v for v in value.split(",") if int(v) >= present]
         if too_high:
             return Finding("CUDA_VISIBLE_DEVICES_HIDES_GPUS", "cuda_not_available", STRONG_HINT,

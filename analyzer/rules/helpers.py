@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -309,9 +310,10 @@ def engine_arg_number(facts: Facts, name: str) -> float | None:
     if value is None or isinstance(value, bool):
         return None
     try:
-        return float(value)
-    except (TypeError, ValueError):
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int too large for a float
         return None
+    return number if math.isfinite(number) else None
 
 
 def env_value(facts: Facts, name: str) -> str | None:

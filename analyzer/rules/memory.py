@@ -74,24 +74,24 @@ def oom_numbers(facts: Facts) -> dict:
     """Numbers torch prints in its OOM message: request, capacity, free, per-process use."""
     text = " ".join(grep(facts, r"Tried to allocate", limit=1))
     out: dict = {}
-    m = re.search(r"Tried to allocate ([\d.]+) ?([KMGT]i?B)", text)
+    m = re.search(r"Tried to allocate (\d{1,15}(?:\.\d+)?) ?([KMGT]i?B)", text)
     if m:
         out["requested_bytes"] = parse_size(*m.groups())
-    m = re.search(r"total capac\w* of ([\d.]+) ?([KMGT]i?B)", text) or re.search(r"([\d.]+) ?([KMGT]i?B) total capacity", text)
+    m = re.search(r"total capac\w* of (\d{1,15}(?:\.\d+)?) ?([KMGT]i?B)", text) or re.search(r"(\d{1,15}(?:\.\d+)?) ?([KMGT]i?B) total capacity", text)
     if m:
         out["total_bytes"] = parse_size(*m.groups())
-    m = re.search(r"of which ([\d.]+) ?([KMGT]i?B) is free", text) or re.search(r"([\d.]+) ?([KMGT]i?B) free", text)
+    m = re.search(r"of which (\d{1,15}(?:\.\d+)?) ?([KMGT]i?B) is free", text) or re.search(r"(\d{1,15}(?:\.\d+)?) ?([KMGT]i?B) free", text)
     if m:
         out["free_bytes"] = parse_size(*m.groups())
-    m = re.search(r"this process has ([\d.]+) ?([KMGT]i?B) memory in use", text)
+    m = re.search(r"this process has (\d{1,15}(?:\.\d+)?) ?([KMGT]i?B) memory in use", text)
     if m:
         out["this_process_bytes"] = parse_size(*m.groups())
-    m = re.search(r"(?:and )?([\d.]+) ?([KMGT]i?B|bytes) (?:is )?reserved by PyTorch but unallocated", text)
+    m = re.search(r"(?:and )?(\d{1,15}(?:\.\d+)?) ?([KMGT]i?B|bytes) (?:is )?reserved by PyTorch but unallocated", text)
     if m:
         out["reserved_unallocated_bytes"] = parse_size(m.group(1), "b" if m.group(2) == "bytes" else m.group(2))
     procs = {}
     for line in grep(facts, r"Process \d+ has [\d.]+ ?[KMGT]i?B memory in use", limit=50):
-        for pid, num, unit in re.findall(r"Process (\d+) has ([\d.]+) ?([KMGT]i?B) memory in use", line):
+        for pid, num, unit in re.findall(r"Process (\d+) has (\d{1,15}(?:\.\d+)?) ?([KMGT]i?B) memory in use", line):
             procs[pid] = parse_size(num, unit)
     if procs:
         out["processes"] = procs

@@ -28,13 +28,13 @@ def free_memory_below_utilization(facts: Facts) -> Finding | None:
     lines = evidence(facts, FREE_BELOW_UTIL, limit=2)
     if not lines:
         return None
-    m = re.search(r"\(([\d.]+)/([\d.]+) GiB\).*utilization \(([\d.]+), ([\d.]+) GiB\)", lines[0])
+    m = re.search(r"\((\d{1,15}(?:\.\d+)?)/(\d{1,15}(?:\.\d+)?) GiB\).*utilization \((\d{1,15}(?:\.\d+)?), (\d{1,15}(?:\.\d+)?) GiB\)", lines[0])
     fixes = ["find what else holds memory on that GPU (nvidia-smi --query-compute-apps=pid,used_memory --format=csv) "
              "and stop it, or give this instance a GPU of its own (CUDA_VISIBLE_DEVICES)"]
     details = {}
     if m:
         free, total, util, wanted = (float(g) for g in m.groups())
-        fits = max(0.0, (free - 0.5) / total)
+        fits = max(0.0, (free - 0.5) / total) if total else 0.0
         details = {"free_gib": free, "total_gib": total, "requested_utilization": util, "requested_gib": wanted}
         fixes.append(f"or lower --gpu-memory-utilization to at most {fits:.2f} ({free:.1f} of {total:.1f} GiB are free; "
                      f"{util:g} asks for {wanted:.1f} GiB)")
@@ -54,7 +54,7 @@ def other_processes_hold_memory(facts: Facts) -> Finding | None:
     others: list[str] = []
     # One OOM message lists every process on that GPU; per-rank messages for other GPUs do not count.
     for line in grep(facts, r"Process \d+ has [\d.]+ ?[KMGT]i?B memory in use", limit=20):
-        procs = re.findall(r"Process (\d+) has ([\d.]+) ?([KMGT]i?B) memory in use", line)
+        procs = re.findall(r"Process (\d+) has (\d{1,15}(?:\.\d+)?) ?([KMGT]i?B) memory in use", line)
         if len({pid for pid, _, _ in procs}) >= 2:
             others = [f"process {pid}: {fmt_gib(parse_size(num, unit))}" for pid, num, unit in procs]
             break

@@ -90,16 +90,26 @@ def extension_undefined_symbol(facts: Facts) -> Finding | None:
                           _torch_reinstall(facts)])
 
 
+def _first_match(facts: Facts, pattern: str) -> re.Match | None:
+    """The pattern's match in the first input line it is found in, as grep finds it (case-insensitive, unclipped)."""
+    for line in grep(facts, pattern, limit=1):
+        return re.search(pattern, line, re.IGNORECASE)
+    return None
+
+
 @rule("GLIBC_TOO_OLD", category="cuda_version_mismatch")
 def glibc_too_old(facts: Facts) -> Finding | None:
     lines = evidence(facts, GLIBC_MISSING, limit=2)
     if not lines:
         return None
-    need = re.search(GLIBC_MISSING, lines[0]).group(1)
+    m = _first_match(facts, GLIBC_MISSING)
+    if m is None:
+        return None
+    need = m.group(1)
     have = facts.glibc
     if have is None:
-        m = grep(facts, r"Libc version:\s*glibc-([\d.]+)", limit=1)
-        have = re.search(r"glibc-([\d.]+)", m[0]).group(1) if m else None
+        m = _first_match(facts, r"Libc version:\s*glibc-([\d.]+)")
+        have = m.group(1) if m else None
     title = f"The system C library is too old: a binary needs GLIBC_{need}"
     title += f", this system has glibc {have}." if have else "."
     return Finding("GLIBC_TOO_OLD", "cuda_version_mismatch", level(facts, GLIBC_MISSING), title, evidence=lines,
@@ -131,7 +141,10 @@ def torch_cuda_detected_mismatch(facts: Facts) -> Finding | None:
     lines = evidence(facts, DETECTED_MISMATCH, limit=1)
     if not lines:
         return None
-    nvcc, torch_cuda = re.search(DETECTED_MISMATCH, lines[0]).groups()
+    m = _first_match(facts, DETECTED_MISMATCH)
+    if m is None:
+        return None
+    nvcc, torch_cuda = m.groups()
     return Finding("TORCH_CUDA_DETECTED_MISMATCH", "cuda_version_mismatch", level(facts, DETECTED_MISMATCH),
                    f"A source build found CUDA toolkit {nvcc} (nvcc), but torch was built with CUDA {torch_cuda}.",
                    evidence=lines,
@@ -153,8 +166,8 @@ def torch_not_what_vllm_requires(facts: Facts) -> Finding | None:
     required = required or torch_required_by_vllm(version)
     if not required or (is_dev_build(version) and not facts.vllm_requirements):
         return None
-    have = parse_version(facts.torch_version)
-    if have is None or have[:2] == parse_version(required)[:2]:
+    have, want = parse_version(facts.torch_version), parse_version(required)
+    if have is None or want is None or have[:2] == want[:2]:
         return None
     broke = has(facts, r"undefined symbol|Failed to import from vllm\._C|ImportError")
     return Finding("TORCH_NOT_WHAT_VLLM_REQUIRES", "cuda_version_mismatch", STRONG_HINT if broke else SECONDARY,
