@@ -57,6 +57,10 @@ def _check_output(output: str, input_path: str, force: bool) -> None:
 
 def write_output(output: str, text: str, force: bool) -> None:
     """Write atomically: a temporary file beside the target, then a rename (exclusive unless --force)."""
+    from vllm_bug.schema.bundle import write_into_special_file
+
+    if write_into_special_file(text.encode("utf-8"), output):  # /dev/stdout, a FIFO: never replace the node
+        return
     directory = os.path.dirname(os.path.abspath(output))
     try:
         fd, tmp = tempfile.mkstemp(prefix=".vllm-bug-", dir=directory)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import tempfile
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -258,6 +259,8 @@ def write_bytes_exclusive(data: bytes, path: str | os.PathLike, force: bool = Fa
         raise VllmBugError(f"{p} is a directory; give a file path")
     if p.exists() and not force:
         raise VllmBugError(f"{p} already exists; use --force to overwrite it")
+    if write_into_special_file(data, p):
+        return p
     parent = p.parent if str(p.parent) else Path(".")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=parent)
@@ -286,6 +289,27 @@ def write_bytes_exclusive(data: bytes, path: str | os.PathLike, force: bool = Fa
         if os.path.exists(tmp):
             os.unlink(tmp)
     return p
+
+
+def write_into_special_file(data: bytes, path: str | os.PathLike) -> bool:
+    """Write into an existing device or pipe (/dev/null, /dev/stdout, a FIFO) rather than replace the node.
+
+    False when PATH is a regular file or does not exist (the caller writes it atomically).
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return False
+    if not (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)):
+        raise VllmBugError(f"{path} is a block device or socket, not a file: refusing to write to it")
+    try:
+        with open(path, "wb") as fh:
+            fh.write(data)
+    except OSError as exc:
+        raise VllmBugError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return True
 
 
 def write_bundle(doc: dict[str, Any], path: str | os.PathLike, force: bool = False) -> Path:

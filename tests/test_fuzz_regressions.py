@@ -157,3 +157,59 @@ def test_a_torch_pin_without_a_version_is_no_requirement():
 
     facts = Facts(torch_version="2.9.0", vllm_version="0.11.0", vllm_requirements=[{"name": "torch", "specifier": "==."}])
     assert "TORCH_NOT_WHAT_VLLM_REQUIRES" not in [f.rule for f in analyze_facts(facts).diagnoses]
+
+
+# -- the CLI's output files ------------------------------------------------------------------------
+def _read_fifo_in_background(fifo):
+    import threading
+
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    return reader, got
+
+
+def _unblock(fifo, reader) -> None:
+    import os
+
+    if reader.is_alive():  # nothing opened the pipe for writing: let the reader go
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+    reader.join(5)
+
+
+@pytest.mark.parametrize("command", [["analyze"], ["triage"]])
+def test_force_writes_into_a_pipe_instead_of_replacing_it(command, tmp_path, capsys):
+    # -o /dev/stdout --force (or /dev/null as root) replaced the device node with a regular file
+    import os
+    import stat
+
+    from vllm_bug.cli import main
+
+    log = tmp_path / "vllm.log"
+    log.write_text("RuntimeError: CUDA error: an illegal memory access was encountered\n")
+    fifo = tmp_path / "out"
+    os.mkfifo(fifo)
+    reader, got = _read_fifo_in_background(fifo)
+    try:
+        with pytest.raises(SystemExit) as exc:
+            main([*command, str(log), "-o", str(fifo), "--force"])
+    finally:
+        _unblock(fifo, reader)
+    assert exc.value.code in (0, None)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert got and b"illegal memory access" in got[0].lower().replace(b"_", b" ")
+
+
+def test_an_existing_pipe_still_needs_force(tmp_path):
+    import os
+
+    from vllm_bug.errors import VllmBugError
+    from vllm_bug.schema.bundle import write_bytes_exclusive
+
+    fifo = tmp_path / "out"
+    os.mkfifo(fifo)
+    with pytest.raises(VllmBugError, match="already exists"):
+        write_bytes_exclusive(b"x", fifo)
