@@ -213,3 +213,14 @@ def test_an_existing_pipe_still_needs_force(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(VllmBugError, match="already exists"):
         write_bytes_exclusive(b"x", fifo)
+
+
+def test_upper_case_concurrency_line_still_diagnoses():
+    # grep matches case-insensitively; the rule's own search did not, and m.group raised AttributeError
+    assert "KV_CACHE_CONCURRENCY_BELOW_ONE" in _rules("MAXIMUM CONCURRENCY FOR 29000 TOKENS PER REQUEST: 0.82X")
+
+
+def test_ptxas_arch_with_absurd_digits():
+    text = ("triton.runtime.errors.PTXASError: PTXAS error: Internal Triton PTX codegen error\n"
+            "ptxas --gpu-name=sm_" + LONGER_THAN_INT_ALLOWS + " /tmp/x.ptx")
+    assert "PTXAS_ARCH_UNSUPPORTED" in _rules(text)

@@ -26,7 +26,7 @@ def ptxas_arch_unsupported(facts: Facts) -> Finding | None:
         return None
     m = None
     for line in grep(facts, r"gpu-name=?'?sm_(\d+)", limit=2):
-        m = re.search(r"sm_(\d+)a?", line)
+        m = re.search(r"sm_(\d{1,4})a?", line)
     arch = f"sm_{m.group(1)}" if m else None
     blackwell = arch is not None and int(m.group(1)) >= 100
     title = "ptxas failed to assemble a Triton kernel" + (f" for {arch}" if arch else "")

@@ -126,7 +126,7 @@ def kv_cache_concurrency_below_one(facts: Facts) -> Finding | None:
     lines = grep(facts, r"Maximum concurrency for \d[\d,]{0,24} tokens per request: 0\.\d+x", limit=1)
     if not lines or has(facts, MAX_LEN_ANY):
         return None
-    m = re.search(r"for (\d[\d,]{0,24}) tokens per request: (0\.\d+)x", lines[0])
+    m = re.search(r"for (\d[\d,]{0,24}) tokens per request: (0\.\d+)x", lines[0], re.IGNORECASE)  # as grep matched it
     length, ratio = int(m.group(1).replace(",", "")), float(m.group(2))
     fits = _round_down(int(length * ratio))
     return Finding("KV_CACHE_CONCURRENCY_BELOW_ONE", "kv_cache_insufficient", HINT + 0.15,
