@@ -821,7 +821,7 @@ def _int_arg(args: dict[str, Any], key: str) -> int | None:
 def _float_arg(args: dict[str, Any], key: str) -> float | None:
     try:
         number = float(args[key]) if args.get(key) is not None else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int too large for a float
         return None
     return number if number is not None and 0 < number <= 1 else None
 

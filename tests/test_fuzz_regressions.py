@@ -224,3 +224,12 @@ def test_ptxas_arch_with_absurd_digits():
     text = ("triton.runtime.errors.PTXASError: PTXAS error: Internal Triton PTX codegen error\n"
             "ptxas --gpu-name=sm_" + LONGER_THAN_INT_ALLOWS + " /tmp/x.ptx")
     assert "PTXAS_ARCH_UNSUPPORTED" in _rules(text)
+
+
+def test_a_utilization_too_large_for_a_float_falls_back_to_the_default():
+    # float(10**400) raised OverflowError inside the memory arithmetic of KV_CACHE_NO_BLOCKS
+    text = ("GPU 0: NVIDIA H100 80GB HBM3\nINFO non-default args: {'model': 'meta-llama/Llama-3.1-8B-Instruct', "
+            f"'gpu_memory_utilization': {HUGE}}}\nValueError: No available memory for the cache blocks. "
+            "Try increasing gpu_memory_utilization when initializing the engine.")
+    finding = next(f for f in _analyzed(text).diagnoses if f.rule == "KV_CACHE_NO_BLOCKS")
+    assert any("gpu_memory_utilization not given" in note for note in finding.details["memory"]["notes"])
