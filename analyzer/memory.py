@@ -223,7 +223,7 @@ def shape_from_config(config: dict[str, Any], name: str | None = None) -> ModelS
         vocab_size=_as_count(config, "vocab_size"),
         dtype=_dtype_of(config),
         max_position_embeddings=_as_count(config, "max_position_embeddings", limit=10**9),
-        num_parameters=params if isinstance(params, int) and not isinstance(params, bool) and params > 0 else None,
+        num_parameters=params if isinstance(params, int) and not isinstance(params, bool) and 0 < params <= 10**15 else None,
         tie_word_embeddings=bool(config.get("tie_word_embeddings", False)),
         num_experts=num_experts,
         num_experts_per_tok=_first_count(config, "num_experts_per_tok", "experts_per_token", "moe_topk") or 0,

@@ -233,3 +233,19 @@ def test_a_utilization_too_large_for_a_float_falls_back_to_the_default():
             "Try increasing gpu_memory_utilization when initializing the engine.")
     finding = next(f for f in _analyzed(text).diagnoses if f.rule == "KV_CACHE_NO_BLOCKS")
     assert any("gpu_memory_utilization not given" in note for note in finding.details["memory"]["notes"])
+
+
+def test_memory_ignores_a_parameter_count_too_large_for_a_float(tmp_path, capsys):
+    # "num_parameters": 10**400 made the weight arithmetic raise OverflowError (an "internal error")
+    import json
+
+    from vllm_bug.cli import main
+
+    config = {"num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8, "hidden_size": 4096,
+              "intermediate_size": 14336, "vocab_size": 128256, "torch_dtype": "bfloat16", "num_parameters": 10**400}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(SystemExit) as exc:
+        main(["memory", "--config", str(tmp_path), "--gpu", "H100", "--max-model-len", "4096", "--format", "json"])
+    out, err = capsys.readouterr()
+    assert exc.value.code == 0, err
+    assert 8_000_000_000 < json.loads(out)["parameters"] < 8_100_000_000  # counted from the shape instead
