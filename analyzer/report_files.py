@@ -26,6 +26,10 @@ def report_paths(bundle_path: Path) -> tuple[Path, Path]:
     return stem.with_name(stem.name + ".md"), stem.with_name(stem.name + ".zip")
 
 
+def report_paths_list(bundle_path: Path) -> list[Path]:
+    return list(report_paths(bundle_path))
+
+
 def write_report_files(bundle_path: Path, doc: dict[str, Any], bundle_bytes: bytes, force: bool) -> list[Path]:
     """Write the report and the zip beside the bundle; returns their paths (report first)."""
     from vllm_bug.schema.bundle import write_bytes_exclusive

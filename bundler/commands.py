@@ -21,6 +21,7 @@ from typing import Any, Callable
 from vllm_bug.errors import UsageProblem, VllmBugError
 
 AfterWrite = Callable[[Path, dict], list[str]]
+Companions = Callable[[Path], "list[Path]"]  # files the after-write step will put beside the bundle
 EXIT_CANNOT_START = 127
 PUMP_CHUNK = 65536
 
@@ -41,17 +42,26 @@ def resolve_python(python_exe: str | None) -> str | None:
 
 def collect_command(log_path: str | None = None, output: str | None = None, force: bool = False,
                     timeout_s: float = 60.0, python_exe: str | None = None, model: str | None = None,
-                    quiet: bool = False, *, after_write: AfterWrite | None = None) -> int:
+                    quiet: bool = False, *, after_write: AfterWrite | None = None,
+                    companions: Companions | None = None) -> int:
     from vllm_bug.bundler.collect import CollectOptions, check_output_writable, output_path
     from vllm_bug.bundler.logcapture import read_log
 
     path = output_path(output)
-    check_output_writable(path, force)
+    _check_outputs(path, force, companions)
     python = resolve_python(python_exe)
     log = read_log(log_path) if log_path else None
     options = CollectOptions(output=str(path), force=force, timeout_s=timeout_s, python_exe=python, model=model,
                              log=log, progress=not quiet and sys.stderr.isatty())
     return _collect_and_report(options, path, quiet, after_write, sys.stdout)
+
+
+def _check_outputs(path: Path, force: bool, companions: Companions | None) -> None:
+    """Before any probe or command runs: the bundle and every file written beside it must be writable."""
+    from vllm_bug.bundler.collect import check_output_writable
+
+    for target in [path, *(companions(path) if companions else [])]:
+        check_output_writable(target, force)
 
 
 def _collect_and_report(options: Any, path: Path, quiet: bool, after_write: AfterWrite | None, stream) -> int:
@@ -309,8 +319,9 @@ class _CannotStart(Exception):
 
 
 def run_command(output: str | None = None, force: bool = False, always: bool = False,
-                command: tuple[str, ...] | list[str] = (), *, after_write: AfterWrite | None = None) -> int:
-    from vllm_bug.bundler.collect import CollectOptions, check_output_writable, output_path
+                command: tuple[str, ...] | list[str] = (), *, after_write: AfterWrite | None = None,
+                companions: Companions | None = None) -> int:
+    from vllm_bug.bundler.collect import CollectOptions, output_path
 
     argv = list(command)
     if argv and argv[0] == "--":
@@ -318,7 +329,7 @@ def run_command(output: str | None = None, force: bool = False, always: bool = F
     if not argv:
         raise UsageProblem("no command given; usage: vllm-bug run -- COMMAND [ARGS...]")
     path = output_path(output)
-    check_output_writable(path, force)
+    _check_outputs(path, force, companions)
     try:
         exit_code, returncode, duration, accumulator = run_child(
             argv, _binary(sys.stdout), _binary(sys.stderr))

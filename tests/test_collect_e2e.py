@@ -68,6 +68,11 @@ def assert_no_canary(path: Path) -> dict:
     assert not leaked, f"secrets reached the bundle: {leaked}"
     # also the JSON-escaped forms, in case a canary was split by escaping
     assert not [c for c in ALL if json.dumps(c)[1:-1] in text]
+    # and the report and zip written beside it
+    for companion in (path.with_suffix(".md"), path.with_suffix(".zip")):
+        if companion.exists():
+            body = companion.read_bytes()
+            assert not [c for c in ALL if c.encode() in body], f"secrets reached {companion.name}"
     return read_bundle(path)
 
 
@@ -138,7 +143,7 @@ def test_collect_from_stdin(tmp_path):
     assert doc["payload"]["log"]["source"] == "stdin"
 
 
-@pytest.mark.parametrize("problem, code", [("missing", 3), ("binary", 3), ("exists", 1)])
+@pytest.mark.parametrize("problem, code", [("missing", 3), ("binary", 3), ("exists", 1), ("report exists", 1)])
 def test_collect_refusals_are_one_line(tmp_path, problem, code):
     out = tmp_path / "b.zst"
     log = tmp_path / "vllm.log"
@@ -147,6 +152,9 @@ def test_collect_refusals_are_one_line(tmp_path, problem, code):
     elif problem == "exists":
         log.write_text("INFO ok\n")
         out.write_bytes(b"keep")
+    elif problem == "report exists":  # the .md written beside the bundle is checked before collecting
+        log.write_text("INFO ok\n")
+        (tmp_path / "b.md").write_bytes(b"keep")
     result = run_cli(["collect", "--log", str(log), "-o", str(out)], tmp_path)
     assert result.returncode == code
     assert result.stderr.startswith("vllm-bug: error: ") and result.stderr.count("\n") == 1
@@ -155,3 +163,5 @@ def test_collect_refusals_are_one_line(tmp_path, problem, code):
         assert out.read_bytes() == b"keep"
     else:
         assert not out.exists()
+    if problem == "report exists":
+        assert (tmp_path / "b.md").read_bytes() == b"keep"

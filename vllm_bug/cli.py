@@ -48,10 +48,10 @@ def cli() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Print only the bundle path.")
 def collect(**options) -> None:
     """Collect a redacted, schema-validated bundle about this machine and the failed run."""
-    from vllm_bug.analyzer.report_files import after_write_hook
+    from vllm_bug.analyzer.report_files import after_write_hook, report_paths_list
     from vllm_bug.bundler.commands import collect_command
 
-    sys.exit(collect_command(**options, after_write=after_write_hook(options["force"])))
+    sys.exit(collect_command(**options, after_write=after_write_hook(options["force"]), companions=report_paths_list))
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}, epilog=EXIT_CODES_HELP)
@@ -65,10 +65,10 @@ def run(**options) -> None:
     Exits with COMMAND's exit code (128+N if signal N killed it; 127 if it cannot be started).
     Put `--` before the command: vllm-bug run -- vllm serve MODEL
     """
-    from vllm_bug.analyzer.report_files import after_write_hook
+    from vllm_bug.analyzer.report_files import after_write_hook, report_paths_list
     from vllm_bug.bundler.commands import run_command
 
-    sys.exit(run_command(**options, after_write=after_write_hook(options["force"])))
+    sys.exit(run_command(**options, after_write=after_write_hook(options["force"]), companions=report_paths_list))
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
