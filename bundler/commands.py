@@ -24,6 +24,10 @@ AfterWrite = Callable[[Path, dict], list[str]]
 Companions = Callable[[Path], "list[Path]"]  # files the after-write step will put beside the bundle
 EXIT_CANNOT_START = 127
 PUMP_CHUNK = 65536
+# Processes the command leaves behind (hung workers) can hold its pipes open for ever: once the command
+# has exited, its output is read until the pipes have been quiet this long, or for at most ORPHAN_MAX_S.
+ORPHAN_QUIET_S = 2.0
+ORPHAN_MAX_S = 30.0
 
 
 # ------------------------------------------------------------------ collect
@@ -213,6 +217,9 @@ class _Pump:
     def __init__(self, name: str, fd: int, sink, accumulator, lock: threading.Lock) -> None:
         self.name, self.fd, self.sink, self.accumulator, self.lock = name, fd, sink, accumulator, lock
         self.carry = b""
+        self.last_read = time.monotonic()
+        self.busy = False  # passing data on: a slow reader of our own output is not a quiet pipe
+        self.detached = False  # set (under lock) when run_child stops waiting: the log is complete
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
@@ -223,11 +230,14 @@ class _Pump:
                 break
             if not data:
                 break
+            self.busy = True
             self._pass_through(data)
             self._keep(data)
+            self.last_read, self.busy = time.monotonic(), False
         if self.carry:
             with self.lock:
-                self.accumulator.feed(self.carry + b"\n", self.name)
+                if not self.detached:
+                    self.accumulator.feed(self.carry + b"\n", self.name)
             self.carry = b""
 
     def _pass_through(self, data: bytes) -> None:
@@ -246,7 +256,8 @@ class _Pump:
         cut = cut or len(data)
         self.carry = data[cut:]
         with self.lock:
-            self.accumulator.feed(data[:cut], self.name)
+            if not self.detached:
+                self.accumulator.feed(data[:cut], self.name)
 
 
 def _child_env() -> dict[str, str]:
@@ -303,15 +314,30 @@ def run_child(argv: list[str], stdout_sink, stderr_sink):
         for pump in pumps:
             pump.thread.start()
         returncode = child.wait()
-        for pump in pumps:
-            pump.thread.join()
+        _wait_for_output(pumps, lock)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        child.stdout.close()
-        child.stderr.close()
+        for pump, pipe in zip(pumps, (child.stdout, child.stderr)):
+            if not pump.thread.is_alive():  # closing a pipe a pump still reads could hand its fd number to another file
+                pipe.close()
     exit_code = returncode if returncode >= 0 else 128 - returncode
     return exit_code, returncode, time.monotonic() - started, accumulator
+
+
+def _wait_for_output(pumps: list[_Pump], lock: threading.Lock) -> None:
+    """Read the exited command's pipes to their end, unless processes it left behind keep them open."""
+    exited = time.monotonic()
+    while any(p.thread.is_alive() for p in pumps):
+        now = time.monotonic()
+        quiet = not any(p.busy for p in pumps) and now - max(exited, *(p.last_read for p in pumps)) > ORPHAN_QUIET_S
+        if quiet or now - exited > ORPHAN_MAX_S:
+            break
+        for pump in pumps:
+            pump.thread.join(0.05)
+    with lock:
+        for pump in pumps:
+            pump.detached = True
 
 
 class _CannotStart(Exception):

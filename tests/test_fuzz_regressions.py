@@ -249,3 +249,35 @@ def test_memory_ignores_a_parameter_count_too_large_for_a_float(tmp_path, capsys
     out, err = capsys.readouterr()
     assert exc.value.code == 0, err
     assert 8_000_000_000 < json.loads(out)["parameters"] < 8_100_000_000  # counted from the shape instead
+
+
+# -- vllm-bug run ------------------------------------------------------------------------------------
+def test_run_does_not_wait_for_processes_the_command_left_behind(monkeypatch):
+    # a hung worker holding the command's stdout kept `vllm-bug run` waiting (for ever) after the command exited
+    import io
+    import time
+
+    from vllm_bug.bundler import commands
+
+    monkeypatch.setattr(commands, "ORPHAN_QUIET_S", 0.3)
+    started = time.monotonic()
+    exit_code, _, _, accumulator = commands.run_child(
+        ["sh", "-c", "sleep 8 & echo started; echo 'RuntimeError: boom' >&2; exit 3"], io.BytesIO(), io.BytesIO())
+    assert time.monotonic() - started < 5
+    assert exit_code == 3
+    text = accumulator.finish("command", "sh").text
+    assert "started" in text and "RuntimeError: boom" in text
+
+
+def test_run_still_reads_output_written_just_after_the_command_exits(monkeypatch):
+    import io
+
+    from vllm_bug.bundler import commands
+
+    monkeypatch.setattr(commands, "ORPHAN_QUIET_S", 1.0)
+    sink = io.BytesIO()
+    exit_code, _, _, accumulator = commands.run_child(
+        ["sh", "-c", "(sleep 0.3; echo late line) & echo first; exit 1"], sink, io.BytesIO())
+    assert exit_code == 1
+    assert accumulator.finish("command", "sh").text == "first\nlate line\n"
+    assert sink.getvalue() == b"first\nlate line\n"
