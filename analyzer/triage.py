@@ -236,6 +236,20 @@ def render(result: TriageResult, fmt: str) -> str:
     return format_table(result)
 
 
+def _refuse_output_over_an_input(output: str, files: list[str]) -> None:
+    try:
+        target = os.stat(output)
+    except OSError:
+        return
+    for path in files:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
+            raise VllmBugError(f"refusing to write the result over the input {path}")
+
+
 def triage_command(paths, fmt: str = "table", output: str | None = None, force: bool = False,
                    jobs: int | None = None) -> int:
     import click
@@ -243,6 +257,8 @@ def triage_command(paths, fmt: str = "table", output: str | None = None, force: 
     if output and os.path.lexists(output) and not force:
         raise VllmBugError(f"{output} already exists; pass --force to overwrite it")
     files, bad = expand_inputs(paths)
+    if output:
+        _refuse_output_over_an_input(output, files)
     if not files and not bad:
         raise UsageProblem("no inputs found (looked for " + ", ".join(sorted(INPUT_SUFFIXES)) + " files)")
     if sys.stderr.isatty() and files:

@@ -281,3 +281,16 @@ def test_run_still_reads_output_written_just_after_the_command_exits(monkeypatch
     assert exit_code == 1
     assert accumulator.finish("command", "sh").text == "first\nlate line\n"
     assert sink.getvalue() == b"first\nlate line\n"
+
+
+def test_triage_never_writes_its_table_over_an_input(tmp_path, capsys):
+    # `triage DIR -o DIR/a.log --force` replaced the input a.log with the table
+    from vllm_bug.cli import main
+
+    log = tmp_path / "a.log"
+    log.write_text("RuntimeError: CUDA error: an illegal memory access was encountered\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["triage", str(tmp_path), "-o", str(log), "--force"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 1 and "over the input" in err and err.count("\n") == 1
+    assert log.read_text().startswith("RuntimeError")
