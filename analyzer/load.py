@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import stat
 import sys
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from vllm_bug.errors import UnreadableInput, UnsafeInput
+from vllm_bug.schema.bundle import read_file_capped, read_stream_capped
 
 MAX_INPUT_BYTES = 32 << 20  # the largest file or stdin accepted at all
 MAX_ZIP_MEMBERS = 64
@@ -84,45 +83,11 @@ def classify_bytes(data: bytes, name: str) -> LoadedInput:
 
 # -- reading ---------------------------------------------------------------------------------
 def _read_file(path: str) -> bytes:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise UnreadableInput(f"{path}: no such file") from None
-    except PermissionError:
-        raise UnreadableInput(f"{path}: permission denied") from None
-    except OSError as exc:
-        raise UnreadableInput(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise UnreadableInput(f"{path} is a directory; give a bundle or a text file")
-    if not (stat.S_ISREG(st.st_mode) or stat.S_ISFIFO(st.st_mode) or stat.S_ISCHR(st.st_mode)):
-        raise UnreadableInput(f"{path} is not a regular file")
-    if stat.S_ISREG(st.st_mode) and st.st_size > MAX_INPUT_BYTES:
-        raise UnsafeInput(f"{path} is {st.st_size} bytes, over the {MAX_INPUT_BYTES}-byte input limit: refused")
-    try:
-        with open(path, "rb") as fh:
-            return _read_capped(fh, path)
-    except PermissionError:
-        raise UnreadableInput(f"{path}: permission denied") from None
-    except IsADirectoryError:
-        raise UnreadableInput(f"{path} is a directory; give a bundle or a text file") from None
-    except OSError as exc:
-        raise UnreadableInput(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return read_file_capped(path, MAX_INPUT_BYTES, what="a bundle or a text file")
 
 
 def _read_capped(stream: BinaryIO, name: str) -> bytes:
-    chunks: list[bytes] = []
-    total = 0
-    while total <= MAX_INPUT_BYTES:
-        chunk = stream.read(min(1 << 20, MAX_INPUT_BYTES + 1 - total))
-        if not chunk:
-            break
-        if isinstance(chunk, str):  # a text stream slipped through; its bytes are what we hash
-            chunk = chunk.encode("utf-8", "surrogateescape")
-        chunks.append(chunk)
-        total += len(chunk)
-    if total > MAX_INPUT_BYTES:
-        raise UnsafeInput(f"{name} is over the {MAX_INPUT_BYTES}-byte input limit: refused")
-    return b"".join(chunks)
+    return read_stream_capped(stream, name, MAX_INPUT_BYTES)
 
 
 # -- bundles ---------------------------------------------------------------------------------

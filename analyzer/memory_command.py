@@ -16,6 +16,7 @@ import click
 
 from vllm_bug.analyzer import memory
 from vllm_bug.errors import EXIT_OK, UnreadableInput, UnsafeInput, UsageProblem
+from vllm_bug.schema.bundle import read_file_capped
 
 CONFIG_MAX_BYTES = 4 << 20  # real config.json files are a few KiB; vision configs a few hundred
 GPU_EXAMPLES = "A100-80GB, A100-40GB, H100, H200, L40S, L4, A10G, RTX 4090, V100-32GB, T4, or a size in GiB such as 80"
@@ -76,17 +77,7 @@ def read_config(path_text: str) -> dict[str, Any]:
     path = Path(path_text)
     if path.is_dir():
         path = path / "config.json"
-    if not path.exists():
-        raise UnreadableInput(f"{path}: no such file")
-    if not path.is_file():
-        raise UnreadableInput(f"{path}: not a regular file")
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(CONFIG_MAX_BYTES + 1)
-    except OSError as exc:
-        raise UnreadableInput(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if len(raw) > CONFIG_MAX_BYTES:
-        raise UnsafeInput(f"{path}: larger than {CONFIG_MAX_BYTES >> 20} MiB; a config.json is a few KiB")
+    raw = read_file_capped(path, CONFIG_MAX_BYTES, what="a config.json or its folder", streams=False)
     try:
         config = json.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError:

@@ -230,26 +230,64 @@ def decode(data: bytes) -> dict[str, Any]:
     return doc
 
 
-def read_bytes_capped(path: str | os.PathLike, limit: int = MAX_COMPRESSED_BYTES) -> bytes:
-    p = Path(path)
+def read_file_capped(path: str | os.PathLike, limit: int, *, what: str = "a file", streams: bool = True) -> bytes:
+    """The bytes of PATH, refused past LIMIT; one-line UnreadableInput/UnsafeInput naming the path otherwise.
+
+    WHAT names the expected input in the message for a directory. With STREAMS, pipes and character
+    devices are read too (their size is only known once read); without, only regular files are.
+    """
+    p = os.fspath(path)
     try:
-        if p.is_dir():
-            raise UnreadableInput(f"{p} is a directory, not a bundle")
-        with open(p, "rb") as fh:
-            data = fh.read(limit + 1)
-    except FileNotFoundError:
-        raise UnreadableInput(f"{p}: no such file") from None
-    except PermissionError:
-        raise UnreadableInput(f"{p}: permission denied") from None
+        st = os.stat(p)
     except OSError as exc:
-        raise UnreadableInput(f"{p}: cannot read ({exc.strerror or exc})") from None
-    if len(data) > limit:
-        raise UnsafeInput(f"{p} is larger than the {limit}-byte limit: refused")
-    return data
+        raise _unreadable(p, exc, what) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise UnreadableInput(f"{p} is a directory; give {what}")
+    is_stream = stat.S_ISFIFO(st.st_mode) or stat.S_ISCHR(st.st_mode)
+    if not (stat.S_ISREG(st.st_mode) or (streams and is_stream)):
+        raise UnreadableInput(f"{p}: not a regular file")
+    if stat.S_ISREG(st.st_mode) and st.st_size > limit:
+        raise UnsafeInput(f"{p} is {st.st_size} bytes, over the {_size_words(limit)} limit: refused")
+    try:
+        with open(p, "rb") as fh:
+            return read_stream_capped(fh, p, limit)
+    except OSError as exc:
+        raise _unreadable(p, exc, what) from None
+
+
+def read_stream_capped(stream: Any, name: str, limit: int) -> bytes:
+    """All of a binary stream, read in chunks and refused once it passes LIMIT bytes."""
+    chunks: list[bytes] = []
+    total = 0
+    while total <= limit:
+        chunk = stream.read(min(1 << 20, limit + 1 - total))
+        if not chunk:
+            break
+        if isinstance(chunk, str):  # a text stream slipped through; its bytes are what we keep
+            chunk = chunk.encode("utf-8", "surrogateescape")
+        chunks.append(chunk)
+        total += len(chunk)
+    if total > limit:
+        raise UnsafeInput(f"{name} is over the {_size_words(limit)} limit: refused")
+    return b"".join(chunks)
+
+
+def _unreadable(path: str, exc: OSError, what: str) -> UnreadableInput:
+    if isinstance(exc, FileNotFoundError):
+        return UnreadableInput(f"{path}: no such file")
+    if isinstance(exc, PermissionError):
+        return UnreadableInput(f"{path}: permission denied")
+    if isinstance(exc, IsADirectoryError):
+        return UnreadableInput(f"{path} is a directory; give {what}")
+    return UnreadableInput(f"{path}: cannot read ({exc.strerror or exc})")
+
+
+def _size_words(limit: int) -> str:
+    return f"{limit >> 20} MiB" if limit and limit % (1 << 20) == 0 else f"{limit}-byte"
 
 
 def read_bundle(path: str | os.PathLike) -> dict[str, Any]:
-    return decode(read_bytes_capped(path))
+    return decode(read_file_capped(path, MAX_COMPRESSED_BYTES, what="a bundle"))
 
 
 def write_bytes_exclusive(data: bytes, path: str | os.PathLike, force: bool = False) -> Path:

@@ -168,7 +168,7 @@ def test_config_without_context_length_is_a_usage_error(capsys, tmp_path):
 def test_oversized_config_exit_4(capsys, tmp_path):
     big = b'{"pad": "' + b"x" * (4 << 20) + b'"}'
     code, out, err = run(capsys, "--config", _config_file(tmp_path, big), "--gpu", "80")
-    assert_one_line_error(code, err, 4, "larger than 4 MiB")
+    assert_one_line_error(code, err, 4, "over the 4 MiB limit")
     assert out == ""
 
 
