@@ -78,27 +78,29 @@ def _skip_class(pattern: str, i: int) -> int:
     return -1
 
 
+def _atom_end(pattern: str, j: int) -> int:
+    """Index just after the escape, character class or single character at pattern[j]; -1 if unterminated."""
+    ch = pattern[j]
+    if ch == "\\":
+        return j + 2
+    if ch == "[":
+        return _skip_class(pattern, j)
+    return j + 1
+
+
 def _skip_group(pattern: str, i: int) -> int:
     """Index just after the group that opens at pattern[i] == '('; -1 if unbalanced."""
     depth = 0
     j = i
-    while j < len(pattern):
+    while 0 <= j < len(pattern):
         ch = pattern[j]
-        if ch == "\\":
-            j += 2
-            continue
-        if ch == "[":
-            j = _skip_class(pattern, j)
-            if j < 0:
-                return -1
-            continue
         if ch == "(":
             depth += 1
         elif ch == ")":
             depth -= 1
             if depth == 0:
                 return j + 1
-        j += 1
+        j = _atom_end(pattern, j)
     return -1
 
 
@@ -106,25 +108,16 @@ def _split_alternatives(pattern: str) -> list[str | None]:
     parts: list[str | None] = []
     start = 0
     j = 0
-    while j < len(pattern):
+    while 0 <= j < len(pattern):
         ch = pattern[j]
-        if ch == "\\":
-            j += 2
-            continue
-        if ch == "[":
-            j = _skip_class(pattern, j)
-        elif ch == "(":
-            j = _skip_group(pattern, j)
-        elif ch == ")":
+        if ch == ")":
             return [None]
-        elif ch == "|":
+        if ch == "|":
             parts.append(pattern[start:j])
             start = j + 1
-            j += 1
-        else:
-            j += 1
-        if j < 0:
-            return [None]
+        j = _skip_group(pattern, j) if ch == "(" else _atom_end(pattern, j)
+    if j < 0:
+        return [None]
     parts.append(pattern[start:])
     return parts
 
