@@ -90,6 +90,12 @@ def _set(facts: Facts, name: str, value: Any) -> None:
         setattr(facts, name, value)
 
 
+def _fill(facts: Facts, name: str, rx: Any, blob: str, group: int = 1) -> None:
+    """facts.NAME from GROUP of RX's first match in BLOB, unless NAME is already known."""
+    if getattr(facts, name) is None and (m := rx.search(blob)):
+        setattr(facts, name, m.group(group))
+
+
 def _apply_collect_env(facts: Facts, env: CollectEnv) -> None:
     if not env.found:
         return
@@ -230,10 +236,7 @@ _PY_PATH = lazy_compile(r"/python(3\.\d{1,2})/(?:site|dist)-packages/")
 
 def _versions(facts: Facts, blob: str) -> None:
     _set(facts, "torch_version", facts.package("torch"))
-    if facts.torch_version is None:
-        m = _TORCH_FREE.search(blob)
-        if m:
-            facts.torch_version = m.group(1)
+    _fill(facts, "torch_version", _TORCH_FREE, blob)
     if facts.torch_cuda is None and facts.torch_version:
         m = _TORCH_CU_SUFFIX.search(facts.torch_version)
         if m:
@@ -241,19 +244,10 @@ def _versions(facts: Facts, blob: str) -> None:
             facts.torch_cuda = f"{digits[:-1]}.{digits[-1]}"
     _set(facts, "vllm_version", facts.package("vllm"))
     for rx in (_VLLM_LOG, _VLLM_IMAGE, _VLLM_FREE):
-        if facts.vllm_version is not None:
-            break
-        m = rx.search(blob)
-        if m:
-            facts.vllm_version = m.group(1)
-    if facts.nvcc_version is None and "compilation tools" in blob:
-        m = _NVCC.search(blob)
-        if m:
-            facts.nvcc_version = m.group(2)
-    if facts.python_version is None:
-        m = _PY_PATH.search(blob)
-        if m:
-            facts.python_version = m.group(1)
+        _fill(facts, "vllm_version", rx, blob)
+    if "compilation tools" in blob:
+        _fill(facts, "nvcc_version", _NVCC, blob, group=2)
+    _fill(facts, "python_version", _PY_PATH, blob)
 
 
 _DRIVER_FREE = lazy_compile(r"(?:driver(?:[ \t]+version)?|驱动)[ \t]*[:=：]?[ \t]*`?(\d{3}\.\d{1,3}(?:\.\d{1,3})?)\b", re.IGNORECASE)
@@ -261,14 +255,9 @@ _DEVICE_QUERY = lazy_compile(r"CUDA Driver Version / Runtime Version\s+(\d+\.\d+
 
 
 def _driver(facts: Facts, blob: str) -> None:
-    if facts.driver_version is None:
-        m = _DRIVER_FREE.search(blob)
-        if m:
-            facts.driver_version = m.group(1)
-    if facts.driver_cuda is None and "Runtime Version" in blob:
-        m = _DEVICE_QUERY.search(blob)
-        if m:
-            facts.driver_cuda = m.group(1)
+    _fill(facts, "driver_version", _DRIVER_FREE, blob)
+    if "Runtime Version" in blob:
+        _fill(facts, "driver_cuda", _DEVICE_QUERY, blob)
 
 
 # -- GPUs ------------------------------------------------------------------------------------
