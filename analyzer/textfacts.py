@@ -15,7 +15,7 @@ from typing import Any
 
 from vllm_bug.analyzer.collect_env_parse import CollectEnv, parse_bool, parse_collect_env
 from vllm_bug.analyzer.facts import Facts, Gpu, normalise_package_name
-from vllm_bug.analyzer.gpus import lookup_gpu, parse_compute_capability
+from vllm_bug.analyzer.gpus import lookup_gpu
 from vllm_bug.analyzer.logclean import clean_lines
 from vllm_bug.analyzer.tracebacks import parse_tracebacks, pick_root_cause
 from vllm_bug.analyzer.lazyre import lazy_compile

@@ -19,7 +19,6 @@ import io
 import json
 import os
 import sys
-from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path

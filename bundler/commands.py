@@ -48,7 +48,7 @@ def collect_command(log_path: str | None = None, output: str | None = None, forc
                     timeout_s: float = 60.0, python_exe: str | None = None, model: str | None = None,
                     quiet: bool = False, *, after_write: AfterWrite | None = None,
                     companions: Companions | None = None) -> int:
-    from vllm_bug.bundler.collect import CollectOptions, check_output_writable, output_path
+    from vllm_bug.bundler.collect import CollectOptions, output_path
     from vllm_bug.bundler.logcapture import read_log
 
     path = output_path(output)

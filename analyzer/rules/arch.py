@@ -83,7 +83,7 @@ def _arch_fixes(facts: Facts, gpu: tuple[str, tuple[int, int]] | None) -> list[s
                 "use a newer GPU, or a runtime that still supports this generation (llama.cpp, or transformers "
                 "with an older torch)"]
     if cc < (7, 5) and (at_least(vllm_version(facts), (0, 20)) or (torch_cuda and torch_cuda[0] >= 13)):
-        return [f"CUDA 13 builds dropped Volta (sm_70): install the CUDA 12.x build of torch and vLLM "
+        return ["CUDA 13 builds dropped Volta (sm_70): install the CUDA 12.x build of torch and vLLM "
                 "(e.g. uv pip install vllm --torch-backend=cu128 / cu129), or an older vLLM release"]
     return [f"{name} has compute capability {cc_text(cc)}: a custom or source build may lack sm_{cc[0]}{cc[1]}; rebuild "
             f"with TORCH_CUDA_ARCH_LIST=\"{cc_text(cc)}\" or install the official wheels",

@@ -10,7 +10,6 @@ from vllm_bug.analyzer.rules import rule
 from vllm_bug.analyzer.rules.helpers import (
     grep,
     has,
-    HINT,
     STRONG_HINT,
     engine_arg_number,
     env_value,

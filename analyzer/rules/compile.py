@@ -8,7 +8,7 @@ from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.findings import Finding
 from vllm_bug.analyzer.knowledge import attention_backend_advice, compile_off_advice
 from vllm_bug.analyzer.rules import rule
-from vllm_bug.analyzer.rules.helpers import grep, has, engine_arg, evidence, level, min_cc, vllm_version
+from vllm_bug.analyzer.rules.helpers import grep, engine_arg, evidence, level, min_cc, vllm_version
 
 PTXAS = (r"ptxas fatal|ptxas .*error|Value 'sm_\d+a?' is not defined for option 'gpu-name'|"
          r"ptxas.*--gpu-name=sm_\d+.*(non-zero exit status|returned)|PTXASError|Ptx assembly aborted")

@@ -8,7 +8,7 @@ from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.findings import Finding
 from vllm_bug.analyzer.knowledge import REMOVED_ENV, REMOVED_FLAGS, deprecated_in, removed_in
 from vllm_bug.analyzer.rules import rule
-from vllm_bug.analyzer.rules.helpers import grep, has, ROOT, SECONDARY, env_value, evidence, flag_in_text, vllm_version
+from vllm_bug.analyzer.rules.helpers import grep, ROOT, SECONDARY, env_value, evidence, flag_in_text, vllm_version
 
 UNRECOGNIZED = r"unrecognized arguments?:"
 UNKNOWN_ENV = r"Unknown vLLM environment variable detected: (VLLM_\w+)"

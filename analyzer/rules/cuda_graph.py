@@ -6,7 +6,7 @@ from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.findings import Finding
 from vllm_bug.analyzer.knowledge import cudagraph_workarounds
 from vllm_bug.analyzer.rules import rule
-from vllm_bug.analyzer.rules.helpers import grep, has, HINT, evidence, level, root_frames_match, vllm_version
+from vllm_bug.analyzer.rules.helpers import has, HINT, evidence, level, root_frames_match, vllm_version
 
 CAPTURE_ERRORS = (r"operation not permitted when stream is capturing|cudaErrorStreamCapture\w+|"
                   r"CUDA_ERROR_STREAM_CAPTURE_\w+|operation failed due to a previous error during capture|"

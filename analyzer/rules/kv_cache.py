@@ -6,8 +6,9 @@ import re
 
 from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.findings import Finding
-from vllm_bug.analyzer.knowledge import default_gpu_memory_utilization, kv_cache_dtype_advice
+from vllm_bug.analyzer.knowledge import kv_cache_dtype_advice
 from vllm_bug.analyzer.rules import rule
+from vllm_bug.analyzer.rules.memory import utilization_text
 from vllm_bug.analyzer.rules.helpers import (
     grep,
     has,
@@ -19,7 +20,6 @@ from vllm_bug.analyzer.rules.helpers import (
     memory_fixes,
     memory_report,
     min_cc,
-    vllm_version,
 )
 
 NO_BLOCKS = r"No available memory for the cache blocks"
@@ -34,14 +34,6 @@ def _kv_dtype_fix(facts: Facts) -> list[str]:
     return [advice] if advice and str(engine_arg(facts, "kv_cache_dtype") or "auto").startswith("auto") else []
 
 
-def _utilization_now(facts: Facts) -> str:
-    util = engine_arg_number(facts, "gpu_memory_utilization")
-    if util is not None:
-        return f"{util:g}"
-    default = default_gpu_memory_utilization(vllm_version(facts))
-    return f"{default:.2f} (the default)" if default else "the default"
-
-
 @rule("KV_CACHE_NO_BLOCKS", category="kv_cache_insufficient")
 def kv_cache_no_blocks(facts: Facts) -> Finding | None:
     lines = evidence(facts, NO_BLOCKS, limit=2)
@@ -54,7 +46,7 @@ def kv_cache_no_blocks(facts: Facts) -> Finding | None:
                      "may use for weights, activations AND the KV cache, not what it leaves to others; lowering it "
                      "makes this error worse")
     else:
-        fixes.append(f"raise --gpu-memory-utilization (now {_utilization_now(facts)}) if the GPU is otherwise idle: "
+        fixes.append(f"raise {utilization_text(facts)} if the GPU is otherwise idle: "
                      "weights and the profiling peak used up the whole budget")
     fixes += ["check nvidia-smi for other processes (or a second vLLM instance) on the same GPU: their memory "
               "comes out of this instance's budget",
@@ -109,7 +101,7 @@ def kv_cache_too_small_for_max_len(facts: Facts) -> Finding | None:
         fixes.append(f"--max-model-len {_round_down(int(fits))} (the engine's own estimate of what fits is {fits})")
     else:
         fixes.append("lower --max-model-len to the length you actually need")
-    fixes.append(f"or raise --gpu-memory-utilization (now {_utilization_now(facts)}) if nothing else uses the GPU")
+    fixes.append(f"or raise {utilization_text(facts)} if nothing else uses the GPU")
     fixes += _kv_dtype_fix(facts)
     fixes.append("or spread the model over more GPUs with --tensor-parallel-size, which frees memory for the cache")
     report = memory_report(facts)
@@ -133,7 +125,7 @@ def kv_cache_concurrency_below_one(facts: Facts) -> Finding | None:
                    f"The KV cache holds only {ratio:g} of one {length}-token request.",
                    evidence=lines,
                    fixes=[f"--max-model-len {fits} (about what the cache holds)",
-                          f"or raise --gpu-memory-utilization (now {_utilization_now(facts)})"] + _kv_dtype_fix(facts))
+                          f"or raise {utilization_text(facts)}"] + _kv_dtype_fix(facts))
 
 
 @rule("KV_CACHE_SHORT_BY_ARITHMETIC", category="kv_cache_insufficient")

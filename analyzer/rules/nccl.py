@@ -7,7 +7,7 @@ import re
 from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.findings import Finding
 from vllm_bug.analyzer.rules import rule
-from vllm_bug.analyzer.rules.helpers import DIRECT, ROOT, grep, has, HINT, env_value, evidence, level
+from vllm_bug.analyzer.rules.helpers import DIRECT, ROOT, has, HINT, env_value, evidence, level
 
 NCCL_ERROR = (r"NCCL error|ncclSystemError|ncclInternalError|ncclUnhandledCudaError|ncclRemoteError|"
               r"ncclInvalidUsage|ncclInvalidArgument|ProcessGroupNCCL.*(error|Error)|NCCL WARN|"

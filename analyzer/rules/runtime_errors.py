@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
 from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.findings import Finding
 from vllm_bug.analyzer.knowledge import BF16_MIN_CC, attention_backend_advice, cudagraph_workarounds
 from vllm_bug.analyzer.rules import rule
-from vllm_bug.analyzer.rules.helpers import grep, has, HINT, engine_arg, evidence, level, min_cc, vllm_version
+from vllm_bug.analyzer.rules.helpers import has, engine_arg, evidence, level, min_cc, vllm_version
 
 # A generic pointer used for a global/shared load or store that does not point into that space
 # (cudaErrorInvalidAddressSpace, CUDA 13 wording): a memory fault with the same debugging as an illegal access.
