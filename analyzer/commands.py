@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 
 from vllm_bug.errors import EXIT_OK, VllmBugError
 
@@ -56,28 +55,7 @@ def _check_output(output: str, input_path: str, force: bool) -> None:
 
 
 def write_output(output: str, text: str, force: bool) -> None:
-    """Write atomically: a temporary file beside the target, then a rename (exclusive unless --force)."""
-    from vllm_bug.schema.bundle import write_into_special_file
+    """Write atomically and never over an existing file without --force (the same writer as bundles)."""
+    from vllm_bug.schema.bundle import write_bytes_exclusive
 
-    if write_into_special_file(text.encode("utf-8"), output):  # /dev/stdout, a FIFO: never replace the node
-        return
-    directory = os.path.dirname(os.path.abspath(output))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".vllm-bug-", dir=directory)
-    except OSError as exc:
-        raise VllmBugError(f"cannot write {output}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        if force:
-            os.replace(tmp, output)
-        else:
-            os.link(tmp, output)  # fails if output appeared meanwhile
-            os.unlink(tmp)
-    except FileExistsError:
-        os.unlink(tmp)
-        raise VllmBugError(f"{output} already exists; pass --force to overwrite it") from None
-    except OSError as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise VllmBugError(f"cannot write {output}: {exc.strerror or exc}") from None
+    write_bytes_exclusive(text.encode("utf-8"), output, force=force)

@@ -292,7 +292,15 @@ def read_bundle(path: str | os.PathLike) -> dict[str, Any]:
 
 def write_bytes_exclusive(data: bytes, path: str | os.PathLike, force: bool = False) -> Path:
     """Write atomically; never replace an existing file unless force is set."""
-    p = Path(path)
+    try:
+        return _write_bytes_exclusive(data, Path(path), force)
+    except VllmBugError:
+        raise
+    except OSError as exc:  # e.g. a name too long, a loop of links: one line, exit 1
+        raise VllmBugError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _write_bytes_exclusive(data: bytes, p: Path, force: bool) -> Path:
     if p.is_dir():
         raise VllmBugError(f"{p} is a directory; give a file path")
     if p.exists() and not force:
