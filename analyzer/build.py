@@ -8,6 +8,7 @@ Facts.redacted_here; a bundle's own summary stays in Facts.redactions.
 from __future__ import annotations
 
 from vllm_bug.analyzer.bundlefacts import facts_from_bundle
+from vllm_bug.analyzer.complete import complete_facts
 from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.load import LoadedInput
 from vllm_bug.analyzer.textfacts import facts_from_text
@@ -24,4 +25,4 @@ def build_facts(loaded: LoadedInput) -> Facts:
     else:
         facts = facts_from_text(redactor.text(loaded.text or ""))
     facts.redacted_here = redactor.summary()
-    return facts
+    return complete_facts(facts)

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vllm_bug.analyzer.search import Searchable
+    from vllm_bug.analyzer.signals import SignalSet
 
 
 @dataclass
@@ -110,6 +114,9 @@ class Facts:
     estimated_max_model_len: int | None = None  # "the estimated maximum model length is Z"
     gpu_blocks: int | None = None  # "# GPU blocks: N" (V0)
     model_weights_bytes: int | None = None  # "Model loading took X GiB" / "model weights take X GiB"
+    # derived once the facts above are complete (analyzer.complete.complete_facts); rules read these
+    signals: SignalSet | None = None  # every recognised message, by signal id (analyzer/data/signals.json)
+    _searchable: Searchable | None = field(default=None, repr=False, compare=False)
 
     # -- helpers rules use ---------------------------------------------------------------
     def grep(self, pattern: str | re.Pattern[str], flags: int = re.IGNORECASE, limit: int = 3) -> list[str]:

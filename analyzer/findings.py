@@ -53,6 +53,21 @@ class Finding:
 
 
 @dataclass
+class Diagnosis:
+    """What a rule returns: the engine stamps the rule's key and category on it (rules.Rule.run)."""
+
+    confidence: float
+    title: str
+    evidence: list[str] = field(default_factory=list)
+    fixes: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def stamp(self, rule: str, category: str) -> Finding:
+        return Finding(rule, category, self.confidence, self.title, list(self.evidence), list(self.fixes),
+                       dict(self.details))
+
+
+@dataclass
 class Analysis:
     input_kind: str  # "bundle" | "text"
     sha256: str

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from vllm_bug.analyzer.complete import complete_facts, ensure_complete
 from vllm_bug.analyzer.facts import Facts, Frame, Gpu, Traceback
 from vllm_bug.analyzer.findings import Finding
 from vllm_bug.analyzer.rules import REGISTRY, load_all
@@ -10,7 +11,8 @@ load_all()
 
 
 def facts(*lines: str, **fields) -> Facts:
-    return Facts(lines=list(lines), **fields)
+    """Facts as a rule sees them: complete, signals found in the given lines and root cause."""
+    return complete_facts(Facts(lines=list(lines), **fields))
 
 
 def root(exc_type: str, message: str, frames: tuple[tuple[str, str], ...] = ()) -> Traceback:
@@ -23,21 +25,12 @@ def gpu(name: str, cc: tuple[int, int] | None = None, **kw) -> Gpu:
 
 
 def fire(key: str, f: Facts) -> Finding | None:
-    rule = REGISTRY[key]
-    if not rule.applicable(f):
-        return None
-    result = rule.func(f)
-    if isinstance(result, list):
-        return result[0] if result else None
-    return result
+    found = fire_all(key, f)
+    return found[0] if found else None
 
 
 def fire_all(key: str, f: Facts) -> list[Finding]:
-    rule = REGISTRY[key]
-    if not rule.applicable(f):
-        return []
-    result = rule.func(f)
-    return result if isinstance(result, list) else ([result] if result else [])
+    return REGISTRY[key].run(ensure_complete(f))
 
 
 def text_of(finding: Finding) -> str:

@@ -1,10 +1,12 @@
-"""Diagnosis rules: each a small function that names the facts it needs and returns a Finding or None.
+"""Diagnosis rules: each a small function that names the facts it needs and returns a Diagnosis or None.
 
-    @rule("BF16_ON_OLD_GPU", category="no_kernel_image", needs=("gpus",))
-    def bf16_on_old_gpu(facts: Facts) -> Finding | None: ...
+    @rule("BF16_ON_OLD_GPU", category="no_kernel_image", needs=("gpus",), signals=("BF16_UNSUPPORTED",))
+    def bf16_on_old_gpu(facts: Facts) -> Diagnosis | None: ...
 
-`needs` lists Facts attributes that must be known (non-empty) for the rule to run at all; the engine
-skips the rule otherwise. Rules live in the modules listed in RULE_MODULES, grouped by category.
+`needs` lists Facts attributes that must be known (non-empty) for the rule to run at all; `signals`
+lists signal ids (analyzer/data/signals.json) of which at least one must have been seen. The engine
+skips the rule otherwise, and stamps the rule's key and category on what it returns. Rules read
+facts (signals included), never the raw text. Rules live in the modules listed in RULE_MODULES.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from dataclasses import dataclass
 from typing import Callable
 
 from vllm_bug.analyzer.facts import Facts
-from vllm_bug.analyzer.findings import CATEGORIES, Finding
+from vllm_bug.analyzer.findings import CATEGORIES, Diagnosis, Finding
 
-RuleFunc = Callable[[Facts], "Finding | list[Finding] | None"]
+RuleResult = "Diagnosis | Finding | list[Diagnosis] | list[Finding] | None"
+RuleFunc = Callable[[Facts], RuleResult]
 
 RULE_MODULES: tuple[str, ...] = (
+    "table",  # rows of analyzer/data/diagnoses.json
     "memory",
     "processes",
     "kv_cache",
@@ -41,29 +45,52 @@ class Rule:
     category: str
     needs: tuple[str, ...]
     func: RuleFunc
+    signals: tuple[str, ...] = ()
 
     def applicable(self, facts: Facts) -> bool:
         for name in self.needs:
             value = getattr(facts, name)
             if value is None or value == [] or value == {} or value == "":
                 return False
+        if self.signals:
+            return facts.signals is not None and facts.signals.seen(*self.signals)
         return True
+
+    def run(self, facts: Facts) -> list[Finding]:
+        """The rule's findings on complete facts, stamped with its key and category."""
+        if not self.applicable(facts):
+            return []
+        result = self.func(facts)
+        if result is None:
+            return []
+        return [self._stamp(item) for item in (result if isinstance(result, list) else [result])]
+
+    def _stamp(self, item: Diagnosis | Finding) -> Finding:
+        if isinstance(item, Diagnosis):
+            return item.stamp(self.key, self.category)
+        return item
 
 
 REGISTRY: dict[str, Rule] = {}
 
 
-def rule(key: str, category: str, needs: tuple[str, ...] = ()) -> Callable[[RuleFunc], RuleFunc]:
+def rule(key: str, category: str, needs: tuple[str, ...] = (),
+         signals: tuple[str, ...] = ()) -> Callable[[RuleFunc], RuleFunc]:
+    from vllm_bug.analyzer.signals import table
+
     if category not in CATEGORIES:
         raise ValueError(f"rule {key}: unknown category {category!r}")
     for name in needs:
         if name not in Facts.__dataclass_fields__:
             raise ValueError(f"rule {key}: needs unknown fact {name!r}")
+    for signal_id in signals:
+        if signal_id not in table():
+            raise ValueError(f"rule {key}: unknown signal {signal_id!r}")
 
     def register(func: RuleFunc) -> RuleFunc:
         if key in REGISTRY and REGISTRY[key].func is not func:
             raise ValueError(f"rule key {key} registered twice")
-        REGISTRY[key] = Rule(key, category, tuple(needs), func)
+        REGISTRY[key] = Rule(key, category, tuple(needs), func, tuple(signals))
         return func
 
     return register
@@ -83,14 +110,12 @@ def load_all() -> dict[str, Rule]:
 
 def run_rules(facts: Facts) -> list[Finding]:
     """Every applicable rule's findings, most confident first."""
+    from vllm_bug.analyzer.complete import ensure_complete
+
+    ensure_complete(facts)
     findings: list[Finding] = []
     for r in load_all().values():
-        if not r.applicable(facts):
-            continue
-        result = r.func(facts)
-        if result is None:
-            continue
-        for f in result if isinstance(result, list) else [result]:
+        for f in r.run(facts):
             f.evidence = dedupe_evidence(facts, f.evidence)
             findings.append(f)
     return rank_findings(findings, facts)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
 
 from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.lazyre import lazy_compile
 from vllm_bug.analyzer.prefilter import fold, may_match
+
+if TYPE_CHECKING:
+    from vllm_bug.analyzer.signals import SignalSet
 
 MAX_EVIDENCE_CHARS = 400
 
@@ -129,13 +133,32 @@ def grep(facts: Facts, pattern: str, limit: int = 3) -> list[str]:
     return found
 
 
-def has(facts: Facts, pattern: str) -> bool:
-    """Facts.has over the joined input, memoised."""
-    return bool(grep(facts, pattern, limit=1))
+def has(facts: Facts, *patterns: str) -> bool:
+    """Whether any of the signals was seen (or, until every rule is migrated, a regex matches)."""
+    if _signal_ids(facts, patterns):
+        return _signals(facts).seen(*patterns)
+    return any(grep(facts, pattern, limit=1) for pattern in patterns)
+
+
+def _signals(facts: Facts) -> SignalSet:
+    from vllm_bug.analyzer.complete import ensure_complete
+
+    ensure_complete(facts)
+    assert facts.signals is not None
+    return facts.signals
+
+
+def _signal_ids(facts: Facts, names: tuple[str, ...]) -> bool:
+    """Whether the arguments are signal ids (the rules' way) rather than regexes (being migrated away)."""
+    from vllm_bug.analyzer.signals import table
+
+    return bool(names) and all(name in table() for name in names)
 
 
 def evidence(facts: Facts, *patterns: str, limit: int = 3) -> list[str]:
-    """Input lines matching any pattern, in input order, without repeats."""
+    """Input lines of the given signals (or, until every rule is migrated, matching regexes)."""
+    if _signal_ids(facts, patterns):
+        return _signals(facts).lines(*patterns, limit=limit)
     seen: list[str] = []
     for pattern in patterns:
         for line in grep(facts, pattern, limit=limit):
@@ -224,6 +247,8 @@ def root_text(facts: Facts) -> str:
 
 
 def root_matches(facts: Facts, pattern: str, flags: int = re.IGNORECASE) -> bool:
+    if _signal_ids(facts, (pattern,)):
+        return _signals(facts).root(pattern)
     text = root_text(facts)
     if not text or (not flags & re.VERBOSE and not may_match(pattern, fold(text))):
         return False
@@ -232,6 +257,8 @@ def root_matches(facts: Facts, pattern: str, flags: int = re.IGNORECASE) -> bool
 
 def root_frames_match(facts: Facts, pattern: str) -> bool:
     """Whether any frame of the root cause (function or path) matches."""
+    if _signal_ids(facts, (pattern,)):
+        return _signals(facts).root(pattern)
     rc = facts.root_cause
     if rc is None:
         return False
@@ -242,9 +269,9 @@ def root_frames_match(facts: Facts, pattern: str) -> bool:
     return any(rx.search(place) for place in places)
 
 
-def level(facts: Facts, pattern: str, root: float = ROOT, seen: float = DIRECT) -> float:
-    """ROOT when the root cause carries the pattern, else the 'seen in the input' level."""
-    return root if root_matches(facts, pattern) else seen
+def level(facts: Facts, *patterns: str, root: float = ROOT, seen: float = DIRECT) -> float:
+    """ROOT when the root cause carries one of the signals, else the 'seen in the input' level."""
+    return root if any(root_matches(facts, pattern) for pattern in patterns) else seen
 
 
 def vllm_version(facts: Facts) -> str | None:

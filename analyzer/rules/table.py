@@ -1,0 +1,66 @@
+"""Rules that are only knowledge: "this message means this category, with this title and these fixes".
+
+Each row of the tables under analyzer/data/diagnoses/ becomes a rule: it fires when one of its signals was seen,
+quotes the signals' lines as evidence, is as confident as ROOT when the root-cause exception itself
+carries a signal (else DIRECT), and gives its fixes. A fix is either words, or the name of a piece
+of version-aware advice from analyzer/knowledge.py (ADVICE below), so the row stays data while the
+advice fits the reporter's vLLM version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+from vllm_bug.analyzer.facts import Facts
+from vllm_bug.analyzer.findings import Diagnosis
+from vllm_bug.analyzer.rules import rule
+from vllm_bug.analyzer.rules.helpers import evidence, level, vllm_version
+
+
+def _advice() -> dict[str, Callable[[Facts], list[str]]]:
+    from vllm_bug.analyzer import knowledge
+
+    return {
+        "compile_off": lambda facts: [knowledge.compile_off_advice(vllm_version(facts))],
+        "cudagraph_workarounds": lambda facts: knowledge.cudagraph_workarounds(vllm_version(facts)),
+    }
+
+
+ADVICE_NAMES = ("compile_off", "cudagraph_workarounds")
+
+
+@lru_cache(maxsize=1)
+def rows() -> dict[str, dict[str, Any]]:
+    from vllm_bug.analyzer.signals import read_tables
+
+    return read_tables("diagnoses", "diagnoses")
+
+
+def fixes_for(row: dict[str, Any], facts: Facts) -> list[str]:
+    advice = _advice()
+    out: list[str] = []
+    for fix in row.get("fixes", []):
+        out.extend(advice[fix["advice"]](facts) if isinstance(fix, dict) else [fix])
+    return out
+
+
+def _table_rule(key: str, row: dict[str, Any]) -> Callable[[Facts], Diagnosis | None]:
+    signals = tuple(row["signals"])
+
+    def diagnose(facts: Facts) -> Diagnosis | None:
+        lines = evidence(facts, *signals, limit=row.get("evidence_limit", 2))
+        return Diagnosis(level(facts, *signals), row["title"], evidence=lines, fixes=fixes_for(row, facts))
+
+    diagnose.__name__ = key.lower()
+    diagnose.__doc__ = row.get("about", row["title"])
+    return diagnose
+
+
+def register_all() -> None:
+    for key, row in rows().items():
+        rule(key, category=row["category"], signals=tuple(row["signals"]))(_table_rule(key, row))
+
+
+register_all()

@@ -1,0 +1,224 @@
+"""Typed signals: every recognised message in the input, found once when facts are built.
+
+A signal is a row of a table under `analyzer/data/signals/` (one file per family of messages): an id, a regex, the trigger words one of which
+any match contains, and where the message comes from. `detect_signals` scans the input's lines
+(the de-duplicated, capped text rules search) and the root-cause exception once per row, and keeps
+for each signal the matching lines (in input order, at most MAX_HITS), the named groups of each
+match, whether the root cause itself says it, and whether the root cause's frames match. Rules ask
+`facts.signals` by id; they never see a regex or the raw text.
+
+A row's regex is compiled only when one of its words occurs in the lower-cased text, so a report
+pays only for the messages it could contain.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vllm_bug.analyzer.facts import Facts
+
+MAX_HITS = 5
+MAX_LINE_CHARS = 400
+SCOPES = ("text", "frames")
+
+
+@dataclass(frozen=True)
+class SignalRow:
+    id: str
+    pattern: str
+    words: tuple[str, ...]  # lower case; a match contains at least one
+    scope: str = "text"  # "text": the input's lines and the root cause; "frames": the root cause's frames
+    case_sensitive: bool = False
+    max_hits: int = MAX_HITS
+
+    @property
+    def flags(self) -> int:
+        return re.MULTILINE | (0 if self.case_sensitive else re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Hit:
+    line: str  # the input line (stripped, clipped) that holds the match
+    groups: dict[str, str]  # the match's named groups that took part
+
+
+@dataclass
+class SignalSet:
+    """What was found, by signal id. Unknown ids are a programming error (KeyError), not 'absent'."""
+
+    hits: dict[str, list[Hit]] = field(default_factory=dict)
+    in_root: set[str] = field(default_factory=set)  # signals the root-cause exception's own text carries
+    root_groups: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def seen(self, *ids: str) -> bool:
+        """Whether any of the signals occurs anywhere (the input's lines or the root cause)."""
+        return any(self._known(i) and (self.hits.get(i) or i in self.in_root) for i in ids)
+
+    def lines(self, *ids: str, limit: int = 3) -> list[str]:
+        """Matching input lines of the signals, signal by signal, each line once."""
+        out: list[str] = []
+        for signal_id in ids:
+            self._known(signal_id)
+            for hit in self.hits.get(signal_id, ())[:limit]:
+                if hit.line and hit.line not in out:
+                    out.append(hit.line)
+        return out[:limit]
+
+    def first(self, signal_id: str) -> Hit | None:
+        self._known(signal_id)
+        found = self.hits.get(signal_id)
+        return found[0] if found else None
+
+    def all(self, signal_id: str) -> list[Hit]:
+        self._known(signal_id)
+        return list(self.hits.get(signal_id, ()))
+
+    def root(self, *ids: str) -> bool:
+        """Whether the root-cause exception itself carries one of the signals (frames, for frame signals)."""
+        return any(self._known(i) and i in self.in_root for i in ids)
+
+    @staticmethod
+    def _known(signal_id: str) -> bool:
+        if signal_id not in table():
+            raise KeyError(f"unknown signal {signal_id!r}")
+        return True
+
+
+def read_tables(folder: str, key: str) -> dict[str, dict[str, Any]]:
+    """The rows of every JSON table in analyzer/data/<folder>/, merged; an id defined twice is an error."""
+    merged: dict[str, dict[str, Any]] = {}
+    base = resources.files("vllm_bug.analyzer").joinpath("data", folder)
+    for entry in sorted(base.iterdir(), key=lambda item: item.name):
+        if not entry.name.endswith(".json"):
+            continue
+        for row_id, row in json.loads(entry.read_text("utf-8"))[key].items():
+            if row_id in merged:
+                raise ValueError(f"{folder}/{entry.name}: {row_id} is defined twice")
+            merged[row_id] = row
+    return merged
+
+
+@lru_cache(maxsize=1)
+def table() -> dict[str, SignalRow]:
+    """The signals table, read once from package data."""
+    rows: dict[str, SignalRow] = {}
+    for signal_id, row in read_tables("signals", "signals").items():
+        rows[signal_id] = SignalRow(
+            id=signal_id,
+            pattern=row["pattern"],
+            words=tuple(word.lower() for word in row["words"]),
+            scope=row.get("scope", "text"),
+            case_sensitive=row.get("case_sensitive", False),
+            max_hits=row.get("max_hits", MAX_HITS),
+        )
+    return rows
+
+
+@lru_cache(maxsize=None)
+def _compiled(signal_id: str) -> re.Pattern[str]:
+    row = table()[signal_id]
+    return re.compile(row.pattern, row.flags)
+
+
+def detect_signals(facts: Facts) -> SignalSet:
+    """Every signal of the table, found in the facts' lines, root cause and root-cause frames."""
+    from vllm_bug.analyzer.search import searchable
+
+    entry = searchable(facts)
+    text = entry.text
+    root_text, frames_text = _root_texts(facts)
+    folded_text, folded_root, folded_frames = entry.folded, fold(root_text), fold(frames_text)
+    found = SignalSet()
+    for row in table().values():
+        if row.scope == "frames":
+            if frames_text and _may_match(row, folded_frames):
+                match = _compiled(row.id).search(frames_text)
+                if match:
+                    found.in_root.add(row.id)
+                    found.root_groups[row.id] = _groups(match)
+            continue
+        if _may_match(row, folded_text):
+            hits = _scan(row, text)
+            if hits:
+                found.hits[row.id] = hits
+        if root_text and _may_match(row, folded_root):
+            match = _compiled(row.id).search(root_text)
+            if match:
+                found.in_root.add(row.id)
+                found.root_groups[row.id] = _groups(match)
+    return found
+
+
+def _may_match(row: SignalRow, folded: str) -> bool:
+    return any(word in folded for word in row.words)
+
+
+def _scan(row: SignalRow, text: str) -> list[Hit]:
+    rx = _compiled(row.id)
+    hits: list[Hit] = []
+    pos = 0
+    while len(hits) < row.max_hits and pos <= len(text):
+        match = rx.search(text, pos)
+        if match is None:
+            break
+        start = text.rfind("\n", 0, match.start()) + 1
+        end = text.find("\n", match.start())
+        end = len(text) if end < 0 else end
+        line = text[start:end].strip()
+        if line:
+            hits.append(Hit(clip(line), _groups(match)))
+        pos = end + 1
+    return hits
+
+
+def _groups(match: re.Match[str]) -> dict[str, str]:
+    return {name: value for name, value in match.groupdict().items() if value is not None}
+
+
+def _root_texts(facts: Facts) -> tuple[str, str]:
+    rc = facts.root_cause
+    if rc is None:
+        return "", ""
+    frames = "\n".join(f"{frame.path} {frame.function or ''}" for frame in rc.frames)
+    return f"{rc.exc_type}: {rc.message}", frames
+
+
+def clip(line: str) -> str:
+    line = line.strip()
+    return line if len(line) <= MAX_LINE_CHARS else line[: MAX_LINE_CHARS - 3] + "..."
+
+
+# Characters that re.IGNORECASE matches to an ASCII letter although str.lower() does not give it.
+_FOLD_FIRST = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
+
+
+def fold(text: str) -> str:
+    """The text as trigger words are compared with it: lower case, re's extra case-insensitive pairs folded."""
+    if not text.isascii():
+        text = text.translate(_FOLD_FIRST)
+    return text.lower()
+
+
+def row_problems(row: dict[str, Any]) -> list[str]:
+    """What is wrong with a raw table row beyond its JSON schema: a regex that does not compile, an
+    example that does not match or contains none of the words, a word with upper case."""
+    problems: list[str] = []
+    try:
+        rx = re.compile(row["pattern"], re.MULTILINE | (0 if row.get("case_sensitive") else re.IGNORECASE))
+    except re.error as exc:
+        return [f"pattern does not compile: {exc}"]
+    words = [w for w in row.get("words", [])]
+    if any(w != w.lower() for w in words):
+        problems.append("words must be lower case")
+    for example in row.get("examples", []):
+        if not rx.search(example):
+            problems.append(f"example does not match: {example!r}")
+        elif not any(w in fold(example) for w in words):
+            problems.append(f"example contains none of the words: {example!r}")
+    return problems
