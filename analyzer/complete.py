@@ -6,10 +6,12 @@ from vllm_bug.analyzer.facts import Facts
 
 
 def complete_facts(facts: Facts) -> Facts:
-    """Fill the derived facts (signals) once; calling it again after the facts changed recomputes them."""
+    """Fill the derived facts (signals, mentions) once; calling it again after the facts changed recomputes them."""
+    from vllm_bug.analyzer.mentions import read_mentions
     from vllm_bug.analyzer.signals import detect_signals
 
     facts.signals = detect_signals(facts)
+    facts.mentions = read_mentions(facts)
     return facts
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from vllm_bug.analyzer.mentions import Mentions
     from vllm_bug.analyzer.search import Searchable
     from vllm_bug.analyzer.signals import SignalSet
 
@@ -115,7 +116,8 @@ class Facts:
     gpu_blocks: int | None = None  # "# GPU blocks: N" (V0)
     model_weights_bytes: int | None = None  # "Model loading took X GiB" / "model weights take X GiB"
     # derived once the facts above are complete (analyzer.complete.complete_facts); rules read these
-    signals: SignalSet | None = None  # every recognised message, by signal id (analyzer/data/signals.json)
+    signals: SignalSet | None = None  # every recognised message, by signal id (analyzer/data/signals/)
+    mentions: Mentions | None = None  # engine arguments and env assignments the text mentions
     _searchable: Searchable | None = field(default=None, repr=False, compare=False)
 
     # -- helpers rules use ---------------------------------------------------------------

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from vllm_bug.analyzer import prefilter
 from vllm_bug.analyzer.prefilter import fold, may_match, required_words
 from vllm_bug.analyzer.rules import helpers
+from vllm_bug.analyzer.search import searchable_text
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -43,7 +44,7 @@ def test_no_pattern_the_rules_ask_is_wrongly_skipped(monkeypatch):
     assert len(asked) > 100
     checked = skipped = 0
     for text in texts:
-        searchable = helpers.searchable_text(text.splitlines())
+        searchable = searchable_text(text.splitlines())
         folded = fold(searchable)
         for pattern in asked:
             if not prefilter.may_match(pattern, folded):

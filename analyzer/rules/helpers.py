@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING, Any
 from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.lazyre import lazy_compile
 from vllm_bug.analyzer.prefilter import fold, may_match
+from vllm_bug.analyzer.search import searchable
 
 if TYPE_CHECKING:
+    from vllm_bug.analyzer.mentions import Mentions
     from vllm_bug.analyzer.signals import SignalSet
 
 MAX_EVIDENCE_CHARS = 400
@@ -29,89 +31,15 @@ def clip(line: str) -> str:
     return line if len(line) <= MAX_EVIDENCE_CHARS else line[: MAX_EVIDENCE_CHARS - 3] + "..."
 
 
-class _Searchable:
-    """The input lines joined once per Facts, their case-folded copies, and a memo of searches."""
-
-    __slots__ = ("lines", "text", "memo", "_folded", "_folded_lines")
-
-    def __init__(self, lines: list[str]) -> None:
-        self.lines = lines
-        self.text = searchable_text(lines)
-        self.memo: dict = {}
-        self._folded: str | None = None
-        self._folded_lines: str | None = None
-
-    @property
-    def folded(self) -> str:
-        """`text` case-folded, for prefilter.may_match."""
-        if self._folded is None:
-            self._folded = fold(self.text)
-        return self._folded
-
-    @property
-    def folded_lines(self) -> str:
-        """Every line (not just the de-duplicated, capped `text`) case-folded, dashes as underscores."""
-        if self._folded_lines is None:
-            self._folded_lines = fold("\n".join(self.lines)).replace("-", "_")
-        return self._folded_lines
-
-
-_BLOBS: dict[int, _Searchable] = {}
-
-
-def _entry(facts: Facts) -> _Searchable:
-    """The searchable form of facts.lines, valid while facts.lines is unchanged."""
-    cached = _BLOBS.get(id(facts))
-    if cached is not None and cached.lines is facts.lines:
-        return cached
-    if len(_BLOBS) > 64:
-        _BLOBS.clear()
-    entry = _Searchable(facts.lines)
-    _BLOBS[id(facts)] = entry
-    return entry
-
-
-SEARCH_HEAD_CHARS = 96 << 10
-SEARCH_TAIL_CHARS = 416 << 10
-_DIGITS = re.compile(r"\d+")
-
-
-def searchable_text(lines: list[str]) -> str:
-    """The lines rules search: each distinct line once (lines differing only in numbers count as one),
-    and for very long inputs the head (versions, arguments) and the tail (the failure)."""
-    seen: set[str] = set()
-    kept: list[str] = []
-    for line in lines:
-        shape = _DIGITS.sub("#", line)
-        if shape in seen:
-            continue
-        seen.add(shape)
-        kept.append(line)
-    text = "\n".join(kept)
-    if len(text) > SEARCH_HEAD_CHARS + SEARCH_TAIL_CHARS:
-        head = text[:SEARCH_HEAD_CHARS].rsplit("\n", 1)[0]
-        tail = text[-SEARCH_TAIL_CHARS:].split("\n", 1)[-1]
-        text = head + "\n" + tail
-    return text
-
-
-def blob(facts: Facts) -> str:
-    return _entry(facts).text
-
-
 def grep(facts: Facts, pattern: str, limit: int = 3) -> list[str]:
     """Facts.grep (matching lines, stripped, in input order), searched over the joined input at once.
 
     Rules ask the same questions many times over inputs of thousands of lines; one regex scan of the
     whole text (memoised per Facts) is far cheaper than one search per line.
     """
-    entry = _entry(facts)
-    text, memo = entry.text, entry.memo
-    key = (pattern, limit)
-    if key in memo:
-        return list(memo[key])
+    entry = searchable(facts)
+    text = entry.text
     if not may_match(pattern, entry.folded):
-        memo[key] = ()
         return []
     rx = re.compile(pattern, re.IGNORECASE | re.MULTILINE)
     found: list[str] = []
@@ -129,7 +57,6 @@ def grep(facts: Facts, pattern: str, limit: int = 3) -> list[str]:
         pos = end + 1
         if pos > len(text):
             break
-    memo[key] = tuple(found)
     return found
 
 
@@ -220,7 +147,7 @@ def _body_line_with(facts: Facts, title_key: str, evidence_lines: list[str]) -> 
     for line in evidence_lines:
         if line.strip() != (facts.title or "").strip() and title_key in error_key(line):
             return line
-    entry = _entry(facts)
+    entry = searchable(facts)
     text, folded = entry.text, entry.folded
     title_at = text.find((facts.title or "").strip())
     if len(text) != len(folded) or title_at < 0:
@@ -288,7 +215,7 @@ def vllm_not_involved(facts: Facts) -> bool:
         frames += facts.root_cause.frames
     if any("vllm" in frame.path.replace("vllm-bug", "").replace("vllm_bug", "") for frame in frames):
         return False
-    if has(facts, r"vllm(?![-_]bug)"):
+    if has(facts, "VLLM_MENTIONED"):
         return False
     return facts.vllm_installed is False or bool(frames)
 
@@ -300,11 +227,8 @@ def _flag_names(name: str) -> tuple[str, str]:
 
 
 def flag_in_text(facts: Facts, name: str) -> str | None:
-    """The line of a pasted command that passes --name (dashes or underscores)."""
-    _, dashed = _flag_names(name)
-    alt = dashed.replace("-", "[-_]")
-    hits = grep(facts, rf"(?<![\w-]){alt}(?![\w-])", limit=1)
-    return hits[0] if hits else None
+    """The line of a pasted command that passes --name (dashes or underscores, any case)."""
+    return _mentions_of(facts).flag_lines.get(_flag_names(name)[0].lower())
 
 
 def engine_arg(facts: Facts, name: str) -> Any:
@@ -313,23 +237,15 @@ def engine_arg(facts: Facts, name: str) -> Any:
     for key in (snake, dashed, dashed.lstrip("-")):
         if key in facts.engine_args:
             return facts.engine_args[key]
-    sources = [facts.launch_command] if facts.launch_command and _mentions(facts.launch_command, snake) else []
-    if snake in _entry(facts).folded_lines:
-        sources += facts.lines
-    if not sources:
-        return None
-    alt = dashed.replace("-", "[-_]")
-    rx = re.compile(rf"(?<![\w-]){alt}(?:\s*=\s*|\s+)([^\s\\'\"]+|'[^']*'|\"[^\"]*\")")
-    kw = re.compile(rf"\b{snake}\s*=\s*([\w.\-]+)")  # LLM(max_model_len=8192)
-    for text in sources:
-        m = rx.search(text) or kw.search(text)
-        if m:
-            return m.group(1).strip("'\"")
-    return None
+    return _mentions_of(facts).args.get(snake)
 
 
-def _mentions(text: str, snake_name: str) -> bool:
-    return snake_name in fold(text).replace("-", "_")
+def _mentions_of(facts: Facts) -> Mentions:
+    from vllm_bug.analyzer.complete import ensure_complete
+
+    ensure_complete(facts)
+    assert facts.mentions is not None
+    return facts.mentions
 
 
 def engine_arg_number(facts: Facts, name: str) -> float | None:
@@ -347,14 +263,7 @@ def env_value(facts: Facts, name: str) -> str | None:
     """An environment variable's value from the facts, or from `NAME=value` in a pasted command."""
     if name in facts.env:
         return facts.env[name]
-    if name.lower() not in _entry(facts).folded_lines:
-        return None
-    rx = re.compile(rf"(?<![\w]){re.escape(name)}\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s\"']*)")
-    for line in facts.lines:
-        m = rx.search(line)
-        if m:
-            return m.group(1).strip("'\"")
-    return None
+    return _mentions_of(facts).env.get(name)
 
 
 # -- GPUs -------------------------------------------------------------------------------------------

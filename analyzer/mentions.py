@@ -1,0 +1,78 @@
+"""Engine arguments and environment assignments that pasted text mentions, read once per input.
+
+A report often carries the command that failed (`vllm serve M --max-model-len 8192`, `LLM(model=...,
+max_model_len=8192)`, `CUDA_VISIBLE_DEVICES=1 python ...`) without vLLM's own `non-default args`
+line. These maps hold the first value each name is given: the launch command is read before the
+input's lines, and within one text a `--flag value` before a `name=value` keyword. Rules look names
+up (rules.helpers.engine_arg / env_value / flag_in_text); they never search the text themselves.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vllm_bug.analyzer.facts import Facts
+
+MAX_NAMES = 4096  # beyond this many distinct names, a text is not a command line: later ones are ignored
+_VALUE = r"""([^\s\\'"]+|'[^']*'|"[^"]*")"""
+# lookaheads keep the value unconsumed, so "--a --b 1" still yields --b
+_FLAG = re.compile(r"(?<![\w-])--([A-Za-z0-9][\w-]{0,80})(?=(?:\s*=\s*|\s+)" + _VALUE + ")")
+_FLAG_NAME = re.compile(r"(?<![\w-])--([A-Za-z0-9][\w-]{0,80})(?![\w-])")
+_KEYWORD = re.compile(r"\b([A-Za-z_]\w{0,80})(?=\s*=\s*([\w.\-]+))")
+_ASSIGNMENT = re.compile(r"""(?<![\w])([A-Za-z_]\w{0,80})(?=\s*=\s*("[^"]*"|'[^']*'|[^\s"']*))""")
+
+
+@dataclass
+class Mentions:
+    args: dict[str, str] = field(default_factory=dict)  # snake_case name -> first value given
+    flag_lines: dict[str, str] = field(default_factory=dict)  # lower snake_case name -> first line passing --name
+    env: dict[str, str] = field(default_factory=dict)  # NAME -> first value assigned in a line
+
+
+def snake(name: str) -> str:
+    return name.lstrip("-").replace("-", "_")
+
+
+def read_mentions(facts: Facts) -> Mentions:
+    """Every `--flag value`, `name=value` and `NAME=value` of the launch command and the input's lines."""
+    from vllm_bug.analyzer.search import searchable
+
+    found = Mentions()
+    if facts.launch_command:
+        _read_args(found, facts.launch_command)
+    for line in facts.lines:
+        if "=" in line or "--" in line:
+            _read_args(found, line)
+            _read_env(found, line)
+    for line in searchable(facts).text.split("\n"):
+        if "--" in line:
+            _read_flag_lines(found, line)
+    return found
+
+
+def _read_args(found: Mentions, text: str) -> None:
+    given: dict[str, str] = {}
+    for match in _FLAG.finditer(text):
+        given.setdefault(snake(match.group(1)), match.group(2).strip("'\""))
+    for match in _KEYWORD.finditer(text):
+        given.setdefault(match.group(1), match.group(2).strip("'\""))
+    for name, value in given.items():
+        if name not in found.args and len(found.args) < MAX_NAMES:
+            found.args[name] = value
+
+
+def _read_env(found: Mentions, line: str) -> None:
+    for match in _ASSIGNMENT.finditer(line):
+        name = match.group(1)
+        if name not in found.env and len(found.env) < MAX_NAMES:
+            found.env[name] = match.group(2).strip("'\"")
+
+
+def _read_flag_lines(found: Mentions, line: str) -> None:
+    for match in _FLAG_NAME.finditer(line):
+        name = snake(match.group(1)).lower()
+        if name not in found.flag_lines and len(found.flag_lines) < MAX_NAMES:
+            found.flag_lines[name] = line.strip()
