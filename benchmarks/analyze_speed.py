@@ -1,11 +1,15 @@
 """Wall time of `vllm-bug analyze` as a subprocess (CLI start included), beside `python -c pass`.
 
-    python benchmarks/analyze_speed.py [--runs 15] [--input PATH ...] [--format text|json|markdown]
+    python benchmarks/analyze_speed.py [--runs 15] [--input PATH ...] [--format text|json|markdown ...]
+        [--baseline-python OTHER_TREE/.venv/bin/python]
 
 Without --input it writes two inputs of its own and times both: a bundle (a full schema-valid
 payload: two H100s, driver, torch, vLLM, plus a realistic failed `vllm serve` log: an OOM in a
 tensor-parallel worker wrapped by the engine's own errors, after 2,000 lines of loading chatter)
 and the same log as plain text. Target: median under 0.3 s on a 2-core machine (goal: 0.2 s).
+`--format` may be repeated (each input is timed in each format). `--baseline-python` times the
+same inputs and formats with another installation of vllm-bug (an older tree in its own venv),
+interleaved with this one, and prints each ratio this/baseline: before-and-after in one run.
 
 Bytecode: the children run with PYTHONDONTWRITEBYTECODE removed and PYTHONPYCACHEPREFIX set to a
 private temporary folder, like an installed tool whose .pyc files exist; two uncounted warm-up runs
@@ -104,8 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--input", "--bundle", action="append", dest="inputs",
                         help="analyse this file (bundle or text) instead of the generated ones; repeatable")
-    parser.add_argument("--format", default="text", choices=["text", "json", "markdown"])
+    parser.add_argument("--format", action="append", dest="formats", choices=["text", "json", "markdown"])
+    parser.add_argument("--baseline-python", help="interpreter of another vllm-bug installation to compare with")
     args = parser.parse_args(argv)
+    formats = args.formats or ["text"]
+    pythons = {"": sys.executable} | ({"baseline ": args.baseline_python} if args.baseline_python else {})
     with tempfile.TemporaryDirectory() as tmp:
         if args.inputs:
             inputs = [Path(p) for p in args.inputs]
@@ -114,20 +121,26 @@ def main(argv: list[str] | None = None) -> int:
             text.write_text(realistic_log(), encoding="utf-8")
             inputs = [build_bundle(Path(tmp) / "bench.zst"), text]
         commands = {"python -c pass": [sys.executable, "-c", "pass"]}
-        for path in inputs:
-            commands[f"analyze {path.name}"] = [sys.executable, "-m", "vllm_bug", "analyze", str(path),
-                                                "--format", args.format]
+        for label, python in pythons.items():
+            for path in inputs:
+                for fmt in formats:
+                    commands[f"{label}analyze {path.name} {fmt}"] = [python, "-m", "vllm_bug", "analyze", str(path),
+                                                                     "--format", fmt]
         env = child_env(Path(tmp) / "pycache")
         for cmd in commands.values():
             time_command(cmd, 2, env)  # warm the page cache and write the .pyc files
         times = interleaved(commands, args.runs, env)
-    print(f"cpus: {os.cpu_count()}  runs: {args.runs}  format: {args.format}")
+    print(f"cpus: {os.cpu_count()}  runs: {args.runs}  formats: {', '.join(formats)}")
     worst = 0.0
     for name, values in times.items():
         median = statistics.median(values)
         if name.startswith("analyze"):
             worst = max(worst, median)
-        print(f"{name:28} median {median * 1000:7.1f} ms  (min {min(values) * 1000:.1f}, max {max(values) * 1000:.1f})")
+        ratio = ""
+        if args.baseline_python and name.startswith("analyze"):
+            ratio = f"  this/baseline {median / statistics.median(times['baseline ' + name]):.2f}"
+        print(f"{name:40} median {median * 1000:7.1f} ms  (min {min(values) * 1000:.1f}, "
+              f"max {max(values) * 1000:.1f}){ratio}")
     print(f"slowest analyze median {worst * 1000:.1f} ms; target < 300 ms: {'met' if worst < 0.3 else 'NOT met'}")
     return 0 if worst < 0.3 else 2
 
