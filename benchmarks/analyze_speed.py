@@ -69,7 +69,7 @@ def build_bundle(path: Path) -> Path:
         "torch": {"version": "2.8.0+cu128", "cuda": "12.8"}, "vllm": {"version": "0.19.0"},
         "log": {"source": "file", "truncated": False, "text": realistic_log()},
     })
-    smi = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "collect" / "h200-nvidia-smi.txt"
+    smi = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "device" / "h200" / "nvidia-smi.txt"
     if smi.is_file():
         payload["nvidia_smi"] = dict(payload.get("nvidia_smi") or {}, plain=smi.read_text(encoding="utf-8"))
     path.write_bytes(encode(make_envelope(payload)))

@@ -14,7 +14,7 @@ from conftest import minimal_payload
 from vllm_bug.cli import main
 from vllm_bug.schema.bundle import encode, make_envelope
 
-FIXTURES = Path(__file__).parent / "fixtures" / "analyze"
+FIXTURES = Path(__file__).parent / "fixtures" / "reports" / "excerpts"
 
 LOG = """\
 INFO 06-01 10:00:00 [api_server.py:1] vLLM API server version 0.19.0

@@ -19,7 +19,7 @@ from vllm_bug.bundler.runner import Manifest
 from vllm_bug.errors import UsageProblem, VllmBugError
 from vllm_bug.schema.bundle import encode, make_envelope, read_bundle
 
-FIXTURES = Path(__file__).parent / "fixtures" / "collect"
+FIXTURES = Path(__file__).parent / "fixtures" / "device" / "h200"
 
 
 def fake_interpreter(tmp_path: Path, body: str) -> str:
@@ -153,11 +153,11 @@ def test_single_gpu_bundle_with_smi_query_and_package_list_fits_32_kib():
     """The issue's size budget, measured on real H200 outputs with a full pip list."""
     payload = minimal_payload()
     payload["nvidia_smi"] = {
-        "plain": (FIXTURES / "h200-nvidia-smi.txt").read_text(),
-        "query": (FIXTURES / "h200-nvidia-smi-q.txt").read_text(),
-        "topo": (FIXTURES / "h200-topo.txt").read_text(),
+        "plain": (FIXTURES / "nvidia-smi.txt").read_text(),
+        "query": (FIXTURES / "nvidia-smi-q.txt").read_text(),
+        "topo": (FIXTURES / "topo.txt").read_text(),
     }
-    rows = (FIXTURES / "pip-list-h200.txt").read_text().splitlines()[2:]
+    rows = (FIXTURES / "pip-list.txt").read_text().splitlines()[2:]
     payload["packages"] = dict(line.split()[:2] for line in rows if line.strip())
     payload["gpus"] = [{"index": 0, "name": "NVIDIA H200", "compute_capability": "9.0"}]
     payload["env"] = {f"VLLM_VAR_{i}": "1" for i in range(40)}

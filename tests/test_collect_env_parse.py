@@ -3,7 +3,8 @@ from pathlib import Path
 from vllm_bug.analyzer.collect_env_parse import parse_bool, parse_collect_env
 from vllm_bug.analyzer.textfacts import facts_from_text
 
-FIXTURES = Path(__file__).parent / "fixtures" / "text"
+FIXTURES = Path(__file__).parent / "fixtures" / "reports" / "excerpts"
+H200 = Path(__file__).parent / "fixtures" / "device" / "h200"
 
 SECTIONED = """\
 INFO 06-12 17:10:51 [__init__.py:244] Automatically detected platform cuda.
@@ -90,7 +91,7 @@ def test_real_sectioned_output_from_an_issue():
 
 
 def test_flat_torch_format_from_a_real_machine():
-    facts = facts_from_text((FIXTURES / "torch_flat_collect_env_h200.txt").read_text())
+    facts = facts_from_text((H200 / "torch-collect-env.txt").read_text())
     assert facts.torch_version == "2.11.0+cu130" and facts.torch_cuda == "13.0"
     assert facts.nvcc_version == "13.0.88" and facts.driver_version == "580.159.04"
     assert [g.name for g in facts.gpus] == ["NVIDIA H200"] and facts.gpus[0].compute_capability == (9, 0)

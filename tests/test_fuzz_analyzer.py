@@ -62,7 +62,7 @@ def analyzed_and_rendered(loaded: LoadedInput) -> Analysis:
 @lru_cache(maxsize=1)
 def real_lines() -> tuple[str, ...]:
     texts: list[str] = []
-    for folder in ("text", "analyze", "logs", "gpu-errors/h200"):
+    for folder in ("reports/excerpts", "device/h200", "device/h200/cuda-errors"):
         for path in sorted((FIXTURES / folder).glob("*")):
             if path.suffix in (".txt", ".log"):
                 texts.append(path.read_text("utf-8", "replace"))

@@ -12,7 +12,7 @@ import pytest
 from vllm_bug.bundler import logcapture as lc
 from vllm_bug.errors import UnreadableInput, UsageProblem
 
-FIXTURES = Path(__file__).parent / "fixtures" / "logs"
+FIXTURES = Path(__file__).parent / "fixtures" / "device" / "h200" / "cuda-errors"
 
 ENGINE_CORE_LOG = """\
 (APIServer pid=7) INFO 03-16 08:31:01 [api_server.py:1] vLLM API server version 0.11.0

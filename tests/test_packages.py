@@ -6,7 +6,7 @@ from pathlib import Path
 
 from vllm_bug.bundler import packages as pk
 
-PIP_LIST = Path(__file__).parent / "fixtures" / "collect" / "pip-list-h200.txt"
+PIP_LIST = Path(__file__).parent / "fixtures" / "device" / "h200" / "pip-list.txt"
 
 
 def real_pip_list() -> dict[str, str]:

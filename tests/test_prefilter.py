@@ -19,8 +19,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 def _real_texts() -> list[str]:
     texts = [p.read_text(encoding="utf-8", errors="replace")
-             for sub in ("gpu-errors/h200", "text", "analyze", "logs") for p in sorted((FIXTURES / sub).glob("*.*"))
-             if p.suffix in (".txt", ".log")]
+             for sub in ("device/h200/cuda-errors", "device/h200", "reports/excerpts")
+             for p in sorted((FIXTURES / sub).glob("*.*")) if p.suffix in (".txt", ".log")]
     for line in (FIXTURES / "reports" / "real-issues-dev.jsonl").read_text(encoding="utf-8").splitlines():
         case = json.loads(line)
         texts.append("\n".join(case.get(k) or "" for k in ("title", "error_text", "env_text")))

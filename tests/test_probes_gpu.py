@@ -19,8 +19,8 @@ from vllm_bug.bundler import probes_gpu as G
 from vllm_bug.bundler.runner import CommandResult, Manifest, ProbeRecord, run_command
 from vllm_bug.schema.bundle import make_envelope, validate
 
-H200 = FIXTURES / "device-h200"
-H200X2 = FIXTURES / "device-h200x2"
+H200 = FIXTURES / "device" / "h200"
+H200X2 = FIXTURES / "device" / "h200x2"
 DEVICE_LINE = re.compile(r"^(\d+) (.+?) \((\d+), (\d+)\) (\d+) (\d+) (GPU-\S+) (\S+)$")
 
 

@@ -12,7 +12,7 @@ from vllm_bug.bundler.runner import Manifest
 from vllm_bug.schema.bundle import make_envelope, validate
 
 # PRETTY_NAME block exactly as the H200 machine printed it.
-OS_RELEASE = (FIXTURES / "device-h200" / "basics.txt").read_text().split("== os-release\n")[1].split("== which")[0]
+OS_RELEASE = (FIXTURES / "device" / "h200" / "basics.txt").read_text().split("== os-release\n")[1].split("== which")[0]
 CPUINFO = """processor\t: 0
 vendor_id\t: AuthenticAMD
 model name\t: AMD EPYC 9454 48-Core Processor

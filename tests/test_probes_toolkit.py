@@ -10,7 +10,7 @@ from vllm_bug.bundler import probes_toolkit as T
 from vllm_bug.bundler.runner import Manifest
 from vllm_bug.schema.bundle import make_envelope, validate
 
-NVCC_TXT = FIXTURES / "device-h200" / "nvcc.txt"
+NVCC_TXT = FIXTURES / "device" / "h200" / "nvcc.txt"
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,8 @@ from vllm_bug.analyzer.load import load_input
 from vllm_bug.schema.bundle import read_bundle
 
 BUNDLES = Path(__file__).parent / "fixtures" / "bundles"
-LIVE_X2 = Path(__file__).parent / "fixtures" / "device-h200x2-live"
+DEVICE = Path(__file__).parent / "fixtures" / "device"
+LIVE_X2 = DEVICE / "h200x2-live"
 ALL = sorted(BUNDLES.glob("*.zst"))
 MIB = 1 << 20
 
@@ -70,7 +71,7 @@ def test_two_gpu_bundle_agrees_with_nvidia_smi_run_beside_it():
         assert gpu["pci_bus_id"] in plain
     assert p["torch"]["device_count"] == 2
     assert all(peer["p2p_nvlink"] == "OK" for gpu in p["gpus"] for peer in gpu["peers"])
-    assert "NV18" in (LIVE_X2 / "topo.txt").read_text()
+    assert "NV18" in (DEVICE / "h200x2" / "topo.txt").read_text()
 
 
 WITH_TORCH = [p for p in ALL if "no-torch" not in p.name]

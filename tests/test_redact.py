@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from vllm_bug.schema.redact import KINDS, Redactor, is_secret_flag, is_secret_name, shape_kind
 
-FIXTURES = Path(__file__).parent / "fixtures" / "redact"
+FIXTURES = Path(__file__).parent / "fixtures"
 HOME = "/home/alice"
 RNG = random.Random(20240601)
 ALNUM = string.ascii_letters + string.digits
@@ -286,13 +286,13 @@ def test_ordinary_text_is_untouched(line):
 
 def fixture_texts() -> list[tuple[str, str]]:
     texts = []
-    for line in (FIXTURES / "real-issues-dev.jsonl").read_text().splitlines():
+    for line in (FIXTURES / "reports" / "real-issues-dev.jsonl").read_text().splitlines():
         case = json.loads(line)
         for field in ("title", "error_text", "env_text"):
             if case.get(field):
                 texts.append((f"{case['id']}:{field}", case[field]))
-    for path in sorted(FIXTURES.glob("*.txt")):
-        texts.append((path.name, path.read_text()))
+    for path in sorted((FIXTURES / "device").rglob("*.txt")):
+        texts.append((str(path.relative_to(FIXTURES)), path.read_text()))
     return texts
 
 
@@ -427,7 +427,7 @@ def test_scrub_walks_a_payload_without_changing_the_original():
 
 def test_scrub_keeps_a_real_package_map():
     """Package names such as tiktoken, oauthlib or google_auth are not secret names, or hold versions."""
-    lines = (FIXTURES / "h200-pip-list.txt").read_text().splitlines()[2:]
+    lines = (FIXTURES / "device" / "h200" / "pip-list.txt").read_text().splitlines()[2:]
     packages = dict(line.split()[:2] for line in lines if len(line.split()) >= 2)
     packages.update({"tiktoken": "0.9.0", "oauthlib": "3.2.2", "google_auth": "2.40.0", "keyring": "25.6.0"})
     r = Redactor(home=None)

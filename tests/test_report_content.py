@@ -84,7 +84,7 @@ def test_xid_lines_are_shown_with_their_codes(oom_report):
 
 
 def test_fixes_read_cleanly_with_flags_as_code():
-    text = (Path(__file__).resolve().parent / "fixtures" / "text" / "oom_two_ranks.txt").read_text()
+    text = (Path(__file__).resolve().parent / "fixtures" / "reports" / "excerpts" / "oom_two_ranks.txt").read_text()
     report = render_markdown(analyze_text(text))
     fixes = [line for line in report.splitlines() if line.startswith("- ")]
     assert fixes and not any("\\" in line for line in fixes)

@@ -5,7 +5,7 @@ from rule_helpers import facts, fire, gpu, root, text_of
 
 from vllm_bug.analyzer.analyze import analyze_text
 
-H200_ERRORS = Path(__file__).resolve().parent / "fixtures" / "gpu-errors" / "h200"
+H200_ERRORS = Path(__file__).resolve().parent / "fixtures" / "device" / "h200" / "cuda-errors"
 
 BOILERPLATE = ["CUDA kernel errors might be asynchronously reported at some other API call, so the stacktrace below might be incorrect.",
                "For debugging consider passing CUDA_LAUNCH_BLOCKING=1",

@@ -12,7 +12,7 @@ from conftest import minimal_payload
 from vllm_bug.schema import bundle
 from vllm_bug.schema.fastcheck import compile_check
 
-FIXTURES = Path(__file__).parent / "fixtures" / "collect"
+FIXTURES = Path(__file__).parent / "fixtures" / "device" / "h200"
 
 
 def _jsonschema_valid(doc) -> bool:
@@ -31,7 +31,7 @@ def realistic_doc(tmp_path_factory):
     from vllm_bug.bundler import collect as co
 
     payload, _, _ = co.build_payload(co.CollectOptions(timeout_s=30))
-    payload["nvidia_smi"] = dict(payload.get("nvidia_smi") or {}, plain=(FIXTURES / "h200-nvidia-smi.txt").read_text())
+    payload["nvidia_smi"] = dict(payload.get("nvidia_smi") or {}, plain=(FIXTURES / "nvidia-smi.txt").read_text())
     payload["gpus"] = [{"index": i, "name": "NVIDIA H200", "compute_capability": "9.0",
                         "memory_total_bytes": 150_754_820_096} for i in range(2)]
     payload["log"] = {"source": "file", "truncated": False, "text": "RuntimeError: CUDA error: out of memory\n"}

@@ -6,7 +6,8 @@ import pytest
 
 from vllm_bug.analyzer.textfacts import facts_from_text, parse_command_args
 
-FIXTURES = Path(__file__).parent / "fixtures" / "text"
+FIXTURES = Path(__file__).parent / "fixtures" / "reports" / "excerpts"
+H200 = Path(__file__).parent / "fixtures" / "device" / "h200"
 GIB = 1 << 30
 
 
@@ -15,7 +16,7 @@ def _fixture(name):
 
 
 def test_nvidia_smi_table():
-    f = _fixture("nvidia_smi_h200.txt")
+    f = facts_from_text((H200 / "nvidia-smi.txt").read_text())
     assert f.driver_version == "580.159.04" and f.driver_cuda == "13.0"
     assert f.gpus[0].name == "NVIDIA H200" and f.gpus[0].memory_total_bytes == 143771 << 20
     assert f.gpus[0].compute_capability == (9, 0)
@@ -137,7 +138,7 @@ def test_kv_cache_numbers_v1():
 
 
 def test_kv_cache_numbers_v0():
-    f = _fixture("v0_kv_numbers.txt")
+    f = _fixture("kv_cache_v0.txt")
     assert f.kv_cache_tokens == 23648 and f.gpu_blocks == 1478 and f.max_concurrency == 0.82
     assert f.engine_args["max_model_len"] == 29000
     assert f.model_weights_bytes == int(14.9888 * GIB)
@@ -187,7 +188,7 @@ def test_gcp_logging_prefixes_and_title_version():
 def test_corpus_facts_match_what_reports_state():
     """Every fixture's stated versions come out; a sample of the real reports in the dev corpus."""
     expectations = {
-        "nvidia_smi_803.txt": {"driver_version": "560.35.03", "driver_cuda": "12.6"},
+        "err803_new_driver.txt": {"driver_version": "560.35.03", "driver_cuda": "12.6"},
         "t4_triton_env.txt": {"driver_version": "535.161.07", "driver_cuda": "12.2"},
         "kv_cache_size_tokens.txt": {"driver_version": "610.57.04", "torch_version": "2.13.0+cu130", "torch_cuda": "13.0"},
     }

@@ -5,7 +5,7 @@ import pytest
 from vllm_bug.analyzer.logclean import clean_lines
 from vllm_bug.analyzer.tracebacks import is_wrapper, parse_tracebacks, pick_root_cause, pseudo_root_cause
 
-FIXTURES = Path(__file__).parent / "fixtures" / "text"
+FIXTURES = Path(__file__).parent / "fixtures" / "reports" / "excerpts"
 
 
 def _root(text: str, title_line=None):

@@ -10,7 +10,7 @@ from vllm_bug.bundler import xid as X
 from vllm_bug.bundler.runner import Manifest, run_command
 from vllm_bug.schema.bundle import make_envelope, validate
 
-UUID = "GPU-3fde5e08-4d8b-8211-5c99-cf4ced6c1ba3"  # a real H200's UUID (device-h200x2 fixture)
+UUID = "GPU-3fde5e08-4d8b-8211-5c99-cf4ced6c1ba3"  # a real H200's UUID (tests/fixtures/device/h200x2)
 # Kernel log in the layout NVIDIA's Xid documentation gives: "NVRM: Xid (PCI:<bus>): <code>, pid=..., ..."
 KERNEL_LOG = f"""[    0.000000] Linux version 6.18.44-fc-v657-gpu
 [    4.120331] nvidia: module license 'NVIDIA' taints kernel.
