@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def tool():
     spec = importlib.util.spec_from_file_location("behaviour_snapshot", ROOT / "tools" / "behaviour_snapshot.py")
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -48,8 +49,11 @@ def test_name_diff_ignores_the_recorded_input_hash(tool, tmp_path, capsys):
 
 
 def test_content_diff_matches_moved_and_merged_inputs(tool, tmp_path, capsys):
-    before = _write(tmp_path, "b.json", {"old/a.txt": _result("X", "h1"), "copy/a.txt": _result("X", "h1"),
-                                         "c.txt": _result("Y", "h2")})
+    before = _write(
+        tmp_path,
+        "b.json",
+        {"old/a.txt": _result("X", "h1"), "copy/a.txt": _result("X", "h1"), "c.txt": _result("Y", "h2")},
+    )
     after = _write(tmp_path, "a.json", {"new/a.txt": _result("X", "h1"), "c.txt": _result("Y", "h2")})
     assert tool.main(["--diff", "--by-content", before, after]) == 0
     out = capsys.readouterr().out

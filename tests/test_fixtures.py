@@ -27,4 +27,5 @@ def test_identical_files_are_found_in_any_folder(tmp_path):
 def test_no_two_fixture_files_are_byte_identical():
     assert sum(1 for p in FIXTURES.rglob("*") if p.is_file()) > 50  # the walk really sees the fixtures
     assert identical_groups(FIXTURES) == [], (
-        "keep one copy per source (tests/fixtures/README.md) and point every test at it")
+        "keep one copy per source (tests/fixtures/README.md) and point every test at it"
+    )

@@ -50,9 +50,14 @@ def analyse(data: bytes) -> dict:
         return {"exit_code": result.exit_code, "output": result.output.strip()[-300:]}
     doc = json.loads(result.stdout)
     doc.get("input", {}).pop("sha256", None)
-    return {"exit_code": 0, "signature": doc.get("signature"),
-            "diagnoses": [{k: d.get(k) for k in ("rule", "category", "confidence", "title", "evidence", "fixes")}
-                          for d in doc.get("diagnoses", [])]}
+    return {
+        "exit_code": 0,
+        "signature": doc.get("signature"),
+        "diagnoses": [
+            {k: d.get(k) for k in ("rule", "category", "confidence", "title", "evidence", "fixes")}
+            for d in doc.get("diagnoses", [])
+        ],
+    }
 
 
 def snapshot(inputs: dict[str, bytes]) -> dict[str, dict]:
@@ -113,8 +118,10 @@ def by_content(results: dict[str, dict], path: str) -> tuple[dict[str, dict], di
     for name, result in sorted(results.items()):
         digest = result.get(INPUT_HASH)
         if digest is None:
-            raise SnapshotError(f"{path}: case {name!r} has no {INPUT_HASH} (snapshot written by an older version "
-                                "of this tool); snapshot that tree again")
+            raise SnapshotError(
+                f"{path}: case {name!r} has no {INPUT_HASH} (snapshot written by an older version "
+                "of this tool); snapshot that tree again"
+            )
         if digest in outcomes and outcomes[digest] != _outcome(result):
             raise SnapshotError(f"{path}: identical inputs {names[digest][0]!r} and {name!r} gave different results")
         outcomes[digest] = _outcome(result)
@@ -132,9 +139,11 @@ def diff_by_content(before_path: str, after_path: str) -> int:
     label = {digest: " | ".join(names_after.get(digest) or names_before[digest]) for digest in set(before) | set(after)}
     changed = _compare({label[d]: r for d, r in before.items()}, {label[d]: r for d, r in after.items()})
     renamed = sum(1 for d in set(before) & set(after) if names_before[d] != names_after[d])
-    print(f"{changed} of {len(label)} distinct inputs differ "
-          f"(before: {sum(map(len, names_before.values()))} cases, after: {sum(map(len, names_after.values()))}; "
-          f"{renamed} inputs under other names)")
+    print(
+        f"{changed} of {len(label)} distinct inputs differ "
+        f"(before: {sum(map(len, names_before.values()))} cases, after: {sum(map(len, names_after.values()))}; "
+        f"{renamed} inputs under other names)"
+    )
     return 0
 
 
