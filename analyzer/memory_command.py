@@ -14,7 +14,13 @@ from typing import Any
 
 import click
 
-from vllm_bug.analyzer import memory
+from vllm_bug.analyzer.memory.assumptions import DEFAULT_GPU_MEMORY_UTILIZATION
+from vllm_bug.analyzer.memory.catalogue import builtin_models, lookup_model
+from vllm_bug.analyzer.memory.estimate import MemoryEstimate, estimate
+from vllm_bug.analyzer.memory.gpu_size import gpu_memory_bytes_for
+from vllm_bug.analyzer.memory.layout import kv_bytes_per_token
+from vllm_bug.analyzer.memory.shape import ModelShape, ShapeError, shape_from_config
+from vllm_bug.analyzer.memory.units import GIB
 from vllm_bug.errors import EXIT_OK, UnreadableInput, UnsafeInput, UsageProblem
 from vllm_bug.schema.bundle import read_file_capped
 
@@ -24,7 +30,7 @@ GPU_EXAMPLES = "A100-80GB, A100-40GB, H100, H200, L40S, L4, A10G, RTX 4090, V100
 
 def memory_command(*, config_path: str | None = None, model_name: str | None = None, list_models: bool = False,
                    gpu: str | None = None, num_gpus: int = 1, tp: int | None = None, max_model_len: int | None = None,
-                   max_num_seqs: int = 1, gpu_memory_utilization: float = memory.DEFAULT_GPU_MEMORY_UTILIZATION,
+                   max_num_seqs: int = 1, gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION,
                    dtype: str = "auto", kv_cache_dtype: str = "auto", fmt: str = "text") -> int:
     if list_models:
         click.echo(_models_table(fmt))
@@ -32,17 +38,17 @@ def memory_command(*, config_path: str | None = None, model_name: str | None = N
     shape = _shape_from_options(config_path, model_name)
     gpu_bytes, compute_capability, gpu_label = parse_gpu(gpu)
     try:
-        result = memory.estimate(
+        result = estimate(
             shape, gpu_bytes, num_gpus=num_gpus, tp=tp or num_gpus, max_model_len=max_model_len,
             max_num_seqs=max_num_seqs, gpu_memory_utilization=gpu_memory_utilization, weight_dtype=dtype,
             kv_cache_dtype=kv_cache_dtype, compute_capability=compute_capability, gpu_label=gpu_label)
-    except memory.ShapeError as exc:
+    except ShapeError as exc:
         raise UsageProblem(str(exc)) from None
     click.echo(json.dumps(result.to_dict(), indent=2) if fmt == "json" else render_text(result))
     return EXIT_OK
 
 
-def render_text(result: memory.MemoryEstimate) -> str:
+def render_text(result: MemoryEstimate) -> str:
     out = list(result.lines)
     if result.suggestions:
         out += ["", "What would fit (each change on its own):"] + [f"  - {s}" for s in result.suggestions]
@@ -54,11 +60,11 @@ def render_text(result: memory.MemoryEstimate) -> str:
 # ------------------------------------------------------------------------------------ inputs
 
 
-def _shape_from_options(config_path: str | None, model_name: str | None) -> memory.ModelShape:
+def _shape_from_options(config_path: str | None, model_name: str | None) -> ModelShape:
     if config_path and model_name:
         raise UsageProblem("give either --config or --model, not both")
     if model_name:
-        shape = memory.lookup_model(model_name)
+        shape = lookup_model(model_name)
         if shape is None:
             raise UsageProblem(f"unknown model {model_name!r}: not in the built-in table (see --list-models); "
                                "pass its config.json with --config")
@@ -66,8 +72,8 @@ def _shape_from_options(config_path: str | None, model_name: str | None) -> memo
     if config_path:
         config = read_config(config_path)
         try:
-            return memory.shape_from_config(config, name=_name_from_path(config_path))
-        except memory.ShapeError as exc:
+            return shape_from_config(config, name=_name_from_path(config_path))
+        except ShapeError as exc:
             raise UnreadableInput(f"{config_path}: not a usable model config: {exc}") from None
     raise UsageProblem("give a model: --config PATH (a config.json or its folder) or --model NAME (see --list-models)")
 
@@ -111,13 +117,13 @@ def parse_gpu(text: str | None) -> tuple[int, tuple[int, int] | None, str]:
         size = float(match.group(1))
         if not 1 <= size <= 4096:
             raise UsageProblem(f"--gpu {text}: a GPU's memory in GiB must be between 1 and 4096")
-        return int(size * memory.GIB), None, f"{size:g} GiB"
+        return int(size * GIB), None, f"{size:g} GiB"
     if _GB_NUMBER.match(text):
         raise UsageProblem(f"--gpu {text}: give GiB (what nvidia-smi's MiB / 1024 says) or a GPU model name")
     spec = lookup_gpu(text)
     if spec is None:
         raise UsageProblem(f"--gpu {text}: unknown GPU; examples: {GPU_EXAMPLES}")
-    size_bytes = memory.gpu_memory_bytes_for(text)
+    size_bytes = gpu_memory_bytes_for(text)
     if size_bytes is None:
         raise UsageProblem(f"--gpu {text}: the name does not say how much memory it has; give the memory in GiB")
     return size_bytes, spec.compute_capability, f"{text.strip()}, compute capability {spec.compute_capability[0]}.{spec.compute_capability[1]}"
@@ -128,8 +134,8 @@ def parse_gpu(text: str | None) -> tuple[int, tuple[int, int] | None, str]:
 
 def _models_table(fmt: str) -> str:
     rows = []
-    for entry in memory.builtin_models():
-        shape = memory.shape_from_config(entry, name=entry["name"])
+    for entry in builtin_models():
+        shape = shape_from_config(entry, name=entry["name"])
         rows.append({
             "name": entry["name"],
             "parameters": shape.num_parameters,
@@ -138,7 +144,7 @@ def _models_table(fmt: str) -> str:
             "kv_heads": None if shape.is_mla else shape.num_kv_heads,
             "head_dim": None if shape.is_mla else shape.head_dim,
             "experts": shape.num_experts or None,
-            "kv_bytes_per_token_16bit": memory.kv_bytes_per_token(shape, "bfloat16"),
+            "kv_bytes_per_token_16bit": kv_bytes_per_token(shape, "bfloat16"),
             "max_position_embeddings": shape.max_position_embeddings,
             "dtype": shape.dtype,
             "quantization": shape.quant_method,

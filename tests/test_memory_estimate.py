@@ -1,26 +1,16 @@
-"""Memory arithmetic: numbers checked against hand computation, not against the code's own output."""
+"""Memory arithmetic (analyzer/memory/estimate.py and the modules it uses): numbers checked against hand
+computation, not against the code's own output."""
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 
-from vllm_bug.analyzer.facts import Facts, Gpu
-from vllm_bug.analyzer.memory import (
-    GIB,
-    ShapeError,
-    builtin_models,
-    estimate,
-    kv_bytes_per_token,
-    lookup_model,
-    memory_report_for_facts,
-    param_breakdown,
-    shape_from_config,
-    tp_problem,
-    valid_tp_sizes,
-    weights_estimate,
-)
+from vllm_bug.analyzer.memory.catalogue import builtin_models, lookup_model
+from vllm_bug.analyzer.memory.estimate import estimate
+from vllm_bug.analyzer.memory.layout import kv_bytes_per_token, tp_problem, valid_tp_sizes
+from vllm_bug.analyzer.memory.shape import ShapeError, shape_from_config
+from vllm_bug.analyzer.memory.units import GIB
+from vllm_bug.analyzer.memory.weights import param_breakdown, weights_estimate
 
 A100_80GB = 81920 * 2**20  # nvidia-smi: 81920 MiB = 80 GiB exactly
 H100_80GB = 81559 * 2**20  # nvidia-smi: 81559 MiB = 79.65 GiB
@@ -177,30 +167,6 @@ def test_mxfp4_checkpoint_quantizes_only_experts():
     assert any("sliding window of 128" in n for n in r.notes)
 
 
-def test_text_config_nesting():
-    config = {
-        "architectures": ["Mistral3ForConditionalGeneration"],
-        "torch_dtype": "bfloat16",
-        "vision_config": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16},
-        "text_config": {"num_hidden_layers": 40, "num_attention_heads": 32, "num_key_value_heads": 8,
-                        "head_dim": 128, "hidden_size": 5120, "intermediate_size": 32768,
-                        "vocab_size": 131072, "max_position_embeddings": 131072},
-    }
-    shape = shape_from_config(config)
-    assert (shape.num_layers, shape.num_kv_heads, shape.head_dim, shape.hidden_size) == (40, 8, 128, 5120)
-    assert shape.dtype == "bfloat16"
-    assert shape.architecture == "Mistral3ForConditionalGeneration"
-    assert kv_bytes_per_token(shape, "bfloat16") == 2 * 40 * 8 * 128 * 2
-
-
-def test_head_dim_derived_when_absent():
-    config = {"num_hidden_layers": 32, "num_attention_heads": 32, "hidden_size": 4096, "intermediate_size": 11008,
-              "vocab_size": 32000, "torch_dtype": "float16", "max_position_embeddings": 4096}
-    shape = shape_from_config(config)
-    assert shape.head_dim == 128 and shape.num_kv_heads == 32  # MHA when num_key_value_heads is absent
-    assert kv_bytes_per_token(shape, "float16") == 2 * 32 * 32 * 128 * 2  # 512 KiB
-
-
 def test_fp8_kv_halves_and_is_suggested_only_where_supported():
     shape = lookup_model("meta-llama/Llama-3.1-8B-Instruct")
     assert kv_bytes_per_token(shape, "fp8") * 2 == kv_bytes_per_token(shape, "bfloat16") == 131_072
@@ -242,7 +208,8 @@ def test_quantized_checkpoints():
     linear = b.attention + b.dense_mlp
     assert weights_estimate(shape_from_config(ct)).total_bytes == linear * 1 + (b.total - linear) * 2
     # AWQ 4-bit, group 128: 0.5 byte + (16-bit scale + 4-bit zero) / 128 per weight
-    assert weights_estimate(shape_from_config(awq)).total_bytes == int(linear * (0.5 + 20 / 8 / 128) + (b.total - linear) * 2)
+    awq_bytes = int(linear * (0.5 + 20 / 8 / 128) + (b.total - linear) * 2)
+    assert weights_estimate(shape_from_config(awq)).total_bytes == awq_bytes
 
 
 def test_online_fp8_weights_keep_embeddings_in_16_bits():
@@ -250,48 +217,6 @@ def test_online_fp8_weights_keep_embeddings_in_16_bits():
     b = param_breakdown(shape)
     fp8 = weights_estimate(shape, "fp8").total_bytes
     assert fp8 == (b.attention + b.dense_mlp) + (b.embedding + b.lm_head + b.norms) * 2
-
-
-@pytest.mark.parametrize("name,expected", [
-    ("meta-llama/Meta-Llama-3.1-70B-Instruct", "meta-llama/Llama-3.1-70B"),
-    ("LLAMA-3.1-70B", "meta-llama/Llama-3.1-70B"),
-    ("Qwen/Qwen2.5-7B-Instruct", "Qwen/Qwen2.5-7B"),
-    ("meta-llama/Llama-2-7b-chat-hf", "meta-llama/Llama-2-7b"),
-    ("google/gemma-2-9b-it", "google/gemma-2-9b"),
-    ("Qwen/Qwen3-30B-A3B-Instruct-2507", "Qwen/Qwen3-30B-A3B"),
-    ("mistralai/Mistral-7B-Instruct-v0.3", "mistralai/Mistral-7B-v0.3"),
-    ("phi-3-mini", "microsoft/Phi-3-mini-4k-instruct"),
-])
-def test_lookup_model_names(name, expected):
-    shape = lookup_model(name)
-    assert shape is not None and shape.name == expected
-
-
-@pytest.mark.parametrize("name", ["", "Qwen2.5-7B-Instruct-AWQ", "llama-3.1-7b", "my-org/custom-model"])
-def test_lookup_model_unknown(name):
-    assert lookup_model(name) is None
-
-
-def test_builtin_table_counts_agree_with_shapes():
-    """Each published parameter count matches the count derived from the shape (catches typos in the table)."""
-    for entry in builtin_models():
-        shape = shape_from_config(entry, name=entry["name"])
-        derived = param_breakdown(shape).total
-        assert abs(derived / entry["num_parameters"] - 1) < 0.001, entry["name"]
-
-
-@pytest.mark.parametrize("mutate,message", [
-    (lambda c: c.pop("num_hidden_layers"), "num_hidden_layers"),
-    (lambda c: c.update(num_attention_heads=True), "num_attention_heads"),
-    (lambda c: c.update(hidden_size=-1), "hidden_size"),
-    (lambda c: c.update(num_hidden_layers="80"), "num_hidden_layers"),
-    (lambda c: c.update(hidden_size=4097, head_dim=None), "not a multiple"),
-])
-def test_shape_errors(mutate, message):
-    config = {"num_hidden_layers": 32, "num_attention_heads": 32, "hidden_size": 4096}
-    mutate(config)
-    with pytest.raises(ShapeError, match=message):
-        shape_from_config(config)
 
 
 def test_estimate_rejects_unusable_inputs():
@@ -304,73 +229,3 @@ def test_estimate_rejects_unusable_inputs():
                                     "intermediate_size": 128, "vocab_size": 100})
     with pytest.raises(ShapeError, match="max_model_len"):
         estimate(no_context, H100_80GB)
-
-
-# ----------------------------------------------------------------------------- from facts
-
-LLAMA70B_CONFIG = {k: v for k, v in builtin_models()[1].items() if k not in ("name", "aliases", "num_parameters")}
-
-
-def test_report_for_facts_with_config_and_gpus():
-    facts = Facts(
-        gpus=[Gpu(name="NVIDIA A100-SXM4-80GB", memory_total_bytes=A100_80GB, compute_capability=(8, 0))] * 2,
-        engine_args={"model": "meta-llama/Llama-3.1-70B-Instruct", "tensor_parallel_size": 2,
-                     "max_model_len": "16384", "max_num_seqs": 64, "dtype": "float16",
-                     "gpu_memory_utilization": 0.92},
-        model=copy.deepcopy(LLAMA70B_CONFIG),
-    )
-    report = memory_report_for_facts(facts)
-    assert report is not None
-    # no num_parameters in a real config: the shape gives the same 70,553,706,496
-    assert report["weights_bytes"] == 141_107_412_992
-    assert report["kv_bytes_per_token_per_gpu"] == 163_840
-    assert report["kv_tokens_fit"] == 32_256
-    assert report["fits"] is False
-    assert report["compute_capability"] == "8.0"
-    assert any("--max-model-len 496" in s for s in report["suggestions"])
-    assert report["lines"] and report["notes"]
-
-
-def test_report_for_facts_from_model_name_and_gpu_name():
-    facts = Facts(gpus=[Gpu(name="NVIDIA H100 80GB HBM3")],
-                  engine_args={"model": "Qwen/Qwen2.5-7B-Instruct", "max_model_len": 32768})
-    report = memory_report_for_facts(facts)
-    assert report is not None
-    assert report["gpu_memory_bytes"] == H100_80GB  # nvidia-smi's 81559 MiB, not a nominal 80 GiB
-    assert report["max_num_seqs"] == 1
-    assert report["gpu_memory_utilization"] == 0.92
-    assert any("max_num_seqs not given" in n for n in report["notes"])
-    assert report["fits"] is True
-
-
-@pytest.mark.parametrize("facts", [
-    Facts(gpus=[], engine_args={"model": "Llama-3.1-8B"}),
-    Facts(gpus=[Gpu(name="NVIDIA A10G")], engine_args={"model": "someone/unknown-model"}),
-    Facts(gpus=[Gpu(name="mystery accelerator")], engine_args={"model": "Llama-3.1-8B"}),
-    Facts(gpus=[Gpu(memory_total_bytes=A100_80GB)], model={"architectures": ["X"]}),
-])
-def test_report_for_facts_none_when_too_little_is_known(facts):
-    assert memory_report_for_facts(facts) is None
-
-
-def test_report_for_facts_tolerates_junk_engine_args():
-    facts = Facts(gpus=[Gpu(name="NVIDIA L4", memory_total_bytes=23034 * 2**20)],
-                  engine_args={"model": "Llama-3.2-1B", "max_model_len": "lots", "tensor_parallel_size": None,
-                               "gpu_memory_utilization": "1.5", "kv_cache_dtype": "weird", "dtype": "auto"})
-    report = memory_report_for_facts(facts)
-    assert report is not None
-    assert report["max_model_len"] == 131072  # junk ignored: the model's own context length
-    assert report["gpu_memory_utilization"] == 0.92
-    assert report["kv_cache_dtype"] == "bfloat16"
-
-
-def test_report_for_facts_quantization_flag_without_quant_config():
-    gpus = [Gpu(name="NVIDIA A10G", memory_total_bytes=23028 * 2**20)]
-    plain = memory_report_for_facts(Facts(gpus=gpus, engine_args={"model": "Qwen2.5-7B", "max_model_len": 8192}))
-    awq = memory_report_for_facts(Facts(gpus=gpus, engine_args={"model": "Qwen2.5-7B", "max_model_len": 8192,
-                                                                "quantization": "awq"}))
-    b = param_breakdown(lookup_model("Qwen2.5-7B"))
-    linear = b.attention + b.dense_mlp
-    assert plain["weights_bytes"] == 7_615_616_512 * 2
-    # int4 weights in linear layers, the rest (embeddings, lm_head, norms, biases) in bf16
-    assert awq["weights_bytes"] == int(linear * 0.5 + (7_615_616_512 - linear) * 2)

@@ -1,0 +1,94 @@
+"""The memory estimate for analysed facts (analyzer/memory/from_facts.py)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from vllm_bug.analyzer.facts import Facts, Gpu
+from vllm_bug.analyzer.memory import from_facts
+from vllm_bug.analyzer.memory.catalogue import builtin_models, lookup_model
+from vllm_bug.analyzer.memory.from_facts import estimate_for_facts
+from vllm_bug.analyzer.memory.weights import param_breakdown
+
+A100_80GB = 81920 * 2**20  # nvidia-smi: 81920 MiB = 80 GiB exactly
+H100_80GB = 81559 * 2**20  # nvidia-smi: 81559 MiB = 79.65 GiB
+LLAMA70B_CONFIG = {k: v for k, v in builtin_models()[1].items() if k not in ("name", "aliases", "num_parameters")}
+
+
+def test_estimate_for_facts_with_config_and_gpus():
+    facts = Facts(
+        gpus=[Gpu(name="NVIDIA A100-SXM4-80GB", memory_total_bytes=A100_80GB, compute_capability=(8, 0))] * 2,
+        engine_args={"model": "meta-llama/Llama-3.1-70B-Instruct", "tensor_parallel_size": 2,
+                     "max_model_len": "16384", "max_num_seqs": 64, "dtype": "float16",
+                     "gpu_memory_utilization": 0.92},
+        model=copy.deepcopy(LLAMA70B_CONFIG),
+    )
+    result = estimate_for_facts(facts)
+    assert result is not None
+    # no num_parameters in a real config: the shape gives the same 70,553,706,496
+    assert result.weights_bytes == 141_107_412_992
+    assert result.kv_bytes_per_token_per_gpu == 163_840
+    assert result.kv_tokens_fit == 32_256
+    assert result.fits is False
+    assert result.to_dict()["compute_capability"] == "8.0"
+    assert any("--max-model-len 496" in s for s in result.suggestions)
+    assert result.lines and result.notes
+    assert not any("not given" in n for n in result.notes)  # every setting was given
+
+
+def test_estimate_for_facts_from_model_name_and_gpu_name():
+    facts = Facts(gpus=[Gpu(name="NVIDIA H100 80GB HBM3")],
+                  engine_args={"model": "Qwen/Qwen2.5-7B-Instruct", "max_model_len": 32768})
+    result = estimate_for_facts(facts)
+    assert result is not None
+    assert result.gpu_memory_bytes == H100_80GB  # nvidia-smi's 81559 MiB, not a nominal 80 GiB
+    assert result.max_num_seqs == 1
+    assert result.gpu_memory_utilization == 0.92
+    assert any("max_num_seqs not given" in n for n in result.notes)
+    assert any("gpu_memory_utilization not given" in n for n in result.notes)
+    assert result.fits is True
+
+
+@pytest.mark.parametrize("facts", [
+    Facts(gpus=[], engine_args={"model": "Llama-3.1-8B"}),
+    Facts(gpus=[Gpu(name="NVIDIA A10G")], engine_args={"model": "someone/unknown-model"}),
+    Facts(gpus=[Gpu(name="mystery accelerator")], engine_args={"model": "Llama-3.1-8B"}),
+    Facts(gpus=[Gpu(memory_total_bytes=A100_80GB)], model={"architectures": ["X"]}),
+])
+def test_estimate_for_facts_none_when_too_little_is_known(facts):
+    assert estimate_for_facts(facts) is None
+
+
+def test_estimate_for_facts_tolerates_junk_engine_args():
+    facts = Facts(gpus=[Gpu(name="NVIDIA L4", memory_total_bytes=23034 * 2**20)],
+                  engine_args={"model": "Llama-3.2-1B", "max_model_len": "lots", "tensor_parallel_size": None,
+                               "gpu_memory_utilization": "1.5", "kv_cache_dtype": "weird", "dtype": "auto"})
+    result = estimate_for_facts(facts)
+    assert result is not None
+    assert result.max_model_len == 131072  # junk ignored: the model's own context length
+    assert result.gpu_memory_utilization == 0.92
+    assert result.kv_cache_dtype == "bfloat16"
+
+
+def test_estimate_for_facts_quantization_flag_without_quant_config():
+    gpus = [Gpu(name="NVIDIA A10G", memory_total_bytes=23028 * 2**20)]
+    plain = estimate_for_facts(Facts(gpus=gpus, engine_args={"model": "Qwen2.5-7B", "max_model_len": 8192}))
+    awq = estimate_for_facts(Facts(gpus=gpus, engine_args={"model": "Qwen2.5-7B", "max_model_len": 8192,
+                                                           "quantization": "awq"}))
+    assert plain is not None and awq is not None
+    b = param_breakdown(lookup_model("Qwen2.5-7B"))
+    linear = b.attention + b.dense_mlp
+    assert plain.weights_bytes == 7_615_616_512 * 2
+    # int4 weights in linear layers, the rest (embeddings, lm_head, norms, biases) in bf16
+    assert awq.weights_bytes == int(linear * 0.5 + (7_615_616_512 - linear) * 2)
+
+
+def test_smallest_gpu_decides_and_capability_comes_from_the_name():
+    facts = Facts(gpus=[Gpu(name="NVIDIA H100 80GB HBM3"), Gpu(name="NVIDIA L4")],
+                  engine_args={"model": "Llama-3.2-1B", "max_model_len": 4096})
+    gpus = from_facts.gpus_for_facts(facts)
+    assert gpus.memory_bytes == 23034 * 2**20  # the L4, by what nvidia-smi reports for it
+    assert gpus.compute_capability == (8, 9)  # the L4's, the lower of the two
+    assert gpus.label == "NVIDIA H100 80GB HBM3"
