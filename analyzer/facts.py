@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from vllm_bug.analyzer.memory.estimate import MemoryEstimate
     from vllm_bug.analyzer.mentions import Mentions
     from vllm_bug.analyzer.search import Searchable
     from vllm_bug.analyzer.signals import SignalSet
@@ -118,6 +119,8 @@ class Facts:
     # derived once the facts above are complete (analyzer.complete.complete_facts); rules read these
     signals: SignalSet | None = None  # every recognised message, by signal id (analyzer/data/signals/)
     mentions: Mentions | None = None  # engine arguments and env assignments the text mentions
+    memory: MemoryEstimate | None = None  # the memory arithmetic for the model on these GPUs (analyzer/memory/)
+    oom_phase: str | None = None  # "weights" | "sampler" | "cuda_graph" | "profiling": what vLLM was doing
     _searchable: Searchable | None = field(default=None, repr=False, compare=False)
 
     # -- helpers rules use ---------------------------------------------------------------

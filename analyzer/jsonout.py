@@ -11,8 +11,8 @@ from vllm_bug.analyzer.findings import Analysis
 JSON_SCHEMA_VERSION = 1
 MAX_FRAMES = 40
 MAX_TEXT_CHARS = 20_000
-# Facts that are the input itself or parsing scaffolding, not facts about the machine.
-_SKIPPED_FACTS = {"lines", "tracebacks", "input_kind"}
+# Facts that are the input itself, parsing scaffolding, or derived from other facts (analyzer/complete.py).
+_SKIPPED_FACTS = {"lines", "tracebacks", "input_kind", "memory", "oom_phase"}
 
 
 def analysis_to_json(analysis: Analysis) -> dict[str, Any]:

@@ -1,16 +1,24 @@
-"""The memory estimate for analysed facts (analyzer/memory/from_facts.py)."""
+"""The memory estimate for analysed facts (analyzer/memory/from_facts.py), worked out once when the facts are
+complete (analyzer/complete.py) and read by the rules through facts.memory."""
 
 from __future__ import annotations
 
 import copy
+import json
+import subprocess
+import sys
 
 import pytest
 
+from vllm_bug.analyzer.analyze import analyze_text
+from vllm_bug.analyzer.complete import complete_facts
 from vllm_bug.analyzer.facts import Facts, Gpu
+from vllm_bug.analyzer.jsonout import analysis_to_json
 from vllm_bug.analyzer.memory import from_facts
 from vllm_bug.analyzer.memory.catalogue import builtin_models, lookup_model
 from vllm_bug.analyzer.memory.from_facts import estimate_for_facts
 from vllm_bug.analyzer.memory.weights import param_breakdown
+from vllm_bug.analyzer.rules.helpers import memory_report
 
 A100_80GB = 81920 * 2**20  # nvidia-smi: 81920 MiB = 80 GiB exactly
 H100_80GB = 81559 * 2**20  # nvidia-smi: 81559 MiB = 79.65 GiB
@@ -92,3 +100,70 @@ def test_smallest_gpu_decides_and_capability_comes_from_the_name():
     assert gpus.memory_bytes == 23034 * 2**20  # the L4, by what nvidia-smi reports for it
     assert gpus.compute_capability == (8, 9)  # the L4's, the lower of the two
     assert gpus.label == "NVIDIA H100 80GB HBM3"
+
+
+# -- worked out once, when the facts are complete ------------------------------------------------
+
+OOM_WITH_MODEL_AND_GPUS = "\n".join([
+    "vLLM Version: 0.10.1",
+    "GPU 0: NVIDIA A100-SXM4-40GB",
+    "INFO non-default args: {'model': 'meta-llama/Llama-3.1-70B-Instruct', 'max_model_len': 131072}",
+    "ValueError: To serve at least one request with the models's max seq len (131072), (16.00 GiB KV cache is "
+    "needed, which is larger than the available KV cache memory (5.23 GiB). Based on the available memory, the "
+    "estimated maximum model length is 42816.",
+    "Traceback (most recent call last):",
+    '  File "/usr/lib/python3/site-packages/vllm/v1/worker/gpu_worker.py", line 1, in profile_run',
+    "    x",
+    "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB.",
+])
+
+
+def test_analysis_computes_the_estimate_once_for_every_rule_that_shows_it(monkeypatch):
+    calls = []
+    real = from_facts.estimate_for_facts
+    monkeypatch.setattr(from_facts, "estimate_for_facts", lambda facts: calls.append(1) or real(facts))
+    analysis = analyze_text(OOM_WITH_MODEL_AND_GPUS)
+    with_memory = [f.rule for f in analysis.diagnoses if "memory" in f.details]
+    assert len(with_memory) >= 2, with_memory  # several rules quote the arithmetic ...
+    assert len(calls) == 1  # ... which was done once
+    assert analysis.facts.memory is not None and analysis.facts.memory.model == "meta-llama/Llama-3.1-70B"
+    assert analysis.facts.oom_phase == "profiling"
+
+
+def test_memory_report_reads_the_derived_field_as_a_fresh_dict():
+    facts = complete_facts(Facts(gpus=[Gpu(name="NVIDIA H100 80GB HBM3")], engine_args={"model": "Llama-3.1-8B"}))
+    assert facts.memory is not None
+    first, second = memory_report(facts), memory_report(facts)
+    assert first == second == facts.memory.to_dict()
+    first["lines"].append("changed by one finding")
+    assert memory_report(facts) == second  # one finding's copy cannot change another's
+
+
+def test_hand_built_facts_get_the_derived_values_on_first_use():
+    facts = Facts(gpus=[Gpu(name="NVIDIA H100 80GB HBM3")], engine_args={"model": "Llama-3.1-8B"})
+    assert facts.memory is None and facts.signals is None
+    report = memory_report(facts)
+    assert report is not None and report["model"] == "meta-llama/Llama-3.1-8B"
+    assert facts.memory is not None
+
+
+def test_derived_values_stay_out_of_the_json_facts():
+    out = analysis_to_json(analyze_text(OOM_WITH_MODEL_AND_GPUS))
+    assert "memory" not in out["facts"] and "oom_phase" not in out["facts"]
+    assert any("memory" in d.get("details", {}) for d in out["diagnoses"])  # where the arithmetic is shown
+
+
+def test_sampler_phase_is_worked_out_without_an_out_of_memory_line():
+    facts = analyze_text("vLLM Version: 0.10.1\nERROR Engine failed while warming up sampler with 256 dummy "
+                         "requests\n").facts
+    assert facts.oom_phase == "sampler"
+
+
+def test_arithmetic_is_not_imported_without_a_gpu_and_a_model():
+    code = ("import sys; from vllm_bug.analyzer.analyze import analyze_text; "
+            "a = analyze_text('torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB.'); "
+            "print(a.facts.memory, sorted(m for m in sys.modules if m.startswith('vllm_bug.analyzer.memory.')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    memory, modules = result.stdout.split(" ", 1)
+    assert memory == "None"
+    assert json.loads(modules.replace("'", '"')) == ["vllm_bug.analyzer.memory.oom_phase"]

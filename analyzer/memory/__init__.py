@@ -13,4 +13,5 @@ Modules, each with one job (this package imports none of them, so importing one 
 - explain: the arithmetic written out for people, suggestions and notes
 - gpu_size: a GPU's memory from its name
 - from_facts: the estimate for an analysed report's model, GPUs and engine arguments
+- oom_phase: what vLLM was doing when the GPU ran out of memory
 """

@@ -295,18 +295,13 @@ def gpu_count(facts: Facts) -> int | None:
     return len(facts.gpus) if facts.gpus else None
 
 
-# -- memory arithmetic (analyzer/memory/) ---------------------------------------------------------
+# -- memory arithmetic (worked out once per Facts: facts.memory, analyzer/complete.py) -------------
 def memory_report(facts: Facts) -> dict | None:
-    model_name = facts.engine_args.get("model") if isinstance(facts.engine_args, dict) else None
-    if not facts.gpus or not (facts.model or isinstance(model_name, str)):
-        return None  # no GPU or no model to size: the arithmetic has nothing to say (and is not imported)
-    from vllm_bug.analyzer.memory.from_facts import estimate_for_facts
+    """The memory estimate as a JSON-ready dict (a fresh copy for each finding), or None."""
+    from vllm_bug.analyzer.complete import ensure_complete
 
-    try:
-        result = estimate_for_facts(facts)
-    except Exception:  # a rule must not fail because the arithmetic could not be done
-        return None
-    return result.to_dict() if result is not None else None
+    estimate = ensure_complete(facts).memory
+    return estimate.to_dict() if estimate is not None else None
 
 
 def memory_fixes(report: dict | None) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from vllm_bug.analyzer.complete import ensure_complete
 from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.findings import Finding
 from vllm_bug.analyzer.knowledge import cudagraph_workarounds, default_gpu_memory_utilization, kv_cache_dtype_advice
@@ -20,7 +21,6 @@ from vllm_bug.analyzer.rules.helpers import (
     memory_report,
     min_cc,
     parse_size,
-    root_frames_match,
     vllm_not_involved,
     vllm_version,
 )
@@ -30,13 +30,6 @@ OOM = (r"CUDA out of(?: memory|\s*$)|OutOfMemoryError|CUDA error: out of memory|
        r"out of memory occurred when warming up|\bOOM\b|out of memory")
 # "out of memory" alone also matches host messages; these say the host ran out, not the GPU.
 HOST_OOM = r"Out of memory: Killed process|oom-kill|OOM killer|host memory|CPU memory|\bRAM\b.*out of memory"
-
-PHASES = {
-    "weights": r"load_model|load_weights|weight_loader|Failed to load model - not enough GPU memory|model_loader",
-    "sampler": r"_dummy_sampler_run|warming up sampler|_dummy_pooler_run|warming up pooler",
-    "cuda_graph": r"capture_model|\bcapture\b|cudagraph|cuda_graph|graph\.replay|Capturing CUDA graph|CUDA Graphs",
-    "profiling": r"profile_run|determine_num_available_blocks|determine_available_memory|_dummy_run|profile\(\)",
-}
 
 
 def has_gpu_oom(facts: Facts) -> bool:
@@ -51,23 +44,8 @@ def oom_lines(facts: Facts) -> list[str]:
 
 
 def oom_phase(facts: Facts) -> str | None:
-    """What vLLM was doing when memory ran out: the root cause's frames first, then the log."""
-    if vllm_not_involved(facts):
-        return None
-    for phase in ("sampler", "cuda_graph", "weights", "profiling"):
-        if root_frames_match(facts, PHASES[phase]):
-            return phase
-    if facts.root_cause is None or not facts.root_cause.frames:
-        for phase in ("sampler", "weights"):
-            if has(facts, PHASES[phase]):
-                return phase
-        last_graph = has(facts, r"Capturing CUDA graph|capture_model|graph capturing|cudagraph capture")
-        finished = has(facts, r"Graph capturing finished|CUDA graph capture.*took|capturing finished")
-        if last_graph and not finished:
-            return "cuda_graph"
-        if has(facts, PHASES["profiling"]):
-            return "profiling"
-    return None
+    """What vLLM was doing when memory ran out (analyzer/memory/oom_phase.py), worked out once per Facts."""
+    return ensure_complete(facts).oom_phase
 
 
 def oom_numbers(facts: Facts) -> dict:
