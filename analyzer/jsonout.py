@@ -28,7 +28,7 @@ def analysis_to_json(analysis: Analysis) -> dict[str, Any]:
 def facts_to_json(facts: Facts) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for field in dataclasses.fields(facts):
-        if field.name in _SKIPPED_FACTS:
+        if field.name in _SKIPPED_FACTS or field.name.startswith("_"):  # _searchable: a cache, not a fact
             continue
         value = _plain(getattr(facts, field.name))
         if not _empty(value):

@@ -73,6 +73,14 @@ def test_json_is_the_design_contract(log_file, capsys):
     assert "lines" not in doc["facts"]
 
 
+def test_json_is_the_same_for_the_same_input(log_file, capsys):
+    """A private cache on Facts (_searchable) once reached the JSON as an object repr with its address."""
+    first = run("analyze", str(log_file), "--format", "json", capsys=capsys)[1]
+    second = run("analyze", str(log_file), "--format", "json", capsys=capsys)[1]
+    assert first == second
+    assert not [key for key in json.loads(first)["facts"] if key.startswith("_")]
+
+
 def test_bundle_input(tmp_path, capsys):
     payload = minimal_payload()
     payload["gpus"] = [{"index": 0, "name": "Tesla V100-SXM2-32GB", "compute_capability": "7.0"}]
