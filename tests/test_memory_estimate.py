@@ -17,9 +17,17 @@ H100_80GB = 81559 * 2**20  # nvidia-smi: 81559 MiB = 79.65 GiB
 
 
 def llama70b_on_two_a100(**overrides):
-    args = dict(gpu_memory_bytes=A100_80GB, num_gpus=2, tp=2, max_model_len=16384, max_num_seqs=64,
-                gpu_memory_utilization=0.92, weight_dtype="float16", kv_cache_dtype="auto",
-                compute_capability=(8, 0))
+    args = dict(
+        gpu_memory_bytes=A100_80GB,
+        num_gpus=2,
+        tp=2,
+        max_model_len=16384,
+        max_num_seqs=64,
+        gpu_memory_utilization=0.92,
+        weight_dtype="float16",
+        kv_cache_dtype="auto",
+        compute_capability=(8, 0),
+    )
     args.update(overrides)
     return estimate(lookup_model("meta-llama/Llama-3.1-70B-Instruct"), **args)
 
@@ -171,8 +179,9 @@ def test_fp8_kv_halves_and_is_suggested_only_where_supported():
     shape = lookup_model("meta-llama/Llama-3.1-8B-Instruct")
     assert kv_bytes_per_token(shape, "fp8") * 2 == kv_bytes_per_token(shape, "bfloat16") == 131_072
     bf16 = estimate(shape, H100_80GB, max_model_len=131072, max_num_seqs=4, compute_capability=(9, 0))
-    fp8 = estimate(shape, H100_80GB, max_model_len=131072, max_num_seqs=4, compute_capability=(9, 0),
-                   kv_cache_dtype="fp8")
+    fp8 = estimate(
+        shape, H100_80GB, max_model_len=131072, max_num_seqs=4, compute_capability=(9, 0), kv_cache_dtype="fp8"
+    )
     assert fp8.kv_bytes_per_token_per_gpu == 65_536
     # same budget, half the bytes per token: twice the tokens (to within one 16-token block)
     assert abs(fp8.kv_tokens_fit - 2 * bf16.kv_tokens_fit) <= 16
@@ -197,11 +206,23 @@ def test_mla_kv_cache_is_latent_and_not_split_by_tp():
 
 
 def test_quantized_checkpoints():
-    base = {"num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8, "hidden_size": 4096,
-            "intermediate_size": 14336, "vocab_size": 128256, "torch_dtype": "float16"}
+    base = {
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "hidden_size": 4096,
+        "intermediate_size": 14336,
+        "vocab_size": 128256,
+        "torch_dtype": "float16",
+    }
     awq = dict(base, quantization_config={"quant_method": "awq", "bits": 4, "group_size": 128})
-    ct = dict(base, quantization_config={"quant_method": "compressed-tensors",
-                                         "config_groups": {"group_0": {"weights": {"num_bits": 8, "type": "float"}}}})
+    ct = dict(
+        base,
+        quantization_config={
+            "quant_method": "compressed-tensors",
+            "config_groups": {"group_0": {"weights": {"num_bits": 8, "type": "float"}}},
+        },
+    )
     full = weights_estimate(shape_from_config(base)).total_bytes
     assert full == 8_030_261_248 * 2
     b = param_breakdown(shape_from_config(base))
@@ -225,7 +246,14 @@ def test_estimate_rejects_unusable_inputs():
         estimate(shape, H100_80GB, weight_dtype="int3")
     with pytest.raises(ShapeError, match="KV cache dtype"):
         estimate(shape, H100_80GB, kv_cache_dtype="fp4x")
-    no_context = shape_from_config({"num_hidden_layers": 2, "num_attention_heads": 2, "hidden_size": 64,
-                                    "intermediate_size": 128, "vocab_size": 100})
+    no_context = shape_from_config(
+        {
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "vocab_size": 100,
+        }
+    )
     with pytest.raises(ShapeError, match="max_model_len"):
         estimate(no_context, H100_80GB)

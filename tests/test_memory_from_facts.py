@@ -28,9 +28,14 @@ LLAMA70B_CONFIG = {k: v for k, v in builtin_models()[1].items() if k not in ("na
 def test_estimate_for_facts_with_config_and_gpus():
     facts = Facts(
         gpus=[Gpu(name="NVIDIA A100-SXM4-80GB", memory_total_bytes=A100_80GB, compute_capability=(8, 0))] * 2,
-        engine_args={"model": "meta-llama/Llama-3.1-70B-Instruct", "tensor_parallel_size": 2,
-                     "max_model_len": "16384", "max_num_seqs": 64, "dtype": "float16",
-                     "gpu_memory_utilization": 0.92},
+        engine_args={
+            "model": "meta-llama/Llama-3.1-70B-Instruct",
+            "tensor_parallel_size": 2,
+            "max_model_len": "16384",
+            "max_num_seqs": 64,
+            "dtype": "float16",
+            "gpu_memory_utilization": 0.92,
+        },
         model=copy.deepcopy(LLAMA70B_CONFIG),
     )
     result = estimate_for_facts(facts)
@@ -47,8 +52,10 @@ def test_estimate_for_facts_with_config_and_gpus():
 
 
 def test_estimate_for_facts_from_model_name_and_gpu_name():
-    facts = Facts(gpus=[Gpu(name="NVIDIA H100 80GB HBM3")],
-                  engine_args={"model": "Qwen/Qwen2.5-7B-Instruct", "max_model_len": 32768})
+    facts = Facts(
+        gpus=[Gpu(name="NVIDIA H100 80GB HBM3")],
+        engine_args={"model": "Qwen/Qwen2.5-7B-Instruct", "max_model_len": 32768},
+    )
     result = estimate_for_facts(facts)
     assert result is not None
     assert result.gpu_memory_bytes == H100_80GB  # nvidia-smi's 81559 MiB, not a nominal 80 GiB
@@ -59,20 +66,31 @@ def test_estimate_for_facts_from_model_name_and_gpu_name():
     assert result.fits is True
 
 
-@pytest.mark.parametrize("facts", [
-    Facts(gpus=[], engine_args={"model": "Llama-3.1-8B"}),
-    Facts(gpus=[Gpu(name="NVIDIA A10G")], engine_args={"model": "someone/unknown-model"}),
-    Facts(gpus=[Gpu(name="mystery accelerator")], engine_args={"model": "Llama-3.1-8B"}),
-    Facts(gpus=[Gpu(memory_total_bytes=A100_80GB)], model={"architectures": ["X"]}),
-])
+@pytest.mark.parametrize(
+    "facts",
+    [
+        Facts(gpus=[], engine_args={"model": "Llama-3.1-8B"}),
+        Facts(gpus=[Gpu(name="NVIDIA A10G")], engine_args={"model": "someone/unknown-model"}),
+        Facts(gpus=[Gpu(name="mystery accelerator")], engine_args={"model": "Llama-3.1-8B"}),
+        Facts(gpus=[Gpu(memory_total_bytes=A100_80GB)], model={"architectures": ["X"]}),
+    ],
+)
 def test_estimate_for_facts_none_when_too_little_is_known(facts):
     assert estimate_for_facts(facts) is None
 
 
 def test_estimate_for_facts_tolerates_junk_engine_args():
-    facts = Facts(gpus=[Gpu(name="NVIDIA L4", memory_total_bytes=23034 * 2**20)],
-                  engine_args={"model": "Llama-3.2-1B", "max_model_len": "lots", "tensor_parallel_size": None,
-                               "gpu_memory_utilization": "1.5", "kv_cache_dtype": "weird", "dtype": "auto"})
+    facts = Facts(
+        gpus=[Gpu(name="NVIDIA L4", memory_total_bytes=23034 * 2**20)],
+        engine_args={
+            "model": "Llama-3.2-1B",
+            "max_model_len": "lots",
+            "tensor_parallel_size": None,
+            "gpu_memory_utilization": "1.5",
+            "kv_cache_dtype": "weird",
+            "dtype": "auto",
+        },
+    )
     result = estimate_for_facts(facts)
     assert result is not None
     assert result.max_model_len == 131072  # junk ignored: the model's own context length
@@ -83,8 +101,9 @@ def test_estimate_for_facts_tolerates_junk_engine_args():
 def test_estimate_for_facts_quantization_flag_without_quant_config():
     gpus = [Gpu(name="NVIDIA A10G", memory_total_bytes=23028 * 2**20)]
     plain = estimate_for_facts(Facts(gpus=gpus, engine_args={"model": "Qwen2.5-7B", "max_model_len": 8192}))
-    awq = estimate_for_facts(Facts(gpus=gpus, engine_args={"model": "Qwen2.5-7B", "max_model_len": 8192,
-                                                           "quantization": "awq"}))
+    awq = estimate_for_facts(
+        Facts(gpus=gpus, engine_args={"model": "Qwen2.5-7B", "max_model_len": 8192, "quantization": "awq"})
+    )
     assert plain is not None and awq is not None
     b = param_breakdown(lookup_model("Qwen2.5-7B"))
     linear = b.attention + b.dense_mlp
@@ -94,8 +113,10 @@ def test_estimate_for_facts_quantization_flag_without_quant_config():
 
 
 def test_smallest_gpu_decides_and_capability_comes_from_the_name():
-    facts = Facts(gpus=[Gpu(name="NVIDIA H100 80GB HBM3"), Gpu(name="NVIDIA L4")],
-                  engine_args={"model": "Llama-3.2-1B", "max_model_len": 4096})
+    facts = Facts(
+        gpus=[Gpu(name="NVIDIA H100 80GB HBM3"), Gpu(name="NVIDIA L4")],
+        engine_args={"model": "Llama-3.2-1B", "max_model_len": 4096},
+    )
     gpus = from_facts.gpus_for_facts(facts)
     assert gpus.memory_bytes == 23034 * 2**20  # the L4, by what nvidia-smi reports for it
     assert gpus.compute_capability == (8, 9)  # the L4's, the lower of the two
@@ -104,18 +125,20 @@ def test_smallest_gpu_decides_and_capability_comes_from_the_name():
 
 # -- worked out once, when the facts are complete ------------------------------------------------
 
-OOM_WITH_MODEL_AND_GPUS = "\n".join([
-    "vLLM Version: 0.10.1",
-    "GPU 0: NVIDIA A100-SXM4-40GB",
-    "INFO non-default args: {'model': 'meta-llama/Llama-3.1-70B-Instruct', 'max_model_len': 131072}",
-    "ValueError: To serve at least one request with the models's max seq len (131072), (16.00 GiB KV cache is "
-    "needed, which is larger than the available KV cache memory (5.23 GiB). Based on the available memory, the "
-    "estimated maximum model length is 42816.",
-    "Traceback (most recent call last):",
-    '  File "/usr/lib/python3/site-packages/vllm/v1/worker/gpu_worker.py", line 1, in profile_run',
-    "    x",
-    "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB.",
-])
+OOM_WITH_MODEL_AND_GPUS = "\n".join(
+    [
+        "vLLM Version: 0.10.1",
+        "GPU 0: NVIDIA A100-SXM4-40GB",
+        "INFO non-default args: {'model': 'meta-llama/Llama-3.1-70B-Instruct', 'max_model_len': 131072}",
+        "ValueError: To serve at least one request with the models's max seq len (131072), (16.00 GiB KV cache is "
+        "needed, which is larger than the available KV cache memory (5.23 GiB). Based on the available memory, the "
+        "estimated maximum model length is 42816.",
+        "Traceback (most recent call last):",
+        '  File "/usr/lib/python3/site-packages/vllm/v1/worker/gpu_worker.py", line 1, in profile_run',
+        "    x",
+        "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB.",
+    ]
+)
 
 
 def test_analysis_computes_the_estimate_once_for_every_rule_that_shows_it(monkeypatch):
@@ -154,15 +177,18 @@ def test_derived_values_stay_out_of_the_json_facts():
 
 
 def test_sampler_phase_is_worked_out_without_an_out_of_memory_line():
-    facts = analyze_text("vLLM Version: 0.10.1\nERROR Engine failed while warming up sampler with 256 dummy "
-                         "requests\n").facts
+    facts = analyze_text(
+        "vLLM Version: 0.10.1\nERROR Engine failed while warming up sampler with 256 dummy requests\n"
+    ).facts
     assert facts.oom_phase == "sampler"
 
 
 def test_arithmetic_is_not_imported_without_a_gpu_and_a_model():
-    code = ("import sys; from vllm_bug.analyzer.analyze import analyze_text; "
-            "a = analyze_text('torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB.'); "
-            "print(a.facts.memory, sorted(m for m in sys.modules if m.startswith('vllm_bug.analyzer.memory.')))")
+    code = (
+        "import sys; from vllm_bug.analyzer.analyze import analyze_text; "
+        "a = analyze_text('torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB.'); "
+        "print(a.facts.memory, sorted(m for m in sys.modules if m.startswith('vllm_bug.analyzer.memory.')))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     memory, modules = result.stdout.split(" ", 1)
     assert memory == "None"

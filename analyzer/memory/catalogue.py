@@ -24,7 +24,7 @@ def _normalise_name(name: str) -> str:
     n = name.strip().rstrip("/").lower()
     n = n.rsplit("/", 1)[-1]
     if n.startswith("meta-llama-"):
-        n = n[len("meta-"):]
+        n = n[len("meta-") :]
     return _SUFFIXES.sub("", n)
 
 

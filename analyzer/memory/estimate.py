@@ -21,8 +21,9 @@ def resolve_kv_cache_dtype(shape: ModelShape, weight_dtype: str, kv_cache_dtype:
     if kv in ("", "auto"):
         return activation_dtype(shape, weight_dtype)
     if kv not in DTYPE_BYTES:
-        raise ShapeError(f"unknown KV cache dtype {kv_cache_dtype!r} "
-                         "(auto, fp8, fp8_e4m3, fp8_e5m2, float16, bfloat16)")
+        raise ShapeError(
+            f"unknown KV cache dtype {kv_cache_dtype!r} (auto, fp8, fp8_e4m3, fp8_e5m2, float16, bfloat16)"
+        )
     return kv
 
 
@@ -106,8 +107,19 @@ class MemoryEstimate:
         return data
 
 
-def _capacity(shape: ModelShape, weights: WeightsEstimate, *, gpu_memory_bytes: int, tp: int, pp: int,
-              utilization: float, act_dtype: str, kv_dtype: str, max_num_seqs: int, tokens_needed: int) -> Capacity:
+def _capacity(
+    shape: ModelShape,
+    weights: WeightsEstimate,
+    *,
+    gpu_memory_bytes: int,
+    tp: int,
+    pp: int,
+    utilization: float,
+    act_dtype: str,
+    kv_dtype: str,
+    max_num_seqs: int,
+    tokens_needed: int,
+) -> Capacity:
     per_gpu = weights.total_bytes // (tp * pp)
     overhead = overhead_estimate(shape, act_dtype, tp, pp, max_num_seqs).total_bytes
     usable = int(gpu_memory_bytes * utilization)
@@ -117,11 +129,20 @@ def _capacity(shape: ModelShape, weights: WeightsEstimate, *, gpu_memory_bytes: 
     return Capacity(tp, pp, kv_dtype, per_gpu, overhead, usable, budget, per_token, tokens, tokens_needed)
 
 
-def estimate(shape: ModelShape, gpu_memory_bytes: int, num_gpus: int = 1, tp: int | None = None, pp: int = 1,
-             max_model_len: int | None = None, max_num_seqs: int = 1,
-             gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION, weight_dtype: str = "auto",
-             kv_cache_dtype: str = "auto", compute_capability: tuple[int, int] | None = None,
-             gpu_label: str | None = None) -> MemoryEstimate:
+def estimate(
+    shape: ModelShape,
+    gpu_memory_bytes: int,
+    num_gpus: int = 1,
+    tp: int | None = None,
+    pp: int = 1,
+    max_model_len: int | None = None,
+    max_num_seqs: int = 1,
+    gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION,
+    weight_dtype: str = "auto",
+    kv_cache_dtype: str = "auto",
+    compute_capability: tuple[int, int] | None = None,
+    gpu_label: str | None = None,
+) -> MemoryEstimate:
     """The whole arithmetic for one configuration, with the alternatives that would fit, explained.
 
     tp defaults to num_gpus // pp; max_model_len to the model's max_position_embeddings.
@@ -142,8 +163,9 @@ def estimate(shape: ModelShape, gpu_memory_bytes: int, num_gpus: int = 1, tp: in
     act = activation_dtype(shape, weight_dtype)
     kv_dtype = resolve_kv_cache_dtype(shape, weight_dtype, kv_cache_dtype)
     tokens_needed = max_model_len * max_num_seqs
-    common: dict[str, Any] = dict(gpu_memory_bytes=gpu_memory_bytes, pp=pp, act_dtype=act, max_num_seqs=max_num_seqs,
-                                  tokens_needed=tokens_needed)
+    common: dict[str, Any] = dict(
+        gpu_memory_bytes=gpu_memory_bytes, pp=pp, act_dtype=act, max_num_seqs=max_num_seqs, tokens_needed=tokens_needed
+    )
     cap = _capacity(shape, weights, tp=tp, utilization=gpu_memory_utilization, kv_dtype=kv_dtype, **common)
 
     problems = []
@@ -152,23 +174,47 @@ def estimate(shape: ModelShape, gpu_memory_bytes: int, num_gpus: int = 1, tp: in
     if tp * pp > num_gpus:
         problems.append(f"tensor-parallel {tp} x pipeline-parallel {pp} = {tp * pp} GPUs, but only {num_gpus} given")
 
-    alternatives = _alternatives(shape, weights, cap, num_gpus=num_gpus, utilization=gpu_memory_utilization,
-                                 max_model_len=max_model_len, max_num_seqs=max_num_seqs,
-                                 compute_capability=compute_capability, common=common)
+    alternatives = _alternatives(
+        shape,
+        weights,
+        cap,
+        num_gpus=num_gpus,
+        utilization=gpu_memory_utilization,
+        max_model_len=max_model_len,
+        max_num_seqs=max_num_seqs,
+        compute_capability=compute_capability,
+        common=common,
+    )
     result = MemoryEstimate(
-        model=shape.name, gpu_memory_bytes=gpu_memory_bytes, num_gpus=num_gpus, tp=tp, pp=pp,
-        max_model_len=max_model_len, max_num_seqs=max_num_seqs, gpu_memory_utilization=gpu_memory_utilization,
-        weight_dtype=canonical_dtype(weight_dtype), activation_dtype=act, kv_cache_dtype=kv_dtype,
-        compute_capability=compute_capability, parameters=weights.parameters, weights_bytes=weights.total_bytes,
+        model=shape.name,
+        gpu_memory_bytes=gpu_memory_bytes,
+        num_gpus=num_gpus,
+        tp=tp,
+        pp=pp,
+        max_model_len=max_model_len,
+        max_num_seqs=max_num_seqs,
+        gpu_memory_utilization=gpu_memory_utilization,
+        weight_dtype=canonical_dtype(weight_dtype),
+        activation_dtype=act,
+        kv_cache_dtype=kv_dtype,
+        compute_capability=compute_capability,
+        parameters=weights.parameters,
+        weights_bytes=weights.total_bytes,
         weights_per_gpu_bytes=cap.weights_per_gpu_bytes,
         kv_bytes_per_token_model=kv_bytes_per_token(shape, kv_dtype),
         kv_bytes_per_token_per_gpu=cap.kv_bytes_per_token_per_gpu,
         kv_heads_per_gpu=None if shape.is_mla else kv_heads_per_gpu(shape.num_kv_heads, tp),
-        usable_bytes_per_gpu=cap.usable_bytes, overhead_bytes_per_gpu=cap.overhead_bytes,
-        kv_budget_bytes_per_gpu=cap.kv_budget_bytes, kv_tokens_fit=cap.tokens_fit, kv_tokens_needed=tokens_needed,
+        usable_bytes_per_gpu=cap.usable_bytes,
+        overhead_bytes_per_gpu=cap.overhead_bytes,
+        kv_budget_bytes_per_gpu=cap.kv_budget_bytes,
+        kv_tokens_fit=cap.tokens_fit,
+        kv_tokens_needed=tokens_needed,
         kv_bytes_needed_per_gpu=cap.kv_needed_bytes,
         one_sequence_fits=cap.tokens_fit >= max_model_len and not problems,
-        memory_fits=cap.fits, fits=cap.fits and not problems, alternatives=alternatives, problems=problems,
+        memory_fits=cap.fits,
+        fits=cap.fits and not problems,
+        alternatives=alternatives,
+        problems=problems,
     )
     overhead = overhead_estimate(shape, act, tp, pp, max_num_seqs)
     result.lines = explain.arithmetic_lines(shape, weights, overhead, result, gpu_label)
@@ -177,9 +223,18 @@ def estimate(shape: ModelShape, gpu_memory_bytes: int, num_gpus: int = 1, tp: in
     return result
 
 
-def _alternatives(shape: ModelShape, weights: WeightsEstimate, cap: Capacity, *, num_gpus: int, utilization: float,
-                  max_model_len: int, max_num_seqs: int, compute_capability: tuple[int, int] | None,
-                  common: dict[str, Any]) -> Alternatives:
+def _alternatives(
+    shape: ModelShape,
+    weights: WeightsEstimate,
+    cap: Capacity,
+    *,
+    num_gpus: int,
+    utilization: float,
+    max_model_len: int,
+    max_num_seqs: int,
+    compute_capability: tuple[int, int] | None,
+    common: dict[str, Any],
+) -> Alternatives:
     smallest_tp = None
     for size in valid_tp_sizes(shape):
         trial = _capacity(shape, weights, tp=size, utilization=utilization, kv_dtype=cap.kv_dtype, **common)

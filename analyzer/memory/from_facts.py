@@ -14,8 +14,15 @@ from vllm_bug.analyzer.memory.gpu_size import gpu_memory_bytes_for
 from vllm_bug.analyzer.memory.shape import ModelShape, ShapeError, shape_from_config
 
 # --quantization values whose checkpoints' config.json may lack quantization_config: the weight dtype they imply
-_QUANT_FLAG_DTYPES = {"awq": "int4", "awq_marlin": "int4", "gptq": "int4", "gptq_marlin": "int4",
-                      "bitsandbytes": "int4", "fbgemm_fp8": "fp8", "modelopt": "fp8"}
+_QUANT_FLAG_DTYPES = {
+    "awq": "int4",
+    "awq_marlin": "int4",
+    "gptq": "int4",
+    "gptq_marlin": "int4",
+    "bitsandbytes": "int4",
+    "fbgemm_fp8": "fp8",
+    "modelopt": "fp8",
+}
 
 
 @dataclass(frozen=True)
@@ -44,19 +51,30 @@ def estimate_for_facts(facts: Facts) -> MemoryEstimate | None:
     max_num_seqs = _int_arg(args, "max_num_seqs")
     try:
         result = estimate(
-            shape, gpus.memory_bytes, num_gpus=max(len(facts.gpus or []), tp * pp), tp=tp, pp=pp,
-            max_model_len=_int_arg(args, "max_model_len"), max_num_seqs=max_num_seqs or 1,
+            shape,
+            gpus.memory_bytes,
+            num_gpus=max(len(facts.gpus or []), tp * pp),
+            tp=tp,
+            pp=pp,
+            max_model_len=_int_arg(args, "max_model_len"),
+            max_num_seqs=max_num_seqs or 1,
             gpu_memory_utilization=utilization or DEFAULT_GPU_MEMORY_UTILIZATION,
-            weight_dtype=_weight_dtype(shape, args), kv_cache_dtype=_known_dtype(args.get("kv_cache_dtype")),
-            compute_capability=gpus.compute_capability, gpu_label=gpus.label)
+            weight_dtype=_weight_dtype(shape, args),
+            kv_cache_dtype=_known_dtype(args.get("kv_cache_dtype")),
+            compute_capability=gpus.compute_capability,
+            gpu_label=gpus.label,
+        )
     except ShapeError:
         return None
     if utilization is None:
-        result.notes.append("gpu_memory_utilization not given: assumed vLLM's default "
-                            f"{DEFAULT_GPU_MEMORY_UTILIZATION} (0.90 in older releases).")
+        result.notes.append(
+            "gpu_memory_utilization not given: assumed vLLM's default "
+            f"{DEFAULT_GPU_MEMORY_UTILIZATION} (0.90 in older releases)."
+        )
     if max_num_seqs is None:
-        result.notes.append("max_num_seqs not given: checked one sequence of max_model_len, which is what vLLM "
-                            "needs to start.")
+        result.notes.append(
+            "max_num_seqs not given: checked one sequence of max_model_len, which is what vLLM needs to start."
+        )
     return result
 
 

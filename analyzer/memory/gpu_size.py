@@ -7,9 +7,20 @@ import re
 from vllm_bug.analyzer.memory.units import GIB
 
 _GPU_MIB_REPORTED = {  # nvidia-smi "memory.total" of common cards, in MiB; the catalogue's GB are nominal
-    "A100 80GB": 81920, "A100": 40960, "H100": 81559, "H100 NVL": 95830, "H200": 143771,
-    "L4": 23034, "L40": 46068, "A10": 23028, "T4": 15360, "GeForce RTX 4090": 24564,
-    "GeForce RTX 3090": 24576, "V100": 16384, "V100 32GB": 32768, "RTX A6000": 49140,
+    "A100 80GB": 81920,
+    "A100": 40960,
+    "H100": 81559,
+    "H100 NVL": 95830,
+    "H200": 143771,
+    "L4": 23034,
+    "L40": 46068,
+    "A10": 23028,
+    "T4": 15360,
+    "GeForce RTX 4090": 24564,
+    "GeForce RTX 3090": 24576,
+    "V100": 16384,
+    "V100 32GB": 32768,
+    "RTX A6000": 49140,
 }
 _NOMINAL_SIZE = re.compile(r"(?<![A-Za-z0-9])(\d{2,3})\s*Gi?B\b", re.IGNORECASE)
 

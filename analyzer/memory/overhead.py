@@ -39,9 +39,11 @@ def overhead_estimate(shape: ModelShape, act_dtype: str, tp: int, pp: int, max_n
     activation = int(ASSUMED_BATCHED_TOKENS * per_token * act_bytes)
     sampler = max_num_seqs * (shape.vocab_size or 0) * SAMPLER_LOGIT_BYTES
     multi = MULTI_GPU_OVERHEAD_BYTES if tp * pp > 1 else 0
-    formula = (f"{gib(FIXED_OVERHEAD_BYTES)} fixed (CUDA context, CUDA graphs, non-torch)"
-               + (f" + {gib(multi)} NCCL buffers" if multi else "")
-               + f" + {gib(activation)} activations ({ASSUMED_BATCHED_TOKENS:,} batched tokens x"
-               f" (4 x {shape.hidden_size:,} + 2 x {mlp_width:,}/{tp}) x {plain_number(act_bytes)} bytes)"
-               + f" + {gib(sampler)} sampler ({max_num_seqs:,} seqs x {shape.vocab_size or 0:,} vocab x 4 bytes)")
+    formula = (
+        f"{gib(FIXED_OVERHEAD_BYTES)} fixed (CUDA context, CUDA graphs, non-torch)"
+        + (f" + {gib(multi)} NCCL buffers" if multi else "")
+        + f" + {gib(activation)} activations ({ASSUMED_BATCHED_TOKENS:,} batched tokens x"
+        f" (4 x {shape.hidden_size:,} + 2 x {mlp_width:,}/{tp}) x {plain_number(act_bytes)} bytes)"
+        + f" + {gib(sampler)} sampler ({max_num_seqs:,} seqs x {shape.vocab_size or 0:,} vocab x 4 bytes)"
+    )
     return Overhead(FIXED_OVERHEAD_BYTES, multi, activation, sampler, formula)

@@ -91,20 +91,28 @@ def weights_estimate(shape: ModelShape, weight_dtype: str = "auto") -> WeightsEs
     breakdown = param_breakdown(shape)
     params = shape.num_parameters or (breakdown.total if breakdown else None)
     if params is None:
-        raise ShapeError("cannot size the weights: the config has neither a parameter count "
-                         "nor vocab_size and intermediate_size")
+        raise ShapeError(
+            "cannot size the weights: the config has neither a parameter count nor vocab_size and intermediate_size"
+        )
     if wd in ONLINE_QUANT_DTYPES:
         quant_bytes, experts_only, label = DTYPE_BYTES[wd], False, wd
     elif shape.quant_method:
-        quant_bytes, experts_only, label = (shape.quant_bytes_per_weight or 1.0, shape.quant_experts_only,
-                                            shape.quant_method)
+        quant_bytes, experts_only, label = (
+            shape.quant_bytes_per_weight or 1.0,
+            shape.quant_experts_only,
+            shape.quant_method,
+        )
     else:
-        return WeightsEstimate(int(params * act_bytes), params,
-                               f"{params:,} params x {plain_number(act_bytes)} bytes ({act})")
+        return WeightsEstimate(
+            int(params * act_bytes), params, f"{params:,} params x {plain_number(act_bytes)} bytes ({act})"
+        )
     if breakdown is None:
         total = int(params * quant_bytes)
-        return WeightsEstimate(total, params, f"{params:,} params x {plain_number(quant_bytes)} bytes "
-                                              f"({label}, all weights assumed quantized)")
+        return WeightsEstimate(
+            total,
+            params,
+            f"{params:,} params x {plain_number(quant_bytes)} bytes ({label}, all weights assumed quantized)",
+        )
     # Embeddings, norms and (for MoE-only formats) attention stay in 16 bits; the published count's
     # difference from the shape's (biases, extra modules) is kept at 16 bits too.
     if experts_only:
@@ -115,6 +123,8 @@ def weights_estimate(shape: ModelShape, weight_dtype: str = "auto") -> WeightsEs
         where = "linear layers"
     unquantized = max(params - quantized, 0)
     total = int(quantized * quant_bytes + unquantized * act_bytes)
-    formula = (f"{quantized:,} {where} params x {plain_number(quant_bytes)} bytes ({label}) "
-               f"+ {unquantized:,} other params x {plain_number(act_bytes)} bytes ({act})")
+    formula = (
+        f"{quantized:,} {where} params x {plain_number(quant_bytes)} bytes ({label}) "
+        f"+ {unquantized:,} other params x {plain_number(act_bytes)} bytes ({act})"
+    )
     return WeightsEstimate(total, params, formula)
