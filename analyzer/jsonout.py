@@ -12,7 +12,7 @@ JSON_SCHEMA_VERSION = 1
 MAX_FRAMES = 40
 MAX_TEXT_CHARS = 20_000
 # Facts that are the input itself, parsing scaffolding, or derived from other facts (analyzer/complete.py).
-_SKIPPED_FACTS = {"lines", "tracebacks", "input_kind", "memory", "oom_phase"}
+_SKIPPED_FACTS = {"lines", "tracebacks", "input_kind", "memory", "oom_phase", "signals", "mentions"}
 
 
 def analysis_to_json(analysis: Analysis) -> dict[str, Any]:
@@ -37,6 +37,8 @@ def facts_to_json(facts: Facts) -> dict[str, Any]:
         out["input_lines"] = len(facts.lines)
     if facts.tracebacks:
         out["traceback_count"] = len(facts.tracebacks)
+    if facts.signals is not None and facts.signals.hits.keys() | facts.signals.in_root:
+        out["signals_seen"] = sorted(facts.signals.hits.keys() | facts.signals.in_root)
     return out
 
 

@@ -68,3 +68,12 @@ def test_diagnosis_row_fires_on_its_signals_examples_and_not_on_unrelated_text(k
     assert finding is not None and finding.rule == key and finding.category == row["category"]
     assert finding.title == row["title"] and example.strip()[:60] in " ".join(finding.evidence)
     assert fire(key, facts("INFO 06-01 10:00:00 [api_server.py:1900] vLLM API server version 0.19.0")) is None
+
+
+def test_json_facts_list_the_signals_seen_not_their_internals():
+    from vllm_bug.analyzer.jsonout import facts_to_json
+
+    out = facts_to_json(facts("triton.runtime.errors.OutOfResources: out of resource: shared memory, Required: 81920, "
+                              "Hardware limit: 65536.", "vllm serve m --max-model-len 8"))
+    assert out["signals_seen"] == ["TRITON_OUT_OF_SHARED_MEMORY", "VLLM_MENTIONED"]
+    assert "signals" not in out and "mentions" not in out
