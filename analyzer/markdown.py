@@ -140,7 +140,7 @@ _ADVICE_TOKEN = re.compile(
     r"|\b(?:ldconfig\s-p|lsmod|dmesg|ulimit\s-l|cuda-gdb|tlparse)\b"
     r"|(?<![\w/.])(?:[A-Za-z_]\w*)?(?:\.[A-Za-z_]\w*)*\.?[A-Za-z_]\w*\(\)"  # torch.cuda.get_arch_list(), .item()
     r"|\b(?:vllm|torch|triton)\.[A-Za-z_][\w.]*[A-Za-z_]"  # vllm._C, torch.compile
-    r"|(?<![\w.~/])~?/[\w.+%*-]+(?:/[\w.+%*-]+)*/?"  # /dev/shm, ~/.cache/vllm
+    r"|(?<![\w.~/-])~?/[\w.+%*-]+(?:/[\w.+%*-]+)*/?"  # /dev/shm, ~/.cache/vllm; not "/4-bit" in "8-/4-bit"
 )
 
 

@@ -162,3 +162,10 @@ def test_a_mid_line_fragment_keeps_its_leading_space_and_number():
     assert escape_text(" 1. next", line_start=False) == " 1. next"
     assert escape_text(" 1. next") == "1\\. next"
     assert escape_text("a\n1. b", line_start=False) == "a\n1\\. b"
+
+
+def test_advice_does_not_take_a_hyphenated_alternative_for_a_path():
+    # "8-/4-bit" rendered "/4-bit" as code: a slash right after a hyphen joins two words, it starts no path
+    doc = advice("lower precision (bf16/fp16, or 8-/4-bit quantization); mount /dev/shm")
+    assert code_spans(doc) == ["/dev/shm"]
+    assert "8-/4-bit quantization" in MD.render(doc)
