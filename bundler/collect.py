@@ -35,6 +35,7 @@ class CollectOptions:
     model: str | None = None
     log: Any = None  # a logcapture.LogCapture, already read
     command: dict[str, Any] | None = None  # {"argv", "exit_code", "duration_s"} for `vllm-bug run`
+    interpreter: Any = None  # an interpreter.Choice: why python_exe was chosen, and the others to survey
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     progress: bool = False
 
@@ -177,8 +178,17 @@ def probe_functions(options: CollectOptions, manifest: Manifest, deadline: float
         argv = (options.command or {}).get("argv")
         return collect_model(options.model, log_text, argv, options.environ)
 
-    return {"python-imports": imports, "python-metadata": metadata, "gpu": gpu, "cuda-toolkit": toolkit,
-            "host": host, "xid": xid, "model": model, "compilers": compilers, "warm-up": _warm_up_writer}
+    def interpreters() -> list[dict[str, Any]]:
+        from vllm_bug.bundler.interpreter import survey
+
+        return survey(options.interpreter.others, timeout_s=probe_timeout)
+
+    functions: dict[str, Callable[[], Any]] = {
+        "python-imports": imports, "python-metadata": metadata, "gpu": gpu, "cuda-toolkit": toolkit, "host": host,
+        "xid": xid, "model": model, "compilers": compilers, "warm-up": _warm_up_writer}
+    if options.interpreter is not None and options.interpreter.others:
+        functions["interpreters"] = interpreters
+    return functions
 
 
 COMPILERS = ("gcc", "clang", "cmake")
@@ -211,6 +221,11 @@ def assemble_payload(results: dict[str, Any], options: CollectOptions, manifest:
     target_python = probes_python.target_python_facts(metadata)
     if target_python:
         host["python"] = {**(host.get("python") or {}), **target_python}
+    if options.interpreter is not None:
+        from vllm_bug.bundler.interpreter import bundle_facts
+
+        host["python"] = {**(host.get("python") or {}),
+                          **bundle_facts(options.interpreter, metadata, results.get("interpreters") or [])}
     if "compilers" in results:
         host["compilers"] = results["compilers"]
     payload: dict[str, Any] = {

@@ -1,7 +1,7 @@
 """`vllm-bug collect` and `vllm-bug run`: option handling, the run pass-through, the summary.
 
 Exit codes: 0 ok; 1 the bundle cannot be written (output exists without --force, directory not
-writable, ...); 2 usage (--python not found, --log - on a terminal); 3 the --log is unusable
+writable, ...); 2 usage (--python names no interpreter, --log - on a terminal); 3 the --log is unusable
 (missing, unreadable, a directory, empty, binary or compressed). `run` exits with COMMAND's own
 code (128+N when a signal N killed it), or 127 when COMMAND cannot be started.
 """
@@ -9,7 +9,6 @@ code (128+N when a signal N killed it), or 127 when COMMAND cannot be started.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -32,31 +31,20 @@ ORPHAN_MAX_S = 30.0
 
 # ------------------------------------------------------------------ collect
 
-def resolve_python(python_exe: str | None) -> str | None:
-    """--python as an absolute path; a usage error when it names nothing runnable."""
-    if not python_exe:
-        return None
-    found = python_exe if os.path.sep in python_exe else shutil.which(python_exe)
-    if not found or not os.path.exists(found):
-        raise UsageProblem(f"--python {python_exe}: no such interpreter")
-    if os.path.isdir(found) or not os.access(found, os.X_OK):
-        raise UsageProblem(f"--python {python_exe}: not an executable file")
-    return os.path.abspath(found)
-
-
 def collect_command(log_path: str | None = None, output: str | None = None, force: bool = False,
                     timeout_s: float = 60.0, python_exe: str | None = None, model: str | None = None,
                     quiet: bool = False, *, after_write: AfterWrite | None = None,
                     companions: Companions | None = None) -> int:
     from vllm_bug.bundler.collect import CollectOptions, output_path
+    from vllm_bug.bundler.interpreter import choose
     from vllm_bug.bundler.logcapture import read_log
 
     path = output_path(output)
     _check_outputs(path, force, companions)
-    python = resolve_python(python_exe)
+    choice = choose(python_exe, os.environ)
     log = read_log(log_path) if log_path else None
-    options = CollectOptions(output=str(path), force=force, timeout_s=timeout_s, python_exe=python, model=model,
-                             log=log, progress=not quiet and sys.stderr.isatty())
+    options = CollectOptions(output=str(path), force=force, timeout_s=timeout_s, python_exe=choice.chosen.executable,
+                             model=model, log=log, progress=not quiet and sys.stderr.isatty(), interpreter=choice)
     return _collect_and_report(options, path, quiet, after_write, sys.stdout)
 
 
@@ -77,6 +65,8 @@ def _collect_and_report(options: Any, path: Path, quiet: bool, after_write: Afte
     extras = after_write(written, doc) if after_write else []
     if quiet:
         print(written, file=stream)
+        for warning in _python_warnings(doc["payload"]):
+            print(f"vllm-bug: warning: {warning}", file=sys.stderr)
     else:
         print(format_summary(doc["payload"], written, time.monotonic() - started, extras or []), file=stream)
     stream.flush()
@@ -93,8 +83,9 @@ def format_summary(payload: dict[str, Any], path: Path, seconds: float, extras: 
     """What `collect`/`run` print: the facts a reporter can check at a glance, then what to do next."""
     size = path.stat().st_size if path.exists() else 0
     rows = [("GPU", _gpu_line(payload)), ("driver", _driver_line(payload.get("driver") or {})),
-            ("torch", _torch_line(payload.get("torch") or {})),
+            ("python", _python_line(payload)), ("torch", _torch_line(payload.get("torch") or {})),
             ("nvcc", _nvcc_line(payload.get("cuda_toolkit") or {})), ("vLLM", _vllm_line(payload.get("vllm") or {}))]
+    rows = [(label, value) for label, value in rows if value is not None]
     log = payload.get("log")
     if log:
         count = len(log.get("tracebacks") or [])
@@ -120,6 +111,7 @@ def format_summary(payload: dict[str, Any], path: Path, seconds: float, extras: 
                  else "nothing found to redact"))
     lines = [f"vllm-bug: wrote {path} ({size / 1024:.1f} KiB) in {seconds:.1f} s"]
     lines += [f"  {label + ':':<{SUMMARY_LABEL_WIDTH}}{value}" for label, value in rows]
+    lines += [f"warning: {warning}" for warning in _python_warnings(payload)]
     if extras:
         lines.append("Next:")
         lines += [f"  - {extra}" for extra in extras]
@@ -141,6 +133,22 @@ def _probe_rows(probes: list[dict[str, Any]]) -> list[tuple[str, str]]:
     if absent:
         rows.append(("not found", ", ".join(absent)))
     return rows
+
+
+def _python_line(payload: dict[str, Any]) -> str | None:
+    """'Python 3.12.3 at /x/.venv/bin/python (VIRTUAL_ENV is /x/.venv)': the interpreter inspected, and why."""
+    python = (payload.get("host") or {}).get("python") or {}
+    where = python.get("executable")
+    if not where:
+        return None
+    version = f"Python {python['version']} at " if python.get("version") else ""
+    because = f" ({python['chosen_because']})" if python.get("chosen_because") else ""
+    return f"{version}{where}{because}"
+
+
+def _python_warnings(payload: dict[str, Any]) -> list[str]:
+    warnings = ((payload.get("host") or {}).get("python") or {}).get("warnings") or []
+    return [str(w) for w in warnings]
 
 
 def _gpu_line(payload: dict[str, Any]) -> str:
@@ -345,9 +353,10 @@ class _CannotStart(Exception):
 
 
 def run_command(output: str | None = None, force: bool = False, always: bool = False,
-                command: tuple[str, ...] | list[str] = (), *, after_write: AfterWrite | None = None,
-                companions: Companions | None = None) -> int:
+                command: tuple[str, ...] | list[str] = (), python_exe: str | None = None, *,
+                after_write: AfterWrite | None = None, companions: Companions | None = None) -> int:
     from vllm_bug.bundler.collect import CollectOptions, output_path
+    from vllm_bug.bundler.interpreter import choose
 
     argv = list(command)
     if argv and argv[0] == "--":
@@ -356,6 +365,7 @@ def run_command(output: str | None = None, force: bool = False, always: bool = F
         raise UsageProblem("no command given; usage: vllm-bug run -- COMMAND [ARGS...]")
     path = output_path(output)
     _check_outputs(path, force, companions)
+    choice = choose(python_exe, os.environ, argv=argv)  # before the command runs: a bad --python is a usage error
     try:
         exit_code, returncode, duration, accumulator = run_child(
             argv, _binary(sys.stdout), _binary(sys.stderr))
@@ -368,8 +378,8 @@ def run_command(output: str | None = None, force: bool = False, always: bool = F
     if returncode < 0:
         command_facts["signal"] = -returncode
     log = accumulator.finish("command", os.path.basename(argv[0]))
-    options = CollectOptions(output=str(path), force=force, python_exe=None, log=log, command=command_facts,
-                             progress=sys.stderr.isatty())
+    options = CollectOptions(output=str(path), force=force, python_exe=choice.chosen.executable, log=log,
+                             command=command_facts, progress=sys.stderr.isatty(), interpreter=choice)
     print(f"vllm-bug: {argv[0]} exited with code {exit_code}; collecting a bundle...", file=sys.stderr)
     try:
         _collect_and_report(options, path, False, after_write, sys.stderr)

@@ -22,6 +22,10 @@ Exit codes:
   4  input refused as unsafe (too large, decompression bomb, too deep)
 """
 
+PYTHON_HELP = ("Interpreter (or environment folder) whose torch and vLLM to inspect. Default: the command's own "
+               "interpreter for run, else the active VIRTUAL_ENV or CONDA_PREFIX, else the one in the #! line of "
+               "vllm on PATH, else vllm-bug's own.")
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
 @click.version_option(__version__, "-V", "--version", prog_name="vllm-bug")
@@ -43,7 +47,7 @@ def cli() -> None:
 @click.option("--force", is_flag=True, help="Overwrite the output files if they exist.")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(1, 3600), default=60.0, show_default=True,
               help="Bound, in seconds, on the whole collection; each probe also has its own timeout.")
-@click.option("--python", "python_exe", metavar="PATH", help="Interpreter whose torch/vLLM to inspect (default: this one).")
+@click.option("--python", "python_exe", metavar="PATH", help=PYTHON_HELP)
 @click.option("--model", "model", metavar="PATH|NAME", help="Model whose config.json to summarise (default: found in the log).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the bundle path.")
 def collect(**options) -> None:
@@ -58,6 +62,7 @@ def collect(**options) -> None:
 @click.option("-o", "--output", "output", metavar="PATH", help="Bundle path if the command fails.")
 @click.option("--force", is_flag=True, help="Overwrite the output files if they exist.")
 @click.option("--always", is_flag=True, help="Collect a bundle even when the command succeeds.")
+@click.option("--python", "python_exe", metavar="PATH", help=PYTHON_HELP)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run(**options) -> None:
     """Run COMMAND with its output passing through; if it fails, collect a bundle with its output as the log.
