@@ -245,6 +245,9 @@ def assemble_payload(results: dict[str, Any], options: CollectOptions, manifest:
     }
     if metadata.get("duplicates"):
         payload["package_duplicates"] = metadata["duplicates"]
+    conda_packages = probes_python.conda_packages_of(metadata)
+    if conda_packages is not None:
+        payload["conda_packages"] = conda_packages
     for key, value in gpu.items():
         if key not in ("gpus", "driver", "nvidia_smi"):
             payload.setdefault(f"gpu_{key}", value)

@@ -282,12 +282,12 @@ def warnings_for(chosen: Candidate, chosen_prefix: str | None, has: Mapping[str,
 
 
 def relevant_survey(chosen_prefix: str | None, surveyed: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The surveyed interpreters worth keeping in a bundle: other environments, each once."""
+    """The surveyed interpreters worth keeping in a bundle: other environments with torch or vLLM, each once."""
     seen: set[str] = {chosen_prefix} if chosen_prefix else set()
     kept = []
     for entry in surveyed:
         prefix = entry.get("prefix")
-        if prefix in seen:
+        if prefix in seen or not (entry.get("torch") or entry.get("vllm")):
             continue
         if prefix:
             seen.add(prefix)

@@ -1,4 +1,4 @@
-"""Host facts: OS, kernel, C and C++ runtimes, Python, container hints, CPU, memory and /dev/shm.
+"""Host facts: OS, kernel, C and C++ runtimes, Python, container hints, CPU, NUMA, memory, /dev/shm, cuDNN.
 
 Files are read under `root` (default "/") so tests can build a fake /proc and /etc. Every fact is read
 on its own: one that cannot be read is None and the others are still collected.
@@ -21,7 +21,13 @@ TEXT_READ_CAP = 1 << 20
 LIBRARY_READ_CAP = 32 << 20
 LD_CACHE_READ_CAP = 8 << 20
 _GLIBCXX = re.compile(rb"GLIBCXX_(\d+)\.(\d+)(?:\.(\d+))?")
-_LD_CACHE_ENTRY = re.compile(rb"\x00(/[^\x00]*/libstdc\+\+\.so\.6)\x00")
+# Paths in the cache's string table; two can be adjacent (names are often merged into the tail of their path)
+_LD_CACHE_LIBSTDCXX = re.compile(rb"(?<=\x00)(/[^\x00]*/libstdc\+\+\.so\.6)(?=\x00)")
+_LD_CACHE_CUDNN = re.compile(rb"(?<=\x00)(/[^\x00]*/libcudnn[^\x00/]*\.so[^\x00/]*)(?=\x00)")
+# CPU features that decide which kernels run (vLLM's CPU backend, oneDNN, the sampler's fallbacks)
+_CPU_FLAG = re.compile(r"^(?:avx2|avx512\w*|avx_vnni\w*|amx\w*|sve\w*|asimd\w*|bf16|i8mm)$")
+MAX_NUMA_NODES = 1024
+MAX_CUDNN_LIBRARIES = 64
 _FOREIGN_ARCH = re.compile(r"lib32|libx32|i[3-6]86")
 _CONTAINER_CGROUP = re.compile(r"docker|containerd|kubepods|libpod")
 
@@ -85,15 +91,34 @@ def loaded_libstdcxx(root: Path) -> list[str]:
     return paths
 
 
-def ld_cache_libstdcxx(root: Path) -> list[str]:
-    """libstdc++.so.6 entries of the dynamic linker's cache, this architecture's first."""
+def ld_cache_paths(root: Path, entry: re.Pattern[bytes]) -> list[str]:
+    """The library paths of the dynamic linker's cache that `entry` matches, each once, in cache order."""
     try:
         with open(root / "etc/ld.so.cache", "rb") as handle:
             data = handle.read(LD_CACHE_READ_CAP)
     except OSError:
         return []
-    paths = list(dict.fromkeys(m.group(1).decode("utf-8", "replace") for m in _LD_CACHE_ENTRY.finditer(data)))
-    return sorted(paths, key=lambda p: bool(_FOREIGN_ARCH.search(p)))
+    return list(dict.fromkeys(m.group(1).decode("utf-8", "replace") for m in entry.finditer(data)))
+
+
+def ld_cache_libstdcxx(root: Path) -> list[str]:
+    """libstdc++.so.6 entries of the dynamic linker's cache, this architecture's first."""
+    return sorted(ld_cache_paths(root, _LD_CACHE_LIBSTDCXX), key=lambda p: bool(_FOREIGN_ARCH.search(p)))
+
+
+def cudnn_libraries(root: Path, environ: Mapping[str, str]) -> list[str]:
+    """The cuDNN files the dynamic linker knows, links resolved (what torch's collect_env lists), else
+    CUDNN_LIBRARY. A pip wheel's own copy (nvidia-cudnn-*) is in the package list instead."""
+    def real_file(path: str) -> str | None:
+        real = os.path.realpath(_under(root, path))
+        if not os.path.isfile(real):
+            return None
+        return real if root == Path("/") else "/" + os.path.relpath(real, root)  # as seen inside root
+
+    found = {real for real in map(real_file, ld_cache_paths(root, _LD_CACHE_CUDNN)) if real}
+    if not found and environ.get("CUDNN_LIBRARY"):
+        found = {real for real in [real_file(environ["CUDNN_LIBRARY"])] if real}
+    return sorted(found)[:MAX_CUDNN_LIBRARIES]
 
 
 def libstdcxx_candidates(root: Path, environ: Mapping[str, str], prefix: str) -> Iterable[Path]:
@@ -170,7 +195,32 @@ def cpu_facts(root: Path) -> dict[str, Any]:
         usable = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         usable = None
-    return {"model": model, "count": os.cpu_count(), "usable": usable}
+    sockets = {m.group(1) for m in re.finditer(r"^physical id\s*:\s*(\d+)\s*$", text, re.M)}
+    return {"model": model, "count": os.cpu_count(), "usable": usable, "sockets": len(sockets) or None,
+            "flags": cpu_flags(text)}
+
+
+def cpu_flags(cpuinfo: str) -> list[str]:
+    """The first CPU's features that matter to vLLM and torch (x86 `flags`, Arm `Features`), sorted."""
+    match = re.search(r"^(?:flags|Features)\s*:\s*(.*)$", cpuinfo, re.M)
+    words = match.group(1).split() if match else []
+    return sorted({w[:64] for w in words if _CPU_FLAG.match(w)})[:256]
+
+
+def numa_nodes(root: Path) -> list[dict[str, Any]]:
+    """Each NUMA node's CPUs and memory, from /sys/devices/system/node (empty where it is not mounted)."""
+    base = root / "sys/devices/system/node"
+    try:
+        names = [entry.name for entry in os.scandir(base) if re.fullmatch(r"node\d{1,6}", entry.name)]
+    except OSError:
+        return []
+    nodes = []
+    for name in sorted(names, key=lambda n: int(n[4:]))[:MAX_NUMA_NODES]:
+        cpus = (read_text(base / name / "cpulist", cap=4096) or "").strip("\x00 \n") or None
+        memory = re.search(r"MemTotal:\s*(\d+)\s*kB", read_text(base / name / "meminfo", cap=65536) or "")
+        nodes.append({"node": int(name[4:]), "cpus": cpus,
+                      "memory_total_bytes": int(memory.group(1)) * 1024 if memory else None})
+    return nodes
 
 
 def memory_total_bytes(root: Path) -> int | None:
@@ -223,9 +273,11 @@ def collect_host(manifest: Manifest, environ: Mapping[str, str] | None = None, r
         "python": fact("python", lambda: python_facts(environ), {}),
         "container": fact("container", lambda: container_hints(root, environ, kernel), {}),
         "cpu": fact("cpu", lambda: cpu_facts(root), {}),
+        "numa_nodes": fact("numa_nodes", lambda: numa_nodes(root), []),
         "memory_total_bytes": fact("memory_total_bytes", lambda: memory_total_bytes(root)),
         "memory_limit_bytes": fact("memory_limit_bytes", lambda: memory_limit_bytes(root)),
         "shm_total_bytes": fact("shm_total_bytes", lambda: shm_total_bytes(root)),
+        "cudnn_libraries": fact("cudnn_libraries", lambda: cudnn_libraries(root, environ), []),
     }
     status = "error" if failures else "ok"
     manifest.add(ProbeRecord(PROBE_NAME, status, time.monotonic() - start, error="; ".join(failures) or None))

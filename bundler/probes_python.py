@@ -229,3 +229,11 @@ def target_python_facts(metadata: dict[str, Any]) -> dict[str, Any]:
 
 def packages_of(metadata: dict[str, Any]) -> dict[str, str]:
     return dict(metadata.get("packages") or {})
+
+
+def conda_packages_of(metadata: dict[str, Any]) -> dict[str, str] | None:
+    """conda's own package list when the target runs in a conda environment, else None."""
+    found = metadata.get("conda_packages")
+    if not isinstance(found, dict):
+        return None
+    return {str(name)[:200]: str(version)[:200] for name, version in list(found.items())[:5000]}

@@ -3,9 +3,10 @@
 Standard library only, and written for any Python >= 3.8, because the target may be older than
 vllm-bug's own interpreter. The collector passes this file's source with ``python -c SOURCE MODE``:
 
-    metadata  package versions via importlib.metadata, vLLM's location / editable state / build
-              variant, and whether each of vLLM's declared requirements is satisfied. Imports
-              neither torch nor vllm.
+    metadata  package versions via importlib.metadata (and conda's package list in a conda
+              environment), the interpreter's build, bitness and platform, vLLM's location /
+              editable state / build variant, and whether each of vLLM's declared requirements is
+              satisfied. Imports neither torch nor vllm.
     imports   ``import torch`` facts (no CUDA context: no tensors, no torch.cuda.init), then
               ``import vllm`` and ``import vllm._C``; an import failure is recorded with its
               traceback.
@@ -193,6 +194,7 @@ def _vllm_facts(metadata, packages):
 
 def run_metadata():
     import platform
+    import struct
     facts = {
         "python": {
             "version": sys.version.split()[0],
@@ -201,8 +203,17 @@ def run_metadata():
             "prefix": sys.prefix,
             "base_prefix": getattr(sys, "base_prefix", sys.prefix),
             "env_kind": _env_kind(),
+            "build": " ".join(sys.version.split())[:512],
+            "bits": struct.calcsize("P") * 8,
         }
     }
+    try:
+        facts["python"]["platform"] = platform.platform()[:512]
+    except Exception:
+        facts["python"]["platform"] = None
+    conda = _conda_packages(sys.prefix)
+    if conda is not None:
+        facts["conda_packages"] = conda
     try:
         import importlib.metadata as metadata
     except ImportError:
@@ -222,6 +233,25 @@ def run_metadata():
     facts["torch"] = {"installed": torch_version is not None, "version": torch_version,
                       "build_variant": _local_version(torch_version)}
     emit({"stage": "metadata", **facts})
+
+
+def _conda_packages(prefix):
+    """name -> version for a conda environment (from conda-meta's file names: no conda needed), else None.
+
+    Each record is named NAME-VERSION-BUILD.json, and conda allows no '-' in a version or a build."""
+    folder = os.path.join(prefix, "conda-meta")
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return None
+    packages = {}
+    for file_name in sorted(names)[:5000]:
+        if not file_name.endswith(".json"):
+            continue
+        parts = file_name[:-5].rsplit("-", 2)
+        if len(parts) == 3 and parts[0]:
+            packages[parts[0][:200]] = parts[1][:200]
+    return packages
 
 
 def _env_kind():

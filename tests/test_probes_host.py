@@ -173,3 +173,76 @@ def test_a_failing_fact_is_recorded_and_the_rest_kept(tmp_path, monkeypatch):
     (record,) = manifest.to_json()
     assert record["status"] == "error" and "cpuinfo is guarded" in record["error"]
     assert_valid(host)
+
+
+# -- what torch's collect_env prints that the bundle lacked: CPU flags, sockets, NUMA, cuDNN files --------
+# host-root holds /proc/cpuinfo, /etc/ld.so.cache and /sys/devices/system/node as read on an H200 machine;
+# h200-torch-collect-env.txt is torch's collect_env on that same kind of machine.
+H200_ROOT = FIXTURES / "device-h200" / "host-root"
+TORCH_COLLECT_ENV = (FIXTURES / "redact" / "h200-torch-collect-env.txt").read_text()
+
+
+def h200_root(tmp_path: Path) -> Path:
+    """The recorded H200 files, plus the cuDNN files the linker cache points at, laid out as on Ubuntu 24.04
+    (/lib is a link to usr/lib, libcudnn*.so and .so.9 are links to the versioned file)."""
+    import shutil
+
+    root = tmp_path / "h200"
+    shutil.copytree(H200_ROOT, root)
+    lib = root / "usr/lib/x86_64-linux-gnu"
+    lib.mkdir(parents=True)
+    (root / "lib").symlink_to("usr/lib")
+    for name in ("", "_adv", "_cnn", "_engines_precompiled", "_engines_runtime_compiled", "_graph", "_heuristic", "_ops"):
+        (lib / f"libcudnn{name}.so.9.14.0").write_bytes(b"\x7fELF")
+        (lib / f"libcudnn{name}.so.9").symlink_to(f"libcudnn{name}.so.9.14.0")
+        (lib / f"libcudnn{name}.so").symlink_to(f"libcudnn{name}.so.9")
+    return root
+
+
+def test_cudnn_libraries_are_the_files_torch_collect_env_lists(tmp_path):
+    listed = [line for line in TORCH_COLLECT_ENV.splitlines() if line.startswith("/usr/lib/x86_64-linux-gnu/libcudnn")]
+    assert len(listed) == 8
+    assert H.cudnn_libraries(h200_root(tmp_path), {}) == sorted(listed)
+
+
+def test_every_cudnn_entry_of_the_real_linker_cache_is_read():
+    # ldconfig -p printed 16 libcudnn entries there; adjacent paths in the string table share one NUL
+    assert len(H.ld_cache_paths(H200_ROOT, H._LD_CACHE_CUDNN)) == 16
+
+
+def test_cudnn_library_falls_back_to_cudnn_library_variable(tmp_path):
+    (tmp_path / "opt").mkdir()
+    (tmp_path / "opt/libcudnn.so.8.9.7").write_bytes(b"\x7fELF")
+    assert H.cudnn_libraries(tmp_path, {"CUDNN_LIBRARY": "/opt/libcudnn.so.8.9.7"}) == ["/opt/libcudnn.so.8.9.7"]
+    assert H.cudnn_libraries(tmp_path, {"CUDNN_LIBRARY": "/opt/missing.so"}) == []
+
+
+def test_cpu_flags_sockets_and_numa_from_a_real_h200_host(tmp_path):
+    host = H.collect_host(Manifest(), environ={}, root=h200_root(tmp_path))
+    flags_line = next(line for line in TORCH_COLLECT_ENV.splitlines() if line.startswith("Flags:")).split()[1:]
+    expected = sorted(f for f in flags_line if f == "avx2" or f.startswith(("avx512", "avx_vnni", "amx")))
+    assert host["cpu"]["flags"] == expected
+    assert {"avx512f", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile"} <= set(expected)
+    assert host["cpu"]["sockets"] == 1 and host["cpu"]["model"] == "Intel(R) Xeon(R) Processor"
+    # collect_env there: "NUMA node(s): 1", "NUMA node0 CPU(s): 0-15"
+    assert host["numa_nodes"] == [{"node": 0, "cpus": "0-15", "memory_total_bytes": 4550128 * 1024}]
+    assert len(host["cudnn_libraries"]) == 8
+    assert_valid(host)
+
+
+def test_arm_features_and_two_numa_nodes(tmp_path):
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc/cpuinfo").write_text("processor\t: 0\nBogoMIPS\t: 2000.00\n"
+                                           "Features\t: fp asimd evtstrm aes sve sve2 bf16 i8mm svebf16\n")
+    for node, cpus in ((0, "0-71"), (1, "72-143")):
+        folder = tmp_path / f"sys/devices/system/node/node{node}"
+        folder.mkdir(parents=True)
+        (folder / "cpulist").write_text(cpus + "\n")
+        (folder / "meminfo").write_text(f"Node {node} MemTotal:       10 kB\n")
+    (tmp_path / "sys/devices/system/node/node10").mkdir()  # a node without its files
+    host = H.collect_host(Manifest(), environ={}, root=tmp_path)
+    assert host["cpu"]["flags"] == ["asimd", "bf16", "i8mm", "sve", "sve2", "svebf16"]
+    assert host["numa_nodes"] == [{"node": 0, "cpus": "0-71", "memory_total_bytes": 10240},
+                                  {"node": 1, "cpus": "72-143", "memory_total_bytes": 10240},
+                                  {"node": 10, "cpus": None, "memory_total_bytes": None}]
+    assert_valid(host)

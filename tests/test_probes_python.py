@@ -261,3 +261,29 @@ def test_probe_source_is_stdlib_only():
     imports = {line.split()[1].split(".")[0] for line in source.splitlines()
                if line.startswith(("import ", "from ")) and not line.startswith("from __future__")}
     assert imports <= set(sys.stdlib_module_names)
+
+
+def test_metadata_says_the_interpreters_build_bitness_and_platform(tmp_path, site):
+    import platform
+    import struct
+
+    python = pp.collect_metadata(python_with(tmp_path, site), Manifest(), timeout_s=20)["python"]
+    assert python["build"] == " ".join(sys.version.split())  # "3.12.3 (main, Aug 31 2026, 10:18:26) [GCC 13.3.0]"
+    assert python["bits"] == struct.calcsize("P") * 8
+    assert python["platform"] == platform.platform()
+    assert "conda_packages" not in pp.collect_metadata(python_with(tmp_path, site), Manifest(), timeout_s=20)
+
+
+def test_conda_packages_come_from_conda_meta_only_in_a_conda_environment(tmp_path):
+    import subprocess
+
+    prefix = tmp_path / "conda-env"  # an environment whose sys.prefix holds conda-meta, as conda's do
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True, timeout=120)
+    (prefix / "conda-meta").mkdir()
+    for record in ("pytorch-2.5.1-py3.12_cuda12.4_cudnn9.1.0_0.json", "cuda-cudart-12.4.127-0.json",
+                   "python-3.12.7-h2628c8c_0_cpython.json", "history", "libgcc-ng-14.2.0-h69a702a_1.json"):
+        (prefix / "conda-meta" / record).write_text("{}")
+    metadata = pp.collect_metadata(str(prefix / "bin" / "python"), Manifest(), timeout_s=20)
+    assert pp.conda_packages_of(metadata) == {
+        "cuda-cudart": "12.4.127", "libgcc-ng": "14.2.0", "python": "3.12.7", "pytorch": "2.5.1"}
+    assert pp.conda_packages_of({"packages": {}}) is None
