@@ -37,6 +37,9 @@ def facts_from_bundle(doc: dict[str, Any]) -> Facts:
         facts.vllm_version = facts.package("vllm")
     facts.env = {str(k): _mask_secret(str(k), str(v)) for k, v in _dict(payload.get("env")).items() if v is not None}
     facts.xid = [str(x) for x in _list(payload.get("xid"))]
+    topology = _dict(payload.get("nvidia_smi")).get("topo")
+    facts.gpu_topology = topology.rstrip() if isinstance(topology, str) and topology.strip() else None  # tabs align it
+    facts.conda_packages = {str(k): str(v) for k, v in _dict(payload.get("conda_packages")).items() if v is not None}
     model = payload.get("model")
     facts.model = model if isinstance(model, dict) else None
     facts.redactions = [r for r in _list(payload.get("redactions")) if isinstance(r, dict)]
@@ -76,6 +79,30 @@ def _host(facts: Facts, host: dict[str, Any]) -> None:
         facts.python_version = m.group(0) if m else facts.python_version
     facts.container = {str(k): bool(v) for k, v in _dict(host.get("container")).items() if isinstance(v, bool)}
     facts.shm_total_bytes = _int(host.get("shm_total_bytes"))
+    _interpreter(facts, _dict(host.get("python")))
+    cpu = _dict(host.get("cpu"))
+    facts.cpu_model = _str(cpu.get("model"))
+    facts.cpu_count = _int(cpu.get("count"))
+    facts.cpu_sockets = _int(cpu.get("sockets"))
+    facts.cpu_flags = _strings(cpu.get("flags"))
+    facts.numa_nodes = [{"node": _int(n.get("node")), "cpus": _str(n.get("cpus")),
+                         "memory_total_bytes": _int(n.get("memory_total_bytes"))}
+                        for n in _list(host.get("numa_nodes")) if isinstance(n, dict)]
+    facts.cudnn_libraries = _strings(host.get("cudnn_libraries"))
+
+
+def _interpreter(facts: Facts, python: dict[str, Any]) -> None:
+    facts.python_build = _str(python.get("build"))
+    bits = _int(python.get("bits"))
+    facts.python_bits = bits if bits in (32, 64) else None
+    facts.python_platform = _str(python.get("platform"))
+    facts.python_executable = _str(python.get("executable"))
+    facts.python_chosen_because = _str(python.get("chosen_because"))
+    facts.python_warnings = _strings(python.get("warnings"))
+
+
+def _strings(value: Any) -> list[str]:
+    return [str(v) for v in _list(value) if isinstance(v, str) and v.strip()]
 
 
 def _gpu(raw: dict[str, Any], position: int) -> Gpu:

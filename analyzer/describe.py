@@ -58,6 +58,30 @@ def gpu_processes(facts, limit: int = 8) -> list[str]:
     return out
 
 
+def cpu_line(facts) -> str | None:
+    """'Intel(R) Xeon(R) Processor, 32 CPUs, 1 socket'."""
+    parts = [facts.cpu_model] if facts.cpu_model else []
+    if facts.cpu_count:
+        parts.append(f"{facts.cpu_count} CPU{'s' if facts.cpu_count != 1 else ''}")
+    if facts.cpu_sockets:
+        parts.append(f"{facts.cpu_sockets} socket{'s' if facts.cpu_sockets != 1 else ''}")
+    return ", ".join(parts) or None
+
+
+def numa_line(facts) -> str | None:
+    """'2 nodes: node0 CPUs 0-31 (251.8 GiB); node1 CPUs 32-63 (252.0 GiB)'."""
+    nodes = facts.numa_nodes
+    if not nodes:
+        return None
+    described = []
+    for node in nodes[:8]:
+        memory = node.get("memory_total_bytes")
+        size = f" ({memory / GIB:.1f} GiB)" if isinstance(memory, int) else ""
+        described.append(f"node{node.get('node')} CPUs {node.get('cpus') or '?'}{size}")
+    more = f"; {len(nodes) - 8} more" if len(nodes) > 8 else ""
+    return f"{len(nodes)} node{'s' if len(nodes) != 1 else ''}: " + "; ".join(described) + more
+
+
 def vllm_state(facts) -> str | None:
     """'0.11.0', 'not installed', '0.11.0, import FAILED: ...', or None when the input does not say."""
     if not facts.vllm_version and (facts.vllm_installed is False or package_absent(facts, "vllm")):

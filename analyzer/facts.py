@@ -116,6 +116,21 @@ class Facts:
     estimated_max_model_len: int | None = None  # "the estimated maximum model length is Z"
     gpu_blocks: int | None = None  # "# GPU blocks: N" (V0)
     model_weights_bytes: int | None = None  # "Model loading took X GiB" / "model weights take X GiB"
+    # the interpreter and the machine around the GPUs, as a bundle records them (what collect_env prints)
+    python_build: str | None = None  # "3.12.3 (main, Aug 31 2026, 10:18:26) [GCC 13.3.0]"
+    python_bits: int | None = None
+    python_platform: str | None = None  # "Linux-6.18.44-x86_64-with-glibc2.39"
+    python_executable: str | None = None  # the interpreter the collector inspected
+    python_chosen_because: str | None = None  # why that one ("VIRTUAL_ENV is /x/.venv")
+    python_warnings: list[str] = field(default_factory=list)  # e.g. vLLM missing there but present elsewhere
+    cpu_model: str | None = None
+    cpu_count: int | None = None
+    cpu_sockets: int | None = None
+    cpu_flags: list[str] = field(default_factory=list)  # avx512*, amx*, ...
+    numa_nodes: list[dict[str, Any]] = field(default_factory=list)  # {"node", "cpus", "memory_total_bytes"}
+    gpu_topology: str | None = None  # `nvidia-smi topo -m` as printed
+    cudnn_libraries: list[str] = field(default_factory=list)
+    conda_packages: dict[str, str] = field(default_factory=dict)  # only when the target runs in conda
     # derived once the facts above are complete (analyzer.complete.complete_facts); rules read these
     signals: SignalSet | None = None  # every recognised message, by signal id (analyzer/data/signals/)
     mentions: Mentions | None = None  # engine arguments and env assignments the text mentions

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -68,16 +69,40 @@ def template_environment():
     return env
 
 
+@dataclass(frozen=True)
+class RenderedReport:
+    """The whole report, and its two parts as they go into the two text fields of vLLM's bug form."""
+
+    title: str
+    text: str
+    environment: str  # "Your current environment"
+    describe: str  # "🐛 Describe the bug"
+
+
 def render_markdown(analysis: Analysis, bundle_bytes: bytes | None = None, redactions: list | None = None) -> str:
     """The report for `analysis`; when bundle_bytes are given and small enough, the bundle rides along."""
-    template = template_environment().get_template("report.md.j2")
-    text = ""
+    return render_report(analysis, bundle_bytes, redactions).text
+
+
+def render_report(analysis: Analysis, bundle_bytes: bytes | None = None,
+                  redactions: list | None = None) -> RenderedReport:
+    """render_markdown's report and its form parts, all cut to the same level so the parts fit together."""
+    env = template_environment()
+    text, view = "", {}
     for level in LEVELS:
         view = build_view(analysis, bundle_bytes, redactions, level)
-        text = template.render(**view)
+        text = env.get_template("report.md.j2").render(**view)
         if len(text) <= GITHUB_BODY_LIMIT:
-            return text
-    return _minimal_report(analysis, text)
+            break
+    else:
+        text = _minimal_report(analysis, text)
+    environment = env.get_template("_environment.md.j2").render(**view).rstrip("\n") + "\n"
+    describe = env.get_template("_describe.md.j2").render(**view).rstrip("\n") + "\n"
+    if len(describe) > GITHUB_BODY_LIMIT:
+        describe = text  # only when even the tightest level was too long: text is then the minimal report
+    if len(environment) > GITHUB_BODY_LIMIT:
+        environment = "_The environment did not fit in an issue: it is in the attached bundle._\n"
+    return RenderedReport(view["title"], text, environment, describe)
 
 
 def _minimal_report(analysis: Analysis, full: str) -> str:
@@ -102,6 +127,7 @@ def build_view(analysis: Analysis, bundle_bytes: bytes | None, redactions: list 
         "title": suggested_title(analysis),
         "environment": md.fence(_cut(environment_summary(facts), level["env_chars"])),
         "environment_headline": environment_headline(facts),
+        "topology": _topology_view(facts, level),
         "collection_problems": facts.collection_problems[:6],
         "launch_command": wrap_command(facts.launch_command) if facts.launch_command else None,
         "root_cause": _root_cause_view(facts, level),
@@ -237,10 +263,20 @@ def environment_summary(facts) -> str:
     if facts.torch_arch_list:
         row("torch arch list", " ".join(facts.torch_arch_list))
     row("vLLM", describe.vllm_state(facts), "vLLM")
-    row("Python", facts.python_version, "Python")
+    row("Python", _python_line(facts), "Python")
+    if facts.python_executable:
+        because = f" ({facts.python_chosen_because})" if facts.python_chosen_because else ""
+        row("Python inspected", facts.python_executable + because)
+    for warning in facts.python_warnings[:4]:
+        row("Collector warning", warning)
     row("OS", ", ".join(x for x in (facts.os, f"kernel {facts.kernel}" if facts.kernel else None) if x), "OS")
+    row("Platform", facts.python_platform)
     if facts.glibc:
         row("glibc", facts.glibc + (f" (GLIBCXX up to {facts.glibcxx_max})" if facts.glibcxx_max else ""))
+    row("CPU", describe.cpu_line(facts))
+    row("CPU flags", " ".join(facts.cpu_flags))
+    if len(facts.gpus) >= 2:
+        row("NUMA", describe.numa_line(facts))
     row("Container", ", ".join(k for k, v in (facts.container or {}).items() if v))
     if facts.shm_total_bytes:
         row("/dev/shm", f"{facts.shm_total_bytes / 2**30:.1f} GiB")
@@ -248,6 +284,9 @@ def environment_summary(facts) -> str:
         row("Not in the input", ", ".join(unknown))
     lines = [f"{label + ':':<{LABEL_WIDTH}}{value}" for label, value in rows]
     lines += _package_lines(facts)
+    lines += _conda_lines(facts.conda_packages)
+    if facts.cudnn_libraries:
+        lines += ["", "cuDNN libraries the dynamic linker finds:"] + [f"  {p}" for p in facts.cudnn_libraries[:16]]
     lines += _env_lines(facts.env)
     if facts.engine_args:
         lines += ["", "Engine arguments (non-default):"]
@@ -270,6 +309,45 @@ def _package_lines(facts) -> list[str]:
         current += " " + item
     lines.append(current.rstrip())
     return lines
+
+
+def _python_line(facts) -> str | None:
+    """'3.12.3 (main, Aug 31 2026, 10:18:26) [GCC 13.3.0], 64-bit' where the bundle has the build, else the version."""
+    line = facts.python_build or facts.python_version
+    if line and facts.python_bits:
+        line += f", {facts.python_bits}-bit"
+    return line
+
+
+_CONDA_RELEVANT = re.compile(r"torch|numpy|cuda|cudnn|nccl|mkl|magma|triton|transformers|flash|vllm|xformers|nvidia|"
+                             r"^python$|^libstdcxx|^libgcc")
+MAX_CONDA_PACKAGES = 40
+
+
+def _conda_lines(conda: dict[str, str]) -> list[str]:
+    """conda's packages that matter to a GPU bug (collect_env lists the same kind), several to a line."""
+    relevant = [f"{name}={conda[name]}" for name in sorted(conda) if _CONDA_RELEVANT.search(name)]
+    if not relevant:
+        return []
+    lines, current = ["", f"Conda packages ({len(relevant)} of {len(conda)}):"], " "
+    for item in relevant[:MAX_CONDA_PACKAGES]:
+        if len(current) + len(item) > 100:
+            lines.append(current.rstrip())
+            current = " "
+        current += " " + item
+    lines.append(current.rstrip())
+    return lines
+
+
+def _topology_view(facts, level: dict) -> dict[str, Any] | None:
+    """For two or more GPUs: the `nvidia-smi topo -m` matrix, folded, with its links in the summary line."""
+    if len(facts.gpus) < 2 or not facts.gpu_topology:
+        return None
+    from vllm_bug.analyzer.topology import interconnect_summary
+
+    links = interconnect_summary(facts.gpu_topology)
+    summary = "GPU interconnect (nvidia-smi topo -m)" + (f": {links}" if links else "")
+    return {"summary": summary[:300], "block": md.fence(_cut(facts.gpu_topology, level["env_chars"]))}
 
 
 def _env_lines(env: dict[str, str]) -> list[str]:
