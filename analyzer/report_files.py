@@ -1,10 +1,12 @@
 """Files written next to a freshly collected bundle, for getting it onto GitHub.
 
-- `<stem>.md`: the Markdown report (paste it as the issue body); a small bundle rides along inside.
+- `<stem>.md`: the Markdown report (the whole issue body); a small bundle rides along inside.
 - `<stem>.zip`: the .zst bundle in a zip archive (stored, not recompressed), because GitHub accepts
   .zip attachments and may refuse .zst.
+- `<stem>.environment.md` and `<stem>.describe.md`: the report's two parts, one for each text field of
+  vLLM's bug form (see issue_form.py).
 
-Nothing existing is overwritten unless `force` is set; both paths are checked before either is written.
+Nothing existing is overwritten unless `force` is set; every path is checked before any is written.
 """
 
 from __future__ import annotations
@@ -17,8 +19,6 @@ from typing import Any
 
 from vllm_bug.errors import VllmBugError
 
-NEW_ISSUE_URL = "https://github.com/vllm-project/vllm/issues/new/choose"
-
 
 def report_paths(bundle_path: Path) -> tuple[Path, Path]:
     bundle_path = Path(bundle_path)
@@ -27,35 +27,41 @@ def report_paths(bundle_path: Path) -> tuple[Path, Path]:
 
 
 def report_paths_list(bundle_path: Path) -> list[Path]:
-    return list(report_paths(bundle_path))
+    """Every file written beside the bundle: the report, the zip, then the two form parts."""
+    from vllm_bug.analyzer.issue_form import part_paths
+
+    md_path, zip_path = report_paths(bundle_path)
+    return [md_path, zip_path, *part_paths(md_path)]
 
 
-def write_report_files(bundle_path: Path, doc: dict[str, Any], bundle_bytes: bytes, force: bool) -> list[Path]:
-    """Write the report and the zip beside the bundle; returns their paths (report first)."""
+def write_report_files(bundle_path: Path, doc: dict[str, Any], bundle_bytes: bytes, force: bool,
+                       report: Any = None) -> list[Path]:
+    """Write the report, the zip and the form parts beside the bundle; returns their paths in report_paths_list's
+    order. `report` is render_report_for_bundle's answer when the caller already has it."""
     from vllm_bug.schema.bundle import write_bytes_exclusive
 
     bundle_path = Path(bundle_path)
-    md_path, zip_path = report_paths(bundle_path)
+    paths = report_paths_list(bundle_path)
     if not force:
-        for p in (md_path, zip_path):
+        for p in paths:
             if p.exists():
                 raise VllmBugError(f"{p} already exists; use --force to overwrite it")
-    report = render_report_for_bundle(doc, bundle_bytes)
+    report = report if report is not None else render_report_for_bundle(doc, bundle_bytes)
     zipped = zip_bundle(bundle_bytes, bundle_path.name, doc.get("created_utc"))
-    written = [write_bytes_exclusive(report.encode("utf-8"), md_path, force=force)]
-    written.append(write_bytes_exclusive(zipped, zip_path, force=force))
-    return written
+    contents = [report.text.encode("utf-8"), zipped, report.environment.encode("utf-8"), report.describe.encode("utf-8")]
+    return [write_bytes_exclusive(data, path, force=force) for data, path in zip(contents, paths)]
 
 
-def render_report_for_bundle(doc: dict[str, Any], bundle_bytes: bytes) -> str:
+def render_report_for_bundle(doc: dict[str, Any], bundle_bytes: bytes):
+    """The report (a render_markdown.RenderedReport: the text, the title and the form parts)."""
     from vllm_bug.analyzer.analyze import analyze_loaded
     from vllm_bug.analyzer.load import LoadedInput
-    from vllm_bug.analyzer.render_markdown import render_markdown
+    from vllm_bug.analyzer.render_markdown import render_report
 
     loaded = LoadedInput("bundle", hashlib.sha256(bundle_bytes).hexdigest(), doc, None, "bundle")
     analysis = analyze_loaded(loaded)
     redactions = (doc.get("payload") or {}).get("redactions")
-    return render_markdown(analysis, bundle_bytes=bundle_bytes, redactions=redactions)
+    return render_report(analysis, bundle_bytes=bundle_bytes, redactions=redactions)
 
 
 def zip_bundle(bundle_bytes: bytes, member_name: str, created_utc: str | None = None) -> bytes:
@@ -85,16 +91,20 @@ def _zip_time(created_utc: str | None) -> tuple[int, int, int, int, int, int]:
 def after_write_hook(force: bool):
     """For `collect`/`run`: after the bundle is written, write the report and the zip beside it.
 
-    Returns the next steps for the collect summary (paste the report, attach the zip). A failure here never loses the
-    bundle: it is one line on stderr, with the command that renders the report later.
+    Returns the next steps for the collect summary (the form, its parts, the zip, the CLI). A failure here never loses
+    the bundle: it is one line on stderr, with the command that renders the report later.
     """
 
     def hook(bundle_path: Path, doc: dict[str, Any]) -> list[str]:
         import sys
 
+        from vllm_bug.analyzer.issue_form import next_steps
+
         bundle_path = Path(bundle_path)
         try:
-            md_path, zip_path = write_report_files(bundle_path, doc, bundle_path.read_bytes(), force)
+            data = bundle_path.read_bytes()
+            report = render_report_for_bundle(doc, data)
+            md_path, zip_path, environment_path, describe_path = write_report_files(bundle_path, doc, data, force, report)
         except VllmBugError as exc:
             print(f"vllm-bug: report not written: {exc}", file=sys.stderr)
             return []
@@ -102,7 +112,7 @@ def after_write_hook(force: bool):
             print(f"vllm-bug: report not written ({type(exc).__name__}: {exc}); "
                   f"run: vllm-bug analyze {bundle_path} --format markdown", file=sys.stderr)
             return []
-        return [f"paste {md_path} as the body of a new issue at {NEW_ISSUE_URL}",
-                f"attach {zip_path} to it (the bundle, zipped: GitHub accepts .zip, not .zst)"]
+        return next_steps(report.title, md_path, zip_path, environment_path, describe_path)
 
     return hook
+

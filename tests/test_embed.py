@@ -90,13 +90,18 @@ def test_write_report_files_writes_md_and_zip_and_never_overwrites(tmp_path, bun
     doc, data = bundle
     bundle_path = tmp_path / "b.zst"
     bundle_path.write_bytes(data)
-    md_path, zip_path = write_report_files(bundle_path, doc, data, force=False)
+    md_path, zip_path, environment_path, describe_path = write_report_files(bundle_path, doc, data, force=False)
+    assert (environment_path.name, describe_path.name) == ("b.environment.md", "b.describe.md")
     report = md_path.read_text("utf-8")
     assert "### Your current environment" in report and "NVIDIA H200" in report
     assert "Attach the bundle's **.zip**" in report
     assert len(data) <= EMBED_MAX_BYTES and extract_embedded_bundle(report) == data
     assert decode(extract_embedded_bundle(report)) == doc
     assert zipfile.ZipFile(zip_path).read("b.zst") == data
+    describe_path.write_text("mine")
+    with pytest.raises(VllmBugError, match="already exists"):
+        write_report_files(bundle_path, doc, data, force=False)
+    assert describe_path.read_text() == "mine" and md_path.read_text("utf-8") == report
     md_path.write_text("mine")
     with pytest.raises(VllmBugError, match="already exists"):
         write_report_files(bundle_path, doc, data, force=False)
@@ -118,10 +123,10 @@ def test_the_loader_accepts_every_form_collect_produces(tmp_path, bundle):
     doc, data = bundle
     bundle_path = tmp_path / "b.zst"
     bundle_path.write_bytes(data)
-    md_path, zip_path = write_report_files(bundle_path, doc, data, force=False)
+    md_path, zip_path, _, describe_path = write_report_files(bundle_path, doc, data, force=False)
     quoted = tmp_path / "quoted.md"
     quoted.write_text("\n".join("> " + line for line in md_path.read_text().split("\n")).replace("\n", "\r\n"))
-    for path in (bundle_path, zip_path, md_path, quoted):
+    for path in (bundle_path, zip_path, md_path, quoted, describe_path):  # the bundle rides in the describe part
         loaded = load.load_input(str(path))
         assert loaded.kind == "bundle" and loaded.doc == doc, path
 
@@ -134,8 +139,11 @@ def test_after_write_hook_reports_lines_and_never_raises(tmp_path, bundle, monke
     bundle_path = tmp_path / "b.zst"
     bundle_path.write_bytes(data)
     lines = after_write_hook(force=False)(bundle_path, doc)
-    assert lines[0] == f"paste {tmp_path / 'b.md'} as the body of a new issue at {report_files.NEW_ISSUE_URL}"
-    assert lines[1].startswith(f"attach {tmp_path / 'b.zip'} to it")
+    assert lines[0].startswith("open https://github.com/vllm-project/vllm/issues/new?template=400-bug-report.yml&title=")
+    assert lines[1].startswith(f"paste {tmp_path / 'b.environment.md'} into 'Your current environment' and "
+                               f"{tmp_path / 'b.describe.md'} into '🐛 Describe the bug'")
+    assert lines[2].startswith(f"attach {tmp_path / 'b.zip'} to the issue")
+    assert lines[3].endswith(f"--body-file {tmp_path / 'b.md'}") and "gh issue create --repo vllm-project/vllm" in lines[3]
     assert after_write_hook(force=False)(bundle_path, doc) == []
     assert "already exists" in capsys.readouterr().err
 
