@@ -43,16 +43,19 @@ def new_issue_url(title: str, limit: int = URL_LIMIT) -> str:
 def gh_command(title: str, report_path: Path) -> str:
     """A shell command that files the whole report through GitHub's API (quoted for any title or path)."""
     title = " ".join(title.split())[:TITLE_LIMIT]
-    return (f"gh issue create --repo {REPOSITORY} --title {shlex.quote(title)} "
-            f"--body-file {shlex.quote(str(report_path))}")
+    return (
+        f"gh issue create --repo {REPOSITORY} --title {shlex.quote(title)} --body-file {shlex.quote(str(report_path))}"
+    )
 
 
 def next_steps(title: str, report_path: Path, zip_path: Path, environment_path: Path, describe_path: Path) -> list[str]:
     """What collect prints after writing the report: the form, its two parts, the attachment, or the CLI."""
     return [
         f"open {new_issue_url(title)} (vLLM's bug form, title filled in)",
-        (f"paste {environment_path} into '{ENVIRONMENT_FIELD}' and {describe_path} into '{DESCRIBE_FIELD}' "
-         f"({report_path} holds both, for reading)"),
+        (
+            f"paste {environment_path} into '{ENVIRONMENT_FIELD}' and {describe_path} into '{DESCRIBE_FIELD}' "
+            f"({report_path} holds both, for reading)"
+        ),
         f"attach {zip_path} to the issue (the bundle, zipped: GitHub accepts .zip, not .zst)",
         f"or file the whole report with GitHub's CLI, then attach the zip:\n    {gh_command(title, report_path)}",
     ]

@@ -48,8 +48,8 @@ def write_report_files(bundle_path: Path, doc: dict[str, Any], bundle_bytes: byt
                 raise VllmBugError(f"{p} already exists; use --force to overwrite it")
     report = report if report is not None else render_report_for_bundle(doc, bundle_bytes)
     zipped = zip_bundle(bundle_bytes, bundle_path.name, doc.get("created_utc"))
-    contents = [report.text.encode("utf-8"), zipped, report.environment.encode("utf-8"), report.describe.encode("utf-8")]
-    return [write_bytes_exclusive(data, path, force=force) for data, path in zip(contents, paths)]
+    texts = [report.text.encode("utf-8"), zipped, report.environment.encode("utf-8"), report.describe.encode("utf-8")]
+    return [write_bytes_exclusive(data, path, force=force) for data, path in zip(texts, paths, strict=True)]
 
 
 def render_report_for_bundle(doc: dict[str, Any], bundle_bytes: bytes):
@@ -104,7 +104,7 @@ def after_write_hook(force: bool):
         try:
             data = bundle_path.read_bytes()
             report = render_report_for_bundle(doc, data)
-            md_path, zip_path, environment_path, describe_path = write_report_files(bundle_path, doc, data, force, report)
+            written = write_report_files(bundle_path, doc, data, force, report)
         except VllmBugError as exc:
             print(f"vllm-bug: report not written: {exc}", file=sys.stderr)
             return []
@@ -112,7 +112,7 @@ def after_write_hook(force: bool):
             print(f"vllm-bug: report not written ({type(exc).__name__}: {exc}); "
                   f"run: vllm-bug analyze {bundle_path} --format markdown", file=sys.stderr)
             return []
-        return next_steps(report.title, md_path, zip_path, environment_path, describe_path)
+        return next_steps(report.title, *written)
 
     return hook
 

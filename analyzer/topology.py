@@ -36,7 +36,7 @@ def parse_topology(text: str) -> Topology:
             if line.strip():
                 break  # the legend: the matrix has ended
             continue
-        for column, value in zip(header[1:], cells[1:]):
+        for column, value in zip(header[1:], cells[1:], strict=False):  # rows may end early
             if _GPU.fullmatch(column) and column != cells[0] and value:
                 pair = (cells[0], column) if _index(cells[0]) < _index(column) else (column, cells[0])
                 topology.links.setdefault(pair, value)

@@ -71,6 +71,7 @@ class Choice:
 
 # -- finding candidates ------------------------------------------------------------------------
 
+
 def looks_like_python(path: str) -> bool:
     return bool(_PYTHON_NAME.match(os.path.basename(path)))
 
@@ -164,7 +165,7 @@ def command_interpreter(argv: Sequence[str], environ: Mapping[str, str]) -> Cand
     if not words:
         return None
     program = words[0]
-    found = (os.path.abspath(program) if os.path.sep in program else _which(program, environ))
+    found = os.path.abspath(program) if os.path.sep in program else _which(program, environ)
     if not found or not _runnable(found):
         return None
     if looks_like_python(found):
@@ -175,8 +176,9 @@ def command_interpreter(argv: Sequence[str], environ: Mapping[str, str]) -> Cand
     return None
 
 
-def candidates(option: str | None, environ: Mapping[str, str], argv: Sequence[str] | None = None,
-               own: str | None = None) -> list[Candidate]:
+def candidates(
+    option: str | None, environ: Mapping[str, str], argv: Sequence[str] | None = None, own: str | None = None
+) -> list[Candidate]:
     """Every interpreter worth inspecting, most specific first, each path once."""
     found: list[Candidate] = []
     if option:
@@ -199,7 +201,9 @@ def candidates(option: str | None, environ: Mapping[str, str], argv: Sequence[st
         found.append(Candidate(python3, "python3_on_path", "python3 on PATH"))
     own = own or sys.executable
     if own:
-        found.append(Candidate(os.path.abspath(own), "self", "vllm-bug's own: no VIRTUAL_ENV, CONDA_PREFIX or vllm on PATH"))
+        found.append(
+            Candidate(os.path.abspath(own), "self", "vllm-bug's own: no VIRTUAL_ENV, CONDA_PREFIX or vllm on PATH")
+        )
     unique: dict[str, Candidate] = {}
     for candidate in found:
         unique.setdefault(candidate.executable, candidate)
@@ -210,8 +214,9 @@ def candidates(option: str | None, environ: Mapping[str, str], argv: Sequence[st
 _FALLBACKS = ("python3_on_path",)
 
 
-def choose(option: str | None, environ: Mapping[str, str], argv: Sequence[str] | None = None,
-           own: str | None = None) -> Choice:
+def choose(
+    option: str | None, environ: Mapping[str, str], argv: Sequence[str] | None = None, own: str | None = None
+) -> Choice:
     """The interpreter to inspect; a usage error (exit 2) when --python names nothing usable."""
     found = candidates(option, environ, argv, own)
     primary = [c for c in found if c.found_by not in _FALLBACKS]
@@ -220,6 +225,7 @@ def choose(option: str | None, environ: Mapping[str, str], argv: Sequence[str] |
 
 
 # -- surveying the others ------------------------------------------------------------------------
+
 
 def survey(others: Sequence[Candidate], timeout_s: float = SURVEY_TIMEOUT_S) -> list[dict[str, Any]]:
     """torch and vLLM versions (package metadata only) in each interpreter, all at once."""
@@ -240,8 +246,9 @@ def survey_one(candidate: Candidate, timeout_s: float = SURVEY_TIMEOUT_S) -> dic
     from vllm_bug.bundler.runner import run_command
 
     entry: dict[str, Any] = {"executable": candidate.executable, "found_by": candidate.found_by}
-    result = run_command("interpreter survey", [candidate.executable, "-c", SURVEY_SOURCE],
-                         timeout_s=timeout_s, output_cap=65536)
+    result = run_command(
+        "interpreter survey", [candidate.executable, "-c", SURVEY_SOURCE], timeout_s=timeout_s, output_cap=65536
+    )
     lines = result.stdout.strip().splitlines()
     try:
         answer = json.loads(lines[-1]) if result.ok and lines else None
@@ -258,8 +265,10 @@ def survey_one(candidate: Candidate, timeout_s: float = SURVEY_TIMEOUT_S) -> dic
 
 # -- what to tell the user ----------------------------------------------------------------------
 
-def warnings_for(chosen: Candidate, chosen_prefix: str | None, has: Mapping[str, bool | None],
-                 surveyed: Sequence[Mapping[str, Any]]) -> list[str]:
+
+def warnings_for(
+    chosen: Candidate, chosen_prefix: str | None, has: Mapping[str, bool | None], surveyed: Sequence[Mapping[str, Any]]
+) -> list[str]:
     """What a collect says when the inspected interpreter lacks torch or vLLM.
 
     `has` says whether torch and vllm are installed in the chosen interpreter (None: unknown);
@@ -273,12 +282,20 @@ def warnings_for(chosen: Candidate, chosen_prefix: str | None, has: Mapping[str,
     what = " and ".join(label[n] for n in missing)
     verb = "are" if len(missing) > 1 else "is"
     if not elsewhere:
-        return [(f"{what} {verb} not installed in {chosen.executable} ({chosen.reason}); if vLLM runs in another "
-                 "environment, collect again with --python pointing at its interpreter")]
+        return [
+            (
+                f"{what} {verb} not installed in {chosen.executable} ({chosen.reason}); if vLLM runs in another "
+                "environment, collect again with --python pointing at its interpreter"
+            )
+        ]
     best = max(elsewhere, key=lambda s: sum(1 for n in missing if s.get(n)))
     versions = ", ".join(f"{label[n]} {best[n]}" for n in ("vllm", "torch") if best.get(n))
-    return [(f"{what} {verb} not installed in {chosen.executable} ({chosen.reason}), but {best['executable']} has "
-             f"{versions}: if that is the environment vLLM runs in, collect again with --python {best['executable']}")]
+    return [
+        (
+            f"{what} {verb} not installed in {chosen.executable} ({chosen.reason}), but {best['executable']} has "
+            f"{versions}: if that is the environment vLLM runs in, collect again with --python {best['executable']}"
+        )
+    ]
 
 
 def relevant_survey(chosen_prefix: str | None, surveyed: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

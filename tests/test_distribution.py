@@ -9,8 +9,9 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO
 from markdown_it import MarkdownIt
+
+from conftest import REPO
 
 tomllib = pytest.importorskip("tomllib" if sys.version_info >= (3, 11) else "tomli")
 
@@ -39,15 +40,25 @@ def test_project_urls_are_absolute():
 
 def test_readme_links_work_outside_the_checkout():
     tokens = MarkdownIt("commonmark").parse(README)
-    links = [child.attrGet("href") or child.attrGet("src") for token in tokens for child in (token.children or [])
-             if child.type in ("link_open", "image")]
+    links = [
+        child.attrGet("href") or child.attrGet("src")
+        for token in tokens
+        for child in (token.children or [])
+        if child.type in ("link_open", "image")
+    ]
     assert all(str(link).startswith("https://") for link in links), links
     assert "../" not in README
 
 
 def completion(**env: str) -> str:
-    return subprocess.run([sys.executable, "-m", "vllm_bug"], env={**os.environ, **env}, capture_output=True,
-                          text=True, timeout=60, check=False).stdout
+    return subprocess.run(
+        [sys.executable, "-m", "vllm_bug"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    ).stdout
 
 
 @pytest.mark.parametrize("shell", re.findall(r"_VLLM_BUG_COMPLETE=(\w+_source) vllm-bug", README))
@@ -57,5 +68,6 @@ def test_shell_completion_scripts_the_readme_shows_exist(shell):
 
 def test_bash_completion_completes_commands_and_options():
     assert "plain,analyze" in completion(_VLLM_BUG_COMPLETE="bash_complete", COMP_WORDS="vllm-bug an", COMP_CWORD="1")
-    assert "plain,--python" in completion(_VLLM_BUG_COMPLETE="bash_complete", COMP_WORDS="vllm-bug run --py",
-                                          COMP_CWORD="2")
+    assert "plain,--python" in completion(
+        _VLLM_BUG_COMPLETE="bash_complete", COMP_WORDS="vllm-bug run --py", COMP_CWORD="2"
+    )

@@ -143,7 +143,8 @@ def test_after_write_hook_reports_lines_and_never_raises(tmp_path, bundle, monke
     assert lines[1].startswith(f"paste {tmp_path / 'b.environment.md'} into 'Your current environment' and "
                                f"{tmp_path / 'b.describe.md'} into '🐛 Describe the bug'")
     assert lines[2].startswith(f"attach {tmp_path / 'b.zip'} to the issue")
-    assert lines[3].endswith(f"--body-file {tmp_path / 'b.md'}") and "gh issue create --repo vllm-project/vllm" in lines[3]
+    assert lines[3].endswith(f"--body-file {tmp_path / 'b.md'}")
+    assert "gh issue create --repo vllm-project/vllm" in lines[3]
     assert after_write_hook(force=False)(bundle_path, doc) == []
     assert "already exists" in capsys.readouterr().err
 

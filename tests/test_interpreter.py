@@ -14,17 +14,21 @@ import sys
 from pathlib import Path
 
 import pytest
-from vllm_bug.bundler import interpreter as it
-from vllm_bug.schema.bundle import read_bundle
 
+from vllm_bug.bundler import interpreter as it
 from vllm_bug.errors import EXIT_USAGE, UsageProblem
+from vllm_bug.schema.bundle import read_bundle
 
 
 def make_venv(root: Path, name: str, packages: dict[str, str]) -> Path:
     venv = root / name
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
-    site = subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          check=True, capture_output=True, text=True).stdout.strip()
+    site = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     for package, version in packages.items():
         (Path(site) / package).mkdir()
         (Path(site) / package / "__init__.py").write_text(f"__version__ = {version!r}\n")
@@ -65,6 +69,7 @@ def environ(envs, *path_dirs: Path, **variables: Path) -> dict[str, str]:
 
 # -- the order of candidates -------------------------------------------------------------------
 
+
 def test_python_option_comes_first_and_says_so(envs):
     choice = it.choose(python_of(envs["serving"]), environ(envs, VIRTUAL_ENV=envs["tool"]), own=python_of(envs["tool"]))
     assert choice.chosen == it.Candidate(python_of(envs["serving"]), "option", "given with --python")
@@ -76,10 +81,15 @@ def test_python_option_may_name_an_environment_folder(envs):
     assert choice.chosen.executable == python_of(envs["serving"])
 
 
-@pytest.mark.parametrize("value, words", [("/no/such/python", "no such interpreter"),
-                                           ("no-such-python-name", "no such interpreter"),
-                                           ("FOLDER", "no bin/python in it"),
-                                           ("PLAIN_FILE", "not an executable file")])
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        ("/no/such/python", "no such interpreter"),
+        ("no-such-python-name", "no such interpreter"),
+        ("FOLDER", "no bin/python in it"),
+        ("PLAIN_FILE", "not an executable file"),
+    ],
+)
 def test_python_option_that_names_nothing_usable_is_a_usage_error(envs, tmp_path, value, words):
     (tmp_path / "plain").write_text("print(1)\n")
     value = {"FOLDER": str(tmp_path), "PLAIN_FILE": str(tmp_path / "plain")}.get(value, value)
@@ -109,7 +119,8 @@ def test_python3_on_path_is_only_surveyed_never_preferred_to_our_own(envs):
     choice = it.choose(None, environ(envs, envs["torchonly"] / "bin"), own=python_of(envs["tool"]))
     assert choice.chosen.found_by == "self"
     assert [(c.found_by, c.executable) for c in choice.others] == [
-        ("python3_on_path", str(envs["torchonly"] / "bin" / "python3"))]
+        ("python3_on_path", str(envs["torchonly"] / "bin" / "python3"))
+    ]
 
 
 def test_a_missing_environment_folder_is_skipped(envs, tmp_path):
@@ -118,6 +129,7 @@ def test_a_missing_environment_folder_is_skipped(envs, tmp_path):
 
 
 # -- #! lines -------------------------------------------------------------------------------------
+
 
 def test_shebang_through_env_finds_python_on_path(envs, tmp_path):
     script = write_script(tmp_path / "vllm", "#!/usr/bin/env python3\nprint(1)\n")
@@ -130,8 +142,9 @@ def test_shebang_through_env_finds_python_on_path(envs, tmp_path):
 @pytest.mark.parametrize("quote", ['"', "'"])
 def test_shebang_of_the_sh_launcher_pip_and_uv_write_for_long_paths(envs, tmp_path, quote):
     python = python_of(envs["serving"])
-    script = write_script(tmp_path / "vllm",
-                          f"#!/bin/sh\n'''exec' {quote}{python}{quote} \"$0\" \"$@\"\n' '''\nimport sys\n")
+    script = write_script(
+        tmp_path / "vllm", f"#!/bin/sh\n'''exec' {quote}{python}{quote} \"$0\" \"$@\"\n' '''\nimport sys\n"
+    )
     assert it.shebang_interpreter(str(script), environ(envs)) == python
 
 
@@ -143,8 +156,16 @@ def test_shebang_that_names_no_python_gives_nothing(envs, tmp_path, text):
 
 # -- run: the command's own interpreter -----------------------------------------------------------
 
-@pytest.mark.parametrize("argv", [["python", "-m", "vllm.entrypoints.openai.api_server"], ["vllm", "serve", "m"],
-                                  ["env", "CUDA_VISIBLE_DEVICES=0", "vllm", "serve", "m"], ["VENV/bin/python", "x.py"]])
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["python", "-m", "vllm.entrypoints.openai.api_server"],
+        ["vllm", "serve", "m"],
+        ["env", "CUDA_VISIBLE_DEVICES=0", "vllm", "serve", "m"],
+        ["VENV/bin/python", "x.py"],
+    ],
+)
 def test_run_inspects_the_commands_own_interpreter_first(envs, argv):
     argv = [a.replace("VENV", str(envs["serving"])) for a in argv]
     choice = it.choose(None, environ(envs, envs["serving"] / "bin", VIRTUAL_ENV=envs["tool"]), argv=argv)
@@ -161,10 +182,15 @@ def test_run_of_a_command_that_is_not_python_uses_the_usual_order(envs, tmp_path
 
 # -- the survey and the warning ------------------------------------------------------------------
 
+
 def test_survey_reads_versions_from_package_metadata_without_importing(envs):
-    surveyed = it.survey([it.Candidate(python_of(envs["serving"]), "vllm_on_path", "r"),
-                          it.Candidate(python_of(envs["torchonly"]), "python3_on_path", "r"),
-                          it.Candidate(str(envs["empty"] / "missing-python"), "self", "r")])
+    surveyed = it.survey(
+        [
+            it.Candidate(python_of(envs["serving"]), "vllm_on_path", "r"),
+            it.Candidate(python_of(envs["torchonly"]), "python3_on_path", "r"),
+            it.Candidate(str(envs["empty"] / "missing-python"), "self", "r"),
+        ]
+    )
     by_kind = {s["found_by"]: s for s in surveyed}
     assert by_kind["vllm_on_path"]["torch"] == "2.8.0" and by_kind["vllm_on_path"]["vllm"] == "0.11.0"
     assert by_kind["vllm_on_path"]["prefix"] == str(envs["serving"])
@@ -177,14 +203,19 @@ def metadata_of(venv: Path, torch: bool, vllm: bool) -> dict:
 
 
 def test_warning_names_the_other_environment_that_has_vllm(envs):
-    choice = it.choose(None, environ(envs, envs["serving"] / "bin", VIRTUAL_ENV=envs["tool"]), own=python_of(envs["tool"]))
+    choice = it.choose(
+        None, environ(envs, envs["serving"] / "bin", VIRTUAL_ENV=envs["tool"]), own=python_of(envs["tool"])
+    )
     facts = it.bundle_facts(choice, metadata_of(envs["tool"], False, False), it.survey(choice.others))
     assert facts["chosen_by"] == "virtual_env"
     serving = python_of(envs["serving"])
     assert facts["warnings"] == [
-        (f"vLLM and torch are not installed in {python_of(envs['tool'])} (VIRTUAL_ENV is {envs['tool']}), but "
-         f"{serving} has vLLM 0.11.0, torch 2.8.0: if that is the environment vLLM runs in, collect again with "
-         f"--python {serving}")]
+        (
+            f"vLLM and torch are not installed in {python_of(envs['tool'])} (VIRTUAL_ENV is {envs['tool']}), but "
+            f"{serving} has vLLM 0.11.0, torch 2.8.0: if that is the environment vLLM runs in, collect again with "
+            f"--python {serving}"
+        )
+    ]
     assert [o["executable"] for o in facts["other_interpreters"]] == [serving]
 
 
@@ -197,17 +228,24 @@ def test_no_warning_when_the_inspected_interpreter_has_both(envs):
 def test_without_another_candidate_the_warning_says_to_use_python(envs):
     choice = it.choose(None, environ(envs), own=python_of(envs["tool"]))
     facts = it.bundle_facts(choice, metadata_of(envs["tool"], True, False), it.survey(choice.others))
-    assert facts["warnings"] == [(f"vLLM is not installed in {python_of(envs['tool'])} (vllm-bug's own: no "
-                                  "VIRTUAL_ENV, CONDA_PREFIX or vllm on PATH); if vLLM runs in another environment, "
-                                  "collect again with --python pointing at its interpreter")]
+    assert facts["warnings"] == [
+        (
+            f"vLLM is not installed in {python_of(envs['tool'])} (vllm-bug's own: no "
+            "VIRTUAL_ENV, CONDA_PREFIX or vllm on PATH); if vLLM runs in another environment, "
+            "collect again with --python pointing at its interpreter"
+        )
+    ]
 
 
 def test_the_same_environment_reached_twice_is_not_another_candidate(envs):
     # VIRTUAL_ENV and the vllm on PATH are one environment: bin/python and bin/python3 are different paths to it
     write_script(envs["torchonly"] / "bin" / "vllm", f"#!{envs['torchonly']}/bin/python3\n")
     try:
-        choice = it.choose(None, environ(envs, envs["torchonly"] / "bin", VIRTUAL_ENV=envs["torchonly"]),
-                           own=python_of(envs["torchonly"]))
+        choice = it.choose(
+            None,
+            environ(envs, envs["torchonly"] / "bin", VIRTUAL_ENV=envs["torchonly"]),
+            own=python_of(envs["torchonly"]),
+        )
         assert choice.others  # two paths before the survey...
         facts = it.bundle_facts(choice, metadata_of(envs["torchonly"], True, False), it.survey(choice.others))
     finally:
@@ -222,6 +260,7 @@ def test_metadata_that_failed_gives_no_warning(envs):
 
 
 # -- through the commands ----------------------------------------------------------------------
+
 
 def test_collect_inspects_the_active_venv_and_warns_about_the_one_with_vllm(envs, tmp_path, monkeypatch, capsys):
     from vllm_bug.bundler import commands
@@ -250,9 +289,27 @@ def test_quiet_collect_still_warns_on_stderr(envs, tmp_path, monkeypatch, capsys
 def test_run_takes_python(envs, tmp_path):
     # `run --python X -- cmd` used to run "--python" as the command (exit 127)
     serving = python_of(envs["serving"])
-    result = subprocess.run([sys.executable, "-m", "vllm_bug", "run", "--python", serving, "-o", "b.zst", "--",
-                             sys.executable, "-c", "raise SystemExit(5)"], check=False, cwd=tmp_path, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vllm_bug",
+            "run",
+            "--python",
+            serving,
+            "-o",
+            "b.zst",
+            "--",
+            sys.executable,
+            "-c",
+            "raise SystemExit(5)",
+        ],
+        check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 5, result.stderr
     python = read_bundle(tmp_path / "b.zst")["payload"]["host"]["python"]
     assert (python["executable"], python["chosen_by"]) == (serving, "option")
@@ -260,9 +317,25 @@ def test_run_takes_python(envs, tmp_path):
 
 def test_run_with_a_bad_python_stops_before_the_command_runs(tmp_path):
     marker = tmp_path / "ran"
-    result = subprocess.run([sys.executable, "-m", "vllm_bug", "run", "--python", str(tmp_path / "nope"), "--",
-                             sys.executable, "-c", f"open({str(marker)!r}, 'w')"], check=False, cwd=tmp_path, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vllm_bug",
+            "run",
+            "--python",
+            str(tmp_path / "nope"),
+            "--",
+            sys.executable,
+            "-c",
+            f"open({str(marker)!r}, 'w')",
+        ],
+        check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == EXIT_USAGE
     assert result.stderr == f"vllm-bug: error: --python {tmp_path / 'nope'}: no such interpreter\n"
     assert not marker.exists()
@@ -272,8 +345,15 @@ def test_run_inspects_the_interpreter_of_the_command_it_ran(envs, tmp_path):
     script = write_script(tmp_path / "serve", f"#!{python_of(envs['serving'])}\nraise SystemExit(4)\n")
     env = dict(os.environ, PATH=os.pathsep.join([str(envs["empty"]), os.environ.get("PATH", "")]))
     env.pop("VIRTUAL_ENV", None)
-    result = subprocess.run([sys.executable, "-m", "vllm_bug", "run", "-o", "b.zst", "--", str(script)], check=False,
-                            cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    result = subprocess.run(
+        [sys.executable, "-m", "vllm_bug", "run", "-o", "b.zst", "--", str(script)],
+        check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert result.returncode == 4, result.stderr
     python = read_bundle(tmp_path / "b.zst")["payload"]["host"]["python"]
     assert (python["executable"], python["chosen_by"]) == (python_of(envs["serving"]), "command")

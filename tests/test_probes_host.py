@@ -178,8 +178,8 @@ def test_a_failing_fact_is_recorded_and_the_rest_kept(tmp_path, monkeypatch):
 # -- what torch's collect_env prints that the bundle lacked: CPU flags, sockets, NUMA, cuDNN files --------
 # host-root holds /proc/cpuinfo, /etc/ld.so.cache and /sys/devices/system/node as read on an H200 machine;
 # h200-torch-collect-env.txt is torch's collect_env on that same kind of machine.
-H200_ROOT = FIXTURES / "device-h200" / "host-root"
-TORCH_COLLECT_ENV = (FIXTURES / "redact" / "h200-torch-collect-env.txt").read_text()
+H200_ROOT = FIXTURES / "device" / "h200" / "host-root"
+TORCH_COLLECT_ENV = (FIXTURES / "device" / "h200" / "torch-collect-env.txt").read_text()
 
 
 def h200_root(tmp_path: Path) -> Path:
@@ -192,7 +192,8 @@ def h200_root(tmp_path: Path) -> Path:
     lib = root / "usr/lib/x86_64-linux-gnu"
     lib.mkdir(parents=True)
     (root / "lib").symlink_to("usr/lib")
-    for name in ("", "_adv", "_cnn", "_engines_precompiled", "_engines_runtime_compiled", "_graph", "_heuristic", "_ops"):
+    names = ("", "_adv", "_cnn", "_engines_precompiled", "_engines_runtime_compiled", "_graph", "_heuristic", "_ops")
+    for name in names:
         (lib / f"libcudnn{name}.so.9.14.0").write_bytes(b"\x7fELF")
         (lib / f"libcudnn{name}.so.9").symlink_to(f"libcudnn{name}.so.9.14.0")
         (lib / f"libcudnn{name}.so").symlink_to(f"libcudnn{name}.so.9")
