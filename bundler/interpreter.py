@@ -111,6 +111,8 @@ def resolve_option(value: str, environ: Mapping[str, str]) -> str:
 
 def shebang_interpreter(script: str, environ: Mapping[str, str]) -> str | None:
     """The Python interpreter a script's #! line names (None for binaries, shells and other languages)."""
+    if not os.path.isfile(script):  # never open a FIFO or a device found on PATH: reading it could block
+        return None
     try:
         with open(script, "rb") as handle:
             head = handle.read(SHEBANG_READ_CAP)
@@ -142,7 +144,10 @@ def shebang_interpreter(script: str, environ: Mapping[str, str]) -> str | None:
 def _program_after_env(arguments: list[str]) -> str | None:
     """The program `env [-S] [-i] [-u NAME] [NAME=value...] PROGRAM` runs."""
     if arguments and arguments[0] == "-S":  # `env -S "python3 -u"`: the rest is split again
-        arguments = shlex.split(" ".join(arguments[1:]))
+        try:
+            arguments = shlex.split(" ".join(arguments[1:]))
+        except ValueError:  # an unbalanced quote
+            return None
     skip_next = False
     for word in arguments:
         if skip_next:

@@ -148,7 +148,10 @@ def test_shebang_of_the_sh_launcher_pip_and_uv_write_for_long_paths(envs, tmp_pa
     assert it.shebang_interpreter(str(script), environ(envs)) == python
 
 
-@pytest.mark.parametrize("text", ["#!/bin/bash\necho hi\n", "\x7fELF\x02\x01", "#!/usr/bin/env node\n", "#!\n", ""])
+@pytest.mark.parametrize(
+    "text",
+    ["#!/bin/bash\necho hi\n", "\x7fELF\x02\x01", "#!/usr/bin/env node\n", "#!\n", "", "#!/usr/bin/env -S 'python3\n"],
+)
 def test_shebang_that_names_no_python_gives_nothing(envs, tmp_path, text):
     script = write_script(tmp_path / "tool", text)
     assert it.shebang_interpreter(str(script), environ(envs, envs["serving"] / "bin")) is None
@@ -358,3 +361,10 @@ def test_run_inspects_the_interpreter_of_the_command_it_ran(envs, tmp_path):
     python = read_bundle(tmp_path / "b.zst")["payload"]["host"]["python"]
     assert (python["executable"], python["chosen_by"]) == (python_of(envs["serving"]), "command")
     assert python["chosen_because"] == f"named by the #! line of the command {script}"
+
+
+def test_a_fifo_named_vllm_on_path_is_never_opened(envs, tmp_path):
+    fifo = tmp_path / "vllm"
+    os.mkfifo(fifo)
+    fifo.chmod(0o755)
+    assert it.shebang_interpreter(str(fifo), environ(envs, tmp_path)) is None
