@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from vllm_bug.analyzer.describe import wrapper_only, wrapper_quotes_cause
 from vllm_bug.analyzer.facts import Facts
-from vllm_bug.analyzer.findings import Finding
+from vllm_bug.analyzer.findings import Diagnosis
 from vllm_bug.analyzer.rules import rule
 from vllm_bug.analyzer.rules.helpers import HINT, clip
 
@@ -13,12 +13,12 @@ CONFIDENCE = HINT - 0.05
 
 
 @rule("ROOT_CAUSE_NOT_CAPTURED", category="other", needs=("tracebacks",))
-def root_cause_not_captured(facts: Facts) -> Finding | None:
+def root_cause_not_captured(facts: Facts) -> Diagnosis | None:
     wrapper = wrapper_only(facts)
     if wrapper is None or wrapper_quotes_cause(facts):
         return None
-    return Finding(
-        "ROOT_CAUSE_NOT_CAPTURED", "other", CONFIDENCE,
+    return Diagnosis(
+        CONFIDENCE,
         f"The real cause is missing from the input: only the wrapper error '{wrapper}' was captured, and it "
         "reports a failure that was printed earlier or by another process.",
         evidence=[clip(wrapper)],
