@@ -102,3 +102,19 @@ def test_other_kernel_faults_are_named_and_stay_other(line, name):
     finding = fire("CUDA_KERNEL_FAULT", facts(line))
     assert finding.category == "other" and f"({name})" in finding.title
     assert fire("ILLEGAL_MEMORY_ACCESS", facts(line)) is None
+
+
+def test_a_cpu_illegal_instruction_is_not_named_as_the_kernel_fault():
+    f = facts("torch.AcceleratorError: CUDA error: misaligned address", "Illegal instruction (core dumped)")
+    finding = fire("CUDA_KERNEL_FAULT", f)
+    assert "(misaligned address)" in finding.title
+    assert finding.evidence == ["torch.AcceleratorError: CUDA error: misaligned address"]
+
+
+def test_invalid_configuration_is_a_table_row_with_the_launch_blocking_advice():
+    from vllm_bug.analyzer.rules.runtime_errors import LAUNCH_BLOCKING_ADVICE
+    from vllm_bug.analyzer.rules.table import rows
+
+    assert rows()["CUDA_INVALID_CONFIGURATION"]["category"] == "invalid_config_arg"
+    finding = fire("CUDA_INVALID_CONFIGURATION", facts("RuntimeError: CUDA error: invalid configuration argument"))
+    assert finding.fixes[1] == LAUNCH_BLOCKING_ADVICE and finding.confidence == 0.88
