@@ -65,3 +65,30 @@ def test_an_unrelated_nccl_error_is_not_an_interface_problem():
     f = facts("torch.distributed.DistBackendError: NCCL error in: ProcessGroupNCCL.cpp:1970, internal error",
               env={"NCCL_SOCKET_IFNAME": "eth0"})
     assert fire("NCCL_NO_SOCKET_INTERFACE", f) is None
+
+
+def test_a_short_tensor_parallel_flag_places_a_hang_in_a_multi_gpu_run():
+    for context in ("vllm serve m -tp 4", "LLM(model, tp=2)", "tp\t8"):
+        assert fire("MULTI_GPU_HANG", facts("the server hangs after loading", context)) is not None, context
+    for context in ("vllm serve m -tp 1", "http2 upload"):
+        assert fire("MULTI_GPU_HANG", facts("the server hangs after loading", context)) is None, context
+
+
+def test_nccl_cuda_error_is_a_table_row_with_the_nccl_debug_advice():
+    from vllm_bug.analyzer.rules.nccl import NCCL_DEBUG_ADVICE
+
+    line = ("torch.distributed.DistBackendError: NCCL error in: ProcessGroupNCCL.cpp:1970, unhandled cuda error (run "
+            "with NCCL_DEBUG=INFO for details), NCCL version 2.20.5")
+    finding = fire("NCCL_CUDA_ERROR", facts(line))
+    assert finding.category == "nccl" and finding.fixes[0] == NCCL_DEBUG_ADVICE and finding.evidence == [line]
+    assert fire("NCCL_ERROR", facts(line)) is None
+
+
+def test_no_interface_in_the_lines_after_the_root_exception_counts_as_the_root_cause():
+    from rule_helpers import root
+
+    rc = root("torch.distributed.DistBackendError", "NCCL error in: ProcessGroupNCCL.cpp:3135, invalid usage")
+    rc.text += "\nLast error:\nBootstrap : no socket interface found"
+    f = facts("Bootstrap : no socket interface found", root_cause=rc)
+    assert fire("NCCL_NO_SOCKET_INTERFACE", f).confidence == 0.95
+    assert fire("NCCL_NO_SOCKET_INTERFACE", facts("Bootstrap : no socket interface found")).confidence == 0.88

@@ -196,6 +196,22 @@ def root_frames_match(facts: Facts, pattern: str) -> bool:
     return any(rx.search(place) for place in places)
 
 
+def root_traceback_says(facts: Facts, *signal_ids: str) -> bool:
+    """Whether the root cause's whole traceback text carries one of the signals, the lines that continue its
+    message included (NCCL's 'Last error:' line); `root()` and `level()` look at 'ExcType: message' only."""
+    from vllm_bug.analyzer.signals import table
+
+    rc = facts.root_cause
+    if rc is None or not rc.text:
+        return False
+    folded = fold(rc.text)
+    for signal_id in signal_ids:
+        row = table()[signal_id]
+        if any(word in folded for word in row.words) and re.search(row.pattern, rc.text, row.flags):
+            return True
+    return False
+
+
 def level(facts: Facts, *patterns: str, root: float = ROOT, seen: float = DIRECT) -> float:
     """ROOT when the root cause carries one of the signals, else the 'seen in the input' level."""
     return root if any(root_matches(facts, pattern) for pattern in patterns) else seen

@@ -21,17 +21,19 @@ from vllm_bug.analyzer.rules.helpers import evidence, level, vllm_version
 
 def _advice() -> dict[str, Callable[[Facts], list[str]]]:
     from vllm_bug.analyzer import knowledge
-    from vllm_bug.analyzer.rules import cuda_graph, runtime_errors
+    from vllm_bug.analyzer.rules import cuda_graph, nccl, runtime_errors
 
     return {
         "compile_off": lambda facts: [knowledge.compile_off_advice(vllm_version(facts))],
         "cudagraph_workarounds": lambda facts: knowledge.cudagraph_workarounds(vllm_version(facts)),
         "cuda_launch_blocking": lambda facts: [runtime_errors.LAUNCH_BLOCKING_ADVICE],
         "no_cpu_sync_in_capture": lambda facts: [cuda_graph.NO_CPU_SYNC_ADVICE],
+        "nccl_debug": lambda facts: [nccl.NCCL_DEBUG_ADVICE],
     }
 
 
-ADVICE_NAMES = ("compile_off", "cudagraph_workarounds", "cuda_launch_blocking", "no_cpu_sync_in_capture")
+ADVICE_NAMES = ("compile_off", "cudagraph_workarounds", "cuda_launch_blocking", "no_cpu_sync_in_capture",
+                "nccl_debug")
 
 
 @lru_cache(maxsize=1)
