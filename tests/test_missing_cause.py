@@ -1,7 +1,6 @@
 """An input whose only error is a wrapper ('See root cause above') is not diagnosed as its own cause."""
 
 from rule_helpers import facts, fire
-
 from vllm_bug.analyzer.analyze import analyze_text
 from vllm_bug.analyzer.render_markdown import suggested_title
 from vllm_bug.analyzer.render_text import render_text

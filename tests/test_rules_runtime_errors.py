@@ -1,8 +1,7 @@
 from pathlib import Path
 
 import pytest
-from rule_helpers import facts, fire, gpu, root, text_of
-
+from rule_helpers import facts, fire, gpu, text_of
 from vllm_bug.analyzer.analyze import analyze_text
 
 H200_ERRORS = Path(__file__).resolve().parent / "fixtures" / "device" / "h200" / "cuda-errors"

@@ -3,8 +3,9 @@
 Each row of the tables under analyzer/data/diagnoses/ becomes a rule: it fires when one of its signals was seen,
 quotes the signals' lines as evidence, is as confident as ROOT when the root-cause exception itself
 carries a signal (else DIRECT), and gives its fixes. A fix is either words, or the name of a piece
-of version-aware advice from analyzer/knowledge.py (ADVICE below), so the row stays data while the
-advice fits the reporter's vLLM version.
+of advice (ADVICE below): version-aware advice from analyzer/knowledge.py, so the row stays data while
+the advice fits the reporter's vLLM version, or a sentence that Python rules of the row's family share,
+so that it is written once.
 """
 
 from __future__ import annotations
