@@ -75,5 +75,7 @@ def test_json_facts_list_the_signals_seen_not_their_internals():
 
     out = facts_to_json(facts("triton.runtime.errors.OutOfResources: out of resource: shared memory, Required: 81920, "
                               "Hardware limit: 65536.", "vllm serve m --max-model-len 8"))
-    assert out["signals_seen"] == ["TRITON_OUT_OF_SHARED_MEMORY", "VLLM_MENTIONED"]
+    seen = out["signals_seen"]  # context signals of other families (ANY_ERROR_WORD) may be listed too
+    assert {"TRITON_OUT_OF_SHARED_MEMORY", "VLLM_MENTIONED"} <= set(seen) and seen == sorted(seen)
+    assert "TRITON_NO_C_COMPILER" not in seen
     assert "signals" not in out and "mentions" not in out

@@ -62,7 +62,7 @@ def test_no_signal_row_is_wrongly_skipped():
     rows = table().values()
     checked = skipped = 0
     for text in _real_texts():
-        searchable = helpers.searchable_text(text.splitlines())
+        searchable = searchable_text(text.splitlines())
         folded = fold(searchable)
         for row in rows:
             checked += 1
