@@ -23,14 +23,18 @@ def test_a_lone_wrapper_line_says_the_real_cause_is_missing():
     assert analysis.facts.root_cause is None
     top = analysis.diagnoses[0]
     assert (top.rule, top.category) == ("ROOT_CAUSE_NOT_CAPTURED", "other")
-    assert top.title.startswith("The real cause is missing from the input: only the wrapper error 'RuntimeError: "
-                                "Engine core initialization failed.")
+    assert top.title.startswith(
+        "The real cause is missing from the input: only the wrapper error 'RuntimeError: "
+        "Engine core initialization failed."
+    )
     assert any("full log from the start" in fix for fix in top.fixes)
     assert any("output of all of them" in fix for fix in top.fixes)
     text = render_text(analysis)
     assert "Root-cause" not in text
-    assert ("  Error:    none found, only the wrapper 'RuntimeError: Engine core initialization failed. See root\n"
-            "            cause above. Failed core proc(s): {}'; the error it reports is not in the input\n") in text
+    assert (
+        "  Error:    none found, only the wrapper 'RuntimeError: Engine core initialization failed. See root\n"
+        "            cause above. Failed core proc(s): {}'; the error it reports is not in the input\n"
+    ) in text
 
 
 def test_a_wrapper_traceback_after_vllm_start_up_is_not_the_cause():
@@ -41,16 +45,20 @@ def test_a_wrapper_traceback_after_vllm_start_up_is_not_the_cause():
 
 
 def test_a_wrapper_with_its_cause_above_it_is_diagnosed_from_the_cause():
-    text = ("ValueError: No available memory for the cache blocks. Try increasing `gpu_memory_utilization` when "
-            "initializing the engine.\n" + WRAPPER + "\n")
+    text = (
+        "ValueError: No available memory for the cache blocks. Try increasing `gpu_memory_utilization` when "
+        "initializing the engine.\n" + WRAPPER + "\n"
+    )
     analysis = analyze_text(text)
     assert analysis.facts.root_cause.exc_type == "ValueError"
     assert "ROOT_CAUSE_NOT_CAPTURED" not in [f.rule for f in analysis.diagnoses]
 
 
 def test_a_wrapper_that_quotes_its_cause_is_not_called_empty():
-    line = ("RuntimeError: Worker failed with error 'CUDA out of memory. Tried to allocate 2.00 GiB.', please check the "
-            "stack trace above for the root cause")
+    line = (
+        "RuntimeError: Worker failed with error 'CUDA out of memory. Tried to allocate 2.00 GiB.', please check the "
+        "stack trace above for the root cause"
+    )
     analysis = analyze_text("vllm serve m -tp 2\n" + line + "\n")
     assert analysis.diagnoses[0].category == "cuda_oom"
     assert "ROOT_CAUSE_NOT_CAPTURED" not in [f.rule for f in analysis.diagnoses]

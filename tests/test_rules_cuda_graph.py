@@ -9,9 +9,15 @@ def test_stream_capture_error():
 
 
 def test_crash_inside_capture_frames():
-    f = facts("Traceback (most recent call last):", "RuntimeError: Triton Error [CUDA]: invalid device context",
-              root_cause=root("RuntimeError", "Triton Error [CUDA]: invalid device context",
-                              (("/x/vllm/worker/model_runner.py", "capture"),)))
+    f = facts(
+        "Traceback (most recent call last):",
+        "RuntimeError: Triton Error [CUDA]: invalid device context",
+        root_cause=root(
+            "RuntimeError",
+            "Triton Error [CUDA]: invalid device context",
+            (("/x/vllm/worker/model_runner.py", "capture"),),
+        ),
+    )
     assert fire("CRASH_DURING_GRAPH_CAPTURE", f) is not None
 
 
@@ -36,7 +42,9 @@ def test_capture_progress_without_an_error_line_is_not_a_crash():
 
     analysis = analyze_text("Capturing CUDA graph shapes:  40%\n")
     assert "CRASH_DURING_GRAPH_CAPTURE" not in [f.rule for f in analysis.diagnoses]
-    assert fire("CRASH_DURING_GRAPH_CAPTURE", facts("Capturing CUDA graph shapes:  40%", "RuntimeError: boom")) is not None
+    assert (
+        fire("CRASH_DURING_GRAPH_CAPTURE", facts("Capturing CUDA graph shapes:  40%", "RuntimeError: boom")) is not None
+    )
 
 
 def test_capture_failed_is_a_table_row_with_version_aware_workarounds():

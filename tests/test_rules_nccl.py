@@ -2,15 +2,23 @@ from rule_helpers import facts, fire, text_of
 
 
 def test_system_error_mentions_shm_and_measured_size():
-    f = facts("RuntimeError: NCCL error: unhandled system error (run with NCCL_DEBUG=INFO for details)",
-              shm_total_bytes=64 * 1024**2)
+    f = facts(
+        "RuntimeError: NCCL error: unhandled system error (run with NCCL_DEBUG=INFO for details)",
+        shm_total_bytes=64 * 1024**2,
+    )
     finding = fire("NCCL_SYSTEM_ERROR", f)
     assert finding.category == "nccl" and "64 MiB" in finding.fixes[0] and "--ipc=host" in text_of(finding)
 
 
 def test_generic_nccl_error_defers_to_specific():
     assert fire("NCCL_ERROR", facts("RuntimeError: NCCL error: unhandled system error")) is None
-    assert fire("NCCL_ERROR", facts("torch.distributed.DistBackendError: NCCL error in: ProcessGroupNCCL.cpp:1970, internal error")) is not None
+    assert (
+        fire(
+            "NCCL_ERROR",
+            facts("torch.distributed.DistBackendError: NCCL error in: ProcessGroupNCCL.cpp:1970, internal error"),
+        )
+        is not None
+    )
 
 
 def test_library_load():
@@ -47,8 +55,10 @@ def test_real_bundle_with_a_missing_socket_interface_names_the_env_setting():
 
 
 def test_no_interface_without_the_env_setting_says_none_is_usable():
-    for line in ("host:12:12 [0] bootstrap.cc:114 NCCL WARN Bootstrap : no socket interface found",
-                 "NCCL WARN NET/Socket : No usable listening interface found"):
+    for line in (
+        "host:12:12 [0] bootstrap.cc:114 NCCL WARN Bootstrap : no socket interface found",
+        "NCCL WARN NET/Socket : No usable listening interface found",
+    ):
         finding = fire("NCCL_NO_SOCKET_INTERFACE", facts(line))
         assert finding.title == "NCCL found no usable network interface to set up communication between the ranks."
         assert "IFNAME=" not in finding.title and "--network=host" in text_of(finding)
@@ -62,8 +72,10 @@ def test_gloo_interface_from_a_pasted_command_is_quoted():
 
 
 def test_an_unrelated_nccl_error_is_not_an_interface_problem():
-    f = facts("torch.distributed.DistBackendError: NCCL error in: ProcessGroupNCCL.cpp:1970, internal error",
-              env={"NCCL_SOCKET_IFNAME": "eth0"})
+    f = facts(
+        "torch.distributed.DistBackendError: NCCL error in: ProcessGroupNCCL.cpp:1970, internal error",
+        env={"NCCL_SOCKET_IFNAME": "eth0"},
+    )
     assert fire("NCCL_NO_SOCKET_INTERFACE", f) is None
 
 
@@ -77,8 +89,10 @@ def test_a_short_tensor_parallel_flag_places_a_hang_in_a_multi_gpu_run():
 def test_nccl_cuda_error_is_a_table_row_with_the_nccl_debug_advice():
     from vllm_bug.analyzer.rules.nccl import NCCL_DEBUG_ADVICE
 
-    line = ("torch.distributed.DistBackendError: NCCL error in: ProcessGroupNCCL.cpp:1970, unhandled cuda error (run "
-            "with NCCL_DEBUG=INFO for details), NCCL version 2.20.5")
+    line = (
+        "torch.distributed.DistBackendError: NCCL error in: ProcessGroupNCCL.cpp:1970, unhandled cuda error (run "
+        "with NCCL_DEBUG=INFO for details), NCCL version 2.20.5"
+    )
     finding = fire("NCCL_CUDA_ERROR", facts(line))
     assert finding.category == "nccl" and finding.fixes[0] == NCCL_DEBUG_ADVICE and finding.evidence == [line]
     assert fire("NCCL_ERROR", facts(line)) is None

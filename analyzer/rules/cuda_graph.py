@@ -8,9 +8,11 @@ from vllm_bug.analyzer.knowledge import cudagraph_workarounds
 from vllm_bug.analyzer.rules import rule
 from vllm_bug.analyzer.rules.helpers import HINT, evidence, has, level, root_frames_match, vllm_version
 
-NO_CPU_SYNC_ADVICE = ("the model's forward must not synchronise with the CPU (e.g. .item(), max() over a tensor, "
-                      "printing tensors) while a graph is captured; with --enforce-eager working, report the frame "
-                      "shown above")
+NO_CPU_SYNC_ADVICE = (
+    "the model's forward must not synchronise with the CPU (e.g. .item(), max() over a tensor, "
+    "printing tensors) while a graph is captured; with --enforce-eager working, report the frame "
+    "shown above"
+)
 
 
 def _fixes(facts: Facts) -> list[str]:
@@ -22,9 +24,12 @@ def cudagraph_mode_unsupported(facts: Facts) -> Diagnosis | None:
     lines = evidence(facts, "CUDAGRAPH_MODE_UNSUPPORTED", limit=1)
     if not lines:
         return None
-    return Diagnosis(level(facts, "CUDAGRAPH_MODE_UNSUPPORTED"),
-                     "The requested CUDA graph mode is not supported by the attention backend in use.",
-                     evidence=lines, fixes=_fixes(facts)[:2])
+    return Diagnosis(
+        level(facts, "CUDAGRAPH_MODE_UNSUPPORTED"),
+        "The requested CUDA graph mode is not supported by the attention backend in use.",
+        evidence=lines,
+        fixes=_fixes(facts)[:2],
+    )
 
 
 @rule("CRASH_DURING_GRAPH_CAPTURE", category="cuda_graph", signals=("CUDA_GRAPH_FRAMES", "CUDA_GRAPH_CAPTURING"))
@@ -38,6 +43,9 @@ def crash_during_graph_capture(facts: Facts) -> Diagnosis | None:
     said_error = bool(evidence(facts, "ANY_ERROR_WORD", limit=1))
     if not in_frames and not (progress and said_error):
         return None
-    return Diagnosis(HINT + (0.2 if in_frames else 0.1),
-                     "The engine failed while capturing (or replaying) CUDA graphs.",
-                     evidence=evidence(facts, "CUDA_GRAPH_CAPTURING", "CAPTURE_WORD", limit=2), fixes=_fixes(facts))
+    return Diagnosis(
+        HINT + (0.2 if in_frames else 0.1),
+        "The engine failed while capturing (or replaying) CUDA graphs.",
+        evidence=evidence(facts, "CUDA_GRAPH_CAPTURING", "CAPTURE_WORD", limit=2),
+        fixes=_fixes(facts),
+    )

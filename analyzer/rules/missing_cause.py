@@ -22,10 +22,16 @@ def root_cause_not_captured(facts: Facts) -> Diagnosis | None:
         f"The real cause is missing from the input: only the wrapper error '{wrapper}' was captured, and it "
         "reports a failure that was printed earlier or by another process.",
         evidence=[clip(wrapper)],
-        fixes=[("attach the full log from the start of the run: the real error (the first Traceback or ERROR) is "
-                "printed above this line"),
-               ("the engine core and the GPU workers are separate processes: capture the output of all of them "
+        fixes=[
+            (
+                "attach the full log from the start of the run: the real error (the first Traceback or ERROR) is "
+                "printed above this line"
+            ),
+            (
+                "the engine core and the GPU workers are separate processes: capture the output of all of them "
                 "(e.g. `vllm serve ... 2>&1 | tee vllm.log`; with Ray also the worker logs under "
-                "/tmp/ray/session_latest/logs)"),
-               "`vllm-bug run -- vllm serve ...` keeps the whole output and collects a bundle when the run fails"],
+                "/tmp/ray/session_latest/logs)"
+            ),
+            "`vllm-bug run -- vllm serve ...` keeps the whole output and collects a bundle when the run fails",
+        ],
     )
