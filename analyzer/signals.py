@@ -104,6 +104,14 @@ def read_tables(folder: str, key: str) -> dict[str, dict[str, Any]]:
     return merged
 
 
+def read_table_file(folder: str, name: str, key: str) -> dict[str, dict[str, Any]]:
+    """The rows of analyzer/data/<folder>/<name>.json, or none when that table does not exist."""
+    entry = resources.files("vllm_bug.analyzer").joinpath("data", folder, f"{name}.json")
+    if not entry.is_file():
+        return {}
+    return dict(json.loads(entry.read_text("utf-8"))[key])
+
+
 @lru_cache(maxsize=1)
 def table() -> dict[str, SignalRow]:
     """The signals table, read once from package data."""

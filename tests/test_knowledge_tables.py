@@ -79,3 +79,9 @@ def test_json_facts_list_the_signals_seen_not_their_internals():
     assert {"TRITON_OUT_OF_SHARED_MEMORY", "VLLM_MENTIONED"} <= set(seen) and seen == sorted(seen)
     assert "TRITON_NO_C_COMPILER" not in seen
     assert "signals" not in out and "mentions" not in out
+
+
+def test_every_diagnoses_table_belongs_to_a_rule_family():
+    from vllm_bug.analyzer.rules import RULE_MODULES
+
+    assert {path.stem for path in DIAGNOSIS_FILES} <= set(RULE_MODULES)

@@ -22,7 +22,6 @@ RuleResult = "Diagnosis | Finding | list[Diagnosis] | list[Finding] | None"
 RuleFunc = Callable[[Facts], RuleResult]
 
 RULE_MODULES: tuple[str, ...] = (
-    "table",  # rows of analyzer/data/diagnoses.json
     "memory",
     "processes",
     "kv_cache",
@@ -102,9 +101,18 @@ def dedupe_evidence(facts: Facts, lines: list[str]) -> list[str]:
     return dedupe(facts, lines)
 
 
+_LOADED: list[bool] = []
+
+
 def load_all() -> dict[str, Rule]:
-    for name in RULE_MODULES:
-        importlib.import_module(f"{__name__}.{name}")
+    """Every rule: per family, the rows of analyzer/data/diagnoses/<family>.json, then its Python module."""
+    if not _LOADED:
+        from vllm_bug.analyzer.rules.table import register_family
+
+        for name in RULE_MODULES:
+            register_family(name)
+            importlib.import_module(f"{__name__}.{name}")
+        _LOADED.append(True)
     return REGISTRY
 
 

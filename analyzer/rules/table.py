@@ -64,9 +64,15 @@ def _table_rule(key: str, row: dict[str, Any]) -> Callable[[Facts], Diagnosis | 
     return diagnose
 
 
-def register_all() -> None:
-    for key, row in rows().items():
+def family_rows(family: str) -> dict[str, dict[str, Any]]:
+    """The rows of analyzer/data/diagnoses/<family>.json (empty when there is no such table)."""
+    from vllm_bug.analyzer.signals import read_table_file
+
+    return read_table_file("diagnoses", family, "diagnoses")
+
+
+def register_family(family: str) -> None:
+    """Register a family's rows; rules.load_all calls it just before the family's Python module, so
+    that a rule moved into the table keeps its place among the rules ranked at equal confidence."""
+    for key, row in family_rows(family).items():
         rule(key, category=row["category"], signals=tuple(row["signals"]))(_table_rule(key, row))
-
-
-register_all()
