@@ -139,3 +139,23 @@ def test_vllm_not_installed_says_so():
     f = facts(OOM_NEW, root_cause=root("torch.OutOfMemoryError", OOM_NEW.split(": ", 1)[1]), vllm_installed=False)
     finding = fire("CUDA_OOM", f)
     assert "(vLLM is not installed there)" in finding.title and "--max-num-seqs" not in text_of(finding)
+
+
+def test_oom_numbers_come_from_the_message_line_and_every_process_it_lists():
+    eight = " ".join(f"Process {pid} has {pid}.00 GiB memory in use." for pid in range(1, 9))
+    f = facts(SCRIPT_OOM.replace("Process 4100 has 60.00 GiB memory in use. Process 4242 has 17.00 GiB memory in use.",
+                                 eight), root_cause=script_root())
+    oom = fire("CUDA_OOM", f).details["oom"]
+    assert list(oom["processes"]) == [str(pid) for pid in range(1, 9)] and oom["processes"]["8"] == 8 * 1024**3
+    assert oom["requested_bytes"] == 4 * 1024**3 and oom["free_bytes"] == 2.10 * 1024**3
+    assert oom["reserved_unallocated_bytes"] == 8.30 * 1024**3
+
+
+def test_old_torch_message_numbers_read_from_their_older_places():
+    oom = fire("CUDA_OOM", facts(OOM_OLD)).details["oom"]
+    assert oom["total_bytes"] == 15.78 * 1024**3 and oom["free_bytes"] == 3.06 * 1024**2
+
+
+def test_a_host_oom_line_beside_a_gpu_oom_line_still_counts_the_gpu():
+    assert fire("CUDA_OOM", facts("Out of memory: Killed process 1234 (python)", OOM_NEW)) is not None
+
