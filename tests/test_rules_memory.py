@@ -159,3 +159,16 @@ def test_old_torch_message_numbers_read_from_their_older_places():
 def test_a_host_oom_line_beside_a_gpu_oom_line_still_counts_the_gpu():
     assert fire("CUDA_OOM", facts("Out of memory: Killed process 1234 (python)", OOM_NEW)) is not None
 
+
+def test_free_memory_numbers_are_read_past_the_quoted_part_of_a_long_line():
+    # The numbers were read from the evidence line, cut at 400 characters: a long log prefix lost them.
+    line = ("(EngineCore_DP0 pid=1) " + "x" * 400 + " ValueError: Free memory on device (10.5/79.19 GiB) on startup is "
+            "less than desired GPU memory utilization (0.9, 71.27 GiB). Decrease GPU memory utilization")
+    finding = fire("FREE_MEMORY_BELOW_UTILIZATION", facts(line))
+    assert "at most 0.13" in text_of(finding) and finding.details["requested_gib"] == 71.27
+
+
+def test_other_processes_lists_each_process_of_the_message():
+    three = OOM_NEW + " Process 7 has 1.00 GiB memory in use. Process 9 has 512.00 MiB memory in use."
+    finding = fire("OTHER_PROCESSES_HOLD_GPU_MEMORY", facts(three))
+    assert finding.details["processes"] == ["process 133288: 22.97 GiB", "process 7: 1.00 GiB", "process 9: 0.50 GiB"]
