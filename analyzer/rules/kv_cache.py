@@ -37,21 +37,30 @@ def kv_cache_no_blocks(facts: Facts) -> Diagnosis | None:
     util = engine_arg_number(facts, "gpu_memory_utilization")
     fixes = []
     if util is not None and util < 0.8:
-        fixes.append(f"raise --gpu-memory-utilization (now {util:g}): it is the share of the whole GPU this instance "
-                     "may use for weights, activations AND the KV cache, not what it leaves to others; lowering it "
-                     "makes this error worse")
+        fixes.append(
+            f"raise --gpu-memory-utilization (now {util:g}): it is the share of the whole GPU this instance "
+            "may use for weights, activations AND the KV cache, not what it leaves to others; lowering it "
+            "makes this error worse"
+        )
     else:
-        fixes.append(f"raise {utilization_text(facts)} if the GPU is otherwise idle: "
-                     "weights and the profiling peak used up the whole budget")
-    fixes += ["check nvidia-smi for other processes (or a second vLLM instance) on the same GPU: their memory "
-              "comes out of this instance's budget",
-              "lower --max-num-batched-tokens / --max-model-len to shrink the profiling peak",
-              "use --tensor-parallel-size > 1 or a quantized checkpoint so the weights take less of each GPU"]
+        fixes.append(
+            f"raise {utilization_text(facts)} if the GPU is otherwise idle: "
+            "weights and the profiling peak used up the whole budget"
+        )
+    fixes += [
+        "check nvidia-smi for other processes (or a second vLLM instance) on the same GPU: their memory "
+        "comes out of this instance's budget",
+        "lower --max-num-batched-tokens / --max-model-len to shrink the profiling peak",
+        "use --tensor-parallel-size > 1 or a quantized checkpoint so the weights take less of each GPU",
+    ]
     report = memory_report(facts)
-    return Diagnosis(level(facts, "KV_CACHE_NO_BLOCKS"),
-                     "No memory was left for the KV cache after the weights and the profiling run.",
-                     evidence=lines, fixes=memory_fixes(report) + fixes + _kv_dtype_fix(facts),
-                     details={"memory": report} if report else {})
+    return Diagnosis(
+        level(facts, "KV_CACHE_NO_BLOCKS"),
+        "No memory was left for the KV cache after the weights and the profiling run.",
+        evidence=lines,
+        fixes=memory_fixes(report) + fixes + _kv_dtype_fix(facts),
+        details={"memory": report} if report else {},
+    )
 
 
 def _numbers(facts: Facts) -> dict:
@@ -99,8 +108,13 @@ def kv_cache_too_small_for_max_len(facts: Facts) -> Diagnosis | None:
     details = dict(nums)
     if report:
         details["memory"] = report
-    return Diagnosis(level(facts, "KV_CACHE_BELOW_MAX_MODEL_LEN"), title, evidence=lines,
-                     fixes=memory_fixes(report) + fixes, details=details)
+    return Diagnosis(
+        level(facts, "KV_CACHE_BELOW_MAX_MODEL_LEN"),
+        title,
+        evidence=lines,
+        fixes=memory_fixes(report) + fixes,
+        details=details,
+    )
 
 
 @rule("KV_CACHE_CONCURRENCY_BELOW_ONE", category="kv_cache_insufficient", signals=("KV_CACHE_CONCURRENCY_BELOW_ONE",))
@@ -114,10 +128,13 @@ def kv_cache_concurrency_below_one(facts: Facts) -> Diagnosis | None:
     if length is None:
         return None
     fits = _round_down(int(length * ratio))
-    return Diagnosis(HINT + 0.15, f"The KV cache holds only {ratio:g} of one {length}-token request.",
-                     evidence=[hit.line],
-                     fixes=[f"--max-model-len {fits} (about what the cache holds)",
-                            f"or raise {utilization_text(facts)}"] + _kv_dtype_fix(facts))
+    return Diagnosis(
+        HINT + 0.15,
+        f"The KV cache holds only {ratio:g} of one {length}-token request.",
+        evidence=[hit.line],
+        fixes=[f"--max-model-len {fits} (about what the cache holds)", f"or raise {utilization_text(facts)}"]
+        + _kv_dtype_fix(facts),
+    )
 
 
 @rule("KV_CACHE_SHORT_BY_ARITHMETIC", category="kv_cache_insufficient")
@@ -130,10 +147,13 @@ def kv_cache_short_by_arithmetic(facts: Facts) -> Diagnosis | None:
     need = report.get("max_model_len") or engine_arg_number(facts, "max_model_len")
     if not tokens or not need or tokens >= need:
         return None
-    return Diagnosis(HINT, f"By the memory arithmetic about {int(tokens)} tokens of KV cache fit, fewer than "
-                     f"max_model_len ({int(need)}).",
-                     evidence=[], fixes=memory_fixes(report) or [f"--max-model-len {_round_down(int(tokens))}"],
-                     details={"memory": report})
+    return Diagnosis(
+        HINT,
+        f"By the memory arithmetic about {int(tokens)} tokens of KV cache fit, fewer than max_model_len ({int(need)}).",
+        evidence=[],
+        fixes=memory_fixes(report) or [f"--max-model-len {_round_down(int(tokens))}"],
+        details={"memory": report},
+    )
 
 
 @rule("MAX_MODEL_LEN_ABOVE_DERIVED", category="other", signals=("MAX_MODEL_LEN_ABOVE_DERIVED",))
@@ -144,9 +164,16 @@ def max_model_len_above_derived(facts: Facts) -> Diagnosis | None:
     assert facts.signals is not None
     hit = facts.signals.first("MAX_MODEL_LEN_ABOVE_DERIVED")
     derived = parse_count(hit.groups["derived"]) if hit and "derived" in hit.groups else None
-    fixes = [f"set --max-model-len at most {derived}" if derived is not None else "set --max-model-len no higher "
-             "than the model's max_position_embeddings",
-             "only if you know the model handles longer inputs (RoPE scaling configured): VLLM_ALLOW_LONG_MAX_MODEL_LEN=1, "
-             "accepting wrong outputs or crashes beyond the trained length"]
-    return Diagnosis(level(facts, "MAX_MODEL_LEN_ABOVE_DERIVED"),
-                     "--max-model-len is longer than the model's configuration allows.", evidence=lines, fixes=fixes)
+    fixes = [
+        f"set --max-model-len at most {derived}"
+        if derived is not None
+        else "set --max-model-len no higher than the model's max_position_embeddings",
+        "only if you know the model handles longer inputs (RoPE scaling configured): VLLM_ALLOW_LONG_MAX_MODEL_LEN=1, "
+        "accepting wrong outputs or crashes beyond the trained length",
+    ]
+    return Diagnosis(
+        level(facts, "MAX_MODEL_LEN_ABOVE_DERIVED"),
+        "--max-model-len is longer than the model's configuration allows.",
+        evidence=lines,
+        fixes=fixes,
+    )

@@ -30,9 +30,13 @@ from vllm_bug.analyzer.rules.helpers import (
 from vllm_bug.analyzer.signals import Hit
 
 # Sizes in torch's OOM message: the key in details, then the signal groups that may hold it (newer wording first).
-OOM_SIZES = (("requested_bytes", "requested"), ("total_bytes", "total", "total_before"),
-             ("free_bytes", "free", "free_before"), ("this_process_bytes", "this_process"),
-             ("reserved_unallocated_bytes", "reserved_unallocated"))
+OOM_SIZES = (
+    ("requested_bytes", "requested"),
+    ("total_bytes", "total", "total_before"),
+    ("free_bytes", "free", "free_before"),
+    ("this_process_bytes", "this_process"),
+    ("reserved_unallocated_bytes", "reserved_unallocated"),
+)
 
 
 def has_gpu_oom(facts: Facts) -> bool:
@@ -52,8 +56,10 @@ def oom_phase(facts: Facts) -> str | None:
 def process_sizes(hit: Hit) -> list[tuple[str, float]]:
     """(pid, bytes) for each 'Process N has X memory in use' of one line of torch's OOM message, in order."""
     groups = hit.groups
-    return [(groups[f"pid{i}"], parse_size(groups[f"size{i}"], groups[f"unit{i}"]))
-            for i in takewhile(lambda i: f"pid{i}" in groups, count(1))]
+    return [
+        (groups[f"pid{i}"], parse_size(groups[f"size{i}"], groups[f"unit{i}"]))
+        for i in takewhile(lambda i: f"pid{i}" in groups, count(1))
+    ]
 
 
 def oom_numbers(facts: Facts) -> dict:
@@ -100,8 +106,13 @@ def _diagnosis(facts: Facts, title: str, fixes: list[str], phase: str | None) ->
     if report:
         details["memory"] = report
     sentence = numbers_sentence(nums)
-    return Diagnosis(level(facts, "OUT_OF_MEMORY"), title + (f" {sentence}" if sentence else ""),
-                     evidence=oom_lines(facts), fixes=memory_fixes(report) + fixes, details=details)
+    return Diagnosis(
+        level(facts, "OUT_OF_MEMORY"),
+        title + (f" {sentence}" if sentence else ""),
+        evidence=oom_lines(facts),
+        fixes=memory_fixes(report) + fixes,
+        details=details,
+    )
 
 
 def context_fixes(facts: Facts) -> list[str]:
@@ -110,11 +121,16 @@ def context_fixes(facts: Facts) -> list[str]:
     if max_len:
         out.append(f"lower --max-model-len (now {max_len}); profiling reserves activations for a full-length batch")
     else:
-        out.append("set --max-model-len to what you need (e.g. 8192); without it the model's full context "
-                   "length is profiled and reserved")
+        out.append(
+            "set --max-model-len to what you need (e.g. 8192); without it the model's full context "
+            "length is profiled and reserved"
+        )
     seqs = engine_arg(facts, "max_num_seqs")
-    out.append(f"lower --max-num-seqs (now {seqs})" if seqs else "lower --max-num-seqs (e.g. 64) and "
-               "--max-num-batched-tokens to shrink the warm-up batch")
+    out.append(
+        f"lower --max-num-seqs (now {seqs})"
+        if seqs
+        else "lower --max-num-seqs (e.g. 64) and --max-num-batched-tokens to shrink the warm-up batch"
+    )
     return out
 
 
@@ -123,8 +139,9 @@ def oom_loading_weights(facts: Facts) -> Diagnosis | None:
     if oom_phase(facts) != "weights":
         return None
     tp = engine_arg(facts, "tensor_parallel_size")
+    shards = int(tp) * 2 if tp and str(tp).isdigit() else 2
     fixes = [
-        f"the weights alone do not fit: shard them with --tensor-parallel-size {int(tp) * 2 if tp and str(tp).isdigit() else 2} "
+        f"the weights alone do not fit: shard them with --tensor-parallel-size {shards} "
         "(or more GPUs), or load a quantized checkpoint (AWQ, GPTQ, FP8)",
         "make sure no other process holds memory on the GPU (nvidia-smi) before starting",
         "--cpu-offload-gb N moves part of the weights to host memory (slow, last resort)",
@@ -138,32 +155,47 @@ def oom_sampler_warmup(facts: Facts) -> Diagnosis | None:
         return None
     seqs = engine_arg(facts, "max_num_seqs")
     fixes = [
-        f"lower --max-num-seqs (now {seqs})" if seqs else
-        "lower --max-num-seqs (e.g. 128 or 64): the sampler warm-up runs one dummy request per sequence slot",
+        f"lower --max-num-seqs (now {seqs})"
+        if seqs
+        else "lower --max-num-seqs (e.g. 128 or 64): the sampler warm-up runs one dummy request per sequence slot",
         f"lower {utilization_text(facts)} a little, so that the warm-up has headroom outside the KV cache",
     ]
-    return _diagnosis(facts, "The GPU ran out of memory while warming up the sampler with max_num_seqs dummy requests.",
-                      fixes, "sampler")
+    return _diagnosis(
+        facts,
+        "The GPU ran out of memory while warming up the sampler with max_num_seqs dummy requests.",
+        fixes,
+        "sampler",
+    )
 
 
 @rule("CUDA_OOM_CUDA_GRAPH_CAPTURE", category="cuda_oom", signals=("GPU_OUT_OF_MEMORY",))
 def oom_cuda_graph_capture(facts: Facts) -> Diagnosis | None:
     if oom_phase(facts) != "cuda_graph":
         return None
-    fixes = [f"lower {utilization_text(facts)} (e.g. by 0.03-0.05): the KV cache was sized before the graphs "
-             "were captured, leaving too little for them"]
+    fixes = [
+        f"lower {utilization_text(facts)} (e.g. by 0.03-0.05): the KV cache was sized before the graphs "
+        "were captured, leaving too little for them"
+    ]
     fixes += cudagraph_workarounds(vllm_version(facts))
-    return _diagnosis(facts, "The GPU ran out of memory while capturing CUDA graphs, after the KV cache had been allocated.",
-                      fixes, "cuda_graph")
+    return _diagnosis(
+        facts,
+        "The GPU ran out of memory while capturing CUDA graphs, after the KV cache had been allocated.",
+        fixes,
+        "cuda_graph",
+    )
 
 
 @rule("CUDA_OOM_PROFILING", category="cuda_oom", signals=("GPU_OUT_OF_MEMORY",))
 def oom_profiling(facts: Facts) -> Diagnosis | None:
     if oom_phase(facts) != "profiling":
         return None
-    return _diagnosis(facts, "The GPU ran out of memory during the profiling run, which executes a full batch at the "
-                      "configured context length: the context length or batch size is too large for this GPU.",
-                      context_fixes(facts) + [f"or lower {utilization_text(facts)}"], "profiling")
+    return _diagnosis(
+        facts,
+        "The GPU ran out of memory during the profiling run, which executes a full batch at the "
+        "configured context length: the context length or batch size is too large for this GPU.",
+        context_fixes(facts) + [f"or lower {utilization_text(facts)}"],
+        "profiling",
+    )
 
 
 FRAGMENTATION_BYTES = 1 << 30  # reserved-but-unallocated memory from here on is worth reclaiming
@@ -174,28 +206,40 @@ def plain_torch_fixes(nums: dict) -> list[str]:
     fixes = []
     requested, total = nums.get("requested_bytes"), nums.get("total_bytes")
     if requested and total and requested > total:
-        fixes.append(f"one allocation of {fmt_gib(requested)} is larger than the whole GPU ({fmt_gib(total)}): that "
-                     "tensor itself must shrink (smaller batch or sequence length, lower precision) or be split "
-                     "across GPUs")
+        fixes.append(
+            f"one allocation of {fmt_gib(requested)} is larger than the whole GPU ({fmt_gib(total)}): that "
+            "tensor itself must shrink (smaller batch or sequence length, lower precision) or be split "
+            "across GPUs"
+        )
     held = nums.get("this_process_bytes")
     if held and total and held > 0.25 * total:
-        fixes.append(f"the failing process itself already held {fmt_gib(held)}: release tensors it no longer needs "
-                     "(drop the references, then torch.cuda.empty_cache()) and run inference under "
-                     "torch.inference_mode()")
+        fixes.append(
+            f"the failing process itself already held {fmt_gib(held)}: release tensors it no longer needs "
+            "(drop the references, then torch.cuda.empty_cache()) and run inference under "
+            "torch.inference_mode()"
+        )
     others = {pid: size for pid, size in nums.get("processes", {}).items()}
     if len(others) > 1:
-        fixes.append("other processes hold memory on this GPU ("
-                     + ", ".join(f"pid {pid}: {fmt_gib(size)}" for pid, size in list(others.items())[:4])
-                     + "): stop them or run on a free GPU (CUDA_VISIBLE_DEVICES)")
+        fixes.append(
+            "other processes hold memory on this GPU ("
+            + ", ".join(f"pid {pid}: {fmt_gib(size)}" for pid, size in list(others.items())[:4])
+            + "): stop them or run on a free GPU (CUDA_VISIBLE_DEVICES)"
+        )
     else:
-        fixes.append("check nvidia-smi for other processes holding memory on this GPU; stop them or run on a free GPU "
-                     "(CUDA_VISIBLE_DEVICES)")
-    fixes.append("use a smaller batch size or sequence length, a smaller model, or lower precision (bf16/fp16, or "
-                 "8-/4-bit quantization)")
+        fixes.append(
+            "check nvidia-smi for other processes holding memory on this GPU; stop them or run on a free GPU "
+            "(CUDA_VISIBLE_DEVICES)"
+        )
+    fixes.append(
+        "use a smaller batch size or sequence length, a smaller model, or lower precision (bf16/fp16, or "
+        "8-/4-bit quantization)"
+    )
     spare = nums.get("reserved_unallocated_bytes")
     if spare is not None and spare >= FRAGMENTATION_BYTES:
-        fixes.append(f"{fmt_gib(spare)} was reserved by PyTorch but unallocated (fragmentation): set "
-                     "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True")
+        fixes.append(
+            f"{fmt_gib(spare)} was reserved by PyTorch but unallocated (fragmentation): set "
+            "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True"
+        )
     return fixes
 
 
@@ -204,14 +248,22 @@ def oom_generic(facts: Facts) -> Diagnosis | None:
     if oom_phase(facts) is not None:
         return None
     if vllm_not_involved(facts):
-        why = "vLLM is not installed there" if facts.vllm_installed is False else "no vLLM frame or log line in the input"
-        return _diagnosis(facts, f"The GPU ran out of memory in a program that is not vLLM ({why}), so vLLM's settings "
-                          "do not apply.", plain_torch_fixes(oom_numbers(facts)), None)
+        why = (
+            "vLLM is not installed there" if facts.vllm_installed is False else "no vLLM frame or log line in the input"
+        )
+        return _diagnosis(
+            facts,
+            f"The GPU ran out of memory in a program that is not vLLM ({why}), so vLLM's settings do not apply.",
+            plain_torch_fixes(oom_numbers(facts)),
+            None,
+        )
     fixes = context_fixes(facts)
     gpu = min_cc(facts)
     kv = kv_cache_dtype_advice(gpu[1] if gpu else None)
     if kv:
         fixes.append(kv)
-    fixes += [f"lower {utilization_text(facts)} if the OOM comes after start-up (it leaves room for activations)",
-              "if the weights themselves do not fit: --tensor-parallel-size across more GPUs or a quantized checkpoint"]
+    fixes += [
+        f"lower {utilization_text(facts)} if the OOM comes after start-up (it leaves room for activations)",
+        "if the weights themselves do not fit: --tensor-parallel-size across more GPUs or a quantized checkpoint",
+    ]
     return _diagnosis(facts, "The GPU ran out of memory.", fixes, None)

@@ -26,22 +26,31 @@ def free_memory_below_utilization(facts: Facts) -> Diagnosis | None:
     assert facts.signals is not None
     hit = facts.signals.first("FREE_MEMORY_BELOW_UTILIZATION")
     sizes = hit.groups if hit else {}
-    fixes = ["find what else holds memory on that GPU (nvidia-smi --query-compute-apps=pid,used_memory --format=csv) "
-             "and stop it, or give this instance a GPU of its own (CUDA_VISIBLE_DEVICES)"]
+    fixes = [
+        "find what else holds memory on that GPU (nvidia-smi --query-compute-apps=pid,used_memory --format=csv) "
+        "and stop it, or give this instance a GPU of its own (CUDA_VISIBLE_DEVICES)"
+    ]
     details = {}
     if "free_gib" in sizes:
-        free, total, util, wanted = (float(sizes[name]) for name in
-                                     ("free_gib", "total_gib", "utilization", "requested_gib"))
+        free, total, util, wanted = (
+            float(sizes[name]) for name in ("free_gib", "total_gib", "utilization", "requested_gib")
+        )
         fits = max(0.0, (free - 0.5) / total) if total else 0.0
         details = {"free_gib": free, "total_gib": total, "requested_utilization": util, "requested_gib": wanted}
-        fixes.append(f"or lower --gpu-memory-utilization to at most {fits:.2f} ({free:.1f} of {total:.1f} GiB are free; "
-                     f"{util:g} asks for {wanted:.1f} GiB)")
+        fixes.append(
+            f"or lower --gpu-memory-utilization to at most {fits:.2f} ({free:.1f} of {total:.1f} GiB are free; "
+            f"{util:g} asks for {wanted:.1f} GiB)"
+        )
     else:
         fixes.append("or lower --gpu-memory-utilization below the fraction that is actually free")
-    return Diagnosis(level(facts, "FREE_MEMORY_BELOW_UTILIZATION"),
-                     "Less GPU memory is free at start-up than --gpu-memory-utilization asks for: other processes "
-                     "(or a previous vLLM that is still running) hold memory on the GPU.",
-                     evidence=lines, fixes=fixes, details=details)
+    return Diagnosis(
+        level(facts, "FREE_MEMORY_BELOW_UTILIZATION"),
+        "Less GPU memory is free at start-up than --gpu-memory-utilization asks for: other processes "
+        "(or a previous vLLM that is still running) hold memory on the GPU.",
+        evidence=lines,
+        fixes=fixes,
+        details=details,
+    )
 
 
 @rule("OTHER_PROCESSES_HOLD_GPU_MEMORY", category="cuda_oom", signals=("GPU_OUT_OF_MEMORY", "KV_CACHE_NO_BLOCKS"))
@@ -69,6 +78,8 @@ def other_processes_hold_memory(facts: Facts) -> Diagnosis | None:
         title = "More than one process holds memory on the GPU."
     else:
         title = "More than one process holds memory on the GPU; vLLM's budget assumes it has the GPU to itself."
-        fixes.append("when two vLLM instances must share a GPU, give each a --gpu-memory-utilization whose sum "
-                     "stays below 0.9, and each must still fit its weights in its share")
+        fixes.append(
+            "when two vLLM instances must share a GPU, give each a --gpu-memory-utilization whose sum "
+            "stays below 0.9, and each must still fit its weights in its share"
+        )
     return Diagnosis(HINT + 0.1, title, evidence=lines, fixes=fixes, details={"processes": others})
