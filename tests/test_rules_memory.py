@@ -209,3 +209,18 @@ def test_other_processes_lists_each_process_of_the_message():
     three = OOM_NEW + " Process 7 has 1.00 GiB memory in use. Process 9 has 512.00 MiB memory in use."
     finding = fire("OTHER_PROCESSES_HOLD_GPU_MEMORY", facts(three))
     assert finding.details["processes"] == ["process 133288: 22.97 GiB", "process 7: 1.00 GiB", "process 9: 0.50 GiB"]
+
+
+def test_ram_before_out_of_memory_is_the_host_after_it_is_not():
+    assert fire("CUDA_OOM", facts("RAM ran out of memory, the kernel killed the worker")) is None
+    assert fire("CUDA_OOM", facts("RAM 512 GiB RAM free; CUDA out of memory. Tried to allocate 2.00 GiB")) is None
+    assert fire("CUDA_OOM", facts("CUDA out of memory. Tried to allocate 2.00 GiB (host RAM is fine)")) is not None
+
+
+def test_sampler_warmup_without_an_oom_line_needs_memory_after_the_warmup_call():
+    assert (
+        fire("CUDA_OOM_SAMPLER_WARMUP", facts("self.model_runner._dummy_sampler_run() ran short of memory")) is not None
+    )
+    assert (
+        fire("CUDA_OOM_SAMPLER_WARMUP", facts("memory is fine before self.model_runner._dummy_sampler_run()")) is None
+    )
