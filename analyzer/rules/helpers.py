@@ -347,5 +347,14 @@ def parse_size(number: str, unit: str) -> float:
     return float(number) * scale.get(unit.lower(), 1)
 
 
+def parse_count(text: str) -> int | None:
+    """A count as signals capture it ('32768', '32,768'): the commas dropped; None for no digits or more
+    than textfacts.MAX_NUMBER_DIGITS of them, as textfacts reads the same numbers."""
+    from vllm_bug.analyzer.textfacts import MAX_NUMBER_DIGITS
+
+    digits = text.replace(",", "")
+    return int(digits) if digits.isdecimal() and len(digits) <= MAX_NUMBER_DIGITS else None
+
+
 def fmt_gib(nbytes: float) -> str:
     return f"{nbytes / GIB:.2f} GiB"

@@ -2,30 +2,25 @@
 
 from __future__ import annotations
 
-import re
-
 from vllm_bug.analyzer.facts import Facts
-from vllm_bug.analyzer.findings import Finding
+from vllm_bug.analyzer.findings import Diagnosis
 from vllm_bug.analyzer.knowledge import kv_cache_dtype_advice
 from vllm_bug.analyzer.rules import rule
-from vllm_bug.analyzer.rules.memory import utilization_text
 from vllm_bug.analyzer.rules.helpers import (
-    grep,
-    has,
     HINT,
     engine_arg,
     engine_arg_number,
     evidence,
+    has,
     level,
     memory_fixes,
     memory_report,
     min_cc,
+    parse_count,
 )
+from vllm_bug.analyzer.rules.memory import utilization_text
 
-NO_BLOCKS = r"No available memory for the cache blocks"
-MAX_LEN_V1 = r"To serve at least one request with the models?'?s?'? max seq len|estimated maximum model length is"
-MAX_LEN_V0 = r"max seq len \(\d+\) is larger than the maximum number of tokens that can be stored in KV cache"
-MAX_LEN_ANY = f"{MAX_LEN_V1}|{MAX_LEN_V0}|KV cache is needed, which is larger than the available KV cache memory"
+MESSAGE_LINES_READ = 3  # lines of the too-small message whose numbers are read (it may be wrapped or repeated)
 
 
 def _kv_dtype_fix(facts: Facts) -> list[str]:
@@ -34,50 +29,55 @@ def _kv_dtype_fix(facts: Facts) -> list[str]:
     return [advice] if advice and str(engine_arg(facts, "kv_cache_dtype") or "auto").startswith("auto") else []
 
 
-@rule("KV_CACHE_NO_BLOCKS", category="kv_cache_insufficient")
-def kv_cache_no_blocks(facts: Facts) -> Finding | None:
-    lines = evidence(facts, NO_BLOCKS, limit=2)
+@rule("KV_CACHE_NO_BLOCKS", category="kv_cache_insufficient", signals=("KV_CACHE_NO_BLOCKS",))
+def kv_cache_no_blocks(facts: Facts) -> Diagnosis | None:
+    lines = evidence(facts, "KV_CACHE_NO_BLOCKS", limit=2)
     if not lines:
         return None
     util = engine_arg_number(facts, "gpu_memory_utilization")
     fixes = []
     if util is not None and util < 0.8:
-        fixes.append(f"raise --gpu-memory-utilization (now {util:g}): it is the share of the whole GPU this instance "
-                     "may use for weights, activations AND the KV cache, not what it leaves to others; lowering it "
-                     "makes this error worse")
+        fixes.append(
+            f"raise --gpu-memory-utilization (now {util:g}): it is the share of the whole GPU this instance "
+            "may use for weights, activations AND the KV cache, not what it leaves to others; lowering it "
+            "makes this error worse"
+        )
     else:
-        fixes.append(f"raise {utilization_text(facts)} if the GPU is otherwise idle: "
-                     "weights and the profiling peak used up the whole budget")
-    fixes += ["check nvidia-smi for other processes (or a second vLLM instance) on the same GPU: their memory "
-              "comes out of this instance's budget",
-              "lower --max-num-batched-tokens / --max-model-len to shrink the profiling peak",
-              "use --tensor-parallel-size > 1 or a quantized checkpoint so the weights take less of each GPU"]
+        fixes.append(
+            f"raise {utilization_text(facts)} if the GPU is otherwise idle: "
+            "weights and the profiling peak used up the whole budget"
+        )
+    fixes += [
+        "check nvidia-smi for other processes (or a second vLLM instance) on the same GPU: their memory "
+        "comes out of this instance's budget",
+        "lower --max-num-batched-tokens / --max-model-len to shrink the profiling peak",
+        "use --tensor-parallel-size > 1 or a quantized checkpoint so the weights take less of each GPU",
+    ]
     report = memory_report(facts)
-    return Finding("KV_CACHE_NO_BLOCKS", "kv_cache_insufficient", level(facts, NO_BLOCKS),
-                   "No memory was left for the KV cache after the weights and the profiling run.",
-                   evidence=lines, fixes=memory_fixes(report) + fixes + _kv_dtype_fix(facts),
-                   details={"memory": report} if report else {})
+    return Diagnosis(
+        level(facts, "KV_CACHE_NO_BLOCKS"),
+        "No memory was left for the KV cache after the weights and the profiling run.",
+        evidence=lines,
+        fixes=memory_fixes(report) + fixes + _kv_dtype_fix(facts),
+        details={"memory": report} if report else {},
+    )
 
 
 def _numbers(facts: Facts) -> dict:
-    text = " ".join(grep(facts, MAX_LEN_ANY, limit=3))
+    """The configured length the message names, what the engine estimates fits, and the memory it needed."""
+    assert facts.signals is not None
+    hits = facts.signals.all("KV_CACHE_BELOW_MAX_MODEL_LEN")[:MESSAGE_LINES_READ]
     out: dict = {}
-    m = re.search(r"max seq len \((\d{1,18})\)", text)
-    if m:
-        out["max_model_len"] = int(m.group(1))
-    m = re.search(r"estimated maximum model length is (\d{1,18})\b", text)
-    if m:
-        out["estimated_max_model_len"] = int(m.group(1))
-    m = re.search(r"stored in KV cache \((\d{1,18})\)", text)
-    if m:
-        out["kv_cache_tokens"] = int(m.group(1))
-    m = re.search(r"\((\d{1,12}(?:\.\d+)?) GiB KV cache is needed.*available KV cache memory \((\d{1,12}(?:\.\d+)?) GiB\)", text)
-    if m:
-        out["needed_gib"], out["available_gib"] = float(m.group(1)), float(m.group(2))
-    for name in ("estimated_max_model_len", "kv_cache_tokens"):
-        value = getattr(facts, name, None)
-        if value and name not in out:
-            out[name] = value
+    max_seq_len = next((parse_count(hit.groups["max_seq_len"]) for hit in hits if "max_seq_len" in hit.groups), None)
+    if max_seq_len is not None:
+        out["max_model_len"] = max_seq_len
+    if facts.estimated_max_model_len is not None:
+        out["estimated_max_model_len"] = facts.estimated_max_model_len
+    if facts.kv_cache_tokens is not None:
+        out["kv_cache_tokens"] = facts.kv_cache_tokens
+    needed = next((hit.groups for hit in hits if "needed_gib" in hit.groups), None)
+    if needed:
+        out["needed_gib"], out["available_gib"] = float(needed["needed_gib"]), float(needed["available_gib"])
     return out
 
 
@@ -86,9 +86,9 @@ def _round_down(tokens: int) -> int:
     return max(step, tokens // step * step) if tokens >= step else tokens
 
 
-@rule("KV_CACHE_TOO_SMALL_FOR_MAX_LEN", category="kv_cache_insufficient")
-def kv_cache_too_small_for_max_len(facts: Facts) -> Finding | None:
-    lines = evidence(facts, MAX_LEN_ANY, limit=2)
+@rule("KV_CACHE_TOO_SMALL_FOR_MAX_LEN", category="kv_cache_insufficient", signals=("KV_CACHE_BELOW_MAX_MODEL_LEN",))
+def kv_cache_too_small_for_max_len(facts: Facts) -> Diagnosis | None:
+    lines = evidence(facts, "KV_CACHE_BELOW_MAX_MODEL_LEN", limit=2)
     if not lines:
         return None
     nums = _numbers(facts)
@@ -108,28 +108,37 @@ def kv_cache_too_small_for_max_len(facts: Facts) -> Finding | None:
     details = dict(nums)
     if report:
         details["memory"] = report
-    return Finding("KV_CACHE_TOO_SMALL_FOR_MAX_LEN", "kv_cache_insufficient", level(facts, MAX_LEN_ANY), title,
-                   evidence=lines, fixes=memory_fixes(report) + fixes, details=details)
+    return Diagnosis(
+        level(facts, "KV_CACHE_BELOW_MAX_MODEL_LEN"),
+        title,
+        evidence=lines,
+        fixes=memory_fixes(report) + fixes,
+        details=details,
+    )
 
 
-@rule("KV_CACHE_CONCURRENCY_BELOW_ONE", category="kv_cache_insufficient")
-def kv_cache_concurrency_below_one(facts: Facts) -> Finding | None:
+@rule("KV_CACHE_CONCURRENCY_BELOW_ONE", category="kv_cache_insufficient", signals=("KV_CACHE_CONCURRENCY_BELOW_ONE",))
+def kv_cache_concurrency_below_one(facts: Facts) -> Diagnosis | None:
     """The engine logged that not even one full-length request fits (V0 only warned about it)."""
-    lines = grep(facts, r"Maximum concurrency for \d[\d,]{0,24} tokens per request: 0\.\d+x", limit=1)
-    if not lines or has(facts, MAX_LEN_ANY):
+    assert facts.signals is not None
+    hit = facts.signals.first("KV_CACHE_CONCURRENCY_BELOW_ONE")
+    if hit is None or has(facts, "KV_CACHE_BELOW_MAX_MODEL_LEN"):
         return None
-    m = re.search(r"for (\d[\d,]{0,24}) tokens per request: (0\.\d+)x", lines[0], re.IGNORECASE)  # as grep matched it
-    length, ratio = int(m.group(1).replace(",", "")), float(m.group(2))
+    length, ratio = parse_count(hit.groups["tokens"]), float(hit.groups["ratio"])
+    if length is None:
+        return None
     fits = _round_down(int(length * ratio))
-    return Finding("KV_CACHE_CONCURRENCY_BELOW_ONE", "kv_cache_insufficient", HINT + 0.15,
-                   f"The KV cache holds only {ratio:g} of one {length}-token request.",
-                   evidence=lines,
-                   fixes=[f"--max-model-len {fits} (about what the cache holds)",
-                          f"or raise {utilization_text(facts)}"] + _kv_dtype_fix(facts))
+    return Diagnosis(
+        HINT + 0.15,
+        f"The KV cache holds only {ratio:g} of one {length}-token request.",
+        evidence=[hit.line],
+        fixes=[f"--max-model-len {fits} (about what the cache holds)", f"or raise {utilization_text(facts)}"]
+        + _kv_dtype_fix(facts),
+    )
 
 
 @rule("KV_CACHE_SHORT_BY_ARITHMETIC", category="kv_cache_insufficient")
-def kv_cache_short_by_arithmetic(facts: Facts) -> Finding | None:
+def kv_cache_short_by_arithmetic(facts: Facts) -> Diagnosis | None:
     """The memory arithmetic (model shape x GPUs x engine args) says the configured length cannot fit."""
     report = memory_report(facts)
     if not report:
@@ -138,23 +147,33 @@ def kv_cache_short_by_arithmetic(facts: Facts) -> Finding | None:
     need = report.get("max_model_len") or engine_arg_number(facts, "max_model_len")
     if not tokens or not need or tokens >= need:
         return None
-    return Finding("KV_CACHE_SHORT_BY_ARITHMETIC", "kv_cache_insufficient", HINT,
-                   f"By the memory arithmetic about {int(tokens)} tokens of KV cache fit, fewer than max_model_len "
-                   f"({int(need)}).",
-                   evidence=[], fixes=memory_fixes(report) or [f"--max-model-len {_round_down(int(tokens))}"],
-                   details={"memory": report})
+    return Diagnosis(
+        HINT,
+        f"By the memory arithmetic about {int(tokens)} tokens of KV cache fit, fewer than max_model_len ({int(need)}).",
+        evidence=[],
+        fixes=memory_fixes(report) or [f"--max-model-len {_round_down(int(tokens))}"],
+        details={"memory": report},
+    )
 
 
-@rule("MAX_MODEL_LEN_ABOVE_DERIVED", category="other")
-def max_model_len_above_derived(facts: Facts) -> Finding | None:
-    rx = r"User-specified max_model_len \(\d+\) is greater than (?:the )?derived max_model_len"
-    lines = evidence(facts, rx, limit=1)
+@rule("MAX_MODEL_LEN_ABOVE_DERIVED", category="other", signals=("MAX_MODEL_LEN_ABOVE_DERIVED",))
+def max_model_len_above_derived(facts: Facts) -> Diagnosis | None:
+    lines = evidence(facts, "MAX_MODEL_LEN_ABOVE_DERIVED", limit=1)
     if not lines:
         return None
-    m = re.search(r"derived max_model_len \((?:max_position_embeddings=)?(\d+)", lines[0])
-    fixes = [f"set --max-model-len at most {m.group(1)}" if m else "set --max-model-len no higher than the model's "
-             "max_position_embeddings",
-             "only if you know the model handles longer inputs (RoPE scaling configured): VLLM_ALLOW_LONG_MAX_MODEL_LEN=1, "
-             "accepting wrong outputs or crashes beyond the trained length"]
-    return Finding("MAX_MODEL_LEN_ABOVE_DERIVED", "other", level(facts, rx),
-                   "--max-model-len is longer than the model's configuration allows.", evidence=lines, fixes=fixes)
+    assert facts.signals is not None
+    hit = facts.signals.first("MAX_MODEL_LEN_ABOVE_DERIVED")
+    derived = parse_count(hit.groups["derived"]) if hit and "derived" in hit.groups else None
+    fixes = [
+        f"set --max-model-len at most {derived}"
+        if derived is not None
+        else "set --max-model-len no higher than the model's max_position_embeddings",
+        "only if you know the model handles longer inputs (RoPE scaling configured): VLLM_ALLOW_LONG_MAX_MODEL_LEN=1, "
+        "accepting wrong outputs or crashes beyond the trained length",
+    ]
+    return Diagnosis(
+        level(facts, "MAX_MODEL_LEN_ABOVE_DERIVED"),
+        "--max-model-len is longer than the model's configuration allows.",
+        evidence=lines,
+        fixes=fixes,
+    )
