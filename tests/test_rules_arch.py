@@ -1,4 +1,4 @@
-from rule_helpers import facts, fire, gpu, root, text_of
+from rule_helpers import facts, fire, gpu, text_of
 
 NOKI = "RuntimeError: CUDA error: no kernel image is available for execution on the device"
 
@@ -21,22 +21,29 @@ def test_volta_on_cuda13_build():
 
 
 def test_gpu_missing_from_torch_arch_list():
-    f = facts(gpus=[gpu("NVIDIA GeForce RTX 5090", (12, 0))], torch_version="2.6.0+cu124",
-              torch_arch_list=["sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90"])
+    f = facts(
+        gpus=[gpu("NVIDIA GeForce RTX 5090", (12, 0))],
+        torch_version="2.6.0+cu124",
+        torch_arch_list=["sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90"],
+    )
     assert fire("GPU_NOT_IN_TORCH_ARCH_LIST", f) is not None
     covered = facts(gpus=[gpu("NVIDIA A10", (8, 6))], torch_arch_list=["sm_80", "sm_90"])
     assert fire("GPU_NOT_IN_TORCH_ARCH_LIST", covered) is None  # sm_80 code runs on 8.6
 
 
 def test_torch_compatibility_warning_counts():
-    warn = ("UserWarning: NVIDIA GeForce RTX 5090 with CUDA capability sm_120 is not compatible with the current "
-            "PyTorch installation.")
+    warn = (
+        "UserWarning: NVIDIA GeForce RTX 5090 with CUDA capability sm_120 is not compatible with the current "
+        "PyTorch installation."
+    )
     assert "sm_120" in fire("GPU_NOT_IN_TORCH_ARCH_LIST", facts(warn)).title
 
 
 def test_bf16_message_and_prediction():
-    msg = ("ValueError: Bfloat16 is only supported on GPUs with compute capability of at least 8.0. Your Tesla T4 GPU "
-           "has compute capability 7.5. You can use float16 instead by explicitly setting the `dtype` flag in CLI")
+    msg = (
+        "ValueError: Bfloat16 is only supported on GPUs with compute capability of at least 8.0. Your Tesla T4 GPU "
+        "has compute capability 7.5. You can use float16 instead by explicitly setting the `dtype` flag in CLI"
+    )
     assert "--dtype half" in text_of(fire("BF16_ON_OLD_GPU", facts(msg)))
     predicted = facts("vllm serve m --dtype bfloat16", gpus=[gpu("Tesla V100", (7, 0))])
     assert fire("BF16_ON_OLD_GPU", predicted) is not None
@@ -51,8 +58,10 @@ def test_fp8_on_ampere_suggests_marlin_or_awq():
 
 
 def test_quantization_minimum_capability():
-    msg = ("ValueError: The quantization method awq_marlin is not supported for the current GPU. Minimum capability: "
-           "80. Current capability: 75.")
+    msg = (
+        "ValueError: The quantization method awq_marlin is not supported for the current GPU. Minimum capability: "
+        "80. Current capability: 75."
+    )
     finding = fire("QUANTIZATION_NEEDS_NEWER_GPU", facts(msg))
     assert "8.0" in finding.title and "7.5" in finding.title and "awq" in text_of(finding)
 

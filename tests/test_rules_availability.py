@@ -1,9 +1,13 @@
-from rule_helpers import facts, fire, gpu, root, text_of
+from rule_helpers import facts, fire, text_of
 
 
 def test_cpu_torch_on_windows():
-    f = facts("RuntimeError: Failed to infer device type", "PyTorch version: 2.4.0+cpu", "OS: Microsoft Windows 10 Enterprise",
-              torch_version="2.4.0+cpu")
+    f = facts(
+        "RuntimeError: Failed to infer device type",
+        "PyTorch version: 2.4.0+cpu",
+        "OS: Microsoft Windows 10 Enterprise",
+        torch_version="2.4.0+cpu",
+    )
     finding = fire("TORCH_CPU_BUILD", f)
     assert finding.category == "cuda_not_available" and "WSL2" in text_of(finding)
     assert fire("TORCH_CPU_BUILD", facts(torch_version="2.4.0+cu121")) is None
@@ -28,8 +32,10 @@ def test_visible_devices_fewer_than_tp():
 
 
 def test_invalid_ordinal_and_nvml_invalid_argument():
-    for line in ("RuntimeError: CUDA error: invalid device ordinal",
-                 "pynvml.NVMLError_InvalidArgument: Invalid Argument"):
+    for line in (
+        "RuntimeError: CUDA error: invalid device ordinal",
+        "pynvml.NVMLError_InvalidArgument: Invalid Argument",
+    ):
         assert fire("TOO_FEW_GPUS_FOR_PARALLELISM", facts(line)).category == "cuda_not_available"
 
 
@@ -39,9 +45,20 @@ def test_no_cuda_gpus_under_wsl():
 
 
 def test_device_count_error_other_than_driver_codes():
-    assert fire("CUDA_DEVICE_COUNT_FAILED", facts("RuntimeError: Unexpected error from cudaGetDeviceCount(). Error 999: unknown error"))
-    assert fire("CUDA_DEVICE_COUNT_FAILED", facts("RuntimeError: Unexpected error from cudaGetDeviceCount(). Error 804: forward compatibility")) is None
+    assert fire(
+        "CUDA_DEVICE_COUNT_FAILED",
+        facts("RuntimeError: Unexpected error from cudaGetDeviceCount(). Error 999: unknown error"),
+    )
+    assert (
+        fire(
+            "CUDA_DEVICE_COUNT_FAILED",
+            facts("RuntimeError: Unexpected error from cudaGetDeviceCount(). Error 804: forward compatibility"),
+        )
+        is None
+    )
 
 
 def test_forked_cuda():
-    assert "spawn" in text_of(fire("FORKED_CUDA_REINIT", facts("RuntimeError: Cannot re-initialize CUDA in forked subprocess.")))
+    assert "spawn" in text_of(
+        fire("FORKED_CUDA_REINIT", facts("RuntimeError: Cannot re-initialize CUDA in forked subprocess."))
+    )

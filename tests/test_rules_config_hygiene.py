@@ -9,8 +9,10 @@ def test_swap_space_removed_since_018_only():
 
 
 def test_unrecognized_argument_is_decisive_even_without_version():
-    f = facts("vllm serve: error: unrecognized arguments: --max-seq-len-to-capture 8192",
-              "vllm serve m --max-seq-len-to-capture 8192")
+    f = facts(
+        "vllm serve: error: unrecognized arguments: --max-seq-len-to-capture 8192",
+        "vllm serve m --max-seq-len-to-capture 8192",
+    )
     finding = fire("REMOVED_FLAG", f)
     assert finding.confidence >= 0.9 and "--max-cudagraph-capture-size" in text_of(finding)
 
@@ -24,7 +26,9 @@ def test_attention_backend_env_var_by_version():
 
 
 def test_fictional_variables_always_flagged():
-    findings = fire_all("STALE_ENV_VAR", facts("export VLLM_DISABLE_CUDA_GRAPH=1", "export VLLM_USE_PRECOMPILED_KERNELS=1"))
+    findings = fire_all(
+        "STALE_ENV_VAR", facts("export VLLM_DISABLE_CUDA_GRAPH=1", "export VLLM_USE_PRECOMPILED_KERNELS=1")
+    )
     assert {f.title.split()[0] for f in findings} == {"VLLM_DISABLE_CUDA_GRAPH", "VLLM_USE_PRECOMPILED_KERNELS"}
     assert all("never been" in f.title for f in findings)
 

@@ -1,10 +1,15 @@
-from rule_helpers import facts, fire, gpu, root, text_of
+from rule_helpers import facts, fire, gpu, text_of
 
 INSUFF = "RuntimeError: CUDA driver version is insufficient for CUDA runtime version"
-E804 = ("RuntimeError: Unexpected error from cudaGetDeviceCount(). Did you run some cuda functions before calling "
-        "NumCudaDevices() that might have already set an error? Error 804: forward compatibility was attempted on non supported HW")
-E803 = E804.replace("Error 804: forward compatibility was attempted on non supported HW",
-                    "Error 803: system has unsupported display driver / cuda driver combination")
+E804 = (
+    "RuntimeError: Unexpected error from cudaGetDeviceCount(). Did you run some cuda functions before calling "
+    "NumCudaDevices() that might have already set an error? "
+    "Error 804: forward compatibility was attempted on non supported HW"
+)
+E803 = E804.replace(
+    "Error 804: forward compatibility was attempted on non supported HW",
+    "Error 803: system has unsupported display driver / cuda driver combination",
+)
 
 
 def test_insufficient_driver_with_old_driver_says_upgrade():
@@ -36,7 +41,10 @@ def test_803_with_new_enough_driver_blames_the_library_not_the_driver():
 
 def test_nvml_mismatch_and_not_loaded():
     assert fire("NVML_DRIVER_LIBRARY_MISMATCH", facts("Failed to initialize NVML: Driver/library version mismatch"))
-    nl = "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running."
+    nl = (
+        "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. "
+        "Make sure that the latest NVIDIA driver is installed and running."
+    )
     assert fire("NVIDIA_DRIVER_NOT_LOADED", facts(nl)).category == "driver_insufficient"
     assert fire("NVIDIA_DRIVER_NOT_LOADED", facts("Failed to initialize NVML: Driver/library version mismatch")) is None
 
@@ -52,7 +60,9 @@ def test_cross_stack_driver_older_than_torch_cuda():
     assert finding is not None and finding.confidence >= 0.6 and "580.65.06" in finding.title
     fine = facts(driver_version="580.82.07", driver_cuda="13.0", torch_cuda="12.8")
     assert fire("DRIVER_OLDER_THAN_TORCH_CUDA", fine) is None
-    minor = fire("DRIVER_OLDER_THAN_TORCH_CUDA", facts(driver_version="550.54.15", driver_cuda="12.4", torch_cuda="12.8"))
+    minor = fire(
+        "DRIVER_OLDER_THAN_TORCH_CUDA", facts(driver_version="550.54.15", driver_cuda="12.4", torch_cuda="12.8")
+    )
     assert minor is not None and minor.confidence < 0.5
 
 

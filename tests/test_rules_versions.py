@@ -1,9 +1,13 @@
-from rule_helpers import facts, fire, root, text_of
+from rule_helpers import facts, fire, text_of
 
 
 def test_libcudart_for_other_cuda_than_torch():
-    f = facts("ImportError: libcudart.so.12: cannot open shared object file: No such file or directory",
-              torch_version="2.1.0+cu118", torch_cuda="11.8", vllm_version="0.2.2")
+    f = facts(
+        "ImportError: libcudart.so.12: cannot open shared object file: No such file or directory",
+        torch_version="2.1.0+cu118",
+        torch_cuda="11.8",
+        vllm_version="0.2.2",
+    )
     finding = fire("CUDA_LIBRARY_MISSING", f)
     assert finding.category == "cuda_version_mismatch"
     assert "CUDA 12" in finding.title and "11.8" in finding.title
@@ -33,8 +37,10 @@ def test_glibc_and_glibcxx():
 
 
 def test_detected_cuda_mismatch_in_source_build():
-    line = ("RuntimeError: The detected CUDA version (12.1) mismatches the version that was used to compile "
-            "PyTorch (11.8). Please make sure to use the same CUDA versions.")
+    line = (
+        "RuntimeError: The detected CUDA version (12.1) mismatches the version that was used to compile "
+        "PyTorch (11.8). Please make sure to use the same CUDA versions."
+    )
     assert "12.1" in fire("TORCH_CUDA_DETECTED_MISMATCH", facts(line)).title
 
 
@@ -49,11 +55,15 @@ def test_torch_not_what_vllm_requires_is_secondary_without_errors():
 
 
 def test_bundle_requirement_wins_over_table():
-    f = facts(torch_version="2.6.0", vllm_version="0.8.3",
-              vllm_requirements=[{"name": "torch", "specifier": "==2.7.0"}])
+    f = facts(
+        torch_version="2.6.0", vllm_version="0.8.3", vllm_requirements=[{"name": "torch", "specifier": "==2.7.0"}]
+    )
     assert "2.7.0" in fire("TORCH_NOT_WHAT_VLLM_REQUIRES", f).title
 
 
 def test_vllm_c_missing():
-    f = facts("WARNING _custom_ops.py:14] Failed to import from vllm._C with ModuleNotFoundError(\"No module named 'vllm._C'\")")
+    f = facts(
+        "WARNING _custom_ops.py:14] Failed to import from vllm._C with "
+        "ModuleNotFoundError(\"No module named 'vllm._C'\")"
+    )
     assert fire("VLLM_C_MISSING", f) is not None

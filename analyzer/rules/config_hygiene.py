@@ -8,7 +8,7 @@ from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.findings import Finding
 from vllm_bug.analyzer.knowledge import REMOVED_ENV, REMOVED_FLAGS, deprecated_in, removed_in
 from vllm_bug.analyzer.rules import rule
-from vllm_bug.analyzer.rules.helpers import grep, ROOT, SECONDARY, env_value, evidence, flag_in_text, vllm_version
+from vllm_bug.analyzer.rules.helpers import ROOT, SECONDARY, env_value, evidence, flag_in_text, grep, vllm_version
 
 UNRECOGNIZED = r"unrecognized arguments?:"
 UNKNOWN_ENV = r"Unknown vLLM environment variable detected: (VLLM_\w+)"
@@ -21,7 +21,9 @@ def _flag_given(facts: Facts, flag: str) -> str | None:
         return line
     snake = flag.lstrip("-").replace("-", "_")
     if snake in facts.engine_args or flag.lstrip("-") in facts.engine_args:
-        return facts.launch_command or f"{snake}={facts.engine_args.get(snake, facts.engine_args.get(flag.lstrip('-')))}"
+        return (
+            facts.launch_command or f"{snake}={facts.engine_args.get(snake, facts.engine_args.get(flag.lstrip('-')))}"
+        )
     return None
 
 
@@ -38,10 +40,16 @@ def removed_flag(facts: Facts) -> list[Finding] | None:
         if not said_by_vllm and not removed_in(REMOVED_FLAGS, entry.name, version):
             continue
         where = f"vLLM {version}" if version else "this vLLM"
-        out.append(Finding("REMOVED_FLAG", "other", ROOT if said_by_vllm else SECONDARY,
-                           f"{entry.name} is not an option of {where} any more.",
-                           evidence=evidence(facts, UNRECOGNIZED, limit=1) + [line] if said_by_vllm else [line],
-                           fixes=[f"remove {entry.name}; instead: {entry.replacement}"]))
+        out.append(
+            Finding(
+                "REMOVED_FLAG",
+                "other",
+                ROOT if said_by_vllm else SECONDARY,
+                f"{entry.name} is not an option of {where} any more.",
+                evidence=evidence(facts, UNRECOGNIZED, limit=1) + [line] if said_by_vllm else [line],
+                fixes=[f"remove {entry.name}; instead: {entry.replacement}"],
+            )
+        )
     return out or None
 
 
@@ -56,16 +64,30 @@ def stale_env_var(facts: Facts) -> list[Finding] | None:
         ev = evidence(facts, rf"\b{entry.name}\b", limit=1) or [f"{entry.name}={value}"]
         gone = removed_in(REMOVED_ENV, entry.name, version)
         if gone:
-            what = ("has never been a vLLM variable" if entry.never_existed
-                    else f"is ignored by vLLM {version}")
-            out.append(Finding("STALE_ENV_VAR", "other", SECONDARY, f"{entry.name} {what}.", evidence=ev,
-                               fixes=[f"unset {entry.name}; instead: {entry.replacement}"]))
+            what = "has never been a vLLM variable" if entry.never_existed else f"is ignored by vLLM {version}"
+            out.append(
+                Finding(
+                    "STALE_ENV_VAR",
+                    "other",
+                    SECONDARY,
+                    f"{entry.name} {what}.",
+                    evidence=ev,
+                    fixes=[f"unset {entry.name}; instead: {entry.replacement}"],
+                )
+            )
             continue
         old = deprecated_in(REMOVED_ENV, entry.name, version)
         if old:
-            out.append(Finding("STALE_ENV_VAR", "other", SECONDARY - 0.1,
-                               f"{entry.name} is deprecated in vLLM {version} and removed in later releases.",
-                               evidence=ev, fixes=[f"switch to {entry.replacement.replace('NAME', value or 'NAME')}"]))
+            out.append(
+                Finding(
+                    "STALE_ENV_VAR",
+                    "other",
+                    SECONDARY - 0.1,
+                    f"{entry.name} is deprecated in vLLM {version} and removed in later releases.",
+                    evidence=ev,
+                    fixes=[f"switch to {entry.replacement.replace('NAME', value or 'NAME')}"],
+                )
+            )
     return out or None
 
 
@@ -75,9 +97,14 @@ def unknown_vllm_env_var(facts: Facts) -> Finding | None:
     if not lines:
         return None
     names = sorted({m for line in lines for m in re.findall(UNKNOWN_ENV, line)})
-    return Finding("UNKNOWN_VLLM_ENV_VAR", "other", SECONDARY,
-                   f"vLLM does not know {', '.join(names)}: a stale or misspelt variable has no effect.", evidence=lines,
-                   fixes=[f"unset {name}" for name in names])
+    return Finding(
+        "UNKNOWN_VLLM_ENV_VAR",
+        "other",
+        SECONDARY,
+        f"vLLM does not know {', '.join(names)}: a stale or misspelt variable has no effect.",
+        evidence=lines,
+        fixes=[f"unset {name}" for name in names],
+    )
 
 
 @rule("VLLM_PORT_IS_URI", category="other")
@@ -86,11 +113,17 @@ def vllm_port_is_uri(facts: Facts) -> Finding | None:
     lines = evidence(facts, PORT_URI, limit=1)
     if not lines and not (value and "://" in value):
         return None
-    return Finding("VLLM_PORT_IS_URI", "other", 0.9 if lines else 0.6,
-                   "VLLM_PORT holds a URI (tcp://...): Kubernetes injected it for a Service named 'vllm'.",
-                   evidence=lines or evidence(facts, r"VLLM_PORT", limit=1),
-                   fixes=["rename the Kubernetes Service to something other than 'vllm', or set VLLM_PORT to a plain "
-                          "port number in the pod spec"])
+    return Finding(
+        "VLLM_PORT_IS_URI",
+        "other",
+        0.9 if lines else 0.6,
+        "VLLM_PORT holds a URI (tcp://...): Kubernetes injected it for a Service named 'vllm'.",
+        evidence=lines or evidence(facts, r"VLLM_PORT", limit=1),
+        fixes=[
+            "rename the Kubernetes Service to something other than 'vllm', or set VLLM_PORT to a plain "
+            "port number in the pod spec"
+        ],
+    )
 
 
 @rule("GPU_MEMORY_UTILIZATION_OUT_OF_RANGE", category="other")
@@ -100,8 +133,11 @@ def gpu_memory_utilization_out_of_range(facts: Facts) -> Finding | None:
     util = engine_arg_number(facts, "gpu_memory_utilization")
     if util is None or 0 < util <= 1:
         return None
-    return Finding("GPU_MEMORY_UTILIZATION_OUT_OF_RANGE", "other", 0.8,
-                   f"--gpu-memory-utilization {util:g} is outside (0, 1]: it is a fraction of the GPU, not a percentage.",
-                   evidence=evidence(facts, r"gpu[-_]memory[-_]utilization", limit=1),
-                   fixes=[f"--gpu-memory-utilization {min(util / 100, 0.9):.2f}" if util > 1 else
-                          "--gpu-memory-utilization 0.9"])
+    return Finding(
+        "GPU_MEMORY_UTILIZATION_OUT_OF_RANGE",
+        "other",
+        0.8,
+        f"--gpu-memory-utilization {util:g} is outside (0, 1]: it is a fraction of the GPU, not a percentage.",
+        evidence=evidence(facts, r"gpu[-_]memory[-_]utilization", limit=1),
+        fixes=[f"--gpu-memory-utilization {min(util / 100, 0.9):.2f}" if util > 1 else "--gpu-memory-utilization 0.9"],
+    )
