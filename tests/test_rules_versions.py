@@ -67,3 +67,40 @@ def test_vllm_c_missing():
         "ModuleNotFoundError(\"No module named 'vllm._C'\")"
     )
     assert fire("VLLM_C_MISSING", f) is not None
+
+
+def test_cuda_library_major_version_is_read_from_the_library_name():
+    f = facts("OSError: libcublasLt.so.13: cannot open shared object file", torch_cuda="12.8")
+    finding = fire("CUDA_LIBRARY_MISSING", f)
+    assert finding.title.startswith("libcublasLt.so.13 is missing") and "CUDA 13" in finding.title
+    unversioned = fire("CUDA_LIBRARY_MISSING", facts("libcudart.so: cannot open shared object file", torch_cuda="12.8"))
+    assert unversioned.title.startswith("libcudart.so is missing: a compiled package")
+
+
+def test_extension_library_is_named_only_from_the_first_quoted_line():
+    bare = "ImportError: undefined symbol: _ZN3c104cuda9SetDeviceEi"
+    assert fire("EXTENSION_UNDEFINED_SYMBOL", facts(bare)).title.startswith("a compiled extension was built")
+    named = "ImportError: /opt/env/lib/xformers/_C.so: undefined symbol: _ZN3c104cuda9SetDeviceEi"
+    assert fire("EXTENSION_UNDEFINED_SYMBOL", facts(named)).title.startswith("_C.so was built")
+
+
+def test_glibc_of_the_system_from_a_collect_env_line_when_not_parsed():
+    f = facts("ImportError: /lib64/libc.so.6: version `GLIBC_2.32' not found", "Libc version: glibc-2.17")
+    assert "this system has glibc 2.17" in fire("GLIBC_TOO_OLD", f).title
+
+
+def test_glibcxx_conda_advice_only_when_a_quoted_line_names_conda():
+    after = "ImportError: version `GLIBCXX_3.4.29' not found (required by /opt/conda/lib/python3.10/x.so)"
+    assert "conda install" in text_of(fire("GLIBCXX_TOO_OLD", facts(after)))
+    system = fire("GLIBCXX_TOO_OLD", facts("/usr/lib/libstdc++.so.6: version `CXXABI_1.3.15' not found"))
+    assert "CXXABI_1.3.15" in system.title and "conda install" not in text_of(system)
+    # 'Conda' in another case is not the conda environment's path
+    other_case = fire("GLIBCXX_TOO_OLD", facts("/opt/Conda/lib/libstdc++.so.6: version `GLIBCXX_3.4.30' not found"))
+    assert "conda install" not in text_of(other_case)
+
+
+def test_undefined_symbol_with_a_torch_version_without_digits():
+    # a bundle's torch version such as 'nightly' crashed the rule (None[:2]) and with it the whole analysis
+    line = "ImportError: /usr/lib/python3/site-packages/vllm/_C.abi3.so: undefined symbol: _ZN5torch7LibraryC1E"
+    finding = fire("VLLM_C_UNDEFINED_SYMBOL", facts(line, vllm_version="0.8.5", torch_version="nightly"))
+    assert finding.title == "vLLM's compiled extension does not match the installed torch (undefined symbol)."
