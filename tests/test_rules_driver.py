@@ -74,3 +74,33 @@ def test_driver_version_alone_decides_when_header_missing():
 def test_known_bad_driver_from_prose():
     assert fire("KNOWN_BAD_DRIVER", facts("英伟达最新驱动555.85，vllm运行报错")) is not None
     assert fire("KNOWN_BAD_DRIVER", facts("driver 555.42.02 works")) is None
+
+
+def test_runtime_cuda_from_an_image_tag_when_torch_is_unknown():
+    # the wheel tag (cu130) comes first on the line; the CUDA version is read from the 'cuda13.0' after it
+    f = facts(INSUFF, "image: vllm-cu130 built on cuda13.0", driver_version="535.104.05", driver_cuda="12.2")
+    assert "(CUDA 13.0; driver 535.104.05" in fire("CUDA_DRIVER_INSUFFICIENT", f).title
+    bare_tag = facts(INSUFF, "image: vllm-cu130", driver_version="535.104.05", driver_cuda="12.2")
+    assert fire("CUDA_DRIVER_INSUFFICIENT", bare_tag).title.endswith("needs.")
+
+
+def test_803_in_a_container_blames_the_injected_library():
+    f = facts(E803, "docker run --gpus all img", driver_version="470.57.02", driver_cuda="11.4", torch_cuda="12.4")
+    finding = fire("CUDA_DRIVER_COMBINATION_UNSUPPORTED", f)
+    assert finding.title.startswith("The user-space driver library (libcuda)")
+    assert finding.title.endswith("(error 803).")
+
+
+def test_known_bad_driver_from_the_driver_fact_and_not_from_unrelated_numbers():
+    f = facts("| NVIDIA-SMI 555.85   Driver Version: 555.85   CUDA Version: 12.5 |", driver_version="555.85")
+    finding = fire("KNOWN_BAD_DRIVER", f)
+    assert finding.evidence == ["| NVIDIA-SMI 555.85   Driver Version: 555.85   CUDA Version: 12.5 |"]
+    assert fire("KNOWN_BAD_DRIVER", facts("downloaded 555.85 MB")) is None
+    assert fire("KNOWN_BAD_DRIVER", facts("driver 555.851 installed")) is None
+
+
+def test_every_known_bad_driver_is_recognised_by_its_signal():
+    from vllm_bug.analyzer.rules.driver import KNOWN_BAD_DRIVERS
+
+    for version in KNOWN_BAD_DRIVERS:
+        assert fire("KNOWN_BAD_DRIVER", facts(f"updated the NVIDIA driver to {version} yesterday")) is not None
