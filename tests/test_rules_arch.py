@@ -69,3 +69,36 @@ def test_quantization_minimum_capability():
 def test_old_gpu_prediction_needs_a_failure():
     assert fire("GPU_TOO_OLD_FOR_VLLM", facts("RuntimeError: something failed", gpus=[gpu("Tesla P40", (6, 1))]))
     assert fire("GPU_TOO_OLD_FOR_VLLM", facts("RuntimeError: something failed", gpus=[gpu("Tesla T4", (7, 5))])) is None
+
+
+def test_quantization_message_with_a_one_digit_capability():
+    # 'Current capability: 7.' crashed the rule (int('') from slicing the digits) and with it the analysis
+    msg = (
+        "ValueError: The quantization method awq is not supported for the current GPU. Minimum capability: 80. "
+        "Current capability: 7."
+    )
+    finding = fire("QUANTIZATION_NEEDS_NEWER_GPU", facts(msg))
+    assert finding.title == "The checkpoint's quantization method needs a newer GPU."
+    assert finding.fixes[0] == "use a checkpoint quantized with a method this GPU supports"
+
+
+def test_quantization_scheme_message_alone_has_no_numbers():
+    line = "RuntimeError: Quantization scheme is not supported for the current GPU. Min capability: 80."
+    finding = fire("QUANTIZATION_NEEDS_NEWER_GPU", facts(line))
+    assert finding.title == "The checkpoint's quantization method needs a newer GPU." and finding.confidence == 0.88
+
+
+def test_compute_capability_stated_in_text_when_no_gpu_is_known():
+    for line, cc in (
+        ("ptxas -v --gpu-name=sm_61 kernel.ptx", "6.1"),
+        ("Found GPU0 GeForce GT 720 which is of cuda capability 3.5.", "3.5"),
+        ("built for sm75 only", "7.5"),
+    ):
+        assert f"compute capability {cc}" in fire("NO_KERNEL_IMAGE", facts(NOKI, line)).title
+
+
+def test_old_gpu_prediction_quotes_where_the_gpu_is_named_and_needs_an_input_line_saying_failure():
+    f = facts("RuntimeError: something failed", "we run on a tesla p40 box", gpus=[gpu("Tesla P40", (6, 1))])
+    assert fire("GPU_TOO_OLD_FOR_VLLM", f).evidence == ["we run on a tesla p40 box"]
+    # a bare line becomes a root cause typed 'Error'; that type is not the input saying something failed
+    assert fire("GPU_TOO_OLD_FOR_VLLM", facts("cuda capability 3.5")) is None
