@@ -47,3 +47,35 @@ def test_unknown_env_warning_and_port_uri():
 
 def test_utilization_as_percentage():
     assert "0.90" in text_of(fire("GPU_MEMORY_UTILIZATION_OUT_OF_RANGE", facts("--gpu-memory-utilization 90")))
+
+
+def test_only_the_arguments_argparse_rejected_count_as_said_by_vllm():
+    pasted = "vllm serve m --swap-space 4 fails with: vllm serve: error: unrecognized arguments: --foo 1"
+    assert fire("REMOVED_FLAG", facts(pasted, vllm_version="0.6.3")) is None
+
+
+def test_stale_variable_is_quoted_from_the_line_that_names_it():
+    f = facts("export VLLM_USE_V1_EXTRA=1", "VLLM_USE_V1=0 python serve.py", vllm_version="0.11.0")
+    assert fire("STALE_ENV_VAR", f).evidence == ["VLLM_USE_V1=0 python serve.py"]
+    given_as_fact = fire("STALE_ENV_VAR", facts(env={"VLLM_TORCH_COMPILE": "1"}))
+    assert given_as_fact.evidence == ["VLLM_TORCH_COMPILE=1"]
+
+
+def test_unknown_env_names_are_read_from_each_warning():
+    f = facts(
+        "WARNING [envs.py:1830] Unknown vLLM environment variable detected: VLLM_B",
+        "WARNING [envs.py:1830] Unknown vLLM environment variable detected: VLLM_A",
+    )
+    finding = fire("UNKNOWN_VLLM_ENV_VAR", f)
+    assert finding.title.startswith("vLLM does not know VLLM_A, VLLM_B:") and finding.fixes == [
+        "unset VLLM_A",
+        "unset VLLM_B",
+    ]
+
+
+def test_every_removed_variable_is_recognised_by_its_signal():
+    from vllm_bug.analyzer.knowledge import REMOVED_ENV
+
+    for entry in REMOVED_ENV:
+        hits = facts(f"export {entry.name}=1").signals.all("REMOVED_ENV_VAR_NAMED")
+        assert [hit.groups["name"] for hit in hits] == [entry.name]
