@@ -1,4 +1,4 @@
-from rule_helpers import facts, fire, gpu, root, text_of
+from rule_helpers import facts, fire, gpu, text_of
 
 NOKI = "RuntimeError: CUDA error: no kernel image is available for execution on the device"
 
@@ -21,22 +21,29 @@ def test_volta_on_cuda13_build():
 
 
 def test_gpu_missing_from_torch_arch_list():
-    f = facts(gpus=[gpu("NVIDIA GeForce RTX 5090", (12, 0))], torch_version="2.6.0+cu124",
-              torch_arch_list=["sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90"])
+    f = facts(
+        gpus=[gpu("NVIDIA GeForce RTX 5090", (12, 0))],
+        torch_version="2.6.0+cu124",
+        torch_arch_list=["sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90"],
+    )
     assert fire("GPU_NOT_IN_TORCH_ARCH_LIST", f) is not None
     covered = facts(gpus=[gpu("NVIDIA A10", (8, 6))], torch_arch_list=["sm_80", "sm_90"])
     assert fire("GPU_NOT_IN_TORCH_ARCH_LIST", covered) is None  # sm_80 code runs on 8.6
 
 
 def test_torch_compatibility_warning_counts():
-    warn = ("UserWarning: NVIDIA GeForce RTX 5090 with CUDA capability sm_120 is not compatible with the current "
-            "PyTorch installation.")
+    warn = (
+        "UserWarning: NVIDIA GeForce RTX 5090 with CUDA capability sm_120 is not compatible with the current "
+        "PyTorch installation."
+    )
     assert "sm_120" in fire("GPU_NOT_IN_TORCH_ARCH_LIST", facts(warn)).title
 
 
 def test_bf16_message_and_prediction():
-    msg = ("ValueError: Bfloat16 is only supported on GPUs with compute capability of at least 8.0. Your Tesla T4 GPU "
-           "has compute capability 7.5. You can use float16 instead by explicitly setting the `dtype` flag in CLI")
+    msg = (
+        "ValueError: Bfloat16 is only supported on GPUs with compute capability of at least 8.0. Your Tesla T4 GPU "
+        "has compute capability 7.5. You can use float16 instead by explicitly setting the `dtype` flag in CLI"
+    )
     assert "--dtype half" in text_of(fire("BF16_ON_OLD_GPU", facts(msg)))
     predicted = facts("vllm serve m --dtype bfloat16", gpus=[gpu("Tesla V100", (7, 0))])
     assert fire("BF16_ON_OLD_GPU", predicted) is not None
@@ -51,8 +58,10 @@ def test_fp8_on_ampere_suggests_marlin_or_awq():
 
 
 def test_quantization_minimum_capability():
-    msg = ("ValueError: The quantization method awq_marlin is not supported for the current GPU. Minimum capability: "
-           "80. Current capability: 75.")
+    msg = (
+        "ValueError: The quantization method awq_marlin is not supported for the current GPU. Minimum capability: "
+        "80. Current capability: 75."
+    )
     finding = fire("QUANTIZATION_NEEDS_NEWER_GPU", facts(msg))
     assert "8.0" in finding.title and "7.5" in finding.title and "awq" in text_of(finding)
 
@@ -60,3 +69,36 @@ def test_quantization_minimum_capability():
 def test_old_gpu_prediction_needs_a_failure():
     assert fire("GPU_TOO_OLD_FOR_VLLM", facts("RuntimeError: something failed", gpus=[gpu("Tesla P40", (6, 1))]))
     assert fire("GPU_TOO_OLD_FOR_VLLM", facts("RuntimeError: something failed", gpus=[gpu("Tesla T4", (7, 5))])) is None
+
+
+def test_quantization_message_with_a_one_digit_capability():
+    # 'Current capability: 7.' crashed the rule (int('') from slicing the digits) and with it the analysis
+    msg = (
+        "ValueError: The quantization method awq is not supported for the current GPU. Minimum capability: 80. "
+        "Current capability: 7."
+    )
+    finding = fire("QUANTIZATION_NEEDS_NEWER_GPU", facts(msg))
+    assert finding.title == "The checkpoint's quantization method needs a newer GPU."
+    assert finding.fixes[0] == "use a checkpoint quantized with a method this GPU supports"
+
+
+def test_quantization_scheme_message_alone_has_no_numbers():
+    line = "RuntimeError: Quantization scheme is not supported for the current GPU. Min capability: 80."
+    finding = fire("QUANTIZATION_NEEDS_NEWER_GPU", facts(line))
+    assert finding.title == "The checkpoint's quantization method needs a newer GPU." and finding.confidence == 0.88
+
+
+def test_compute_capability_stated_in_text_when_no_gpu_is_known():
+    for line, cc in (
+        ("ptxas -v --gpu-name=sm_61 kernel.ptx", "6.1"),
+        ("Found GPU0 GeForce GT 720 which is of cuda capability 3.5.", "3.5"),
+        ("built for sm75 only", "7.5"),
+    ):
+        assert f"compute capability {cc}" in fire("NO_KERNEL_IMAGE", facts(NOKI, line)).title
+
+
+def test_old_gpu_prediction_quotes_where_the_gpu_is_named_and_needs_an_input_line_saying_failure():
+    f = facts("RuntimeError: something failed", "we run on a tesla p40 box", gpus=[gpu("Tesla P40", (6, 1))])
+    assert fire("GPU_TOO_OLD_FOR_VLLM", f).evidence == ["we run on a tesla p40 box"]
+    # a bare line becomes a root cause typed 'Error'; that type is not the input saying something failed
+    assert fire("GPU_TOO_OLD_FOR_VLLM", facts("cuda capability 3.5")) is None

@@ -9,8 +9,10 @@ def test_swap_space_removed_since_018_only():
 
 
 def test_unrecognized_argument_is_decisive_even_without_version():
-    f = facts("vllm serve: error: unrecognized arguments: --max-seq-len-to-capture 8192",
-              "vllm serve m --max-seq-len-to-capture 8192")
+    f = facts(
+        "vllm serve: error: unrecognized arguments: --max-seq-len-to-capture 8192",
+        "vllm serve m --max-seq-len-to-capture 8192",
+    )
     finding = fire("REMOVED_FLAG", f)
     assert finding.confidence >= 0.9 and "--max-cudagraph-capture-size" in text_of(finding)
 
@@ -24,7 +26,9 @@ def test_attention_backend_env_var_by_version():
 
 
 def test_fictional_variables_always_flagged():
-    findings = fire_all("STALE_ENV_VAR", facts("export VLLM_DISABLE_CUDA_GRAPH=1", "export VLLM_USE_PRECOMPILED_KERNELS=1"))
+    findings = fire_all(
+        "STALE_ENV_VAR", facts("export VLLM_DISABLE_CUDA_GRAPH=1", "export VLLM_USE_PRECOMPILED_KERNELS=1")
+    )
     assert {f.title.split()[0] for f in findings} == {"VLLM_DISABLE_CUDA_GRAPH", "VLLM_USE_PRECOMPILED_KERNELS"}
     assert all("never been" in f.title for f in findings)
 
@@ -43,3 +47,35 @@ def test_unknown_env_warning_and_port_uri():
 
 def test_utilization_as_percentage():
     assert "0.90" in text_of(fire("GPU_MEMORY_UTILIZATION_OUT_OF_RANGE", facts("--gpu-memory-utilization 90")))
+
+
+def test_only_the_arguments_argparse_rejected_count_as_said_by_vllm():
+    pasted = "vllm serve m --swap-space 4 fails with: vllm serve: error: unrecognized arguments: --foo 1"
+    assert fire("REMOVED_FLAG", facts(pasted, vllm_version="0.6.3")) is None
+
+
+def test_stale_variable_is_quoted_from_the_line_that_names_it():
+    f = facts("export VLLM_USE_V1_EXTRA=1", "VLLM_USE_V1=0 python serve.py", vllm_version="0.11.0")
+    assert fire("STALE_ENV_VAR", f).evidence == ["VLLM_USE_V1=0 python serve.py"]
+    given_as_fact = fire("STALE_ENV_VAR", facts(env={"VLLM_TORCH_COMPILE": "1"}))
+    assert given_as_fact.evidence == ["VLLM_TORCH_COMPILE=1"]
+
+
+def test_unknown_env_names_are_read_from_each_warning():
+    f = facts(
+        "WARNING [envs.py:1830] Unknown vLLM environment variable detected: VLLM_B",
+        "WARNING [envs.py:1830] Unknown vLLM environment variable detected: VLLM_A",
+    )
+    finding = fire("UNKNOWN_VLLM_ENV_VAR", f)
+    assert finding.title.startswith("vLLM does not know VLLM_A, VLLM_B:") and finding.fixes == [
+        "unset VLLM_A",
+        "unset VLLM_B",
+    ]
+
+
+def test_every_removed_variable_is_recognised_by_its_signal():
+    from vllm_bug.analyzer.knowledge import REMOVED_ENV
+
+    for entry in REMOVED_ENV:
+        hits = facts(f"export {entry.name}=1").signals.all("REMOVED_ENV_VAR_NAMED")
+        assert [hit.groups["name"] for hit in hits] == [entry.name]

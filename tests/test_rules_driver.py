@@ -1,10 +1,15 @@
-from rule_helpers import facts, fire, gpu, root, text_of
+from rule_helpers import facts, fire, gpu, text_of
 
 INSUFF = "RuntimeError: CUDA driver version is insufficient for CUDA runtime version"
-E804 = ("RuntimeError: Unexpected error from cudaGetDeviceCount(). Did you run some cuda functions before calling "
-        "NumCudaDevices() that might have already set an error? Error 804: forward compatibility was attempted on non supported HW")
-E803 = E804.replace("Error 804: forward compatibility was attempted on non supported HW",
-                    "Error 803: system has unsupported display driver / cuda driver combination")
+E804 = (
+    "RuntimeError: Unexpected error from cudaGetDeviceCount(). Did you run some cuda functions before calling "
+    "NumCudaDevices() that might have already set an error? "
+    "Error 804: forward compatibility was attempted on non supported HW"
+)
+E803 = E804.replace(
+    "Error 804: forward compatibility was attempted on non supported HW",
+    "Error 803: system has unsupported display driver / cuda driver combination",
+)
 
 
 def test_insufficient_driver_with_old_driver_says_upgrade():
@@ -36,7 +41,10 @@ def test_803_with_new_enough_driver_blames_the_library_not_the_driver():
 
 def test_nvml_mismatch_and_not_loaded():
     assert fire("NVML_DRIVER_LIBRARY_MISMATCH", facts("Failed to initialize NVML: Driver/library version mismatch"))
-    nl = "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running."
+    nl = (
+        "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. "
+        "Make sure that the latest NVIDIA driver is installed and running."
+    )
     assert fire("NVIDIA_DRIVER_NOT_LOADED", facts(nl)).category == "driver_insufficient"
     assert fire("NVIDIA_DRIVER_NOT_LOADED", facts("Failed to initialize NVML: Driver/library version mismatch")) is None
 
@@ -52,7 +60,9 @@ def test_cross_stack_driver_older_than_torch_cuda():
     assert finding is not None and finding.confidence >= 0.6 and "580.65.06" in finding.title
     fine = facts(driver_version="580.82.07", driver_cuda="13.0", torch_cuda="12.8")
     assert fire("DRIVER_OLDER_THAN_TORCH_CUDA", fine) is None
-    minor = fire("DRIVER_OLDER_THAN_TORCH_CUDA", facts(driver_version="550.54.15", driver_cuda="12.4", torch_cuda="12.8"))
+    minor = fire(
+        "DRIVER_OLDER_THAN_TORCH_CUDA", facts(driver_version="550.54.15", driver_cuda="12.4", torch_cuda="12.8")
+    )
     assert minor is not None and minor.confidence < 0.5
 
 
@@ -64,3 +74,33 @@ def test_driver_version_alone_decides_when_header_missing():
 def test_known_bad_driver_from_prose():
     assert fire("KNOWN_BAD_DRIVER", facts("英伟达最新驱动555.85，vllm运行报错")) is not None
     assert fire("KNOWN_BAD_DRIVER", facts("driver 555.42.02 works")) is None
+
+
+def test_runtime_cuda_from_an_image_tag_when_torch_is_unknown():
+    # the wheel tag (cu130) comes first on the line; the CUDA version is read from the 'cuda13.0' after it
+    f = facts(INSUFF, "image: vllm-cu130 built on cuda13.0", driver_version="535.104.05", driver_cuda="12.2")
+    assert "(CUDA 13.0; driver 535.104.05" in fire("CUDA_DRIVER_INSUFFICIENT", f).title
+    bare_tag = facts(INSUFF, "image: vllm-cu130", driver_version="535.104.05", driver_cuda="12.2")
+    assert fire("CUDA_DRIVER_INSUFFICIENT", bare_tag).title.endswith("needs.")
+
+
+def test_803_in_a_container_blames_the_injected_library():
+    f = facts(E803, "docker run --gpus all img", driver_version="470.57.02", driver_cuda="11.4", torch_cuda="12.4")
+    finding = fire("CUDA_DRIVER_COMBINATION_UNSUPPORTED", f)
+    assert finding.title.startswith("The user-space driver library (libcuda)")
+    assert finding.title.endswith("(error 803).")
+
+
+def test_known_bad_driver_from_the_driver_fact_and_not_from_unrelated_numbers():
+    f = facts("| NVIDIA-SMI 555.85   Driver Version: 555.85   CUDA Version: 12.5 |", driver_version="555.85")
+    finding = fire("KNOWN_BAD_DRIVER", f)
+    assert finding.evidence == ["| NVIDIA-SMI 555.85   Driver Version: 555.85   CUDA Version: 12.5 |"]
+    assert fire("KNOWN_BAD_DRIVER", facts("downloaded 555.85 MB")) is None
+    assert fire("KNOWN_BAD_DRIVER", facts("driver 555.851 installed")) is None
+
+
+def test_every_known_bad_driver_is_recognised_by_its_signal():
+    from vllm_bug.analyzer.rules.driver import KNOWN_BAD_DRIVERS
+
+    for version in KNOWN_BAD_DRIVERS:
+        assert fire("KNOWN_BAD_DRIVER", facts(f"updated the NVIDIA driver to {version} yesterday")) is not None

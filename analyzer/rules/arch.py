@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import re
-
 from vllm_bug.analyzer.facts import Facts
-from vllm_bug.analyzer.findings import Finding
+from vllm_bug.analyzer.findings import Diagnosis
 from vllm_bug.analyzer.gpus import parse_compute_capability
 from vllm_bug.analyzer.knowledge import (
     BF16_MIN_CC,
@@ -19,40 +17,45 @@ from vllm_bug.analyzer.knowledge import (
 )
 from vllm_bug.analyzer.rules import rule
 from vllm_bug.analyzer.rules.helpers import (
-    grep,
-    has,
     HINT,
     STRONG_HINT,
     cc_text,
     engine_arg,
     evidence,
     gpu_caps,
+    has,
     level,
+    lines_naming,
     min_cc,
     vllm_version,
 )
 
-NO_KERNEL = (r"no kernel image is available|cudaErrorNoKernelImageForDevice|CUDA_ERROR_NO_BINARY_FOR_GPU|"
-             r"kernel image not available|invalid device function|cudaErrorInvalidDeviceFunction")
-TORCH_ARCH_WARNING = r"with CUDA capability sm_(\d+) is not compatible with the current PyTorch installation"
-TORCH_TOO_OLD_GPU = r"cuda capability (\d+\.\d+)\..*(too old|no longer supports)|PyTorch no longer supports this GPU"
-BF16_MSG = r"Bfloat16 is only supported on GPUs with compute capability of at least 8\.0|bfloat16 KV cache is not supported"
-QUANT_MSG = r"is not supported for the current GPU\. Minimum capability: (\d+)\. Current capability: (\d+)"
-FP8_MSG = (r"fp8e4nv (data type )?is not supported|Float8_e4m3fn.*not supported|FP8 .*(requires|needs|only supported).*"
-           r"(8\.9|compute capability)|type fp8e4nv not supported in this architecture")
+# Where the input may state a compute capability, most specific first, and the named group holding it.
+CC_SIGNALS = (
+    ("TORCH_ARCH_WARNING", "sm"),
+    ("GPU_NAME_OPTION_SM", "sm"),
+    ("COMPUTE_CAPABILITY_STATED", "cc"),
+    ("COMPUTE_IN_PARENS", "cc"),
+    ("CUDA_CAPABILITY_STATED", "cc"),
+    ("SM_ARCH_NAMED", "sm"),
+)
 
 
 def _cc_from_text(facts: Facts) -> tuple[int, int] | None:
     """A compute capability the input states: sm_XX in a warning, 'Compute 6.1', 'compute capability 7.0'."""
-    for pattern in (TORCH_ARCH_WARNING, r"--gpu-name=sm_(\d+)", r"compute capability (?:of )?(\d+\.\d+)",
-                    r"\(Compute (\d+\.\d+)\)", r"cuda capability (\d+\.\d+)", r"\bsm_?(\d{2,3})a?\b"):
-        for line in grep(facts, pattern, limit=1):
-            m = re.search(pattern, line, re.IGNORECASE)
-            if m:
-                cc = parse_compute_capability(m.group(1))
-                if cc:
-                    return cc
+    assert facts.signals is not None
+    for signal_id, group in CC_SIGNALS:
+        hit = facts.signals.first(signal_id)
+        cc = parse_compute_capability(hit.groups.get(group)) if hit else None
+        if cc:
+            return cc
     return None
+
+
+def _input_says(facts: Facts, *signal_ids: str) -> bool:
+    """Whether an input line carries one of the signals: a root cause the parser guessed from a bare line is
+    typed 'Error', so the root cause's text would always say 'error'."""
+    return bool(evidence(facts, *signal_ids, limit=1))
 
 
 def _gpu(facts: Facts) -> tuple[str, tuple[int, int]] | None:
@@ -66,46 +69,62 @@ def _gpu(facts: Facts) -> tuple[str, tuple[int, int]] | None:
 def _arch_fixes(facts: Facts, gpu: tuple[str, tuple[int, int]] | None) -> list[str]:
     """What supports this GPU, from its generation."""
     if gpu is None:
-        return ["check the GPU's compute capability (nvidia-smi --query-gpu=name,compute_cap --format=csv) against "
-                "torch.cuda.get_arch_list() and the vLLM wheel's CUDA version; the one missing the GPU's sm_XY needs "
-                "replacing"]
+        return [
+            "check the GPU's compute capability (nvidia-smi --query-gpu=name,compute_cap --format=csv) against "
+            "torch.cuda.get_arch_list() and the vLLM wheel's CUDA version; the one missing the GPU's sm_XY needs "
+            "replacing"
+        ]
     name, cc = gpu
     torch_cuda = cuda_major_minor(facts.torch_cuda)
     if cc >= (10, 0):
-        fixes = [f"{name} (sm_{cc[0]}{cc[1]}, Blackwell) needs torch built with CUDA >= 12.8 and a vLLM built for it "
-                 "(vLLM >= 0.9 on PyPI): pip install -U vllm, or torch from the cu128/cu129/cu130 index"]
+        fixes = [
+            f"{name} (sm_{cc[0]}{cc[1]}, Blackwell) needs torch built with CUDA >= 12.8 and a vLLM built for it "
+            "(vLLM >= 0.9 on PyPI): pip install -U vllm, or torch from the cu128/cu129/cu130 index"
+        ]
         if torch_cuda and torch_cuda < BLACKWELL_MIN_TORCH_CUDA:
-            fixes.insert(0, f"your torch is built with CUDA {facts.torch_cuda}, which cannot produce sm_{cc[0]}{cc[1]} code")
+            fixes.insert(
+                0, f"your torch is built with CUDA {facts.torch_cuda}, which cannot produce sm_{cc[0]}{cc[1]} code"
+            )
         return fixes
     if cc < VLLM_MIN_CC:
-        return [f"{name} has compute capability {cc_text(cc)}; vLLM's CUDA builds need 7.0 or newer (current wheels "
-                "7.5 or newer), so no official wheel runs on it",
-                "use a newer GPU, or a runtime that still supports this generation (llama.cpp, or transformers "
-                "with an older torch)"]
+        return [
+            f"{name} has compute capability {cc_text(cc)}; vLLM's CUDA builds need 7.0 or newer (current wheels "
+            "7.5 or newer), so no official wheel runs on it",
+            "use a newer GPU, or a runtime that still supports this generation (llama.cpp, or transformers "
+            "with an older torch)",
+        ]
     if cc < (7, 5) and (at_least(vllm_version(facts), (0, 20)) or (torch_cuda and torch_cuda[0] >= 13)):
-        return ["CUDA 13 builds dropped Volta (sm_70): install the CUDA 12.x build of torch and vLLM "
-                "(e.g. uv pip install vllm --torch-backend=cu128 / cu129), or an older vLLM release"]
-    return [f"{name} has compute capability {cc_text(cc)}: a custom or source build may lack sm_{cc[0]}{cc[1]}; rebuild "
-            f"with TORCH_CUDA_ARCH_LIST=\"{cc_text(cc)}\" or install the official wheels",
-            "a mismatched torch (from another index or a nightly) can also lack it: check torch.cuda.get_arch_list()"]
+        return [
+            "CUDA 13 builds dropped Volta (sm_70): install the CUDA 12.x build of torch and vLLM "
+            "(e.g. uv pip install vllm --torch-backend=cu128 / cu129), or an older vLLM release"
+        ]
+    return [
+        f"{name} has compute capability {cc_text(cc)}: a custom or source build may lack sm_{cc[0]}{cc[1]}; rebuild "
+        f'with TORCH_CUDA_ARCH_LIST="{cc_text(cc)}" or install the official wheels',
+        "a mismatched torch (from another index or a nightly) can also lack it: check torch.cuda.get_arch_list()",
+    ]
 
 
-@rule("NO_KERNEL_IMAGE", category="no_kernel_image")
-def no_kernel_image(facts: Facts) -> Finding | None:
-    lines = evidence(facts, NO_KERNEL, limit=2)
+@rule("NO_KERNEL_IMAGE", category="no_kernel_image", signals=("NO_KERNEL_IMAGE",))
+def no_kernel_image(facts: Facts) -> Diagnosis | None:
+    lines = evidence(facts, "NO_KERNEL_IMAGE", limit=2)
     if not lines:
         return None
     gpu = _gpu(facts)
     title = "A compiled kernel has no code for this GPU's architecture"
     title += f" ({gpu[0]}, compute capability {cc_text(gpu[1])})." if gpu else "."
-    return Finding("NO_KERNEL_IMAGE", "no_kernel_image", level(facts, NO_KERNEL), title, evidence=lines,
-                   fixes=_arch_fixes(facts, gpu))
+    return Diagnosis(
+        level(facts, "NO_KERNEL_IMAGE"),
+        title,
+        evidence=lines,
+        fixes=_arch_fixes(facts, gpu),
+    )
 
 
 @rule("GPU_NOT_IN_TORCH_ARCH_LIST", category="no_kernel_image")
-def gpu_not_in_torch_arch_list(facts: Facts) -> Finding | None:
+def gpu_not_in_torch_arch_list(facts: Facts) -> Diagnosis | None:
     """Cross-stack: torch's compiled architectures (or torch's own warning) leave this GPU out."""
-    warn = evidence(facts, TORCH_ARCH_WARNING, TORCH_TOO_OLD_GPU, limit=2)
+    warn = evidence(facts, "TORCH_ARCH_WARNING", "TORCH_TOO_OLD_GPU", limit=2)
     missing = []
     if facts.torch_arch_list:
         missing = [(name, cc) for name, cc in gpu_caps(facts) if not cc_in_arch_list(cc, facts.torch_arch_list)]
@@ -113,37 +132,44 @@ def gpu_not_in_torch_arch_list(facts: Facts) -> Finding | None:
         return None
     gpu = missing[0] if missing else _gpu(facts)
     arch = ", ".join(facts.torch_arch_list or []) or "see the warning"
-    return Finding("GPU_NOT_IN_TORCH_ARCH_LIST", "no_kernel_image", STRONG_HINT if not has(facts, NO_KERNEL) else 0.9,
-                   f"torch {facts.torch_version or ''} was not built for this GPU".replace("  ", " ")
-                   + (f" ({gpu[0]}, sm_{gpu[1][0]}{gpu[1][1]}); it supports {arch}." if gpu else "."),
-                   evidence=warn or evidence(facts, r"sm_\d+", limit=1), fixes=_arch_fixes(facts, gpu))
+    return Diagnosis(
+        STRONG_HINT if not has(facts, "NO_KERNEL_IMAGE") else 0.9,
+        f"torch {facts.torch_version or ''} was not built for this GPU".replace("  ", " ")
+        + (f" ({gpu[0]}, sm_{gpu[1][0]}{gpu[1][1]}); it supports {arch}." if gpu else "."),
+        evidence=warn or evidence(facts, "SM_NAMED", limit=1),
+        fixes=_arch_fixes(facts, gpu),
+    )
 
 
 @rule("BF16_ON_OLD_GPU", category="no_kernel_image")
-def bf16_on_old_gpu(facts: Facts) -> Finding | None:
-    lines = evidence(facts, BF16_MSG, limit=2)
+def bf16_on_old_gpu(facts: Facts) -> Diagnosis | None:
+    lines = evidence(facts, "BF16_UNSUPPORTED", limit=2)
     gpu = _gpu(facts)
     dtype = str(engine_arg(facts, "dtype") or "").lower()
     predicted = gpu is not None and gpu[1] < BF16_MIN_CC and dtype in ("bfloat16", "bf16")
     if not lines and not predicted:
         return None
     where = f"the {gpu[0]} has compute capability {cc_text(gpu[1])}" if gpu else "this GPU is older than Ampere"
-    return Finding("BF16_ON_OLD_GPU", "no_kernel_image", level(facts, BF16_MSG) if lines else STRONG_HINT,
-                   f"bfloat16 needs compute capability 8.0 or newer; {where}.",
-                   evidence=lines or evidence(facts, r"dtype", limit=1),
-                   fixes=["--dtype half (float16); for LLM(...) pass dtype='half'",
-                          "models trained in bf16 occasionally overflow in fp16 (nan outputs); if so, --dtype float32 "
-                          "for small models"])
+    return Diagnosis(
+        level(facts, "BF16_UNSUPPORTED") if lines else STRONG_HINT,
+        f"bfloat16 needs compute capability 8.0 or newer; {where}.",
+        evidence=lines or evidence(facts, "DTYPE_MENTIONED", limit=1),
+        fixes=[
+            "--dtype half (float16); for LLM(...) pass dtype='half'",
+            "models trained in bf16 occasionally overflow in fp16 (nan outputs); if so, --dtype float32 "
+            "for small models",
+        ],
+    )
 
 
 @rule("FP8_ON_OLD_GPU", category="no_kernel_image")
-def fp8_on_old_gpu(facts: Facts) -> Finding | None:
-    lines = evidence(facts, FP8_MSG, limit=2)
+def fp8_on_old_gpu(facts: Facts) -> Diagnosis | None:
+    lines = evidence(facts, "FP8_UNSUPPORTED", limit=2)
     gpu = _gpu(facts)
     quant = str(engine_arg(facts, "quantization") or "").lower()
     kv = str(engine_arg(facts, "kv_cache_dtype") or "").lower()
     wants_fp8 = "fp8" in quant or kv.startswith("fp8")
-    predicted = gpu is not None and gpu[1] < FP8_NATIVE_MIN_CC and wants_fp8 and has(facts, r"error|failed|exception")
+    predicted = gpu is not None and gpu[1] < FP8_NATIVE_MIN_CC and wants_fp8 and _input_says(facts, "ERROR_WORD")
     if not lines and not predicted:
         return None
     where = f"the {gpu[0]} has compute capability {cc_text(gpu[1])}" if gpu else "this GPU is older than Ada (8.9)"
@@ -151,49 +177,70 @@ def fp8_on_old_gpu(facts: Facts) -> Finding | None:
     if kv.startswith("fp8"):
         fixes.append("drop --kv-cache-dtype fp8 (or pick an attention backend that supports an fp8 cache on this GPU)")
     if gpu and gpu[1] >= (8, 0):
-        fixes.append("FP8 checkpoints run weight-only through the Marlin kernels on 8.0-8.6 in recent vLLM releases; "
-                     "upgrade vLLM if yours predates that, or use an AWQ/GPTQ checkpoint")
+        fixes.append(
+            "FP8 checkpoints run weight-only through the Marlin kernels on 8.0-8.6 in recent vLLM releases; "
+            "upgrade vLLM if yours predates that, or use an AWQ/GPTQ checkpoint"
+        )
     else:
         fixes.append("use an AWQ or GPTQ checkpoint instead of FP8 on this GPU")
-    return Finding("FP8_ON_OLD_GPU", "no_kernel_image", level(facts, FP8_MSG) if lines else HINT,
-                   f"Native FP8 kernels need compute capability 8.9 or newer; {where}.",
-                   evidence=lines or evidence(facts, r"fp8", limit=1), fixes=fixes)
+    return Diagnosis(
+        level(facts, "FP8_UNSUPPORTED") if lines else HINT,
+        f"Native FP8 kernels need compute capability 8.9 or newer; {where}.",
+        evidence=lines or evidence(facts, "FP8_MENTIONED", limit=1),
+        fixes=fixes,
+    )
 
 
-@rule("QUANTIZATION_NEEDS_NEWER_GPU", category="no_kernel_image")
-def quantization_needs_newer_gpu(facts: Facts) -> Finding | None:
-    lines = evidence(facts, QUANT_MSG, r"Quantization scheme is not supported for the current GPU", limit=2)
+@rule(
+    "QUANTIZATION_NEEDS_NEWER_GPU",
+    category="no_kernel_image",
+    signals=("QUANT_METHOD_NEEDS_CAPABILITY", "QUANT_SCHEME_UNSUPPORTED"),
+)
+def quantization_needs_newer_gpu(facts: Facts) -> Diagnosis | None:
+    lines = evidence(facts, "QUANT_METHOD_NEEDS_CAPABILITY", "QUANT_SCHEME_UNSUPPORTED", limit=2)
     if not lines:
         return None
-    m = re.search(r"quantization method (\S+)? ?is not supported.*Minimum capability: (\d+)\. Current capability: (\d+)",
-                  lines[0])
+    assert facts.signals is not None
+    hit = facts.signals.first("QUANT_METHOD_NEEDS_CAPABILITY")
+    stated = hit.groups if hit else {}
+    needs = parse_compute_capability(stated.get("minimum"))
+    gpu_cc = parse_compute_capability(stated.get("current"))
     title = "The checkpoint's quantization method needs a newer GPU"
-    if m:
-        title += f" ({m.group(1) or 'this method'} needs {m.group(2)[:-1]}.{m.group(2)[-1]}, the GPU is " \
-                 f"{m.group(3)[:-1]}.{m.group(3)[-1]})"
-    alternatives = sorted(name for name, cc in QUANT_MIN_CC.items()
-                          if m and cc <= (int(m.group(3)[:-1]), int(m.group(3)[-1])))
-    return Finding("QUANTIZATION_NEEDS_NEWER_GPU", "no_kernel_image", level(facts, QUANT_MSG), title + ".",
-                   evidence=lines,
-                   fixes=["use a checkpoint quantized with a method this GPU supports"
-                          + (f" (e.g. {', '.join(alternatives[:4])})" if alternatives else ""),
-                          "or run the unquantized model with --dtype half and --tensor-parallel-size to fit it"])
+    alternatives: list[str] = []
+    if needs and gpu_cc:
+        title += f" ({stated.get('method') or 'this method'} needs {cc_text(needs)}, the GPU is {cc_text(gpu_cc)})"
+        alternatives = sorted(name for name, cc in QUANT_MIN_CC.items() if cc <= gpu_cc)
+    return Diagnosis(
+        level(facts, "QUANT_METHOD_NEEDS_CAPABILITY"),
+        title + ".",
+        evidence=lines,
+        fixes=[
+            "use a checkpoint quantized with a method this GPU supports"
+            + (f" (e.g. {', '.join(alternatives[:4])})" if alternatives else ""),
+            "or run the unquantized model with --dtype half and --tensor-parallel-size to fit it",
+        ],
+    )
 
 
 @rule("GPU_TOO_OLD_FOR_VLLM", category="no_kernel_image")
-def gpu_too_old_for_vllm(facts: Facts) -> Finding | None:
+def gpu_too_old_for_vllm(facts: Facts) -> Diagnosis | None:
     """Cross-stack: the GPU generation is below what vLLM's CUDA wheels are built for."""
     gpu = _gpu(facts)
-    if gpu is None or has(facts, NO_KERNEL):
+    if gpu is None or has(facts, "NO_KERNEL_IMAGE"):
         return None
     name, cc = gpu
     volta_dropped = cc < (7, 5) and at_least(vllm_version(facts), (0, 20))
     if cc >= VLLM_MIN_CC and not volta_dropped:
         return None
-    if not has(facts, r"error|failed|exception|not supported|crash"):
+    if not _input_says(facts, "ERROR_WORD", "NOT_SUPPORTED_OR_CRASH"):
         return None
-    return Finding("GPU_TOO_OLD_FOR_VLLM", "no_kernel_image", HINT,
-                   f"{name} (compute capability {cc_text(cc)}) is older than vLLM {vllm_version(facts) or ''} supports."
-                   .replace("  ", " "),
-                   evidence=evidence(facts, re.escape(name) if name != "the GPU" else r"sm_\d+|compute", limit=1),
-                   fixes=_arch_fixes(facts, gpu))
+    return Diagnosis(
+        HINT,
+        f"{name} (compute capability {cc_text(cc)}) is older than vLLM {vllm_version(facts) or ''} supports.".replace(
+            "  ", " "
+        ),
+        evidence=lines_naming(facts, name, limit=1)
+        if name != "the GPU"
+        else evidence(facts, "SM_OR_COMPUTE_NAMED", limit=1),
+        fixes=_arch_fixes(facts, gpu),
+    )

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
 from vllm_bug.analyzer.facts import Facts
-from vllm_bug.analyzer.findings import Finding
+from vllm_bug.analyzer.findings import Diagnosis
 from vllm_bug.analyzer.knowledge import REMOVED_ENV, REMOVED_FLAGS, deprecated_in, removed_in
 from vllm_bug.analyzer.rules import rule
-from vllm_bug.analyzer.rules.helpers import grep, ROOT, SECONDARY, env_value, evidence, flag_in_text, vllm_version
-
-UNRECOGNIZED = r"unrecognized arguments?:"
-UNKNOWN_ENV = r"Unknown vLLM environment variable detected: (VLLM_\w+)"
-PORT_URI = r"VLLM_PORT.*appears to be a URI"
+from vllm_bug.analyzer.rules.helpers import ROOT, SECONDARY, env_value, evidence, flag_in_text, vllm_version
 
 
 def _flag_given(facts: Facts, flag: str) -> str | None:
@@ -21,14 +15,17 @@ def _flag_given(facts: Facts, flag: str) -> str | None:
         return line
     snake = flag.lstrip("-").replace("-", "_")
     if snake in facts.engine_args or flag.lstrip("-") in facts.engine_args:
-        return facts.launch_command or f"{snake}={facts.engine_args.get(snake, facts.engine_args.get(flag.lstrip('-')))}"
+        return (
+            facts.launch_command or f"{snake}={facts.engine_args.get(snake, facts.engine_args.get(flag.lstrip('-')))}"
+        )
     return None
 
 
 @rule("REMOVED_FLAG", category="other")
-def removed_flag(facts: Facts) -> list[Finding] | None:
+def removed_flag(facts: Facts) -> list[Diagnosis] | None:
     version = vllm_version(facts)
-    rejected = " ".join(grep(facts, UNRECOGNIZED, limit=3))
+    assert facts.signals is not None
+    rejected = " ".join(hit.groups.get("args", "") for hit in facts.signals.all("UNRECOGNIZED_ARGUMENTS")[:3])
     out = []
     for entry in REMOVED_FLAGS:
         line = _flag_given(facts, entry.name)
@@ -38,70 +35,97 @@ def removed_flag(facts: Facts) -> list[Finding] | None:
         if not said_by_vllm and not removed_in(REMOVED_FLAGS, entry.name, version):
             continue
         where = f"vLLM {version}" if version else "this vLLM"
-        out.append(Finding("REMOVED_FLAG", "other", ROOT if said_by_vllm else SECONDARY,
-                           f"{entry.name} is not an option of {where} any more.",
-                           evidence=evidence(facts, UNRECOGNIZED, limit=1) + [line] if said_by_vllm else [line],
-                           fixes=[f"remove {entry.name}; instead: {entry.replacement}"]))
+        out.append(
+            Diagnosis(
+                ROOT if said_by_vllm else SECONDARY,
+                f"{entry.name} is not an option of {where} any more.",
+                evidence=evidence(facts, "UNRECOGNIZED_ARGUMENTS", limit=1) + [line] if said_by_vllm else [line],
+                fixes=[f"remove {entry.name}; instead: {entry.replacement}"],
+            )
+        )
     return out or None
 
 
 @rule("STALE_ENV_VAR", category="other")
-def stale_env_var(facts: Facts) -> list[Finding] | None:
+def stale_env_var(facts: Facts) -> list[Diagnosis] | None:
     version = vllm_version(facts)
+    assert facts.signals is not None
+    first_line: dict[str, str] = {}  # each removed variable's first naming line
+    for hit in facts.signals.all("REMOVED_ENV_VAR_NAMED"):
+        first_line.setdefault(hit.groups["name"].upper(), hit.line)
     out = []
     for entry in REMOVED_ENV:
         value = env_value(facts, entry.name)
         if value is None:
             continue
-        ev = evidence(facts, rf"\b{entry.name}\b", limit=1) or [f"{entry.name}={value}"]
+        ev = [first_line[entry.name]] if entry.name in first_line else [f"{entry.name}={value}"]
         gone = removed_in(REMOVED_ENV, entry.name, version)
         if gone:
-            what = ("has never been a vLLM variable" if entry.never_existed
-                    else f"is ignored by vLLM {version}")
-            out.append(Finding("STALE_ENV_VAR", "other", SECONDARY, f"{entry.name} {what}.", evidence=ev,
-                               fixes=[f"unset {entry.name}; instead: {entry.replacement}"]))
+            what = "has never been a vLLM variable" if entry.never_existed else f"is ignored by vLLM {version}"
+            out.append(
+                Diagnosis(
+                    SECONDARY,
+                    f"{entry.name} {what}.",
+                    evidence=ev,
+                    fixes=[f"unset {entry.name}; instead: {entry.replacement}"],
+                )
+            )
             continue
         old = deprecated_in(REMOVED_ENV, entry.name, version)
         if old:
-            out.append(Finding("STALE_ENV_VAR", "other", SECONDARY - 0.1,
-                               f"{entry.name} is deprecated in vLLM {version} and removed in later releases.",
-                               evidence=ev, fixes=[f"switch to {entry.replacement.replace('NAME', value or 'NAME')}"]))
+            out.append(
+                Diagnosis(
+                    SECONDARY - 0.1,
+                    f"{entry.name} is deprecated in vLLM {version} and removed in later releases.",
+                    evidence=ev,
+                    fixes=[f"switch to {entry.replacement.replace('NAME', value or 'NAME')}"],
+                )
+            )
     return out or None
 
 
-@rule("UNKNOWN_VLLM_ENV_VAR", category="other")
-def unknown_vllm_env_var(facts: Facts) -> Finding | None:
-    lines = evidence(facts, UNKNOWN_ENV, limit=3)
+@rule("UNKNOWN_VLLM_ENV_VAR", category="other", signals=("UNKNOWN_VLLM_ENV_VAR",))
+def unknown_vllm_env_var(facts: Facts) -> Diagnosis | None:
+    lines = evidence(facts, "UNKNOWN_VLLM_ENV_VAR", limit=3)
     if not lines:
         return None
-    names = sorted({m for line in lines for m in re.findall(UNKNOWN_ENV, line)})
-    return Finding("UNKNOWN_VLLM_ENV_VAR", "other", SECONDARY,
-                   f"vLLM does not know {', '.join(names)}: a stale or misspelt variable has no effect.", evidence=lines,
-                   fixes=[f"unset {name}" for name in names])
+    assert facts.signals is not None
+    names = sorted({hit.groups["name"] for hit in facts.signals.all("UNKNOWN_VLLM_ENV_VAR")[:3]})
+    return Diagnosis(
+        SECONDARY,
+        f"vLLM does not know {', '.join(names)}: a stale or misspelt variable has no effect.",
+        evidence=lines,
+        fixes=[f"unset {name}" for name in names],
+    )
 
 
 @rule("VLLM_PORT_IS_URI", category="other")
-def vllm_port_is_uri(facts: Facts) -> Finding | None:
+def vllm_port_is_uri(facts: Facts) -> Diagnosis | None:
     value = env_value(facts, "VLLM_PORT")
-    lines = evidence(facts, PORT_URI, limit=1)
+    lines = evidence(facts, "VLLM_PORT_IS_URI", limit=1)
     if not lines and not (value and "://" in value):
         return None
-    return Finding("VLLM_PORT_IS_URI", "other", 0.9 if lines else 0.6,
-                   "VLLM_PORT holds a URI (tcp://...): Kubernetes injected it for a Service named 'vllm'.",
-                   evidence=lines or evidence(facts, r"VLLM_PORT", limit=1),
-                   fixes=["rename the Kubernetes Service to something other than 'vllm', or set VLLM_PORT to a plain "
-                          "port number in the pod spec"])
+    return Diagnosis(
+        0.9 if lines else 0.6,
+        "VLLM_PORT holds a URI (tcp://...): Kubernetes injected it for a Service named 'vllm'.",
+        evidence=lines or evidence(facts, "VLLM_PORT_MENTIONED", limit=1),
+        fixes=[
+            "rename the Kubernetes Service to something other than 'vllm', or set VLLM_PORT to a plain "
+            "port number in the pod spec"
+        ],
+    )
 
 
 @rule("GPU_MEMORY_UTILIZATION_OUT_OF_RANGE", category="other")
-def gpu_memory_utilization_out_of_range(facts: Facts) -> Finding | None:
+def gpu_memory_utilization_out_of_range(facts: Facts) -> Diagnosis | None:
     from vllm_bug.analyzer.rules.helpers import engine_arg_number
 
     util = engine_arg_number(facts, "gpu_memory_utilization")
     if util is None or 0 < util <= 1:
         return None
-    return Finding("GPU_MEMORY_UTILIZATION_OUT_OF_RANGE", "other", 0.8,
-                   f"--gpu-memory-utilization {util:g} is outside (0, 1]: it is a fraction of the GPU, not a percentage.",
-                   evidence=evidence(facts, r"gpu[-_]memory[-_]utilization", limit=1),
-                   fixes=[f"--gpu-memory-utilization {min(util / 100, 0.9):.2f}" if util > 1 else
-                          "--gpu-memory-utilization 0.9"])
+    return Diagnosis(
+        0.8,
+        f"--gpu-memory-utilization {util:g} is outside (0, 1]: it is a fraction of the GPU, not a percentage.",
+        evidence=evidence(facts, "GPU_MEMORY_UTILIZATION_MENTIONED", limit=1),
+        fixes=[f"--gpu-memory-utilization {min(util / 100, 0.9):.2f}" if util > 1 else "--gpu-memory-utilization 0.9"],
+    )

@@ -95,6 +95,12 @@ def evidence(facts: Facts, *patterns: str, limit: int = 3) -> list[str]:
     return seen[:limit]
 
 
+def lines_naming(facts: Facts, value: str, limit: int = 3) -> list[str]:
+    """Input lines that contain a value the facts hold (a GPU's name), ignoring case: the evidence for a fact
+    that no signal can carry, because the words come from the facts rather than from a known message."""
+    return [clip(line) for line in grep(facts, re.escape(value), limit=limit)]
+
+
 _TITLE_TAGS = lazy_compile(r"^\s*(?:\[[^\]]{1,40}\]\s*:?\s*)+")
 MIN_TITLE_KEY = 12  # a shorter title ('OOM') names no particular error line
 MIN_BODY_KEY = 20  # a body line this long that the title repeats makes the title redundant
