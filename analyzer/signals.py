@@ -54,6 +54,7 @@ class SignalSet:
 
     hits: dict[str, list[Hit]] = field(default_factory=dict)
     in_root: set[str] = field(default_factory=set)  # signals the root-cause exception's own text carries
+    in_root_text: set[str] = field(default_factory=set)  # signals anywhere in the root cause's traceback text
     root_groups: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def seen(self, *ids: str) -> bool:
@@ -78,6 +79,10 @@ class SignalSet:
     def all(self, signal_id: str) -> list[Hit]:
         self._known(signal_id)
         return list(self.hits.get(signal_id, ()))
+
+    def in_root_traceback(self, *ids: str) -> bool:
+        """Whether the root cause's whole traceback text (lines continuing its message included) carries one."""
+        return any(self._known(i) and i in self.in_root_text for i in ids)
 
     def root(self, *ids: str) -> bool:
         """Whether the root-cause exception itself carries one of the signals (frames, for frame signals)."""
@@ -141,7 +146,9 @@ def detect_signals(facts: Facts) -> SignalSet:
     entry = searchable(facts)
     text = entry.text
     root_text, frames_text = _root_texts(facts)
+    traceback_text = facts.root_cause.text if facts.root_cause is not None else ""
     folded_text, folded_root, folded_frames = entry.folded, fold(root_text), fold(frames_text)
+    folded_traceback = fold(traceback_text)
     found = SignalSet()
     for row in table().values():
         if row.scope == "frames":
@@ -160,6 +167,8 @@ def detect_signals(facts: Facts) -> SignalSet:
             if match:
                 found.in_root.add(row.id)
                 found.root_groups[row.id] = _groups(match)
+        if traceback_text and _may_match(row, folded_traceback) and _compiled(row.id).search(traceback_text):
+            found.in_root_text.add(row.id)
     return found
 
 

@@ -10,14 +10,7 @@ from __future__ import annotations
 from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.rules.helpers import has, root_frames_match, vllm_not_involved
 
-PHASES = {
-    "weights": r"load_model|load_weights|weight_loader|Failed to load model - not enough GPU memory|model_loader",
-    "sampler": r"_dummy_sampler_run|warming up sampler|_dummy_pooler_run|warming up pooler",
-    "cuda_graph": r"capture_model|\bcapture\b|cudagraph|cuda_graph|graph\.replay|Capturing CUDA graph|CUDA Graphs",
-    "profiling": r"profile_run|determine_num_available_blocks|determine_available_memory|_dummy_run|profile\(\)",
-}
-GRAPH_CAPTURE_STARTED = r"Capturing CUDA graph|capture_model|graph capturing|cudagraph capture"
-GRAPH_CAPTURE_FINISHED = r"Graph capturing finished|CUDA graph capture.*took|capturing finished"
+PHASE_ORDER_IN_FRAMES = ("sampler", "cuda_graph", "weights", "profiling")
 
 
 def oom_phase(facts: Facts) -> str | None:
@@ -27,15 +20,15 @@ def oom_phase(facts: Facts) -> str | None:
     """
     if vllm_not_involved(facts):
         return None
-    for phase in ("sampler", "cuda_graph", "weights", "profiling"):
-        if root_frames_match(facts, PHASES[phase]):
+    for phase in PHASE_ORDER_IN_FRAMES:
+        if root_frames_match(facts, f"PHASE_{phase.upper()}_FRAMES"):
             return phase
     if facts.root_cause is None or not facts.root_cause.frames:
         for phase in ("sampler", "weights"):
-            if has(facts, PHASES[phase]):
+            if has(facts, f"PHASE_{phase.upper()}"):
                 return phase
-        if has(facts, GRAPH_CAPTURE_STARTED) and not has(facts, GRAPH_CAPTURE_FINISHED):
+        if has(facts, "GRAPH_CAPTURE_STARTED") and not has(facts, "GRAPH_CAPTURE_FINISHED"):
             return "cuda_graph"
-        if has(facts, PHASES["profiling"]):
+        if has(facts, "PHASE_PROFILING"):
             return "profiling"
     return None

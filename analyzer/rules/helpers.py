@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-import re
 from typing import TYPE_CHECKING, Any
 
 
 from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.lazyre import lazy_compile
-from vllm_bug.analyzer.prefilter import fold, may_match
+from vllm_bug.analyzer.prefilter import fold
 from vllm_bug.analyzer.search import searchable
 
 if TYPE_CHECKING:
@@ -31,40 +30,14 @@ def clip(line: str) -> str:
     return line if len(line) <= MAX_EVIDENCE_CHARS else line[: MAX_EVIDENCE_CHARS - 3] + "..."
 
 
-def grep(facts: Facts, pattern: str, limit: int = 3) -> list[str]:
-    """Facts.grep (matching lines, stripped, in input order), searched over the joined input at once.
-
-    Rules ask the same questions many times over inputs of thousands of lines; one regex scan of the
-    whole text (memoised per Facts) is far cheaper than one search per line.
-    """
-    entry = searchable(facts)
-    text = entry.text
-    if not may_match(pattern, entry.folded):
-        return []
-    rx = re.compile(pattern, re.IGNORECASE | re.MULTILINE)
-    found: list[str] = []
-    pos = 0
-    while len(found) < limit:
-        m = rx.search(text, pos)
-        if m is None:
-            break
-        start = text.rfind("\n", 0, m.start()) + 1
-        end = text.find("\n", m.start())
-        end = len(text) if end < 0 else end
-        line = text[start:end].strip()
-        if line:
-            found.append(line)
-        pos = end + 1
-        if pos > len(text):
-            break
-    return found
+def has(facts: Facts, *signal_ids: str) -> bool:
+    """Whether any of the signals was seen (in the input's lines or the root cause)."""
+    return _signals(facts).seen(*signal_ids)
 
 
-def has(facts: Facts, *patterns: str) -> bool:
-    """Whether any of the signals was seen (or, until every rule is migrated, a regex matches)."""
-    if _signal_ids(facts, patterns):
-        return _signals(facts).seen(*patterns)
-    return any(grep(facts, pattern, limit=1) for pattern in patterns)
+def evidence(facts: Facts, *signal_ids: str, limit: int = 3) -> list[str]:
+    """The input lines of the signals, signal by signal, each line once."""
+    return _signals(facts).lines(*signal_ids, limit=limit)
 
 
 def _signals(facts: Facts) -> SignalSet:
@@ -75,30 +48,20 @@ def _signals(facts: Facts) -> SignalSet:
     return facts.signals
 
 
-def _signal_ids(facts: Facts, names: tuple[str, ...]) -> bool:
-    """Whether the arguments are signal ids (the rules' way) rather than regexes (being migrated away)."""
-    from vllm_bug.analyzer.signals import table
-
-    return bool(names) and all(name in table() for name in names)
-
-
-def evidence(facts: Facts, *patterns: str, limit: int = 3) -> list[str]:
-    """Input lines of the given signals (or, until every rule is migrated, matching regexes)."""
-    if _signal_ids(facts, patterns):
-        return _signals(facts).lines(*patterns, limit=limit)
-    seen: list[str] = []
-    for pattern in patterns:
-        for line in grep(facts, pattern, limit=limit):
-            line = clip(line)
-            if line and line not in seen:
-                seen.append(line)
-    return seen[:limit]
-
-
 def lines_naming(facts: Facts, value: str, limit: int = 3) -> list[str]:
     """Input lines that contain a value the facts hold (a GPU's name), ignoring case: the evidence for a fact
     that no signal can carry, because the words come from the facts rather than from a known message."""
-    return [clip(line) for line in grep(facts, re.escape(value), limit=limit)]
+    entry = searchable(facts)
+    wanted = fold(value)
+    found: list[str] = []
+    if not wanted or wanted not in entry.folded:
+        return found
+    for line in entry.text.split("\n"):
+        if wanted in fold(line) and line.strip():
+            found.append(clip(line))
+            if len(found) >= limit:
+                break
+    return found
 
 
 _TITLE_TAGS = lazy_compile(r"^\s*(?:\[[^\]]{1,40}\]\s*:?\s*)+")
@@ -179,48 +142,25 @@ def root_text(facts: Facts) -> str:
     return f"{rc.exc_type}: {rc.message}"
 
 
-def root_matches(facts: Facts, pattern: str, flags: int = re.IGNORECASE) -> bool:
-    if _signal_ids(facts, (pattern,)):
-        return _signals(facts).root(pattern)
-    text = root_text(facts)
-    if not text or (not flags & re.VERBOSE and not may_match(pattern, fold(text))):
-        return False
-    return re.search(pattern, text, flags) is not None
+def root_matches(facts: Facts, signal_id: str) -> bool:
+    """Whether the root-cause exception's own type and message carry the signal."""
+    return _signals(facts).root(signal_id)
 
 
-def root_frames_match(facts: Facts, pattern: str) -> bool:
-    """Whether any frame of the root cause (function or path) matches."""
-    if _signal_ids(facts, (pattern,)):
-        return _signals(facts).root(pattern)
-    rc = facts.root_cause
-    if rc is None:
-        return False
-    places = [f"{f.path} {f.function or ''}" for f in rc.frames]
-    if not places or not may_match(pattern, fold("\n".join(places))):
-        return False
-    rx = re.compile(pattern, re.IGNORECASE)
-    return any(rx.search(place) for place in places)
+def root_frames_match(facts: Facts, signal_id: str) -> bool:
+    """Whether a frame of the root cause (path or function) matches a frames-scope signal."""
+    return _signals(facts).root(signal_id)
 
 
 def root_traceback_says(facts: Facts, *signal_ids: str) -> bool:
     """Whether the root cause's whole traceback text carries one of the signals, the lines that continue its
     message included (NCCL's 'Last error:' line); `root()` and `level()` look at 'ExcType: message' only."""
-    from vllm_bug.analyzer.signals import table
-
-    rc = facts.root_cause
-    if rc is None or not rc.text:
-        return False
-    folded = fold(rc.text)
-    for signal_id in signal_ids:
-        row = table()[signal_id]
-        if any(word in folded for word in row.words) and re.search(row.pattern, rc.text, row.flags):
-            return True
-    return False
+    return _signals(facts).in_root_traceback(*signal_ids)
 
 
-def level(facts: Facts, *patterns: str, root: float = ROOT, seen: float = DIRECT) -> float:
+def level(facts: Facts, *signal_ids: str, root: float = ROOT, seen: float = DIRECT) -> float:
     """ROOT when the root cause carries one of the signals, else the 'seen in the input' level."""
-    return root if any(root_matches(facts, pattern) for pattern in patterns) else seen
+    return root if _signals(facts).root(*signal_ids) else seen
 
 
 def vllm_version(facts: Facts) -> str | None:
