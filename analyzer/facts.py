@@ -138,27 +138,8 @@ class Facts:
     oom_phase: str | None = None  # "weights" | "sampler" | "cuda_graph" | "profiling": what vLLM was doing
     _searchable: Searchable | None = field(default=None, repr=False, compare=False)
 
-    # -- helpers rules use ---------------------------------------------------------------
-    def grep(self, pattern: str | re.Pattern[str], flags: int = re.IGNORECASE, limit: int = 3) -> list[str]:
-        """Lines matching pattern (most relevant evidence first: in input order), at most `limit`."""
-        rx = re.compile(pattern, flags) if isinstance(pattern, str) else pattern
-        found: list[str] = []
-        for line in self.lines:
-            if rx.search(line):
-                found.append(line.strip())
-                if len(found) >= limit:
-                    break
-        return found
-
-    def has(self, pattern: str | re.Pattern[str], flags: int = re.IGNORECASE) -> bool:
-        return bool(self.grep(pattern, flags, limit=1))
-
     def package(self, name: str) -> str | None:
         return self.packages.get(normalise_package_name(name))
-
-    def min_compute_capability(self) -> tuple[int, int] | None:
-        caps = [g.compute_capability for g in self.gpus if g.compute_capability]
-        return min(caps) if caps else None
 
 
 def normalise_package_name(name: str) -> str:
