@@ -137,9 +137,13 @@ def probe_functions(options: CollectOptions, manifest: Manifest, deadline: float
     python_exe = options.python_exe
 
     def imports() -> dict[str, Any]:
-        from vllm_bug.bundler.probes_python import collect_imports
+        from vllm_bug.bundler.probes_python import collect_imports, import_trouble_in_log
 
-        return collect_imports(python_exe, manifest, timeout_s=budget)
+        log = options.log
+        reason = None
+        if log is not None:
+            reason = import_trouble_in_log("\n".join(log.tracebacks)) or import_trouble_in_log(log.text)
+        return collect_imports(python_exe, manifest, timeout_s=budget, full_import_reason=reason)
 
     def metadata() -> dict[str, Any]:
         from vllm_bug.bundler.probes_python import collect_metadata

@@ -2,15 +2,17 @@
 
 Two probes run bundler/target_probe.py in the target interpreter, concurrently with everything
 else: ``python-metadata`` (package metadata only: fast) and ``python-imports`` (``import torch``,
-then ``import vllm`` and ``vllm._C``: the slow one). A crash, hang, missing interpreter or garbage
-output becomes a manifest record and an ``error`` in the section, never an exception; records the
-probe printed before it crashed or hung are kept.
+then vLLM's facts: read from its files with its compiled extension loaded on its own, or from
+``import vllm`` and ``vllm._C`` when something says vLLM may be broken: the slow one). A crash,
+hang, missing interpreter or garbage output becomes a manifest record and an ``error`` in the
+section, never an exception; records the probe printed before it crashed or hung are kept.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -28,8 +30,23 @@ def probe_source() -> str:
     return Path(__file__).with_name("target_probe.py").read_text(encoding="utf-8")
 
 
-def probe_argv(python_exe: str | None, mode: str) -> list[str]:
-    return [python_exe or sys.executable, "-c", probe_source(), mode]
+def probe_argv(python_exe: str | None, mode: str, *extra: str) -> list[str]:
+    return [python_exe or sys.executable, "-c", probe_source(), mode, *extra]
+
+
+_IMPORT_TROUBLE = re.compile(r"\b(?:ImportError|ModuleNotFoundError)\b|undefined symbol|cannot open shared object file")
+
+
+def import_trouble_in_log(text: str | None) -> str | None:
+    """The first log line that reports a failed import or library load (a reason to import vLLM fully)."""
+    text = text or ""
+    found = _IMPORT_TROUBLE.search(text)
+    if found is None:
+        return None
+    start = text.rfind("\n", 0, found.start()) + 1
+    end = text.find("\n", found.end())
+    line = text[start : end if end >= 0 else None].strip()
+    return "the log reports: " + line[:300]
 
 
 def parse_records(stdout: str) -> tuple[list[dict[str, Any]], list[str]]:
@@ -83,11 +100,11 @@ def _last_line(text: str) -> str:
 
 
 def run_target_probe(mode: str, name: str, python_exe: str | None, manifest: Manifest,
-                     timeout_s: float) -> tuple[list[dict[str, Any]], CommandResult]:
+                     timeout_s: float, *extra: str) -> tuple[list[dict[str, Any]], CommandResult]:
     """Run one probe mode; add its manifest record (an error when its output was unusable)."""
     env = dict(os.environ)
     env.setdefault("PYTHONIOENCODING", "utf-8")
-    result = run_command(name, probe_argv(python_exe, mode), timeout_s=timeout_s, env=env)
+    result = run_command(name, probe_argv(python_exe, mode, *extra), timeout_s=timeout_s, env=env)
     records, garbage = parse_records(result.stdout)
     record = result.record
     if record.status == "ok" and not records:
@@ -120,9 +137,13 @@ def collect_metadata(python_exe: str | None, manifest: Manifest, timeout_s: floa
     return found
 
 
-def collect_imports(python_exe: str | None, manifest: Manifest, timeout_s: float = 45.0) -> dict[str, Any]:
-    """{"torch": {...} | None, "vllm": {...} | None, "error": str | None, "stalled_in": stage | None}."""
-    records, result = run_target_probe("imports", IMPORTS_PROBE, python_exe, manifest, timeout_s)
+def collect_imports(python_exe: str | None, manifest: Manifest, timeout_s: float = 45.0,
+                    full_import_reason: str | None = None) -> dict[str, Any]:
+    """{"torch": {...} | None, "vllm": {...} | None, "error": str | None, "stalled_in": stage | None}.
+
+    With a full_import_reason the probe imports vLLM fully even when its files look sound."""
+    extra = (full_import_reason,) if full_import_reason else ()
+    records, result = run_target_probe("imports", IMPORTS_PROBE, python_exe, manifest, timeout_s, *extra)
     torch_record = _stage(records, "torch")
     vllm_record = _stage(records, "vllm")
     out: dict[str, Any] = {
@@ -191,7 +212,8 @@ def build_vllm_section(metadata: dict[str, Any], imports: dict[str, Any]) -> dic
     imported = imports.get("vllm")
     if imported:
         for key in ("import_ok", "import_error", "import_traceback", "c_import_ok", "c_import_error",
-                    "c_import_traceback", "import_s"):
+                    "c_import_traceback", "import_s", "import_path", "full_import_reasons", "commit", "c_path",
+                    "c_load_s", "c_direct_error", "c_direct_traceback"):
             if key in imported:
                 section[key] = imported[key]
         if section.get("installed") is None:
@@ -200,7 +222,14 @@ def build_vllm_section(metadata: dict[str, Any], imports: dict[str, Any]) -> dic
             section["version"] = imported["version"]
     elif imports.get("error"):
         stage = imports.get("stalled_in")
-        if stage in ("vllm_start", "vllm_c_start"):
+        if stage == "vllm_c_direct_start":
+            section["import_path"] = "fast"
+            section["import_ok"] = None
+            section["c_import_ok"] = False
+            section["c_import_error"] = f"loading vllm._C on its own did not finish: {imports['error']}"
+            if imports.get("stderr_tail"):
+                section["c_import_traceback"] = imports["stderr_tail"]
+        elif stage in ("vllm_start", "vllm_c_start"):
             what = "import vllm" if stage == "vllm_start" else "import vllm._C"
             section["import_ok"] = False if stage == "vllm_start" else True
             if stage == "vllm_c_start":
@@ -217,7 +246,7 @@ def build_vllm_section(metadata: dict[str, Any], imports: dict[str, Any]) -> dic
         section.setdefault("import_ok", None)
     if metadata.get("error"):
         section["metadata_error"] = metadata["error"]
-    for key in ("import_error", "c_import_error"):
+    for key in ("import_error", "c_import_error", "c_direct_error"):
         if isinstance(section.get(key), str):
             section[key] = section[key][:4000]
     return section

@@ -7,9 +7,12 @@ vllm-bug's own interpreter. The collector passes this file's source with ``pytho
               environment), the interpreter's build, bitness and platform, vLLM's location /
               editable state / build variant, and whether each of vLLM's declared requirements is
               satisfied. Imports neither torch nor vllm.
-    imports   ``import torch`` facts (no CUDA context: no tensors, no torch.cuda.init), then
-              ``import vllm`` and ``import vllm._C``; an import failure is recorded with its
-              traceback.
+    imports   ``import torch`` facts (no CUDA context: no tensors, no torch.cuda.init), then vLLM:
+              its version from vllm/_version.py, checked against its metadata and torch pin, and
+              its compiled extension vllm/_C loaded on its own (the fast path). Only when one of
+              those checks fails, or the caller passes a reason as a second argument, does it run
+              ``import vllm`` and ``import vllm._C`` (the full path). ``import_path`` and
+              ``full_import_reasons`` say which ran and why; a failure keeps its traceback.
 
 Every record goes to the ORIGINAL stdout as one line ``MARKER {json}``, flushed at once, so a
 crash or hang later in the run cannot take earlier records with it. Whatever the imported
@@ -336,7 +339,150 @@ def _import_vllm():
     return facts
 
 
-def run_imports():
+# vLLM's package import costs seconds on top of torch's. When nothing says vLLM may be broken, the probe
+# reads what the import would tell from files and loads the compiled extension alone, in this interpreter,
+# after torch; any sign of trouble below sends it down the full `import vllm; import vllm._C` path.
+
+_VERSION_LINE = re.compile(r"""^__version__\s*(?::[^=\n]*)?=\s*(?:version\s*=\s*)?['"]([^'"\n]+)['"]""", re.M)
+_COMMIT_LINE = re.compile(r"""^__commit_id__\s*(?::[^=\n]*)?=\s*(?:commit_id\s*=\s*)?['"]([^'"\n]+)['"]""", re.M)
+
+
+def _package_dir(spec):
+    locations = list(spec.submodule_search_locations or [])
+    if locations:
+        return locations[0]
+    return os.path.dirname(spec.origin) if spec.origin else None
+
+
+def _read_text(path):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read(65536)
+    except OSError:
+        return None
+
+
+def _source_version(package_dir, facts, reasons):
+    """vLLM's __version__ as vllm/_version.py (written at build time) holds it."""
+    text = _read_text(os.path.join(package_dir, "_version.py"))
+    found = _VERSION_LINE.search(text or "")
+    if not found:
+        reasons.append("vllm/_version.py is missing or holds no version (vLLM would call itself 'dev')")
+        return
+    facts["version"] = found.group(1)[:128]
+    commit = _COMMIT_LINE.search(text)
+    if commit:
+        facts["commit"] = commit.group(1)[:64]
+
+
+def _distribution_checks(package_dir, facts, reasons, torch_version):
+    """Is the vllm found on sys.path the one its metadata describes, built for the torch that imported?"""
+    import importlib.metadata as metadata
+
+    try:
+        dist = metadata.distribution("vllm")
+    except Exception:
+        reasons.append(f"no installed vllm distribution describes {package_dir}")
+        return
+    if facts.get("version") and dist.version != facts["version"]:
+        reasons.append(f"vllm/_version.py says {facts['version']}, the installed metadata {dist.version}")
+    described = os.path.realpath(str(dist.locate_file(os.path.join("vllm", "__init__.py"))))
+    if os.path.exists(described) and os.path.dirname(described) != os.path.realpath(package_dir):
+        installed_dir = os.path.dirname(described)
+        reasons.append(f"vllm imports from {package_dir}, but the installed distribution is in {installed_dir}")
+    if torch_version is None:
+        return
+    Requirement = _requirement_tools()[0]
+    for raw in dist.requires or []:
+        if Requirement is None or not re.match(r"\s*torch\s*[=<>!~(]", raw):
+            continue
+        try:
+            requirement = Requirement(raw)
+            applies = requirement.marker is None or requirement.marker.evaluate({"extra": ""})
+            if applies and not requirement.specifier.contains(torch_version, prereleases=True):
+                reasons.append(f"vllm requires {raw.strip()[:200]}; torch {torch_version} imported")
+        except Exception:
+            continue
+
+
+def _extension_path(package_dir):
+    import importlib.machinery
+
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        candidate = os.path.join(package_dir, "_C" + suffix)
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def _load_extension(path):
+    """Load vllm/_C as `import vllm._C` would, without importing the vllm package around it."""
+    import importlib.machinery
+    import importlib.util
+
+    loader = importlib.machinery.ExtensionFileLoader("vllm._C", path)
+    spec = importlib.machinery.ModuleSpec("vllm._C", loader, origin=path)
+    loader.exec_module(importlib.util.module_from_spec(spec))
+
+
+def _vllm_without_import(spec, torch_facts, forced_reason):
+    """(facts, reasons to import vLLM fully); facts hold what the full import would have reported."""
+    facts: dict = {"installed": True}
+    reasons = [forced_reason] if forced_reason else []
+    package_dir = _package_dir(spec)
+    facts["location"] = package_dir
+    if not package_dir or not (spec.origin or "").endswith("__init__.py"):
+        reasons.append(f"vllm is not a regular package here (origin {spec.origin})")
+        return facts, reasons
+    if torch_facts.get("error"):
+        reasons.append("torch did not import")
+    _source_version(package_dir, facts, reasons)
+    try:
+        _distribution_checks(package_dir, facts, reasons, torch_facts.get("version"))
+    except Exception as exc:
+        reasons.append(f"reading vllm's metadata failed: {type(exc).__name__}: {exc}"[:300])
+    if os.environ.get("VLLM_LOGGING_CONFIG_PATH") and not os.path.isfile(os.environ["VLLM_LOGGING_CONFIG_PATH"]):
+        reasons.append("VLLM_LOGGING_CONFIG_PATH names no file (vLLM's import reads it)")
+    extension = _extension_path(package_dir)
+    if extension is None:
+        reasons.append(f"no compiled extension vllm/_C* in {package_dir}")
+    if reasons:
+        return facts, reasons
+    facts["c_path"] = extension
+    emit({"stage": "vllm_c_direct_start", "path": extension})
+    started = time.monotonic()
+    try:
+        _load_extension(extension)
+    except BaseException as exc:  # noqa: BLE001 - a failed load is a fact, and a reason to import fully
+        problem = _exception_facts(exc)
+        facts["c_direct_error"], facts["c_direct_traceback"] = problem["error"], problem["traceback"]
+        reasons.append(f"loading {os.path.basename(extension)} failed")
+        return facts, reasons
+    facts["c_load_s"] = round(time.monotonic() - started, 3)
+    return facts, reasons
+
+
+def _vllm_full_import(facts):
+    emit({"stage": "vllm_start"})
+    try:
+        facts.update(_import_vllm())
+        facts["import_ok"] = True
+    except BaseException as exc:  # noqa: BLE001
+        facts["import_ok"] = False
+        problem = _exception_facts(exc)
+        facts["import_error"], facts["import_traceback"] = problem["error"], problem["traceback"]
+        return
+    emit({"stage": "vllm_c_start"})
+    try:
+        import vllm._C  # noqa: F401
+        facts["c_import_ok"] = True
+    except BaseException as exc:  # noqa: BLE001
+        facts["c_import_ok"] = False
+        problem = _exception_facts(exc)
+        facts["c_import_error"], facts["c_import_traceback"] = problem["error"], problem["traceback"]
+
+
+def run_imports(full_import_reason=None):
     import importlib.util
 
     emit({"stage": "torch_start"})
@@ -347,28 +493,19 @@ def run_imports():
         torch_facts.update(_exception_facts(exc))
     emit({"stage": "torch", "torch": torch_facts})
 
-    if importlib.util.find_spec("vllm") is None:
+    spec = importlib.util.find_spec("vllm")
+    if spec is None:
         emit({"stage": "vllm", "vllm": {"installed": False, "import_ok": None, "c_import_ok": None}})
         return
-    emit({"stage": "vllm_start"})
-    facts = {"installed": True}
-    try:
-        facts.update(_import_vllm())
+    facts, reasons = _vllm_without_import(spec, torch_facts, full_import_reason)
+    if reasons:
+        facts["import_path"] = "full"
+        facts["full_import_reasons"] = [reason[:500] for reason in reasons[:20]]
+        _vllm_full_import(facts)
+    else:
+        facts["import_path"] = "fast"
         facts["import_ok"] = True
-    except BaseException as exc:  # noqa: BLE001
-        facts["import_ok"] = False
-        problem = _exception_facts(exc)
-        facts["import_error"], facts["import_traceback"] = problem["error"], problem["traceback"]
-        emit({"stage": "vllm", "vllm": facts})
-        return
-    emit({"stage": "vllm_c_start"})
-    try:
-        import vllm._C  # noqa: F401
         facts["c_import_ok"] = True
-    except BaseException as exc:  # noqa: BLE001
-        facts["c_import_ok"] = False
-        problem = _exception_facts(exc)
-        facts["c_import_error"], facts["c_import_traceback"] = problem["error"], problem["traceback"]
     emit({"stage": "vllm", "vllm": facts})
 
 
@@ -378,7 +515,7 @@ def main(argv):
     if mode == "metadata":
         run_metadata()
     elif mode == "imports":
-        run_imports()
+        run_imports(argv[2] if len(argv) > 2 and argv[2] else None)
     else:
         emit({"stage": "error", "error": "unknown mode %r" % mode})
         return 2
