@@ -27,6 +27,7 @@ HEAD_BYTES = 64 << 10
 TAIL_BYTES = 448 << 10
 CHUNK_BYTES = 1 << 20
 MAX_SCAN_BYTES = 1 << 30
+FIRST_BLOCK_BYTES = 64 << 10  # enough of a log to tell text from binary data
 MAX_CARRY_BYTES = 1 << 20
 BINARY_CONTROL_RATIO = 0.05
 
@@ -457,22 +458,30 @@ def read_stream(stream: BinaryIO, source: str, name: str | None, label: str) -> 
     """Stream the log through a LogAccumulator; refuse (exit 3) when nothing usable is in it."""
     acc = LogAccumulator()
     stopped_at = None
+    judged = False
     try:
         while True:
             chunk = stream.read(CHUNK_BYTES)
             if not chunk:
                 break
             acc.feed(chunk)
+            if not judged and acc.total >= FIRST_BLOCK_BYTES:  # binary data is refused from its start, not its end
+                judged = True
+                _refuse_binary(acc, label)
             if acc.total >= MAX_SCAN_BYTES:
                 stopped_at = acc.total
                 _read_last_part(stream, acc)
                 break
     except OSError as exc:
         raise UnreadableInput(f"{label}: read failed ({exc.strerror or exc})") from None
+    _refuse_binary(acc, label)
+    return acc.finish(source, name, scan_stopped_at=stopped_at)
+
+
+def _refuse_binary(acc: LogAccumulator, label: str) -> None:
     problem = acc.binary_problem()
     if problem:
         raise UnreadableInput(f"{label} {problem}")
-    return acc.finish(source, name, scan_stopped_at=stopped_at)
 
 
 def _read_last_part(stream: BinaryIO, acc: LogAccumulator) -> None:

@@ -217,3 +217,35 @@ def test_each_stream_keeps_its_own_traceback():
     cap = acc.finish("command", "serve")
     assert cap.tracebacks == ['Traceback (most recent call last):\n  File "serve.py", line 3, in main\nValueError: boom']
     assert cap.text.splitlines()[2].startswith("INFO")  # the merged text keeps arrival order
+
+
+class EndlessNoise(io.RawIOBase):
+    """/dev/urandom as a stream that counts what was read from it."""
+
+    def __init__(self) -> None:
+        self.read_bytes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = os.urandom(len(buffer))
+        buffer[: len(data)] = data
+        self.read_bytes += len(data)
+        return len(data)
+
+
+def test_binary_data_is_refused_from_its_first_block():
+    # `collect --log /dev/urandom` read 1 GiB (the scan limit) before refusing it as binary
+    noise = EndlessNoise()
+    with pytest.raises(UnreadableInput, match="looks binary"):
+        lc.read_stream(io.BufferedReader(noise), "file", "/dev/urandom", "--log /dev/urandom")
+    assert noise.read_bytes <= 2 * lc.CHUNK_BYTES
+
+
+def test_a_text_log_with_binary_data_later_is_still_judged_as_a_whole(tmp_path):
+    text = b"INFO a normal line of a log\n" * 40000  # about 1.1 MiB of text first
+    path = tmp_path / "mixed.log"
+    path.write_bytes(text + os.urandom(4 << 20))
+    with pytest.raises(UnreadableInput, match="looks binary"):
+        lc.read_log(str(path))
