@@ -34,16 +34,12 @@ def analyze_text(text: str) -> Analysis:
 
 
 def _signature(facts: Facts) -> tuple[str, list[str]]:
-    try:
-        from vllm_bug.analyzer.signature import compute_signature
-    except ImportError:
-        return "", []
+    from vllm_bug.analyzer.signature import compute_signature
+
     return compute_signature(facts)
 
 
 def _known_issue(signature: str, facts: Facts, category: str) -> dict | None:
-    try:
-        from vllm_bug.analyzer.known_issues import match_known_issue
-    except ImportError:
-        return None
+    from vllm_bug.analyzer.known_issues import match_known_issue
+
     return match_known_issue(signature, facts, category)

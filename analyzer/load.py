@@ -177,10 +177,8 @@ def _json_bundle(text: str, name: str) -> dict[str, Any] | None:
 
 def _embedded_bundle(text: str) -> dict[str, Any] | None:
     """A bundle carried inside a pasted Markdown report, when the embed module can find one."""
-    try:
-        from vllm_bug.analyzer.embed import extract_embedded_bundle
-    except ImportError:
-        return None
+    from vllm_bug.analyzer.embed import extract_embedded_bundle
+
     try:
         raw = extract_embedded_bundle(text)
     except UnsafeInput:

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", metavar="DIR", help="generate into DIR and keep it")
     args = parser.parse_args(argv)
 
-    from vllm_bug.analyzer.triage import expand_inputs, triage
+    from vllm_bug.commands.triage import expand_inputs, triage
 
     directory = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="vllm-bug-triage-"))
     directory.mkdir(parents=True, exist_ok=True)

@@ -14,8 +14,6 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
 from typing import Any, Callable
 
 from vllm_bug.bundler.runner import Manifest, ProbeRecord
@@ -28,8 +26,6 @@ DEADLINE_MARGIN_S = 0.5
 
 @dataclass
 class CollectOptions:
-    output: str | None = None
-    force: bool = False
     timeout_s: float = DEFAULT_TIMEOUT_S
     python_exe: str | None = None
     model: str | None = None
@@ -38,14 +34,6 @@ class CollectOptions:
     interpreter: Any = None  # an interpreter.Choice: why python_exe was chosen, and the others to survey
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     progress: bool = False
-
-
-def default_output_name(now: datetime | None = None) -> str:
-    return (now or datetime.now()).strftime("vllm-bug-%Y%m%d-%H%M%S.zst")
-
-
-def output_path(output: str | None) -> Path:
-    return Path(output) if output else Path.cwd() / default_output_name()
 
 
 # ------------------------------------------------------------------ concurrency
@@ -301,25 +289,3 @@ def build_payload(options: CollectOptions) -> tuple[dict[str, Any], Manifest, An
     progress.clear()
     payload = assemble_payload(results, options, manifest, redactor, started_utc, started)
     return payload, manifest, redactor
-
-
-def write_payload(payload: dict[str, Any], path: Path, force: bool) -> tuple[Path, dict[str, Any]]:
-    from vllm_bug.schema.bundle import make_envelope, write_bundle
-
-    doc = make_envelope(payload)
-    return write_bundle(doc, path, force=force), doc
-
-
-def check_output_writable(path: Path, force: bool) -> None:
-    """Fail before collecting (exit 1) when the bundle could not be written anyway."""
-    from vllm_bug.errors import VllmBugError
-
-    if path.is_dir():
-        raise VllmBugError(f"{path} is a directory; give a file path")
-    if path.exists() and not force:
-        raise VllmBugError(f"{path} already exists; use --force to overwrite it")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise VllmBugError(f"cannot write {path}: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise VllmBugError(f"cannot write {path}: directory {parent} is not writable")

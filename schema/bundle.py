@@ -6,7 +6,8 @@ envelope::
     {"format": "vllm-bug-bundle", "schema_version": 1,
      "tool": {"name": "vllm-bug", "version": "..."}, "created_utc": "...Z", "payload": {...}}
 
-Writing validates first, so an invalid bundle is never written. Reading treats the bytes as hostile:
+Encoding validates first, so an invalid bundle is never written (the files themselves are written by
+vllm_bug.commands.output). Reading treats the bytes as hostile:
 the compressed size, the decompressed size and the zstd window are capped while decompressing (the
 frame header's declared size is never trusted), trailing data is refused, and the document is
 validated against the shipped schema before anyone looks at it.
@@ -18,11 +19,9 @@ import json
 import os
 import re
 import stat
-import tempfile
 from datetime import datetime, timezone
 from functools import lru_cache
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from vllm_bug import __version__
@@ -288,75 +287,3 @@ def _size_words(limit: int) -> str:
 
 def read_bundle(path: str | os.PathLike) -> dict[str, Any]:
     return decode(read_file_capped(path, MAX_COMPRESSED_BYTES, what="a bundle"))
-
-
-def write_bytes_exclusive(data: bytes, path: str | os.PathLike, force: bool = False) -> Path:
-    """Write atomically; never replace an existing file unless force is set."""
-    try:
-        return _write_bytes_exclusive(data, Path(path), force)
-    except VllmBugError:
-        raise
-    except OSError as exc:  # e.g. a name too long, a loop of links: one line, exit 1
-        raise VllmBugError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-
-def _write_bytes_exclusive(data: bytes, p: Path, force: bool) -> Path:
-    if p.is_dir():
-        raise VllmBugError(f"{p} is a directory; give a file path")
-    if p.exists() and not force:
-        raise VllmBugError(f"{p} already exists; use --force to overwrite it")
-    if write_into_special_file(data, p):
-        return p
-    parent = p.parent if str(p.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=parent)
-    except FileNotFoundError:
-        raise VllmBugError(f"cannot write {p}: directory {parent} does not exist") from None
-    except OSError as exc:
-        raise VllmBugError(f"cannot write {p}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        if force:
-            os.replace(tmp, p)
-        else:
-            try:
-                os.link(tmp, p)
-            except FileExistsError:
-                raise VllmBugError(f"{p} already exists; use --force to overwrite it") from None
-            except OSError:
-                if p.exists():
-                    raise VllmBugError(f"{p} already exists; use --force to overwrite it") from None
-                os.replace(tmp, p)
-    except OSError as exc:
-        raise VllmBugError(f"cannot write {p}: {exc.strerror or exc}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return p
-
-
-def write_into_special_file(data: bytes, path: str | os.PathLike) -> bool:
-    """Write into an existing device or pipe (/dev/null, /dev/stdout, a FIFO) rather than replace the node.
-
-    False when PATH is a regular file or does not exist (the caller writes it atomically).
-    """
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return False
-    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
-        return False
-    if not (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)):
-        raise VllmBugError(f"{path} is a block device or socket, not a file: refusing to write to it")
-    try:
-        with open(path, "wb") as fh:
-            fh.write(data)
-    except OSError as exc:
-        raise VllmBugError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return True
-
-
-def write_bundle(doc: dict[str, Any], path: str | os.PathLike, force: bool = False) -> Path:
-    return write_bytes_exclusive(encode(doc), path, force=force)

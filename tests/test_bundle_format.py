@@ -3,14 +3,15 @@ import json
 import pytest
 import zstandard
 
-from vllm_bug.errors import UnreadableInput, UnsafeInput, VllmBugError
+from vllm_bug.errors import UnreadableInput, UnsafeInput
 from vllm_bug.schema import bundle as B
 
 
 def test_roundtrip_keeps_the_document(tmp_path, payload):
     payload["env"] = {"CUDA_VISIBLE_DEVICES": "0,1"}
     doc = B.make_envelope(payload)
-    path = B.write_bundle(doc, tmp_path / "b.zst")
+    path = tmp_path / "b.zst"
+    path.write_bytes(B.encode(doc))
     assert B.read_bundle(path) == doc
 
 
@@ -21,26 +22,10 @@ def test_written_bundle_is_one_frame_with_checksum(tmp_path, payload):
     assert B.is_zstd(data)
 
 
-def test_invalid_bundle_is_never_written(tmp_path, payload):
+def test_invalid_bundle_is_never_encoded(payload):
     del payload["gpus"]
     with pytest.raises(B.BundleInvalid, match="gpus"):
-        B.write_bundle(B.make_envelope(payload), tmp_path / "b.zst")
-    assert not (tmp_path / "b.zst").exists()
-
-
-def test_existing_output_is_not_overwritten_without_force(tmp_path, payload):
-    target = tmp_path / "b.zst"
-    target.write_bytes(b"precious")
-    with pytest.raises(VllmBugError, match="already exists"):
-        B.write_bundle(B.make_envelope(payload), target)
-    assert target.read_bytes() == b"precious"
-    B.write_bundle(B.make_envelope(payload), target, force=True)
-    assert B.read_bundle(target)["format"] == "vllm-bug-bundle"
-
-
-def test_unwritable_directory_is_a_clean_error(tmp_path, payload):
-    with pytest.raises(VllmBugError, match="does not exist"):
-        B.write_bundle(B.make_envelope(payload), tmp_path / "missing" / "b.zst")
+        B.encode(B.make_envelope(payload))
 
 
 def _compress(obj_bytes: bytes, **kw) -> bytes:

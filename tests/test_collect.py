@@ -8,14 +8,16 @@ import re
 import stat
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from conftest import minimal_payload
 from vllm_bug.bundler import collect as co
-from vllm_bug.bundler import commands
 from vllm_bug.bundler.runner import Manifest
+from vllm_bug.commands import collect
+from vllm_bug.commands.summary import format_summary
 from vllm_bug.errors import UsageProblem, VllmBugError
 from vllm_bug.schema.bundle import encode, make_envelope, read_bundle
 
@@ -82,22 +84,23 @@ def test_output_exists_is_never_overwritten(tmp_path):
     out = tmp_path / "bundle.zst"
     out.write_bytes(b"precious")
     with pytest.raises(VllmBugError, match="already exists; use --force") as info:
-        commands.collect_command(output=str(out), timeout_s=20, quiet=True)
+        collect.execute(output=str(out), timeout_s=20, quiet=True)
     assert info.value.exit_code == 1
     assert out.read_bytes() == b"precious"
 
 
-def test_force_overwrites(tmp_path, capsys):
+def test_force_overwrites(tmp_path):
     out = tmp_path / "bundle.zst"
     out.write_bytes(b"old")
-    assert commands.collect_command(output=str(out), force=True, timeout_s=20, quiet=True) == 0
+    result = collect.execute(output=str(out), force=True, timeout_s=20, quiet=True)
+    assert result.exit_code == 0
     assert read_bundle(out)["format"] == "vllm-bug-bundle"
-    assert capsys.readouterr().out.strip() == str(out)
+    assert result.text == f"{out}\n"
 
 
 def test_output_directory_missing(tmp_path):
     with pytest.raises(VllmBugError, match="does not exist"):
-        commands.collect_command(output=str(tmp_path / "nodir" / "b.zst"), timeout_s=20)
+        collect.execute(output=str(tmp_path / "nodir" / "b.zst"), timeout_s=20)
 
 
 def test_output_directory_not_writable(tmp_path, monkeypatch):
@@ -108,7 +111,7 @@ def test_output_directory_not_writable(tmp_path, monkeypatch):
         monkeypatch.setattr(co.os, "access", lambda path, mode: False)
     try:
         with pytest.raises(VllmBugError, match="not writable"):
-            commands.collect_command(output=str(locked / "b.zst"), timeout_s=20)
+            collect.execute(output=str(locked / "b.zst"), timeout_s=20)
     finally:
         locked.chmod(0o700)
     assert list(locked.iterdir()) == []
@@ -116,36 +119,34 @@ def test_output_directory_not_writable(tmp_path, monkeypatch):
 
 def test_missing_python_is_a_usage_error(tmp_path):
     with pytest.raises(UsageProblem, match="no such interpreter"):
-        commands.collect_command(output=str(tmp_path / "b.zst"), python_exe=str(tmp_path / "nope"))
+        collect.execute(output=str(tmp_path / "b.zst"), python_exe=str(tmp_path / "nope"))
 
 
 def test_unreadable_log_fails_before_writing(tmp_path):
     with pytest.raises(VllmBugError) as info:
-        commands.collect_command(output=str(tmp_path / "b.zst"), log_path=str(tmp_path / "missing.log"))
+        collect.execute(output=str(tmp_path / "b.zst"), log_path=str(tmp_path / "missing.log"))
     assert info.value.exit_code == 3
     assert not (tmp_path / "b.zst").exists()
 
 
-def test_default_name_summary_and_after_write(tmp_path, monkeypatch, capsys):
+def test_default_name_summary_and_the_files_beside_the_bundle(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     log = tmp_path / "vllm.log"
     log.write_text("INFO start\nTraceback (most recent call last):\n  File \"x\", line 1\nValueError: boom\n")
-    seen = []
-
-    def after_write(path, doc):
-        seen.append((path, doc["payload"]["log"]["tracebacks"]))
-        report = path.with_suffix(".md")
-        report.write_text("report")
-        return [str(report)]
-
-    assert commands.collect_command(log_path=str(log), timeout_s=20, after_write=after_write) == 0
+    result = collect.execute(log_path=str(log), timeout_s=20)
+    assert result.exit_code == 0 and result.warnings == []
     (bundle,) = tmp_path.glob("vllm-bug-*.zst")
     assert re.fullmatch(r"vllm-bug-\d{8}-\d{6}\.zst", bundle.name)
-    assert seen[0][0] == bundle and "ValueError: boom" in seen[0][1][0]
-    out = capsys.readouterr().out
+    assert "ValueError: boom" in read_bundle(bundle)["payload"]["log"]["tracebacks"][0]
+    report, archive = bundle.with_suffix(".md"), bundle.with_suffix(".zip")
+    assert "ValueError: boom" in report.read_text()
+    assert zipfile.ZipFile(archive).read(bundle.name) == bundle.read_bytes()
+    out = result.text
     assert f"wrote {bundle}" in out
     assert "1 traceback\n" in out and "  GPU:       none found" in out
-    assert f"Next:\n  - {bundle.with_suffix('.md')}\n" in out
+    assert "Next:\n  - open https://github.com/vllm-project/vllm/issues/new?template=" in out
+    assert f"  - attach {archive} to the issue" in out and f"--body-file {report}\n" in out
+    assert bundle.with_suffix(".environment.md").exists() and bundle.with_suffix(".describe.md").exists()
     assert "  redacted:  " in out
 
 
@@ -175,7 +176,7 @@ def test_summary_lists_failed_probes_and_redactions(tmp_path):
                         "device_count": 0}
     payload["vllm"] = {"installed": True, "version": "0.11.0", "import_ok": False,
                        "import_error": "ImportError: libcudart.so.12"}
-    text = commands.format_summary(payload, tmp_path / "x.zst", 1.0, [])
+    text = format_summary(payload, tmp_path / "x.zst", 1.0, [])
     assert "  probes:    none failed or hung\n" in text and "  not found: nvidia-smi\n" in text
     assert "  redacted:  hf_token x2" in text
     assert "  torch:     2.9.0+cu128, built for CUDA 12.8, sees CUDA: NO, 0 devices\n" in text
@@ -194,7 +195,7 @@ def test_summary_says_which_probe_hung_and_hides_absent_compilers(tmp_path):
     payload["cuda_toolkit"] = {"nvcc_version": "12.8", "nvcc_path": "/usr/local/cuda/bin/nvcc"}
     payload["vllm"] = {"installed": False}
     payload["command"] = {"argv": ["vllm", "serve"], "exit_code": 1, "duration_s": 12.3456}
-    text = commands.format_summary(payload, tmp_path / "x.zst", 1.0, ["paste x.md", "attach x.zip"])
+    text = format_summary(payload, tmp_path / "x.zst", 1.0, ["paste x.md", "attach x.zip"])
     lines = text.splitlines()
     assert lines[1:9] == [
         "  GPU:       2 x NVIDIA H100 80GB HBM3 (compute capability 9.0, 79.6 GiB)",

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -165,3 +167,24 @@ def test_collect_refusals_are_one_line(tmp_path, problem, code):
         assert not out.exists()
     if problem == "report exists":
         assert (tmp_path / "b.md").read_bytes() == b"keep"
+
+
+def test_ctrl_c_during_collect_exits_130_and_leaves_nothing(tmp_path):
+    # Ctrl-C printed click's "Aborted!" and exited 1, and could leave a lone .zst behind
+    log = tmp_path / "vllm.log"
+    log.write_text("INFO ok\n")
+    slow_python = tmp_path / "slow-python"
+    slow_python.write_text("#!/bin/sh\nsleep 20\n")
+    slow_python.chmod(0o755)
+    proc = subprocess.Popen([sys.executable, "-m", "vllm_bug", "collect", "--log", str(log), "-o", "b.zst",
+                             "--python", str(slow_python), "--timeout", "60"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(3)  # the probes are waiting on the slow interpreter
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert stderr.endswith("vllm-bug: interrupted\n") and "Aborted" not in stderr and "Traceback" not in stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["slow-python", "vllm.log"]

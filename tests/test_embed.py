@@ -1,11 +1,13 @@
 import base64
 import zipfile
+from pathlib import Path
 
 import pytest
 
 from conftest import minimal_payload
 from vllm_bug.analyzer.embed import EMBED_MAX_BYTES, EXTRACT_MAX_BYTES, embed_block, extract_embedded_bundle
-from vllm_bug.analyzer.report_files import report_paths, write_report_files, zip_bundle
+from vllm_bug.commands import report_files
+from vllm_bug.commands.report_files import BundleFiles, BundleNames, write_bundle_files, zip_bundle
 from vllm_bug.errors import UnreadableInput, UnsafeInput, VllmBugError
 from vllm_bug.schema.bundle import decode, encode, make_envelope
 
@@ -82,77 +84,86 @@ def test_zip_holds_the_bundle_stored(bundle):
 
 
 def test_report_paths():
-    md, zp = report_paths("/tmp/x/vllm-bug-2026.zst")
-    assert str(md) == "/tmp/x/vllm-bug-2026.md" and str(zp) == "/tmp/x/vllm-bug-2026.zip"
+    files = BundleFiles.beside(Path("/tmp/x/vllm-bug-2026.zst"))
+    assert str(files.report) == "/tmp/x/vllm-bug-2026.md" and str(files.archive) == "/tmp/x/vllm-bug-2026.zip"
 
 
-def test_write_report_files_writes_md_and_zip_and_never_overwrites(tmp_path, bundle):
+def names_for(tmp_path):
+    return BundleNames(tmp_path, "b", ".zst", given=True)
+
+
+def test_write_bundle_files_writes_md_and_zip_and_never_overwrites(tmp_path, bundle):
     doc, data = bundle
-    bundle_path = tmp_path / "b.zst"
-    bundle_path.write_bytes(data)
-    md_path, zip_path, environment_path, describe_path = write_report_files(bundle_path, doc, data, force=False)
-    assert (environment_path.name, describe_path.name) == ("b.environment.md", "b.describe.md")
-    report = md_path.read_text("utf-8")
-    assert "### Your current environment" in report and "NVIDIA H200" in report
-    assert "Attach the bundle's **.zip**" in report
-    assert len(data) <= EMBED_MAX_BYTES and extract_embedded_bundle(report) == data
-    assert decode(extract_embedded_bundle(report)) == doc
-    assert zipfile.ZipFile(zip_path).read("b.zst") == data
-    describe_path.write_text("mine")
-    with pytest.raises(VllmBugError, match="already exists"):
-        write_report_files(bundle_path, doc, data, force=False)
-    assert describe_path.read_text() == "mine" and md_path.read_text("utf-8") == report
-    md_path.write_text("mine")
-    with pytest.raises(VllmBugError, match="already exists"):
-        write_report_files(bundle_path, doc, data, force=False)
-    assert md_path.read_text() == "mine"
-    write_report_files(bundle_path, doc, data, force=True)
-    assert md_path.read_text() != "mine"
-
-
-def test_zip_alone_blocks_writing_either_file(tmp_path, bundle):
-    doc, data = bundle
-    (tmp_path / "b.zip").write_bytes(b"keep")
-    with pytest.raises(VllmBugError):
-        write_report_files(tmp_path / "b.zst", doc, data, force=False)
-    assert not (tmp_path / "b.md").exists() and (tmp_path / "b.zip").read_bytes() == b"keep"
-
-
-def test_the_loader_accepts_every_form_collect_produces(tmp_path, bundle):
-    load = pytest.importorskip("vllm_bug.analyzer.load")
-    doc, data = bundle
-    bundle_path = tmp_path / "b.zst"
-    bundle_path.write_bytes(data)
-    md_path, zip_path, _, describe_path = write_report_files(bundle_path, doc, data, force=False)
-    quoted = tmp_path / "quoted.md"
-    quoted.write_text("\n".join("> " + line for line in md_path.read_text().split("\n")).replace("\n", "\r\n"))
-    for path in (bundle_path, zip_path, md_path, quoted, describe_path):  # the bundle rides in the describe part
-        loaded = load.load_input(str(path))
-        assert loaded.kind == "bundle" and loaded.doc == doc, path
-
-
-def test_after_write_hook_reports_lines_and_never_raises(tmp_path, bundle, monkeypatch, capsys):
-    from vllm_bug.analyzer import report_files
-    from vllm_bug.analyzer.report_files import after_write_hook
-
-    doc, data = bundle
-    bundle_path = tmp_path / "b.zst"
-    bundle_path.write_bytes(data)
-    lines = after_write_hook(force=False)(bundle_path, doc)
+    written = write_bundle_files(doc, names_for(tmp_path), force=False, take_another=False)
+    assert written.notes == []
+    assert written.files.bundle.read_bytes() == data
+    assert (written.files.environment.name, written.files.describe.name) == ("b.environment.md", "b.describe.md")
+    lines = written.steps
     assert lines[0].startswith("open https://github.com/vllm-project/vllm/issues/new?template=400-bug-report.yml&title=")
     assert lines[1].startswith(f"paste {tmp_path / 'b.environment.md'} into 'Your current environment' and "
                                f"{tmp_path / 'b.describe.md'} into '🐛 Describe the bug'")
     assert lines[2].startswith(f"attach {tmp_path / 'b.zip'} to the issue")
     assert lines[3].endswith(f"--body-file {tmp_path / 'b.md'}")
     assert "gh issue create --repo vllm-project/vllm" in lines[3]
-    assert after_write_hook(force=False)(bundle_path, doc) == []
-    assert "already exists" in capsys.readouterr().err
+    report = written.files.report.read_text("utf-8")
+    assert "### Your current environment" in report and "NVIDIA H200" in report
+    assert "Attach the bundle's **.zip**" in report
+    assert len(data) <= EMBED_MAX_BYTES and extract_embedded_bundle(report) == data
+    assert decode(extract_embedded_bundle(report)) == doc
+    assert zipfile.ZipFile(written.files.archive).read("b.zst") == data
+    written.files.describe.write_text("mine")
+    with pytest.raises(VllmBugError, match="already exists"):
+        write_bundle_files(doc, names_for(tmp_path), force=False, take_another=False)
+    assert written.files.describe.read_text() == "mine" and written.files.report.read_text("utf-8") == report
+    written.files.report.write_text("mine")
+    with pytest.raises(VllmBugError, match="already exists"):
+        write_bundle_files(doc, names_for(tmp_path), force=False, take_another=False)
+    assert written.files.report.read_text() == "mine"
+    write_bundle_files(doc, names_for(tmp_path), force=True, take_another=False)
+    assert written.files.report.read_text() != "mine"
+
+
+def test_zip_alone_blocks_writing_any_file(tmp_path, bundle):
+    doc, _ = bundle
+    (tmp_path / "b.zip").write_bytes(b"keep")
+    with pytest.raises(VllmBugError):
+        write_bundle_files(doc, names_for(tmp_path), force=False, take_another=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.zip"]  # no bundle, no report, no temporary file
+    assert (tmp_path / "b.zip").read_bytes() == b"keep"
+
+
+def test_a_taken_name_moves_all_the_files_to_the_next_number(tmp_path, bundle):
+    doc, data = bundle
+    (tmp_path / "b.md").write_bytes(b"keep")
+    written = write_bundle_files(doc, names_for(tmp_path), force=False, take_another=True)
+    assert written.files == BundleFiles.beside(tmp_path / "b-2.zst")
+    assert zipfile.ZipFile(written.files.archive).read("b-2.zst") == data
+    assert written.notes == [f"{tmp_path / 'b.zst'} was created by someone else meanwhile; "
+                             f"wrote {tmp_path / 'b-2.zst'} instead"]
+    assert (tmp_path / "b.md").read_bytes() == b"keep" and not (tmp_path / "b.zst").exists()
+
+
+def test_the_loader_accepts_every_form_collect_produces(tmp_path, bundle):
+    load = pytest.importorskip("vllm_bug.analyzer.load")
+    doc, _ = bundle
+    files = write_bundle_files(doc, names_for(tmp_path), force=False, take_another=False).files
+    quoted = tmp_path / "quoted.md"
+    quoted.write_text("\n".join("> " + line for line in files.report.read_text().split("\n")).replace("\n", "\r\n"))
+    for path in (files.bundle, files.archive, files.report, quoted, files.describe):  # the bundle rides in the describe
+        loaded = load.load_input(str(path))
+        assert loaded.kind == "bundle" and loaded.doc == doc, path
+
+
+def test_a_report_that_cannot_be_made_never_costs_the_bundle(tmp_path, bundle, monkeypatch):
+    doc, data = bundle
 
     def boom(doc, data):
         raise KeyError("analysis bug")
 
     monkeypatch.setattr(report_files, "render_report_for_bundle", boom)
-    assert after_write_hook(force=True)(bundle_path, doc) == []
-    err = capsys.readouterr().err
-    assert "report not written (KeyError" in err and "--format markdown" in err
-    assert bundle_path.read_bytes() == data
+    written = write_bundle_files(doc, names_for(tmp_path), force=False, take_another=False)
+    assert written.steps == []
+    assert written.files.bundle.read_bytes() == data
+    assert [p for p in written.files.companions() if p.exists()] == []
+    [note] = written.notes
+    assert note.startswith("report not written (KeyError") and note.endswith("b.zst --format markdown")

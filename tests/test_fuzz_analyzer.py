@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from vllm_bug.analyzer.analyze import analyze_loaded
-from vllm_bug.analyzer.commands import render
+from vllm_bug.commands.analyze import render
 from vllm_bug.analyzer.findings import Analysis
 from vllm_bug.analyzer.load import LoadedInput, classify_bytes
 from vllm_bug.errors import VllmBugError

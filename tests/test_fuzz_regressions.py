@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from vllm_bug.analyzer.analyze import analyze_text
-from vllm_bug.analyzer.commands import render
+from vllm_bug.commands.analyze import render
 
 HUGE = "9" * 400  # float() gives inf: int(inf) raised OverflowError
 LONGER_THAN_INT_ALLOWS = "9" * 5000  # int() refuses strings over 4300 digits (ValueError)
@@ -206,13 +206,13 @@ def test_force_writes_into_a_pipe_instead_of_replacing_it(command, tmp_path, cap
 def test_an_existing_pipe_still_needs_force(tmp_path):
     import os
 
+    from vllm_bug.commands.output import write_file
     from vllm_bug.errors import VllmBugError
-    from vllm_bug.schema.bundle import write_bytes_exclusive
 
     fifo = tmp_path / "out"
     os.mkfifo(fifo)
     with pytest.raises(VllmBugError, match="already exists"):
-        write_bytes_exclusive(b"x", fifo)
+        write_file(fifo, b"x")
 
 
 def test_upper_case_concurrency_line_still_diagnoses():
@@ -257,29 +257,29 @@ def test_run_does_not_wait_for_processes_the_command_left_behind(monkeypatch):
     import io
     import time
 
-    from vllm_bug.bundler import commands
+    from vllm_bug.bundler import supervise
 
-    monkeypatch.setattr(commands, "ORPHAN_QUIET_S", 0.3)
+    monkeypatch.setattr(supervise, "ORPHAN_QUIET_S", 0.3)
     started = time.monotonic()
-    exit_code, _, _, accumulator = commands.run_child(
+    finished = supervise.run_child(
         ["sh", "-c", "sleep 8 & echo started; echo 'RuntimeError: boom' >&2; exit 3"], io.BytesIO(), io.BytesIO())
     assert time.monotonic() - started < 5
-    assert exit_code == 3
-    text = accumulator.finish("command", "sh").text
+    assert finished.exit_code == 3
+    text = finished.log.finish("command", "sh").text
     assert "started" in text and "RuntimeError: boom" in text
 
 
 def test_run_still_reads_output_written_just_after_the_command_exits(monkeypatch):
     import io
 
-    from vllm_bug.bundler import commands
+    from vllm_bug.bundler import supervise
 
-    monkeypatch.setattr(commands, "ORPHAN_QUIET_S", 1.0)
+    monkeypatch.setattr(supervise, "ORPHAN_QUIET_S", 1.0)
     sink = io.BytesIO()
-    exit_code, _, _, accumulator = commands.run_child(
+    finished = supervise.run_child(
         ["sh", "-c", "(sleep 0.3; echo late line) & echo first; exit 1"], sink, io.BytesIO())
-    assert exit_code == 1
-    assert accumulator.finish("command", "sh").text == "first\nlate line\n"
+    assert finished.exit_code == 1
+    assert finished.log.finish("command", "sh").text == "first\nlate line\n"
     assert sink.getvalue() == b"first\nlate line\n"
 
 

@@ -266,11 +266,12 @@ def test_metadata_that_failed_gives_no_warning(envs):
 
 
 def test_collect_inspects_the_active_venv_and_warns_about_the_one_with_vllm(envs, tmp_path, monkeypatch, capsys):
-    from vllm_bug.bundler import commands
+    from vllm_bug.commands import collect
 
     monkeypatch.setattr(os, "environ", environ(envs, envs["serving"] / "bin", VIRTUAL_ENV=envs["tool"]))
-    assert commands.collect_command(output=str(tmp_path / "b.zst"), timeout_s=60) == 0
-    out = capsys.readouterr().out
+    result = collect.execute(output=str(tmp_path / "b.zst"), timeout_s=60)
+    assert result.exit_code == 0
+    out = result.text
     serving, tool = python_of(envs["serving"]), python_of(envs["tool"])
     assert f"  python:    Python {sys.version.split()[0]} at {tool} (VIRTUAL_ENV is {envs['tool']})\n" in out
     assert f"warning: vLLM and torch are not installed in {tool}" in out and f"--python {serving}" in out
@@ -280,10 +281,12 @@ def test_collect_inspects_the_active_venv_and_warns_about_the_one_with_vllm(envs
 
 
 def test_quiet_collect_still_warns_on_stderr(envs, tmp_path, monkeypatch, capsys):
-    from vllm_bug.bundler import commands
+    from vllm_bug.cli import main
 
     monkeypatch.setattr(os, "environ", environ(envs, envs["serving"] / "bin", VIRTUAL_ENV=envs["tool"]))
-    commands.collect_command(output=str(tmp_path / "b.zst"), quiet=True)
+    with pytest.raises(SystemExit) as exc:
+        main(["collect", "-o", str(tmp_path / "b.zst"), "--quiet"])
+    assert exc.value.code == 0
     captured = capsys.readouterr()
     assert captured.out == f"{tmp_path / 'b.zst'}\n"
     assert captured.err.startswith("vllm-bug: warning: vLLM and torch are not installed")

@@ -111,8 +111,33 @@ def test_binary_output_is_still_captured(tmp_path):
 
 
 def test_no_command_is_a_usage_error(tmp_path):
-    from vllm_bug.bundler.commands import run_command
+    from vllm_bug.commands import run
     from vllm_bug.errors import UsageProblem
 
     with pytest.raises(UsageProblem):
-        run_command(output=str(tmp_path / "b.zst"), command=("--",))
+        run.execute(output=str(tmp_path / "b.zst"), command=("--",))
+
+
+# -- names, signals, job control -----------------------------------------------------------------------------
+def test_runs_started_together_each_keep_their_bundle(tmp_path):
+    # default names had one-second resolution: of four runs started together, three exited 1 ("already
+    # exists") and their command's output was lost
+    procs = [subprocess.Popen([sys.executable, "-m", "vllm_bug", "run", "--", "sh", "-c", "echo run $$; exit 1"],
+                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(4)]
+    for proc in procs:
+        proc.communicate(timeout=300)
+    assert [proc.returncode for proc in procs] == [1, 1, 1, 1]
+    bundles = sorted(tmp_path.glob("vllm-bug-*.zst"))
+    assert len(bundles) == 4
+    assert len({read_bundle(b)["payload"]["log"]["text"] for b in bundles}) == 4  # each run's own output
+    for bundle in bundles:
+        assert bundle.with_suffix(".md").exists() and bundle.with_suffix(".zip").exists()
+
+
+def test_default_name_skips_one_already_taken(tmp_path, monkeypatch):
+    from vllm_bug.commands import report_files
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(report_files, "default_stem", lambda: "vllm-bug-20260101-000000")
+    (tmp_path / "vllm-bug-20260101-000000.zip").write_text("someone's")
+    assert report_files.plan_names(None, force=False).first.bundle == tmp_path / "vllm-bug-20260101-000000-2.zst"

@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from report_helpers import corpus_cases
-from vllm_bug.analyzer import triage as triage_mod
-from vllm_bug.analyzer.triage import expand_inputs, triage
 from vllm_bug.cli import cli
+from vllm_bug.commands import triage as triage_command
+from vllm_bug.commands.triage import expand_inputs, triage
 
 OOM = corpus_cases()["vllm-project/vllm#15105"]
 NCCL = corpus_cases()["vllm-project/vllm#7800"]
@@ -122,9 +122,10 @@ def test_progress_bar_on_a_terminal(inbox, monkeypatch, capsys):
 
     fake = Tty()
     monkeypatch.setattr(sys, "stderr", fake)
-    assert triage_mod.triage_command([str(inbox)], fmt="json", jobs=1) == 0
+    result = triage_command.execute([str(inbox)], fmt="json", jobs=1)
+    assert result.exit_code == 0
     assert "analysing" in fake.getvalue()
-    json.loads(capsys.readouterr().out)
+    json.loads(result.text)
 
 
 def test_internal_errors_become_bad_files(inbox, monkeypatch):
@@ -147,3 +148,15 @@ def test_benchmark_script_runs(tmp_path):
     assert "analysed: 120  bad: 0" in done.stdout, done.stdout + done.stderr
     assert re.search(r"reports/second: \d+\s+\(\d+\.\d\dx the 500/s target\)", done.stdout)
     assert len(list((tmp_path / "b").rglob("*.zst"))) == 12
+
+
+def test_csv_cells_never_start_a_formula(tmp_path, monkeypatch):
+    from vllm_bug.commands.triage import csv_cell
+
+    assert [csv_cell(v) for v in ("=HYPERLINK(1)", "+1", "-2", "@SUM(A1)", "ok", "a=b")] == \
+        ["'=HYPERLINK(1)", "'+1", "'-2", "'@SUM(A1)", "ok", "a=b"]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "=cmd.log").write_text(text_of(NCCL))
+    as_csv = CliRunner().invoke(cli, ["triage", "=cmd.log", "--format", "csv", "-j", "1"])
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert rows[0]["example"] == "'=cmd.log"

@@ -1,4 +1,4 @@
-"""The command line: one small function per command; the work lives in bundler/, analyzer/, schema/.
+"""The command line: click options, one call into vllm_bug.commands per command, and the rendering of its Result.
 
 Heavy modules are imported inside the commands so that `vllm-bug --help` stays instant.
 """
@@ -7,11 +7,17 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from vllm_bug import __version__
 from vllm_bug.errors import EXIT_FAILURE, VllmBugError
+
+if TYPE_CHECKING:
+    from vllm_bug.commands import Result
+
+EXIT_INTERRUPTED = 130
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -20,6 +26,7 @@ Exit codes:
   2  usage error
   3  input is not a readable bundle or report
   4  input refused as unsafe (too large, decompression bomb, too deep)
+  130  interrupted (Ctrl-C); nothing is left half-written
 """
 
 PYTHON_HELP = ("Interpreter (or environment folder) whose torch and vLLM to inspect. Default: the command's own "
@@ -43,54 +50,56 @@ def cli() -> None:
 
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.option("--log", "log_path", metavar="FILE|-", help="Log of the failed run; '-' reads standard input. A missing, unreadable, empty or binary log exits 3.")
-@click.option("-o", "--output", "output", metavar="PATH", help="Bundle path (default: vllm-bug-<time>.zst in the current directory).")
+@click.option("-o", "--output", "output", metavar="PATH",
+              help="Bundle path (default: vllm-bug-<time>.zst in the current directory); the .md report and the "
+                   ".zip are written beside it, so the name must not end in .md or .zip.")
 @click.option("--force", is_flag=True, help="Overwrite the output files if they exist.")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(1, 3600), default=60.0, show_default=True,
               help="Bound, in seconds, on the whole collection; each probe also has its own timeout.")
 @click.option("--python", "python_exe", metavar="PATH", help=PYTHON_HELP)
 @click.option("--model", "model", metavar="PATH|NAME", help="Model whose config.json to summarise (default: found in the log).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the bundle path.")
-def collect(**options) -> None:
+def collect(**options: Any) -> None:
     """Collect a redacted, schema-validated bundle about this machine and the failed run."""
-    from vllm_bug.analyzer.report_files import after_write_hook, report_paths_list
-    from vllm_bug.bundler.commands import collect_command
+    from vllm_bug.commands import collect as collect_command
 
-    sys.exit(collect_command(**options, after_write=after_write_hook(options["force"]), companions=report_paths_list))
+    _render(collect_command.execute(**options))
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}, epilog=EXIT_CODES_HELP)
-@click.option("-o", "--output", "output", metavar="PATH", help="Bundle path if the command fails.")
+@click.option("-o", "--output", "output", metavar="PATH",
+              help="Bundle path if the command fails (default: vllm-bug-<time>.zst); the .md report and the .zip "
+                   "are written beside it.")
 @click.option("--force", is_flag=True, help="Overwrite the output files if they exist.")
 @click.option("--always", is_flag=True, help="Collect a bundle even when the command succeeds.")
 @click.option("--python", "python_exe", metavar="PATH", help=PYTHON_HELP)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def run(**options) -> None:
+def run(**options: Any) -> None:
     """Run COMMAND with its output passing through; if it fails, collect a bundle with its output as the log.
 
     Exits with COMMAND's exit code (128+N if signal N killed it; 127 if it cannot be started).
     Put `--` before the command: vllm-bug run -- vllm serve MODEL
     """
-    from vllm_bug.analyzer.report_files import after_write_hook, report_paths_list
-    from vllm_bug.bundler.commands import run_command
+    from vllm_bug.commands import run as run_command
 
-    sys.exit(run_command(**options, after_write=after_write_hook(options["force"]), companions=report_paths_list))
+    _render(run_command.execute(**options))
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.argument("input_path", metavar="INPUT")
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
-@click.option("-o", "--output", "output", metavar="FILE", help="Write the result to FILE instead of standard output.")
+@click.option("-o", "--output", "output", metavar="FILE", help="Write the result to FILE instead of standard output ('-').")
 @click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
 @click.option("--explain", is_flag=True, help="Show which frames and words went into the signature.")
-def analyze(**options) -> None:
+def analyze(**options: Any) -> None:
     """Diagnose INPUT: a bundle (.zst), the .zip or .md report that collect writes beside it, or plain text (a log, a pasted GitHub issue, collect_env output); '-' reads stdin.
 
     The kind of input is told by its content, never by its name. Secrets found in the input are
     redacted before anything is shown.
     """
-    from vllm_bug.analyzer.commands import analyze_command
+    from vllm_bug.commands import analyze as analyze_command
 
-    sys.exit(analyze_command(**options))
+    _render(analyze_command.execute(**options))
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
@@ -106,7 +115,7 @@ def analyze(**options) -> None:
 @click.option("--dtype", default="auto", show_default=True, help="Weight dtype: auto, float16, bfloat16, float32, fp8, int8, int4.")
 @click.option("--kv-cache-dtype", default="auto", show_default=True, help="auto (same as dtype), fp8, float16, bfloat16.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def memory(**options) -> None:
+def memory(**options: Any) -> None:
     """Show the memory arithmetic for serving a model: weights per GPU, KV cache per token, what fits.
 
     \b
@@ -114,58 +123,101 @@ def memory(**options) -> None:
     Exit codes: 0 printed (fits or not), 2 bad options (unknown model, GPU or dtype),
     3 the config is missing, unreadable or not a model config, 4 the config is too large or nested too deep.
     """
-    from vllm_bug.analyzer.memory_command import memory_command
+    from vllm_bug.commands import memory as memory_command
 
-    sys.exit(memory_command(**options))
+    _render(memory_command.execute(**options))
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.argument("bundle", metavar="BUNDLE")
 def show(bundle: str) -> None:
     """Print a bundle's JSON document (validated first)."""
-    import json
+    from vllm_bug.commands import show as show_command
 
-    from vllm_bug.schema.bundle import read_bundle
-
-    doc = read_bundle(bundle)
-    click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+    _render(show_command.execute(bundle))
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.argument("bundle", metavar="BUNDLE")
 def validate(bundle: str) -> None:
     """Check that BUNDLE is a well-formed bundle this version can read."""
-    from vllm_bug.schema.bundle import read_bundle
+    from vllm_bug.commands import validate as validate_command
 
-    doc = read_bundle(bundle)
-    click.echo(f"{bundle}: valid vllm-bug bundle, schema_version {doc['schema_version']}, "
-               f"written by vllm-bug {doc['tool']['version']} at {doc['created_utc']}")
+    _render(validate_command.execute(bundle))
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.argument("paths", nargs=-1, required=True, metavar="DIR|FILES...")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
-@click.option("-o", "--output", "output", metavar="FILE", help="Write the result to FILE instead of standard output.")
+@click.option("-o", "--output", "output", metavar="FILE", help="Write the result to FILE instead of standard output ('-').")
 @click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
 @click.option("-j", "--jobs", type=click.IntRange(1, 256), help="Worker processes (default: CPU count).")
-def triage(**options) -> None:
+def triage(**options: Any) -> None:
     """Analyze many bundles and text reports in parallel and group them by root-cause signature."""
-    from vllm_bug.analyzer.triage import triage_command
+    from vllm_bug.commands import triage as triage_command
 
-    sys.exit(triage_command(**options))
+    _render(triage_command.execute(**options))
+
+
+def _render(result: Result) -> NoReturn:
+    """Show a command's Result: its output, then warnings and error on stderr; exit with its code."""
+    from vllm_bug.commands.output import json_text, terminal_safe, terminal_safe_lines
+
+    text = result.text
+    if text is None and result.document is not None:
+        text = json_text(result.document)
+    if text is not None:
+        text = terminal_safe_lines(text)
+        if result.destination.path is not None:
+            result.destination.write(text.encode("utf-8", "replace"))
+        else:
+            stream = sys.stderr if result.to_stderr else sys.stdout
+            stream.write(text)
+            stream.flush()
+    for warning in result.warnings:
+        click.echo(f"vllm-bug: warning: {terminal_safe(warning)}", err=True)
+    if result.error:
+        click.echo(f"vllm-bug: error: {terminal_safe(result.error)}", err=True)
+    sys.exit(result.exit_code)
 
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        cli.main(args=argv, prog_name="vllm-bug", standalone_mode=True)
-    except VllmBugError as exc:
-        click.echo(f"vllm-bug: error: {exc}", err=True)
+        code = cli.main(args=argv, prog_name="vllm-bug", standalone_mode=False)
+    except click.ClickException as exc:  # usage errors: click's own message and code (2)
+        exc.show()
         sys.exit(exc.exit_code)
+    except click.Abort:  # click's name for Ctrl-C (or end of input at a prompt)
+        _say_interrupted()
     except KeyboardInterrupt:
-        click.echo("vllm-bug: interrupted", err=True)
-        sys.exit(130)
+        _say_interrupted()
+    except VllmBugError as exc:
+        _error(str(exc), exc.exit_code)
+    except BrokenPipeError:  # `vllm-bug ... | head`: the reader left; say nothing more
+        _silence_stdout()
+        sys.exit(EXIT_FAILURE)
     except Exception as exc:  # a bug in vllm-bug: still one line, unless asked for the traceback
         if os.environ.get("VLLM_BUG_DEBUG"):
             raise
-        click.echo(f"vllm-bug: internal error: {type(exc).__name__}: {exc} (set VLLM_BUG_DEBUG=1 for the traceback)", err=True)
-        sys.exit(EXIT_FAILURE)
+        _error(f"internal error: {type(exc).__name__}: {exc} (set VLLM_BUG_DEBUG=1 for the traceback)", EXIT_FAILURE)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _error(message: str, code: int) -> NoReturn:
+    from vllm_bug.commands.output import terminal_safe
+
+    click.echo(f"vllm-bug: error: {terminal_safe(message)}", err=True)
+    sys.exit(code)
+
+
+def _say_interrupted() -> NoReturn:
+    click.echo("vllm-bug: interrupted", err=True)
+    sys.exit(EXIT_INTERRUPTED)
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

@@ -12,8 +12,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import click
-
 from vllm_bug.analyzer.memory.assumptions import DEFAULT_GPU_MEMORY_UTILIZATION
 from vllm_bug.analyzer.memory.catalogue import builtin_models, lookup_model
 from vllm_bug.analyzer.memory.estimate import MemoryEstimate, estimate
@@ -21,20 +19,20 @@ from vllm_bug.analyzer.memory.gpu_size import gpu_memory_bytes_for
 from vllm_bug.analyzer.memory.layout import kv_bytes_per_token
 from vllm_bug.analyzer.memory.shape import ModelShape, ShapeError, shape_from_config
 from vllm_bug.analyzer.memory.units import GIB
-from vllm_bug.errors import EXIT_OK, UnreadableInput, UnsafeInput, UsageProblem
+from vllm_bug.commands import Result
+from vllm_bug.errors import UnreadableInput, UnsafeInput, UsageProblem
 from vllm_bug.schema.bundle import read_file_capped
 
 CONFIG_MAX_BYTES = 4 << 20  # real config.json files are a few KiB; vision configs a few hundred
 GPU_EXAMPLES = "A100-80GB, A100-40GB, H100, H200, L40S, L4, A10G, RTX 4090, V100-32GB, T4, or a size in GiB such as 80"
 
 
-def memory_command(*, config_path: str | None = None, model_name: str | None = None, list_models: bool = False,
-                   gpu: str | None = None, num_gpus: int = 1, tp: int | None = None, max_model_len: int | None = None,
-                   max_num_seqs: int = 1, gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION,
-                   dtype: str = "auto", kv_cache_dtype: str = "auto", fmt: str = "text") -> int:
+def execute(*, config_path: str | None = None, model_name: str | None = None, list_models: bool = False,
+            gpu: str | None = None, num_gpus: int = 1, tp: int | None = None, max_model_len: int | None = None,
+            max_num_seqs: int = 1, gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION,
+            dtype: str = "auto", kv_cache_dtype: str = "auto", fmt: str = "text") -> Result:
     if list_models:
-        click.echo(_models_table(fmt))
-        return EXIT_OK
+        return _models_table(fmt)
     shape = _shape_from_options(config_path, model_name)
     gpu_bytes, compute_capability, gpu_label = parse_gpu(gpu)
     try:
@@ -44,8 +42,9 @@ def memory_command(*, config_path: str | None = None, model_name: str | None = N
             kv_cache_dtype=kv_cache_dtype, compute_capability=compute_capability, gpu_label=gpu_label)
     except ShapeError as exc:
         raise UsageProblem(str(exc)) from None
-    click.echo(json.dumps(result.to_dict(), indent=2) if fmt == "json" else render_text(result))
-    return EXIT_OK
+    if fmt == "json":
+        return Result(document=result.to_dict())
+    return Result(text=render_text(result) + "\n")
 
 
 def render_text(result: MemoryEstimate) -> str:
@@ -132,7 +131,7 @@ def parse_gpu(text: str | None) -> tuple[int, tuple[int, int] | None, str]:
 # ------------------------------------------------------------------------------------ --list-models
 
 
-def _models_table(fmt: str) -> str:
+def _models_table(fmt: str) -> Result:
     rows = []
     for entry in builtin_models():
         shape = shape_from_config(entry, name=entry["name"])
@@ -150,7 +149,7 @@ def _models_table(fmt: str) -> str:
             "quantization": shape.quant_method,
         })
     if fmt == "json":
-        return json.dumps(rows, indent=2)
+        return Result(document=rows)
     header = f"{'model':36} {'params':>8} {'layers':>6} {'heads':>5} {'kv':>4} {'hdim':>4} {'experts':>7} {'KV/token':>10} {'max ctx':>8}"
     lines = [header]
     for row in rows:
@@ -160,4 +159,4 @@ def _models_table(fmt: str) -> str:
             f"{row['kv_bytes_per_token_16bit'] / 1024:>6.0f} KiB {row['max_position_embeddings']:>8}")
     lines.append("KV/token: the whole model's KV cache per token in 16 bits. Names match with or without the org "
                  "prefix and -Instruct/-chat/-it/-hf.")
-    return "\n".join(lines)
+    return Result(text="\n".join(lines) + "\n")
