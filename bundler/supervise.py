@@ -1,6 +1,19 @@
 """`vllm-bug run`'s supervisor: runs a command with its output passing through live, and captured for the bundle.
 
-The command runs in its own process group; SIGINT, SIGTERM and SIGHUP sent to vllm-bug are passed on to it.
+How the command is run, and why:
+- It gets its own process group, so one killpg reaches it and every process it starts (vLLM's engine
+  and worker processes) and never vllm-bug itself.
+- That group is not the terminal's foreground group: the terminal's keys reach vllm-bug, which passes
+  each one on, so the job behaves as it would without the wrapper. Ctrl-C (SIGINT), Ctrl-\\ (SIGQUIT),
+  SIGTERM and SIGHUP go to the command's group as they are. Ctrl-Z (SIGTSTP) stops the command's group
+  and then vllm-bug; when the shell continues vllm-bug (fg, bg: SIGCONT), vllm-bug continues the group.
+  (Leaving the command in the terminal's group instead would let the terminal signal it directly, but
+  then vllm-bug could not tell a Ctrl-C from a `kill -INT` meant for itself, nor signal the command's
+  whole tree without signalling itself.)
+- A second Ctrl-C escalates, for a command that traps SIGINT: SIGTERM to the group, then SIGKILL after
+  KILL_GRACE_S or at a third Ctrl-C.
+- On Linux the command gets SIGTERM when vllm-bug dies in any way, SIGKILL included (PR_SET_PDEATHSIG):
+  SIGTERM rather than SIGKILL so that a vLLM server can still stop its own workers and free the GPUs.
 """
 
 from __future__ import annotations
@@ -11,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -19,6 +33,10 @@ PUMP_CHUNK = 65536
 # has exited, its output is read until the pipes have been quiet this long, or for at most ORPHAN_MAX_S.
 ORPHAN_QUIET_S = 2.0
 ORPHAN_MAX_S = 30.0
+KILL_GRACE_S = 10.0
+PARENT_DEATH_SIGNAL = signal.SIGTERM
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+_WAIT_STEP_S = 0.2
 
 
 class CannotStart(Exception):
@@ -107,12 +125,38 @@ def _child_env() -> dict[str, str]:
     return env
 
 
+def _load_prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def _child_setup() -> Callable[[], None]:
+    """What the child runs between fork and exec: its own process group; on Linux, death with its parent."""
+    prctl = _load_prctl()  # loaded here: nothing may be loaded between fork and exec
+    parent = os.getpid()
+    own_group = sys.version_info < (3, 11)  # newer Pythons do it themselves (process_group=0)
+
+    def setup() -> None:
+        if own_group:
+            os.setpgrp()
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, int(PARENT_DEATH_SIGNAL), 0, 0, 0)
+            if os.getppid() != parent:  # the parent died before the signal was armed
+                os.kill(os.getpid(), PARENT_DEATH_SIGNAL)
+
+    return setup
+
+
 def _start_child(argv: list[str]) -> subprocess.Popen:
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"preexec_fn": _child_setup()}
     if sys.version_info >= (3, 11):
         kwargs["process_group"] = 0
-    else:
-        kwargs["preexec_fn"] = os.setpgrp
     stdin = subprocess.DEVNULL if sys.stdin is None or sys.stdin.isatty() else None
     return subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=_child_env(), **kwargs)
@@ -120,27 +164,98 @@ def _start_child(argv: list[str]) -> subprocess.Popen:
 
 # ------------------------------------------------------------------ signals
 
-def _forward_signals(child: subprocess.Popen) -> dict[int, Any]:
-    def forward(signum: int, _frame: Any) -> None:
+class _Relay:
+    """Passes the signals vllm-bug receives on to the command's process group (see the module docstring)."""
+
+    PASSED_ON = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+
+    def __init__(self, child: subprocess.Popen, say: Callable[[str], None]) -> None:
+        self.child, self.say = child, say
+        self.interrupts = 0
+        self.kill_at: float | None = None
+        self.previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        for name in self.PASSED_ON:
+            self._handle(name, self._on_signal)
+        self._handle("SIGTSTP", self._on_stop)
+        self._handle("SIGCONT", self._on_continue)
+
+    def restore(self) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        self.previous = {}
+
+    def wait(self) -> int:
+        """Wait for the command to exit, killing it once the grace after a second Ctrl-C has passed."""
+        while True:
+            try:
+                return self.child.wait(timeout=_WAIT_STEP_S)
+            except subprocess.TimeoutExpired:
+                pass
+            if self.kill_at is not None and time.monotonic() >= self.kill_at:
+                self.kill_at = None
+                self.say(f"{self._name()} did not stop within {KILL_GRACE_S:g} s: killing it (SIGKILL)")
+                self.send(signal.SIGKILL)
+
+    def send(self, signum: int) -> None:
         try:
-            os.killpg(child.pid, signum)
+            os.killpg(self.child.pid, signum)
         except (ProcessLookupError, PermissionError):
             try:
-                child.send_signal(signum)
+                self.child.send_signal(signum)
             except ProcessLookupError:
                 pass
 
-    previous = {}
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    def _handle(self, name: str, handler: Callable[[int, Any], None]) -> None:
+        signum = getattr(signal, name, None)
+        if signum is None:
+            return  # not on this platform
         try:
-            previous[sig] = signal.signal(sig, forward)
+            self.previous[signum] = signal.signal(signum, handler)
         except (ValueError, OSError):  # not the main thread: leave signals alone
             pass
-    return previous
+
+    def _name(self) -> str:
+        args = self.child.args
+        return os.path.basename(str(args[0] if isinstance(args, (list, tuple)) else args))
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        if signum == signal.SIGINT:
+            self.interrupts += 1
+            if self.interrupts == 2:
+                self.say(f"second Ctrl-C: stopping {self._name()} with SIGTERM; "
+                         f"it is killed in {KILL_GRACE_S:g} s, or at the next Ctrl-C")
+                self.kill_at = time.monotonic() + KILL_GRACE_S
+                self.send(signal.SIGTERM)
+                return
+            if self.interrupts > 2:
+                self.say(f"killing {self._name()} (SIGKILL)")
+                self.kill_at = None
+                self.send(signal.SIGKILL)
+                return
+        self.send(signum)
+
+    def _on_stop(self, _signum: int, _frame: Any) -> None:
+        self.send(signal.SIGTSTP)
+        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+        try:
+            os.kill(os.getpid(), signal.SIGTSTP)  # vllm-bug stops here until the shell continues it
+        finally:
+            signal.signal(signal.SIGTSTP, self._on_stop)
+        self.send(signal.SIGCONT)
+
+    def _on_continue(self, _signum: int, _frame: Any) -> None:
+        self.send(signal.SIGCONT)
 
 
-def run_child(argv: list[str], stdout_sink: BinaryIO, stderr_sink: BinaryIO) -> Finished:
-    """Run argv with its output passing through live and captured."""
+def _silent(_message: str) -> None:
+    pass
+
+
+def run_child(argv: list[str], stdout_sink: BinaryIO, stderr_sink: BinaryIO,
+              say: Callable[[str], None] = _silent) -> Finished:
+    """Run argv with its output passing through live and captured; SAY reports escalations to the user."""
     from vllm_bug.bundler.logcapture import LogAccumulator
 
     accumulator = LogAccumulator()
@@ -149,7 +264,8 @@ def run_child(argv: list[str], stdout_sink: BinaryIO, stderr_sink: BinaryIO) -> 
         child = _start_child(argv)
     except OSError as exc:
         raise CannotStart(f"cannot run {argv[0]}: {exc.strerror or exc}") from None
-    previous = _forward_signals(child)
+    relay = _Relay(child, say)
+    relay.install()
     lock = threading.Lock()
     assert child.stdout is not None and child.stderr is not None
     pumps = [_Pump("stdout", child.stdout.fileno(), stdout_sink, accumulator, lock),
@@ -157,11 +273,10 @@ def run_child(argv: list[str], stdout_sink: BinaryIO, stderr_sink: BinaryIO) -> 
     try:
         for pump in pumps:
             pump.thread.start()
-        returncode = child.wait()
+        returncode = relay.wait()
         _wait_for_output(pumps, lock)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        relay.restore()
         for pump, pipe in zip(pumps, (child.stdout, child.stderr)):
             if not pump.thread.is_alive():  # closing a pipe a pump still reads could hand its fd number to another file
                 pipe.close()

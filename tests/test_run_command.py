@@ -141,3 +141,119 @@ def test_default_name_skips_one_already_taken(tmp_path, monkeypatch):
     monkeypatch.setattr(report_files, "default_stem", lambda: "vllm-bug-20260101-000000")
     (tmp_path / "vllm-bug-20260101-000000.zip").write_text("someone's")
     assert report_files.plan_names(None, force=False).first.bundle == tmp_path / "vllm-bug-20260101-000000-2.zst"
+
+
+def process_state(pid: int) -> str:
+    """'R', 'S', 'T' (stopped), 'Z'...; 'gone' once the process no longer exists."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return "gone"
+
+
+def wait_for_state(pid: int, wanted: set[str], seconds: float = 10.0) -> str:
+    deadline = time.monotonic() + seconds
+    state = process_state(pid)
+    while state not in wanted and time.monotonic() < deadline:
+        time.sleep(0.05)
+        state = process_state(pid)
+    return state
+
+
+SLEEPER = ("import os, signal, sys, time\n"
+           "for name in sys.argv[1:]:\n"
+           "    signal.signal(getattr(signal, name), lambda s, f: print('child ignores', s, flush=True))\n"
+           "print(os.getpid(), flush=True)\n"
+           "while True:\n    time.sleep(0.1)\n")
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+
+
+def start_run(tmp_path: Path, *traps: str) -> tuple[subprocess.Popen, int]:
+    """vllm-bug run -- SLEEPER in its own process group (as a shell starts a job); returns it and the child's pid."""
+    proc = subprocess.Popen([sys.executable, "-m", "vllm_bug", "run", "-o", "b.zst", "--", sys.executable, "-c",
+                             SLEEPER, *traps], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=os.setpgrp)
+    return proc, int(proc.stdout.readline())
+
+
+@needs_proc
+def test_the_command_dies_with_vllm_bug(tmp_path):
+    # SIGKILL to vllm-bug left the command running (a vLLM server kept its GPUs)
+    proc, child = start_run(tmp_path)
+    proc.kill()
+    proc.wait(timeout=10)
+    assert wait_for_state(child, {"gone", "Z"}) in ("gone", "Z")
+
+
+@needs_proc
+def test_sigquit_is_passed_on(tmp_path):
+    proc, child = start_run(tmp_path)
+    try:
+        proc.send_signal(signal.SIGQUIT)
+        assert wait_for_state(child, {"gone", "Z"}) in ("gone", "Z")
+        proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGQUIT
+    assert read_bundle(tmp_path / "b.zst")["payload"]["command"]["signal"] == signal.SIGQUIT
+
+
+@needs_proc
+def test_ctrl_z_stops_the_command_too_and_fg_continues_it(tmp_path):
+    # Ctrl-Z stopped vllm-bug but the command ran on
+    proc, child = start_run(tmp_path)
+    try:
+        proc.send_signal(signal.SIGTSTP)
+        assert wait_for_state(child, {"T"}) == "T"
+        assert wait_for_state(proc.pid, {"T"}) == "T"
+        proc.send_signal(signal.SIGCONT)  # what the shell's fg or bg sends
+        assert wait_for_state(child, {"R", "S"}) in ("R", "S")
+        assert wait_for_state(proc.pid, {"R", "S"}) in ("R", "S")
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    assert wait_for_state(child, {"gone", "Z"}) in ("gone", "Z")
+
+
+@needs_proc
+@pytest.mark.parametrize("traps, presses, exit_code", [(("SIGINT",), 2, 128 + 15), (("SIGINT", "SIGTERM"), 3, 128 + 9)])
+def test_repeated_ctrl_c_stops_a_command_that_traps_it(tmp_path, traps, presses, exit_code):
+    # a command that trapped SIGINT could not be stopped: every Ctrl-C was only passed on
+    proc, child = start_run(tmp_path, *traps)
+    try:
+        for press in range(presses):
+            proc.send_signal(signal.SIGINT)
+            if press < presses - 1:
+                assert proc.stdout.readline().startswith("child ignores")
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == exit_code
+    assert "second Ctrl-C: stopping python" in stderr
+
+
+@needs_proc
+def test_after_a_second_ctrl_c_the_grace_period_ends_in_sigkill(monkeypatch):
+    import io
+    import threading
+
+    from vllm_bug.bundler import supervise
+
+    monkeypatch.setattr(supervise, "KILL_GRACE_S", 0.5)
+    said: list[str] = []
+    stdout = io.BytesIO()
+
+    def press_ctrl_c_twice():
+        while b"\n" not in stdout.getvalue():  # the child has set its traps
+            time.sleep(0.05)
+        for _ in range(2):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.3)  # apart: two signals sent at once may arrive as one
+
+    threading.Thread(target=press_ctrl_c_twice, daemon=True).start()
+    finished = supervise.run_child([sys.executable, "-c", SLEEPER, "SIGINT", "SIGTERM"], stdout, io.BytesIO(),
+                                   say=said.append)
+    assert finished.returncode == -signal.SIGKILL
+    assert said[-1] == "python did not stop within 0.5 s: killing it (SIGKILL)"

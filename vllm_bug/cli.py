@@ -79,6 +79,11 @@ def run(**options: Any) -> None:
 
     Exits with COMMAND's exit code (128+N if signal N killed it; 127 if it cannot be started).
     Put `--` before the command: vllm-bug run -- vllm serve MODEL
+
+    Signals reach COMMAND and every process it starts: Ctrl-C, Ctrl-\\, SIGTERM and
+    SIGHUP are passed on; Ctrl-Z stops COMMAND and vllm-bug together (fg and bg continue
+    both); a second Ctrl-C sends SIGTERM, and SIGKILL follows 10 s later or at a third
+    Ctrl-C. On Linux, COMMAND gets SIGTERM if vllm-bug itself dies.
     """
     from vllm_bug.commands import run as run_command
 

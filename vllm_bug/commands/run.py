@@ -35,7 +35,7 @@ def execute(output: str | None = None, force: bool = False, always: bool = False
     names = plan_names(output, force)
     choice = choose(python_exe, os.environ, argv=argv)  # before the command runs: a bad --python is a usage error
     try:
-        finished = run_child(argv, _binary(sys.stdout), _binary(sys.stderr))
+        finished = run_child(argv, _binary(sys.stdout), _binary(sys.stderr), say=say)
     except CannotStart as exc:
         return Result(error=str(exc), exit_code=EXIT_CANNOT_START)
     if finished.exit_code == 0 and not always:
