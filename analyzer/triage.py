@@ -1,6 +1,6 @@
 """Triage's analysis side: one input's signature, a group's description, and the grouping itself.
 
-Two passes keep the per-input work light (vllm_bug.commands.triage runs them):
+Two passes keep the per-input work light (vllm_bug.commands.triage runs them in worker processes):
 1. every input is loaded, turned into facts and given its signature (no rules, no rendering);
 2. the rules run once per group, on the group's example (its first file in path order); the group's
    category and known issue are the example's. Members of one group share the signature, i.e. the
@@ -15,6 +15,7 @@ from typing import Any
 
 from vllm_bug.errors import VllmBugError
 
+OUT_OF_MEMORY = "refused: needed more memory than one input may use"
 
 
 @dataclass
@@ -59,6 +60,8 @@ def signature_of(path: str) -> tuple[str, str | None, str | None]:
         return path, None, one_line(str(exc))
     except RecursionError:
         return path, None, "refused: nested too deeply"
+    except MemoryError:
+        return path, None, OUT_OF_MEMORY
     except Exception as exc:  # noqa: BLE001 - a bug in vllm-bug must not stop the whole triage
         return path, None, one_line(f"internal error: {type(exc).__name__}: {exc}")
 
@@ -74,6 +77,8 @@ def describe_example(path: str) -> tuple[str, str, str, str | None]:
         known = analysis.known_issue
         ref = (known.get("vllm_issue") or known.get("id")) if known else None
         return path, analysis.category, title, ref
+    except MemoryError:
+        return path, "other", f"(analysis failed: {OUT_OF_MEMORY})", None
     except Exception as exc:  # noqa: BLE001 - the group keeps its signature without a title
         return path, "other", analysis_failed(f"{type(exc).__name__}: {exc}"), None
 

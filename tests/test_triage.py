@@ -150,6 +150,68 @@ def test_benchmark_script_runs(tmp_path):
     assert len(list((tmp_path / "b").rglob("*.zst"))) == 12
 
 
+# -- one input's failure is its row; the table is always written ------------------------------------------
+def with_one_bad_input(monkeypatch, behave):
+    """signature_of misbehaves (inside the worker) for files named 'poison*'."""
+    from vllm_bug.analyzer.triage import signature_of
+
+    def patched(path):
+        if "poison" in path:
+            behave()
+        return signature_of(path)
+
+    monkeypatch.setattr(triage_command, "signature_of", patched)
+
+
+def killed():
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)  # what the out-of-memory killer does
+
+
+def test_a_killed_worker_costs_only_its_input(inbox, monkeypatch):
+    # one killed worker ended the run with BrokenProcessPool: exit 1 and no table
+    (inbox / "poison.log").write_text(text_of(OOM))
+    with_one_bad_input(monkeypatch, killed)
+    result = CliRunner().invoke(cli, ["triage", str(inbox), "-j", "2"])
+    assert result.exit_code == 0, result.output
+    assert "3 analysed, 3 bad, 2 groups" in result.stdout
+    assert re.search(r"poison\.log: its worker process was killed by SIGKILL \(out of memory\?\)", result.stdout)
+
+
+def test_an_input_that_takes_too_long_is_stopped(inbox, monkeypatch):
+    import time
+
+    (inbox / "poison.log").write_text(text_of(OOM))
+    monkeypatch.setattr(triage_command, "FILE_SECONDS", 1.0)
+    with_one_bad_input(monkeypatch, lambda: time.sleep(60))
+    started = time.monotonic()
+    result = triage([str(inbox)], jobs=1)
+    assert time.monotonic() - started < 30
+    assert result.analyzed == 3
+    assert dict((p.rsplit("/", 1)[-1], r) for p, r in result.bad)["poison.log"] == "took longer than 1 s: stopped"
+
+
+def test_an_input_that_needs_too_much_memory_is_refused(inbox, monkeypatch):
+    (inbox / "poison.log").write_text(text_of(OOM))
+    monkeypatch.setattr(triage_command, "FILE_MEMORY_BYTES", 512 << 20)
+    with_one_bad_input(monkeypatch, lambda: bytearray(1 << 30))
+    result = triage([str(inbox)], jobs=1)
+    assert result.analyzed == 3
+    assert dict((p.rsplit("/", 1)[-1], r) for p, r in result.bad)["poison.log"] == \
+        "needed more memory than one input may use"
+
+
+def test_when_every_input_fails_the_table_is_still_written(tmp_path, monkeypatch):
+    (tmp_path / "poison.log").write_text(text_of(OOM))
+    with_one_bad_input(monkeypatch, killed)
+    out = tmp_path / "table.txt"
+    result = CliRunner().invoke(cli, ["triage", str(tmp_path / "poison.log"), "-o", str(out), "-j", "1"])
+    assert result.exit_code == 3 and "none of the 1 input(s) could be analysed" in result.stderr
+    assert "0 analysed, 1 bad, 0 groups" in out.read_text()
+
+
 def test_csv_cells_never_start_a_formula(tmp_path, monkeypatch):
     from vllm_bug.commands.triage import csv_cell
 

@@ -158,7 +158,11 @@ def validate(bundle: str) -> None:
 @click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
 @click.option("-j", "--jobs", type=click.IntRange(1, 256), help="Worker processes (default: CPU count).")
 def triage(**options: Any) -> None:
-    """Analyze many bundles and text reports in parallel and group them by root-cause signature."""
+    """Analyze many bundles and text reports in parallel and group them by root-cause signature.
+
+    Each input gets a worker process with bounded time and memory; one that fails is listed as a bad
+    file with its reason, and the table is written whatever happens to single inputs.
+    """
     from vllm_bug.commands import triage as triage_command
 
     _render(triage_command.execute(**options))

@@ -1,9 +1,10 @@
 """`vllm-bug triage DIR|FILES...`: many bundles and reports at once, grouped by root-cause signature.
 
-Inputs are analysed in worker processes, a chunk of files per task, or in this process when there are
-few. Bad files (unreadable, refused, internal errors) are listed with a one-line reason and never stop
-the run. Exit codes: 0 when at least one input was analysed; 3 when inputs were found but none could
-be read; 2 when the paths name no input at all; 1 when the output file cannot be written.
+Every input is analysed in a worker process, within FILE_SECONDS and FILE_MEMORY_BYTES; an input that
+is unreadable, refused, too slow, needs too much memory, or whose worker is killed becomes a bad-file
+row with a one-line reason, and the table is written regardless. Exit codes: 0 when at least one input
+was analysed; 3 when inputs were found but none could be read (the table is still written); 2 when the
+paths name no input at all; 1 when the output file cannot be written.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from vllm_bug.analyzer.triage import (
+    Group,
     TriageResult,
+    analysis_failed,
     describe_example,
     group_by_signature,
     signature_of,
@@ -29,12 +32,14 @@ from vllm_bug.commands.output import (
     refuse_inputs,
     terminal_safe,
 )
+from vllm_bug.commands.workers import Failure, Limits, map_isolated
 from vllm_bug.errors import EXIT_UNREADABLE, UsageProblem
 
 INPUT_SUFFIXES = {".zst", ".zip", ".md", ".txt", ".log", ".json", ".out", ".err", ".text", ".markdown"}
 MAX_FILE_BYTES = 32 << 20
 MAX_FILES = 1_000_000
-IN_PROCESS_BELOW = 64  # fewer inputs than this are analysed without starting workers
+FILE_SECONDS = 60.0
+FILE_MEMORY_BYTES = 1 << 30  # address space of one worker, its own code included (about 30 MiB)
 _CSV_FORMULA_STARTS = ("=", "+", "-", "@")
 
 
@@ -110,57 +115,40 @@ def triage(paths: Iterable[str], jobs: int | None = None, progress: Callable[[in
         files, bad = expand_inputs(paths)
     bad = list(bad or [])
     jobs = jobs or os.cpu_count() or 1
+    limits = Limits(FILE_SECONDS, FILE_MEMORY_BYTES)
+    _import_analysis()
     signed: list[tuple[str, str]] = []
-    for path, signature, error in run_parallel(files, signatures_of, jobs, progress):
-        if signature is None:
-            bad.append((path, error or "unreadable"))
+    for path, outcome in zip(files, map_isolated(signature_of, files, jobs, limits, progress)):
+        if isinstance(outcome, Failure):
+            bad.append((path, outcome.reason))
+        elif outcome[1] is None:
+            bad.append((path, outcome[2] or "unreadable"))
         else:
-            signed.append((path, signature))
+            signed.append((path, outcome[1]))
     groups = group_by_signature(signed)
-    examples = {g.example: g for g in groups}
-    for path, category, title, known in run_parallel(sorted(examples), describe_examples, jobs):
-        group = examples[path]
-        group.category, group.title, group.known_issue = category, title, known
+    _describe(groups, jobs, limits)
     groups.sort(key=lambda g: (-len(g.files), g.signature))
     bad.sort()
     return TriageResult(groups=groups, bad=bad, analyzed=sum(len(g.files) for g in groups))
 
 
-def signatures_of(paths: list[str]) -> list[tuple[str, str | None, str | None]]:
-    return [signature_of(p) for p in paths]
+def _describe(groups: list[Group], jobs: int, limits: Limits) -> None:
+    examples = {g.example: g for g in groups}
+    paths = sorted(examples)
+    for path, outcome in zip(paths, map_isolated(describe_example, paths, jobs, limits)):
+        group = examples[path]
+        if isinstance(outcome, Failure):
+            group.title = analysis_failed(outcome.reason)
+        else:
+            _, group.category, group.title, group.known_issue = outcome
 
 
-def describe_examples(paths: list[str]) -> list[tuple[str, str, str, str | None]]:
-    return [describe_example(p) for p in paths]
-
-
-def _chunks(items: list[str], size: int) -> list[list[str]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-def run_parallel(items: list[str], batch_fn: Callable[[list[str]], list], jobs: int,
-                 progress: Callable[[int], None] | None = None) -> list:
-    """batch_fn over chunks of items, in worker processes when it pays; results in no fixed order."""
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    if not items:
-        return []
-    if jobs <= 1 or len(items) < IN_PROCESS_BELOW:
-        out = []
-        for chunk in _chunks(items, 32):
-            out.extend(batch_fn(chunk))
-            if progress:
-                progress(len(chunk))
-        return out
-    size = max(8, min(256, len(items) // (jobs * 8) or 8))
-    out = []
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(batch_fn, chunk): len(chunk) for chunk in _chunks(items, size)}
-        for future in as_completed(futures):
-            out.extend(future.result())
-            if progress:
-                progress(futures[future])
-    return out
+def _import_analysis() -> None:
+    """Load the analyzer once here: forked workers inherit it instead of each importing it again."""
+    import vllm_bug.analyzer.analyze
+    import vllm_bug.analyzer.build
+    import vllm_bug.analyzer.load
+    import vllm_bug.analyzer.signature  # noqa: F401
 
 
 # -- output --------------------------------------------------------------------------------
