@@ -45,6 +45,7 @@ class LoadedInput:
     doc: dict[str, Any] | None
     text: str | None
     name: str
+    warnings: tuple[str, ...] = ()  # what the user should know about how the input was read
 
 
 def load_input(path: str, stdin: BinaryIO | None = None) -> LoadedInput:
@@ -75,10 +76,11 @@ def classify_bytes(data: bytes, name: str) -> LoadedInput:
     doc = _json_bundle(text, name)
     if doc is not None:
         return LoadedInput("bundle", digest, doc, None, name)
-    embedded = _embedded_bundle(text)
+    embedded, problem = _embedded_bundle(text)
     if embedded is not None:
         return LoadedInput("bundle", digest, embedded, text, name)
-    return LoadedInput("text", digest, None, text, name)
+    warnings = (f"{name}: {problem}; analysing the report as text",) if problem else ()
+    return LoadedInput("text", digest, None, text, name, warnings)
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -175,24 +177,27 @@ def _json_bundle(text: str, name: str) -> dict[str, Any] | None:
     return doc
 
 
-def _embedded_bundle(text: str) -> dict[str, Any] | None:
-    """A bundle carried inside a pasted Markdown report, when the embed module can find one."""
+def _embedded_bundle(text: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The bundle carried inside a pasted Markdown report: (document, None), (None, why it is unusable)
+    when the report carries a damaged one, or (None, None) when it carries none."""
     from vllm_bug.analyzer.embed import extract_embedded_bundle
 
     try:
         raw = extract_embedded_bundle(text)
     except UnsafeInput:
         raise
-    except Exception:  # a damaged embed: the report's text is still worth analysing
-        return None
+    except UnreadableInput as exc:
+        return None, str(exc)
+    except Exception as exc:  # a damaged embed: the report's text is still worth analysing
+        return None, f"the embedded bundle could not be read ({type(exc).__name__})"
     if not raw:
-        return None
+        return None, None
     try:
-        return _decode_bundle(raw)
+        return _decode_bundle(raw), None
     except UnsafeInput:
         raise
-    except UnreadableInput:
-        return None
+    except UnreadableInput as exc:
+        return None, f"the embedded bundle is not usable ({exc})"
 
 
 # -- text ------------------------------------------------------------------------------------

@@ -184,3 +184,24 @@ def test_prose_report_markdown_says_no_error_was_found(capsys):
     assert code == 0
     data = json.loads(out)
     assert data["diagnoses"] == [] and data["signature"].startswith("vllm-sig/1:none:")
+
+
+def test_a_report_whose_embedded_bundle_is_damaged_is_analysed_as_text_with_a_warning(tmp_path, capsys):
+    # a wrong sha256 in the embed header made analyze fall back to the report's text without a word
+    import hashlib
+
+    from vllm_bug.analyzer.embed import embed_block
+
+    payload = minimal_payload()
+    payload["log"] = {"source": "file", "truncated": False, "text": "RuntimeError: CUDA error: device-side assert triggered\n"}
+    block = embed_block(encode(make_envelope(payload)))
+    damaged = block.replace(block.split("sha256=")[1][:64], hashlib.sha256(b"other").hexdigest())
+    report = tmp_path / "report.md"
+    report.write_text("# report\n\nRuntimeError: CUDA error: device-side assert triggered\n\n" + damaged + "\n")
+    code, out, err = run("analyze", str(report), "--format", "json", capsys=capsys)
+    assert code == 0 and json.loads(out)["input"]["kind"] == "text"
+    assert err == (f"vllm-bug: warning: {report}: the embedded bundle does not match its sha256: damaged; "
+                   "analysing the report as text\n")
+    report.write_text("# report\n\n" + block + "\n")
+    code, out, err = run("analyze", str(report), "--format", "json", capsys=capsys)
+    assert (code, err, json.loads(out)["input"]["kind"]) == (0, "", "bundle")

@@ -17,7 +17,7 @@ def execute(input_path: str, fmt: str = "text", output: str | None = None, force
     loaded = load_input(input_path)
     analysis = analyze_loaded(loaded)
     text = render(analysis, fmt, name=terminal_safe(loaded.name), explain=explain)
-    return Result(text=text, destination=target)
+    return Result(text=text, destination=target, warnings=list(loaded.warnings))
 
 
 def render(analysis: Any, fmt: str, name: str = "", explain: bool = False) -> str:
