@@ -164,3 +164,19 @@ def test_names_with_escape_sequences_are_never_printed_raw(tmp_path):
         done = subprocess.run([sys.executable, "-m", "vllm_bug", *args], capture_output=True, timeout=120, check=False)
         assert b"\x1b" not in done.stdout + done.stderr and b"\x07" not in done.stdout + done.stderr, args
         assert done.stdout or done.stderr
+
+
+def test_collect_into_an_unwritable_folder_stops_before_probing(tmp_path, monkeypatch, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    monkeypatch.chdir(locked)
+    if os.access(locked, os.W_OK):  # root: make the check see what a normal user would
+        real_access = os.access
+        monkeypatch.setattr(output.os, "access", lambda path, mode: False if Path(path) == locked else
+                            real_access(path, mode))
+    try:
+        code, _, err = run(capsys, "collect", "--python", "/no/such/python")
+    finally:
+        locked.chmod(0o700)
+    assert code == 1 and err.startswith("vllm-bug: error: cannot write ") and err.endswith("is not writable\n")

@@ -86,14 +86,16 @@ def plan_names(output: str | None, force: bool) -> BundleNames:
     """The names to write, checked before any probe or command runs (exit 1 or 2 when unusable)."""
     if output is None:
         names = BundleNames(Path.cwd(), default_stem(), ".zst")
-        return replace(names, start=names.first_free(1))
+        names = replace(names, start=names.first_free(1))
+        check_writable(names.first.bundle, force)  # the folder: writable?
+        return names
     if output == "-":
         raise UsageProblem("-o -: the bundle is a file with a report beside it; give a file name")
     path = Path(output)
-    check_writable(path, force)  # first: '.' or '/' have no name to put a report beside
     if path.suffix.lower() in COMPANION_SUFFIXES:
         raise UsageProblem(f"-o {terminal_safe(output)}: a {path.suffix} file is written beside the bundle; "
                            "give the bundle itself a name such as bundle.zst")
+    check_writable(path, force)  # before the names beside it: '.' or '/' have no name to add to
     for companion in BundleFiles.beside(path).companions():
         check_writable(companion, force)
     stem = path.name[: -len(path.suffix)] if path.suffix else path.name
