@@ -31,8 +31,15 @@ class Group:
         return self.files[0]
 
     def to_json(self) -> dict[str, Any]:
-        return {"count": len(self.files), "category": self.category, "signature": self.signature,
-                "title": self.title, "known_issue": self.known_issue, "example": self.example, "files": self.files}
+        return {
+            "count": len(self.files),
+            "category": self.category,
+            "signature": self.signature,
+            "title": self.title,
+            "known_issue": self.known_issue,
+            "example": self.example,
+            "files": self.files,
+        }
 
 
 @dataclass
@@ -42,9 +49,13 @@ class TriageResult:
     analyzed: int
 
     def to_json(self) -> dict[str, Any]:
-        return {"schema_version": 1, "inputs": self.analyzed + len(self.bad), "analyzed": self.analyzed,
-                "groups": [g.to_json() for g in self.groups],
-                "bad_files": [{"path": p, "reason": r} for p, r in self.bad]}
+        return {
+            "schema_version": 1,
+            "inputs": self.analyzed + len(self.bad),
+            "analyzed": self.analyzed,
+            "groups": [g.to_json() for g in self.groups],
+            "bad_files": [{"path": p, "reason": r} for p, r in self.bad],
+        }
 
 
 def signature_of(path: str) -> tuple[str, str | None, str | None]:

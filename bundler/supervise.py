@@ -18,6 +18,7 @@ How the command is run, and why:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -52,6 +53,7 @@ class Finished:
 
 
 # ------------------------------------------------------------------ output
+
 
 class _Pump:
     """Copies one pipe to one of our streams as bytes arrive, and complete lines into the log."""
@@ -119,6 +121,7 @@ def _wait_for_output(pumps: list[_Pump], lock: threading.Lock) -> None:
 
 # ------------------------------------------------------------------ starting the command
 
+
 def _child_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")  # a Python child writing to a pipe would otherwise hold its output back
@@ -158,11 +161,13 @@ def _start_child(argv: list[str]) -> subprocess.Popen:
     if sys.version_info >= (3, 11):
         kwargs["process_group"] = 0
     stdin = subprocess.DEVNULL if sys.stdin is None or sys.stdin.isatty() else None
-    return subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=_child_env(), **kwargs)
+    return subprocess.Popen(
+        argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_child_env(), **kwargs
+    )
 
 
 # ------------------------------------------------------------------ signals
+
 
 class _Relay:
     """Passes the signals vllm-bug receives on to the command's process group (see the module docstring)."""
@@ -202,19 +207,15 @@ class _Relay:
         try:
             os.killpg(self.child.pid, signum)
         except (ProcessLookupError, PermissionError):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 self.child.send_signal(signum)
-            except ProcessLookupError:
-                pass
 
     def _handle(self, name: str, handler: Callable[[int, Any], None]) -> None:
         signum = getattr(signal, name, None)
         if signum is None:
             return  # not on this platform
-        try:
+        with contextlib.suppress(ValueError, OSError):  # not the main thread: leave signals alone
             self.previous[signum] = signal.signal(signum, handler)
-        except (ValueError, OSError):  # not the main thread: leave signals alone
-            pass
 
     def _name(self) -> str:
         args = self.child.args
@@ -224,8 +225,10 @@ class _Relay:
         if signum == signal.SIGINT:
             self.interrupts += 1
             if self.interrupts == 2:
-                self.say(f"second Ctrl-C: stopping {self._name()} with SIGTERM; "
-                         f"it is killed in {KILL_GRACE_S:g} s, or at the next Ctrl-C")
+                self.say(
+                    f"second Ctrl-C: stopping {self._name()} with SIGTERM; "
+                    f"it is killed in {KILL_GRACE_S:g} s, or at the next Ctrl-C"
+                )
                 self.kill_at = time.monotonic() + KILL_GRACE_S
                 self.send(signal.SIGTERM)
                 return
@@ -253,8 +256,9 @@ def _silent(_message: str) -> None:
     pass
 
 
-def run_child(argv: list[str], stdout_sink: BinaryIO, stderr_sink: BinaryIO,
-              say: Callable[[str], None] = _silent) -> Finished:
+def run_child(
+    argv: list[str], stdout_sink: BinaryIO, stderr_sink: BinaryIO, say: Callable[[str], None] = _silent
+) -> Finished:
     """Run argv with its output passing through live and captured; SAY reports escalations to the user."""
     from vllm_bug.bundler.logcapture import LogAccumulator
 
@@ -268,8 +272,10 @@ def run_child(argv: list[str], stdout_sink: BinaryIO, stderr_sink: BinaryIO,
     relay.install()
     lock = threading.Lock()
     assert child.stdout is not None and child.stderr is not None
-    pumps = [_Pump("stdout", child.stdout.fileno(), stdout_sink, accumulator, lock),
-             _Pump("stderr", child.stderr.fileno(), stderr_sink, accumulator, lock)]
+    pumps = [
+        _Pump("stdout", child.stdout.fileno(), stdout_sink, accumulator, lock),
+        _Pump("stderr", child.stderr.fileno(), stderr_sink, accumulator, lock),
+    ]
     try:
         for pump in pumps:
             pump.thread.start()
@@ -277,7 +283,7 @@ def run_child(argv: list[str], stdout_sink: BinaryIO, stderr_sink: BinaryIO,
         _wait_for_output(pumps, lock)
     finally:
         relay.restore()
-        for pump, pipe in zip(pumps, (child.stdout, child.stderr)):
+        for pump, pipe in zip(pumps, (child.stdout, child.stderr), strict=True):
             if not pump.thread.is_alive():  # closing a pipe a pump still reads could hand its fd number to another file
                 pipe.close()
     exit_code = returncode if returncode >= 0 else 128 - returncode

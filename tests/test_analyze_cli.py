@@ -193,7 +193,8 @@ def test_a_report_whose_embedded_bundle_is_damaged_is_analysed_as_text_with_a_wa
     from vllm_bug.analyzer.embed import embed_block
 
     payload = minimal_payload()
-    payload["log"] = {"source": "file", "truncated": False, "text": "RuntimeError: CUDA error: device-side assert triggered\n"}
+    error = "RuntimeError: CUDA error: device-side assert triggered\n"
+    payload["log"] = {"source": "file", "truncated": False, "text": error}
     block = embed_block(encode(make_envelope(payload)))
     damaged = block.replace(block.split("sha256=")[1][:64], hashlib.sha256(b"other").hexdigest())
     report = tmp_path / "report.md"

@@ -40,8 +40,9 @@ def log(tmp_path, monkeypatch):
     return path
 
 
-@pytest.mark.parametrize("command", [["analyze", "in.log", "--format", "json"],
-                                     ["triage", "in.log", "--format", "json", "-j", "1"]])
+@pytest.mark.parametrize(
+    "command", [["analyze", "in.log", "--format", "json"], ["triage", "in.log", "--format", "json", "-j", "1"]]
+)
 def test_dash_means_standard_output(log, capsys, command):
     # `-o -` wrote a file named '-'
     code, out, _ = run(capsys, *command, "-o", "-")
@@ -115,11 +116,14 @@ def test_ctrl_c_cannot_split_files_written_together(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "c"]
 
 
-@pytest.mark.parametrize("target, message", [
-    (".", "vllm-bug: error: . is a directory; give a file name\n"),
-    ("x" * 300, "vllm-bug: error: cannot write " + "x" * 300 + ": File name too long\n"),
-    ("missing/b.zst", "vllm-bug: error: cannot write missing/b.zst: directory missing does not exist\n"),
-])
+@pytest.mark.parametrize(
+    "target, message",
+    [
+        (".", "vllm-bug: error: . is a directory; give a file name\n"),
+        ("x" * 300, "vllm-bug: error: cannot write " + "x" * 300 + ": File name too long\n"),
+        ("missing/b.zst", "vllm-bug: error: cannot write missing/b.zst: directory missing does not exist\n"),
+    ],
+)
 def test_collect_output_in_odd_places_is_one_clear_line(log, capsys, target, message):
     # `-o .` and a 300-character name ended in "internal error"
     code, _, err = run(capsys, "collect", "--log", "in.log", "-o", target, "--timeout", "5")
@@ -159,8 +163,14 @@ def test_names_with_escape_sequences_are_never_printed_raw(tmp_path):
     with zipfile.ZipFile(zipped, "w") as archive:
         archive.writestr("a\x1b]0;title\x07.zst", b"not a bundle")
         archive.writestr("b\x1b]52;c;aGk=\x07.zst", b"not a bundle")
-    for args in (["analyze", str(evil)], ["triage", str(tmp_path), "-j", "1"], ["triage", str(tmp_path), "-j", "1",
-                 "--format", "csv"], ["validate", str(evil)], ["analyze", str(zipped)], ["show", str(evil)]):
+    for args in (
+        ["analyze", str(evil)],
+        ["triage", str(tmp_path), "-j", "1"],
+        ["triage", str(tmp_path), "-j", "1", "--format", "csv"],
+        ["validate", str(evil)],
+        ["analyze", str(zipped)],
+        ["show", str(evil)],
+    ):
         done = subprocess.run([sys.executable, "-m", "vllm_bug", *args], capture_output=True, timeout=120, check=False)
         assert b"\x1b" not in done.stdout + done.stderr and b"\x07" not in done.stdout + done.stderr, args
         assert done.stdout or done.stderr
@@ -173,8 +183,9 @@ def test_collect_into_an_unwritable_folder_stops_before_probing(tmp_path, monkey
     monkeypatch.chdir(locked)
     if os.access(locked, os.W_OK):  # root: make the check see what a normal user would
         real_access = os.access
-        monkeypatch.setattr(output.os, "access", lambda path, mode: False if Path(path) == locked else
-                            real_access(path, mode))
+        monkeypatch.setattr(
+            output.os, "access", lambda path, mode: False if Path(path) == locked else real_access(path, mode)
+        )
     try:
         code, _, err = run(capsys, "collect", "--python", "/no/such/python")
     finally:

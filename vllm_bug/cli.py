@@ -29,9 +29,11 @@ Exit codes:
   130  interrupted (Ctrl-C); nothing is left half-written
 """
 
-PYTHON_HELP = ("Interpreter (or environment folder) whose torch and vLLM to inspect. Default: the command's own "
-               "interpreter for run, else the active VIRTUAL_ENV or CONDA_PREFIX, else the one in the #! line of "
-               "vllm on PATH, else vllm-bug's own.")
+PYTHON_HELP = (
+    "Interpreter (or environment folder) whose torch and vLLM to inspect. Default: the command's own "
+    "interpreter for run, else the active VIRTUAL_ENV or CONDA_PREFIX, else the one in the #! line of "
+    "vllm on PATH, else vllm-bug's own."
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
@@ -49,15 +51,33 @@ def cli() -> None:
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
-@click.option("--log", "log_path", metavar="FILE|-", help="Log of the failed run; '-' reads standard input. A missing, unreadable, empty or binary log exits 3.")
-@click.option("-o", "--output", "output", metavar="PATH",
-              help="Bundle path (default: vllm-bug-<time>.zst in the current directory); the .md report and the "
-                   ".zip are written beside it, so the name must not end in .md or .zip.")
+@click.option(
+    "--log",
+    "log_path",
+    metavar="FILE|-",
+    help="Log of the failed run; '-' reads standard input. A missing, unreadable, empty or binary log exits 3.",
+)
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    metavar="PATH",
+    help="Bundle path (default: vllm-bug-<time>.zst in the current directory); the .md report and the "
+    ".zip are written beside it, so the name must not end in .md or .zip.",
+)
 @click.option("--force", is_flag=True, help="Overwrite the output files if they exist.")
-@click.option("--timeout", "timeout_s", type=click.FloatRange(1, 3600), default=60.0, show_default=True,
-              help="Bound, in seconds, on the whole collection; each probe also has its own timeout.")
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(1, 3600),
+    default=60.0,
+    show_default=True,
+    help="Bound, in seconds, on the whole collection; each probe also has its own timeout.",
+)
 @click.option("--python", "python_exe", metavar="PATH", help=PYTHON_HELP)
-@click.option("--model", "model", metavar="PATH|NAME", help="Model whose config.json to summarise (default: found in the log).")
+@click.option(
+    "--model", "model", metavar="PATH|NAME", help="Model whose config.json to summarise (default: found in the log)."
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print only the bundle path.")
 def collect(**options: Any) -> None:
     """Collect a redacted, schema-validated bundle about this machine and the failed run."""
@@ -66,10 +86,17 @@ def collect(**options: Any) -> None:
     _render(collect_command.execute(**options))
 
 
-@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}, epilog=EXIT_CODES_HELP)
-@click.option("-o", "--output", "output", metavar="PATH",
-              help="Bundle path if the command fails (default: vllm-bug-<time>.zst); the .md report and the .zip "
-                   "are written beside it.")
+@cli.command(
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}, epilog=EXIT_CODES_HELP
+)
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    metavar="PATH",
+    help="Bundle path if the command fails (default: vllm-bug-<time>.zst); the .md report and the .zip "
+    "are written beside it.",
+)
 @click.option("--force", is_flag=True, help="Overwrite the output files if they exist.")
 @click.option("--always", is_flag=True, help="Collect a bundle even when the command succeeds.")
 @click.option("--python", "python_exe", metavar="PATH", help=PYTHON_HELP)
@@ -93,11 +120,15 @@ def run(**options: Any) -> None:
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.argument("input_path", metavar="INPUT")
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
-@click.option("-o", "--output", "output", metavar="FILE", help="Write the result to FILE instead of standard output ('-').")
+@click.option(
+    "-o", "--output", "output", metavar="FILE", help="Write the result to FILE instead of standard output ('-')."
+)
 @click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
 @click.option("--explain", is_flag=True, help="Show which frames and words went into the signature.")
 def analyze(**options: Any) -> None:
-    """Diagnose INPUT: a bundle (.zst), the .zip or .md report that collect writes beside it, or plain text (a log, a pasted GitHub issue, collect_env output); '-' reads stdin.
+    """Diagnose INPUT: a bundle (.zst), collect's .zip or .md beside it, or plain text; '-' reads stdin.
+
+    Plain text is a log, a pasted GitHub issue or collect_env output.
 
     The kind of input is told by its content, never by its name. Secrets found in the input are
     redacted before anything is shown.
@@ -109,16 +140,31 @@ def analyze(**options: Any) -> None:
 
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.option("--config", "config_path", metavar="PATH", help="A model's config.json (or a directory holding one).")
-@click.option("--model", "model_name", metavar="NAME", help="A well-known model from the built-in table (see --list-models).")
+@click.option(
+    "--model", "model_name", metavar="NAME", help="A well-known model from the built-in table (see --list-models)."
+)
 @click.option("--list-models", is_flag=True, help="List the built-in models and exit.")
 @click.option("--gpu", "gpu", metavar="NAME|GiB", help="GPU model (e.g. A100-80GB, H100) or its memory in GiB.")
 @click.option("--num-gpus", type=click.IntRange(1, 1024), default=1, show_default=True, help="GPUs available.")
 @click.option("--tensor-parallel-size", "-tp", "tp", type=click.IntRange(1, 1024), help="Default: the number of GPUs.")
 @click.option("--max-model-len", type=click.IntRange(1), help="Context length per sequence.")
-@click.option("--max-num-seqs", type=click.IntRange(1), default=1, show_default=True, help="Concurrent sequences to hold in the KV cache.")
+@click.option(
+    "--max-num-seqs",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Concurrent sequences to hold in the KV cache.",
+)
 @click.option("--gpu-memory-utilization", type=click.FloatRange(0, 1, min_open=True), default=0.92, show_default=True)
-@click.option("--dtype", default="auto", show_default=True, help="Weight dtype: auto, float16, bfloat16, float32, fp8, int8, int4.")
-@click.option("--kv-cache-dtype", default="auto", show_default=True, help="auto (same as dtype), fp8, float16, bfloat16.")
+@click.option(
+    "--dtype",
+    default="auto",
+    show_default=True,
+    help="Weight dtype: auto, float16, bfloat16, float32, fp8, int8, int4.",
+)
+@click.option(
+    "--kv-cache-dtype", default="auto", show_default=True, help="auto (same as dtype), fp8, float16, bfloat16."
+)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def memory(**options: Any) -> None:
     """Show the memory arithmetic for serving a model: weights per GPU, KV cache per token, what fits.
@@ -154,7 +200,9 @@ def validate(bundle: str) -> None:
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.argument("paths", nargs=-1, required=True, metavar="DIR|FILES...")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
-@click.option("-o", "--output", "output", metavar="FILE", help="Write the result to FILE instead of standard output ('-').")
+@click.option(
+    "-o", "--output", "output", metavar="FILE", help="Write the result to FILE instead of standard output ('-')."
+)
 @click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
 @click.option("-j", "--jobs", type=click.IntRange(1, 256), help="Worker processes (default: CPU count).")
 def triage(**options: Any) -> None:

@@ -8,8 +8,9 @@ from vllm_bug.commands import Result
 from vllm_bug.commands.output import destination, json_text, terminal_safe
 
 
-def execute(input_path: str, fmt: str = "text", output: str | None = None, force: bool = False,
-            explain: bool = False) -> Result:
+def execute(
+    input_path: str, fmt: str = "text", output: str | None = None, force: bool = False, explain: bool = False
+) -> Result:
     from vllm_bug.analyzer.analyze import analyze_loaded
     from vllm_bug.analyzer.load import load_input
 

@@ -18,8 +18,15 @@ from vllm_bug.commands.output import terminal_safe
 from vllm_bug.commands.report_files import BundleNames, plan_names, write_bundle_files
 
 
-def execute(log_path: str | None = None, output: str | None = None, force: bool = False, timeout_s: float = 60.0,
-            python_exe: str | None = None, model: str | None = None, quiet: bool = False) -> Result:
+def execute(
+    log_path: str | None = None,
+    output: str | None = None,
+    force: bool = False,
+    timeout_s: float = 60.0,
+    python_exe: str | None = None,
+    model: str | None = None,
+    quiet: bool = False,
+) -> Result:
     from vllm_bug.bundler.collect import CollectOptions
     from vllm_bug.bundler.interpreter import choose
     from vllm_bug.bundler.logcapture import read_log
@@ -27,13 +34,20 @@ def execute(log_path: str | None = None, output: str | None = None, force: bool 
     names = plan_names(output, force)
     choice = choose(python_exe, os.environ)
     log = read_log(log_path) if log_path else None
-    options = CollectOptions(timeout_s=timeout_s, python_exe=choice.chosen.executable, model=model, log=log,
-                             progress=not quiet and sys.stderr.isatty(), interpreter=choice)
+    options = CollectOptions(
+        timeout_s=timeout_s,
+        python_exe=choice.chosen.executable,
+        model=model,
+        log=log,
+        progress=not quiet and sys.stderr.isatty(),
+        interpreter=choice,
+    )
     return collect_and_write(options, names, force, quiet=quiet)
 
 
-def collect_and_write(options: Any, names: BundleNames, force: bool, *, quiet: bool = False,
-                      take_another: bool = False) -> Result:
+def collect_and_write(
+    options: Any, names: BundleNames, force: bool, *, quiet: bool = False, take_another: bool = False
+) -> Result:
     """Run the probes, write the bundle and the files beside it, and describe what was written."""
     from vllm_bug.bundler.collect import build_payload
     from vllm_bug.commands.summary import format_summary, python_warnings
@@ -44,7 +58,8 @@ def collect_and_write(options: Any, names: BundleNames, force: bool, *, quiet: b
     doc = make_envelope(payload)
     written = write_bundle_files(doc, names, force, take_another=take_another)
     if quiet:
-        return Result(text=f"{terminal_safe(written.files.bundle)}\n",
-                      warnings=written.notes + python_warnings(doc["payload"]))
+        return Result(
+            text=f"{terminal_safe(written.files.bundle)}\n", warnings=written.notes + python_warnings(doc["payload"])
+        )
     text = format_summary(doc["payload"], written.files.bundle, time.monotonic() - started, written.steps) + "\n"
     return Result(text=text, warnings=written.notes)

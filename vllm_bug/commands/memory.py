@@ -27,19 +27,39 @@ CONFIG_MAX_BYTES = 4 << 20  # real config.json files are a few KiB; vision confi
 GPU_EXAMPLES = "A100-80GB, A100-40GB, H100, H200, L40S, L4, A10G, RTX 4090, V100-32GB, T4, or a size in GiB such as 80"
 
 
-def execute(*, config_path: str | None = None, model_name: str | None = None, list_models: bool = False,
-            gpu: str | None = None, num_gpus: int = 1, tp: int | None = None, max_model_len: int | None = None,
-            max_num_seqs: int = 1, gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION,
-            dtype: str = "auto", kv_cache_dtype: str = "auto", fmt: str = "text") -> Result:
+def execute(
+    *,
+    config_path: str | None = None,
+    model_name: str | None = None,
+    list_models: bool = False,
+    gpu: str | None = None,
+    num_gpus: int = 1,
+    tp: int | None = None,
+    max_model_len: int | None = None,
+    max_num_seqs: int = 1,
+    gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION,
+    dtype: str = "auto",
+    kv_cache_dtype: str = "auto",
+    fmt: str = "text",
+) -> Result:
     if list_models:
         return _models_table(fmt)
     shape = _shape_from_options(config_path, model_name)
     gpu_bytes, compute_capability, gpu_label = parse_gpu(gpu)
     try:
         result = estimate(
-            shape, gpu_bytes, num_gpus=num_gpus, tp=tp or num_gpus, max_model_len=max_model_len,
-            max_num_seqs=max_num_seqs, gpu_memory_utilization=gpu_memory_utilization, weight_dtype=dtype,
-            kv_cache_dtype=kv_cache_dtype, compute_capability=compute_capability, gpu_label=gpu_label)
+            shape,
+            gpu_bytes,
+            num_gpus=num_gpus,
+            tp=tp or num_gpus,
+            max_model_len=max_model_len,
+            max_num_seqs=max_num_seqs,
+            gpu_memory_utilization=gpu_memory_utilization,
+            weight_dtype=dtype,
+            kv_cache_dtype=kv_cache_dtype,
+            compute_capability=compute_capability,
+            gpu_label=gpu_label,
+        )
     except ShapeError as exc:
         raise UsageProblem(str(exc)) from None
     if fmt == "json":
@@ -65,8 +85,10 @@ def _shape_from_options(config_path: str | None, model_name: str | None) -> Mode
     if model_name:
         shape = lookup_model(model_name)
         if shape is None:
-            raise UsageProblem(f"unknown model {model_name!r}: not in the built-in table (see --list-models); "
-                               "pass its config.json with --config")
+            raise UsageProblem(
+                f"unknown model {model_name!r}: not in the built-in table (see --list-models); "
+                "pass its config.json with --config"
+            )
         return shape
     if config_path:
         config = read_config(config_path)
@@ -125,7 +147,11 @@ def parse_gpu(text: str | None) -> tuple[int, tuple[int, int] | None, str]:
     size_bytes = gpu_memory_bytes_for(text)
     if size_bytes is None:
         raise UsageProblem(f"--gpu {text}: the name does not say how much memory it has; give the memory in GiB")
-    return size_bytes, spec.compute_capability, f"{text.strip()}, compute capability {spec.compute_capability[0]}.{spec.compute_capability[1]}"
+    return (
+        size_bytes,
+        spec.compute_capability,
+        f"{text.strip()}, compute capability {spec.compute_capability[0]}.{spec.compute_capability[1]}",
+    )
 
 
 # ------------------------------------------------------------------------------------ --list-models
@@ -135,28 +161,37 @@ def _models_table(fmt: str) -> Result:
     rows = []
     for entry in builtin_models():
         shape = shape_from_config(entry, name=entry["name"])
-        rows.append({
-            "name": entry["name"],
-            "parameters": shape.num_parameters,
-            "layers": shape.num_layers,
-            "attention_heads": shape.num_attention_heads,
-            "kv_heads": None if shape.is_mla else shape.num_kv_heads,
-            "head_dim": None if shape.is_mla else shape.head_dim,
-            "experts": shape.num_experts or None,
-            "kv_bytes_per_token_16bit": kv_bytes_per_token(shape, "bfloat16"),
-            "max_position_embeddings": shape.max_position_embeddings,
-            "dtype": shape.dtype,
-            "quantization": shape.quant_method,
-        })
+        rows.append(
+            {
+                "name": entry["name"],
+                "parameters": shape.num_parameters,
+                "layers": shape.num_layers,
+                "attention_heads": shape.num_attention_heads,
+                "kv_heads": None if shape.is_mla else shape.num_kv_heads,
+                "head_dim": None if shape.is_mla else shape.head_dim,
+                "experts": shape.num_experts or None,
+                "kv_bytes_per_token_16bit": kv_bytes_per_token(shape, "bfloat16"),
+                "max_position_embeddings": shape.max_position_embeddings,
+                "dtype": shape.dtype,
+                "quantization": shape.quant_method,
+            }
+        )
     if fmt == "json":
         return Result(document=rows)
-    header = f"{'model':36} {'params':>8} {'layers':>6} {'heads':>5} {'kv':>4} {'hdim':>4} {'experts':>7} {'KV/token':>10} {'max ctx':>8}"
+    header = (
+        f"{'model':36} {'params':>8} {'layers':>6} {'heads':>5} {'kv':>4} {'hdim':>4} {'experts':>7} "
+        f"{'KV/token':>10} {'max ctx':>8}"
+    )
     lines = [header]
     for row in rows:
         lines.append(
             f"{row['name']:36} {row['parameters'] / 1e9:>7.1f}B {row['layers']:>6} {row['attention_heads']:>5} "
-            f"{row['kv_heads'] if row['kv_heads'] else 'MLA':>4} {row['head_dim'] or '-':>4} {row['experts'] or '-':>7} "
-            f"{row['kv_bytes_per_token_16bit'] / 1024:>6.0f} KiB {row['max_position_embeddings']:>8}")
-    lines.append("KV/token: the whole model's KV cache per token in 16 bits. Names match with or without the org "
-                 "prefix and -Instruct/-chat/-it/-hf.")
+            f"{row['kv_heads'] if row['kv_heads'] else 'MLA':>4} {row['head_dim'] or '-':>4} "
+            f"{row['experts'] or '-':>7} "
+            f"{row['kv_bytes_per_token_16bit'] / 1024:>6.0f} KiB {row['max_position_embeddings']:>8}"
+        )
+    lines.append(
+        "KV/token: the whole model's KV cache per token in 16 bits. Names match with or without the org "
+        "prefix and -Instruct/-chat/-it/-hf."
+    )
     return Result(text="\n".join(lines) + "\n")

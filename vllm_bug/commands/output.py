@@ -73,6 +73,7 @@ def say(message: str) -> None:
 
 # ------------------------------------------------------------------ the wording
 
+
 def exists_message(path: os.PathLike[str] | str) -> str:
     return f"{terminal_safe(path)} already exists; use --force to overwrite it"
 
@@ -104,6 +105,7 @@ def _os_error(path: os.PathLike[str] | str, exc: OSError) -> VllmBugError:
 
 
 # ------------------------------------------------------------------ checking before the work
+
 
 @dataclass(frozen=True)
 class Destination:
@@ -178,6 +180,7 @@ def refuse_inputs(path: Path, inputs: Iterable[str]) -> None:
 
 # ------------------------------------------------------------------ writing
 
+
 def write_file(path: os.PathLike[str] | str, data: bytes, force: bool = False) -> Path:
     """Write DATA to PATH atomically; never over an existing file unless FORCE."""
     target = Path(path)
@@ -240,7 +243,7 @@ def _write_temporary(path: Path, data: bytes) -> str:
 def _place_all(paths: list[Path], temporaries: list[str], force: bool) -> None:
     placed: list[Path] = []
     try:
-        for path, temporary in zip(paths, temporaries):
+        for path, temporary in zip(paths, temporaries, strict=True):
             _place(temporary, path, force)
             placed.append(path)
     except BaseException:

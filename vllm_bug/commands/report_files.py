@@ -93,8 +93,10 @@ def plan_names(output: str | None, force: bool) -> BundleNames:
         raise UsageProblem("-o -: the bundle is a file with a report beside it; give a file name")
     path = Path(output)
     if path.suffix.lower() in COMPANION_SUFFIXES:
-        raise UsageProblem(f"-o {terminal_safe(output)}: a {path.suffix} file is written beside the bundle; "
-                           "give the bundle itself a name such as bundle.zst")
+        raise UsageProblem(
+            f"-o {terminal_safe(output)}: a {path.suffix} file is written beside the bundle; "
+            "give the bundle itself a name such as bundle.zst"
+        )
     check_writable(path, force)  # before the names beside it: '.' or '/' have no name to add to
     for companion in BundleFiles.beside(path).companions():
         check_writable(companion, force)
@@ -126,9 +128,12 @@ def write_bundle_files(doc: dict[str, Any], names: BundleNames, force: bool, *, 
         members = [(files.bundle, data)]
         if report is not None:
             zipped = zip_bundle(data, files.bundle.name, doc.get("created_utc"))
-            members += [(files.report, report.text.encode("utf-8")), (files.archive, zipped),
-                        (files.environment, report.environment.encode("utf-8")),
-                        (files.describe, report.describe.encode("utf-8"))]
+            members += [
+                (files.report, report.text.encode("utf-8")),
+                (files.archive, zipped),
+                (files.environment, report.environment.encode("utf-8")),
+                (files.describe, report.describe.encode("utf-8")),
+            ]
         try:
             commit_together(members, force)
             break
@@ -140,11 +145,14 @@ def write_bundle_files(doc: dict[str, Any], names: BundleNames, force: bool, *, 
         raise VllmBugError(f"cannot find a free name beside {terminal_safe(names.first.bundle)}")
     notes = []
     if names.given and files != names.first:
-        notes.append(f"{terminal_safe(names.first.bundle)} was created by someone else meanwhile; "
-                     f"wrote {terminal_safe(files.bundle)} instead")
+        notes.append(
+            f"{terminal_safe(names.first.bundle)} was created by someone else meanwhile; "
+            f"wrote {terminal_safe(files.bundle)} instead"
+        )
     if problem:
-        notes.append(f"report not written ({problem}); run: vllm-bug analyze {terminal_safe(files.bundle)} "
-                     "--format markdown")
+        notes.append(
+            f"report not written ({problem}); run: vllm-bug analyze {terminal_safe(files.bundle)} --format markdown"
+        )
     return Written(files, _next_steps(report.title, files) if report is not None else [], notes)
 
 

@@ -20,8 +20,13 @@ from vllm_bug.errors import UsageProblem, VllmBugError
 EXIT_CANNOT_START = 127
 
 
-def execute(output: str | None = None, force: bool = False, always: bool = False,
-            command: tuple[str, ...] | list[str] = (), python_exe: str | None = None) -> Result:
+def execute(
+    output: str | None = None,
+    force: bool = False,
+    always: bool = False,
+    command: tuple[str, ...] | list[str] = (),
+    python_exe: str | None = None,
+) -> Result:
     from vllm_bug.bundler.collect import CollectOptions
     from vllm_bug.bundler.interpreter import choose
     from vllm_bug.bundler.supervise import CannotStart, run_child
@@ -40,13 +45,21 @@ def execute(output: str | None = None, force: bool = False, always: bool = False
         return Result(error=str(exc), exit_code=EXIT_CANNOT_START)
     if finished.exit_code == 0 and not always:
         return Result()
-    command_facts: dict[str, Any] = {"argv": argv, "exit_code": finished.exit_code,
-                                     "duration_s": round(finished.duration_s, 3)}
+    command_facts: dict[str, Any] = {
+        "argv": argv,
+        "exit_code": finished.exit_code,
+        "duration_s": round(finished.duration_s, 3),
+    }
     if finished.returncode < 0:
         command_facts["signal"] = -finished.returncode
     log = finished.log.finish("command", os.path.basename(argv[0]))
-    options = CollectOptions(python_exe=choice.chosen.executable, log=log, command=command_facts,
-                             progress=sys.stderr.isatty(), interpreter=choice)
+    options = CollectOptions(
+        python_exe=choice.chosen.executable,
+        log=log,
+        command=command_facts,
+        progress=sys.stderr.isatty(),
+        interpreter=choice,
+    )
     say(f"{terminal_safe(argv[0])} exited with code {finished.exit_code}; collecting a bundle...")
     try:
         result = collect_and_write(options, names, force, take_another=True)

@@ -15,17 +15,29 @@ UNREMARKABLE_ABSENT = frozenset({"clang", "cmake", "gcc"})  # a missing compiler
 def format_summary(payload: dict[str, Any], path: Path, seconds: float, extras: list[str]) -> str:
     """The summary for the bundle at PATH; EXTRAS are the next steps listed at the end."""
     size = path.stat().st_size if path.exists() else 0
-    rows = [("GPU", _gpu_line(payload)), ("driver", _driver_line(payload.get("driver") or {})),
-            ("python", _python_line(payload)), ("torch", _torch_line(payload.get("torch") or {})),
-            ("nvcc", _nvcc_line(payload.get("cuda_toolkit") or {})), ("vLLM", _vllm_line(payload.get("vllm") or {}))]
+    rows = [
+        ("GPU", _gpu_line(payload)),
+        ("driver", _driver_line(payload.get("driver") or {})),
+        ("python", _python_line(payload)),
+        ("torch", _torch_line(payload.get("torch") or {})),
+        ("nvcc", _nvcc_line(payload.get("cuda_toolkit") or {})),
+        ("vLLM", _vllm_line(payload.get("vllm") or {})),
+    ]
     rows = [(label, value) for label, value in rows if value is not None]
     log = payload.get("log")
     if log:
         count = len(log.get("tracebacks") or [])
         cut = f", {log.get('omitted_bytes', 0):,} bytes cut from the middle" if log.get("truncated") else ""
         lines_read = log.get("original_lines", 0)
-        rows.append(("log", (f"{lines_read:,} line{'' if lines_read == 1 else 's'}, "
-                             f"{count} traceback{'' if count == 1 else 's'}{cut}")))
+        rows.append(
+            (
+                "log",
+                (
+                    f"{lines_read:,} line{'' if lines_read == 1 else 's'}, "
+                    f"{count} traceback{'' if count == 1 else 's'}{cut}"
+                ),
+            )
+        )
     command = payload.get("command")
     if command:
         duration = command.get("duration_s")
@@ -40,8 +52,12 @@ def format_summary(payload: dict[str, Any], path: Path, seconds: float, extras: 
         rows.append(("Xid", f"{len(xid)} NVIDIA Xid line{'' if len(xid) == 1 else 's'} in the kernel log"))
     rows += _probe_rows(payload["manifest"]["probes"])
     redactions = payload.get("redactions") or []
-    rows.append(("redacted", ", ".join(f"{r['kind']} x{r['count']}" for r in redactions) if redactions
-                 else "nothing found to redact"))
+    rows.append(
+        (
+            "redacted",
+            ", ".join(f"{r['kind']} x{r['count']}" for r in redactions) if redactions else "nothing found to redact",
+        )
+    )
     lines = [f"vllm-bug: wrote {terminal_safe(path)} ({size / 1024:.1f} KiB) in {seconds:.1f} s"]
     lines += [f"  {label + ':':<{SUMMARY_LABEL_WIDTH}}{value}" for label, value in rows]
     lines += [f"warning: {warning}" for warning in python_warnings(payload)]
@@ -127,8 +143,10 @@ def _torch_line(torch: dict[str, Any]) -> str:
         parts.append(f"built for CUDA {torch['cuda']}")
     if torch.get("cuda_available") is not None:
         count = torch.get("device_count")
-        parts.append(f"sees CUDA: {'yes' if torch['cuda_available'] else 'NO'}"
-                     + (f", {count} device{'' if count == 1 else 's'}" if isinstance(count, int) else ""))
+        parts.append(
+            f"sees CUDA: {'yes' if torch['cuda_available'] else 'NO'}"
+            + (f", {count} device{'' if count == 1 else 's'}" if isinstance(count, int) else "")
+        )
     if torch.get("error"):
         parts.append(f"import failed: {str(torch['error'])[:100]}")
     return ", ".join(parts)

@@ -43,8 +43,9 @@ FILE_MEMORY_BYTES = 1 << 30  # address space of one worker, its own code include
 _CSV_FORMULA_STARTS = ("=", "+", "-", "@")
 
 
-def execute(paths: Iterable[str], fmt: str = "table", output: str | None = None, force: bool = False,
-            jobs: int | None = None) -> Result:
+def execute(
+    paths: Iterable[str], fmt: str = "table", output: str | None = None, force: bool = False, jobs: int | None = None
+) -> Result:
     target = destination(output, force)
     files, bad = expand_inputs(paths)
     if target.path is not None:
@@ -67,6 +68,7 @@ def execute(paths: Iterable[str], fmt: str = "table", output: str | None = None,
 
 
 # -- finding the inputs --------------------------------------------------------------------
+
 
 def expand_inputs(paths: Iterable[str]) -> tuple[list[str], list[tuple[str, str]]]:
     """Files to analyse (directories walked, only input-like names) and paths refused up front."""
@@ -108,8 +110,14 @@ def _add_file(path: str, files: list[str], bad: list[tuple[str, str]]) -> None:
 
 # -- running -------------------------------------------------------------------------------
 
-def triage(paths: Iterable[str], jobs: int | None = None, progress: Callable[[int], None] | None = None,
-           files: list[str] | None = None, bad: list[tuple[str, str]] | None = None) -> TriageResult:
+
+def triage(
+    paths: Iterable[str],
+    jobs: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    files: list[str] | None = None,
+    bad: list[tuple[str, str]] | None = None,
+) -> TriageResult:
     """Signatures of every input, grouped; each group described by a full analysis of its example."""
     if files is None:
         files, bad = expand_inputs(paths)
@@ -118,7 +126,7 @@ def triage(paths: Iterable[str], jobs: int | None = None, progress: Callable[[in
     limits = Limits(FILE_SECONDS, FILE_MEMORY_BYTES)
     _import_analysis()
     signed: list[tuple[str, str]] = []
-    for path, outcome in zip(files, map_isolated(signature_of, files, jobs, limits, progress)):
+    for path, outcome in zip(files, map_isolated(signature_of, files, jobs, limits, progress), strict=True):
         if isinstance(outcome, Failure):
             bad.append((path, outcome.reason))
         elif outcome[1] is None:
@@ -135,7 +143,7 @@ def triage(paths: Iterable[str], jobs: int | None = None, progress: Callable[[in
 def _describe(groups: list[Group], jobs: int, limits: Limits) -> None:
     examples = {g.example: g for g in groups}
     paths = sorted(examples)
-    for path, outcome in zip(paths, map_isolated(describe_example, paths, jobs, limits)):
+    for path, outcome in zip(paths, map_isolated(describe_example, paths, jobs, limits), strict=True):
         group = examples[path]
         if isinstance(outcome, Failure):
             group.title = analysis_failed(outcome.reason)
@@ -152,6 +160,7 @@ def _import_analysis() -> None:
 
 
 # -- output --------------------------------------------------------------------------------
+
 
 def render(result: TriageResult, fmt: str) -> str:
     if fmt == "json":
@@ -183,8 +192,10 @@ def format_csv(result: TriageResult) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["count", "category", "signature", "example", "known_issue", "title"])
     for g in result.groups:
-        writer.writerow([len(g.files)] + [csv_cell(value) for value in
-                                          (g.category, g.signature, g.example, g.known_issue or "", g.title)])
+        writer.writerow(
+            [len(g.files)]
+            + [csv_cell(value) for value in (g.category, g.signature, g.example, g.known_issue or "", g.title)]
+        )
     return buffer.getvalue()
 
 

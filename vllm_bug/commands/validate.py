@@ -10,6 +10,8 @@ def execute(bundle: str) -> Result:
     from vllm_bug.schema.bundle import read_bundle
 
     doc = read_bundle(bundle)
-    return Result(text=f"{terminal_safe(bundle)}: valid vllm-bug bundle, schema_version {doc['schema_version']}, "
-                       f"written by vllm-bug {terminal_safe(doc['tool']['version'])} at "
-                       f"{terminal_safe(doc['created_utc'])}\n")
+    return Result(
+        text=f"{terminal_safe(bundle)}: valid vllm-bug bundle, schema_version {doc['schema_version']}, "
+        f"written by vllm-bug {terminal_safe(doc['tool']['version'])} at "
+        f"{terminal_safe(doc['created_utc'])}\n"
+    )

@@ -9,6 +9,7 @@ bound raises MemoryError there, which the function may turn into its own answer.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import signal
 import sys
@@ -35,8 +36,13 @@ class Failure:
     reason: str
 
 
-def map_isolated(func: Callable[[Any], Any], items: Sequence[Any], jobs: int, limits: Limits,
-                 progress: Callable[[int], None] | None = None) -> list[Any]:
+def map_isolated(
+    func: Callable[[Any], Any],
+    items: Sequence[Any],
+    jobs: int,
+    limits: Limits,
+    progress: Callable[[int], None] | None = None,
+) -> list[Any]:
     """[func(item) or Failure] in the order of ITEMS, run by up to JOBS worker processes."""
     results: list[Any] = [None] * len(items)
     context = _context()
@@ -120,10 +126,8 @@ class _Worker:
     def close(self) -> None:
         if self.gone:
             return
-        try:
+        with contextlib.suppress(OSError, ValueError):
             self.conn.send(None)
-        except (OSError, ValueError):
-            pass
         self.process.join(0.5 if self.job is None else 0)
         self._end()
 
