@@ -1,4 +1,4 @@
-"""The orchestrator and `collect_command`: concurrency, deadline, output handling, size."""
+"""The orchestrator and the collect command: concurrency, deadline, output handling, size."""
 
 from __future__ import annotations
 

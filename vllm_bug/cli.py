@@ -62,7 +62,7 @@ def cli() -> None:
     "--output",
     "output",
     metavar="PATH",
-    help="Bundle path (default: vllm-bug-<time>.zst in the current directory); the .md report and the "
+    help="Bundle path (default: vllm-bug-<time>.zst in the current directory); the report files and the "
     ".zip are written beside it, so the name must not end in .md or .zip.",
 )
 @click.option("--force", is_flag=True, help="Overwrite the output files if they exist.")
