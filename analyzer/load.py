@@ -63,6 +63,12 @@ def load_input(path: str, stdin: BinaryIO | None = None) -> LoadedInput:
     return classify_bytes(data, name)
 
 
+def load_data(data: bytes, name: str) -> LoadedInput:
+    """An input handed over in memory (the Python API, one report of a JSON Lines file), read like a file:
+    the same size cap, recognised by its bytes. NAME stands for it in messages."""
+    return classify_bytes(_read_capped(io.BytesIO(data), name), name)
+
+
 def classify_bytes(data: bytes, name: str) -> LoadedInput:
     digest = hashlib.sha256(data).hexdigest()
     if not data.strip():

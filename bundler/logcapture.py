@@ -12,6 +12,7 @@ removed and counted. A log that is mostly control bytes (a compressed or binary 
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import stat
@@ -513,3 +514,10 @@ def read_log(spec: str) -> LogCapture:
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
+
+
+def read_log_text(text: str, label: str = "log text") -> LogCapture:
+    """A log handed over as a string (the Python API) into a LogCapture, with --log's checks (exit 3 when unusable).
+
+    It is recorded with source "stdin": the log came as a stream of text, not from a file."""
+    return read_stream(io.BytesIO(text.encode("utf-8", "replace")), "stdin", None, label)

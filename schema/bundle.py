@@ -24,7 +24,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from vllm_bug import __version__
+from vllm_bug._version import __version__
 from vllm_bug.errors import UnreadableInput, UnsafeInput, VllmBugError
 
 FORMAT_NAME = "vllm-bug-bundle"

@@ -31,3 +31,7 @@ class UnsafeInput(VllmBugError):
     """Refused on purpose: too large, decompression bomb, nesting too deep."""
 
     exit_code = EXIT_UNSAFE
+
+
+class VllmBugWarning(UserWarning):
+    """What the command line prints as 'vllm-bug: warning: ...'; the Python API issues it with warnings.warn."""

@@ -16,6 +16,10 @@ from typing import Any
 from vllm_bug.commands import Result
 from vllm_bug.commands.output import terminal_safe
 from vllm_bug.commands.report_files import BundleNames, plan_names, write_bundle_files
+from vllm_bug.errors import UsageProblem
+
+MIN_TIMEOUT_S = 1.0
+MAX_TIMEOUT_S = 3600.0  # cli.py shows the same bounds in --timeout's click.FloatRange
 
 
 def execute(
@@ -27,35 +31,58 @@ def execute(
     model: str | None = None,
     quiet: bool = False,
 ) -> Result:
+    names = plan_names(output, force)
+    options = collect_options(
+        log_path=log_path,
+        timeout_s=timeout_s,
+        python_exe=python_exe,
+        model=model,
+        progress=not quiet and sys.stderr.isatty(),
+    )
+    return collect_and_write(options, names, force, quiet=quiet)
+
+
+def collect_options(
+    *,
+    log_path: str | None = None,
+    log_text: str | None = None,
+    timeout_s: float = 60.0,
+    python_exe: str | None = None,
+    model: str | None = None,
+    progress: bool = False,
+) -> Any:
+    """The bundler's CollectOptions: the interpreter chosen (exit 2 for a bad --python), then the log read
+    (exit 3 when unusable), from LOG_PATH ('-' for standard input) or else LOG_TEXT."""
     from vllm_bug.bundler.collect import CollectOptions
     from vllm_bug.bundler.interpreter import choose
-    from vllm_bug.bundler.logcapture import read_log
+    from vllm_bug.bundler.logcapture import read_log, read_log_text
 
-    names = plan_names(output, force)
+    if not MIN_TIMEOUT_S <= timeout_s <= MAX_TIMEOUT_S:
+        raise UsageProblem(f"--timeout {timeout_s}: give seconds from {MIN_TIMEOUT_S:g} to {MAX_TIMEOUT_S:g}")
     choice = choose(python_exe, os.environ)
-    log = read_log(log_path) if log_path else None
-    options = CollectOptions(
+    log = None
+    if log_path:
+        log = read_log(log_path)
+    elif log_text is not None:
+        log = read_log_text(log_text)
+    return CollectOptions(
         timeout_s=timeout_s,
         python_exe=choice.chosen.executable,
         model=model,
         log=log,
-        progress=not quiet and sys.stderr.isatty(),
+        progress=progress,
         interpreter=choice,
     )
-    return collect_and_write(options, names, force, quiet=quiet)
 
 
 def collect_and_write(
     options: Any, names: BundleNames, force: bool, *, quiet: bool = False, take_another: bool = False
 ) -> Result:
     """Run the probes, write the bundle and the files beside it, and describe what was written."""
-    from vllm_bug.bundler.collect import build_payload
     from vllm_bug.commands.summary import format_summary, python_warnings
-    from vllm_bug.schema.bundle import make_envelope
 
     started = time.monotonic()
-    payload, _manifest, _redactor = build_payload(options)
-    doc = make_envelope(payload)
+    doc = collect_document(options)
     written = write_bundle_files(doc, names, force, take_another=take_another)
     if quiet:
         return Result(
@@ -63,3 +90,12 @@ def collect_and_write(
         )
     text = format_summary(doc["payload"], written.files.bundle, time.monotonic() - started, written.steps) + "\n"
     return Result(text=text, warnings=written.notes)
+
+
+def collect_document(options: Any) -> dict[str, Any]:
+    """Run the probes and return the bundle document (redacted and validated, not yet written)."""
+    from vllm_bug.bundler.collect import build_payload
+    from vllm_bug.schema.bundle import make_envelope
+
+    payload, _manifest, _redactor = build_payload(options)
+    return make_envelope(payload)
