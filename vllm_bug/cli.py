@@ -210,6 +210,9 @@ def triage(**options: Any) -> None:
 
     Each input gets a worker process with bounded time and memory; one that fails is listed as a bad
     file with its reason, and the table is written whatever happens to single inputs.
+
+    A list of reports (JSON Lines, or the JSON array of `gh issue list --json number,title,body,url`)
+    counts as one input per report, with its issue number and URL kept; '-' reads standard input.
     """
     from vllm_bug.commands import triage as triage_command
 
