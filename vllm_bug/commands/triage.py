@@ -86,7 +86,8 @@ def execute(
 
 
 def expand_inputs(paths: Iterable[str]) -> tuple[list[str], list[tuple[str, str]]]:
-    """Files to analyse (directories walked, only input-like names) and paths refused up front."""
+    """Files to analyse (directories walked, only input-like names; "-" kept for standard input) and paths
+    refused up front."""
     files: list[str] = []
     bad: list[tuple[str, str]] = []
     for raw in paths:
