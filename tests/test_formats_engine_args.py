@@ -4,6 +4,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from vllm_bug.formats.engine_args import (
     EngineArgs,
     find_launch_command,

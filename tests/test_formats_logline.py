@@ -1,6 +1,7 @@
 """One log line: who wrote it (process tags) and its text without prefixes; where a new record starts."""
 
 import pytest
+
 from vllm_bug.formats.logline import LogLine, parse_log_line, starts_record, starts_record_raw, strip_error_line_prefix
 
 

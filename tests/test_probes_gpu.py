@@ -15,9 +15,9 @@ import pytest
 from conftest import FIXTURES, minimal_payload
 
 from vllm_bug.bundler import nvidia_smi as smi
-from vllm_bug.formats import nvidia_smi as smi_format
 from vllm_bug.bundler import probes_gpu as G
 from vllm_bug.bundler.runner import CommandResult, Manifest, ProbeRecord, run_command
+from vllm_bug.formats import nvidia_smi as smi_format
 from vllm_bug.schema.bundle import make_envelope, validate
 
 H200 = FIXTURES / "device" / "h200"

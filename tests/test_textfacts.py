@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from test_formats_collect_env import SECTIONED
-
 from vllm_bug.analyzer.textfacts import facts_from_text
+
+from test_formats_collect_env import SECTIONED
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reports" / "excerpts"
 H200 = Path(__file__).parent / "fixtures" / "device" / "h200"
