@@ -107,7 +107,7 @@ def strip_control(text: str, *, keep_escape: bool = False, bidi: bool = False) -
     """TEXT without C0 control characters (tab, newline and carriage return stay) and DEL.
 
     keep_escape keeps ESC bytes (so escape sequences stay whole for a later pass); bidi also removes
-    Unicode bidirectional overrides. The two options are not combined by any caller.
+    Unicode bidirectional overrides and isolates (ESC goes too: bidi is for text about to be shown).
     """
     if bidi:
         return _CONTROL_AND_BIDI.sub("", text)

@@ -28,7 +28,7 @@ _END_LINE = lazy_compile(r"^[ \t>]*-----END VLLM-BUG BUNDLE v1-----[ \t]*$", re.
 _QUOTE_PREFIX = lazy_compile(r"^[ \t>]*", re.MULTILINE)
 
 
-@dataclass(frozen=True)
+@dataclass
 class EmbeddedBlock:
     payload: str | None  # the base64 text, quoting and whitespace removed; None when the END marker is missing
     declared_bytes: int | None  # the size the BEGIN line states

@@ -29,7 +29,7 @@ MAX_COMMAND_CHARS = 4096  # the launch command kept as text
 MAX_NESTED_LAUNCHERS = 8  # 'docker run IMAGE vllm serve ...' nests one launcher in another
 
 
-@dataclass(frozen=True)
+@dataclass
 class EngineArgs:
     args: dict[str, Any]  # snake_case engine argument -> value ('max_model_len': 4096)
     text: str  # what they were read from: the command, the call, or the logged line's argument text
@@ -70,7 +70,7 @@ def parse_non_default_args(text: str) -> EngineArgs | None:
     if "non-default args" not in text or not (m := _NON_DEFAULT.search(text)):
         return None
     open_pos = m.start(1)
-    span = balanced_span(text, open_pos)
+    span = _balanced_span(text, open_pos)
     body = span if span is not None else text[open_pos : open_pos + 8192].split("\n", 1)[0]
     if span is not None:
         try:
@@ -122,7 +122,7 @@ def _literal(text: str) -> Any:
         return text
 
 
-def balanced_span(text: str, open_pos: int, limit: int = MAX_LITERAL_CHARS) -> str | None:
+def _balanced_span(text: str, open_pos: int, limit: int = MAX_LITERAL_CHARS) -> str | None:
     """The text from an opening bracket at open_pos to its match, quotes respected; None if too long.
 
     A blank line inside the brackets ends the search too (the literal was cut).
@@ -170,7 +170,7 @@ def parse_llm_call(text: str) -> EngineArgs | None:
 
 
 def _call_kwargs(text: str, open_pos: int) -> dict[str, Any]:
-    span = balanced_span(text, open_pos, limit=MAX_CALL_CHARS)
+    span = _balanced_span(text, open_pos, limit=MAX_CALL_CHARS)
     if span is None:
         return {}
     try:

@@ -28,7 +28,7 @@ _DOCKER_ENV_LEAD = lazy_compile(r"(?:\s-e|--env)[ \t=]+[\"']?$")
 MAX_LEAD_CHARS = 300
 
 
-@dataclass(frozen=True)
+@dataclass
 class EnvSetting:
     name: str
     value: str  # quotes and a trailing backslash, comma or semicolon removed

@@ -21,7 +21,7 @@ _TEMPLATE_TAG = lazy_compile(rf"^\s*\[(?:{_TAG_WORDS})\]\s*:?\s*", re.IGNORECASE
 _ANY_TAGS = lazy_compile(r"^\s*(?:\[[^\]]{1,40}\]\s*:?\s*)+")
 
 
-@dataclass(frozen=True)
+@dataclass
 class IssueTitle:
     tag: str | None  # what stood in the brackets ('Bug', 'Feature request'), None for a '# ' heading
     text: str  # the line as given, stripped

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from vllm_bug.formats.lazyre import lazy_compile
 
-LEVEL_WORDS = ("INFO", "ERROR", "WARN", "DEBUG", "CRITICAL", "FATAL", "TRACE")  # WARN also starts WARNING
+_LEVEL_WORDS = ("INFO", "ERROR", "WARN", "DEBUG", "CRITICAL", "FATAL", "TRACE")  # WARN also starts WARNING
 
 _LEVEL = r"(?:INFO|ERROR|WARNING|WARN|DEBUG|CRITICAL|FATAL|TRACE)"
 _DATE_TIME = r"(?:\d{4}-)?\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?"
@@ -63,7 +63,7 @@ _TRAILING_BOX = lazy_compile(r"\s*│\s*$")
 MAX_PREFIXES = 8
 
 
-@dataclass(frozen=True)
+@dataclass
 class LogLine:
     text: str  # the line without its prefixes, trailing space removed
     source: str  # the process tags that wrote it ('' for untagged lines)
@@ -75,7 +75,7 @@ def parse_log_line(line: str) -> LogLine:
         return LogLine(line.rstrip(), "")
     source = ""
     pos = 0
-    if line[0] == "(" or line.startswith(LEVEL_WORDS):
+    if line[0] == "(" or line.startswith(_LEVEL_WORDS):
         m = _VLLM_PREFIX.match(line)
         pos = m.end()
         if m.group("src"):
@@ -113,7 +113,7 @@ def _candidate_kinds(line: str, pos: int) -> tuple[re.Pattern[str], ...]:
     if first.isdigit():
         return _DIGIT_START
     if "A" <= first <= "Z":
-        if line.startswith(LEVEL_WORDS, pos) or line.startswith(_MONTHS, pos):
+        if line.startswith(_LEVEL_WORDS, pos) or line.startswith(_MONTHS, pos):
             return _UPPER_START
         if first in "IWEF" and line[pos + 1 : pos + 2].isdigit():
             return _UPPER_START

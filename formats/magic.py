@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
+@dataclass
 class FileType:
     kind: str  # 'zstd', 'zip', 'gzip', ..., 'png'
     compressed: bool  # one compressed stream (or a zip), to decompress first; not an archive, image or program

@@ -29,7 +29,7 @@ BASIC_QUERY_FIELDS = (
 
 
 # -- the banner --------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass
 class SmiHeader:
     driver_version: str | None  # '580.95.05'
     cuda_version: str | None  # the newest CUDA the driver supports: '13.0'
@@ -77,7 +77,7 @@ def driver_failure_line(text: str) -> str | None:
 
 
 # -- the tables --------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass
 class SmiGpuRow:
     index: int
     name: str  # as the table prints it, perhaps cut: 'Tesla V100-SXM2...'
@@ -85,7 +85,7 @@ class SmiGpuRow:
     memory_total_mib: int
 
 
-@dataclass(frozen=True)
+@dataclass
 class SmiProcess:
     gpu_index: int
     pid: int
@@ -94,7 +94,7 @@ class SmiProcess:
     used_memory_mib: int | None  # None where nvidia-smi prints N/A
 
 
-@dataclass(frozen=True)
+@dataclass
 class SmiTable:
     gpus: list[SmiGpuRow] = field(default_factory=list)
     processes: list[SmiProcess] = field(default_factory=list)

@@ -12,7 +12,7 @@ from vllm_bug.formats.lazyre import lazy_compile
 MAX_TABLE_ROWS = 5000  # rows read under one `pip list` header
 
 
-@dataclass(frozen=True)
+@dataclass
 class Package:
     name: str  # as printed (not normalised)
     version: str

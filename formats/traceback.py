@@ -24,10 +24,6 @@ from vllm_bug.formats.lazyre import lazy_compile
 from vllm_bug.formats.logline import starts_record, starts_record_raw
 
 HEADER = "Traceback (most recent call last):"
-CHAIN_LINES = (
-    "During handling of the above exception, another exception occurred:",
-    "The above exception was the direct cause of the following exception:",
-)
 MAX_FRAMES = 300
 MAX_TRACEBACKS = 200
 MAX_CONTINUATION = 6  # message lines read after an exception line
@@ -76,7 +72,7 @@ class Traceback:
         return self.exc_type.rsplit(".", 1)[-1]
 
 
-@dataclass(frozen=True)
+@dataclass
 class ExceptionLine:
     exc_type: str  # 'torch.OutOfMemoryError', 'RayTaskError(RuntimeError)', 'NCCL error', ...
     message: str  # the rest of the line ('' for a bare 'KeyboardInterrupt')

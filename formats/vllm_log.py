@@ -43,7 +43,7 @@ _WEIGHTS = lazy_compile(
 )
 
 
-@dataclass(frozen=True)
+@dataclass
 class MemoryLog:
     """The first of each number the engine logged (None: not logged, or not a usable number)."""
 
