@@ -11,13 +11,13 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from vllm_bug.formats.traceback import Frame, Traceback
+
 if TYPE_CHECKING:
     from vllm_bug.analyzer.memory.estimate import MemoryEstimate
     from vllm_bug.analyzer.mentions import Mentions
     from vllm_bug.analyzer.search import Searchable
     from vllm_bug.analyzer.signals import SignalSet
-
-from vllm_bug.formats.traceback import Frame, Traceback
 
 __all__ = ["Facts", "Frame", "Gpu", "Traceback", "normalise_package_name", "parse_version", "version_lt"]
 

@@ -12,6 +12,7 @@ Values are read with `ast.literal_eval` or not at all: nothing pasted is ever ex
 from __future__ import annotations
 
 import ast
+import contextlib
 import re
 import shlex
 from collections.abc import Sequence
@@ -19,10 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from vllm_bug.formats.lazyre import lazy_compile
+from vllm_bug.formats.units import MAX_COUNT_DIGITS
 
 MAX_LITERAL_CHARS = 64 << 10  # `non-default args: {...}` longer than this is not parsed
 MAX_CALL_CHARS = 8192  # an `LLM(...)` call longer than this is not parsed
-MAX_NUMBER_DIGITS = 18  # a longer integer is garbage, not an argument (and int() refuses > 4300 digits)
 MAX_COMMAND_LINE_CHARS = 8192  # a longer line is not searched for a launch command
 MAX_COMMAND_LINES = 60  # lines one launch command may continue over
 MAX_COMMAND_CHARS = 4096  # the launch command kept as text
@@ -182,10 +183,8 @@ def _call_kwargs(text: str, open_pos: int) -> dict[str, Any]:
     if not isinstance(call, ast.Call):
         return out
     if call.args:
-        try:
+        with contextlib.suppress(ValueError, TypeError, SyntaxError, RecursionError):
             out["model"] = ast.literal_eval(call.args[0])
-        except (ValueError, TypeError, SyntaxError, RecursionError):
-            pass
     for kw in call.keywords:
         if kw.arg is None:
             continue
@@ -217,21 +216,67 @@ _SHORT_FLAGS = {
     "ep": "enable_expert_parallel",
 }
 _BOOLEAN_FLAGS = {
-    "trust_remote_code", "enforce_eager", "enable_prefix_caching", "disable_log_requests", "disable_log_stats",
-    "enable_chunked_prefill", "disable_custom_all_reduce", "enable_lora", "enable_auto_tool_choice",
-    "enable_expert_parallel", "disable_frontend_multiprocessing", "enable_sleep_mode", "skip_tokenizer_init",
-    "disable_sliding_window", "use_v2_block_manager", "worker_use_ray", "enable_reasoning", "headless",
-    "no_enable_prefix_caching", "no_enable_chunked_prefill", "async_scheduling", "enable_eplb",
+    "trust_remote_code",
+    "enforce_eager",
+    "enable_prefix_caching",
+    "disable_log_requests",
+    "disable_log_stats",
+    "enable_chunked_prefill",
+    "disable_custom_all_reduce",
+    "enable_lora",
+    "enable_auto_tool_choice",
+    "enable_expert_parallel",
+    "disable_frontend_multiprocessing",
+    "enable_sleep_mode",
+    "skip_tokenizer_init",
+    "disable_sliding_window",
+    "use_v2_block_manager",
+    "worker_use_ray",
+    "enable_reasoning",
+    "headless",
+    "no_enable_prefix_caching",
+    "no_enable_chunked_prefill",
+    "async_scheduling",
+    "enable_eplb",
     "uvicorn_log_level_debug",
 }
 _DOCKER_OPTIONS_WITH_VALUE = {
-    "-e", "--env", "-v", "--volume", "-p", "--publish", "--name", "--gpus", "--runtime", "--shm-size", "--ipc",
-    "--network", "--entrypoint", "-u", "--user", "-w", "--workdir", "--mount", "--device", "--env-file", "--ulimit",
-    "--cpus", "--memory", "-m", "--platform", "--pull", "--label", "--log-driver", "--restart", "--cap-add",
-    "--security-opt", "--hostname", "--add-host",
+    "-e",
+    "--env",
+    "-v",
+    "--volume",
+    "-p",
+    "--publish",
+    "--name",
+    "--gpus",
+    "--runtime",
+    "--shm-size",
+    "--ipc",
+    "--network",
+    "--entrypoint",
+    "-u",
+    "--user",
+    "-w",
+    "--workdir",
+    "--mount",
+    "--device",
+    "--env-file",
+    "--ulimit",
+    "--cpus",
+    "--memory",
+    "-m",
+    "--platform",
+    "--pull",
+    "--label",
+    "--log-driver",
+    "--restart",
+    "--cap-add",
+    "--security-opt",
+    "--hostname",
+    "--add-host",
 }
 _NUMBER = lazy_compile(r"-?\d+(?:\.\d+)?(?:e-?\d+)?")
-_INTEGER = lazy_compile(rf"-?\d{{1,{MAX_NUMBER_DIGITS}}}")
+_INTEGER = lazy_compile(rf"-?\d{{1,{MAX_COUNT_DIGITS}}}")  # a longer one is garbage, not an argument
 _FLOAT = lazy_compile(r"-?\d+\.\d*(?:e-?\d+)?|-?\d+e-?\d+")
 _MODEL_WORD = lazy_compile(r"[\w./@:~-]+")
 
@@ -301,6 +346,8 @@ def _assignment_then_blanks(line: str, start: int, end: int, words: list[tuple[i
 def _only_blanks(line: str, start: int, end: int) -> bool:
     """Whether line[start:end] is one or more spaces and tabs (what separates a VAR=value from the next word)."""
     return end > start and not line[start:end].strip(" \t")
+
+
 def parse_command_args(command: str) -> dict[str, Any]:
     """Engine flags of a launch command as snake_case keys ('--max-model-len 4096' -> max_model_len=4096)."""
     try:

@@ -54,4 +54,3 @@ def _is_setting(text: str, start: int) -> bool:
     window = max(0, start - MAX_LEAD_CHARS)
     lead = text[text.rfind("\n", window, start) + 1 or window : start]
     return _SETTING_LEAD.match(lead) is not None or _DOCKER_ENV_LEAD.search(lead) is not None
-

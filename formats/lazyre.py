@@ -10,8 +10,20 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_FORWARDED = ("search", "match", "fullmatch", "finditer", "findall", "sub", "subn", "split", "pattern", "flags",
-              "groups", "groupindex")
+_FORWARDED = (
+    "search",
+    "match",
+    "fullmatch",
+    "finditer",
+    "findall",
+    "sub",
+    "subn",
+    "split",
+    "pattern",
+    "flags",
+    "groups",
+    "groupindex",
+)
 
 
 class LazyPattern:

@@ -18,13 +18,35 @@ MIB = 1 << 20
 # Fields asked of `nvidia-smi --query-gpu` when NVML is unusable. compute_cap needs a 510+ driver,
 # so a shorter list is kept for older ones.
 QUERY_FIELDS = (
-    "index", "name", "compute_cap", "driver_version", "memory.total", "memory.used", "memory.free",
-    "pci.bus_id", "uuid", "persistence_mode", "compute_mode", "mig.mode.current", "mig.mode.pending",
-    "ecc.mode.current", "ecc.mode.pending", "ecc.errors.uncorrected.volatile.total",
-    "ecc.errors.uncorrected.aggregate.total", "temperature.gpu", "power.draw",
+    "index",
+    "name",
+    "compute_cap",
+    "driver_version",
+    "memory.total",
+    "memory.used",
+    "memory.free",
+    "pci.bus_id",
+    "uuid",
+    "persistence_mode",
+    "compute_mode",
+    "mig.mode.current",
+    "mig.mode.pending",
+    "ecc.mode.current",
+    "ecc.mode.pending",
+    "ecc.errors.uncorrected.volatile.total",
+    "ecc.errors.uncorrected.aggregate.total",
+    "temperature.gpu",
+    "power.draw",
 )
 BASIC_QUERY_FIELDS = (
-    "index", "name", "driver_version", "memory.total", "memory.used", "memory.free", "pci.bus_id", "uuid",
+    "index",
+    "name",
+    "driver_version",
+    "memory.total",
+    "memory.used",
+    "memory.free",
+    "pci.bus_id",
+    "uuid",
 )
 
 
@@ -125,10 +147,15 @@ def parse_table(text: str) -> SmiTable | None:
     if "Processes" in text:
         for m in _PROCESS_ROW.finditer(text):
             mem = m.group("mem")
-            processes.append(SmiProcess(
-                int(m.group("gpu")), int(m.group("pid")), m.group("type"), m.group("name").strip(),
-                int(mem) if mem.isdigit() else None,
-            ))
+            processes.append(
+                SmiProcess(
+                    int(m.group("gpu")),
+                    int(m.group("pid")),
+                    m.group("type"),
+                    m.group("name").strip(),
+                    int(mem) if mem.isdigit() else None,
+                )
+            )
     return SmiTable(gpus, processes) if gpus or processes else None
 
 
@@ -162,7 +189,12 @@ def parse_query_csv(text: str, fields: tuple[str, ...] | list[str] = QUERY_FIELD
         cells = [cell.strip() for cell in line.split(",")]
         if len(cells) != len(fields):
             continue
-        rows.append({name: (None if is_unavailable(cell) or cell == "" else cell) for name, cell in zip(fields, cells)})
+        rows.append(
+            {
+                name: (None if is_unavailable(cell) or cell == "" else cell)
+                for name, cell in zip(fields, cells, strict=True)
+            }
+        )
     return rows
 
 

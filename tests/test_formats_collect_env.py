@@ -5,7 +5,7 @@ from pathlib import Path
 
 from vllm_bug.formats.collect_env import parse_bool, parse_collect_env, parse_gpu_item
 
-FIXTURES = Path(__file__).parent / "fixtures" / "text"
+H200 = Path(__file__).parent / "fixtures" / "device" / "h200"
 
 SECTIONED = """\
 INFO 06-12 17:10:51 [__init__.py:244] Automatically detected platform cuda.
@@ -73,13 +73,15 @@ def test_sectioned_vllm_format():
 
 
 def test_unknown_values_are_none():
-    env = parse_collect_env(["PyTorch version: N/A", "CUDA used to build PyTorch: Could not collect", "Is CUDA available: False"])
+    env = parse_collect_env(
+        ["PyTorch version: N/A", "CUDA used to build PyTorch: Could not collect", "Is CUDA available: False"]
+    )
     assert env.get("torch_version") is None and env.get("torch_cuda") is None
     assert parse_bool(env.get("torch_cuda_available")) is False
 
 
 def test_labels_inside_a_log_are_not_mistaken():
-    assert parse_collect_env(["ValueError: something: else", "  File \"x.py\", line 1, in f"]) is None
+    assert parse_collect_env(["ValueError: something: else", '  File "x.py", line 1, in f']) is None
 
 
 def test_typed_fields_of_the_sectioned_format():
@@ -91,7 +93,7 @@ def test_typed_fields_of_the_sectioned_format():
 
 
 def test_real_flat_output_from_an_h200_machine():
-    env = parse_collect_env((FIXTURES / "torch_flat_collect_env_h200.txt").read_text().splitlines())
+    env = parse_collect_env((H200 / "torch-collect-env.txt").read_text().splitlines())
     assert env.get("torch_version") == "2.11.0+cu130" and env.driver_version == "580.159.04"
     assert env.gpus == [(0, "NVIDIA H200")]
     assert env.packages["torch"] == "2.11.0"

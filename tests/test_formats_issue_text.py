@@ -5,12 +5,15 @@ import pytest
 from vllm_bug.formats.issue_text import IssueTitle, parse_title, strip_tags, strip_template_tag
 
 
-@pytest.mark.parametrize("line, tag", [
-    ("[Bug]: CUDA error: an illegal memory access was encountered", "Bug"),
-    ("[Bug report] vllm serve fails on H100", "Bug report"),
-    ("[New Model]: support for X", "New Model"),
-    ("# vLLM fails to start", None),
-])
+@pytest.mark.parametrize(
+    "line, tag",
+    [
+        ("[Bug]: CUDA error: an illegal memory access was encountered", "Bug"),
+        ("[Bug report] vllm serve fails on H100", "Bug report"),
+        ("[New Model]: support for X", "New Model"),
+        ("# vLLM fails to start", None),
+    ],
+)
 def test_titles(line, tag):
     assert parse_title(line) == IssueTitle(tag, line.strip())
 

@@ -18,8 +18,8 @@ from vllm_bug.formats.nvidia_smi import (
 )
 
 FIXTURES = Path(__file__).parent / "fixtures"
-PLAIN = (FIXTURES / "device-h200x2" / "nvidia-smi.txt").read_text()
-QUERY = (FIXTURES / "device-h200x2" / "nvidia-smi-q.txt").read_text()
+PLAIN = (FIXTURES / "device" / "h200x2" / "nvidia-smi.txt").read_text()
+QUERY = (FIXTURES / "device" / "h200x2" / "nvidia-smi-q.txt").read_text()
 OLD_LAYOUT = """\
 | NVIDIA-SMI 470.82.01    Driver Version: 470.82.01    CUDA Version: 11.4     |
 |===============================+======================+======================|
@@ -65,7 +65,7 @@ def test_what_looks_like_nvidia_smi():
 
 
 def test_query_csv_with_header_and_units():
-    rows = parse_query_csv((FIXTURES / "device-h200x2" / "query.csv").read_text())
+    rows = parse_query_csv((FIXTURES / "device" / "h200x2" / "query.csv").read_text())
     assert len(rows) == 2
     assert rows[0]["memory.total"] == "143771 MiB" and rows[1]["pci.bus_id"] == "00000000:00:07.0"
     assert parse_query_csv("0, [N/A], x", ("index", "name", "uuid")) == [{"index": "0", "name": None, "uuid": "x"}]

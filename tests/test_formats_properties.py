@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from test_fuzz_analyzer import log_text
 from vllm_bug.formats import (
     ansi,
     collect_env,
@@ -31,22 +32,60 @@ from vllm_bug.formats import (
     vllm_log,
 )
 
-from test_fuzz_analyzer import log_text
-
 EXAMPLES = int(os.environ.get("VLLM_BUG_FUZZ_EXAMPLES", "25"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
 
 # how each format starts: glued to random text, they walk the parsers past their first checks
-STARTS = ("\x1b[", "\x1b]", "ESC[", "[1;36m", "(VllmWorker rank=1 pid=2) ", "[rank0]: ", "ERROR 01-02 03:04:05 [a.py:1] ",
-          "W1126 22:56:40.1 7 a.py:1] ", "Traceback (most recent call last):", '  File "a.py", line 1, in f',
-          "RuntimeError: ", "terminate called after throwing an instance of '", "NCCL error: ", "CUDA error: ",
-          "During handling of the above exception, another exception occurred:", "| NVIDIA-SMI 580.95.05  Driver Version: ",
-          "CUDA Version: ", "|   0  NVIDIA H200   On  |", "MiB / ", "Processes", "GPU models and configuration:", "GPU 0: ",
-          "[pip3] ", "[conda] ", "==", "Package    Version\n---------- -------\n", "vllm serve ", "docker run ", "A=1 ",
-          "non-default args: {", "args: Namespace(", "with config: ", "LLM(", "GPU KV cache size: ", "max seq len (",
-          "Maximum concurrency for ", "Available KV cache memory: ", "[Bug]: ", "-----BEGIN VLLM-BUG BUNDLE v1",
-          "export VLLM_X=", "9" * 40, " " * 300, "(" * 50, "{" * 50)
+STARTS = (
+    "\x1b[",
+    "\x1b]",
+    "ESC[",
+    "[1;36m",
+    "(VllmWorker rank=1 pid=2) ",
+    "[rank0]: ",
+    "ERROR 01-02 03:04:05 [a.py:1] ",
+    "W1126 22:56:40.1 7 a.py:1] ",
+    "Traceback (most recent call last):",
+    '  File "a.py", line 1, in f',
+    "RuntimeError: ",
+    "terminate called after throwing an instance of '",
+    "NCCL error: ",
+    "CUDA error: ",
+    "During handling of the above exception, another exception occurred:",
+    "| NVIDIA-SMI 580.95.05  Driver Version: ",
+    "CUDA Version: ",
+    "|   0  NVIDIA H200   On  |",
+    "MiB / ",
+    "Processes",
+    "GPU models and configuration:",
+    "GPU 0: ",
+    "[pip3] ",
+    "[conda] ",
+    "==",
+    "Package    Version\n---------- -------\n",
+    "vllm serve ",
+    "docker run ",
+    "A=1 ",
+    "non-default args: {",
+    "args: Namespace(",
+    "with config: ",
+    "LLM(",
+    "GPU KV cache size: ",
+    "max seq len (",
+    "Maximum concurrency for ",
+    "Available KV cache memory: ",
+    "[Bug]: ",
+    "-----BEGIN VLLM-BUG BUNDLE v1",
+    "export VLLM_X=",
+    "9" * 40,
+    " " * 300,
+    "(" * 50,
+    "{" * 50,
+)
 
 
 @st.composite
@@ -74,7 +113,14 @@ def _collect_env(text: str) -> Any:
     env = collect_env.parse_collect_env(text.splitlines())
     if env is not None:  # the typed fields must hold up too
         assert _none_or(bool)(env.torch_cuda_available)
-        for value in (env.nvcc_version, env.driver_version, env.vllm_version, env.glibc, env.python_version, env.kernel):
+        for value in (
+            env.nvcc_version,
+            env.driver_version,
+            env.vllm_version,
+            env.glibc,
+            env.python_version,
+            env.kernel,
+        ):
             assert _none_or(str)(value)
     return env
 
@@ -91,9 +137,15 @@ def _follow(text: str) -> Any:
 
 # parser, expected result
 PARSERS: dict[str, tuple[Callable[[str], Any], Callable[[Any], bool]]] = {
-    **{f"strip_ansi[{name}]": ((lambda text, style=style: ansi.strip_ansi(text, style)), _is(str))
-       for name, style in (("terminal", ansi.TERMINAL), ("pasted", ansi.PASTED), ("markdown", ansi.MARKDOWN),
-                           ("signature", ansi.SIGNATURE))},
+    **{
+        f"strip_ansi[{name}]": ((lambda text, style=style: ansi.strip_ansi(text, style)), _is(str))
+        for name, style in (
+            ("terminal", ansi.TERMINAL),
+            ("pasted", ansi.PASTED),
+            ("markdown", ansi.MARKDOWN),
+            ("signature", ansi.SIGNATURE),
+        )
+    },
     "strip_control": (ansi.strip_control, _is(str)),
     "parse_log_line": (logline.parse_log_line, _is(logline.LogLine)),
     "starts_record": (logline.starts_record, _is(bool)),
@@ -117,7 +169,10 @@ PARSERS: dict[str, tuple[Callable[[str], Any], Callable[[Any], bool]]] = {
     "parse_packages": (pip_list.parse_packages, _list_of(pip_list.Package)),
     "parse_entry": (lambda text: pip_list.parse_entry(text, conda=True), _none_or(pip_list.Package)),
     "parse_command_args": (engine_args.parse_command_args, _is(dict)),
-    "find_launch_command": (lambda text: engine_args.find_launch_command(text.splitlines()), _none_or(engine_args.EngineArgs)),
+    "find_launch_command": (
+        lambda text: engine_args.find_launch_command(text.splitlines()),
+        _none_or(engine_args.EngineArgs),
+    ),
     "launch_start": (engine_args.launch_start, _none_or(int)),
     "parse_non_default_args": (engine_args.parse_non_default_args, _none_or(engine_args.EngineArgs)),
     "parse_namespace_args": (engine_args.parse_namespace_args, _none_or(engine_args.EngineArgs)),

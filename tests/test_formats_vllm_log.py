@@ -5,14 +5,20 @@ from pathlib import Path
 from vllm_bug.formats.units import GIB
 from vllm_bug.formats.vllm_log import MemoryLog, parse_memory_log, parse_version_line
 
-FIXTURES = Path(__file__).parent / "fixtures" / "text"
+FIXTURES = Path(__file__).parent / "fixtures" / "reports" / "excerpts"
 
 
 def test_v0_numbers_from_a_real_report():
-    log = parse_memory_log((FIXTURES / "v0_kv_numbers.txt").read_text())
-    assert log == MemoryLog(max_concurrency=0.82, concurrency_request_tokens=29000, too_small_max_seq_len=29000,
-                            too_small_kv_tokens=23648, available_kv_cache_bytes=int(2.89 * GIB),  # kv_cache_size=2.89GiB
-                            gpu_blocks=1478, model_weights_bytes=int(14.9888 * GIB))
+    log = parse_memory_log((FIXTURES / "kv_cache_v0.txt").read_text())
+    assert log == MemoryLog(
+        max_concurrency=0.82,
+        concurrency_request_tokens=29000,
+        too_small_max_seq_len=29000,
+        too_small_kv_tokens=23648,
+        available_kv_cache_bytes=int(2.89 * GIB),  # kv_cache_size=2.89GiB
+        gpu_blocks=1478,
+        model_weights_bytes=int(14.9888 * GIB),
+    )
 
 
 def test_v1_numbers_from_a_real_report():
@@ -22,9 +28,10 @@ def test_v1_numbers_from_a_real_report():
 
 def test_v1_kv_cache_too_small_error():
     log = parse_memory_log(
-        "ValueError: To serve at least one request with the models's max seq len (131072), (16.0 GiB KV cache is needed, "
-        "which is larger than the available KV cache memory (-1.5 GiB). Based on the available memory, the estimated "
-        "maximum model length is 102400.")
+        "ValueError: To serve at least one request with the models's max seq len (131072), (16.0 GiB KV cache is "
+        "needed, which is larger than the available KV cache memory (-1.5 GiB). Based on the available memory, "
+        "the estimated maximum model length is 102400."
+    )
     assert log.needed_max_seq_len == 131072 and log.needed_available_bytes == int(-1.5 * GIB)
     assert log.estimated_max_model_len == 102400
 
@@ -35,7 +42,9 @@ def test_nothing_logged():
 
 
 def test_absurd_numbers_are_not_facts():
-    log = parse_memory_log("GPU KV cache size: " + "9" * 40 + " tokens\nAvailable KV cache memory: " + "9" * 400 + " GiB")
+    log = parse_memory_log(
+        "GPU KV cache size: " + "9" * 40 + " tokens\nAvailable KV cache memory: " + "9" * 400 + " GiB"
+    )
     assert log.kv_cache_tokens is None and log.available_kv_cache_bytes is None
 
 

@@ -40,7 +40,7 @@ def test_real_sectioned_output_from_an_issue():
 
 
 def test_flat_torch_format_from_a_real_machine():
-    facts = facts_from_text((FIXTURES / "torch_flat_collect_env_h200.txt").read_text())
+    facts = facts_from_text((H200 / "torch-collect-env.txt").read_text())
     assert facts.torch_version == "2.11.0+cu130" and facts.torch_cuda == "13.0"
     assert facts.nvcc_version == "13.0.88" and facts.driver_version == "580.159.04"
     assert [g.name for g in facts.gpus] == ["NVIDIA H200"] and facts.gpus[0].compute_capability == (9, 0)

@@ -24,8 +24,12 @@ def apply_nvidia_smi(facts: Facts, text: str) -> None:
     if table is None:
         return
     smi_gpus = [
-        Gpu(name=row.name, index=row.index, memory_used_bytes=row.memory_used_mib * MIB,
-            memory_total_bytes=row.memory_total_mib * MIB)
+        Gpu(
+            name=row.name,
+            index=row.index,
+            memory_used_bytes=row.memory_used_mib * MIB,
+            memory_total_bytes=row.memory_total_mib * MIB,
+        )
         for row in table.gpus
     ]
     if smi_gpus:
@@ -43,8 +47,14 @@ def apply_nvidia_smi(facts: Facts, text: str) -> None:
         owner = gpus_by_index.get(process.gpu_index)
         if owner is not None:
             used = process.used_memory_mib
-            owner.processes.append({"pid": process.pid, "name": process.name, "type": process.type,
-                                    "used_memory_bytes": used * MIB if used is not None else None})
+            owner.processes.append(
+                {
+                    "pid": process.pid,
+                    "name": process.name,
+                    "type": process.type,
+                    "used_memory_bytes": used * MIB if used is not None else None,
+                }
+            )
 
 
 # -- GPU names in prose -------------------------------------------------------------------------
