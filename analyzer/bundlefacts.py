@@ -9,12 +9,18 @@ the same way as for pasted text, without overriding anything measured.
 from __future__ import annotations
 
 import re
+import shlex
 from typing import Any
 
 from vllm_bug.analyzer.facts import Facts, Gpu, normalise_package_name
+from vllm_bug.analyzer.facts_text.environment import mask_secret
+from vllm_bug.analyzer.facts_text.gpus import apply_nvidia_smi
 from vllm_bug.analyzer.gpus import parse_compute_capability
 from vllm_bug.analyzer.logclean import clean_lines
-from vllm_bug.analyzer.textfacts import _mask_secret, fill_from_lines, parse_command_args
+from vllm_bug.analyzer.textfacts import fill_from_lines
+from vllm_bug.analyzer.tracebacks import pick_root_cause
+from vllm_bug.formats.engine_args import parse_command_args
+from vllm_bug.formats.traceback import parse_tracebacks
 
 
 def facts_from_bundle(doc: dict[str, Any]) -> Facts:
@@ -35,7 +41,7 @@ def facts_from_bundle(doc: dict[str, Any]) -> Facts:
         facts.torch_version = facts.package("torch")
     if facts.vllm_version is None:
         facts.vllm_version = facts.package("vllm")
-    facts.env = {str(k): _mask_secret(str(k), str(v)) for k, v in _dict(payload.get("env")).items() if v is not None}
+    facts.env = {str(k): mask_secret(str(k), str(v)) for k, v in _dict(payload.get("env")).items() if v is not None}
     facts.xid = [str(x) for x in _list(payload.get("xid"))]
     topology = _dict(payload.get("nvidia_smi")).get("topo")
     facts.gpu_topology = topology.rstrip() if isinstance(topology, str) and topology.strip() else None  # tabs align it
@@ -166,8 +172,6 @@ def _command(facts: Facts, command: Any) -> None:
     argv = [str(a) for a in _list(command.get("argv"))]
     if not argv:
         return
-    import shlex
-
     facts.launch_command = " ".join(shlex.quote(a) for a in argv)[:4096]
     for key, value in parse_command_args(facts.launch_command).items():
         facts.engine_args.setdefault(key, value)
@@ -189,8 +193,6 @@ def _from_text_sections(facts: Facts, payload: dict[str, Any]) -> None:
             extra_lines = clean_lines(extra)
             offset = len(facts.lines)
             facts.lines = facts.lines + extra_lines
-            from vllm_bug.analyzer.tracebacks import parse_tracebacks, pick_root_cause
-
             found = parse_tracebacks(extra_lines)
             for tb in found:
                 tb.start_line = (tb.start_line or 0) + offset
@@ -201,6 +203,4 @@ def _from_text_sections(facts: Facts, payload: dict[str, Any]) -> None:
     smi = _dict(payload.get("nvidia_smi"))
     plain = _str(smi.get("plain"))
     if plain and not any(g.processes for g in facts.gpus):
-        from vllm_bug.analyzer.textfacts import _nvidia_smi
-
-        _nvidia_smi(facts, "\n".join(clean_lines(plain)))
+        apply_nvidia_smi(facts, "\n".join(clean_lines(plain)))

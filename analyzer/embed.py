@@ -1,8 +1,7 @@
 """Carry a small bundle inside the Markdown report, so pasting the report alone is enough.
 
-The compressed bundle is base64-encoded between two marker lines inside a code block. Reading it
-back tolerates what happens to pasted text on GitHub: CRLF line ends, indentation, trailing spaces,
-"> " quoting (a quoted reply) and a copy of the rendered page instead of the source.
+The block's text format is vllm_bug.formats.embedded's; here it is put in a code block, and read back
+with limits on its size and checks of its length and checksum.
 """
 
 from __future__ import annotations
@@ -14,29 +13,17 @@ import re
 
 from vllm_bug.analyzer.markdown import MdSafe, fence
 from vllm_bug.errors import UnreadableInput, UnsafeInput
+from vllm_bug.formats.embedded import block_lines, find_embedded_block
 
 EMBED_MAX_BYTES = 24 * 1024  # compressed bundles up to this size are embedded by collect
 EXTRACT_MAX_BYTES = 4 << 20  # the most an embedded bundle may decode to when reading a report
 EXTRACT_MAX_TEXT = 64 << 20  # reports larger than this are not searched
-LINE_WIDTH = 76
-
-BEGIN = "-----BEGIN VLLM-BUG BUNDLE v1"
-END = "-----END VLLM-BUG BUNDLE v1-----"
-_BEGIN_LINE = re.compile(
-    r"^[ \t>]*-----BEGIN VLLM-BUG BUNDLE v1(?: bytes=(\d+))?(?: sha256=([0-9a-f]{64}))?-----[ \t]*$", re.MULTILINE
-)
-_END_LINE = re.compile(r"^[ \t>]*-----END VLLM-BUG BUNDLE v1-----[ \t]*$", re.MULTILINE)
-_QUOTE_PREFIX = re.compile(r"^[ \t>]*", re.MULTILINE)
 _BASE64_TEXT = re.compile(r"[A-Za-z0-9+/=]*")
 
 
 def embed_block(bundle_bytes: bytes) -> MdSafe:
     """The bundle as marker-delimited base64 in a code block (base64 has no backticks or HTML)."""
-    encoded = base64.b64encode(bundle_bytes).decode("ascii")
-    lines = [encoded[i : i + LINE_WIDTH] for i in range(0, len(encoded), LINE_WIDTH)]
-    digest = hashlib.sha256(bundle_bytes).hexdigest()
-    header = f"{BEGIN} bytes={len(bundle_bytes)} sha256={digest}-----"
-    return fence("\n".join([header, *lines, END]))
+    return fence("\n".join(block_lines(bundle_bytes)))
 
 
 def extract_embedded_bundle(text: str) -> bytes | None:
@@ -47,15 +34,12 @@ def extract_embedded_bundle(text: str) -> bytes | None:
     """
     if len(text) > EXTRACT_MAX_TEXT:
         raise UnsafeInput(f"report is over {EXTRACT_MAX_TEXT} characters: refused")
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    begin = _BEGIN_LINE.search(text)
-    if begin is None:
+    block = find_embedded_block(text)
+    if block is None:
         return None
-    end = _END_LINE.search(text, begin.end())
-    if end is None:
+    payload = block.payload
+    if payload is None:
         raise UnreadableInput("the embedded bundle in this report is cut off (no END marker)")
-    body = _QUOTE_PREFIX.sub("", text[begin.end() : end.start()])
-    payload = "".join(body.split())
     if len(payload) > (EXTRACT_MAX_BYTES * 4) // 3 + 4:
         raise UnsafeInput(f"the embedded bundle is larger than {EXTRACT_MAX_BYTES} bytes: refused")
     if not _BASE64_TEXT.fullmatch(payload):
@@ -64,9 +48,10 @@ def extract_embedded_bundle(text: str) -> bytes | None:
         data = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
         raise UnreadableInput("the embedded bundle in this report is damaged (invalid base64)") from None
-    declared_size, declared_sha = begin.group(1), begin.group(2)
-    if declared_size is not None and int(declared_size) != len(data):
-        raise UnreadableInput(f"the embedded bundle is {len(data)} bytes, its header says {declared_size}: damaged or cut")
-    if declared_sha is not None and hashlib.sha256(data).hexdigest() != declared_sha:
+    if block.declared_bytes is not None and block.declared_bytes != len(data):
+        raise UnreadableInput(
+            f"the embedded bundle is {len(data)} bytes, its header says {block.declared_bytes}: damaged or cut"
+        )
+    if block.declared_sha256 is not None and hashlib.sha256(data).hexdigest() != block.declared_sha256:
         raise UnreadableInput("the embedded bundle does not match its sha256: damaged")
     return data

@@ -11,11 +11,15 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from vllm_bug.formats.traceback import Frame, Traceback
+
 if TYPE_CHECKING:
     from vllm_bug.analyzer.memory.estimate import MemoryEstimate
     from vllm_bug.analyzer.mentions import Mentions
     from vllm_bug.analyzer.search import Searchable
     from vllm_bug.analyzer.signals import SignalSet
+
+__all__ = ["Facts", "Frame", "Gpu", "Traceback", "normalise_package_name", "parse_version", "version_lt"]
 
 
 @dataclass
@@ -28,46 +32,6 @@ class Gpu:
     processes: list[dict[str, Any]] = field(default_factory=list)
     mig_enabled: bool | None = None
     compute_mode: str | None = None
-
-
-@dataclass
-class Frame:
-    path: str  # as printed ("/usr/lib/python3.12/site-packages/vllm/v1/worker/gpu_model_runner.py")
-    line: int | None
-    function: str | None
-    code: str | None = None  # the source line shown under the frame, if any
-
-    @property
-    def module(self) -> str:
-        """Dotted module guessed from the path: '.../site-packages/vllm/v1/x.py' -> 'vllm.v1.x'."""
-        p = self.path.replace("\\", "/")
-        for marker in ("site-packages/", "dist-packages/"):
-            if marker in p:
-                p = p.rsplit(marker, 1)[1]
-                break
-        else:
-            m = re.search(r"(?:^|/)((?:vllm|torch|triton|transformers|ray)/.*)$", p)
-            if m:
-                p = m.group(1)
-        if p.endswith(".py"):
-            p = p[:-3]
-        return p.strip("/").replace("/", ".")
-
-
-@dataclass
-class Traceback:
-    """One exception as printed: frames (outermost first), then 'ExcType: message'."""
-
-    exc_type: str  # as printed: "torch.OutOfMemoryError", "RuntimeError", "torch.AcceleratorError"
-    message: str  # first line(s) of the message
-    frames: list[Frame] = field(default_factory=list)
-    text: str = ""  # the cleaned traceback text, for quoting
-    start_line: int | None = None  # index into Facts.lines
-    chained_from: "Traceback | None" = None  # the exception this one was raised from / during
-
-    @property
-    def short_type(self) -> str:
-        return self.exc_type.rsplit(".", 1)[-1]
 
 
 @dataclass

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from vllm_bug.errors import UnreadableInput, UnsafeInput
+from vllm_bug.formats.magic import ZIP_MAGICS, ZSTD_MAGIC, sniff
 from vllm_bug.schema.bundle import read_file_capped, read_stream_capped
 
 MAX_INPUT_BYTES = 32 << 20  # the largest file or stdin accepted at all
@@ -22,19 +23,6 @@ MAX_ZIP_TOTAL_UNCOMPRESSED = 256 << 20  # declared sizes; a bomb usually announc
 MAX_ZIP_MEMBER_BYTES = 32 << 20  # a bundle member, read with this cap whatever the header says
 MAX_ZIP_RATIO = 200  # declared uncompressed / compressed, for any member we might read
 
-ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-_OTHER_BINARY_MAGICS = {
-    b"\x1f\x8b": "gzip-compressed data (decompress it first)",
-    b"BZh": "bzip2-compressed data (decompress it first)",
-    b"\xfd7zXZ\x00": "xz-compressed data (decompress it first)",
-    b"7z\xbc\xaf\x27\x1c": "a 7z archive",
-    b"Rar!": "a RAR archive",
-    b"\x7fELF": "an executable",
-    b"%PDF": "a PDF document",
-    b"\x89PNG": "a PNG image",
-    b"\xff\xd8\xff": "a JPEG image",
-}
 _BUNDLE_FORMAT_MARK = '"vllm-bug-bundle"'
 
 
@@ -213,9 +201,10 @@ def _refuse_claimed_type(data: bytes, name: str) -> None:
         raise UnreadableInput(f"{name}: not a zstd-compressed bundle (bad magic bytes)")
     if lower.endswith(".zip"):
         raise UnreadableInput(f"{name}: not a ZIP archive (bad magic bytes)")
-    for magic, what in _OTHER_BINARY_MAGICS.items():
-        if data.startswith(magic):
-            raise UnreadableInput(f"{name}: input is {what}, not a bundle or text")
+    file_type = sniff(data)
+    if file_type is not None:
+        what = f"{file_type.what} (decompress it first)" if file_type.compressed else file_type.what
+        raise UnreadableInput(f"{name}: input is {what}, not a bundle or text")
 
 
 def decode_text(data: bytes, name: str) -> str:

@@ -9,74 +9,15 @@ are kept once.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from vllm_bug.analyzer.lazyre import lazy_compile
+from vllm_bug.formats.ansi import PASTED, strip_ansi
+from vllm_bug.formats.lazyre import lazy_compile
+from vllm_bug.formats.logline import LogLine, parse_log_line
 
 MAX_LINE_CHARS = 16384  # longer lines are cut: no regex ever sees more than this
 MAX_LINES = 400_000
 
-_ANSI = lazy_compile(
-    r"\x1b\[[0-9;?]*[ -/]*[@-~]"  # real CSI sequences
-    r"|\x1b\][^\x07\x1b]{0,200}(?:\x07|\x1b\\)"  # OSC (terminal titles, links)
-    r"|(?:ESC|\^\[)\[[0-9;]{0,12}[A-Za-z]"  # escapes pasted as visible text
-    r"|\[(?:\d{1,3};){0,4}\d{1,3}m(?=[\s(\[A-Za-z]|$)"  # the ESC byte lost, '[1;36m' left
-)
 _LITERAL_CR = lazy_compile(r"\^M")
-_LOST_ESCAPE = lazy_compile(r"\[[\d;]{1,15}m")
-
-_LEVEL = r"(?:INFO|ERROR|WARNING|WARN|DEBUG|CRITICAL|FATAL|TRACE)"
-_DATE_TIME = r"(?:\d{4}-)?\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?"
-_TIMESTAMP = r"\[?\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?\]?\s+(?:\|\s*)?(?:-\s+)?"
-_JOURNAL = r"(?:[A-Z][a-z]{2}|\d{1,2}\S{0,2})\s+\d{1,2}\s+\d\d:\d\d:\d\d\s+[\w.-]+\s+[\w.@/-]+(?:\[\d+\])?:[ ]?"
-_GLOG = r"\[?[IWEF]\d{4}\s+\d\d:\d\d:\d\d\.\d+\s+\d+\s+[\w.]+:\d+\]\s?"
-_COMPOSE = r"[A-Za-z0-9][\w.-]*-\d+\s+\|[ ]?"
-
-# Each prefix kind, tried only on lines whose next character can start it.
-# (EngineCore_DP0 pid=1), (RayWorkerWrapper pid=3, ip=...), (VllmWorker PP0_TP1 pid=7): a name, up to two bare
-# words (rank labels), then key=value pairs
-_TAG_BODY = r"\([A-Za-z_][\w.:-]*(?: [A-Za-z_][\w-]{0,30}){0,2}(?:[ ,]+\w+=[^\s,()]*)+\)"
-_TAG = lazy_compile(_TAG_BODY + r"[ ]?")
-_RANK = lazy_compile(r"\[rank\d+\]:[ ]?")
-_COMPOSE_RX = lazy_compile(_COMPOSE)  # docker compose: 'vllm-1  | '
-_SOURCE_KINDS = (_TAG, _RANK, _COMPOSE_RX)
-_BY_FIRST_CHAR: dict[str, tuple[re.Pattern[str], ...]] = {
-    "(": (_TAG,),
-    "[": (
-        _RANK,
-        lazy_compile(r"\[(?:resource|labels|jsonPayload)[\w.]*:[^\]]{0,200}\]\s*"),  # cloud log shippers
-        lazy_compile(_TIMESTAMP),
-        lazy_compile(_GLOG),
-        lazy_compile(r"\[[\w./-]+\.py:\d+\]\s"),  # a bare '[file.py:79] '
-    ),
-    "│": (lazy_compile(r"│\s?"),),
-    ">": (lazy_compile(r">(?!>)[ ]?"),),
-}
-_DIGIT_START = (lazy_compile(_TIMESTAMP), lazy_compile(_JOURNAL), _COMPOSE_RX)
-_UPPER_START = (
-    # vLLM / logging headers with a date; old ('file.py:N]') and new ('[file.py:N]') source
-    lazy_compile(rf"{_LEVEL}\s+{_DATE_TIME}\s+(?:\[[^\]\s]+:\d+\]|[\w./-]+\.py:\d+\])?[ ]?"),
-    lazy_compile(rf"{_LEVEL}\s+\[[\w./-]+\.py(?::\d+)?\]\s+"),
-    lazy_compile(_JOURNAL),
-    lazy_compile(_GLOG),
-    _COMPOSE_RX,
-)
-_LOWER_START = (_COMPOSE_RX,)
-_LEVEL_WORDS = ("INFO", "ERROR", "WARN", "DEBUG", "CRITICAL", "FATAL", "TRACE")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-# the usual vLLM shape in one step: process tags, then 'LEVEL MM-DD hh:mm:ss [file.py:N] '
-_VLLM_PREFIX = lazy_compile(
-    rf"(?P<src>(?:{_TAG_BODY} ?)*)"
-    rf"(?:{_LEVEL}\s+{_DATE_TIME}\s+(?:\[[^\]\s]+:\d+\]|[\w./-]+\.py:\d+\])?[ ]?)?"
-)
-_TRAILING_BOX = lazy_compile(r"\s*│\s*$")
 _MASK_DIGITS = str.maketrans("123456789", "000000000")
-
-
-@dataclass
-class CleanLine:
-    text: str
-    source: str  # the process tags that wrote it ('' for untagged lines)
 
 
 def clean_lines(text: str) -> list[str]:
@@ -86,8 +27,7 @@ def clean_lines(text: str) -> list[str]:
 
 def raw_lines(text: str) -> list[str]:
     """Split on any line break (including carriage returns of progress bars), colours removed."""
-    if "\x1b" in text or "ESC[" in text or "^[[" in text or _LOST_ESCAPE.search(text):
-        text = _ANSI.sub("", text)
+    text = strip_ansi(text, PASTED)
     if "^M" in text:
         text = _LITERAL_CR.sub("\n", text)
     lines = text.splitlines()
@@ -103,67 +43,13 @@ def raw_lines(text: str) -> list[str]:
     return out
 
 
-def strip_prefixes(line: str) -> tuple[str, str]:
-    """(process tags, line without prefixes) for one raw line."""
-    if not line or line[0] in " \t":
-        return "", line.rstrip()
-    source = ""
-    pos = 0
-    if line[0] == "(" or line.startswith(_LEVEL_WORDS):
-        m = _VLLM_PREFIX.match(line)
-        pos = m.end()
-        if m.group("src"):
-            source = m.group("src").replace(") ", ")").strip()
-    n = len(line)
-    for _ in range(8):
-        if pos >= n:
-            break
-        kinds = _candidate_kinds(line, pos)
-        if not kinds:
-            break
-        for rx in kinds:
-            m = rx.match(line, pos)
-            if m and m.end() > pos:
-                break
-        else:
-            break
-        if rx in _SOURCE_KINDS:
-            tag = m.group(0).rstrip()
-            if rx is _TAG and "pid=" not in tag and "rank=" not in tag:
-                break
-            source += tag
-        pos = m.end()
-    rest = line[pos:] if pos else line
-    if "│" in rest:
-        rest = _TRAILING_BOX.sub("", rest)
-    return source, rest.rstrip()
+def tag_lines(text: str) -> list[LogLine]:
+    return [parse_log_line(line) for line in raw_lines(text)]
 
 
-def _candidate_kinds(line: str, pos: int) -> tuple[re.Pattern[str], ...]:
-    first = line[pos]
-    kinds = _BY_FIRST_CHAR.get(first)
-    if kinds is not None:
-        return kinds
-    if first.isdigit():
-        return _DIGIT_START
-    if "A" <= first <= "Z":
-        if line.startswith(_LEVEL_WORDS, pos) or line.startswith(_MONTHS, pos):
-            return _UPPER_START
-        if first in "IWEF" and line[pos + 1 : pos + 2].isdigit():
-            return _UPPER_START
-        return _LOWER_START if " |" in line[pos : pos + 80] else ()
-    if "a" <= first <= "z" and " |" in line[pos : pos + 80]:
-        return _LOWER_START
-    return ()
-
-
-def tag_lines(text: str) -> list[CleanLine]:
-    return [CleanLine(rest, source) for source, rest in map(strip_prefixes, raw_lines(text))]
-
-
-def merge_rank_copies(lines: list[CleanLine]) -> list[CleanLine]:
+def merge_rank_copies(lines: list[LogLine]) -> list[LogLine]:
     """De-interleave runs of tagged lines by their tag, and keep one copy of blocks repeated by ranks."""
-    out: list[CleanLine] = []
+    out: list[LogLine] = []
     seen: list[tuple[str, frozenset[str]]] = []  # (source, masked lines) of earlier multi-line blocks
     i, n = 0, len(lines)
     while i < n:
@@ -189,17 +75,17 @@ def merge_rank_copies(lines: list[CleanLine]) -> list[CleanLine]:
     return out
 
 
-def _masked(block: list[CleanLine]) -> frozenset[str]:
+def _masked(block: list[LogLine]) -> frozenset[str]:
     return frozenset(line.text.strip().translate(_MASK_DIGITS) for line in block if line.text.strip())
 
 
-def _worth_comparing(block: list[CleanLine]) -> bool:
+def _worth_comparing(block: list[LogLine]) -> bool:
     """Only blocks that hold an error are compared across regions (masking every line costs time)."""
     return len(block) >= 2 and any("Error" in line.text or 'File "' in line.text for line in block)
 
 
-def _group_by_source(region: list[CleanLine]) -> list[tuple[str, list[CleanLine]]]:
-    groups: dict[str, list[CleanLine]] = {}
+def _group_by_source(region: list[LogLine]) -> list[tuple[str, list[LogLine]]]:
+    groups: dict[str, list[LogLine]] = {}
     last = ""
     for line in region:
         source = line.source or last

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 
+from vllm_bug.formats.ansi import MARKDOWN, strip_ansi, strip_control
+
 ZWSP = "\u200b"
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]|ESC\[[0-9;]*m")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 _BACKTICK_RUN = re.compile(r"`+")
 _TILDE_RUN = re.compile(r"~+")
 _MD_SPECIAL = re.compile(r"[\\`*_\[\]#|~$]")
@@ -39,8 +39,8 @@ def clean(text: object) -> str:
     """Text as a plain str: CRLF normalised, ANSI colour codes, control and bidi characters removed."""
     s = "" if text is None else str(text)
     s = s.replace("\r\n", "\n").replace("\r", "\n")
-    s = _ANSI.sub("", s)
-    return _CONTROL.sub("", s)
+    s = strip_ansi(s, MARKDOWN)
+    return strip_control(s, bidi=True)
 
 
 def longest_run(text: str, char: str = "`") -> int:

@@ -24,7 +24,10 @@ import hashlib
 import re
 
 from vllm_bug.analyzer.facts import Facts, Frame, Traceback
-from vllm_bug.analyzer.lazyre import lazy_compile
+from vllm_bug.formats.ansi import SIGNATURE, strip_ansi
+from vllm_bug.formats.issue_text import strip_template_tag
+from vllm_bug.formats.lazyre import lazy_compile
+from vllm_bug.formats.logline import strip_error_line_prefix
 
 ALGORITHM = "vllm-sig/1"
 MAX_APP_FRAMES = 3
@@ -89,7 +92,6 @@ _TRITON = lazy_compile(r"triton|ptxas|inductor|BackendCompilerFailed|Compilation
 
 # Sentry-style parameterisation of free text.
 _PARAMS = [
-    (lazy_compile(r"\x1b\[[0-9;]*[A-Za-z]"), ""),
     (lazy_compile(r"https?://\S+"), "<url>"),
     (lazy_compile(r"[\w.+-]+@[\w-]+\.[\w.]+"), "<email>"),
     (lazy_compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I), "<uuid>"),
@@ -195,11 +197,6 @@ def _type_from_line(line: str) -> str | None:
     return m.group(1).rsplit(".", 1)[-1] if m else None
 
 
-_LOG_PREFIX = lazy_compile(
-    r"^[^\w(\[]*(?:\x1b\[[0-9;]*m)?(?:\([\w.]+(?: rank=\d+)?(?: pid=\d+)?(?:, ip=[\d.]+)?\)(?:\x1b\[[0-9;]*m)?\s*)?"
-    r"(?:\[rank\d+\]:\s*)?(?:(?:ERROR|INFO|WARNING|DEBUG|CRITICAL) \d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? \[?[\w.]+:\d+\]\s*)?"
-)
-_ISSUE_TAG = lazy_compile(r"^\s*\[(?:Bug|Usage|Installation|Performance|Misc|Feature)\]\s*:?\s*", re.IGNORECASE)
 _STRONG_ERROR = lazy_compile(
     r"CUDA error|Cuda error|NCCL error|nccl\w*Error|out of memory|OutOfMemoryError|No available memory for the cache|"
     r"KV cache|no kernel image|device-side assert|illegal memory access|Error \d{3}:|custom_all_reduce|undefined symbol|"
@@ -219,14 +216,14 @@ def _error_line(facts: Facts) -> str | None:
         score = (4 if _STRONG_ERROR.search(line) else 0) + (2 if _NAMED_ERROR.search(line) else 0) \
             + (1 if _LOG_ERROR.search(line) else 0)
         if score and (best is None or score > best[0]):
-            best = (score, _LOG_PREFIX.sub("", line).strip())
+            best = (score, strip_error_line_prefix(line).strip())
             if score >= 6:
                 break
     if best is None and facts.title:
-        return _ISSUE_TAG.sub("", facts.title).strip() or None
+        return strip_template_tag(facts.title).strip() or None
     if best is None:
         return None
-    line = _ISSUE_TAG.sub("", best[1])
+    line = strip_template_tag(best[1])
     named = _NAMED_ERROR.search(line)
     return line[named.start():] if named and named.start() > 0 and not _STRONG_ERROR.search(line[: named.start()]) else line
 
@@ -235,6 +232,7 @@ def _error_line(facts: Facts) -> str | None:
 
 def parameterise(text: str) -> str:
     """Replace what varies between reports of one bug (numbers, paths, addresses...) with placeholders."""
+    text = strip_ansi(text, SIGNATURE)
     for rx, repl in _PARAMS:
         text = rx.sub(repl, text)
     return text.strip()

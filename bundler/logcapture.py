@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from vllm_bug.errors import UnreadableInput, UsageProblem
+from vllm_bug.formats.ansi import TERMINAL, has_control, strip_ansi, strip_control
+from vllm_bug.formats.magic import MAX_MAGIC_BYTES, sniff
+from vllm_bug.formats.traceback import HEADER, TracebackFollower
 
 HEAD_BYTES = 64 << 10
 TAIL_BYTES = 448 << 10
@@ -41,25 +44,12 @@ LINE_CHAR_CAP = 2000
 MESSAGE_CONTINUATION_LINES = 12
 IDLE_LINES_BEFORE_CLOSE = 200
 
-TB_START = "Traceback (most recent call last):"
-TB_START_BYTES = TB_START.encode()
-CHAIN_LINES = (
-    "During handling of the above exception, another exception occurred:",
-    "The above exception was the direct cause of the following exception:",
-)
+HEADER_BYTES = HEADER.encode()
 
-_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_TIME_LIKE = re.compile(r"\d+(?:[:\-/.]\d+)+(?:[ T]\d+(?:[:.]\d+)+)?")
+_TIME_LIKE = re.compile(r"(?<!\d)\d+(?:[:\-/.]\d+)+(?:[ T]\d+(?:[:.]\d+)+)?")
 _DIGIT = re.compile(r"\d")
-_LOG_RECORD = re.compile(
-    r"^(?:\([^)]*\)\s+)?(?:INFO|WARNING|WARN|ERROR|DEBUG|CRITICAL)\b"
-    r"|^\[?\d{4}-\d\d-\d\d[ T]|^\d\d-\d\d \d\d:\d\d|^\[rank\d+\]"
-)
 # bytes that plain text may contain: printable, UTF-8 lead/continuation bytes, \t \n \r \f \b ESC
 _TEXT_BYTES = bytes(range(0x20, 0x100)) + b"\t\n\r\x0c\x08\x1b"
-_COMPRESSED_MAGIC = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd", b"PK\x03\x04": "zip", b"BZh": "bzip2",
-                     b"\xfd7zXZ\x00": "xz"}
 
 
 # ------------------------------------------------------------------ text cleaning
@@ -68,10 +58,10 @@ def clean_text(raw: bytes | str) -> str:
     """Decode, drop ANSI codes and control characters, keep only the last drawing of \\r-redrawn lines."""
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
     text = text.replace("\r\n", "\n")
-    text = _ANSI.sub("", text)
+    text = strip_ansi(text, TERMINAL)
     if "\r" in text:
         text = "\n".join(_last_drawing(line) for line in text.split("\n"))
-    return _CONTROL.sub("", text)
+    return strip_control(text)
 
 
 def _last_drawing(line: str) -> str:
@@ -90,14 +80,14 @@ def _prefix_key(prefix: str) -> str:
 
 @dataclass
 class _Block:
+    """One traceback being copied out of the stream: where it ends is the follower's call, what is kept here."""
+
     prefix: str
     key: str
     head: list[str] = field(default_factory=list)
     tail: deque = field(default_factory=lambda: deque(maxlen=TRACEBACK_TAIL_LINES))
     dropped: int = 0
-    state: str = "frames"
-    pending_blank: int = 0
-    continuation: int = 0
+    follower: TracebackFollower = field(default_factory=lambda: TracebackFollower(MESSAGE_CONTINUATION_LINES))
     last_seen: int = 0
 
     def add(self, line: str) -> None:
@@ -111,29 +101,11 @@ class _Block:
 
     def accept(self, rest: str) -> bool:
         """Feed the line (prefix removed); False means the traceback ended before this line."""
-        blank = not rest.strip()
-        if self.state == "frames":
-            if blank:
-                return False
-            self.add(rest)
-            if not rest[0].isspace():
-                self.state = "after_exc"
-            return True
-        if rest.strip() in CHAIN_LINES:
-            self.add("")
-            self.add(rest.strip())
-            self.add("")
-            self.state, self.pending_blank = "chain", 0
-            return True
-        if blank:
-            self.pending_blank += 1
-            return self.pending_blank <= 2
-        if self.state == "chain" or self.pending_blank or _LOG_RECORD.match(rest):
+        kept = self.follower.feed(rest)
+        if kept is None:
             return False
-        if self.continuation >= MESSAGE_CONTINUATION_LINES:
-            return False
-        self.continuation += 1
-        self.add(rest)
+        for line in kept:
+            self.add(line)
         return True
 
     def text(self) -> str:
@@ -171,22 +143,22 @@ class TracebackExtractor:
 
     def feed(self, line: str) -> None:
         self.lines_seen += 1
-        if "\x1b" in line or "\r" in line or _CONTROL.search(line):
+        if "\x1b" in line or "\r" in line or has_control(line):
             line = clean_text(line)
-        start = line.find(TB_START)
+        start = line.find(HEADER)
         if start >= 0:
             prefix = line[:start]
             key = _prefix_key(prefix)
             block = self.open.get(key)
-            if block is not None and block.state == "chain":
+            if block is not None and block.follower.awaits_chained_header:
                 block.last_seen = self.lines_seen
-                block.add(TB_START)
-                block.state, block.pending_blank, block.continuation = "frames", 0, 0
+                block.add(HEADER)
+                block.follower.restart()
                 return
             if block is not None:
                 self._close(key)
             block = _Block(prefix=prefix, key=key, last_seen=self.lines_seen)
-            block.add(TB_START)
+            block.add(HEADER)
             self.open[key] = block
             return
         if not self.open:
@@ -215,7 +187,7 @@ class TracebackExtractor:
     def _close(self, key: str) -> None:
         block = self.open.pop(key)
         text = block.text()
-        if text.strip() == TB_START:
+        if text.strip() == HEADER:
             return
         self.found += 1
         dedupe = _DIGIT.sub("0", text)
@@ -327,8 +299,8 @@ class LogAccumulator:
         """Add bytes; stream names the pipe they came from (each keeps its own traceback scan)."""
         if not data:
             return
-        if len(self.magic) < 8:
-            self.magic += data[: 8 - len(self.magic)]
+        if len(self.magic) < MAX_MAGIC_BYTES:
+            self.magic += data[: MAX_MAGIC_BYTES - len(self.magic)]
         self.total += len(data)
         self.newlines += data.count(b"\n")
         self.last_byte = data[-1:]
@@ -370,7 +342,7 @@ class LogAccumulator:
         pos, end = 0, len(segment)
         while pos < end:
             if not extractor.busy:
-                hit = segment.find(TB_START_BYTES, pos)
+                hit = segment.find(HEADER_BYTES, pos)
                 if hit < 0:
                     return
                 pos = segment.rfind(b"\n", pos, hit) + 1 or pos
@@ -413,9 +385,9 @@ class LogAccumulator:
 
     def binary_problem(self) -> str | None:
         """Why this stream cannot be used as a text log, or None."""
-        for magic, kind in _COMPRESSED_MAGIC.items():
-            if self.magic.startswith(magic):
-                return f"is {kind}-compressed; decompress it first"
+        file_type = sniff(self.magic)
+        if file_type is not None and file_type.compressed:
+            return f"is {file_type.kind}-compressed; decompress it first"
         if self.total == 0:
             return "is empty"
         text_bytes = self.total - self.nul

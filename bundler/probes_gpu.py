@@ -16,8 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from vllm_bug.bundler import nvidia_smi_parse as smi
+from vllm_bug.bundler import nvidia_smi as smi
 from vllm_bug.bundler.runner import CommandResult, Manifest, ProbeRecord, run_command, run_python_probe
+from vllm_bug.formats import nvidia_smi as smi_format
 
 MAX_GPUS = 256
 MAX_PROCESSES = 1024
@@ -394,11 +395,11 @@ def _looks_like_topo(text: str) -> bool:
 
 
 def _query_csv(run: Callable[..., CommandResult], exe: str, timeout_s: float) -> tuple[CommandResult, tuple[str, ...]]:
-    fields = smi.QUERY_FIELDS
+    fields: tuple[str, ...] = smi_format.QUERY_FIELDS
     argv = [exe, f"--query-gpu={','.join(fields)}", "--format=csv,noheader,nounits"]
     result = _safe_run(run, "nvidia-smi --query-gpu", argv, timeout_s)
-    if result.record.status == "error" and smi.rejected_fields(result.stdout + result.stderr):
-        fields = smi.BASIC_QUERY_FIELDS
+    if result.record.status == "error" and smi_format.rejected_fields(result.stdout + result.stderr):
+        fields = smi_format.BASIC_QUERY_FIELDS
         argv = [exe, f"--query-gpu={','.join(fields)}", "--format=csv,noheader,nounits"]
         result = _safe_run(run, "nvidia-smi --query-gpu", argv, timeout_s)
     return result, fields
@@ -408,7 +409,7 @@ def _fallback_gpus(result: CommandResult, fields: tuple[str, ...]) -> tuple[list
     """GPUs from the CSV answer, and the driver version it names."""
     if result.record.status != "ok":
         return [], None
-    rows = smi.parse_query_csv(result.stdout, fields)
+    rows = smi_format.parse_query_csv(result.stdout, fields)
     if not rows:
         if result.stdout.strip():
             result.record.status = "error"
@@ -455,14 +456,14 @@ def _collect(manifest: Manifest, timeout_s: float, nvml: Any, run: Callable[...,
         plain, query, topo = plain_future.result(), query_future.result(), topo_future.result()
 
     nvidia_smi = {
-        "plain": _accept_text(plain, smi.looks_like_nvidia_smi, "plain"),
-        "query": _accept_text(query, smi.looks_like_nvidia_smi, "query"),
+        "plain": _accept_text(plain, smi_format.looks_like_nvidia_smi, "plain"),
+        "query": _accept_text(query, smi_format.looks_like_nvidia_smi, "query"),
         "topo": _accept_text(topo, _looks_like_topo, "topo"),
     }
     for result in (plain, query, topo):
         manifest.add(result.record)
 
-    header = smi.parse_header(nvidia_smi["plain"] or nvidia_smi["query"])
+    header = smi.header_versions(nvidia_smi["plain"] or nvidia_smi["query"])
     if reading.usable:
         gpus, driver = reading.gpus, dict(reading.driver)
         for key in ("version", "cuda_version"):
@@ -501,7 +502,7 @@ def _driver_error(reading: NvmlReading, plain: CommandResult, query: CommandResu
     parts = [reading.init_error] if reading.init_error else []
     said = None
     for result in (plain, query):
-        said = said or smi.driver_failure_line(result.stdout + "\n" + result.stderr)
+        said = said or smi_format.driver_failure_line(result.stdout + "\n" + result.stderr)
     if said:
         parts.append(f"nvidia-smi: {said}")
     elif plain.record.status != "ok" and plain.record.error:

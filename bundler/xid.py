@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from vllm_bug.bundler.nvidia_smi_parse import scrub_identifiers
+from vllm_bug.bundler.nvidia_smi import scrub_identifiers
 from vllm_bug.bundler.runner import CommandResult, Manifest, ProbeRecord, run_command
 
 MAX_LINES = 200

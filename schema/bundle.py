@@ -26,12 +26,12 @@ from typing import Any
 
 from vllm_bug._version import __version__
 from vllm_bug.errors import UnreadableInput, UnsafeInput, VllmBugError
+from vllm_bug.formats.magic import ZSTD_MAGIC
 
 FORMAT_NAME = "vllm-bug-bundle"
 SCHEMA_VERSION = 1
 SUPPORTED_SCHEMA_VERSIONS = (1,)
 
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 MAX_COMPRESSED_BYTES = 32 << 20
 MAX_DECOMPRESSED_BYTES = 64 << 20
 MAX_WINDOW_BYTES = 1 << 25

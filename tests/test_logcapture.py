@@ -11,6 +11,7 @@ import pytest
 
 from vllm_bug.bundler import logcapture as lc
 from vllm_bug.errors import UnreadableInput, UsageProblem
+from vllm_bug.formats.traceback import HEADER
 
 FIXTURES = Path(__file__).parent / "fixtures" / "device" / "h200" / "cuda-errors"
 
@@ -43,7 +44,7 @@ def test_interleaved_process_tracebacks_are_kept_apart():
     cap = capture(ENGINE_CORE_LOG.encode(), chunk=37)
     assert len(cap.tracebacks) == 2
     engine, api = cap.tracebacks
-    assert engine.splitlines()[0] == lc.TB_START
+    assert engine.splitlines()[0] == HEADER
     assert "run_busy_loop" in engine and "illegal memory access" in engine
     assert "CUDA_LAUNCH_BLOCKING=1" in engine  # the exception message's continuation line
     assert "output_handler" not in engine
@@ -68,13 +69,13 @@ def test_rank_copies_are_deduplicated_with_a_count():
 
 def test_chained_exceptions_stay_one_block():
     text = (FIXTURES / "device_side_assert.log").read_text()
-    text = text[text.index(lc.TB_START):]
+    text = text[text.index(HEADER):]
     chained = ("Traceback (most recent call last):\n  File \"a.py\", line 1, in <module>\nKeyError: 'x'\n\n"
                "During handling of the above exception, another exception occurred:\n\n") + text
     cap = capture(chained.encode())
     assert len(cap.tracebacks) == 1
     block = cap.tracebacks[0]
-    assert block.count(lc.TB_START) == 2
+    assert block.count(HEADER) == 2
     assert "KeyError: 'x'" in block and "device-side assert triggered" in block
     assert "Compile with `TORCH_USE_CUDA_DSA`" in block
 
@@ -191,7 +192,7 @@ def test_traceback_caps():
     cap = capture(tb.encode())
     (block,) = cap.tracebacks
     assert len(block) <= lc.TRACEBACK_CHAR_CAP + 200
-    assert block.startswith(lc.TB_START) and block.endswith("RecursionError: maximum recursion depth exceeded")
+    assert block.startswith(HEADER) and block.endswith("RecursionError: maximum recursion depth exceeded")
     assert "traceback lines omitted" in block
 
 
@@ -249,3 +250,13 @@ def test_a_text_log_with_binary_data_later_is_still_judged_as_a_whole(tmp_path):
     path.write_bytes(text + os.urandom(4 << 20))
     with pytest.raises(UnreadableInput, match="looks binary"):
         lc.read_log(str(path))
+
+
+def test_a_long_digit_prefix_before_a_traceback_costs_linear_time():
+    # masking timestamps in the prefix retried a run of digits from each digit: 1.2 s per such line
+    import time
+
+    line = b"1" * 7900 + HEADER.encode() + b"\n"
+    start = time.perf_counter()
+    capture(line * 20)
+    assert time.perf_counter() - start < 3

@@ -4,7 +4,7 @@ from rule_helpers import facts, fire
 from vllm_bug.analyzer.analyze import analyze_text
 from vllm_bug.analyzer.render_markdown import suggested_title
 from vllm_bug.analyzer.render_text import render_text
-from vllm_bug.analyzer.tracebacks import parse_tracebacks
+from vllm_bug.formats.traceback import parse_tracebacks
 
 WRAPPER = "RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}"
 WRAPPED_LOG = f"""\

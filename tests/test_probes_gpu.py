@@ -14,9 +14,10 @@ import pynvml  # only for NVML's real error classes; nothing here loads the NVML
 import pytest
 from conftest import FIXTURES, minimal_payload
 
-from vllm_bug.bundler import nvidia_smi_parse as smi
+from vllm_bug.bundler import nvidia_smi as smi
 from vllm_bug.bundler import probes_gpu as G
 from vllm_bug.bundler.runner import CommandResult, Manifest, ProbeRecord, run_command
+from vllm_bug.formats import nvidia_smi as smi_format
 from vllm_bug.schema.bundle import make_envelope, validate
 
 H200 = FIXTURES / "device" / "h200"
@@ -316,7 +317,7 @@ def test_two_h200s_with_nvlink_topology_and_facts_agreeing_with_nvidia_smi():
     section = G.collect_gpu_section(Manifest(), nvml=FakeNvml(H200X2), run=FixtureRun(H200X2))
     gpus = section["gpus"]
     assert [g["index"] for g in gpus] == [0, 1]
-    csv_rows = smi.parse_query_csv((H200X2 / "query.csv").read_text())
+    csv_rows = smi_format.parse_query_csv((H200X2 / "query.csv").read_text())
     assert [g["pci_bus_id"] for g in gpus] == [row["pci.bus_id"] for row in csv_rows]
     assert [g["memory_total_bytes"] for g in gpus] == [smi._mib_bytes(row["memory.total"]) for row in csv_rows]
     assert len({g["uuid_hash"] for g in gpus}) == 2
@@ -425,7 +426,7 @@ def test_csv_fallback_reads_noheader_nounits_and_unavailable_values():
               "ecc.mode.current": "Enabled", "ecc.mode.pending": "Enabled",
               "ecc.errors.uncorrected.volatile.total": "0", "ecc.errors.uncorrected.aggregate.total": "[Not Supported]",
               "temperature.gpu": "38", "power.draw": "81.49"}
-    line = ", ".join(values[f] for f in smi.QUERY_FIELDS)
+    line = ", ".join(values[f] for f in smi_format.QUERY_FIELDS)
     overrides = {"csv": lambda name: CommandResult(ProbeRecord(name, "ok", 0.01, exit_code=0), stdout=line + "\n")}
     fake = FakeNvml(H200, init_error=pynvml.NVMLError_DriverNotLoaded)
     section = G.collect_gpu_section(Manifest(), nvml=fake, run=FixtureRun(H200, overrides))

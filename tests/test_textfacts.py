@@ -4,7 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from vllm_bug.analyzer.textfacts import facts_from_text, parse_command_args
+from vllm_bug.analyzer.textfacts import facts_from_text
+
+from test_formats_collect_env import SECTIONED
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reports" / "excerpts"
 H200 = Path(__file__).parent / "fixtures" / "device" / "h200"
@@ -13,6 +15,44 @@ GIB = 1 << 30
 
 def _fixture(name):
     return facts_from_text((FIXTURES / name).read_text())
+
+
+# -- collect_env ---------------------------------------------------------------------------
+
+
+def test_sectioned_format_into_facts():
+    facts = facts_from_text(SECTIONED)
+    assert facts.torch_cuda == "12.8" and facts.nvcc_version == "12.8.93"
+    assert facts.driver_version == "570.133.20" and facts.vllm_version == "0.11.0"
+    assert facts.glibc == "2.35" and facts.python_version == "3.12.11" and facts.kernel == "6.8.0-1021-aws"
+    assert [g.compute_capability for g in facts.gpus] == [(8, 9), (8, 9)]
+    assert facts.torch_cuda_available is True
+    assert facts.env["CUDA_VISIBLE_DEVICES"] == "0,1"
+    assert facts.env["HF_TOKEN"] == "<redacted>"
+    assert facts.package("transformers") == "4.56.1"
+
+
+def test_real_sectioned_output_from_an_issue():
+    facts = facts_from_text((FIXTURES / "vllm_sectioned_collect_env.txt").read_text())
+    assert facts.torch_version == "2.7.0+cu126" and facts.torch_cuda == "12.6"
+    assert facts.nvcc_version == "12.8.61" and facts.vllm_version == "0.9.1"
+    assert facts.gpus and facts.gpus[0].compute_capability == (6, 1)  # GTX 1080 Ti, stated in the title
+
+
+def test_flat_torch_format_from_a_real_machine():
+    facts = facts_from_text((H200 / "torch-collect-env.txt").read_text())
+    assert facts.torch_version == "2.11.0+cu130" and facts.torch_cuda == "13.0"
+    assert facts.nvcc_version == "13.0.88" and facts.driver_version == "580.159.04"
+    assert [g.name for g in facts.gpus] == ["NVIDIA H200"] and facts.gpus[0].compute_capability == (9, 0)
+    assert facts.glibc == "2.39" and facts.torch_cuda_available is True
+    assert facts.package("torch") == "2.11.0" and "botorch" in facts.packages
+
+
+def test_flat_format_with_gpu_list_on_following_lines():
+    facts = facts_from_text((FIXTURES / "flat_collect_env_glibc.txt").read_text())
+    assert facts.torch_version == "2.3.1+cu121" and facts.torch_cuda == "12.1"
+    assert facts.driver_version == "530.30.02"
+    assert len(facts.gpus) == 2 and facts.gpus[0].memory_total_bytes == 32 << 30
 
 
 def test_nvidia_smi_table():
@@ -72,21 +112,6 @@ def test_v1_engine_config_line():
     assert f.vllm_version == "0.11.0"
     assert f.engine_args["dtype"] == "bfloat16" and f.engine_args["max_model_len"] == 131072
     assert f.engine_args["tensor_parallel_size"] == 2 and "quantization" not in f.engine_args
-
-
-@pytest.mark.parametrize(
-    "command, expected",
-    [
-        ("vllm serve Qwen/Qwen3-8B --max-model-len 4096 -tp 2 --enforce-eager --dtype=half",
-         {"model": "Qwen/Qwen3-8B", "max_model_len": 4096, "tensor_parallel_size": 2, "enforce_eager": True, "dtype": "half"}),
-        ("python -m vllm.entrypoints.openai.api_server --model m --trust-remote-code --swap-space 0 --gpu-memory-utilization 0.9",
-         {"model": "m", "trust_remote_code": True, "swap_space": 0, "gpu_memory_utilization": 0.9}),
-        ("docker run --gpus all -e VLLM_USE_V1=0 -p 8000:8000 --ipc=host vllm/vllm-openai:v0.8.5 --model m --kv-cache-dtype fp8 --no-enable-prefix-caching",
-         {"model": "m", "kv_cache_dtype": "fp8", "enable_prefix_caching": False}),
-    ],
-)
-def test_launch_command_flags(command, expected):
-    assert parse_command_args(command) == expected
 
 
 def test_multiline_launch_without_backslashes_and_env_prefix():
@@ -206,3 +231,17 @@ def test_pathological_inputs_have_no_catastrophic_backtracking(junk):
     facts_from_text(junk)
     assert time.perf_counter() - start < 10
 
+
+
+@pytest.mark.parametrize("word", ["torch", "vllm", "driver"])
+def test_a_version_word_before_a_long_run_of_blanks_costs_linear_time(word):
+    # '[ \t]*[:=]?[ \t]*' after the word split a run of blanks two ways: 5-7 s for one 16 KB line
+    start = time.perf_counter()
+    facts = facts_from_text((word + " " * 16000 + "x\n") * 5 + f"{word} 2.7.0 and driver 550.54.15\n")
+    assert time.perf_counter() - start < 3
+    assert facts.driver_version == "550.54.15"
+
+
+def test_versions_stated_with_blanks_and_a_colon():
+    facts = facts_from_text("torch :  2.7.1+cu126\nvllm =0.10.1\nDriver Version :\t570.86.15\n")
+    assert facts.torch_version == "2.7.1+cu126" and facts.vllm_version == "0.10.1" and facts.driver_version == "570.86.15"
