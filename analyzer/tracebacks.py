@@ -55,7 +55,8 @@ _PSEUDO = (
     (lazy_compile(r"(?<![\w-])(?P<msg>unrecognized arguments: \S.*)"), "argparse error"),
 )
 _PSEUDO_HINT = lazy_compile(
-    r"terminate called|Triton Error|Error\(|CUDA_ERROR_|NCCL error|Failed:|CUDA error:|error: |unrecognized arguments: "
+    r"terminate called|Triton Error|Error\(|CUDA_ERROR_|NCCL error|Failed:|CUDA error:|unrecognized arguments: "
+    r"|error: (?:the following|one of the|argument |ambiguous option)"
 )
 _WHAT = lazy_compile(r"^\s*what\(\):\s*(?P<msg>.+)")
 
