@@ -142,7 +142,7 @@ def test_world_size_above_the_gpus_of_the_node():
 def test_heads_not_divisible_lists_the_sizes_that_are():
     top = analyze_text(HEADS).diagnoses[0]
     assert top.rule == "ATTENTION_HEADS_NOT_DIVISIBLE" and top.category == "engine_config"
-    assert top.fixes[0].startswith("--tensor-parallel-size 1, 2, 3, 4 or 6: ")
+    assert top.fixes[0].startswith("--tensor-parallel-size 1, 2, 3, 4 or 6 (")
     assert top.details["accepted_tensor_parallel_sizes"] == [1, 2, 3, 4, 6]
     assert "--tensor-parallel-size 4 --pipeline-parallel-size 2" in top.fixes[1]
 
@@ -209,7 +209,7 @@ def test_world_size_with_a_known_model_lists_its_sizes_and_sees_hidden_gpus():
         engine_args={"model": "meta-llama/Llama-3.1-8B", "tensor_parallel_size": 4},
     )
     finding = fire("WORLD_SIZE_ABOVE_GPUS", f)
-    assert finding.fixes[0].startswith("--tensor-parallel-size 1 or 2: ")
+    assert finding.fixes[0].startswith("--tensor-parallel-size 1 or 2 (")
     assert (
         finding.fixes[1] == "the machine has 4 GPUs but vLLM saw 2 (CUDA_VISIBLE_DEVICES=0,1): let the process "
         "see 4 of them"
@@ -225,13 +225,13 @@ def test_world_size_with_no_gpu_found_is_a_visibility_problem():
 def test_heads_use_the_kv_heads_of_the_known_model():
     line = "ValueError: Total number of attention heads (14) must be divisible by tensor parallel size (4)."
     finding = fire("ATTENTION_HEADS_NOT_DIVISIBLE", facts(line, engine_args={"model": "Qwen/Qwen2.5-0.5B"}))
-    assert finding.details["kv_heads"] == 2 and finding.fixes[0].startswith("--tensor-parallel-size 1 or 2: ")
+    assert finding.details["kv_heads"] == 2 and finding.fixes[0].startswith("--tensor-parallel-size 1 or 2 (")
 
 
 def test_layers_not_divisible_by_pipeline_size():
     line = "ValueError: Total number of hidden layers (28) must be divisible by pipeline parallel size (3)."
     finding = fire("LAYERS_NOT_DIVISIBLE_BY_PP", facts(line, gpus=[gpu("NVIDIA A100-SXM4-80GB")] * 8))
-    assert finding.fixes[0].startswith("--pipeline-parallel-size 1, 2, 4 or 7: ")
+    assert finding.fixes[0].startswith("--pipeline-parallel-size 1, 2, 4 or 7 (")
 
 
 def test_the_divisibility_assertion_counts_only_inside_vllms_splitting_helper():
@@ -250,7 +250,7 @@ def test_the_divisibility_assertion_counts_only_inside_vllms_splitting_helper():
     finding = fire("TENSOR_SPLIT_NOT_DIVISIBLE", inside)
     assert finding.title.endswith("(8 is not divisible by 3).")
     assert (
-        finding.fixes[0].startswith("--tensor-parallel-size 1, 2, 4 or 8: ")
+        finding.fixes[0].startswith("--tensor-parallel-size 1, 2, 4 or 8 (")
         and "24 attention heads and 8 KV" in (finding.fixes[0])
     )
     elsewhere = facts(line, root_cause=root("AssertionError", "8 is not divisible by 3", (("/app/train.py", "f"),)))

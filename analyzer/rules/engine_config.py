@@ -302,9 +302,10 @@ def world_size_above_gpus(facts: Facts) -> Diagnosis | None:
     )
     with_pp = f" with --pipeline-parallel-size {pp}" if pp > 1 else ""
     if choices:
-        fixes.append(f"--tensor-parallel-size {_or_list(choices)}{with_pp}: what this model accepts on {seen} GPU(s)")
+        gpus = f"{seen} GPU" + ("s" if seen > 1 else "")
+        fixes.append(f"--tensor-parallel-size {_or_list(choices)}{with_pp} (the sizes this model accepts on {gpus})")
     elif seen == 1:
-        fixes.append("--tensor-parallel-size 1 and no --pipeline-parallel-size: one GPU runs the model unsplit")
+        fixes.append("--tensor-parallel-size 1 and no --pipeline-parallel-size (one GPU runs the model unsplit)")
     else:
         fixes.append(f"lower --tensor-parallel-size x --pipeline-parallel-size to at most {seen}")
     fixes += _visibility_fixes(facts, world, seen)
@@ -344,7 +345,7 @@ def attention_heads_not_divisible(facts: Facts) -> Diagnosis | None:
     kv = _kv_heads(_model_shape(facts), heads)
     choices = _accepted_tp(heads, kv, gpus)
     heads_text = f"{heads} attention heads" + (f" and {kv} KV heads" if kv else "")
-    fixes = [f"--tensor-parallel-size {_or_list(choices)}: the sizes up to {gpus} that split {heads_text} evenly"]
+    fixes = [f"--tensor-parallel-size {_or_list(choices)} (the sizes up to {gpus} that split {heads_text} evenly)"]
     fixes += _pipeline_fix(facts, choices, gpus)
     return Diagnosis(
         level(facts, "ATTENTION_HEADS_NOT_DIVISIBLE"),
@@ -368,7 +369,7 @@ def layers_not_divisible_by_pp(facts: Facts) -> Diagnosis | None:
         f"The model's {layers} layers cannot be split evenly over --pipeline-parallel-size {pp}.",
         evidence=evidence(facts, "LAYERS_NOT_DIVISIBLE_BY_PP", limit=1),
         fixes=[
-            f"--pipeline-parallel-size {_or_list(choices)}: the sizes up to {limit} that divide {layers} layers",
+            f"--pipeline-parallel-size {_or_list(choices)} (the sizes up to {limit} that divide {layers} layers)",
             "or upgrade: vLLM 0.6 and later give pipeline stages unequal numbers of layers",
         ],
     )
@@ -389,8 +390,8 @@ def tensor_split_not_divisible(facts: Facts) -> Diagnosis | None:
         gpus = gpu_count(facts) or tp or shape.num_attention_heads
         choices = _accepted_tp(shape.num_attention_heads, None if shape.is_mla else shape.num_kv_heads, gpus)
         fixes.append(
-            f"--tensor-parallel-size {_or_list(choices)}: the sizes up to {gpus} that split this model's "
-            f"{shape.num_attention_heads} attention heads and {shape.num_kv_heads} KV heads evenly"
+            f"--tensor-parallel-size {_or_list(choices)} (the sizes up to {gpus} that split this model's "
+            f"{shape.num_attention_heads} attention heads and {shape.num_kv_heads} KV heads evenly)"
         )
     else:
         fixes.append(
