@@ -49,9 +49,13 @@ _PSEUDO = (
     (lazy_compile(r"(?<![\w.:])(?P<msg>CUDA error: .+)"), "CUDA error"),
     # argparse's exit: 'PROG: error: MESSAGE', for its own messages (Lib/argparse.py); the rejected
     # arguments alone are telling enough to count without the 'error:' prefix
-    (lazy_compile(
-        r"\berror: (?P<msg>(?:the following arguments are required: |one of the arguments \S|ambiguous option: "
-        r"|argument -{0,2}[\w.-]{1,100}(?:/-{1,2}[\w.-]{1,100})*: ).+)"), "argparse error"),
+    (
+        lazy_compile(
+            r"\berror: (?P<msg>(?:the following arguments are required: |one of the arguments \S|ambiguous option: "
+            r"|argument -{0,2}[\w.-]{1,100}(?:/-{1,2}[\w.-]{1,100})*: ).+)"
+        ),
+        "argparse error",
+    ),
     (lazy_compile(r"(?<![\w-])(?P<msg>unrecognized arguments: \S.*)"), "argparse error"),
 )
 _PSEUDO_HINT = lazy_compile(
