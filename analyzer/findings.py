@@ -17,6 +17,7 @@ CATEGORIES = (
     "cuda_graph",
     "nccl",
     "invalid_config_arg",
+    "engine_config",
     "cuda_not_available",
     "other",
 )

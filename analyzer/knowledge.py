@@ -238,6 +238,9 @@ REMOVED_FLAGS: tuple[Removal, ...] = (
     Removal("--worker-use-ray", (0, 6), "--distributed-executor-backend ray"),
     Removal("--engine-use-ray", (0, 6), "nothing (Ray is chosen with --distributed-executor-backend ray)"),
     Removal("--task", (0, 33), "--runner pooling (with --convert when needed) for embedding/pooling models"),
+    # deprecated in 0.9.0, whose help text announced the removal in 0.10.0; absent from the 0.10.0 wheel
+    Removal("--enable-reasoning", (0, 10),
+            "--reasoning-parser NAME alone (naming a parser turns reasoning output on)", deprecated_since=(0, 9)),
 )
 
 REMOVED_ENV: tuple[Removal, ...] = (
@@ -252,6 +255,11 @@ REMOVED_ENV: tuple[Removal, ...] = (
     Removal("VLLM_DISABLE_CUDA_GRAPHS", (0,), "--enforce-eager (or a cudagraph_mode of NONE)", never_existed=True),
     Removal("VLLM_TORCH_COMPILE", (0,), "-O0 / --enforce-eager to turn compilation off", never_existed=True),
 )
+
+
+def release_text(version: Version) -> str:
+    """(0, 10) -> '0.10'."""
+    return ".".join(str(part) for part in version)
 
 
 def removed_in(entries: tuple[Removal, ...], name: str, vllm_version: str | None) -> Removal | None:

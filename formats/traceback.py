@@ -103,8 +103,21 @@ _PSEUDO = (
     (lazy_compile(r"\bNCCL error(?: in:? [^:]{0,300})?:\s*(?P<msg>.+)"), "NCCL error"),
     (lazy_compile(r"(?:^|\s)Failed:\s*(?P<msg>(?:Cuda|CUDA|NCCL)?\s*(?:error\s+)?\S+:\d+ '[^']{1,200}')"), "Failed"),
     (lazy_compile(r"(?<![\w.:])(?P<msg>CUDA error: .+)"), "CUDA error"),
+    # argparse's exit: 'PROG: error: MESSAGE', for its own messages (Lib/argparse.py); the rejected
+    # arguments alone are telling enough to count without the 'error:' prefix
+    (
+        lazy_compile(
+            r"\berror: (?P<msg>(?:the following arguments are required: |one of the arguments \S|ambiguous option: "
+            r"|argument -{0,2}[\w.-]{1,100}(?:/-{1,2}[\w.-]{1,100})*: ).+)"
+        ),
+        "argparse error",
+    ),
+    (lazy_compile(r"(?<![\w-])(?P<msg>unrecognized arguments: \S.*)"), "argparse error"),
 )
-_PSEUDO_HINT = lazy_compile(r"terminate called|Triton Error|Error\(|CUDA_ERROR_|NCCL error|Failed:|CUDA error:")
+_PSEUDO_HINT = lazy_compile(
+    r"terminate called|Triton Error|Error\(|CUDA_ERROR_|NCCL error|Failed:|CUDA error:|unrecognized arguments: "
+    r"|error: (?:the following|one of the|argument |ambiguous option)"
+)
 _WHAT = lazy_compile(r"^\s*what\(\):\s*(?P<msg>.+)")
 
 
@@ -278,9 +291,36 @@ def _with_continuation(
     message = exc.message
     if not message.strip() and end > exc_index + 1:
         message = lines[exc_index + 1].strip()
+    elif _is_validation_error(exc.exc_type, message):
+        message = "\n".join([message.strip(), *_validation_error_lines(lines[exc_index + 1 : end])])
     text = "\n".join(lines[start:end])
     tb = Traceback(exc_type=exc.exc_type, message=message.strip(), frames=frames, text=text, start_line=start)
     return tb, end
+
+
+# pydantic's ValidationError prints a count header, then each error below it (a field name, the error
+# with a '[type=..., input_value=...]' tail, a help link): the errors are the message; vLLM's config
+# classes are pydantic dataclasses, so their ValueErrors reach the log this way.
+_VALIDATION_HEADER = lazy_compile(r"\d{1,6} validation errors? for \S")
+_VALIDATION_HELP = lazy_compile(r"\s*For further information visit \S+\s*$")
+
+
+def _is_validation_error(exc_type: str, message: str) -> bool:
+    return exc_type.rsplit(".", 1)[-1] == "ValidationError" and bool(_VALIDATION_HEADER.match(message.strip()))
+
+
+def _validation_error_lines(continuation: list[str]) -> list[str]:
+    """The error lines under a ValidationError's header, without help links and '[type=...]' tails."""
+    out = []
+    for line in continuation:
+        if _VALIDATION_HELP.match(line):
+            continue
+        tail = line.find(" [type=")
+        if tail >= 0 and line.rstrip().endswith("]"):
+            line = line[:tail]
+        if line.strip():
+            out.append(line.strip())
+    return out
 
 
 def _is_structural(line: str) -> bool:

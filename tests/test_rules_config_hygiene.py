@@ -1,22 +1,6 @@
 from rule_helpers import facts, fire, fire_all, text_of
 
 
-def test_swap_space_removed_since_018_only():
-    new = fire("REMOVED_FLAG", facts("vllm serve m --swap-space 4", vllm_version="0.19.1"))
-    assert new is not None and new.confidence < 0.5 and "--swap-space" in new.title
-    assert fire("REMOVED_FLAG", facts("vllm serve m --swap-space 4", vllm_version="0.6.3")) is None
-    assert fire("REMOVED_FLAG", facts("vllm serve m --swap-space 4")) is None  # version unknown: no claim
-
-
-def test_unrecognized_argument_is_decisive_even_without_version():
-    f = facts(
-        "vllm serve: error: unrecognized arguments: --max-seq-len-to-capture 8192",
-        "vllm serve m --max-seq-len-to-capture 8192",
-    )
-    finding = fire("REMOVED_FLAG", f)
-    assert finding.confidence >= 0.9 and "--max-cudagraph-capture-size" in text_of(finding)
-
-
 def test_attention_backend_env_var_by_version():
     line = "VLLM_ATTENTION_BACKEND=FLASHINFER vllm serve m"
     assert "--attention-backend" in text_of(fire("STALE_ENV_VAR", facts(line, vllm_version="0.26.0")))
@@ -43,15 +27,6 @@ def test_unknown_env_warning_and_port_uri():
     assert "VLLM_FOO_BAR" in fire("UNKNOWN_VLLM_ENV_VAR", f).title
     assert fire("VLLM_PORT_IS_URI", facts(env={"VLLM_PORT": "tcp://10.0.0.1:8000"})) is not None
     assert fire("VLLM_PORT_IS_URI", facts(env={"VLLM_PORT": "8000"})) is None
-
-
-def test_utilization_as_percentage():
-    assert "0.90" in text_of(fire("GPU_MEMORY_UTILIZATION_OUT_OF_RANGE", facts("--gpu-memory-utilization 90")))
-
-
-def test_only_the_arguments_argparse_rejected_count_as_said_by_vllm():
-    pasted = "vllm serve m --swap-space 4 fails with: vllm serve: error: unrecognized arguments: --foo 1"
-    assert fire("REMOVED_FLAG", facts(pasted, vllm_version="0.6.3")) is None
 
 
 def test_stale_variable_is_quoted_from_the_line_that_names_it():

@@ -64,15 +64,6 @@ def test_concurrency_below_one():
     )
 
 
-def test_max_model_len_above_derived():
-    line = (
-        "ValueError: User-specified max_model_len (65536) is greater than the derived max_model_len "
-        "(max_position_embeddings=32768 or model_max_length=None in model's config.json)."
-    )
-    finding = fire("MAX_MODEL_LEN_ABOVE_DERIVED", facts(line))
-    assert "at most 32768" in text_of(finding) and "VLLM_ALLOW_LONG_MAX_MODEL_LEN=1" in text_of(finding)
-
-
 def test_numbers_grouped_with_commas_are_read_whole():
     # The rule read "42,816" as 42 (\b after the first digits) and advised --max-model-len 42, while
     # textfacts read 42816; the rule now takes the estimate from facts and reads "131,072" in the message.
@@ -98,14 +89,4 @@ def test_concurrency_with_a_grouped_length_and_a_count_too_long_to_be_real():
     assert (
         fire("KV_CACHE_CONCURRENCY_BELOW_ONE", facts(f"Maximum concurrency for {'9' * 19} tokens per request: 0.82x"))
         is None
-    )
-
-
-def test_max_model_len_above_derived_without_a_number_gives_the_general_fix():
-    line = (
-        "ValueError: User-specified max_model_len (65536) is greater than the derived max_model_len "
-        "(max_sequence_length=32768 or model_max_length=None in model's config.json)."
-    )
-    assert "no higher than the model's max_position_embeddings" in text_of(
-        fire("MAX_MODEL_LEN_ABOVE_DERIVED", facts(line))
     )

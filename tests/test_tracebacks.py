@@ -170,3 +170,94 @@ def test_a_wrapper_is_never_made_a_pseudo_root_cause(text):
     assert pseudo_root_cause(text) is None
     root, _ = _root(text + "\n", title_line=0 if text.startswith("[") else None)
     assert root is None
+
+
+# pydantic 2's rendering of a ValueError raised in a pydantic dataclass (vLLM's config classes), as printed
+VALIDATION_ERROR = """\
+pydantic_core._pydantic_core.ValidationError: 1 validation error for ParallelConfig
+  Value error, World size (2) is larger than the number of available GPUs (1) in this node. If this is intentional \
+and you are using:
+- ray, set '--distributed-executor-backend ray'.
+- multiprocessing, set '--nnodes' appropriately. [type=value_error, input_value=ArgsKwargs((), \
+{'tensor_parallel_size': 2}), input_type=ArgsKwargs]
+    For further information visit https://errors.pydantic.dev/2.13/v/value_error
+"""
+
+
+def test_a_pydantic_validation_error_message_holds_its_errors_without_tails_and_links():
+    root, _ = _root(VALIDATION_ERROR)
+    assert root.message.splitlines() == [
+        "1 validation error for ParallelConfig",
+        "Value error, World size (2) is larger than the number of available GPUs (1) in this node. If this is "
+        "intentional and you are using:",
+        "- ray, set '--distributed-executor-backend ray'.",
+        "- multiprocessing, set '--nnodes' appropriately.",
+    ]
+
+
+def test_a_pydantic_field_error_keeps_the_field_name_and_several_errors_stay_in_order():
+    text = """\
+pydantic_core._pydantic_core.ValidationError: 2 validation errors for CacheConfig
+gpu_memory_utilization
+  Input should be less than or equal to 1 [type=less_than_equal, input_value=90, input_type=int]
+    For further information visit https://errors.pydantic.dev/2.13/v/less_than_equal
+block_size
+  Input should be a valid integer, unable to parse string as an integer [type=int_parsing, input_value='x', \
+input_type=str]
+"""
+    root, _ = _root(text)
+    assert root.message.splitlines()[1:] == [
+        "gpu_memory_utilization",
+        "Input should be less than or equal to 1",
+        "block_size",
+        "Input should be a valid integer, unable to parse string as an integer",
+    ]
+
+
+def test_a_validation_error_without_pydantics_header_keeps_its_one_line_message():
+    root, _ = _root("jsonschema.exceptions.ValidationError: 'name' is a required property\nFailed validating it\n")
+    assert root.message == "'name' is a required property"
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("main.py: error: unrecognized arguments: --enable-reasoning", "unrecognized arguments: --enable-reasoning"),
+        (
+            "vllm serve: error: argument --quantization/-q: invalid choice: 'awq4' (choose from 'awq', 'fp8')",
+            "argument --quantization/-q: invalid choice: 'awq4' (choose from 'awq', 'fp8')",
+        ),
+        (
+            "api_server.py: error: the following arguments are required: --model",
+            "the following arguments are required: --model",
+        ),
+        (
+            "vllm serve: error: argument -tp/--tensor-parallel-size: expected one argument",
+            "argument -tp/--tensor-parallel-size: expected one argument",
+        ),
+    ],
+)
+def test_argparse_errors_are_root_causes(line, message):
+    root, _ = _root(f"usage: prog [-h] [--model MODEL]\n{line}\n")
+    assert (root.exc_type, root.message) == ("argparse error", message)
+
+
+def test_an_argparse_error_quoted_in_a_title_is_the_root_cause():
+    assert pseudo_root_cause("[Usage]: unrecognized arguments: --enable-reasoning").exc_type == "argparse error"
+
+
+def test_error_lines_that_are_not_argparses_stay_what_they_were():
+    root, _ = _root("RuntimeError: CUDA error: invalid argument\nCUDA kernel errors might be asynchronously reported\n")
+    assert root.exc_type == "RuntimeError"
+
+
+def test_lines_saying_error_colon_in_passing_are_not_searched_for_pseudo_errors(monkeypatch):
+    """The argparse hint was 'error: ' at first: every such log line then ran all pseudo-error regexes
+    (25x slower on a 2,000-line log); only argparse's own message shapes may reach them now."""
+    import vllm_bug.formats.traceback as tracebacks
+
+    searched = []
+    monkeypatch.setattr(tracebacks, "_pseudo_from_line", lambda line, *rest: searched.append(line))
+    lines = [f"INFO [loader.py:{i}] shard {i}: error: none" for i in range(100)]
+    parse_tracebacks(lines + ["vllm: error: argument --dtype: invalid choice: 'x' (choose from 'auto', 'half')"])
+    assert searched == ["vllm: error: argument --dtype: invalid choice: 'x' (choose from 'auto', 'half')"]

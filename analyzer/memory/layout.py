@@ -26,12 +26,27 @@ def kv_bytes_per_token(shape: ModelShape, kv_dtype: str, tp: int = 1, pp: int = 
 
 def tp_problem(shape: ModelShape, tp: int) -> str | None:
     """Why vLLM would refuse this tensor-parallel size, or None."""
-    if shape.num_attention_heads % tp:
-        return f"{shape.num_attention_heads} attention heads are not divisible by --tensor-parallel-size {tp}"
-    kv = shape.num_kv_heads
-    if not shape.is_mla and (kv % tp if tp <= kv else tp % kv):
-        return f"{kv} KV heads cannot be split or replicated evenly over --tensor-parallel-size {tp}"
+    return heads_split_problem(shape.num_attention_heads, None if shape.is_mla else shape.num_kv_heads, tp)
+
+
+def heads_split_problem(attention_heads: int, kv_heads: int | None, tp: int) -> str | None:
+    """Why vLLM would refuse to spread these heads over `tp` GPUs, or None. vLLM checks that the attention
+    heads divide evenly (ModelConfig.verify_with_parallel_config); its QKV layer then splits the KV heads
+    evenly, or replicates them when tp exceeds them, which needs tp to be a multiple of them. kv_heads is
+    None when unknown or when the model has none to split (multi-head latent attention)."""
+    if attention_heads % tp:
+        return f"{attention_heads} attention heads are not divisible by --tensor-parallel-size {tp}"
+    if kv_heads and (kv_heads % tp if tp <= kv_heads else tp % kv_heads):
+        return f"{kv_heads} KV heads cannot be split or replicated evenly over --tensor-parallel-size {tp}"
     return None
+
+
+def accepted_tp_sizes(attention_heads: int, kv_heads: int | None, gpus: int) -> list[int]:
+    """Every tensor-parallel size up to `gpus` (at most MAX_TP_SEARCHED) that vLLM accepts for these heads."""
+    if attention_heads < 1:
+        return []
+    limit = max(1, min(gpus, MAX_TP_SEARCHED))
+    return [tp for tp in range(1, limit + 1) if heads_split_problem(attention_heads, kv_heads, tp) is None]
 
 
 def valid_tp_sizes(shape: ModelShape, limit: int = MAX_TP_SEARCHED) -> list[int]:

@@ -33,6 +33,7 @@ RULE_MODULES: tuple[str, ...] = (
     "cuda_graph",
     "nccl",
     "availability",
+    "engine_config",
     "config_hygiene",
     "missing_cause",
 )

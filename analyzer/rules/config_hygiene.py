@@ -1,49 +1,13 @@
-"""Stale, removed or made-up flags and environment variables, judged against the reporter's vLLM version."""
+"""Stale, removed or made-up environment variables, judged against the reporter's vLLM version (flags vLLM
+refuses are analyzer/rules/engine_config.py's)."""
 
 from __future__ import annotations
 
 from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.findings import Diagnosis
-from vllm_bug.analyzer.knowledge import REMOVED_ENV, REMOVED_FLAGS, deprecated_in, removed_in
+from vllm_bug.analyzer.knowledge import REMOVED_ENV, deprecated_in, removed_in
 from vllm_bug.analyzer.rules import rule
-from vllm_bug.analyzer.rules.helpers import ROOT, SECONDARY, env_value, evidence, flag_in_text, vllm_version
-
-
-def _flag_given(facts: Facts, flag: str) -> str | None:
-    line = flag_in_text(facts, flag)
-    if line:
-        return line
-    snake = flag.lstrip("-").replace("-", "_")
-    if snake in facts.engine_args or flag.lstrip("-") in facts.engine_args:
-        return (
-            facts.launch_command or f"{snake}={facts.engine_args.get(snake, facts.engine_args.get(flag.lstrip('-')))}"
-        )
-    return None
-
-
-@rule("REMOVED_FLAG", category="other")
-def removed_flag(facts: Facts) -> list[Diagnosis] | None:
-    version = vllm_version(facts)
-    assert facts.signals is not None
-    rejected = " ".join(hit.groups.get("args", "") for hit in facts.signals.all("UNRECOGNIZED_ARGUMENTS")[:3])
-    out = []
-    for entry in REMOVED_FLAGS:
-        line = _flag_given(facts, entry.name)
-        if not line:
-            continue
-        said_by_vllm = entry.name in rejected
-        if not said_by_vllm and not removed_in(REMOVED_FLAGS, entry.name, version):
-            continue
-        where = f"vLLM {version}" if version else "this vLLM"
-        out.append(
-            Diagnosis(
-                ROOT if said_by_vllm else SECONDARY,
-                f"{entry.name} is not an option of {where} any more.",
-                evidence=evidence(facts, "UNRECOGNIZED_ARGUMENTS", limit=1) + [line] if said_by_vllm else [line],
-                fixes=[f"remove {entry.name}; instead: {entry.replacement}"],
-            )
-        )
-    return out or None
+from vllm_bug.analyzer.rules.helpers import SECONDARY, env_value, evidence, vllm_version
 
 
 @rule("STALE_ENV_VAR", category="other")
@@ -113,19 +77,4 @@ def vllm_port_is_uri(facts: Facts) -> Diagnosis | None:
             "rename the Kubernetes Service to something other than 'vllm', or set VLLM_PORT to a plain "
             "port number in the pod spec"
         ],
-    )
-
-
-@rule("GPU_MEMORY_UTILIZATION_OUT_OF_RANGE", category="other")
-def gpu_memory_utilization_out_of_range(facts: Facts) -> Diagnosis | None:
-    from vllm_bug.analyzer.rules.helpers import engine_arg_number
-
-    util = engine_arg_number(facts, "gpu_memory_utilization")
-    if util is None or 0 < util <= 1:
-        return None
-    return Diagnosis(
-        0.8,
-        f"--gpu-memory-utilization {util:g} is outside (0, 1]: it is a fraction of the GPU, not a percentage.",
-        evidence=evidence(facts, "GPU_MEMORY_UTILIZATION_MENTIONED", limit=1),
-        fixes=[f"--gpu-memory-utilization {min(util / 100, 0.9):.2f}" if util > 1 else "--gpu-memory-utilization 0.9"],
     )

@@ -154,26 +154,3 @@ def kv_cache_short_by_arithmetic(facts: Facts) -> Diagnosis | None:
         fixes=memory_fixes(report) or [f"--max-model-len {_round_down(int(tokens))}"],
         details={"memory": report},
     )
-
-
-@rule("MAX_MODEL_LEN_ABOVE_DERIVED", category="other", signals=("MAX_MODEL_LEN_ABOVE_DERIVED",))
-def max_model_len_above_derived(facts: Facts) -> Diagnosis | None:
-    lines = evidence(facts, "MAX_MODEL_LEN_ABOVE_DERIVED", limit=1)
-    if not lines:
-        return None
-    assert facts.signals is not None
-    hit = facts.signals.first("MAX_MODEL_LEN_ABOVE_DERIVED")
-    derived = parse_count(hit.groups["derived"]) if hit and "derived" in hit.groups else None
-    fixes = [
-        f"set --max-model-len at most {derived}"
-        if derived is not None
-        else "set --max-model-len no higher than the model's max_position_embeddings",
-        "only if you know the model handles longer inputs (RoPE scaling configured): VLLM_ALLOW_LONG_MAX_MODEL_LEN=1, "
-        "accepting wrong outputs or crashes beyond the trained length",
-    ]
-    return Diagnosis(
-        level(facts, "MAX_MODEL_LEN_ABOVE_DERIVED"),
-        "--max-model-len is longer than the model's configuration allows.",
-        evidence=lines,
-        fixes=fixes,
-    )
