@@ -51,6 +51,8 @@ def traceback_to_json(tb: Traceback) -> dict[str, Any]:
         out["text"] = tb.text[-MAX_TEXT_CHARS:]
     if tb.chained_from is not None:
         out["chained_from"] = {"exc_type": tb.chained_from.exc_type, "message": tb.chained_from.message}
+    if tb.carried_by is not None:
+        out["carried_by"] = {"exc_type": tb.carried_by.exc_type, "message": tb.carried_by.message}
     return out
 
 
