@@ -37,8 +37,10 @@ def facts_to_json(facts: Facts) -> dict[str, Any]:
         out["input_lines"] = len(facts.lines)
     if facts.tracebacks:
         out["traceback_count"] = len(facts.tracebacks)
-    if facts.signals is not None and facts.signals.hits.keys() | facts.signals.in_root:
-        out["signals_seen"] = sorted(facts.signals.hits.keys() | facts.signals.in_root)
+    if facts.signals is not None:
+        seen = facts.signals.hits.keys() | facts.signals.in_root | facts.signals.in_frames
+        if seen:
+            out["signals_seen"] = sorted(seen)
     return out
 
 

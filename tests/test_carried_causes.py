@@ -15,40 +15,55 @@ from vllm_bug.analyzer.logclean import clean_lines
 from vllm_bug.analyzer.render_text import render_text
 from vllm_bug.analyzer.tracebacks import parse_tracebacks, pick_root_cause
 
-TORCH_NCCL_OOM = """\
-[rank1]: Traceback (most recent call last):
-[rank1]:   File "/usr/local/lib/python3.12/dist-packages/vllm/distributed/parallel_state.py", line 1010, in init_distributed_environment
-[rank1]:     torch.distributed.all_reduce(data, group=_WORLD.device_group)
-[rank1]: torch.distributed.DistBackendError: NCCL error in: ../torch/csrc/distributed/c10d/ProcessGroupNCCL.cpp:1970, unhandled cuda error (run with NCCL_DEBUG=INFO for details), NCCL version 2.20.5
-[rank1]: ncclUnhandledCudaError: Call to CUDA function failed.
-[rank1]: Last error:
-[rank1]: Cuda failure 'out of memory'
-"""
+TORCH_NCCL_OOM = (
+    "[rank1]: Traceback (most recent call last):\n"
+    "[rank1]:   File "
+    '"/usr/local/lib/python3.12/dist-packages/vllm/distributed/parallel_state.py", line '
+    "1010, in init_distributed_environment\n"
+    "[rank1]:     torch.distributed.all_reduce(data, group=_WORLD.device_group)\n"
+    "[rank1]: torch.distributed.DistBackendError: NCCL error in: "
+    "../torch/csrc/distributed/c10d/ProcessGroupNCCL.cpp:1970, unhandled cuda error (run "
+    "with NCCL_DEBUG=INFO for details), NCCL version 2.20.5\n"
+    "[rank1]: ncclUnhandledCudaError: Call to CUDA function failed.\n"
+    "[rank1]: Last error:\n"
+    "[rank1]: Cuda failure 'out of memory'\n"
+)
 
-TORCH_NCCL_ILLEGAL = """\
-[rank0]: torch.distributed.DistBackendError: NCCL error in: /pytorch/torch/csrc/distributed/c10d/NCCLUtils.hpp:268, unhandled cuda error (run with NCCL_DEBUG=INFO for details), NCCL version 2.21.5
-[rank0]: ncclUnhandledCudaError: Call to CUDA function failed.
-[rank0]: Last error:
-[rank0]: Cuda failure 'an illegal memory access was encountered'
-"""
+TORCH_NCCL_ILLEGAL = (
+    "[rank0]: torch.distributed.DistBackendError: NCCL error in: "
+    "/pytorch/torch/csrc/distributed/c10d/NCCLUtils.hpp:268, unhandled cuda error (run with "
+    "NCCL_DEBUG=INFO for details), NCCL version 2.21.5\n"
+    "[rank0]: ncclUnhandledCudaError: Call to CUDA function failed.\n"
+    "[rank0]: Last error:\n"
+    "[rank0]: Cuda failure 'an illegal memory access was encountered'\n"
+)
 
-PYNCCL_WITH_WARN = """\
-gpu-node:2231:2231 [0] NCCL INFO Bootstrap : Using eth0:10.0.0.2<0>
-gpu-node:2231:2290 [0] NCCL INFO Cuda failure 'peer access is not supported between these two devices'
-gpu-node:2231:2290 [0] include/alloc.h:125 NCCL WARN Cuda failure 2 'out of memory'
-gpu-node:2231:2290 [0] NCCL INFO init.cc:1100 -> 1
-RuntimeError: NCCL error: unhandled cuda error (run with NCCL_DEBUG=INFO for details)
-"""
+PYNCCL_WITH_WARN = (
+    "gpu-node:2231:2231 [0] NCCL INFO Bootstrap : Using eth0:10.0.0.2<0>\n"
+    "gpu-node:2231:2290 [0] NCCL INFO Cuda failure 'peer access is not supported between "
+    "these two devices'\n"
+    "gpu-node:2231:2290 [0] include/alloc.h:125 NCCL WARN Cuda failure 2 'out of memory'\n"
+    "gpu-node:2231:2290 [0] NCCL INFO init.cc:1100 -> 1\n"
+    "RuntimeError: NCCL error: unhandled cuda error (run with NCCL_DEBUG=INFO for details)\n"
+)
 
-WORKER_QUOTE = """\
-(EngineCore_DP0 pid=413) ERROR 11-10 12:30:57 [core.py:710] EngineCore encountered a fatal error.
-(EngineCore_DP0 pid=413) ERROR 11-10 12:30:57 [core.py:710] Traceback (most recent call last):
-(EngineCore_DP0 pid=413) ERROR 11-10 12:30:57 [core.py:710]   File "/usr/local/lib/python3.12/dist-packages/vllm/v1/executor/multiproc_executor.py", line 248, in get_response
-(EngineCore_DP0 pid=413) ERROR 11-10 12:30:57 [core.py:710]     raise RuntimeError(
-(EngineCore_DP0 pid=413) ERROR 11-10 12:30:57 [core.py:710] RuntimeError: Worker failed with error 'CUDA error: an illegal memory access was encountered', please check the stack trace above for the root cause
-(APIServer pid=1) ERROR 11-10 12:30:58 [async_llm.py:480] AsyncLLM output_handler failed.
-(APIServer pid=1) vllm.v1.engine.exceptions.EngineDeadError: EngineCore encountered an issue. See stack trace (above) for the root cause.
-"""
+WORKER_QUOTE = (
+    "(EngineCore_DP0 pid=413) ERROR 11-10 12:30:57 [core.py:710] EngineCore encountered a "
+    "fatal error.\n"
+    "(EngineCore_DP0 pid=413) ERROR 11-10 12:30:57 [core.py:710] Traceback (most recent call "
+    "last):\n"
+    "(EngineCore_DP0 pid=413) ERROR 11-10 12:30:57 [core.py:710]   File "
+    '"/usr/local/lib/python3.12/dist-packages/vllm/v1/executor/multiproc_executor.py", line '
+    "248, in get_response\n"
+    "(EngineCore_DP0 pid=413) ERROR 11-10 12:30:57 [core.py:710]     raise RuntimeError(\n"
+    "(EngineCore_DP0 pid=413) ERROR 11-10 12:30:57 [core.py:710] RuntimeError: Worker failed "
+    "with error 'CUDA error: an illegal memory access was encountered', please check the "
+    "stack trace above for the root cause\n"
+    "(APIServer pid=1) ERROR 11-10 12:30:58 [async_llm.py:480] AsyncLLM output_handler "
+    "failed.\n"
+    "(APIServer pid=1) vllm.v1.engine.exceptions.EngineDeadError: EngineCore encountered an "
+    "issue. See stack trace (above) for the root cause.\n"
+)
 
 
 def _root(text: str):
@@ -130,7 +145,8 @@ def test_a_peer_disconnect_printed_first_gives_way_to_the_error_that_caused_it()
         "[rank0]: RuntimeError: NCCL error: remote process exited or there was a network error, NCCL version 2.21.5\n"
         "[rank0]:[E ProcessGroupNCCL.cpp:563] [Rank 0] Watchdog caught collective operation timeout\n"
         "[rank1]: Traceback (most recent call last):\n"
-        '[rank1]:   File "/usr/local/lib/python3.12/dist-packages/vllm/worker/model_runner.py", line 1724, in execute_model\n'
+        '[rank1]:   File "/usr/local/lib/python3.12/dist-packages/vllm/worker/model_runner.py", line 1724, '
+        "in execute_model\n"
         "[rank1]:     hidden_states = model_executable(input_ids)\n"
         "[rank1]: torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 1.74 GiB.\n"
     )
