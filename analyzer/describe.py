@@ -147,6 +147,19 @@ def root_cause_line(facts, limit: int = 300) -> str | None:
     return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
 
 
+def carried_note(facts) -> str | None:
+    """How the root cause is known when a wrapper's text carried it, for the line after the error (else None)."""
+    from vllm_bug.analyzer.tracebacks import is_wrapper
+
+    root = facts.root_cause
+    carrier = root.carried_by if root is not None else None
+    if carrier is None:
+        return None
+    if is_wrapper(carrier):
+        return f"quoted by a wrapper ({carrier.short_type}); the error's own traceback is not in the input"
+    return f"carried inside the {carrier.short_type} that reported it"
+
+
 def no_root_cause_line(facts) -> str | None:
     """What to say in place of the error when no root cause was found (None when there is one)."""
     if facts.root_cause is not None:
@@ -162,12 +175,12 @@ def no_root_cause_line(facts) -> str | None:
 
 
 def wrapper_only(facts, limit: int = 160) -> str | None:
-    """'RuntimeError: Engine core initialization failed. ...' when the input's only errors are wrappers."""
+    """'RuntimeError: Engine core initialization failed. ...' when the input's only errors are wrappers, or the
+    error that carried the root cause ('RuntimeError: Worker failed with error ...')."""
     from vllm_bug.analyzer.tracebacks import only_wrappers
 
-    if facts.root_cause is not None:
-        return None
-    wrapper = only_wrappers(facts.tracebacks)
+    root = facts.root_cause
+    wrapper = root.carried_by if root is not None else only_wrappers(facts.tracebacks)
     if wrapper is None:
         return None
     line = " ".join(f"{wrapper.exc_type}: {wrapper.message}".split()).rstrip(": ")
@@ -178,7 +191,9 @@ def wrapper_quotes_cause(facts) -> bool:
     """Whether the wrapper that wrapper_only() names carries the error in its own message."""
     from vllm_bug.analyzer.tracebacks import only_wrappers, wrapper_quotes_cause as quotes
 
-    wrapper = only_wrappers(facts.tracebacks) if facts.root_cause is None else None
+    if facts.root_cause is not None:
+        return facts.root_cause.carried_by is not None
+    wrapper = only_wrappers(facts.tracebacks)
     return wrapper is not None and quotes(wrapper)
 
 

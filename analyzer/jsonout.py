@@ -37,8 +37,10 @@ def facts_to_json(facts: Facts) -> dict[str, Any]:
         out["input_lines"] = len(facts.lines)
     if facts.tracebacks:
         out["traceback_count"] = len(facts.tracebacks)
-    if facts.signals is not None and facts.signals.hits.keys() | facts.signals.in_root:
-        out["signals_seen"] = sorted(facts.signals.hits.keys() | facts.signals.in_root)
+    if facts.signals is not None:
+        seen = facts.signals.hits.keys() | facts.signals.in_root | facts.signals.in_frames
+        if seen:
+            out["signals_seen"] = sorted(seen)
     return out
 
 
@@ -51,6 +53,8 @@ def traceback_to_json(tb: Traceback) -> dict[str, Any]:
         out["text"] = tb.text[-MAX_TEXT_CHARS:]
     if tb.chained_from is not None:
         out["chained_from"] = {"exc_type": tb.chained_from.exc_type, "message": tb.chained_from.message}
+    if tb.carried_by is not None:
+        out["carried_by"] = {"exc_type": tb.carried_by.exc_type, "message": tb.carried_by.message}
     return out
 
 

@@ -52,7 +52,10 @@ def fact_lines(facts) -> list[str]:
     """The error and the environment as aligned 'label: value' lines; unknown facts are left out."""
     rows: list[tuple[str, str]] = []
     error = describe.root_cause_line(facts, limit=300)
-    if error:
+    carried = describe.carried_note(facts)
+    if error and carried:
+        rows.append(("Error", f"{error} ({carried})"))
+    elif error:
         rows.append(("Error" if describe.has_exception_type(facts) else "Reported", error))
     elif describe.no_root_cause_line(facts):
         rows.append(("Error", describe.no_root_cause_line(facts)))

@@ -4,7 +4,8 @@ A signal is a row of a table under `analyzer/data/signals/` (one file per family
 any match contains, and where the message comes from. `detect_signals` scans the input's lines
 (the de-duplicated, capped text rules search) and the root-cause exception once per row, and keeps
 for each signal the matching lines (in input order, at most MAX_HITS), the named groups of each
-match, whether the root cause itself says it, and whether the root cause's frames match. Rules ask
+match, whether the root cause itself says it, and whether the root cause's frames match (scope "frames") or
+the frames of any traceback in the input do, cut ones without an error line included (scope "all_frames"). Rules ask
 `facts.signals` by id; they never see a regex or the raw text.
 
 A row's regex is compiled only when one of its words occurs in the lower-cased text, so a report
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
 
 MAX_HITS = 5
 MAX_LINE_CHARS = 400
-SCOPES = ("text", "frames")
+SCOPES = ("text", "frames", "all_frames")
+FRAME_SCOPES = ("frames", "all_frames")
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,9 @@ class SignalRow:
     id: str
     pattern: str
     words: tuple[str, ...]  # lower case; a match contains at least one
-    scope: str = "text"  # "text": the input's lines and the root cause; "frames": the root cause's frames
+    # "text": the input's lines and the root cause; "frames": the root cause's frames; "all_frames": the frames of
+    # every traceback (the root cause's among them), one 'path function' line per distinct frame
+    scope: str = "text"
     case_sensitive: bool = False
     max_hits: int = MAX_HITS
 
@@ -56,10 +60,22 @@ class SignalSet:
     in_root: set[str] = field(default_factory=set)  # signals the root-cause exception's own text carries
     in_root_text: set[str] = field(default_factory=set)  # signals anywhere in the root cause's traceback text
     root_groups: dict[str, dict[str, str]] = field(default_factory=dict)
+    in_frames: set[str] = field(default_factory=set)  # "all_frames" signals found in some traceback's frames
+    frame_lines: dict[str, str] = field(default_factory=dict)  # such a signal's first matching 'path function' line
 
     def seen(self, *ids: str) -> bool:
-        """Whether any of the signals occurs anywhere (the input's lines or the root cause)."""
-        return any(self._known(i) and (self.hits.get(i) or i in self.in_root) for i in ids)
+        """Whether any of the signals occurs anywhere (the input's lines, the root cause, any traceback's frames)."""
+        return any(self._known(i) and (self.hits.get(i) or i in self.in_root or i in self.in_frames) for i in ids)
+
+    def in_any_frames(self, *ids: str) -> bool:
+        """Whether the frames of some traceback in the input (cut ones included) match one of the signals."""
+        return any(self._known(i) and i in self.in_frames for i in ids)
+
+    def frame_path(self, signal_id: str) -> str | None:
+        """The path of the first frame that matched an "all_frames" signal (None when none did)."""
+        self._known(signal_id)
+        line = self.frame_lines.get(signal_id)
+        return line.rsplit(" ", 1)[0] if line else None
 
     def lines(self, *ids: str, limit: int = 3) -> list[str]:
         """Matching input lines of the signals, signal by signal, each line once."""
@@ -146,17 +162,23 @@ def detect_signals(facts: Facts) -> SignalSet:
     entry = searchable(facts)
     text = entry.text
     root_text, frames_text = _root_texts(facts)
+    all_frames_text = _all_frames_text(facts)
     traceback_text = facts.root_cause.text if facts.root_cause is not None else ""
     folded_text, folded_root, folded_frames = entry.folded, fold(root_text), fold(frames_text)
-    folded_traceback = fold(traceback_text)
+    folded_traceback, folded_all_frames = fold(traceback_text), fold(all_frames_text)
     found = SignalSet()
     for row in table().values():
-        if row.scope == "frames":
+        if row.scope in FRAME_SCOPES:
             if frames_text and _may_match(row, folded_frames):
                 match = _compiled(row.id).search(frames_text)
                 if match:
                     found.in_root.add(row.id)
                     found.root_groups[row.id] = _groups(match)
+            if row.scope == "all_frames" and all_frames_text and _may_match(row, folded_all_frames):
+                match = _compiled(row.id).search(all_frames_text)
+                if match:
+                    found.in_frames.add(row.id)
+                    found.frame_lines[row.id] = _line_at(all_frames_text, match.start())
             continue
         if _may_match(row, folded_text):
             hits = _scan(row, text)
@@ -194,6 +216,12 @@ def _scan(row: SignalRow, text: str) -> list[Hit]:
     return hits
 
 
+def _line_at(text: str, pos: int) -> str:
+    start = text.rfind("\n", 0, pos) + 1
+    end = text.find("\n", pos)
+    return text[start : len(text) if end < 0 else end]
+
+
 def _groups(match: re.Match[str]) -> dict[str, str]:
     return {name: value for name, value in match.groupdict().items() if value is not None}
 
@@ -204,6 +232,18 @@ def _root_texts(facts: Facts) -> tuple[str, str]:
         return "", ""
     frames = "\n".join(f"{frame.path} {frame.function or ''}" for frame in rc.frames)
     return f"{rc.exc_type}: {rc.message}", frames
+
+
+def _all_frames_text(facts: Facts) -> str:
+    """Every distinct frame of every traceback found (and of the root cause), as 'path function' lines."""
+    tracebacks = list(facts.tracebacks)
+    if facts.root_cause is not None:
+        tracebacks.append(facts.root_cause)
+    seen: dict[str, None] = {}
+    for tb in tracebacks:
+        for frame in tb.frames:
+            seen.setdefault(f"{frame.path} {frame.function or ''}", None)
+    return "\n".join(seen)
 
 
 def clip(line: str) -> str:

@@ -11,7 +11,14 @@ import re
 
 from vllm_bug.formats.issue_text import strip_tags
 from vllm_bug.formats.lazyre import lazy_compile
-from vllm_bug.formats.traceback import Traceback, exception_in_prose, parse_tracebacks, pseudo_exception
+from vllm_bug.formats.traceback import (
+    MAX_CONTINUATION,
+    Traceback,
+    exception_in_prose,
+    parse_exception_line,
+    parse_tracebacks,
+    pseudo_exception,
+)
 
 _WRAPPER_TYPES = lazy_compile(
     r"(?:^|\.)(?:EngineDeadError|EngineGenerateError|CancelledError|KeyboardInterrupt|SystemExit|GeneratorExit"
@@ -44,18 +51,29 @@ def is_wrapper(tb: Traceback) -> bool:
     return bool(_WRAPPER_TYPES.search(base_type) or _WRAPPER_MESSAGES.search(tb.message))
 
 
+# Distributed errors that report a peer's death or a stalled collective: the consequence of another rank's failure,
+# so any other GPU error in the input is the better root cause. PyTorch c10d (ProcessGroupNCCL watchdog, 'NCCL
+# communicator was aborted', DistNetworkError), NCCL's ncclRemoteError text, sockets closed by a dead peer.
+_CONSEQUENCE = lazy_compile(
+    r"remote process exited or there was a network error|ncclRemoteError|NCCL communicator was aborted"
+    r"|Watchdog caught collective operation timeout|collective operation timeout|DistNetworkError"
+    r"|Connection (?:reset|closed) by peer|Broken pipe"
+)
+
+
 def _rank(tb: Traceback) -> tuple[int, int]:
-    """(tier, position): a GPU/CUDA-flavoured error first, then any typed one, then the rest; earliest first."""
+    """(tier, position): a GPU/CUDA-flavoured error first (a peer's failure reported by a collective after it),
+    then any typed one, then the rest; earliest first."""
     base_type = tb.exc_type.split("(", 1)[0]
     strong = bool(_STRONG.search(tb.message) or _STRONG.search(base_type))
     if _SECONDARY_TYPES.search(base_type) and not strong:
-        tier = 3
+        tier = 4
     elif strong:
-        tier = 0
+        tier = 1 if _CONSEQUENCE.search(tb.message) or _CONSEQUENCE.search(base_type) else 0
     elif tb.frames or base_type:
-        tier = 1
-    else:
         tier = 2
+    else:
+        tier = 3
     return tier, tb.start_line if tb.start_line is not None else 0
 
 
@@ -69,8 +87,14 @@ def pick_root_cause(
     if tracebacks is None:
         tracebacks = parse_tracebacks(lines)
     candidates = [tb for tb in tracebacks if tb.exc_type and not is_wrapper(tb) and tb.start_line != title_line]
+    candidates += [
+        quoted
+        for quoted in map(quoted_by_wrapper, tracebacks)
+        if quoted is not None and quoted.start_line != title_line
+    ]
     if candidates:
-        return min(candidates, key=_rank)
+        chosen = min(candidates, key=_rank)
+        return carried_by_nccl(chosen, lines) or chosen
     cut = [tb for tb in tracebacks if not tb.exc_type and tb.frames]
     # a cut traceback shows something failed, so even a plain title may name it
     fallback = pseudo_root_cause(title, prose_ok=bool(cut)) if title else None
@@ -79,6 +103,75 @@ def pick_root_cause(
     if fallback is not None and cut and not fallback.frames:
         fallback.frames = cut[-1].frames
     return fallback
+
+
+# -- errors carried inside wrappers ---------------------------------------------------------------
+# NCCL's CUDA checks (src/include/checks.h CUDACHECK: WARN("Cuda failure '%s'", cudaGetErrorString(err)); cudawrap.h
+# CUCHECK: "Cuda failure %d '%s'") return ncclUnhandledCudaError; PyTorch (c10d NCCLUtils getNcclErrorDetailStr) adds
+# "Last error:" and NCCL's last message to its "unhandled cuda error" exception. CUDACHECKIGNORE logs the same words
+# at INFO level for failures NCCL recovers from, so those lines are not a cause.
+_NCCL_CUDA_FAILURE = lazy_compile(r"Cuda failure (?:\d{1,6} )?'(?P<msg>[^'\n]{1,300})'")
+_NCCL_UNHANDLED_CUDA = lazy_compile(r"unhandled cuda error|ncclUnhandledCudaError", re.IGNORECASE)
+# vLLM's executor (vllm/v1/executor/multiproc_executor.py): RuntimeError(f"Worker failed with error '{result}', please
+# check the stack trace above for the root cause"), where result is the worker's str(exception).
+_WORKER_QUOTE = lazy_compile(
+    r"Worker failed with error '(?P<msg>.+?)(?:', please check the stack trace above.*|'?\s*)$"
+)
+
+
+def carried_by_nccl(tb: Traceback, lines: list[str]) -> Traceback | None:
+    """The CUDA error inside NCCL's "unhandled cuda error" ("Cuda failure 'out of memory'"), as the root cause;
+    None when tb is not that NCCL error or the input does not say which CUDA call failed.
+
+    The failure nearest after the NCCL error (PyTorch's "Last error:" lines) is preferred; else the first NCCL
+    warning anywhere (NCCL_DEBUG prints it before the exception)."""
+    if not _NCCL_UNHANDLED_CUDA.search(f"{tb.exc_type}: {tb.message}"):
+        return None
+    start = tb.start_line if tb.start_line is not None else 0
+    found = _nccl_cuda_failure(tb.text.splitlines()) or _nccl_cuda_failure(lines[start : start + 2 * MAX_CONTINUATION])
+    found = found or _nccl_cuda_failure(lines)
+    if found is None:
+        return None
+    return Traceback(
+        exc_type="Cuda failure",
+        message=found,
+        frames=tb.frames,
+        text=tb.text,
+        start_line=tb.start_line,
+        chained_from=tb.chained_from,
+        carried_by=tb,
+    )
+
+
+def _nccl_cuda_failure(lines: list[str]) -> str | None:
+    for line in lines:
+        if "Cuda failure" in line and "NCCL INFO" not in line:
+            m = _NCCL_CUDA_FAILURE.search(line)
+            if m:
+                return m.group("msg").strip()
+    return None
+
+
+def quoted_by_wrapper(tb: Traceback) -> Traceback | None:
+    """The error a worker-failure wrapper quotes ("Worker failed with error 'CUDA out of memory. ...'"), as an
+    exception of its own carried by the wrapper; None for other errors and for quotes that name no GPU failure."""
+    if not tb.exc_type or not is_wrapper(tb):
+        return None
+    m = _WORKER_QUOTE.search(tb.message.strip())
+    if m is None or not _STRONG.search(m.group("msg")):
+        return None
+    quoted = m.group("msg").strip()
+    exc = parse_exception_line(quoted) or pseudo_exception(quoted)
+    exc_type, message = (exc.exc_type, exc.message) if exc is not None else ("Error", quoted)
+    return Traceback(
+        exc_type=exc_type,
+        message=message.strip(),
+        frames=tb.frames,
+        text=tb.text,
+        start_line=tb.start_line,
+        chained_from=tb.chained_from,
+        carried_by=tb,
+    )
 
 
 # words and shapes of an error report; anything else is prose, never a root cause

@@ -66,6 +66,9 @@ class Traceback:
     text: str = ""  # the cleaned traceback text, for quoting
     start_line: int | None = None  # index into the lines it was read from
     chained_from: Traceback | None = None  # the exception this one was raised from / during
+    # the wrapper whose text carried this error (NCCL's "Last error: Cuda failure ...", vLLM's "Worker failed with
+    # error '...'"): the error is known only through it
+    carried_by: Traceback | None = None
 
     @property
     def short_type(self) -> str:

@@ -32,10 +32,28 @@ def test_signal_row_compiles_and_its_examples_match(signal_id):
     assert row_problems(SIGNALS["signals"][signal_id]) == []
 
 
-@pytest.mark.parametrize("signal_id", sorted(s for s, row in SIGNALS["signals"].items() if row.get("scope") != "frames"))
+FRAME_SCOPES = ("frames", "all_frames")
+
+
+@pytest.mark.parametrize(
+    "signal_id", sorted(s for s, row in SIGNALS["signals"].items() if row.get("scope") not in FRAME_SCOPES)
+)
 def test_each_example_is_found_as_that_signal(signal_id):
     for example in SIGNALS["signals"][signal_id]["examples"]:
         assert facts(example).signals.seen(signal_id), example
+
+
+@pytest.mark.parametrize(
+    "signal_id", sorted(s for s, row in SIGNALS["signals"].items() if row.get("scope") == "all_frames")
+)
+def test_each_all_frames_example_is_found_in_a_cut_traceback_that_is_not_the_root_cause(signal_id):
+    from vllm_bug.analyzer.facts import Frame, Traceback
+
+    for example in SIGNALS["signals"][signal_id]["examples"]:
+        path, function = example.rsplit(" ", 1)
+        found = facts(tracebacks=[Traceback("", "", frames=[Frame(path, 1, function)])]).signals
+        assert found.in_any_frames(signal_id) and found.seen(signal_id) and not found.root(signal_id), example
+        assert found.frame_path(signal_id) == path
 
 
 def test_row_problems_catch_bad_rows():

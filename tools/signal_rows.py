@@ -1,6 +1,6 @@
 """Add or update rows of analyzer/data/signals/FAMILY.json, with trigger words and real example lines.
 
-    python tools/signal_rows.py FAMILY ID 'REGEX' --source 'project: where the message comes from' [--scope frames]
+    python tools/signal_rows.py FAMILY ID 'REGEX' --source 'project: where the message comes from' [--scope frames|all_frames]
         [--words w1,w2] [--max-hits N] [--case-sensitive] [--example LINE ...]
 
 Trigger words, unless given, are read from the regex: one literal per top-level alternative that a
@@ -51,7 +51,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("id")
     parser.add_argument("pattern")
     parser.add_argument("--source", required=True)
-    parser.add_argument("--scope", choices=("text", "frames"), default="text")
+    parser.add_argument("--scope", choices=("text", "frames", "all_frames"), default="text")
     parser.add_argument("--words")
     parser.add_argument("--max-hits", type=int)
     parser.add_argument("--case-sensitive", action="store_true")

@@ -35,6 +35,7 @@ RULE_MODULES: tuple[str, ...] = (
     "availability",
     "engine_config",
     "config_hygiene",
+    "indirect",
     "missing_cause",
 )
 
@@ -127,7 +128,13 @@ def run_rules(facts: Facts) -> list[Finding]:
         for f in r.run(facts):
             f.evidence = dedupe_evidence(facts, f.evidence)
             findings.append(f)
-    return rank_findings(findings, facts)
+    return rank_findings(without_redundant_indirect(findings), facts)
+
+
+def without_redundant_indirect(findings: list[Finding]) -> list[Finding]:
+    """The findings less those on indirect evidence whose category a finding on an error message already names."""
+    direct = {f.category for f in findings if not is_indirect(f)}
+    return [f for f in findings if not (is_indirect(f) and f.category in direct)]
 
 
 def explains_root_cause(finding: Finding, facts: Facts) -> bool:
@@ -139,6 +146,14 @@ def explains_root_cause(finding: Finding, facts: Facts) -> bool:
     return any(head and (head in line or line in rc.text) for line in finding.evidence if len(line) > 8)
 
 
+def is_indirect(finding: Finding) -> bool:
+    """Whether the finding rests on indirect evidence (stack frames, progress lines, the reporter's words), which
+    the finding says in details["indirect"]."""
+    return bool(finding.details.get("indirect"))
+
+
 def rank_findings(findings: list[Finding], facts: Facts) -> list[Finding]:
-    """The root cause's own error first, then by confidence; secondary findings follow."""
-    return sorted(findings, key=lambda f: (not explains_root_cause(f, facts), -f.confidence))
+    """The root cause's own error first, then by confidence; secondary findings follow. A finding on indirect
+    evidence never counts as explaining the root cause, even when it quotes the issue title the root cause was
+    made from."""
+    return sorted(findings, key=lambda f: (is_indirect(f) or not explains_root_cause(f, facts), -f.confidence))

@@ -38,6 +38,9 @@ def crash_during_graph_capture(facts: Facts) -> Diagnosis | None:
     if has(facts, "CUDA_GRAPH_CAPTURE_ERROR", "SPECIFIC_GPU_ERROR"):
         return None
     in_frames = root_frames_match(facts, "CUDA_GRAPH_FRAMES")
+    inner_layer = root_frames_match(facts, "TRITON_COMPILER_FRAMES") or root_frames_match(facts, "COLLECTIVE_FRAMES")
+    if in_frames and inner_layer:
+        return None  # compiled or communicating during capture: the inner layer's finding (rules/indirect.py) names it
     progress = has(facts, "CUDA_GRAPH_CAPTURING") and not has(facts, "CUDA_GRAPH_CAPTURE_FINISHED")
     # an input line must say it: a root cause guessed from a bare line is typed 'Error' by the parser
     said_error = bool(evidence(facts, "ANY_ERROR_WORD", limit=1))
