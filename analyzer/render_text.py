@@ -57,8 +57,8 @@ def fact_lines(facts) -> list[str]:
         rows.append(("Error", f"{error} ({carried})"))
     elif error:
         rows.append(("Error" if describe.has_exception_type(facts) else "Reported", error))
-    elif describe.no_root_cause_line(facts):
-        rows.append(("Error", describe.no_root_cause_line(facts)))
+    elif missing := describe.no_root_cause_line(facts):
+        rows.append(("Error", missing))
     gpus = describe.gpu_groups(facts)
     if gpus or facts.input_kind == "bundle":
         rows.append(("GPU", "; ".join(gpus) or "none found"))

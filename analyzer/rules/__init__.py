@@ -18,8 +18,7 @@ from typing import Callable
 from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.findings import CATEGORIES, Diagnosis, Finding
 
-RuleResult = "Diagnosis | Finding | list[Diagnosis] | list[Finding] | None"
-RuleFunc = Callable[[Facts], RuleResult]
+RuleFunc = Callable[[Facts], "Diagnosis | list[Diagnosis] | None"]
 
 RULE_MODULES: tuple[str, ...] = (
     "memory",
@@ -64,12 +63,7 @@ class Rule:
         result = self.func(facts)
         if result is None:
             return []
-        return [self._stamp(item) for item in (result if isinstance(result, list) else [result])]
-
-    def _stamp(self, item: Diagnosis | Finding) -> Finding:
-        if isinstance(item, Diagnosis):
-            return item.stamp(self.key, self.category)
-        return item
+        return [item.stamp(self.key, self.category) for item in (result if isinstance(result, list) else [result])]
 
 
 REGISTRY: dict[str, Rule] = {}
