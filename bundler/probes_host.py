@@ -1,4 +1,5 @@
-"""Host facts: OS, kernel, C and C++ runtimes, Python, container hints, CPU, NUMA, memory, /dev/shm, cuDNN.
+"""Host facts: OS, kernel, C and C++ runtimes, Python, container hints, CPU, NUMA, memory, /dev/shm, cuDNN,
+the node id and network interfaces (probes_network).
 
 Files are read under `root` (default "/") so tests can build a fake /proc and /etc. Every fact is read
 on its own: one that cannot be read is None and the others are still collected.
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+from vllm_bug.bundler import probes_network
 from vllm_bug.bundler.runner import Manifest, ProbeRecord
 
 PROBE_NAME = "host"
@@ -278,6 +280,8 @@ def collect_host(manifest: Manifest, environ: Mapping[str, str] | None = None, r
         "memory_limit_bytes": fact("memory_limit_bytes", lambda: memory_limit_bytes(root)),
         "shm_total_bytes": fact("shm_total_bytes", lambda: shm_total_bytes(root)),
         "cudnn_libraries": fact("cudnn_libraries", lambda: cudnn_libraries(root, environ), []),
+        "node_id": fact("node_id", lambda: probes_network.node_id(root)),
+        "network": fact("network", lambda: probes_network.network_facts(environ, root), {}),
     }
     status = "error" if failures else "ok"
     manifest.add(ProbeRecord(PROBE_NAME, status, time.monotonic() - start, error="; ".join(failures) or None))
