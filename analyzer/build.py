@@ -1,7 +1,8 @@
 """One entry point from a loaded input to Facts, whatever the input was.
 
 Every input is redacted before facts are drawn from it: pasted text was never redacted, and a
-bundle may come from an older or modified collector. What the analyzer found to redact is kept in
+bundle may come from an older or modified collector; in a cluster bundle every node's payload is
+redacted too. What the analyzer found to redact is kept in
 Facts.redacted_here; a bundle's own summary stays in Facts.redactions.
 """
 
@@ -12,6 +13,7 @@ from vllm_bug.analyzer.complete import complete_facts
 from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.load import LoadedInput
 from vllm_bug.analyzer.textfacts import facts_from_text
+from vllm_bug.schema.cluster import scrub_every_node
 from vllm_bug.schema.redact import Redactor
 
 __all__ = ["build_facts", "facts_from_bundle", "facts_from_text"]
@@ -20,8 +22,7 @@ __all__ = ["build_facts", "facts_from_bundle", "facts_from_text"]
 def build_facts(loaded: LoadedInput) -> Facts:
     redactor = Redactor(home=None)  # the analyzing user's home says nothing about the reporter's text
     if loaded.kind == "bundle" and loaded.doc is not None:
-        doc = dict(loaded.doc, payload=redactor.scrub(loaded.doc.get("payload")))
-        facts = facts_from_bundle(doc)
+        facts = facts_from_bundle(scrub_every_node(loaded.doc, redactor))
     else:
         facts = facts_from_text(redactor.text(loaded.text or ""))
     facts.redacted_here = redactor.summary()

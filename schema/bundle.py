@@ -6,6 +6,9 @@ envelope::
     {"format": "vllm-bug-bundle", "schema_version": 1,
      "tool": {"name": "vllm-bug", "version": "..."}, "created_utc": "...Z", "payload": {...}}
 
+A cluster bundle is schema_version 2: the same envelope plus "nodes", one entry per node with that
+node's own payload (schema/cluster.py). Single-node bundles stay version 1, which older readers take.
+
 Encoding validates first, so an invalid bundle is never written (the files themselves are written by
 vllm_bug.commands.output). Reading treats the bytes as hostile:
 the compressed size, the decompressed size and the zstd window are capped while decompressing (the
@@ -29,8 +32,9 @@ from vllm_bug.errors import UnreadableInput, UnsafeInput, VllmBugError
 from vllm_bug.formats.magic import ZSTD_MAGIC
 
 FORMAT_NAME = "vllm-bug-bundle"
-SCHEMA_VERSION = 1
-SUPPORTED_SCHEMA_VERSIONS = (1,)
+SCHEMA_VERSION = 1  # one node; what collect writes
+CLUSTER_SCHEMA_VERSION = 2  # adds the nodes section: collect --ray and merge write it
+SUPPORTED_SCHEMA_VERSIONS = (1, 2)
 
 MAX_COMPRESSED_BYTES = 32 << 20
 MAX_DECOMPRESSED_BYTES = 64 << 20
@@ -52,14 +56,19 @@ def utc_now_iso() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def make_envelope(payload: dict[str, Any], created_utc: str | None = None) -> dict[str, Any]:
-    return {
+def make_envelope(payload: dict[str, Any], created_utc: str | None = None,
+                  nodes: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A single-node bundle (schema_version 1), or with `nodes` (schema/cluster.py) a cluster bundle (2)."""
+    doc = {
         "format": FORMAT_NAME,
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": SCHEMA_VERSION if nodes is None else CLUSTER_SCHEMA_VERSION,
         "tool": {"name": "vllm-bug", "version": __version__},
         "created_utc": created_utc or utc_now_iso(),
         "payload": payload,
     }
+    if nodes is not None:
+        doc["nodes"] = nodes
+    return doc
 
 
 @lru_cache(maxsize=None)
@@ -73,16 +82,16 @@ def _validator(version: int):
     from jsonschema import Draft202012Validator
     from referencing import Registry, Resource
 
-    schema = load_schema(version)
-    registry = Registry().with_resources([(schema["$id"], Resource.from_contents(schema))])
-    return Draft202012Validator(schema, registry=registry)
+    schemas = [load_schema(v) for v in SUPPORTED_SCHEMA_VERSIONS]  # a newer schema refers to an older one's parts
+    registry = Registry().with_resources([(s["$id"], Resource.from_contents(s)) for s in schemas])
+    return Draft202012Validator(load_schema(version), registry=registry)
 
 
 @lru_cache(maxsize=None)
 def _quick_check(version: int):
     from vllm_bug.schema.fastcheck import compile_check
 
-    return compile_check(load_schema(version))
+    return compile_check(load_schema(version), [load_schema(v) for v in SUPPORTED_SCHEMA_VERSIONS])
 
 
 def validation_errors(doc: Any, version: int = SCHEMA_VERSION) -> list[str]:

@@ -94,7 +94,10 @@ def test_never_accepts_what_jsonschema_rejects(quick, realistic_doc):
 
 
 @pytest.mark.parametrize("schema", [
-    {"$ref": "#/$defs/x", "$defs": {"x": {"type": "string"}}},
+    {"anyOf": [{"type": "string"}, {"type": "null"}]},
+    {"$ref": "https://elsewhere.invalid/schema.json#/x"},
+    {"$ref": "#/$defs/missing", "$defs": {"x": {"type": "string"}}},
+    {"$ref": "#", "type": "object"},
     {"type": "object", "patternProperties": {"^a": {"type": "string"}}},
     {"type": "object", "properties": {"a": {"format": "date-time"}}},
     {"type": "thing"},

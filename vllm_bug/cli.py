@@ -198,6 +198,21 @@ def validate(bundle: str) -> None:
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("bundles", nargs=-1, required=True, metavar="BUNDLE...")
+@click.option("-o", "--output", "output", metavar="PATH", required=True, help="The cluster bundle to write.")
+@click.option("--force", is_flag=True, help="Overwrite PATH if it exists (never one of the bundles merged).")
+def merge(bundles: tuple[str, ...], output: str, force: bool) -> None:
+    """Combine bundles collected on each node of one job (torchrun, slurm, ssh) into one cluster bundle.
+
+    The first BUNDLE is the node the report is about (put the one whose log shows the failure first).
+    The same node given twice exits 2; a cluster bundle among them brings all its nodes.
+    """
+    from vllm_bug.commands import merge as merge_command
+
+    _render(merge_command.execute(list(bundles), output, force))
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
 @click.argument("paths", nargs=-1, required=True, metavar="DIR|FILES...")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 @click.option(
