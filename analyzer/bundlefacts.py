@@ -12,7 +12,7 @@ import re
 import shlex
 from typing import Any
 
-from vllm_bug.analyzer.facts import Facts, Gpu, normalise_package_name
+from vllm_bug.analyzer.facts import Facts, Gpu, NodeFacts, normalise_package_name
 from vllm_bug.analyzer.facts_text.environment import mask_secret
 from vllm_bug.analyzer.facts_text.gpus import apply_nvidia_smi
 from vllm_bug.analyzer.gpus import parse_compute_capability
@@ -26,6 +26,19 @@ from vllm_bug.formats.traceback import parse_tracebacks
 def facts_from_bundle(doc: dict[str, Any]) -> Facts:
     payload = _dict(doc.get("payload"))
     facts = Facts(input_kind="bundle")
+    _measured(facts, payload)
+    model = payload.get("model")
+    facts.model = model if isinstance(model, dict) else None
+    facts.redactions = [r for r in _list(payload.get("redactions")) if isinstance(r, dict)]
+    facts.collection_problems = _collection_problems(_dict(payload.get("manifest")))
+    _command(facts, payload.get("command"))
+    _from_text_sections(facts, payload)
+    _nodes(facts, doc)
+    return facts
+
+
+def _measured(facts: Facts, payload: dict[str, Any]) -> None:
+    """What the probes measured on one machine: host, GPUs, driver, CUDA, torch, vLLM, packages, env."""
     _host(facts, _dict(payload.get("host")))
     facts.gpus = [_gpu(g, i) for i, g in enumerate(_list(payload.get("gpus"))) if isinstance(g, dict)]
     driver = _dict(payload.get("driver"))
@@ -46,13 +59,55 @@ def facts_from_bundle(doc: dict[str, Any]) -> Facts:
     topology = _dict(payload.get("nvidia_smi")).get("topo")
     facts.gpu_topology = topology.rstrip() if isinstance(topology, str) and topology.strip() else None  # tabs align it
     facts.conda_packages = {str(k): str(v) for k, v in _dict(payload.get("conda_packages")).items() if v is not None}
-    model = payload.get("model")
-    facts.model = model if isinstance(model, dict) else None
-    facts.redactions = [r for r in _list(payload.get("redactions")) if isinstance(r, dict)]
-    facts.collection_problems = _collection_problems(_dict(payload.get("manifest")))
-    _command(facts, payload.get("command"))
-    _from_text_sections(facts, payload)
-    return facts
+
+
+NODE_SETTING_PREFIXES = ("NCCL_", "GLOO_")
+NODE_SETTING_NAMES = ("VLLM_HOST_IP",)
+NOT_SETTINGS = ("NCCL_VERSION",)  # the container image's label of its NCCL, not a setting
+NOT_INSTALLED = "not installed"
+
+
+def _nodes(facts: Facts, doc: dict[str, Any]) -> None:
+    """A cluster bundle's nodes, each from its own payload (nothing for a single-node bundle)."""
+    nodes = _dict(doc.get("nodes"))
+    facts.nodes = [_node(entry) for entry in _list(nodes.get("entries")) if isinstance(entry, dict)]
+    facts.nodes_expected = _int(nodes.get("expected"))
+
+
+def _is_node_setting(name: str) -> bool:
+    return (name.startswith(NODE_SETTING_PREFIXES) or name in NODE_SETTING_NAMES) and name not in NOT_SETTINGS
+
+
+def _node(entry: dict[str, Any]) -> NodeFacts:
+    status = _str(entry.get("status")) or "error"
+    node = NodeFacts(label=_str(entry.get("label")) or "node", status=status, error=_str(entry.get("error")),
+                     primary=entry.get("primary") is True,
+                     head=entry.get("head") if isinstance(entry.get("head"), bool) else None)
+    payload = entry.get("payload")
+    ray_gpus = entry.get("ray_gpus")
+    if not isinstance(payload, dict):
+        counted = isinstance(ray_gpus, (int, float)) and not isinstance(ray_gpus, bool)
+        node.gpu_count = int(ray_gpus) if counted else None
+        return node
+    measured = Facts(input_kind="bundle")
+    _measured(measured, payload)
+    node.gpu_count = len(measured.gpus)
+    node.gpu_names = [g.name for g in measured.gpus if g.name]
+    for name in ("driver_version", "driver_cuda", "torch_version", "torch_cuda", "vllm_version", "python_version"):
+        setattr(node, name, getattr(measured, name))
+    if node.torch_version is None and _dict(payload.get("torch")).get("installed") is False:
+        node.torch_version = NOT_INSTALLED
+    if node.vllm_version is None and measured.vllm_installed is False:
+        node.vllm_version = NOT_INSTALLED
+    node.nccl_version = _str(_dict(payload.get("torch")).get("nccl_version"))
+    node.settings = {name: value for name, value in measured.env.items() if _is_node_setting(name)}
+    network = _dict(_dict(payload.get("host")).get("network"))
+    if isinstance(network.get("interfaces"), list):
+        interfaces = [i for i in network["interfaces"] if isinstance(i, dict) and _str(i.get("name"))]
+        node.interfaces = [str(i["name"]) for i in interfaces]
+        node.interfaces_down = [str(i["name"]) for i in interfaces if _str(i.get("state")) == "down"]
+    node.addresses_held = {str(k): v for k, v in _dict(network.get("addresses_held")).items() if isinstance(v, dict)}
+    return node
 
 
 def _dict(value: Any) -> dict[str, Any]:

@@ -220,3 +220,66 @@ def first_line(text: str | None, limit: int = 200) -> str:
     # a traceback's last line is its message; a one-line error is itself
     line = lines[-1] if lines[0].startswith("Traceback") else lines[0]
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+# -- the nodes of a cluster bundle -------------------------------------------------------------
+NODE_FACTS = (("GPUs", None), ("NVIDIA driver", "driver_version"), ("driver's CUDA", "driver_cuda"),
+              ("torch", "torch_version"), ("torch's CUDA", "torch_cuda"), ("vLLM", "vllm_version"),
+              ("NCCL", "nccl_version"), ("Python", "python_version"))
+
+
+def node_rows(facts) -> list[tuple[str, list[str], bool]]:
+    """(fact, its value on each node, whether the nodes differ), the differing rows first.
+
+    The rows: status, GPUs, the versions, every NCCL_*/GLOO_*/VLLM_HOST_IP setting seen on any node, the
+    interfaces. Nodes that did not answer show '-' and do not count towards a difference."""
+    nodes = facts.nodes
+    rows: list[tuple[str, list[str]]] = [("status", [_node_status(n) for n in nodes])]
+    for label, attribute in NODE_FACTS:
+        rows.append((label, [_node_value(n, attribute) for n in nodes]))
+    for name in sorted({name for n in nodes for name in n.settings}):
+        rows.append((name, [n.settings.get(name, "unset") if n.status == "ok" else "-" for n in nodes]))
+    if any(n.interfaces is not None for n in nodes):
+        rows.append(("interfaces", [_node_interfaces(n) for n in nodes]))
+    marked = [(label, values, _nodes_differ(label, values, nodes)) for label, values in rows]
+    return [row for row in marked if row[2]] + [row for row in marked if not row[2]]
+
+
+def _nodes_differ(label: str, values: list[str], nodes) -> bool:
+    if label == "status":
+        return any(n.status != "ok" for n in nodes)
+    known = {value for value, node in zip(values, nodes, strict=True) if node.status == "ok" and value != "?"}
+    return len(known) > 1
+
+
+def nodes_line(facts) -> str:
+    """'3 nodes (node-3 dead); they differ in torch, NCCL_IB_DISABLE' (or '...; no differences found')."""
+    missing = [f"{n.label} {n.status}" for n in facts.nodes if n.status != "ok"]
+    differ = [label for label, _values, differs in node_rows(facts) if differs and label != "status"]
+    head = f"{len(facts.nodes)} node{'s' if len(facts.nodes) != 1 else ''}" + (f" ({', '.join(missing[:4])})"
+                                                                              if missing else "")
+    return head + ("; they differ in " + ", ".join(differ[:8]) if differ else "; no differences found")
+
+
+def _node_status(node) -> str:
+    flags = [flag for flag, on in (("primary", node.primary), ("head", node.head)) if on]
+    text = node.status + (f" ({', '.join(flags)})" if flags else "")
+    return text + (f": {node.error}" if node.error and node.status != "ok" else "")
+
+
+def _node_value(node, attribute: str | None) -> str:
+    if node.status != "ok":
+        return "-"
+    if attribute is None:
+        names: dict[str, int] = {}
+        for name in node.gpu_names:
+            names[name] = names.get(name, 0) + 1
+        described = ", ".join(f"{n} x {name}" if n > 1 else name for name, n in names.items())
+        return described or str(node.gpu_count or 0)
+    return getattr(node, attribute) or "?"
+
+
+def _node_interfaces(node) -> str:
+    if node.status != "ok" or node.interfaces is None:
+        return "-" if node.status != "ok" else "?"
+    return ", ".join(name + (" (down)" if name in node.interfaces_down else "") for name in node.interfaces)

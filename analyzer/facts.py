@@ -35,6 +35,30 @@ class Gpu:
 
 
 @dataclass
+class NodeFacts:
+    """One node of a cluster bundle (collect --ray, merge), as the cross-node rules compare nodes."""
+
+    label: str  # "node-1", ...: how the report names it
+    status: str  # "ok" | "dead" | "timeout" | "error"
+    error: str | None = None
+    primary: bool = False  # the node the rest of the facts describe
+    head: bool | None = None  # Ray's head node
+    gpu_count: int | None = None  # GPUs its payload lists; Ray's count when the payload has none
+    gpu_names: list[str] = field(default_factory=list)
+    driver_version: str | None = None
+    driver_cuda: str | None = None
+    torch_version: str | None = None
+    torch_cuda: str | None = None
+    vllm_version: str | None = None
+    nccl_version: str | None = None  # the NCCL torch was built with
+    python_version: str | None = None
+    settings: dict[str, str] = field(default_factory=dict)  # NCCL_*, GLOO_* and VLLM_HOST_IP as set there
+    interfaces: list[str] | None = None  # its network interfaces; None when the bundle did not record them
+    interfaces_down: list[str] = field(default_factory=list)
+    addresses_held: dict[str, dict[str, Any]] = field(default_factory=dict)  # VLLM_HOST_IP -> {local, interface}
+
+
+@dataclass
 class Facts:
     input_kind: str = "text"  # "bundle" | "text"
     gpus: list[Gpu] = field(default_factory=list)
@@ -95,6 +119,9 @@ class Facts:
     gpu_topology: str | None = None  # `nvidia-smi topo -m` as printed
     cudnn_libraries: list[str] = field(default_factory=list)
     conda_packages: dict[str, str] = field(default_factory=dict)  # only when the target runs in conda
+    # a cluster bundle's nodes, each with its own versions and settings (empty for one machine)
+    nodes: list[NodeFacts] = field(default_factory=list)
+    nodes_expected: int | None = None  # how many nodes the cluster listed, dead ones included
     # derived once the facts above are complete (analyzer.complete.complete_facts); rules read these
     signals: SignalSet | None = None  # every recognised message, by signal id (analyzer/data/signals/)
     mentions: Mentions | None = None  # engine arguments and env assignments the text mentions

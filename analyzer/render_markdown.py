@@ -128,6 +128,7 @@ def build_view(analysis: Analysis, bundle_bytes: bytes | None, redactions: list 
         "environment": md.fence(_cut(environment_summary(facts), level["env_chars"])),
         "environment_headline": environment_headline(facts),
         "topology": _topology_view(facts, level),
+        "nodes": _nodes_view(facts),
         "collection_problems": facts.collection_problems[:6],
         "launch_command": wrap_command(facts.launch_command) if facts.launch_command else None,
         "root_cause": _root_cause_view(facts, level),
@@ -348,6 +349,37 @@ def _topology_view(facts, level: dict) -> dict[str, Any] | None:
     links = interconnect_summary(facts.gpu_topology)
     summary = "GPU interconnect (nvidia-smi topo -m)" + (f": {links}" if links else "")
     return {"summary": summary[:300], "block": md.fence(_cut(facts.gpu_topology, level["env_chars"]))}
+
+
+MAX_NODE_COLUMNS = 16
+MAX_NODE_ROWS = 40
+NODE_CELL_CHARS = 80
+
+
+def _nodes_view(facts) -> dict[str, Any] | None:
+    """A cluster bundle's per-node table, folded: one column per node, the rows that differ first (marked)."""
+    if not facts.nodes:
+        return None
+    shown = facts.nodes[:MAX_NODE_COLUMNS]
+    header = "| | " + " | ".join(md.one_line(node.label, 40) for node in shown) + " |"
+    lines = [header, "|---" * (len(shown) + 1) + "|"]
+    rows = describe.node_rows(facts)
+    for label, values, differs in rows[:MAX_NODE_ROWS]:
+        name = f"**{md.one_line(label, 60)}** (differs)" if differs else md.one_line(label, 60)
+        cells = [md.inline_code(_short_cell(v), table=True) for v in values[: len(shown)]]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    notes = []
+    if len(facts.nodes) > MAX_NODE_COLUMNS:
+        notes.append(f"{len(facts.nodes) - MAX_NODE_COLUMNS} more nodes are in the bundle.")
+    if len(rows) > MAX_NODE_ROWS:
+        notes.append(f"{len(rows) - MAX_NODE_ROWS} more rows are in the bundle.")
+    table = "\n".join(lines) + ("\n\n" + md.escape_text(" ".join(notes)) if notes else "")
+    return {"summary": f"Nodes: {describe.nodes_line(facts)}"[:300], "table": md.MdSafe(table)}
+
+
+def _short_cell(value: str) -> str:
+    text = " ".join(value.split())
+    return text if len(text) <= NODE_CELL_CHARS else text[: NODE_CELL_CHARS - 1] + "…"
 
 
 def _env_lines(env: dict[str, str]) -> list[str]:

@@ -83,6 +83,8 @@ def fact_lines(facts) -> list[str]:
         rows.append(("Xid", (", ".join(codes) + " " if codes else "") + f"({len(facts.xid)} kernel-log lines)"))
     for problem in facts.collection_problems[:4]:
         rows.append(("Probe", problem))
+    if facts.nodes:
+        rows.append(("Nodes", describe.nodes_line(facts)))
     lines: list[str] = []
     for label, value in rows:
         lines += _wrap(value, indent=f"  {label + ':':<{LABEL_WIDTH}}", hanging=" " * (LABEL_WIDTH + 2), max_lines=3)

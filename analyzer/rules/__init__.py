@@ -31,6 +31,7 @@ RULE_MODULES: tuple[str, ...] = (
     "compile",
     "cuda_graph",
     "nccl",
+    "cluster",
     "availability",
     "engine_config",
     "config_hygiene",

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import math
-
 from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.findings import Diagnosis
 from vllm_bug.analyzer.rules import rule
 from vllm_bug.analyzer.rules.helpers import (
     STRONG_HINT,
-    engine_arg_number,
     env_value,
     evidence,
     gpu_count,
     has,
     level,
+    parallel_size,
 )
 
 # cudaGetDeviceCount codes that are driver problems (35, 802-804): driver.py explains those.
@@ -40,14 +38,6 @@ def _visible_count(facts: Facts) -> int | None:
 def _first_indices(count: int) -> str:
     """0,1,...,count-1 written out, elided past a few (a pasted tp of 10**24 must not build that list)."""
     return ",".join(str(i) for i in range(count)) if count <= 16 else f"0,1,...,{count - 1}"
-
-
-def _parallel_size(facts: Facts) -> int | None:
-    """tensor x pipeline parallel size; None when not given or when the product is no finite number."""
-    tp = engine_arg_number(facts, "tensor_parallel_size") or engine_arg_number(facts, "tp")
-    pp = engine_arg_number(facts, "pipeline_parallel_size") or 1
-    size = tp * pp if tp else None
-    return int(size) if size is not None and math.isfinite(size) else None
 
 
 def _container_fixes(facts: Facts) -> list[str]:
@@ -96,7 +86,7 @@ def cuda_visible_devices_hides_gpus(facts: Facts) -> Diagnosis | None:
     visible = _visible_count(facts)
     if visible is None:
         return None
-    need = _parallel_size(facts)
+    need = parallel_size(facts)
     present = gpu_count(facts)
     value = env_value(facts, "CUDA_VISIBLE_DEVICES")
     ev = evidence(facts, "CUDA_VISIBLE_DEVICES_MENTIONED", limit=2)
@@ -142,7 +132,7 @@ def too_few_gpus_for_parallelism(facts: Facts) -> Diagnosis | None:
         and cuda_visible_devices_hides_gpus(facts) is not None
     ):
         return None
-    need = _parallel_size(facts)
+    need = parallel_size(facts)
     return Diagnosis(
         level(facts, "GPU_INDEX_BEYOND_VISIBLE", seen=0.8),
         "A GPU index beyond the visible devices was used: the run asks for more GPUs than CUDA can see"

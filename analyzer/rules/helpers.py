@@ -221,6 +221,15 @@ def engine_arg_number(facts: Facts, name: str) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def parallel_size(facts: Facts) -> int | None:
+    """Tensor x pipeline parallel size, the GPUs one engine needs; None when not given or when the product
+    is no finite number."""
+    tp = engine_arg_number(facts, "tensor_parallel_size") or engine_arg_number(facts, "tp")
+    pp = engine_arg_number(facts, "pipeline_parallel_size") or 1
+    size = tp * pp if tp else None
+    return int(size) if size is not None and math.isfinite(size) else None
+
+
 def env_value(facts: Facts, name: str) -> str | None:
     """An environment variable's value from the facts, or from `NAME=value` in a pasted command."""
     if name in facts.env:
