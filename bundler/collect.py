@@ -34,6 +34,8 @@ class CollectOptions:
     interpreter: Any = None  # an interpreter.Choice: why python_exe was chosen, and the others to survey
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     progress: bool = False
+    warm_up: bool = True  # load the writer's validator and compressor meanwhile (not where no bundle is written)
+    argv: list[str] | None = None  # the command line the manifest records (default: this process's own)
 
 
 # ------------------------------------------------------------------ concurrency
@@ -177,7 +179,9 @@ def probe_functions(options: CollectOptions, manifest: Manifest, deadline: float
 
     functions: dict[str, Callable[[], Any]] = {
         "python-imports": imports, "python-metadata": metadata, "gpu": gpu, "cuda-toolkit": toolkit, "host": host,
-        "xid": xid, "model": model, "compilers": compilers, "warm-up": _warm_up_writer}
+        "xid": xid, "model": model, "compilers": compilers}
+    if options.warm_up:
+        functions["warm-up"] = _warm_up_writer
     if options.interpreter is not None and options.interpreter.others:
         functions["interpreters"] = interpreters
     return functions
@@ -251,7 +255,8 @@ def assemble_payload(results: dict[str, Any], options: CollectOptions, manifest:
     payload["manifest"] = {
         "started_utc": started_utc,
         "duration_s": round(time.monotonic() - started, 3),
-        "collector": {"argv": redactor.argv(list(sys.argv)), "python": sys.executable,
+        "collector": {"argv": redactor.argv(list(sys.argv if options.argv is None else options.argv)),
+                      "python": sys.executable,
                       "target_python": options.python_exe or sys.executable,
                       "timeout_s": options.timeout_s},
         "probes": manifest.to_json(),

@@ -79,8 +79,30 @@ def cli() -> None:
     "--model", "model", metavar="PATH|NAME", help="Model whose config.json to summarise (default: found in the log)."
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print only the bundle path.")
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="auto",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Also collect from every node of the running Ray cluster at ADDRESS (default: auto, the one this "
+    "machine belongs to) into one bundle; never starts a cluster. Needs pip install 'vllm-bug[ray]'; "
+    "without Ray this exits 1.",
+)
+@click.option(
+    "--node-timeout",
+    "node_timeout_s",
+    type=click.FloatRange(1, 3600),
+    metavar="SECONDS",
+    help="With --ray: how long to wait for each node's answer (default: --timeout + 30).",
+)
 def collect(**options: Any) -> None:
-    """Collect a redacted, schema-validated bundle about this machine and the failed run."""
+    """Collect a redacted, schema-validated bundle about this machine and the failed run.
+
+    With --ray, every node of the Ray cluster is collected at the same time by a task that takes no CPU
+    or GPU from the cluster; a node that is dead, fails or does not answer in time is recorded as such.
+    """
     from vllm_bug.commands import collect as collect_command
 
     _render(collect_command.execute(**options))

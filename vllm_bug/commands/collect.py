@@ -1,9 +1,10 @@
 """`vllm-bug collect`: probe this machine, write the bundle and the files beside it, print a summary.
 
 Exit codes: 0 written; 1 the files cannot be written (a name exists without --force, the folder is
-missing or not writable, ...); 2 usage (--python names no interpreter, --log - on a terminal, -o
-naming a .md, .zip or standard output); 3 the --log is unusable (missing, unreadable, a directory,
-empty, binary or compressed); 130 interrupted (nothing is written).
+missing or not writable, ...), or collect --ray finds no Ray installed or no cluster to attach to;
+2 usage (--python names no interpreter, --log - on a terminal, -o naming a .md, .zip or standard
+output); 3 the --log is unusable (missing, unreadable, a directory, empty, binary or compressed);
+130 interrupted (nothing is written).
 """
 
 from __future__ import annotations
@@ -30,16 +31,22 @@ def execute(
     python_exe: str | None = None,
     model: str | None = None,
     quiet: bool = False,
+    ray_address: str | None = None,
+    node_timeout_s: float | None = None,
 ) -> Result:
     names = plan_names(output, force)
+    progress = not quiet and sys.stderr.isatty()
     options = collect_options(
         log_path=log_path,
         timeout_s=timeout_s,
         python_exe=python_exe,
         model=model,
-        progress=not quiet and sys.stderr.isatty(),
+        progress=progress and not ray_address,  # with --ray, a line for each node as it answers instead
     )
-    return collect_and_write(options, names, force, quiet=quiet)
+    cluster = None
+    if ray_address:
+        cluster = {"address": ray_address, "node_timeout_s": node_timeout_s, "progress": progress}
+    return collect_and_write(options, names, force, quiet=quiet, cluster=cluster)
 
 
 def collect_options(
@@ -76,26 +83,43 @@ def collect_options(
 
 
 def collect_and_write(
-    options: Any, names: BundleNames, force: bool, *, quiet: bool = False, take_another: bool = False
+    options: Any,
+    names: BundleNames,
+    force: bool,
+    *,
+    quiet: bool = False,
+    take_another: bool = False,
+    cluster: dict[str, Any] | None = None,
 ) -> Result:
-    """Run the probes, write the bundle and the files beside it, and describe what was written."""
+    """Run the probes (with CLUSTER, ray_collect's options: on every node too), write the bundle and the
+    files beside it, and describe what was written."""
     from vllm_bug.commands.summary import format_summary, python_warnings
 
     started = time.monotonic()
-    doc = collect_document(options)
+    doc = collect_document(options, cluster)
     written = write_bundle_files(doc, names, force, take_another=take_another)
     if quiet:
         return Result(
             text=f"{terminal_safe(written.files.bundle)}\n", warnings=written.notes + python_warnings(doc["payload"])
         )
-    text = format_summary(doc["payload"], written.files.bundle, time.monotonic() - started, written.steps) + "\n"
+    seconds = time.monotonic() - started
+    text = format_summary(doc["payload"], written.files.bundle, seconds, written.steps, doc.get("nodes")) + "\n"
     return Result(text=text, warnings=written.notes)
 
 
-def collect_document(options: Any) -> dict[str, Any]:
-    """Run the probes and return the bundle document (redacted and validated, not yet written)."""
+def collect_document(options: Any, cluster: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run the probes and return the bundle document (redacted and validated, not yet written); with
+    CLUSTER, this machine's collect is the payload and every node of the Ray cluster an entry of its nodes."""
     from vllm_bug.bundler.collect import build_payload
     from vllm_bug.schema.bundle import make_envelope
 
-    payload, _manifest, _redactor = build_payload(options)
-    return make_envelope(payload)
+    if cluster is None:
+        payload, _manifest, _redactor = build_payload(options)
+        return make_envelope(payload)
+    from vllm_bug.bundler.ray_collect import collect_cluster, start_cluster_collection
+
+    collection = start_cluster_collection(
+        cluster["address"], options.timeout_s, cluster["node_timeout_s"], progress=cluster["progress"]
+    )
+    (payload, _manifest, _redactor), nodes = collect_cluster(collection, lambda: build_payload(options))
+    return make_envelope(payload, nodes=nodes)

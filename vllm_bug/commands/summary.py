@@ -12,8 +12,11 @@ SUMMARY_LABEL_WIDTH = 11
 UNREMARKABLE_ABSENT = frozenset({"clang", "cmake", "gcc"})  # a missing compiler rarely matters to a bug report
 
 
-def format_summary(payload: dict[str, Any], path: Path, seconds: float, extras: list[str]) -> str:
-    """The summary for the bundle at PATH; EXTRAS are the next steps listed at the end."""
+def format_summary(
+    payload: dict[str, Any], path: Path, seconds: float, extras: list[str], nodes: dict[str, Any] | None = None
+) -> str:
+    """The summary for the bundle at PATH; EXTRAS are the next steps listed at the end; NODES, a cluster
+    bundle's nodes section (collect --ray)."""
     size = path.stat().st_size if path.exists() else 0
     rows = [
         ("GPU", _gpu_line(payload)),
@@ -51,6 +54,8 @@ def format_summary(payload: dict[str, Any], path: Path, seconds: float, extras: 
     if xid:
         rows.append(("Xid", f"{len(xid)} NVIDIA Xid line{'' if len(xid) == 1 else 's'} in the kernel log"))
     rows += _probe_rows(payload["manifest"]["probes"])
+    if nodes is not None:
+        rows.append(("nodes", _nodes_line(nodes)))
     redactions = payload.get("redactions") or []
     rows.append(
         (
@@ -65,6 +70,19 @@ def format_summary(payload: dict[str, Any], path: Path, seconds: float, extras: 
         lines.append("Next:")
         lines += [f"  - {extra}" for extra in extras]
     return "\n".join(lines)
+
+
+def _nodes_line(nodes: dict[str, Any]) -> str:
+    """'3 of 3 answered' or '2 of 3 answered; node-3 dead (Ray lists this node as dead)'."""
+    entries = nodes.get("entries") or []
+    answered = [e for e in entries if e.get("status") == "ok"]
+    others = [
+        f"{e['label']} {e['status']}" + (f" ({str(e['error'])[:80]})" if e.get("error") else "")
+        for e in entries
+        if e.get("status") != "ok"
+    ]
+    line = f"{len(answered)} of {len(entries)} answered"
+    return line + ("; " + "; ".join(others[:4]) if others else "") + ("; ..." if len(others) > 4 else "")
 
 
 def _probe_rows(probes: list[dict[str, Any]]) -> list[tuple[str, str]]:
