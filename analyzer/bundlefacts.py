@@ -86,8 +86,8 @@ def _node(entry: dict[str, Any]) -> NodeFacts:
     payload = entry.get("payload")
     ray_gpus = entry.get("ray_gpus")
     if not isinstance(payload, dict):
-        counted = isinstance(ray_gpus, (int, float)) and not isinstance(ray_gpus, bool)
-        node.gpu_count = int(ray_gpus) if counted else None
+        if isinstance(ray_gpus, (int, float)) and not isinstance(ray_gpus, bool):
+            node.gpu_count = int(ray_gpus)
         return node
     measured = Facts(input_kind="bundle")
     _measured(measured, payload)

@@ -157,25 +157,58 @@ class ClusterCollection:
         sys.stderr.flush()
 
 
-def collect_cluster(collection: ClusterCollection, local: Callable[[], Any]) -> tuple[Any, dict[str, Any]]:
-    """LOCAL() (this machine's own collect, with the log) while the nodes answer; (its result, nodes section)."""
-    import threading
-
-    result: dict[str, Any] = {}
-
-    def run_local() -> None:
-        try:
-            result["value"] = local()
-        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
-            result["error"] = exc
-
-    thread = threading.Thread(target=run_local, name="vllm-bug-local-collect", daemon=True)
-    thread.start()
+def collect_with_cluster(
+    local: Callable[[], Any],
+    address: str,
+    collect_timeout_s: float,
+    node_timeout_s: float | None = None,
+    progress: bool = False,
+    node_task: NodeTask | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """LOCAL() (this machine's own collect, with the log) while Ray is loaded, the cluster attached and every
+    node answers; returns (LOCAL's result, the nodes section). Ray's own start-up costs overlap LOCAL."""
+    require_ray()
+    local_run = _Background(local)
+    collection = start_cluster_collection(address, collect_timeout_s, node_timeout_s, progress, node_task)
     nodes = collection.finish()
-    thread.join()
-    if "error" in result:
-        raise result["error"]
-    return result["value"], nodes
+    return local_run.result(), nodes
+
+
+class _Background:
+    """A function run in a daemon thread; result() waits for it and raises what it raised."""
+
+    def __init__(self, func: Callable[[], Any]) -> None:
+        import threading
+
+        self.func = func
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="vllm-bug-local-collect", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.value = self.func()
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+            self.error = exc
+
+    def result(self) -> Any:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+def require_ray() -> None:
+    """The one-line refusal where Ray is not installed, without paying for importing it."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("ray") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise VllmBugError(RAY_MISSING)
 
 
 def import_ray() -> Any:

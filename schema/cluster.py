@@ -156,7 +156,8 @@ def _refuse_repeated_nodes(collected: list[tuple[str, dict[str, Any]]]) -> None:
 
 def redact_again(payload: dict[str, Any], redactor: Any) -> dict[str, Any]:
     """PAYLOAD passed through REDACTOR, with what it found added to the payload's own redaction summary."""
-    summary = payload.get("redactions") if isinstance(payload.get("redactions"), list) else []
+    earlier = payload.get("redactions")
+    summary: list[Any] = earlier if isinstance(earlier, list) else []
     out = redactor.scrub({k: v for k, v in payload.items() if k != "redactions"})
     counts: dict[str, int] = {}
     for item in [*summary, *redactor.summary()]:

@@ -14,7 +14,7 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[test]' installs it")
 
-from vllm_bug.bundler.ray_collect import collect_cluster, collect_on_node, start_cluster_collection  # noqa: E402
+from vllm_bug.bundler.ray_collect import collect_on_node, collect_with_cluster, start_cluster_collection  # noqa: E402
 from vllm_bug.commands import collect as collect_command  # noqa: E402
 from vllm_bug.errors import VllmBugError  # noqa: E402
 from vllm_bug.schema import bundle as B  # noqa: E402
@@ -85,8 +85,9 @@ def test_nodes_are_collected_while_the_cluster_has_no_free_cpu(cluster, capsys):
         ray.get(group.ready(), timeout=30)
         assert wait_for(lambda: ray.available_resources().get("CPU", 0) == 0)  # the view lags a little
         ray.shutdown()  # the group stays, as vLLM's does while the collector (another process) runs
-        collection = start_cluster_collection(cluster.address, collect_timeout_s=20, node_timeout_s=40, progress=True)
-        _payload, nodes = collect_cluster(collection, lambda: {})
+        _payload, nodes = collect_with_cluster(
+            lambda: {}, cluster.address, collect_timeout_s=20, node_timeout_s=40, progress=True
+        )
     finally:
         if not ray.is_initialized():
             ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False)
@@ -117,10 +118,9 @@ def test_a_node_that_does_not_answer_in_time_is_recorded_as_timeout(cluster):
         return collect_on_node(timeout_s)
 
     started = time.monotonic()
-    collection = start_cluster_collection(
-        cluster.address, collect_timeout_s=20, node_timeout_s=8, node_task=slow_on_one_node
+    _, nodes = collect_with_cluster(
+        lambda: {}, cluster.address, collect_timeout_s=20, node_timeout_s=8, node_task=slow_on_one_node
     )
-    _, nodes = collect_cluster(collection, lambda: {})
     assert time.monotonic() - started < 20
     by_id = {e["ray_node_id"]: e for e in nodes["entries"]}
     assert by_id[slow_node]["status"] == "timeout" and "no answer within" in by_id[slow_node]["error"]
@@ -145,15 +145,14 @@ def test_a_node_killed_mid_collect_is_recorded_and_then_listed_dead(cluster):
     )
     time.sleep(2)  # every task is placed and the doomed node's one is sleeping
     cluster.remove_node(doomed, allow_graceful=False)
-    _, nodes = collect_cluster(collection, lambda: {})
+    nodes = collection.finish()
     by_id = {e["ray_node_id"]: e for e in nodes["entries"]}
     assert len(by_id) == NODES + 1
     assert by_id[doomed_id]["status"] == "dead", by_id[doomed_id]
     assert "payload" not in by_id[doomed_id] and by_id[doomed_id]["error"]
     assert sorted(e["status"] for i, e in by_id.items() if i != doomed_id) == ["ok"] * NODES
 
-    again = start_cluster_collection(cluster.address, collect_timeout_s=20, node_timeout_s=25)
-    _, nodes = collect_cluster(again, lambda: {})
+    nodes = start_cluster_collection(cluster.address, collect_timeout_s=20, node_timeout_s=25).finish()
     dead = [e for e in nodes["entries"] if e["ray_node_id"] == doomed_id]
     assert dead and dead[0]["status"] == "dead" and dead[0]["error"] == "Ray lists this node as dead"
     assert nodes["expected"] == NODES + 1

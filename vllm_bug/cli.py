@@ -22,8 +22,8 @@ EXIT_INTERRUPTED = 130
 EXIT_CODES_HELP = """\b
 Exit codes:
   0  ok
-  1  failure (cannot write, output exists, command failed)
-  2  usage error
+  1  failure (cannot write, output exists, command failed, collect --ray without Ray or a cluster)
+  2  usage error (merge: the same node twice)
   3  input is not a readable bundle or report
   4  input refused as unsafe (too large, decompression bomb, too deep)
   130  interrupted (Ctrl-C); nothing is left half-written

@@ -116,10 +116,9 @@ def collect_document(options: Any, cluster: dict[str, Any] | None = None) -> dic
     if cluster is None:
         payload, _manifest, _redactor = build_payload(options)
         return make_envelope(payload)
-    from vllm_bug.bundler.ray_collect import collect_cluster, start_cluster_collection
+    from vllm_bug.bundler.ray_collect import collect_with_cluster
 
-    collection = start_cluster_collection(
-        cluster["address"], options.timeout_s, cluster["node_timeout_s"], progress=cluster["progress"]
+    (payload, _manifest, _redactor), nodes = collect_with_cluster(
+        lambda: build_payload(options), collect_timeout_s=options.timeout_s, **cluster
     )
-    (payload, _manifest, _redactor), nodes = collect_cluster(collection, lambda: build_payload(options))
     return make_envelope(payload, nodes=nodes)
