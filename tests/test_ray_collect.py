@@ -6,6 +6,8 @@ with the collector's per-node timeout. Skipped only when Ray cannot be imported.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import sys
 import time
@@ -30,10 +32,15 @@ FAST_FAILURE_DETECTION = {
 }
 
 
+SECRET = "hf_" + "Q7x" * 12  # a token in the environment every Ray worker inherits
+
+
 @pytest.fixture(scope="module")
 def cluster():
     from ray.cluster_utils import Cluster
 
+    previous = os.environ.get("HF_TOKEN")
+    os.environ["HF_TOKEN"] = SECRET
     local = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "_system_config": FAST_FAILURE_DETECTION})
     try:
         for _ in range(NODES - 1):
@@ -42,6 +49,10 @@ def cluster():
         yield local
     finally:
         local.shutdown()
+        if previous is None:
+            os.environ.pop("HF_TOKEN", None)
+        else:
+            os.environ["HF_TOKEN"] = previous
 
 
 def alive_ids() -> set[str]:
@@ -94,6 +105,10 @@ def test_nodes_are_collected_while_the_cluster_has_no_free_cpu(cluster, capsys):
         remove_placement_group(group)
         ray.shutdown()
     assert [e["status"] for e in nodes["entries"]] == ["ok"] * NODES
+    # the answers came straight from the nodes, never through a writer: each node redacted its own payload
+    assert SECRET not in json.dumps(nodes)
+    assert all(e["payload"]["env"]["HF_TOKEN"].startswith("<redacted") for e in nodes["entries"])
+    assert all(e["payload"]["redactions"] for e in nodes["entries"])
     progress = capsys.readouterr().err.splitlines()  # one line as each node answers
     assert len(progress) == NODES and all(
         re.fullmatch(
@@ -176,3 +191,16 @@ def test_without_ray_one_line_says_how_to_get_it(monkeypatch, tmp_path, capsys):
         "pip install 'vllm-bug[ray]' (or run vllm-bug from the environment vLLM runs Ray in)"
     )
     assert not (tmp_path / "x.zst").exists()
+
+
+def test_vllm_bug_travels_to_the_nodes_only_from_a_self_contained_install(tmp_path, monkeypatch):
+    import vllm_bug
+    from vllm_bug.bundler.ray_collect import _runtime_env
+
+    assert _runtime_env() is None  # this checkout's editable install: bundler/ lies outside vllm_bug/
+    installed = tmp_path / "site-packages" / "vllm_bug"
+    for part in ("bundler", "schema", "analyzer"):
+        (installed / part).mkdir(parents=True)
+    (installed / "__init__.py").write_text("")
+    monkeypatch.setattr(vllm_bug, "__file__", str(installed / "__init__.py"))
+    assert _runtime_env() == {"py_modules": [str(installed)]}
