@@ -221,6 +221,7 @@ def test_metadata_versions_requirements_and_build_variant(tmp_path, site):
     write_dist(site, "transformers", "4.57.1")
     write_dist(site, "Flash_Attn", "2.8.3")
     write_dist(site, "nvidia-nccl-cu12", "2.27.3")
+    write_dist(site, "ray", "2.40.0")  # ahead of any real Ray on the path (the test extra installs one)
     write_pkg(site, "vllm", {"__init__.py": ""})
     metadata = pp.collect_metadata(python_with(tmp_path, site), Manifest(), timeout_s=20)
     packages = metadata["packages"]
@@ -234,7 +235,8 @@ def test_metadata_versions_requirements_and_build_variant(tmp_path, site):
     assert set(by_name) == {"torch", "transformers", "ray", "xgrammar"}  # extras and win32 dropped
     assert by_name["torch"]["satisfied"] is False and by_name["torch"]["installed"] == "2.9.0+cu128"
     assert by_name["transformers"]["satisfied"] is True
-    assert by_name["ray"]["satisfied"] is False and by_name["ray"]["installed"] is None
+    assert by_name["ray"]["satisfied"] is False and by_name["ray"]["installed"] == "2.40.0"
+    assert by_name["xgrammar"]["satisfied"] is False and by_name["xgrammar"]["installed"] is None
     assert "torch==2.8.0" in vllm["requirements_unmet"]
 
 
