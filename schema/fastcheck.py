@@ -16,7 +16,8 @@ else makes the schema unsupported.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urldefrag, urljoin
 
 Check = Callable[[Any], bool]
@@ -24,8 +25,8 @@ Check = Callable[[Any], bool]
 _ANNOTATIONS = frozenset({"$schema", "$id", "$comment", "$defs", "title", "description", "default", "examples",
                           "deprecated", "readOnly", "writeOnly"})
 _SUPPORTED = _ANNOTATIONS | frozenset({"$ref", "type", "properties", "required", "additionalProperties", "items",
-                                       "maxItems", "minItems", "maxProperties", "maxLength", "minLength", "minimum", "maximum",
-                                       "const", "enum", "pattern"})
+                                       "maxItems", "minItems", "maxProperties", "maxLength", "minLength", "minimum",
+                                       "maximum", "const", "enum", "pattern"})
 _TYPES: dict[str, Check] = {
     "string": lambda v: type(v) is str,
     "integer": lambda v: type(v) is int,
