@@ -143,22 +143,29 @@ def test_a_node_that_does_not_answer_in_time_is_recorded_as_timeout(cluster):
     assert [e["status"] for i, e in by_id.items() if i != slow_node] == ["ok"] * (NODES - 1)
 
 
-def test_a_node_killed_mid_collect_is_recorded_and_then_listed_dead(cluster):
+def test_a_node_killed_mid_collect_is_recorded_and_then_listed_dead(cluster, tmp_path):
     doomed = cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
     doomed_id = doomed.node_id
+    started = tmp_path / "doomed-task-started"
 
     def slow_on_doomed_node(timeout_s):
+        import pathlib
+
         import ray as ray_in_worker
 
         if ray_in_worker.get_runtime_context().get_node_id() == doomed_id:
+            pathlib.Path(started).touch()
             time.sleep(60)
         return collect_on_node(timeout_s)
 
     collection = start_cluster_collection(
         cluster.address, collect_timeout_s=20, node_timeout_s=25, node_task=slow_on_doomed_node
     )
-    time.sleep(2)  # every task is placed and the doomed node's one is sleeping
+    deadline = time.monotonic() + 20  # the doomed node's task must be running before its node dies
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert started.exists()
     cluster.remove_node(doomed, allow_graceful=False)
     nodes = collection.finish()
     by_id = {e["ray_node_id"]: e for e in nodes["entries"]}
