@@ -15,9 +15,7 @@ from vllm_bug.analyzer.tracebacks import pick_root_cause
 from vllm_bug.formats.collect_env import parse_collect_env
 from vllm_bug.formats.issue_text import parse_title
 from vllm_bug.formats.traceback import parse_tracebacks
-from vllm_bug.formats.units import MAX_COUNT_DIGITS
 
-MAX_NUMBER_DIGITS = MAX_COUNT_DIGITS  # a logged count longer than this is garbage (rules.helpers reads it here)
 MAX_TEXT_CHARS = 8 << 20  # beyond this, only the head and the tail are read
 _HEAD_CHARS = 1 << 20
 _LONG_REPORT_LINES = 600  # beyond this, GPU names are looked for near the head, the tail and GPU talk only

@@ -25,10 +25,10 @@ from vllm_bug.analyzer.rules.helpers import (
     has,
     level,
     lines_naming,
-    parse_count,
     vllm_not_involved,
     vllm_version,
 )
+from vllm_bug.formats.units import parse_count
 
 if TYPE_CHECKING:
     from vllm_bug.analyzer.memory.shape import ModelShape

@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-
 from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.lazyre import lazy_compile
 from vllm_bug.analyzer.prefilter import fold
 from vllm_bug.analyzer.search import searchable
+from vllm_bug.formats.issue_text import strip_tags
 
 if TYPE_CHECKING:
     from vllm_bug.analyzer.mentions import Mentions
@@ -64,14 +64,13 @@ def lines_naming(facts: Facts, value: str, limit: int = 3) -> list[str]:
     return found
 
 
-_TITLE_TAGS = lazy_compile(r"^\s*(?:\[[^\]]{1,40}\]\s*:?\s*)+")
 MIN_TITLE_KEY = 12  # a shorter title ('OOM') names no particular error line
 MIN_BODY_KEY = 20  # a body line this long that the title repeats makes the title redundant
 
 
 def error_key(line: str) -> str:
     """A line as an error, for comparing: issue-title tags, case and runs of whitespace removed."""
-    return " ".join(_TITLE_TAGS.sub("", line).split()).lower().rstrip(" .:")
+    return " ".join(strip_tags(line).split()).lower().rstrip(" .:")
 
 
 def dedupe_evidence(facts: Facts, lines: list[str]) -> list[str]:
@@ -103,7 +102,9 @@ _QUOTED_IN_TITLE = lazy_compile(r"[`\"“]([^`\"“”]{12,300})[`\"”]|(?<!\w)
 def _title_error_keys(title: str) -> list[str]:
     """The whole title, then the error it quotes ('RTX 5080 got CUDA error: X' -> 'cuda error: x')."""
     keys = [error_key(title)]
-    parts = [m.group(1) or m.group(2) for m in _QUOTED_IN_TITLE.finditer(title)] + [m.group(0) for m in _ERROR_IN_TITLE.finditer(title)]
+    parts = [m.group(1) or m.group(2) for m in _QUOTED_IN_TITLE.finditer(title)] + [
+        m.group(0) for m in _ERROR_IN_TITLE.finditer(title)
+    ]
     for part in parts:
         key = error_key(part)
         if key not in keys:
@@ -282,8 +283,12 @@ def memory_fixes(report: dict | None) -> list[str]:
     out = []
     suggestions = report.get("suggestions") or report.get("suggested") or {}
     if isinstance(suggestions, dict):
-        for key, flag in (("tensor_parallel_size", "--tensor-parallel-size"), ("max_model_len", "--max-model-len"),
-                          ("gpu_memory_utilization", "--gpu-memory-utilization"), ("kv_cache_dtype", "--kv-cache-dtype")):
+        for key, flag in (
+            ("tensor_parallel_size", "--tensor-parallel-size"),
+            ("max_model_len", "--max-model-len"),
+            ("gpu_memory_utilization", "--gpu-memory-utilization"),
+            ("kv_cache_dtype", "--kv-cache-dtype"),
+        ):
             value = suggestions.get(key)
             if value not in (None, "", []):
                 out.append(f"{flag} {value} (from the memory arithmetic above)")
@@ -297,18 +302,8 @@ GIB = 1024**3
 
 def parse_size(number: str, unit: str) -> float:
     """'23.57', 'GiB' -> bytes."""
-    scale = {"b": 1, "kib": 1024, "kb": 1000, "mib": 1024**2, "mb": 1000**2, "gib": GIB, "gb": 1000**3,
-             "tib": 1024**4}
+    scale = {"b": 1, "kib": 1024, "kb": 1000, "mib": 1024**2, "mb": 1000**2, "gib": GIB, "gb": 1000**3, "tib": 1024**4}
     return float(number) * scale.get(unit.lower(), 1)
-
-
-def parse_count(text: str) -> int | None:
-    """A count as signals capture it ('32768', '32,768'): the commas dropped; None for no digits or more
-    than textfacts.MAX_NUMBER_DIGITS of them, as textfacts reads the same numbers."""
-    from vllm_bug.analyzer.textfacts import MAX_NUMBER_DIGITS
-
-    digits = text.replace(",", "")
-    return int(digits) if digits.isdecimal() and len(digits) <= MAX_NUMBER_DIGITS else None
 
 
 def fmt_gib(nbytes: float) -> str:

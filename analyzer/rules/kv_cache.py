@@ -16,9 +16,9 @@ from vllm_bug.analyzer.rules.helpers import (
     memory_fixes,
     memory_report,
     min_cc,
-    parse_count,
 )
 from vllm_bug.analyzer.rules.memory import utilization_text
+from vllm_bug.formats.units import parse_count
 
 MESSAGE_LINES_READ = 3  # lines of the too-small message whose numbers are read (it may be wrapped or repeated)
 
