@@ -10,6 +10,7 @@ level by level, and the report says what was cut; the diagnosis and the exceptio
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -47,6 +48,21 @@ LEVELS = (
 )
 
 
+def _bytecode_cache() -> Any:
+    """Compiled templates kept between runs in the user's cache folder (jinja2 checks each against its
+    template's source), so a report does not pay for compiling them every time; none where that folder
+    cannot be made."""
+    from jinja2 import FileSystemBytecodeCache
+
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = os.path.join(base, "vllm-bug", "templates")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+    except OSError:
+        return None
+    return FileSystemBytecodeCache(folder) if os.access(folder, os.W_OK) else None
+
+
 @lru_cache(maxsize=1)
 def template_environment():
     """One sandboxed jinja2 environment per process (templates compiled once)."""
@@ -55,6 +71,7 @@ def template_environment():
 
     env = SandboxedEnvironment(
         loader=PackageLoader("vllm_bug.report_templates", "."),
+        bytecode_cache=_bytecode_cache(),
         autoescape=False,  # HTML escaping is wrong inside Markdown code; finalize escapes instead
         undefined=StrictUndefined,
         finalize=md.md_finalize,

@@ -158,3 +158,15 @@ def test_redactions_table_lists_kinds_and_counts():
                                                                 {"kind": "url_credentials", "count": 4}])
     assert "| hf_token | 3 |" in report and "| url_credentials | 4 |" in report
     assert "Nothing needed redacting" in render_markdown(analysis_for(Facts()), redactions=[])
+
+
+def test_compiled_templates_are_kept_in_the_user_cache_and_a_closed_cache_is_no_error(tmp_path, monkeypatch):
+    from vllm_bug.analyzer.render_markdown import _bytecode_cache
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    cache = _bytecode_cache()
+    assert cache is not None and (tmp_path / "cache" / "vllm-bug" / "templates").is_dir()
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    assert _bytecode_cache() is None
