@@ -143,7 +143,8 @@ def probe_functions(options: CollectOptions, manifest: Manifest, deadline: float
     def gpu() -> dict[str, Any]:
         from vllm_bug.bundler.probes_gpu import collect_gpu_section
 
-        return collect_gpu_section(manifest, timeout_s=probe_timeout)
+        return collect_gpu_section(manifest, timeout_s=probe_timeout,
+                                   visible_devices=options.environ.get("CUDA_VISIBLE_DEVICES"))
 
     def toolkit() -> dict[str, Any]:
         from vllm_bug.bundler.probes_toolkit import collect_cuda_toolkit
@@ -241,11 +242,15 @@ def assemble_payload(results: dict[str, Any], options: CollectOptions, manifest:
     }
     if metadata.get("duplicates"):
         payload["package_duplicates"] = metadata["duplicates"]
+    if isinstance(metadata.get("requirements_check"), dict):
+        payload["requirements_check"] = metadata["requirements_check"]
+    if gpu.get("cuda_visible_devices") is not None:
+        payload["cuda_visible_devices"] = gpu["cuda_visible_devices"]
     conda_packages = probes_python.conda_packages_of(metadata)
     if conda_packages is not None:
         payload["conda_packages"] = conda_packages
     for key, value in gpu.items():
-        if key not in ("gpus", "driver", "nvidia_smi"):
+        if key not in ("gpus", "driver", "nvidia_smi", "cuda_visible_devices"):
             payload.setdefault(f"gpu_{key}", value)
     if payload["log"] is not None:
         payload["log"]["text"] = redactor.text(payload["log"]["text"])

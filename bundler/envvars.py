@@ -5,13 +5,16 @@ Hugging Face behave are kept, including unknown and stale VLLM_* names (a leftov
 itself a finding). Everything else (AWS_*, OPENAI_API_KEY, HOME, USER, SSH_*, ...) is dropped
 unseen. Kept names whose name says "secret" (HF_TOKEN, VLLM_API_KEY) stay, with a redacted value,
 so the maintainer still sees that they are set; other values pass through the redactor too
-(proxy URLs with passwords, home paths).
+(proxy URLs with passwords, home paths). GPU and MIG UUIDs in CUDA_VISIBLE_DEVICES and
+NVIDIA_VISIBLE_DEVICES are hashed as the GPUs' own UUIDs are (bundler/visible_devices.py records,
+before that, whether each entry names a GPU).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+from vllm_bug.bundler.visible_devices import hide_uuids
 from vllm_bug.schema.redact import Redactor
 
 # Any variable whose name starts with one of these is kept.
@@ -116,6 +119,9 @@ PROXY_NAMES: frozenset[str] = frozenset({"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"
 PRESENCE_ONLY: frozenset[str] = frozenset({"KUBERNETES_SERVICE_HOST"})
 PRESENT = "<set>"
 
+# Device lists that may name GPUs by UUID.
+DEVICE_LISTS: frozenset[str] = frozenset({"CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES"})
+
 # The bundle schema's limit on one value.
 MAX_VALUE_CHARS = 8192
 TRUNCATED = "...<truncated>"
@@ -140,7 +146,10 @@ def collect_env(environ: Mapping[str, str], redactor: Redactor) -> dict[str, str
         if name in PRESENCE_ONLY:
             kept[name] = PRESENT
             continue
-        kept[name] = cap(redactor.value(name, environ[name]))
+        value = environ[name]
+        if name in DEVICE_LISTS:
+            value = hide_uuids(value)
+        kept[name] = cap(redactor.value(name, value))
     return kept
 
 

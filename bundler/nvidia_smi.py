@@ -6,23 +6,18 @@ Reading nvidia-smi's formats is vllm_bug.formats.nvidia_smi's job; nothing here 
 
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import Any
 
 from vllm_bug.formats.ansi import strip_control
 from vllm_bug.formats.nvidia_smi import is_unavailable, parse_enabled, parse_header, parse_number
+from vllm_bug.schema.identifiers import identifier_hash
 
 MIB = 1 << 20
 
 _GPU_UUID = re.compile(r"\b(?:GPU|MIG)-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
 _IDENTIFYING_KEY = re.compile(r"^([ \t]*)([\w .]*?(?:serial|uuid|guid|\bpdi\b|host id)[\w .]*?)([ \t]*:[ \t]*)(\S[^\n]*?)[ \t]*$", re.I | re.M)
 _COMPUTE_CAPABILITY = re.compile(r"\d{1,3}\.\d{1,3}")
-
-
-def identifier_hash(value: str) -> str:
-    """First 16 hex digits of sha256: stable across sources, never the identifier itself."""
-    return hashlib.sha256(value.strip().encode("utf-8", "replace")).hexdigest()[:16]
 
 
 def scrub_identifiers(text: str) -> str:

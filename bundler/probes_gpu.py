@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from vllm_bug.bundler import nvidia_smi as smi
 from vllm_bug.bundler.runner import CommandResult, Manifest, ProbeRecord, run_command, run_python_probe
+from vllm_bug.bundler.visible_devices import MigDevice, SeenGpus, check_visible_devices
 from vllm_bug.formats import nvidia_smi as smi_format
 
 MAX_GPUS = 256
@@ -54,6 +55,7 @@ class NvmlReading:
     driver: dict[str, Any] = field(default_factory=dict)
     init_error: str | None = None
     library_absent: bool = False
+    seen: SeenGpus | None = None  # the UUIDs in the clear, for the CUDA_VISIBLE_DEVICES check only
 
     @property
     def usable(self) -> bool:
@@ -189,23 +191,30 @@ def _read_initialised(nvml: Any) -> NvmlReading:
     count = reader.read("device_count", "nvmlDeviceGetCount")
     gpus: list[dict[str, Any]] = []
     handles: list[Any] = []
+    uuids: list[str | None] = []
     for index in range(min(int(count or 0), MAX_GPUS)):
-        gpu, handle = read_gpu(nvml, index)
+        gpu, handle = read_gpu(nvml, index, uuids)
         gpus.append(gpu)
         handles.append(handle)
     _add_peers(nvml, gpus, handles)
     if driver_errors:
         driver["errors"] = driver_errors
-    return NvmlReading(gpus=gpus, driver=driver)
+    mig_devices, mig_complete = _mig_devices(nvml, gpus, handles)
+    seen = SeenGpus(uuids, mig_devices, mig_complete) if count is not None else None
+    return NvmlReading(gpus=gpus, driver=driver, seen=seen)
 
 
-def read_gpu(nvml: Any, index: int) -> tuple[dict[str, Any], Any]:
-    """One GPU's facts (schema 'gpus' item) and its NVML handle (None when it could not be had)."""
+def read_gpu(nvml: Any, index: int, uuids: list[str | None] | None = None) -> tuple[dict[str, Any], Any]:
+    """One GPU's facts (schema 'gpus' item) and its NVML handle (None when it could not be had).
+
+    The GPU's UUID itself is recorded only as a hash; `uuids`, when given, gets it in the clear."""
     errors: dict[str, str] = {}
     gpu: dict[str, Any] = {"index": index, "name": None, "errors": errors, "source": "nvml"}
     reader = _Reader(nvml, errors)
     handle = reader.read("handle", "nvmlDeviceGetHandleByIndex", index)
     if handle is None:
+        if uuids is not None:
+            uuids.append(None)
         return gpu, None
     gpu["name"] = smi.capped(_text(reader.read("name", "nvmlDeviceGetName", handle)), 256)
     capability = reader.read("compute_capability", "nvmlDeviceGetCudaComputeCapability", handle)
@@ -215,6 +224,8 @@ def read_gpu(nvml: Any, index: int) -> tuple[dict[str, Any], Any]:
     gpu["pci_bus_id"] = smi.capped(_text(getattr(pci, "busId", None)), 64) if pci is not None else None
     uuid = _text(reader.read("uuid_hash", "nvmlDeviceGetUUID", handle))
     gpu["uuid_hash"] = smi.identifier_hash(uuid) if uuid else None
+    if uuids is not None:
+        uuids.append(uuid or None)
     persistence = reader.read("persistence_mode", "nvmlDeviceGetPersistenceMode", handle)
     gpu["persistence_mode"] = None if persistence is None else persistence == 1
     compute_mode = reader.read("compute_mode", "nvmlDeviceGetComputeMode", handle)
@@ -338,6 +349,38 @@ def _nvlinks_up(reader: _Reader, handle: Any) -> int | None:
     return active
 
 
+def _mig_devices(nvml: Any, gpus: list[dict[str, Any]], handles: list[Any]) -> tuple[list[MigDevice], bool]:
+    """The MIG devices of every GPU in MIG mode, and whether all of them could be read."""
+    found: list[MigDevice] = []
+    complete = True
+    for gpu, handle in zip(gpus, handles, strict=True):
+        if not (gpu.get("mig_mode") or {}).get("current"):
+            continue
+        try:
+            slots = int(nvml.nvmlDeviceGetMaxMigDeviceCount(handle))
+        except Exception:  # noqa: BLE001 - an old binding or driver: the MIG entries stay unchecked
+            complete = False
+            continue
+        for slot in range(min(slots, MAX_GPUS)):
+            try:
+                mig = nvml.nvmlDeviceGetMigDeviceHandleByIndex(handle, slot)
+            except Exception as exc:  # noqa: BLE001 - NotFound: an empty slot
+                complete = complete and _error_name(exc) == "NVMLError_NotFound"
+                continue
+            found.append(MigDevice(gpu["index"], _optional(nvml, "nvmlDeviceGetUUID", mig),
+                                   _optional(nvml, "nvmlDeviceGetGpuInstanceId", mig),
+                                   _optional(nvml, "nvmlDeviceGetComputeInstanceId", mig)))
+    return found, complete
+
+
+def _optional(nvml: Any, function: str, handle: Any) -> Any:
+    try:
+        value = getattr(nvml, function)(handle)
+    except Exception:  # noqa: BLE001 - unknown stays None
+        return None
+    return _text(value) if isinstance(value, (str, bytes)) else value
+
+
 def _add_peers(nvml: Any, gpus: list[dict[str, Any]], handles: list[Any]) -> None:
     """For each pair of GPUs: how they are connected (NVML topology level) and whether NVLink P2P works."""
     usable = [(gpu, handle) for gpu, handle in zip(gpus[:MAX_PEER_GPUS], handles[:MAX_PEER_GPUS]) if handle is not None]
@@ -423,10 +466,12 @@ def _fallback_gpus(result: CommandResult, fields: tuple[str, ...]) -> tuple[list
 # -- the section -----------------------------------------------------------------------------
 
 def collect_gpu_section(manifest: Manifest, timeout_s: float = 10.0, nvml: Any = None,
-                        run: Callable[..., CommandResult] = run_command) -> dict[str, Any]:
-    """The bundle's "gpus", "driver" and "nvidia_smi" sections. Never raises."""
+                        run: Callable[..., CommandResult] = run_command,
+                        visible_devices: str | None = None) -> dict[str, Any]:
+    """The bundle's "gpus", "driver" and "nvidia_smi" sections, and "cuda_visible_devices" when
+    `visible_devices` (CUDA_VISIBLE_DEVICES) is set. Never raises."""
     try:
-        return _collect(manifest, timeout_s, nvml, run)
+        return _collect(manifest, timeout_s, nvml, run, visible_devices)
     except Exception as exc:  # noqa: BLE001 - last resort: the collect must go on
         manifest.add(ProbeRecord("gpu-section", "error", 0.0, error=_error_text("gpu section", exc)))
         return {"gpus": [], "driver": {"version": None, "cuda_version": None, "nvml_version": None,
@@ -445,7 +490,8 @@ def _nvml_probe(manifest: Manifest, nvml: Any, timeout_s: float) -> NvmlReading:
     return reading
 
 
-def _collect(manifest: Manifest, timeout_s: float, nvml: Any, run: Callable[..., CommandResult]) -> dict[str, Any]:
+def _collect(manifest: Manifest, timeout_s: float, nvml: Any, run: Callable[..., CommandResult],
+             visible_devices: str | None) -> dict[str, Any]:
     exe = locate_nvidia_smi()
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="gpu-probe") as pool:
         nvml_future = pool.submit(_nvml_probe, manifest, nvml, timeout_s)
@@ -464,13 +510,14 @@ def _collect(manifest: Manifest, timeout_s: float, nvml: Any, run: Callable[...,
         manifest.add(result.record)
 
     header = smi.header_versions(nvidia_smi["plain"] or nvidia_smi["query"])
+    seen = reading.seen
     if reading.usable:
         gpus, driver = reading.gpus, dict(reading.driver)
         for key in ("version", "cuda_version"):
             if driver.get(key) is None and header[key]:
                 driver[key] = header[key]
     else:
-        gpus, csv_driver, csv_text = _fallback(manifest, run, exe, plain, timeout_s)
+        gpus, csv_driver, csv_text, seen = _fallback(manifest, run, exe, plain, timeout_s)
         if csv_text is not None:
             nvidia_smi["query_csv"] = csv_text
         version = smi.capped(csv_driver, 64) or header["version"]
@@ -481,20 +528,27 @@ def _collect(manifest: Manifest, timeout_s: float, nvml: Any, run: Callable[...,
             "source": "nvidia-smi" if (version or gpus) else None,
             "error": _driver_error(reading, plain, query),
         }
-    return {"gpus": gpus, "driver": driver, "nvidia_smi": nvidia_smi}
+    section = {"gpus": gpus, "driver": driver, "nvidia_smi": nvidia_smi}
+    if visible_devices is not None:
+        section["cuda_visible_devices"] = check_visible_devices(visible_devices, seen)
+    return section
 
 
 def _fallback(manifest: Manifest, run, exe: str, plain: CommandResult,
-              timeout_s: float) -> tuple[list[dict[str, Any]], str | None, str | None]:
+              timeout_s: float) -> tuple[list[dict[str, Any]], str | None, str | None, SeenGpus | None]:
     if plain.record.status in ("missing", "timeout"):
         reason = "nvidia-smi is missing" if plain.record.status == "missing" else "nvidia-smi did not answer"
         manifest.add(ProbeRecord("nvidia-smi --query-gpu", "skipped", 0.0, error=reason))
-        return [], None, None
+        return [], None, None, None
     result, fields = _query_csv(run, exe, timeout_s)
     gpus, driver_version = _fallback_gpus(result, fields)
     manifest.add(result.record)
     text = smi.clean_text(smi.scrub_identifiers(result.stdout), TEXT_LIMITS["query_csv"]) if gpus else None
-    return gpus, driver_version, text
+    seen = None
+    if gpus:  # nvidia-smi names no MIG device here, so MIG entries stay unchecked
+        uuids = [row.get("uuid") or None for row in smi_format.parse_query_csv(result.stdout, fields)[:MAX_GPUS]]
+        seen = SeenGpus(uuids, [], mig_complete=False)
+    return gpus, driver_version, text, seen
 
 
 def _driver_error(reading: NvmlReading, plain: CommandResult, query: CommandResult) -> str | None:

@@ -1,6 +1,7 @@
 """torch and vLLM facts, gathered in subprocesses of the target interpreter (never imported here).
 
-Two probes run bundler/target_probe.py in the target interpreter, concurrently with everything
+Two probes run bundler/target_probe.py (after target_requirements.py, its requirement checks) in the target
+interpreter, concurrently with everything
 else: ``python-metadata`` (package metadata only: fast) and ``python-imports`` (``import torch``,
 then vLLM's facts: read from its files with its compiled extension loaded on its own, or from
 ``import vllm`` and ``vllm._C`` when something says vLLM may be broken: the slow one). A crash,
@@ -26,8 +27,12 @@ IMPORTS_PROBE = "python-imports"
 STDERR_TAIL = 4000
 
 
+PROBE_FILES = ("target_requirements.py", "target_probe.py")  # one program: the requirement checks, then the probe
+
+
 def probe_source() -> str:
-    return Path(__file__).with_name("target_probe.py").read_text(encoding="utf-8")
+    here = Path(__file__).parent
+    return "\n\n".join(here.joinpath(name).read_text(encoding="utf-8") for name in PROBE_FILES)
 
 
 def probe_argv(python_exe: str | None, mode: str, *extra: str) -> list[str]:

@@ -1,12 +1,14 @@
 """Runs inside the TARGET interpreter (the one vLLM runs in), never inside vllm-bug.
 
 Standard library only, and written for any Python >= 3.8, because the target may be older than
-vllm-bug's own interpreter. The collector passes this file's source with ``python -c SOURCE MODE``:
+vllm-bug's own interpreter. The collector passes target_requirements.py's source followed by this file's
+with ``python -c SOURCE MODE``:
 
     metadata  package versions via importlib.metadata (and conda's package list in a conda
               environment), the interpreter's build, bitness and platform, vLLM's location /
-              editable state / build variant, and whether each of vLLM's declared requirements is
-              satisfied. Imports neither torch nor vllm.
+              editable state / build variant, whether each of vLLM's declared requirements is
+              satisfied, and every missing or conflicting requirement among all installed
+              distributions (what `pip check` reports). Imports neither torch nor vllm.
     imports   ``import torch`` facts (no CUDA context: no tensors, no torch.cuda.init), then vLLM:
               its version from vllm/_version.py, checked against its metadata and torch pin, and
               its compiled extension vllm/_C loaded on its own (the fast path). Only when one of
@@ -26,6 +28,14 @@ import re
 import sys
 import time
 import traceback
+
+if "requirement_tools" not in globals():  # imported as a module; as the probe, the checks' source comes first
+    from vllm_bug.bundler.target_requirements import (
+        applicable,
+        requirement_problems,
+        requirement_tools,
+        top_level_modules,
+    )
 
 MARKER = "@@vllm-bug-probe@@"
 TRACEBACK_CAP = 16384
@@ -69,35 +79,55 @@ def _normalise(name):
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _requirement_tools():
-    """packaging's Requirement and Version classes, from packaging or pip's vendored copy."""
-    for prefix in ("packaging", "pip._vendor.packaging"):
-        try:
-            req_mod = __import__(prefix + ".requirements", fromlist=["Requirement"])
-            ver_mod = __import__(prefix + ".version", fromlist=["Version"])
-            return req_mod.Requirement, ver_mod.Version, prefix
-        except Exception:
-            continue
-    return None, None, None
-
-
 def _all_distributions(metadata):
+    """(name -> version, name -> [other versions], [(name, version, Requires-Dist lines)], name -> dist)."""
     packages = {}
     duplicates = {}
+    declared = []
+    found = {}
     for dist in metadata.distributions():
         try:
-            name = dist.metadata["Name"]
-            version = dist.version
+            meta = dist.metadata  # parsed once: dist.version and dist.requires would each parse it again
+            name = meta["Name"]
+            version = meta["Version"]
         except Exception:
             continue
         if not name:
             continue
         key = _normalise(name)
-        if key in packages and packages[key] != version:
-            duplicates.setdefault(key, [packages[key]]).append(version)
-            continue
-        packages.setdefault(key, version)
-    return packages, duplicates
+        if key in packages:
+            if packages[key] != version:
+                duplicates.setdefault(key, [packages[key]]).append(version)
+            continue  # the first one on sys.path is the one Python imports
+        packages[key] = version
+        found[key] = dist
+        try:
+            requires = meta.get_all("Requires-Dist")
+            if requires is None and dist.read_text("requires.txt") is not None:
+                requires = dist.requires  # egg-info keeps them apart, in sections for each extra
+        except Exception:
+            requires = None
+        declared.append((name, version, list(requires or [])))
+    return packages, duplicates, declared, found
+
+
+def _requirements_check(declared, packages, found, tools):
+    """What `pip check` would report, with the import names of the distributions it involves."""
+    started = time.monotonic()
+    check = requirement_problems(declared, packages, tools)
+    check["parser"] = tools.source
+    check["distributions"] = len(declared)
+    involved = {p["package"] for p in check["problems"]} | {p["name"] for p in check["problems"] if p["installed"]}
+    modules = {}
+    for name in sorted(involved)[:50]:
+        if name in found:
+            names = top_level_modules(found[name])
+            if names:
+                modules[name] = names
+    if modules:
+        check["modules"] = modules
+    check["duration_s"] = round(time.monotonic() - started, 3)
+    return check
 
 
 def _direct_url(dist):
@@ -112,42 +142,24 @@ def _local_version(version):
     return version.split("+", 1)[1] if version and "+" in version else None
 
 
-def _requirement_check(raw, Requirement, installed_of):
+def _requirement_check(raw, tools, installed_of):
     entry = {"requirement": raw[:1000]}
-    if Requirement is None:
-        if "extra ==" in raw or 'extra==' in raw:
-            return None
-        name = re.split(r"[\s<>=!~;\[(]", raw.strip(), 1)[0]
-        entry["name"] = _normalise(name)
-        entry["installed"] = installed_of(name)
-        entry["satisfied"] = None
-        return entry
     try:
-        req = Requirement(raw)
+        requirement = applicable(raw, tools)
     except Exception as exc:
         entry["satisfied"] = None
         entry["error"] = str(exc)[:200]
         return entry
-    if req.marker is not None:
-        try:
-            if not req.marker.evaluate({"extra": ""}):
-                return None
-        except Exception:
-            return None
-    entry["name"] = _normalise(req.name)
-    installed = installed_of(req.name)
+    if requirement is None:
+        return None
+    entry["name"] = _normalise(requirement.name)
+    installed = installed_of(requirement.name)
     entry["installed"] = installed
-    if installed is None:
-        entry["satisfied"] = False
-    else:
-        try:
-            entry["satisfied"] = req.specifier.contains(installed, prereleases=True)
-        except Exception:
-            entry["satisfied"] = None
+    entry["satisfied"] = False if installed is None else tools.satisfied(requirement, installed)
     return entry
 
 
-def _vllm_facts(metadata, packages):
+def _vllm_facts(metadata, packages, tools):
     facts = {"installed": "vllm" in packages}
     if not facts["installed"]:
         return facts
@@ -167,8 +179,7 @@ def _vllm_facts(metadata, packages):
         facts["install_url"] = str(direct.get("url", ""))[:1000]
     else:
         facts["editable"] = False
-    Requirement, Version, source = _requirement_tools()
-    facts["requirement_parser"] = source
+    facts["requirement_parser"] = tools.source
 
     def installed_of(name):
         return packages.get(_normalise(name))
@@ -176,7 +187,7 @@ def _vllm_facts(metadata, packages):
     requirements = []
     torch_pin = None
     for raw in dist.requires or []:
-        entry = _requirement_check(raw, Requirement, installed_of)
+        entry = _requirement_check(raw, tools, installed_of)
         if entry is None:
             continue
         requirements.append(entry)
@@ -223,12 +234,17 @@ def run_metadata():
         facts["error"] = "importlib.metadata is unavailable (Python < 3.8)"
         emit({"stage": "metadata", **facts})
         return
-    packages, duplicates = _all_distributions(metadata)
+    packages, duplicates, declared, found = _all_distributions(metadata)
     facts["packages"] = packages
     if duplicates:
         facts["duplicates"] = duplicates
+    tools = requirement_tools()
     try:
-        facts["vllm"] = _vllm_facts(metadata, packages)
+        facts["requirements_check"] = _requirements_check(declared, packages, found, tools)
+    except Exception as exc:
+        facts["requirements_check"] = {"error": ("%s: %s" % (type(exc).__name__, exc))[:ERROR_CAP]}
+    try:
+        facts["vllm"] = _vllm_facts(metadata, packages, tools)
     except Exception as exc:
         facts["vllm"] = {"installed": "vllm" in packages, "version": packages.get("vllm")}
         facts["vllm"].update(_exception_facts(exc))
@@ -392,14 +408,13 @@ def _distribution_checks(package_dir, facts, reasons, torch_version):
         reasons.append(f"vllm imports from {package_dir}, but the installed distribution is in {installed_dir}")
     if torch_version is None:
         return
-    Requirement = _requirement_tools()[0]
+    tools = requirement_tools()
     for raw in dist.requires or []:
-        if Requirement is None or not re.match(r"\s*torch\s*[=<>!~(]", raw):
+        if not re.match(r"\s*torch\s*[=<>!~(]", raw):
             continue
         try:
-            requirement = Requirement(raw)
-            applies = requirement.marker is None or requirement.marker.evaluate({"extra": ""})
-            if applies and not requirement.specifier.contains(torch_version, prereleases=True):
+            requirement = applicable(raw, tools)
+            if requirement is not None and tools.satisfied(requirement, torch_version) is False:
                 reasons.append(f"vllm requires {raw.strip()[:200]}; torch {torch_version} imported")
         except Exception:
             continue

@@ -26,6 +26,7 @@ API_KEY = "canary-api-key-7f3a9c2e1b"
 URL_PASSWORD = "CanaryUrlPassw0rd"
 BEARER = "CanaryBearerToken0123456789abcdef"
 MODEL_PASSWORD = "CanaryModelPass99"
+GPU_UUID = "GPU-8932f937-d72c-4106-c12f-20bd9faed9f6"  # not a secret, but hashed like the GPUs' own UUIDs
 ALL = (HF, GITHUB, OPENAI, API_KEY, URL_PASSWORD, BEARER, MODEL_PASSWORD)
 
 
@@ -39,6 +40,7 @@ def canary_env(tmp_path: Path) -> dict[str, str]:
         "HTTPS_PROXY": f"http://alice:{URL_PASSWORD}@proxy.example:3128",
         "VLLM_USAGE_STATS_SERVER": f"https://bob:{URL_PASSWORD}@stats.example",
         "HOME": str(tmp_path / "home"),
+        "CUDA_VISIBLE_DEVICES": f"0,{GPU_UUID}",
     })
     return env
 
@@ -109,6 +111,12 @@ def test_collect_end_to_end_has_no_secrets(tmp_path):
     assert "HF_TOKEN" in payload["env"] and "OPENAI_API_KEY" not in payload["env"]
     assert payload["log"]["tracebacks"] and "GatedRepoError" in payload["log"]["tracebacks"][0]
     assert payload["model"]["source"] == "option" and payload["model"]["found"] is False
+
+    # cross-layer facts: the device list checked (nothing to check it against here), the installed requirements
+    assert GPU_UUID[4:12] not in raw_bundle(out)
+    assert [e["outcome"] for e in payload["cuda_visible_devices"]["entries"]] == ["unchecked", "unchecked"]
+    check = payload["requirements_check"]
+    assert check["distributions"] == len(payload["packages"]) and isinstance(check["problems"], list)
 
 
 def test_run_end_to_end_has_no_secrets(tmp_path):

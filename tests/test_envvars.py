@@ -215,3 +215,12 @@ def test_a_secret_at_the_end_of_a_long_value_is_hidden_not_cut_in_half():
 
 def test_empty_environment():
     assert collect_env({}, Redactor(home=None)) == {}
+
+
+def test_gpu_uuids_in_device_lists_are_hashed_and_indices_kept():
+    uuid = "GPU-8932f937-d72c-4106-c12f-20bd9faed9f6"
+    env = collect_env({"CUDA_VISIBLE_DEVICES": f"1,{uuid}", "NVIDIA_VISIBLE_DEVICES": f"MIG-{uuid}/1/0",
+                       "CUDA_HOME": "/usr/local/cuda"}, Redactor())
+    assert "8932f937" not in json.dumps(env)
+    assert env["CUDA_VISIBLE_DEVICES"].startswith("1,<hashed:") and env["NVIDIA_VISIBLE_DEVICES"].startswith("<hashed:")
+    assert env["CUDA_HOME"] == "/usr/local/cuda"

@@ -68,14 +68,17 @@ def write_pkg(site: Path, name: str, files: dict[str, str]) -> None:
         target.write_text(textwrap.dedent(text))
 
 
-def write_dist(site: Path, name: str, version: str, requires: list[str] = (), direct_url: str | None = None) -> None:
-    info = site / f"{name}-{version}.dist-info"
+def write_dist(site: Path, name: str, version: str, requires: list[str] = (), direct_url: str | None = None,
+               record: list[str] = ()) -> None:
+    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
     info.mkdir(parents=True)
     lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
     lines += [f"Requires-Dist: {r}" for r in requires]
     (info / "METADATA").write_text("\n".join(lines) + "\n")
     if direct_url:
         (info / "direct_url.json").write_text(direct_url)
+    if record:
+        (info / "RECORD").write_text("\n".join(record) + "\n")
 
 
 @pytest.fixture
@@ -246,10 +249,67 @@ def test_build_variant_from_torch_pin_and_no_packaging(tmp_path, site):
     # -S: no site-packages, so neither packaging nor pip's vendored copy can be imported
     metadata = pp.collect_metadata(python_with(tmp_path, site, "-S"), Manifest(), timeout_s=20)
     vllm = pp.build_vllm_section(metadata, {})
-    assert vllm["requirement_parser"] is None
+    assert vllm["requirement_parser"] == "bundled"  # the probe's own evaluator stands in for packaging
     assert vllm["build_variant"] == "default wheel (torch==2.8.0)"
-    assert [r["satisfied"] for r in vllm["requirements"]] == [None]
+    assert [r["satisfied"] for r in vllm["requirements"]] == [True]
     assert vllm["requirements"][0]["installed"] == "2.8.0"
+
+
+def write_broken_environment(site: Path) -> None:
+    """vLLM without two of its requirements, and xgrammar beside an apache-tvm-ffi older than it needs."""
+    write_dist(site, "vllm", "0.22.0", requires=[
+        "flashinfer-python==0.5.3", "torch==2.9.0",
+        'llguidance<1.8.0,>=1.7.0; platform_machine == "x86_64" or platform_machine == "arm64" or '
+        'platform_machine == "aarch64" or platform_machine == "ppc64le"',
+        'pywin32; sys_platform == "win32"', 'pytest; extra == "test"', "xgrammar==0.1.27"])
+    write_dist(site, "torch", "2.9.0")
+    write_dist(site, "xgrammar", "0.1.27", requires=["apache-tvm-ffi>=0.1.5", "torch>=1.10.0"],
+               record=["xgrammar/__init__.py,,", "xgrammar-0.1.27.dist-info/METADATA,,"])
+    write_dist(site, "apache-tvm-ffi", "0.1.0", record=[
+        "tvm_ffi/__init__.py,,", "tvm_ffi/libtvm_ffi.so,,", "apache_tvm_ffi-0.1.0.dist-info/METADATA,,",
+        "../../bin/tvm-ffi-config,,"])
+
+
+def pip_check_lines(python: str) -> set[str]:
+    import subprocess
+
+    done = subprocess.run([python, "-m", "pip", "check"], capture_output=True, text=True, timeout=120)
+    return {line.strip() for line in done.stdout.splitlines() if "requires" in line or "has requirement" in line}
+
+
+def pip_check_wording(problem: dict) -> str:
+    """A problem as `pip check` prints it, to compare the two."""
+    if problem["problem"] == "missing":
+        return f"{problem['package']} {problem['version']} requires {problem['name']}, which is not installed."
+    return (f"{problem['package']} {problem['version']} has requirement {problem['requirement']}, "
+            f"but you have {problem['name']} {problem['installed']}.")
+
+
+def test_requirement_problems_are_what_pip_check_reports(tmp_path, site):
+    write_broken_environment(site)
+    python = python_with(tmp_path, site)
+    check = pp.collect_metadata(python, Manifest(), timeout_s=20)["requirements_check"]
+    assert check["parser"] in ("packaging", "pip._vendor.packaging")
+    problems = {(p["package"], p["name"]): p for p in check["problems"]}
+    assert set(problems) == {("vllm", "flashinfer-python"), ("vllm", "llguidance"), ("xgrammar", "apache-tvm-ffi")}
+    assert problems["vllm", "llguidance"]["specifier"] in ("<1.8.0,>=1.7.0", ">=1.7.0,<1.8.0")
+    assert problems["xgrammar", "apache-tvm-ffi"] == {
+        "package": "xgrammar", "version": "0.1.27", "requirement": "apache-tvm-ffi>=0.1.5", "name": "apache-tvm-ffi",
+        "specifier": ">=0.1.5", "installed": "0.1.0", "problem": "conflict"}
+    assert check["modules"] == {"apache-tvm-ffi": ["tvm_ffi"], "xgrammar": ["xgrammar"]}  # vllm's: no RECORD
+    assert {pip_check_wording(p) for p in check["problems"]} == pip_check_lines(python)
+
+
+def test_bundled_requirement_checks_agree_with_packaging(tmp_path, site):
+    write_broken_environment(site)
+    with_packaging = pp.collect_metadata(python_with(tmp_path, site), Manifest(), timeout_s=20)
+    bundled = pp.collect_metadata(python_with(tmp_path, site, "-S"), Manifest(), timeout_s=20)
+    assert bundled["requirements_check"]["parser"] == "bundled"
+
+    def ours(metadata):  # -S also hides the test interpreter's packages, which other distributions may need
+        return [p for p in metadata["requirements_check"]["problems"] if p["package"] in ("vllm", "xgrammar")]
+
+    assert len(ours(bundled)) == 3 and ours(bundled) == ours(with_packaging)
 
 
 def test_parse_records_ignores_foreign_lines():
