@@ -12,6 +12,7 @@ import re
 import shlex
 from typing import Any
 
+from vllm_bug.analyzer.bundle_crosslayer import read_cross_layer
 from vllm_bug.analyzer.facts import Facts, Gpu, NodeFacts, normalise_package_name
 from vllm_bug.analyzer.facts_text.environment import mask_secret
 from vllm_bug.analyzer.facts_text.gpus import apply_nvidia_smi
@@ -33,6 +34,7 @@ def facts_from_bundle(doc: dict[str, Any]) -> Facts:
     facts.collection_problems = _collection_problems(_dict(payload.get("manifest")))
     _command(facts, payload.get("command"))
     _from_text_sections(facts, payload)
+    read_cross_layer(facts, payload)
     _nodes(facts, doc)
     return facts
 

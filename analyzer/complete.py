@@ -11,15 +11,17 @@ if TYPE_CHECKING:
 
 
 def complete_facts(facts: Facts) -> Facts:
-    """Fill the derived facts (signals, mentions, OOM phase, memory estimate) once; calling it again after the
-    facts changed recomputes them."""
+    """Fill the derived facts (signals, mentions, OOM phase, other processes' GPU memory, memory estimate) once;
+    calling it again after the facts changed recomputes them."""
     from vllm_bug.analyzer.memory.oom_phase import oom_phase
+    from vllm_bug.analyzer.memory_holders import memory_holders
     from vllm_bug.analyzer.mentions import read_mentions
     from vllm_bug.analyzer.signals import detect_signals
 
     facts.signals = detect_signals(facts)
     facts.mentions = read_mentions(facts)
     facts.oom_phase = oom_phase(facts)  # after signals and mentions: it reads them through the rule helpers
+    facts.memory_holders = memory_holders(facts)
     facts.memory = memory_estimate(facts)
     return facts
 

@@ -15,6 +15,7 @@ from vllm_bug.formats.traceback import Frame, Traceback
 
 if TYPE_CHECKING:
     from vllm_bug.analyzer.memory.estimate import MemoryEstimate
+    from vllm_bug.analyzer.memory_holders import MemoryHolder
     from vllm_bug.analyzer.mentions import Mentions
     from vllm_bug.analyzer.search import Searchable
     from vllm_bug.analyzer.signals import SignalSet
@@ -122,11 +123,17 @@ class Facts:
     # a cluster bundle's nodes, each with its own versions and settings (empty for one machine)
     nodes: list[NodeFacts] = field(default_factory=list)
     nodes_expected: int | None = None  # how many nodes the cluster listed, dead ones included
+    # cross-layer facts a bundle records (analyzer/bundle_crosslayer.py)
+    requirement_problems: list[dict[str, Any]] = field(default_factory=list)  # what `pip check` reports there
+    requirement_modules: dict[str, list[str]] = field(default_factory=dict)  # import names of those distributions
+    python_env_kind: str | None = None  # "venv" | "uv" | "conda" | "system": how to install into it
+    visible_devices: dict[str, Any] | None = None  # CUDA_VISIBLE_DEVICES checked against the GPUs NVML saw
     # derived once the facts above are complete (analyzer.complete.complete_facts); rules read these
     signals: SignalSet | None = None  # every recognised message, by signal id (analyzer/data/signals/)
     mentions: Mentions | None = None  # engine arguments and env assignments the text mentions
     memory: MemoryEstimate | None = None  # the memory arithmetic for the model on these GPUs (analyzer/memory/)
     oom_phase: str | None = None  # "weights" | "sampler" | "cuda_graph" | "profiling": what vLLM was doing
+    memory_holders: list[MemoryHolder] = field(default_factory=list)  # other processes' memory on the GPU that failed
     _searchable: Searchable | None = field(default=None, repr=False, compare=False)
 
     def package(self, name: str) -> str | None:

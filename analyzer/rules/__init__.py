@@ -36,6 +36,7 @@ RULE_MODULES: tuple[str, ...] = (
     "engine_config",
     "config_hygiene",
     "indirect",
+    "requirements",
     "missing_cause",
 )
 

@@ -6,6 +6,8 @@ from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.findings import Diagnosis
 from vllm_bug.analyzer.rules import rule
 from vllm_bug.analyzer.rules.helpers import (
+    DIRECT,
+    ROOT,
     STRONG_HINT,
     env_value,
     evidence,
@@ -17,6 +19,66 @@ from vllm_bug.analyzer.rules.helpers import (
 
 # cudaGetDeviceCount codes that are driver problems (35, 802-804): driver.py explains those.
 DRIVER_ERROR_CODES = ("35", "802", "803", "804")
+# What a process says when CUDA shows it fewer GPUs than it needs.
+GPU_MISSING_SIGNALS = ("NO_CUDA_GPUS", "DEVICE_INFERENCE_FAILED", "GPU_INDEX_BEYOND_VISIBLE")
+ENTRY_WORDS = {
+    "gpu_uuid": "a GPU UUID", "mig": "a MIG device", "unknown": "an entry that is neither an index nor a UUID",
+}
+
+
+def visible_devices_problem(facts: Facts) -> tuple[int, dict] | None:
+    """(position, entry) of the first CUDA_VISIBLE_DEVICES entry that names no GPU NVML sees, when CUDA showed
+    the program fewer GPUs because of it (torch's device count, or the program's own words)."""
+    record = facts.visible_devices
+    if not record or not record.get("nvml_gpu_count"):
+        return None
+    entries = [entry for entry in record.get("entries") or [] if isinstance(entry, dict)]
+    position = next((i for i, entry in enumerate(entries) if entry.get("outcome") != "ok"), None)
+    if position is None or entries[position].get("outcome") == "unchecked":
+        return None
+    short = facts.torch_device_count is not None and facts.torch_device_count == position
+    return (position, entries[position]) if short or has(facts, *GPU_MISSING_SIGNALS) else None
+
+
+def _entry_words(entry: dict) -> str:
+    if entry.get("kind") == "index":
+        return f"GPU index {entry.get('entry')}"
+    if entry.get("outcome") == "ambiguous":
+        return f"a GPU UUID prefix shared by {len(entry.get('matches') or [])} GPUs"
+    return ENTRY_WORDS.get(str(entry.get("kind")), "an entry")
+
+
+@rule("CUDA_VISIBLE_DEVICES_NAMES_NO_GPU", category="cuda_not_available", needs=("visible_devices",))
+def cuda_visible_devices_names_no_gpu(facts: Facts) -> Diagnosis | None:
+    """Cross-layer: NVML sees GPUs, but CUDA_VISIBLE_DEVICES names none of them, so CUDA shows the program none."""
+    found = visible_devices_problem(facts)
+    if found is None:
+        return None
+    position, entry = found
+    seen = int(facts.visible_devices["nvml_gpu_count"])  # type: ignore[index]
+    names = sorted({gpu.name for gpu in facts.gpus if gpu.name})
+    on_machine = f"the {seen} GPU{'s' if seen != 1 else ''} NVML sees" + (f" ({', '.join(names)})" if names else "")
+    what = _entry_words(entry)
+    if position == 0:
+        title = f"CUDA_VISIBLE_DEVICES names {what}, which matches none of {on_machine}, so CUDA sees no GPU."
+    else:
+        title = (f"Entry {position + 1} of CUDA_VISIBLE_DEVICES ({what}) matches none of {on_machine}: CUDA ignores it "
+                 f"and every entry after it, so only {position} GPU{'s are' if position != 1 else ' is'} visible.")
+    fixes = [
+        f"set CUDA_VISIBLE_DEVICES to {'index 0' if seen == 1 else f'GPU indices from 0 to {seen - 1}'}, or to UUIDs "
+        "exactly as `nvidia-smi -L` prints them (MIG devices as MIG-<uuid>), or unset it to use every GPU",
+        "a UUID copied from another machine, or from before the GPU was replaced or the machine was re-provisioned, "
+        "names nothing here",
+    ]
+    value = env_value(facts, "CUDA_VISIBLE_DEVICES")
+    said = evidence(facts, *GPU_MISSING_SIGNALS, limit=2)
+    return Diagnosis(
+        level(facts, *GPU_MISSING_SIGNALS, root=ROOT + 0.02, seen=DIRECT + 0.02) if said else STRONG_HINT + 0.1,
+        title,
+        evidence=said + ([f"CUDA_VISIBLE_DEVICES={value}"] if value is not None else []),
+        fixes=fixes,
+        details={"entry": entry, "visible_count": position, "nvml_gpu_count": seen},
+    )
 
 
 def _is_index(value: str) -> bool:
@@ -84,7 +146,7 @@ def torch_cpu_build(facts: Facts) -> Diagnosis | None:
 @rule("CUDA_VISIBLE_DEVICES_HIDES_GPUS", category="cuda_not_available")
 def cuda_visible_devices_hides_gpus(facts: Facts) -> Diagnosis | None:
     visible = _visible_count(facts)
-    if visible is None:
+    if visible is None or visible_devices_problem(facts) is not None:
         return None
     need = parallel_size(facts)
     present = gpu_count(facts)
@@ -127,6 +189,7 @@ def too_few_gpus_for_parallelism(facts: Facts) -> Diagnosis | None:
     lines = evidence(facts, "GPU_INDEX_BEYOND_VISIBLE", limit=2)
     if (
         not lines
+        or visible_devices_problem(facts) is not None
         or _visible_count(facts) is not None
         and has(facts, "CUDA_VISIBLE_DEVICES_MENTIONED")
         and cuda_visible_devices_hides_gpus(facts) is not None
@@ -150,8 +213,8 @@ def too_few_gpus_for_parallelism(facts: Facts) -> Diagnosis | None:
 @rule("FAILED_TO_INFER_DEVICE", category="cuda_not_available", signals=("DEVICE_INFERENCE_FAILED",))
 def failed_to_infer_device(facts: Facts) -> Diagnosis | None:
     lines = evidence(facts, "DEVICE_INFERENCE_FAILED", limit=2)
-    if not lines:
-        return None
+    if not lines or visible_devices_problem(facts) is not None:
+        return None  # without a GPU, vLLM's platform detection fails; the device list says why
     fixes = []
     if _cpu_build(facts):
         fixes.append("torch here is a CPU-only build: install a CUDA build (see the torch finding)")
@@ -174,8 +237,8 @@ def failed_to_infer_device(facts: Facts) -> Diagnosis | None:
 @rule("NO_CUDA_GPUS", category="cuda_not_available", signals=("NO_CUDA_GPUS",))
 def no_cuda_gpus(facts: Facts) -> Diagnosis | None:
     lines = evidence(facts, "NO_CUDA_GPUS", limit=2)
-    if not lines:
-        return None
+    if not lines or visible_devices_problem(facts) is not None:
+        return None  # the device list explains it, and nvidia-smi listing the GPU would not help
     fixes = []
     visible = _visible_count(facts)
     if visible == 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from itertools import count, takewhile
+from typing import TYPE_CHECKING
 
 from vllm_bug.analyzer.complete import ensure_complete
 from vllm_bug.analyzer.facts import Facts
@@ -28,6 +29,9 @@ from vllm_bug.analyzer.rules.helpers import (
     vllm_version,
 )
 from vllm_bug.analyzer.signals import Hit
+
+if TYPE_CHECKING:
+    from vllm_bug.analyzer.memory_holders import MemoryHolder
 
 # Sizes in torch's OOM message: the key in details, then the signal groups that may hold it (newer wording first).
 OOM_SIZES = (
@@ -97,6 +101,49 @@ def numbers_sentence(nums: dict) -> str:
     return ("The failed allocation " + ", ".join(parts) + ".") if parts else ""
 
 
+def holders_in_the_way(facts: Facts) -> list[MemoryHolder]:
+    """The other processes on the GPU when, without their memory, the failed allocation would have fit.
+
+    With torch's numbers: free + theirs >= requested. Without them: they held a quarter of the GPU or more."""
+    holders = facts.memory_holders
+    if not holders:
+        return []
+    held = sum(holder.used_bytes for holder in holders)
+    nums = oom_numbers(facts)
+    requested, free = nums.get("requested_bytes"), nums.get("free_bytes")
+    if requested is not None and free is not None:
+        return holders if free + held >= requested else []
+    total = nums.get("total_bytes") or max((gpu.memory_total_bytes or 0 for gpu in facts.gpus), default=0)
+    return holders if total and held >= HOLDERS_SHARE * total else []
+
+
+HOLDERS_SHARE = 0.25  # without torch's numbers: the share of the GPU that other processes must hold to be the cause
+
+
+def holders_text(holders: list[MemoryHolder]) -> str:
+    """'pid 537 (python3) with 94.51 GiB' / 'pid 537 (python3) with 94.51 GiB and pid 612 with 20.00 GiB'."""
+    parts = [f"{holder.describe()} with {fmt_gib(holder.used_bytes)}" for holder in holders[:HOLDERS_NAMED]]
+    more = len(holders) - HOLDERS_NAMED
+    text = ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
+    return text + (f" (and {more} more)" if more > 0 else "")
+
+
+HOLDERS_NAMED = 3
+
+
+def holders_sentence(holders: list[MemoryHolder]) -> str:
+    who = "Another process" if len(holders) == 1 else "Other processes"
+    return f"{who} held the GPU memory that was needed: {holders_text(holders)}."
+
+
+def holders_fix(holders: list[MemoryHolder], nums: dict) -> str:
+    pids = " ".join(holder.pid for holder in holders[:HOLDERS_NAMED])
+    requested = nums.get("requested_bytes")
+    fits = f": with that memory free, the {fmt_gib(requested)} allocation fits" if requested else ""
+    return (f"stop {holders_text(holders)} (kill {pids}, if it is yours and idle), or run on a GPU it does not use "
+            f"(CUDA_VISIBLE_DEVICES){fits}")
+
+
 def _diagnosis(facts: Facts, title: str, fixes: list[str], phase: str | None) -> Diagnosis:
     nums = oom_numbers(facts)
     report = memory_report(facts)
@@ -106,6 +153,11 @@ def _diagnosis(facts: Facts, title: str, fixes: list[str], phase: str | None) ->
     if report:
         details["memory"] = report
     sentence = numbers_sentence(nums)
+    holders = holders_in_the_way(facts)
+    if holders:
+        title = f"{holders_sentence(holders)} {title}"
+        fixes = [holders_fix(holders, nums), *fixes]
+        details["holders"] = [{"pid": h.pid, "name": h.name, "used_bytes": h.used_bytes} for h in holders]
     return Diagnosis(
         level(facts, "OUT_OF_MEMORY"),
         title + (f" {sentence}" if sentence else ""),
@@ -143,7 +195,8 @@ def oom_loading_weights(facts: Facts) -> Diagnosis | None:
     fixes = [
         f"the weights alone do not fit: shard them with --tensor-parallel-size {shards} "
         "(or more GPUs), or load a quantized checkpoint (AWQ, GPTQ, FP8)",
-        "make sure no other process holds memory on the GPU (nvidia-smi) before starting",
+        *([] if holders_in_the_way(facts) else ["make sure no other process holds memory on the GPU (nvidia-smi) "
+                                                "before starting"]),
         "--cpu-offload-gb N moves part of the weights to host memory (slow, last resort)",
     ]
     return _diagnosis(facts, "The GPU ran out of memory while loading the model weights.", fixes, "weights")
@@ -201,7 +254,7 @@ def oom_profiling(facts: Facts) -> Diagnosis | None:
 FRAGMENTATION_BYTES = 1 << 30  # reserved-but-unallocated memory from here on is worth reclaiming
 
 
-def plain_torch_fixes(nums: dict) -> list[str]:
+def plain_torch_fixes(nums: dict, holders_known: bool = False) -> list[str]:
     """Advice for an out-of-memory error in a program that is not vLLM (a script, a trainer)."""
     fixes = []
     requested, total = nums.get("requested_bytes"), nums.get("total_bytes")
@@ -219,7 +272,9 @@ def plain_torch_fixes(nums: dict) -> list[str]:
             "torch.inference_mode()"
         )
     others = {pid: size for pid, size in nums.get("processes", {}).items()}
-    if len(others) > 1:
+    if holders_known or ("this_process_bytes" in nums and not others):
+        pass  # the first fix names them, or torch listed the GPU's processes and there was no other
+    elif len(others) > 1:
         fixes.append(
             "other processes hold memory on this GPU ("
             + ", ".join(f"pid {pid}: {fmt_gib(size)}" for pid, size in list(others.items())[:4])
@@ -254,7 +309,7 @@ def oom_generic(facts: Facts) -> Diagnosis | None:
         return _diagnosis(
             facts,
             f"The GPU ran out of memory in a program that is not vLLM ({why}), so vLLM's settings do not apply.",
-            plain_torch_fixes(oom_numbers(facts)),
+            plain_torch_fixes(oom_numbers(facts), holders_known=bool(holders_in_the_way(facts))),
             None,
         )
     fixes = context_fixes(facts)

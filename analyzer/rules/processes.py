@@ -13,7 +13,7 @@ from vllm_bug.analyzer.rules.helpers import (
     level,
     vllm_not_involved,
 )
-from vllm_bug.analyzer.rules.memory import process_sizes
+from vllm_bug.analyzer.rules.memory import holders_in_the_way, holders_text, process_sizes
 
 PROCESS_LINES_READ = 20  # torch's per-process lines looked at for one that lists several processes
 
@@ -26,17 +26,29 @@ def free_memory_below_utilization(facts: Facts) -> Diagnosis | None:
     assert facts.signals is not None
     hit = facts.signals.first("FREE_MEMORY_BELOW_UTILIZATION")
     sizes = hit.groups if hit else {}
+    holders = facts.memory_holders
     fixes = [
         "find what else holds memory on that GPU (nvidia-smi --query-compute-apps=pid,used_memory --format=csv) "
         "and stop it, or give this instance a GPU of its own (CUDA_VISIBLE_DEVICES)"
     ]
-    details = {}
+    details: dict = {}
+    title = (
+        "Less GPU memory is free at start-up than --gpu-memory-utilization asks for: other processes "
+        "(or a previous vLLM that is still running) hold memory on the GPU."
+    )
     if "free_gib" in sizes:
         free, total, util, wanted = (
             float(sizes[name]) for name in ("free_gib", "total_gib", "utilization", "requested_gib")
         )
+        if holders and sum(h.used_bytes for h in holders) >= (wanted - free) * GIB:
+            title = (f"Less GPU memory is free at start-up than --gpu-memory-utilization asks for ({wanted:.1f} GiB "
+                     f"wanted, {free:.1f} GiB free): {holders_text(holders)} held the rest.")
+            fixes[0] = (f"stop {holders_text(holders)}, or give this instance a GPU of its own "
+                        "(CUDA_VISIBLE_DEVICES)")
+            details["holders"] = [{"pid": h.pid, "name": h.name, "used_bytes": h.used_bytes} for h in holders]
         fits = max(0.0, (free - 0.5) / total) if total else 0.0
-        details = {"free_gib": free, "total_gib": total, "requested_utilization": util, "requested_gib": wanted}
+        details.update({"free_gib": free, "total_gib": total, "requested_utilization": util,
+                        "requested_gib": wanted})
         fixes.append(
             f"or lower --gpu-memory-utilization to at most {fits:.2f} ({free:.1f} of {total:.1f} GiB are free; "
             f"{util:g} asks for {wanted:.1f} GiB)"
@@ -45,8 +57,7 @@ def free_memory_below_utilization(facts: Facts) -> Diagnosis | None:
         fixes.append("or lower --gpu-memory-utilization below the fraction that is actually free")
     return Diagnosis(
         level(facts, "FREE_MEMORY_BELOW_UTILIZATION"),
-        "Less GPU memory is free at start-up than --gpu-memory-utilization asks for: other processes "
-        "(or a previous vLLM that is still running) hold memory on the GPU.",
+        title,
         evidence=lines,
         fixes=fixes,
         details=details,
@@ -57,6 +68,8 @@ def free_memory_below_utilization(facts: Facts) -> Diagnosis | None:
 def other_processes_hold_memory(facts: Facts) -> Diagnosis | None:
     """Several processes named in torch's OOM message, or seen on the GPU when the bundle was collected."""
     assert facts.signals is not None
+    if holders_in_the_way(facts):
+        return None  # the out-of-memory finding names them already
     others: list[str] = []
     # One OOM message lists every process on that GPU; per-rank messages for other GPUs do not count.
     for hit in facts.signals.all("TORCH_OOM_PROCESS_MEMORY")[:PROCESS_LINES_READ]:

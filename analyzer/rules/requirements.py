@@ -1,0 +1,135 @@
+"""A Python package that is missing, or installed at a version another package does not accept, and the
+error it causes (category other).
+
+Cross-layer: the bundle's requirement check (what `pip check` reports for the interpreter that failed)
+joined with the error: a ModuleNotFoundError for a module that a missing distribution provides, or a call
+or import that does not fit (unexpected keyword, missing name) raised in the code of a distribution whose
+requirement is in conflict. The finding gives the install command, with the requirement's own constraint.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from vllm_bug.analyzer.facts import Facts, normalise_package_name
+from vllm_bug.analyzer.findings import Diagnosis
+from vllm_bug.analyzer.rules import rule
+from vllm_bug.analyzer.rules.helpers import evidence, level
+
+API_MISMATCH_SIGNALS = ("UNEXPECTED_KEYWORD_ARGUMENT", "CANNOT_IMPORT_NAME", "MODULE_HAS_NO_ATTRIBUTE")
+# torch at a version vLLM does not pin is a build mismatch: versions.TORCH_NOT_WHAT_VLLM_REQUIRES says so
+LEFT_TO_OTHER_RULES = ("torch",)
+OTHERS_NAMED = 5
+
+
+def provides(facts: Facts, distribution: str, module: str) -> bool:
+    """Whether `import module` (a top-level name) loads code of `distribution`.
+
+    The bundle's record of the distribution's import names decides when it has one; otherwise the names are
+    compared the way distributions are usually named after their module: flashinfer -> flashinfer-python,
+    tvm_ffi -> apache-tvm-ffi, yaml -> pyyaml."""
+    distribution = normalise_package_name(distribution)
+    known = facts.requirement_modules.get(distribution)
+    if known:
+        return module in known
+    name = normalise_package_name(module)
+    return (
+        distribution == name
+        or distribution.startswith(name + "-")
+        or distribution.endswith("-" + name)
+        or distribution in ("py" + name, "python-" + name)
+        or distribution.replace("-", "") == name.replace("-", "")
+    )
+
+
+def install_command(facts: Facts, name: str, specifiers: list[str]) -> str:
+    """pip's command line that installs `name` within every specifier, into the interpreter that failed."""
+    spec = ",".join(dict.fromkeys(part for s in specifiers for part in s.split(",") if part))
+    target = shlex.quote(f"{name}{spec}")
+    exe = shlex.quote(facts.python_executable) if facts.python_executable else None
+    if facts.python_env_kind == "uv":
+        return f"uv pip install --python {exe} {target}" if exe else f"uv pip install {target}"
+    return f"{exe} -m pip install {target}" if exe else f"pip install {target}"
+
+
+def _problem_words(problem: dict) -> str:
+    """'vllm 0.22.0 requires flashinfer-python==0.5.3'."""
+    who = " ".join(part for part in (problem["package"], problem.get("version")) if part)
+    return f"{who} requires {problem['name']}{problem.get('specifier') or ''}"
+
+
+def _fixes(facts: Facts, chosen: list[dict]) -> list[str]:
+    name = chosen[0]["name"]
+    fixes = [install_command(facts, name, [p.get("specifier") or "" for p in chosen])]
+    others = sorted({p["name"] for p in facts.requirement_problems if p["name"] != name})
+    if others:
+        shown = ", ".join(others[:OTHERS_NAMED]) + (f" and {len(others) - OTHERS_NAMED} more" if
+                                                      len(others) > OTHERS_NAMED else "")
+        fixes.append(f"the same check finds {len(others)} other unmet requirement{'s' if len(others) > 1 else ''} "
+                     f"({shown}): `pip check` lists them; install those too, or the next import fails the same way")
+    return fixes
+
+
+def _named_modules(facts: Facts, *signal_ids: str) -> list[str]:
+    """Top-level modules the error's messages name: the root cause's first, then the input's lines'."""
+    assert facts.signals is not None
+    groups = [facts.signals.root_groups.get(signal_id) or {} for signal_id in signal_ids]
+    groups += [hit.groups for signal_id in signal_ids for hit in facts.signals.all(signal_id)]
+    return list(dict.fromkeys(str(g["module"]).split(".")[0] for g in groups if g.get("module")))
+
+
+def _raising_module(facts: Facts) -> list[str]:
+    """The top-level module of the innermost installed-package frame of the failing traceback: the code that made
+    the call or import that did not fit (the outer frames, vLLM's own among them, only led there)."""
+    tracebacks = [facts.root_cause] if facts.root_cause is not None else facts.tracebacks[-1:]
+    frames = [frame for tb in tracebacks for frame in tb.frames if "-packages/" in frame.path.replace("\\", "/")]
+    return [frames[-1].module.split(".")[0]] if frames else []
+
+
+@rule("MISSING_REQUIREMENT", category="other", needs=("requirement_problems",), signals=("MODULE_NOT_FOUND",))
+def missing_requirement(facts: Facts) -> Diagnosis | None:
+    """An import failed, and the module is one that a required but missing distribution provides."""
+    missing = [p for p in facts.requirement_problems if p["problem"] == "missing"]
+    for module in _named_modules(facts, "MODULE_NOT_FOUND"):
+        chosen = [p for p in missing if provides(facts, p["name"], module)]
+        if chosen:
+            break
+    else:
+        return None
+    name = chosen[0]["name"]
+    wanted = "; ".join(_problem_words(p) for p in chosen[:2])
+    return Diagnosis(
+        level(facts, "MODULE_NOT_FOUND"),
+        f"Python cannot import '{module}' because {name} is not installed, though {wanted}.",
+        evidence=evidence(facts, "MODULE_NOT_FOUND", limit=1) + [f"pip check: {_problem_words(p)}, which is not "
+                                                                  "installed" for p in chosen[:2]],
+        fixes=_fixes(facts, chosen),
+        details={"module": module, "requirements": chosen[:5]},
+    )
+
+
+@rule("REQUIREMENT_CONFLICT", category="other", needs=("requirement_problems",),
+      signals=(*API_MISMATCH_SIGNALS, "MODULE_NOT_FOUND"))
+def requirement_conflict(facts: Facts) -> Diagnosis | None:
+    """A call or import that does not fit, in the code of a distribution whose requirement is in conflict."""
+    conflicts = [p for p in facts.requirement_problems
+                 if p["problem"] == "conflict" and p["name"] not in LEFT_TO_OTHER_RULES]
+    if not conflicts:
+        return None
+    said = [s for s in (*API_MISMATCH_SIGNALS, "MODULE_NOT_FOUND") if evidence(facts, s, limit=1)]
+    modules = _named_modules(facts, *said) + _raising_module(facts)
+    chosen = [p for p in conflicts for module in modules
+              if provides(facts, p["name"], module) or provides(facts, p["package"], module)]
+    if not chosen:
+        return None
+    first = chosen[0]
+    same = [p for p in conflicts if p["name"] == first["name"]]
+    return Diagnosis(
+        level(facts, *said),
+        f"{_problem_words(first)}, but {first['name']} {first['installed']} is installed: the error comes from "
+        "that mismatch.",
+        evidence=evidence(facts, *said, limit=1) + [f"pip check: {_problem_words(p)}, but {p['name']} "
+                                                    f"{p['installed']} is installed" for p in same[:2]],
+        fixes=_fixes(facts, same),
+        details={"requirements": same[:5]},
+    )
