@@ -95,6 +95,7 @@ class Facts:
     tracebacks: list[Traceback] = field(default_factory=list)
     root_cause: Traceback | None = None  # the innermost real cause, wrappers skipped
     title: str | None = None  # issue title, when the input is a pasted issue
+    vllm_process_tags: bool = False  # the raw input has lines tagged by vLLM's processes (EngineCore, VllmWorker)
     redactions: list[dict[str, Any]] = field(default_factory=list)
     redacted_here: list[dict[str, Any]] = field(default_factory=list)  # what the analyzer itself redacted
     collection_problems: list[str] = field(default_factory=list)  # bundle probes that failed or timed out

@@ -315,6 +315,14 @@ def cudagraph_workarounds(vllm_version: str | None) -> list[str]:
     return out
 
 
+# The same workarounds for a program that is not vLLM (a script or trainer using torch directly).
+TORCH_GRAPH_ADVICE = (
+    "run the same code without CUDA graphs (outside torch.cuda.graph / CUDAGraph capture, or torch.compile "
+    "without mode='reduce-overhead') to confirm that the capture is what fails"
+)
+TORCH_COMPILE_OFF_ADVICE = "run it eagerly to confirm: TORCH_COMPILE_DISABLE=1 turns every torch.compile off"
+
+
 def compile_off_advice(vllm_version: str | None) -> str:
     if uses_v1_compile(vllm_version) is False:
         return "--enforce-eager"

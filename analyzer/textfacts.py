@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.facts_text import engine, environment, gpus, host, software
+from vllm_bug.analyzer.involvement import has_vllm_process_tags
 from vllm_bug.analyzer.logclean import clean_lines
 from vllm_bug.analyzer.tracebacks import pick_root_cause
 from vllm_bug.formats.collect_env import parse_collect_env
@@ -28,6 +29,7 @@ def facts_from_text(text: str) -> Facts:
         text = text[:_HEAD_CHARS] + "\n[... cut by vllm-bug ...]\n" + text[-(MAX_TEXT_CHARS - _HEAD_CHARS) :]
     lines = clean_lines(text)
     facts.lines = lines
+    facts.vllm_process_tags = has_vllm_process_tags(text)
     title_index = _title_index(lines)
     if title_index is not None:
         facts.title = lines[title_index].strip()

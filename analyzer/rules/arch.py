@@ -27,6 +27,7 @@ from vllm_bug.analyzer.rules.helpers import (
     level,
     lines_naming,
     min_cc,
+    vllm_not_involved,
     vllm_version,
 )
 
@@ -68,16 +69,20 @@ def _gpu(facts: Facts) -> tuple[str, tuple[int, int]] | None:
 
 def _arch_fixes(facts: Facts, gpu: tuple[str, tuple[int, int]] | None) -> list[str]:
     """What supports this GPU, from its generation."""
+    plain = vllm_not_involved(facts)
     if gpu is None:
         return [
             "check the GPU's compute capability (nvidia-smi --query-gpu=name,compute_cap --format=csv) against "
-            "torch.cuda.get_arch_list() and the vLLM wheel's CUDA version; the one missing the GPU's sm_XY needs "
-            "replacing"
+            "torch.cuda.get_arch_list()" + ("" if plain else " and the vLLM wheel's CUDA version")
+            + "; the one missing the GPU's sm_XY needs replacing"
         ]
     name, cc = gpu
     torch_cuda = cuda_major_minor(facts.torch_cuda)
     if cc >= (10, 0):
         fixes = [
+            f"{name} (sm_{cc[0]}{cc[1]}, Blackwell) needs torch built with CUDA >= 12.8: torch from the "
+            "cu128/cu129/cu130 index"
+            if plain else
             f"{name} (sm_{cc[0]}{cc[1]}, Blackwell) needs torch built with CUDA >= 12.8 and a vLLM built for it "
             "(vLLM >= 0.9 on PyPI): pip install -U vllm, or torch from the cu128/cu129/cu130 index"
         ]
@@ -86,6 +91,11 @@ def _arch_fixes(facts: Facts, gpu: tuple[str, tuple[int, int]] | None) -> list[s
                 0, f"your torch is built with CUDA {facts.torch_cuda}, which cannot produce sm_{cc[0]}{cc[1]} code"
             )
         return fixes
+    if cc < VLLM_MIN_CC and plain:
+        return [
+            f"{name} has compute capability {cc_text(cc)}, which current torch CUDA builds no longer include: an "
+            "older torch release built for it, or a newer GPU",
+        ]
     if cc < VLLM_MIN_CC:
         return [
             f"{name} has compute capability {cc_text(cc)}; vLLM's CUDA builds need 7.0 or newer (current wheels "

@@ -15,6 +15,8 @@ from vllm_bug.analyzer.rules.helpers import (
     has,
     level,
     parallel_size,
+    vllm_only,
+    vllm_or_not,
 )
 
 # cudaGetDeviceCount codes that are driver problems (35, 802-804): driver.py explains those.
@@ -123,8 +125,13 @@ def torch_cpu_build(facts: Facts) -> Diagnosis | None:
         return None
     windows = has(facts, "WINDOWS_MENTIONED")
     fixes = [
-        "install a CUDA build of torch; the simplest is to install vLLM into a fresh environment and let it pull "
-        "its own torch (pip install vllm)"
+        vllm_or_not(
+            facts,
+            "install a CUDA build of torch; the simplest is to install vLLM into a fresh environment and let it pull "
+            "its own torch (pip install vllm)",
+            "install a CUDA build of torch (the command for your CUDA version is on pytorch.org: pip install torch "
+            "--index-url https://download.pytorch.org/whl/cu128, say)",
+        )
     ]
     if windows:
         fixes.insert(
@@ -203,8 +210,9 @@ def too_few_gpus_for_parallelism(facts: Facts) -> Diagnosis | None:
         evidence=lines,
         fixes=[
             "check CUDA_VISIBLE_DEVICES (and docker --gpus / the pod's GPU request): it must expose at "
-            "least tensor-parallel-size x pipeline-parallel-size GPUs",
-            "or lower --tensor-parallel-size to the number of visible GPUs",
+            + vllm_or_not(facts, "least tensor-parallel-size x pipeline-parallel-size GPUs",
+                          "least as many GPUs as the program uses (device indices start at 0)"),
+            *vllm_only(facts, "or lower --tensor-parallel-size to the number of visible GPUs"),
             "with Ray: `ray status` must show enough GPUs in the cluster",
         ],
     )
@@ -250,7 +258,8 @@ def no_cuda_gpus(facts: Facts) -> Diagnosis | None:
             "under WSL2 / Docker Desktop, GPU access needs a current Windows driver and Docker Desktop with "
             "the WSL2 backend; check `nvidia-smi` inside the container, not only in WSL"
         )
-    fixes.append("check that nvidia-smi lists the GPU in the same environment that runs vLLM")
+    fixes.append("check that nvidia-smi lists the GPU in the same environment that runs "
+                 + vllm_or_not(facts, "vLLM", "the program"))
     return Diagnosis(
         level(facts, "NO_CUDA_GPUS"),
         "CUDA sees no GPU in this process.",

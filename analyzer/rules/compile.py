@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.findings import Diagnosis
-from vllm_bug.analyzer.knowledge import attention_backend_advice, compile_off_advice
+from vllm_bug.analyzer.knowledge import TORCH_COMPILE_OFF_ADVICE, attention_backend_advice, compile_off_advice
 from vllm_bug.analyzer.rules import rule
-from vllm_bug.analyzer.rules.helpers import engine_arg, evidence, level, min_cc, vllm_version
+from vllm_bug.analyzer.rules.helpers import engine_arg, evidence, level, min_cc, vllm_only, vllm_or_not, vllm_version
 
 @rule("PTXAS_ARCH_UNSUPPORTED", category="triton_compile", signals=("PTXAS_FAILED",))
 def ptxas_arch_unsupported(facts: Facts) -> Diagnosis | None:
@@ -22,7 +22,8 @@ def ptxas_arch_unsupported(facts: Facts) -> Diagnosis | None:
         fixes.append(f"{arch} needs ptxas from CUDA >= 12.8: upgrade triton (3.3+ bundles it) together with torch, or "
                      "point TRITON_PTXAS_PATH at /usr/local/cuda-12.8+/bin/ptxas")
     fixes += ["the lines after 'ptxas' name the failing instruction; include them in the report",
-              f"work around the Triton kernel: {compile_off_advice(vllm_version(facts))}"]
+              vllm_or_not(facts, f"work around the Triton kernel: {compile_off_advice(vllm_version(facts))}",
+                          TORCH_COMPILE_OFF_ADVICE)]
     return Diagnosis(level(facts, "PTXAS_FAILED", "PTXAS_CALLED_PROCESS"), title, evidence=lines, fixes=fixes)
 
 
@@ -40,11 +41,15 @@ def triton_out_of_shared_memory(facts: Facts) -> Diagnosis | None:
         title += f" on the {gpu[0]}"
     version = vllm_version(facts)
     return Diagnosis(level(facts, "TRITON_OUT_OF_SHARED_MEMORY"), title + ".", evidence=lines,
-                   fixes=["upgrade vLLM: kernel configurations for GPUs with little shared memory (T4, consumer cards) "
-                          "are tuned per release",
-                          "switch the attention backend away from the Triton kernel that failed: "
-                          + attention_backend_advice(version, "FLASHINFER") + " or XFORMERS on older releases",
-                          "lower --max-num-batched-tokens; chunked-prefill kernels pick larger tiles for larger chunks"])
+                   fixes=vllm_only(
+                       facts,
+                       "upgrade vLLM: kernel configurations for GPUs with little shared memory (T4, consumer cards) "
+                       "are tuned per release",
+                       "switch the attention backend away from the Triton kernel that failed: "
+                       + attention_backend_advice(version, "FLASHINFER") + " or XFORMERS on older releases",
+                       "lower --max-num-batched-tokens; chunked-prefill kernels pick larger tiles for larger chunks",
+                   ) or ["the kernel's tile sizes (BLOCK_M/BLOCK_N/num_stages in its triton.Config) need shrinking for "
+                         "this GPU: smaller blocks or fewer pipeline stages use less shared memory"])
 
 
 @rule("TORCH_COMPILE_FAILED", category="triton_compile", signals=("COMPILE_FAILED",))
@@ -53,9 +58,10 @@ def torch_compile_failed(facts: Facts) -> Diagnosis | None:
     version = vllm_version(facts)
     triton = facts.package("triton")
     torch = facts.torch_version or facts.package("torch")
-    fixes = [f"turn compilation off to confirm: {compile_off_advice(version)}",
-             "clear the compile cache (~/.cache/vllm/torch_compile_cache) or set VLLM_DISABLE_COMPILE_CACHE=1; stale "
-             "caches from another vLLM/torch version fail like this",
+    fixes = [vllm_or_not(facts, f"turn compilation off to confirm: {compile_off_advice(version)}",
+                         TORCH_COMPILE_OFF_ADVICE),
+             *vllm_only(facts, "clear the compile cache (~/.cache/vllm/torch_compile_cache) or set "
+                        "VLLM_DISABLE_COMPILE_CACHE=1; stale caches from another vLLM/torch version fail like this"),
              "a separately upgraded triton breaks torch.compile: install the triton version torch pins"
              + (f" (you have triton {triton} with torch {torch})" if triton and torch else ""),
              "for the report: TORCH_LOGS=+dynamo and a tlparse of the compile log locate the failing graph"]

@@ -4,18 +4,37 @@ from __future__ import annotations
 
 from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.findings import Diagnosis
-from vllm_bug.analyzer.knowledge import cudagraph_workarounds
+from vllm_bug.analyzer.knowledge import TORCH_GRAPH_ADVICE, cudagraph_workarounds
 from vllm_bug.analyzer.rules import rule
-from vllm_bug.analyzer.rules.helpers import HINT, evidence, has, level, root_frames_match, vllm_version
+from vllm_bug.analyzer.rules.helpers import (
+    HINT,
+    evidence,
+    has,
+    level,
+    root_frames_match,
+    vllm_not_involved,
+    vllm_or_not,
+    vllm_version,
+)
 
 NO_CPU_SYNC_ADVICE = (
     "the model's forward must not synchronise with the CPU (e.g. .item(), max() over a tensor, "
     "printing tensors) while a graph is captured; with --enforce-eager working, report the frame "
     "shown above"
 )
+NO_CPU_SYNC_ADVICE_WITHOUT_VLLM = (
+    "the captured code must not synchronise with the CPU (e.g. .item(), max() over a tensor, printing "
+    "tensors) while a graph is captured: the frame shown above is where it did"
+)
+
+
+def no_cpu_sync_advice(facts: Facts) -> str:
+    return vllm_or_not(facts, NO_CPU_SYNC_ADVICE, NO_CPU_SYNC_ADVICE_WITHOUT_VLLM)
 
 
 def _fixes(facts: Facts) -> list[str]:
+    if vllm_not_involved(facts):
+        return [TORCH_GRAPH_ADVICE, NO_CPU_SYNC_ADVICE_WITHOUT_VLLM]
     return [*cudagraph_workarounds(vllm_version(facts)), NO_CPU_SYNC_ADVICE]
 
 
@@ -48,7 +67,8 @@ def crash_during_graph_capture(facts: Facts) -> Diagnosis | None:
         return None
     return Diagnosis(
         HINT + (0.2 if in_frames else 0.1),
-        "The engine failed while capturing (or replaying) CUDA graphs.",
+        vllm_or_not(facts, "The engine failed while capturing (or replaying) CUDA graphs.",
+                    "The program failed while capturing (or replaying) CUDA graphs."),
         evidence=evidence(facts, "CUDA_GRAPH_CAPTURING", "CAPTURE_WORD", limit=2),
         fixes=_fixes(facts),
     )

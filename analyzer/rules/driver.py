@@ -13,7 +13,17 @@ from vllm_bug.analyzer.knowledge import (
     max_cuda_for_driver,
 )
 from vllm_bug.analyzer.rules import rule
-from vllm_bug.analyzer.rules.helpers import HINT, SECONDARY, STRONG_HINT, evidence, gpu_caps, has, level
+from vllm_bug.analyzer.rules.helpers import (
+    HINT,
+    SECONDARY,
+    STRONG_HINT,
+    evidence,
+    gpu_caps,
+    has,
+    level,
+    vllm_only,
+    vllm_or_not,
+)
 
 CONSUMER_BRANDS = ("geforce", "rtx", "titan", "quadro")  # GPU name words of cards without forward compatibility
 
@@ -89,11 +99,13 @@ def cuda_driver_insufficient(facts: Facts) -> Diagnosis | None:
         older = cuda_major_minor(facts.driver_cuda) if facts.driver_cuda else max_cuda_for_driver(facts.driver_version)
         if older:
             fixes.append(
-                f"or install torch/vLLM builds for CUDA {older[0]}.{older[1]} or older, which this driver runs"
+                f"or install {vllm_or_not(facts, 'torch/vLLM builds', 'a torch build')} for CUDA {older[0]}.{older[1]} "
+                "or older, which this driver runs"
             )
-    fixes.append(
+    fixes += vllm_only(
+        facts,
         "datacenter GPUs only: VLLM_ENABLE_CUDA_COMPATIBILITY=1 with the cuda-compat package can run a newer "
-        "CUDA on an older driver (not on GeForce / RTX workstation cards)"
+        "CUDA on an older driver (not on GeForce / RTX workstation cards)",
     )
     return Diagnosis(
         level(facts, "CUDA_DRIVER_INSUFFICIENT"),
@@ -210,7 +222,8 @@ def driver_older_than_torch_cuda(facts: Facts) -> Diagnosis | None:
             evidence=evid,
             fixes=[
                 _upgrade_fix(facts.torch_cuda),
-                f"or install torch and vLLM builds for CUDA {facts.driver_cuda or 'the driver supports'}",
+                f"or install {vllm_or_not(facts, 'torch and vLLM builds', 'a torch build')} for CUDA "
+                f"{facts.driver_cuda or 'the driver supports'}",
             ],
         )
     if driver_below_toolkit(facts.driver_cuda, facts.torch_cuda):

@@ -170,8 +170,10 @@ def vllm_version(facts: Facts) -> str | None:
 
 def vllm_not_involved(facts: Facts) -> bool:
     """Whether the facts show that the program that failed was not vLLM: no vLLM version, no frame
-    in vllm, no vLLM log line or command, and either no vllm package or a traceback without vllm."""
+    in vllm, no vLLM log line, process tag or command, and either no vllm package or a traceback without vllm."""
     if vllm_version(facts) or (facts.launch_command and "vllm" in fold(facts.launch_command).replace("vllm-bug", "")):
+        return False
+    if facts.vllm_process_tags:
         return False
     frames = [frame for tb in facts.tracebacks for frame in tb.frames]
     if facts.root_cause is not None:
@@ -181,6 +183,16 @@ def vllm_not_involved(facts: Facts) -> bool:
     if has(facts, "VLLM_MENTIONED"):
         return False
     return facts.vllm_installed is False or bool(frames)
+
+
+def vllm_only(facts: Facts, *advice: str) -> list[str]:
+    """The advice (vLLM's flags, variables, releases) unless the program that failed is known not to be vLLM."""
+    return [] if vllm_not_involved(facts) else list(advice)
+
+
+def vllm_or_not(facts: Facts, with_vllm: str, without_vllm: str) -> str:
+    """The wording for a vLLM run, or the one for a program that is known not to be vLLM."""
+    return without_vllm if vllm_not_involved(facts) else with_vllm
 
 
 # -- engine args, from the parsed facts or from a command pasted into the text ---------------------

@@ -5,7 +5,18 @@ from __future__ import annotations
 from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.findings import Diagnosis
 from vllm_bug.analyzer.rules import rule
-from vllm_bug.analyzer.rules.helpers import DIRECT, HINT, ROOT, env_value, evidence, has, level, root_traceback_says
+from vllm_bug.analyzer.rules.helpers import (
+    DIRECT,
+    HINT,
+    ROOT,
+    env_value,
+    evidence,
+    has,
+    level,
+    root_traceback_says,
+    vllm_only,
+    vllm_or_not,
+)
 
 NO_INTERFACE = ("NCCL_NO_INTERFACE", "GLOO_NO_ADDRESS")
 # errors with a rule of their own, which the generic NCCL_ERROR leaves to it
@@ -64,10 +75,8 @@ def nccl_remote_error(facts: Facts) -> Diagnosis | None:
         evidence=lines,
         fixes=[
             "look in the other workers' logs for their first error; that is the real cause",
-            (
-                "multi-node: set NCCL_SOCKET_IFNAME and GLOO_SOCKET_IFNAME to the interface that "
-                "connects the nodes, and VLLM_HOST_IP on each node"
-            ),
+            "multi-node: set NCCL_SOCKET_IFNAME and GLOO_SOCKET_IFNAME to the interface that connects the nodes"
+            + vllm_or_not(facts, ", and VLLM_HOST_IP on each node", ""),
             NCCL_DEBUG_ADVICE,
         ],
     )
@@ -134,7 +143,8 @@ def nccl_error(facts: Facts) -> Diagnosis | None:
         evidence=lines,
         fixes=[
             NCCL_DEBUG_ADVICE,
-            "NCCL_P2P_DISABLE=1 as a test, and --disable-custom-all-reduce",
+            vllm_or_not(facts, "NCCL_P2P_DISABLE=1 as a test, and --disable-custom-all-reduce",
+                        "NCCL_P2P_DISABLE=1 as a test"),
             "make sure every rank runs the same torch / NCCL versions",
         ],
     )
@@ -152,11 +162,11 @@ def multi_gpu_hang(facts: Facts) -> Diagnosis | None:
     fixes = [
         NCCL_DEBUG_ADVICE + "; the last lines before the hang show which step stalls",
         "NCCL_P2P_DISABLE=1 as a test: consumer GPUs without NVLink often advertise peer-to-peer that does not work",
-        (
+        *vllm_only(
+            facts,
             "--disable-custom-all-reduce; on 535-series drivers also VLLM_SKIP_P2P_CHECK=0 so vLLM verifies P2P "
-            "instead of trusting the driver"
-        )
-        + (f" (your driver is {driver})" if driver.startswith("535.") else ""),
+            "instead of trusting the driver" + (f" (your driver is {driver})" if driver.startswith("535.") else ""),
+        ),
         "multi-node: NCCL_SOCKET_IFNAME / GLOO_SOCKET_IFNAME must name the interface that connects the nodes",
     ]
     return Diagnosis(HINT + 0.2, "The multi-GPU run hung or a collective timed out.", evidence=hang, fixes=fixes)

@@ -6,7 +6,16 @@ from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.findings import Diagnosis
 from vllm_bug.analyzer.knowledge import BF16_MIN_CC, attention_backend_advice, cudagraph_workarounds
 from vllm_bug.analyzer.rules import rule
-from vllm_bug.analyzer.rules.helpers import engine_arg, evidence, has, level, min_cc, vllm_version
+from vllm_bug.analyzer.rules.helpers import (
+    engine_arg,
+    evidence,
+    has,
+    level,
+    min_cc,
+    vllm_only,
+    vllm_or_not,
+    vllm_version,
+)
 
 MEMORY_FAULTS = ("CUDA_ILLEGAL_ADDRESS", "CUDA_INVALID_ADDRESS_SPACE")
 # The other faults that lose the CUDA context, each with its name for the finding's title.
@@ -27,9 +36,10 @@ LAUNCH_BLOCKING_ADVICE = (
 def _debug_fixes(facts: Facts, graphs: bool = True) -> list[str]:
     out = [LAUNCH_BLOCKING_ADVICE]
     if graphs:
-        out.append(
+        out += vllm_only(
+            facts,
             "add --enforce-eager: if the crash disappears, it happens inside CUDA graph replay, where "
-            "CUDA_LAUNCH_BLOCKING cannot localise it"
+            "CUDA_LAUNCH_BLOCKING cannot localise it",
         )
     out.append(
         "for a definite location: CUDA_ENABLE_COREDUMP_ON_EXCEPTION=1 CUDA_COREDUMP_FILE=/tmp/cuda_coredump_%h.%p "
@@ -46,9 +56,10 @@ def illegal_memory_access(facts: Facts) -> Diagnosis | None:
     fixes = _debug_fixes(facts)
     version = vllm_version(facts)
     backend = engine_arg(facts, "attention_backend")
-    fixes.append(
+    fixes += vllm_only(
+        facts,
         "try another attention backend to rule out a kernel bug: "
-        + attention_backend_advice(version, "TRITON_ATTN" if backend != "TRITON_ATTN" else "FLASH_ATTN")
+        + attention_backend_advice(version, "TRITON_ATTN" if backend != "TRITON_ATTN" else "FLASH_ATTN"),
     )
     quant = engine_arg(facts, "quantization")
     if quant or has(facts, "QUANTIZED_KERNEL_NAME"):
@@ -56,9 +67,10 @@ def illegal_memory_access(facts: Facts) -> Diagnosis | None:
             "quantized kernels (Marlin, MoE, FP8/FP4) are common culprits: note the quantization and the "
             "batch sizes at which it fails"
         )
-    fixes.append(
+    fixes += vllm_only(
+        facts,
         "check whether a newer vLLM release already fixes it; mention the exact model, --max-num-seqs and "
-        "request pattern in the report, as these crashes often depend on batch shape"
+        "request pattern in the report, as these crashes often depend on batch shape",
     )
     if has(facts, "CUDA_INVALID_ADDRESS_SPACE") and not has(facts, "CUDA_ILLEGAL_ADDRESS"):
         title = (
@@ -69,7 +81,7 @@ def illegal_memory_access(facts: Facts) -> Diagnosis | None:
     else:
         title = (
             "A GPU kernel read or wrote memory it does not own (illegal memory access); the CUDA context is "
-            "lost and the engine must restart."
+            f"lost and the {vllm_or_not(facts, 'engine', 'process')} must restart."
         )
     return Diagnosis(level(facts, *MEMORY_FAULTS), title, evidence=lines, fixes=fixes)
 
@@ -136,9 +148,10 @@ def cuda_invalid_argument(facts: Facts) -> Diagnosis | None:
     if gpu and gpu[1] < BF16_MIN_CC:
         fixes.append(
             f"the {gpu[0]} (compute capability {gpu[1][0]}.{gpu[1][1]}) is outside what many kernels are "
-            "tuned for: try --dtype half and another attention backend"
+            + vllm_or_not(facts, "tuned for: try --dtype half and another attention backend",
+                          "tuned for: try float16 instead of bfloat16")
         )
-    fixes.append("with several GPUs: --disable-custom-all-reduce rules out peer-to-peer registration")
+    fixes += vllm_only(facts, "with several GPUs: --disable-custom-all-reduce rules out peer-to-peer registration")
     return Diagnosis(
         level(facts, "CUDA_INVALID_ARGUMENT"),
         "A CUDA call was given an invalid argument (a launch parameter, pointer or size the device rejected).",
@@ -160,7 +173,7 @@ def cuda_kernel_fault(facts: Facts) -> Diagnosis | None:
         fixes=[
             *_debug_fixes(facts),
             "check dmesg for Xid errors (Xid 13/31/43 point at the application, 48/63/64/79 at the hardware)",
-            *cudagraph_workarounds(vllm_version(facts))[1:2],
+            *vllm_only(facts, *cudagraph_workarounds(vllm_version(facts))[1:2]),
         ],
     )
 
@@ -172,14 +185,15 @@ def nan_in_sampling_probabilities(facts: Facts) -> Diagnosis | None:
         return None
     gpu = min_cc(facts)
     fixes = []
+    dtype = vllm_or_not(facts, "--dtype ", "torch_dtype=torch.")
     if gpu is None or gpu[1] >= BF16_MIN_CC:
         fixes.append(
-            "if the model runs in float16, use --dtype bfloat16: fp16 overflows to inf/nan in many models "
+            f"if the model runs in float16, use {dtype}bfloat16: fp16 overflows to inf/nan in many models "
             "trained in bf16"
         )
     else:
         fixes.append(
-            "this GPU has no bf16; use --dtype float32 for the layers that overflow, or a model fine-tuned in fp16"
+            f"this GPU has no bf16; use {dtype}float32 for the layers that overflow, or a model fine-tuned in fp16"
         )
     fixes += [
         "check the checkpoint for nan/inf weights (a broken fine-tune or merge produces this too)",

@@ -17,7 +17,7 @@ from typing import Any
 from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.findings import Diagnosis
 from vllm_bug.analyzer.rules import rule
-from vllm_bug.analyzer.rules.helpers import evidence, level, vllm_version
+from vllm_bug.analyzer.rules.helpers import evidence, level, vllm_not_involved, vllm_or_not, vllm_version
 
 
 def _advice() -> dict[str, Callable[[Facts], list[str]]]:
@@ -25,10 +25,15 @@ def _advice() -> dict[str, Callable[[Facts], list[str]]]:
     from vllm_bug.analyzer.rules import cuda_graph, nccl, runtime_errors
 
     return {
-        "compile_off": lambda facts: [knowledge.compile_off_advice(vllm_version(facts))],
-        "cudagraph_workarounds": lambda facts: knowledge.cudagraph_workarounds(vllm_version(facts)),
+        "compile_off": lambda facts: [
+            vllm_or_not(facts, knowledge.compile_off_advice(vllm_version(facts)), knowledge.TORCH_COMPILE_OFF_ADVICE)
+        ],
+        "cudagraph_workarounds": lambda facts: (
+            [knowledge.TORCH_GRAPH_ADVICE] if vllm_not_involved(facts)
+            else knowledge.cudagraph_workarounds(vllm_version(facts))
+        ),
         "cuda_launch_blocking": lambda facts: [runtime_errors.LAUNCH_BLOCKING_ADVICE],
-        "no_cpu_sync_in_capture": lambda facts: [cuda_graph.NO_CPU_SYNC_ADVICE],
+        "no_cpu_sync_in_capture": lambda facts: [cuda_graph.no_cpu_sync_advice(facts)],
         "nccl_debug": lambda facts: [nccl.NCCL_DEBUG_ADVICE],
     }
 
@@ -45,11 +50,24 @@ def rows() -> dict[str, dict[str, Any]]:
 
 
 def fixes_for(row: dict[str, Any], facts: Facts) -> list[str]:
+    """The row's fixes: words, named advice, and words for a vLLM run only ("only": "vllm") or for a program that
+    is known not to be vLLM ("only": "without_vllm")."""
     advice = _advice()
+    without_vllm = vllm_not_involved(facts)
     out: list[str] = []
     for fix in row.get("fixes", []):
-        out.extend(advice[fix["advice"]](facts) if isinstance(fix, dict) else [fix])
+        if isinstance(fix, str):
+            out.append(fix)
+        elif "advice" in fix:
+            out.extend(advice[fix["advice"]](facts))
+        elif (fix["only"] == "without_vllm") == without_vllm:
+            out.append(fix["text"])
     return out
+
+
+def title_for(row: dict[str, Any], facts: Facts) -> str:
+    """The row's title, or its wording for a program that is known not to be vLLM."""
+    return vllm_or_not(facts, row["title"], row.get("title_without_vllm", row["title"]))
 
 
 def _table_rule(key: str, row: dict[str, Any]) -> Callable[[Facts], Diagnosis | None]:
@@ -57,7 +75,7 @@ def _table_rule(key: str, row: dict[str, Any]) -> Callable[[Facts], Diagnosis | 
 
     def diagnose(facts: Facts) -> Diagnosis | None:
         lines = evidence(facts, *signals, limit=row.get("evidence_limit", 2))
-        return Diagnosis(level(facts, *signals), row["title"], evidence=lines, fixes=fixes_for(row, facts))
+        return Diagnosis(level(facts, *signals), title_for(row, facts), evidence=lines, fixes=fixes_for(row, facts))
 
     diagnose.__name__ = key.lower()
     diagnose.__doc__ = row.get("about", row["title"])

@@ -8,7 +8,16 @@ from vllm_bug.analyzer.facts import Facts, parse_version
 from vllm_bug.analyzer.findings import Diagnosis
 from vllm_bug.analyzer.knowledge import is_dev_build, torch_required_by_vllm, vllm_wheel_cuda
 from vllm_bug.analyzer.rules import rule
-from vllm_bug.analyzer.rules.helpers import HINT, SECONDARY, STRONG_HINT, evidence, has, level, vllm_version
+from vllm_bug.analyzer.rules.helpers import (
+    HINT,
+    SECONDARY,
+    STRONG_HINT,
+    evidence,
+    has,
+    level,
+    vllm_or_not,
+    vllm_version,
+)
 
 
 def _groups(facts: Facts, signal_id: str) -> dict[str, str]:
@@ -144,7 +153,8 @@ def glibcxx_too_old(facts: Facts) -> Diagnosis | None:
         "a newer libstdc++ is needed than the one loaded: in conda, `conda install -c conda-forge libstdcxx-ng` "
         "(or 'libstdcxx') updates the environment's copy"
         if in_conda
-        else "install a newer libstdc++ (newer GCC runtime) or run in the vllm/vllm-openai container",
+        else "install a newer libstdc++ (newer GCC runtime)"
+        + vllm_or_not(facts, " or run in the vllm/vllm-openai container", ""),
         "if the system libstdc++ is new enough but an older copy is found first, fix LD_LIBRARY_PATH "
         "(strings $(g++ -print-file-name=libstdc++.so.6) | grep GLIBCXX lists what it provides)",
     ]

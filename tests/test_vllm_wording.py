@@ -1,0 +1,84 @@
+"""A program that is known not to be vLLM never gets vLLM's wording: no vLLM flags, variables, releases or
+'the engine' in a finding's title or fixes.
+
+Every example line of every signal row is put at the end of a plain torch traceback (a training script,
+torch's own frames, no vLLM anywhere), and every finding on it is checked. The rows whose message only vLLM
+prints are left out: a finding about vLLM's own message may name vLLM.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from vllm_bug.analyzer.analyze import analyze_facts
+from vllm_bug.analyzer.rules.helpers import vllm_not_involved
+from vllm_bug.analyzer.signals import read_tables
+from vllm_bug.analyzer.textfacts import facts_from_text
+
+PLAIN_TORCH = """\
+Traceback (most recent call last):
+  File "/home/user/train.py", line 12, in <module>
+    out = model(x)
+  File "/opt/venv/lib/python3.12/site-packages/torch/nn/modules/module.py", line 1775, in _call_impl
+    return forward_call(*args, **kwargs)
+"""
+VLLM_WORDING = re.compile(
+    r"vllm(?!-bug)|\bengine\b|(?<![\w-])-O0\b|--(?:enforce-eager|tensor-parallel-size|pipeline-parallel-size|"
+    r"max-num-seqs|max-num-batched-tokens|gpu-memory-utilization|dtype|attention-backend|compilation-config|"
+    r"max-cudagraph-capture-size|disable-custom-all-reduce|max-model-len|kv-cache-dtype|cpu-offload-gb|quantization)\b",
+    re.IGNORECASE,
+)
+# Saying that vLLM's settings do not apply is no vLLM advice, and a line of the input quoted in 'quotes' is the
+# reporter's text, not ours.
+NOT_VLLM = re.compile(r"in a program that is not vLLM \([^)]*\), so vLLM's settings do not apply\.|'[^']*'")
+# Findings about messages that only vLLM prints (the rows' sources name vLLM's files).
+VLLM_MESSAGES = {
+    "BF16_ON_OLD_GPU", "CUDAGRAPH_MODE_UNSUPPORTED", "CUSTOM_ALLREDUCE_INVALID_ARGUMENT", "FAILED_TO_INFER_DEVICE",
+    "FREE_MEMORY_BELOW_UTILIZATION", "KV_CACHE_CONCURRENCY_BELOW_ONE", "KV_CACHE_NO_BLOCKS",
+    "KV_CACHE_TOO_SMALL_FOR_MAX_LEN", "MAX_MODEL_LEN_ABOVE_DERIVED", "NCCL_LIBRARY_LOAD_FAILED",
+    "QUANTIZATION_NEEDS_NEWER_GPU",
+}
+EXAMPLES = sorted({(signal_id, example) for signal_id, row in read_tables("signals", "signals").items()
+                   for example in row.get("examples", [])})
+
+
+@pytest.mark.parametrize("signal_id, example", EXAMPLES, ids=[f"{s}-{i}" for i, (s, _) in enumerate(EXAMPLES)])
+def test_no_vllm_wording_outside_vllm(signal_id, example):
+    facts = facts_from_text(PLAIN_TORCH + example + "\n")
+    if not vllm_not_involved(facts):
+        pytest.skip("the example itself names vLLM")
+    for finding in analyze_facts(facts).diagnoses:
+        if finding.rule in VLLM_MESSAGES:
+            continue
+        for text in [finding.title, *finding.fixes]:
+            assert not VLLM_WORDING.search(NOT_VLLM.sub("", text)), (finding.rule, text)
+
+
+def test_the_same_findings_keep_vllms_wording_in_a_vllm_run():
+    graph = "torch.AcceleratorError: CUDA error: operation not permitted when stream is capturing"
+    plain = analyze_facts(facts_from_text(PLAIN_TORCH + graph + "\n")).diagnoses[0]
+    vllm_run = PLAIN_TORCH.replace("/home/user/train.py", "/opt/venv/lib/python3.12/site-packages/vllm/v1/worker/"
+                                   "gpu_model_runner.py")
+    served = analyze_facts(facts_from_text(vllm_run + graph + "\n")).diagnoses[0]
+    assert plain.rule == served.rule == "CUDA_GRAPH_CAPTURE_FAILED"
+    assert plain.title.endswith("while the program captured a CUDA graph.")
+    assert served.title.endswith("while vLLM captured the model's graphs.")
+    assert any("--enforce-eager" in fix for fix in served.fixes)
+    assert not any("--enforce-eager" in fix for fix in plain.fixes)
+
+
+def test_vllm_process_tags_count_as_vllm_though_cleaning_strips_them():
+    # the shape of vllm-project/vllm#14404: every line tagged by a vLLM worker, no other trace of vLLM
+    tag = "(VllmWorker rank=5 pid=33503) ERROR 03-06 06:49:30 [multiproc_executor.py:375] "
+    text = "".join(tag + line + "\n" for line in PLAIN_TORCH.splitlines())
+    text += tag + "RuntimeError: CUDA error: an illegal memory access was encountered\n"
+    facts = facts_from_text(text)
+    assert facts.vllm_process_tags and not vllm_not_involved(facts)
+    top = analyze_facts(facts).diagnoses[0]
+    assert top.rule == "ILLEGAL_MEMORY_ACCESS" and top.title.endswith("the engine must restart.")
+    assert any("--enforce-eager" in fix for fix in top.fixes)
+    untagged = facts_from_text(PLAIN_TORCH + "RuntimeError: CUDA error: an illegal memory access was encountered\n")
+    assert vllm_not_involved(untagged)
+    assert analyze_facts(untagged).diagnoses[0].title.endswith("the process must restart.")
