@@ -241,7 +241,7 @@ def _from_text_sections(facts: Facts, payload: dict[str, Any]) -> None:
     log_text = log.get("text") if isinstance(log.get("text"), str) else ""
     lines = clean_lines(log_text) if log_text else []
     facts.lines = lines
-    facts.vllm_process_tags = has_vllm_process_tags(log_text)
+    facts.vllm_process_tags = bool(log_text) and has_vllm_process_tags(str(log_text))
     fill_from_lines(facts, lines)
     if facts.root_cause is None or not facts.tracebacks:
         extra = "\n\n".join(t for t in _list(log.get("tracebacks")) if isinstance(t, str))

@@ -13,6 +13,7 @@ import os
 import platform
 import re
 import sys
+from typing import Optional, Tuple
 
 MAX_PROBLEMS = 1000
 MAX_REQUIREMENT_CHARS = 1000
@@ -49,16 +50,19 @@ class Version:
             raise ValueError(f"not a PEP 440 version: {text!r}")
         self.epoch = int(m.group("epoch") or 0)
         self.release = tuple(int(part) for part in m.group("release").split("."))
-        self.pre = (_PRE_ORDER[m.group("pre_l").lower()], int(m.group("pre_n") or 0)) if m.group("pre_l") else None
+        self.pre: Optional[Tuple[int, int]] = None
+        if m.group("pre_l"):
+            self.pre = (_PRE_ORDER[m.group("pre_l").lower()], int(m.group("pre_n") or 0))
+        self.post: Optional[int]
         if m.group("post_n1"):
             self.post = int(m.group("post_n1"))
         elif m.group("post_l"):
             self.post = int(m.group("post_n2") or 0)
         else:
             self.post = None
-        self.dev = int(m.group("dev_n") or 0) if m.group("dev_l") else None
+        self.dev: Optional[int] = int(m.group("dev_n") or 0) if m.group("dev_l") else None
         local = m.group("local")
-        self.local = tuple(re.split(r"[-_.]", local.lower())) if local else None
+        self.local: Optional[Tuple[str, ...]] = tuple(re.split(r"[-_.]", local.lower())) if local else None
 
     @property
     def is_prerelease(self):
@@ -69,6 +73,7 @@ class Version:
 
     def key(self, with_local=True):
         release = _trimmed(self.release)
+        pre: Tuple[int, ...]
         if self.pre is None and self.post is None and self.dev is not None:
             pre = (-1,)  # 1.0.dev0 sorts before 1.0a0
         elif self.pre is None:
@@ -77,7 +82,7 @@ class Version:
             pre = self.pre
         post = (-1,) if self.post is None else (self.post,)
         dev = (float("inf"),) if self.dev is None else (self.dev,)
-        local = ()
+        local: tuple = ()
         if with_local and self.local is not None:
             # numeric parts sort above alphanumeric ones, and a version with a local part above one without
             local = (1,) + tuple((1, int(part), "") if part.isdigit() else (0, 0, part) for part in self.local)
@@ -118,9 +123,9 @@ def _matches_one(op, target, candidate):
     if op == "~=":
         if len(spec.release) < 2:
             raise ValueError("~= needs two release parts")
-        prefix = spec.release[:-1]
+        head = spec.release[:-1]
         return (candidate.key(False) >= spec.key() and candidate.epoch == spec.epoch
-                and _padded(candidate.release, len(prefix)) == prefix)
+                and _padded(candidate.release, len(head)) == head)
     have, want = candidate.key(False), spec.key()
     if op == "<=":
         return have <= want
@@ -217,7 +222,7 @@ def _marker_tokens(text):
         m = _MARKER_TOKEN.match(text, position)
         if m is None or m.end() == position:
             raise ValueError(f"cannot read marker at {text[position:position + 20]!r}")
-        kind = m.lastgroup
+        kind = m.lastgroup or ""
         value = m.group(kind)
         if kind == "op":
             value = " ".join(value.split())
