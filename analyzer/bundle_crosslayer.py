@@ -29,7 +29,8 @@ def read_cross_layer(facts: Facts, payload: dict[str, Any]) -> None:
         if isinstance(modules, dict):
             facts.requirement_modules = {
                 normalise_package_name(str(name)): [str(m) for m in names if isinstance(m, str)]
-                for name, names in modules.items() if isinstance(names, list)
+                for name, names in modules.items()
+                if isinstance(names, list)
             }
     else:
         facts.requirement_problems = _from_vllm_requirements(facts)
@@ -55,9 +56,15 @@ def _problem(raw: dict[str, Any]) -> dict[str, Any]:
         value = raw.get(key)
         return str(value) if value is not None else None
 
-    return {"package": normalise_package_name(text("package") or "?"), "version": text("version"),
-            "requirement": text("requirement"), "name": normalise_package_name(raw["name"]),
-            "specifier": text("specifier") or "", "installed": text("installed"), "problem": raw["problem"]}
+    return {
+        "package": normalise_package_name(text("package") or "?"),
+        "version": text("version"),
+        "requirement": text("requirement"),
+        "name": normalise_package_name(raw["name"]),
+        "specifier": text("specifier") or "",
+        "installed": text("installed"),
+        "problem": raw["problem"],
+    }
 
 
 def _from_vllm_requirements(facts: Facts) -> list[dict[str, Any]]:
@@ -69,18 +76,23 @@ def _from_vllm_requirements(facts: Facts) -> list[dict[str, Any]]:
             continue
         requirement = str(req.get("requirement") or name)
         installed = req.get("installed")
-        found.append({
-            "package": "vllm", "version": facts.vllm_version, "requirement": requirement,
-            "name": normalise_package_name(name), "specifier": _specifier_of(requirement, name),
-            "installed": str(installed) if installed is not None else None,
-            "problem": "missing" if installed is None else "conflict",
-        })
+        found.append(
+            {
+                "package": "vllm",
+                "version": facts.vllm_version,
+                "requirement": requirement,
+                "name": normalise_package_name(name),
+                "specifier": _specifier_of(requirement, name),
+                "installed": str(installed) if installed is not None else None,
+                "problem": "missing" if installed is None else "conflict",
+            }
+        )
     return found
 
 
 def _specifier_of(requirement: str, name: str) -> str:
     """'llguidance<1.8.0,>=1.7.0; platform_machine == ...' -> '<1.8.0,>=1.7.0' (extras and marker dropped)."""
-    rest = requirement.split(";", 1)[0].strip()[len(name):]
+    rest = requirement.split(";", 1)[0].strip()[len(name) :]
     rest = re.sub(r"^\s*\[[^\]]*\]", "", rest).strip()
     if rest.startswith("(") and rest.endswith(")"):
         rest = rest[1:-1]
@@ -101,8 +113,13 @@ def _derived_visibility(value: str | None, payload: dict[str, Any]) -> dict[str,
             break
         visible += 1
     checked = all(entry["outcome"] != "unchecked" for entry in entries)
-    return {"entries": entries, "hides_all": not raw_entries, "nvml_gpu_count": len(gpus),
-            "visible_count": visible if checked else None, "derived": True}
+    return {
+        "entries": entries,
+        "hides_all": not raw_entries,
+        "nvml_gpu_count": len(gpus),
+        "visible_count": visible if checked else None,
+        "derived": True,
+    }
 
 
 def _derived_entry(entry: str, hashes: list[str | None]) -> dict[str, Any]:
@@ -117,8 +134,12 @@ def _derived_entry(entry: str, hashes: list[str | None]) -> dict[str, Any]:
     else:
         kind = "gpu_uuid" if hashed or entry.upper().startswith("GPU-") else "unknown"
     if digest is None or None in hashes:
-        return {"entry": entry if kind == "unknown" else f"<hashed:{identifier_hash(entry)}>", "kind": kind,
-                "outcome": "invalid" if kind == "unknown" else "unchecked", "matches": []}
+        return {
+            "entry": entry if kind == "unknown" else f"<hashed:{identifier_hash(entry)}>",
+            "kind": kind,
+            "outcome": "invalid" if kind == "unknown" else "unchecked",
+            "matches": [],
+        }
     matches = [index for index, known in enumerate(hashes) if known == digest]
     # a hash that is no GPU's may be a prefix's: only a whole UUID that matches nothing is known to be wrong
     outcome = "ok" if matches else "unchecked" if hashed else "no_match"

@@ -13,7 +13,6 @@ import os
 import platform
 import re
 import sys
-from typing import Optional, Tuple
 
 MAX_PROBLEMS = 1000
 MAX_REQUIREMENT_CHARS = 1000
@@ -50,19 +49,19 @@ class Version:
             raise ValueError(f"not a PEP 440 version: {text!r}")
         self.epoch = int(m.group("epoch") or 0)
         self.release = tuple(int(part) for part in m.group("release").split("."))
-        self.pre: Optional[Tuple[int, int]] = None
+        self.pre: tuple[int, int] | None = None
         if m.group("pre_l"):
             self.pre = (_PRE_ORDER[m.group("pre_l").lower()], int(m.group("pre_n") or 0))
-        self.post: Optional[int]
+        self.post: int | None
         if m.group("post_n1"):
             self.post = int(m.group("post_n1"))
         elif m.group("post_l"):
             self.post = int(m.group("post_n2") or 0)
         else:
             self.post = None
-        self.dev: Optional[int] = int(m.group("dev_n") or 0) if m.group("dev_l") else None
+        self.dev: int | None = int(m.group("dev_n") or 0) if m.group("dev_l") else None
         local = m.group("local")
-        self.local: Optional[Tuple[str, ...]] = tuple(re.split(r"[-_.]", local.lower())) if local else None
+        self.local: tuple[str, ...] | None = tuple(re.split(r"[-_.]", local.lower())) if local else None
 
     @property
     def is_prerelease(self):
@@ -73,7 +72,7 @@ class Version:
 
     def key(self, with_local=True):
         release = _trimmed(self.release)
-        pre: Tuple[int, ...]
+        pre: tuple[int, ...]
         if self.pre is None and self.post is None and self.dev is not None:
             pre = (-1,)  # 1.0.dev0 sorts before 1.0a0
         elif self.pre is None:
@@ -124,8 +123,11 @@ def _matches_one(op, target, candidate):
         if len(spec.release) < 2:
             raise ValueError("~= needs two release parts")
         head = spec.release[:-1]
-        return (candidate.key(False) >= spec.key() and candidate.epoch == spec.epoch
-                and _padded(candidate.release, len(head)) == head)
+        return (
+            candidate.key(False) >= spec.key()
+            and candidate.epoch == spec.epoch
+            and _padded(candidate.release, len(head)) == head
+        )
     have, want = candidate.key(False), spec.key()
     if op == "<=":
         return have <= want
@@ -221,7 +223,7 @@ def _marker_tokens(text):
             break
         m = _MARKER_TOKEN.match(text, position)
         if m is None or m.end() == position:
-            raise ValueError(f"cannot read marker at {text[position:position + 20]!r}")
+            raise ValueError(f"cannot read marker at {text[position : position + 20]!r}")
         kind = m.lastgroup or ""
         value = m.group(kind)
         if kind == "op":
@@ -305,8 +307,13 @@ def _compare(left, op, right, versions):
 
 
 _STRING_COMPARISONS = {
-    "===": lambda a, b: a == b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+    "===": lambda a, b: a == b,
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
 }
 
 
@@ -332,20 +339,20 @@ class Requirement:
         if m is None:
             raise ValueError(f"no project name in {text!r}")
         self.name = m.group(1)
-        rest = text[m.end():]
+        rest = text[m.end() :]
         if rest.startswith("["):
             close = rest.find("]")
             if close < 0:
                 raise ValueError(f"unclosed extras in {text!r}")
-            rest = rest[close + 1:]
+            rest = rest[close + 1 :]
         self.url = None
         self.marker = None
         if rest.lstrip().startswith("@"):
             url_and_marker = rest.lstrip()[1:].strip()
             found = re.search(r"\s;", url_and_marker)
             if found:
-                self.marker = url_and_marker[found.end():].strip()
-                url_and_marker = url_and_marker[:found.start()]
+                self.marker = url_and_marker[found.end() :].strip()
+                url_and_marker = url_and_marker[: found.start()]
             self.url = url_and_marker.strip()
             self.specifier = ""
             return
@@ -427,7 +434,7 @@ def applicable(raw, tools):
 
     Raises ValueError (or packaging's own errors) for a line that cannot be read."""
     marker_at = raw.find(";")
-    if marker_at >= 0 and _EXTRA_ONLY.match(raw[marker_at + 1:]):
+    if marker_at >= 0 and _EXTRA_ONLY.match(raw[marker_at + 1 :]):
         return None
     requirement = tools.parse(raw)
     return requirement if tools.applies(requirement) else None
@@ -457,18 +464,19 @@ def requirement_problems(distributions, installed, tools):
                 problem = "conflict"
             else:
                 continue
-            problems.append({
-                "package": normalise_name(name)[:MAX_NAME_CHARS],
-                "version": str(version)[:MAX_NAME_CHARS],
-                "requirement": raw.strip()[:MAX_REQUIREMENT_CHARS],
-                "name": required[:MAX_NAME_CHARS],
-                "specifier": tools.specifier_text(requirement)[:MAX_REQUIREMENT_CHARS],
-                "installed": None if have is None else str(have)[:MAX_NAME_CHARS],
-                "problem": problem,
-            })
+            problems.append(
+                {
+                    "package": normalise_name(name)[:MAX_NAME_CHARS],
+                    "version": str(version)[:MAX_NAME_CHARS],
+                    "requirement": raw.strip()[:MAX_REQUIREMENT_CHARS],
+                    "name": required[:MAX_NAME_CHARS],
+                    "specifier": tools.specifier_text(requirement)[:MAX_REQUIREMENT_CHARS],
+                    "installed": None if have is None else str(have)[:MAX_NAME_CHARS],
+                    "problem": problem,
+                }
+            )
     problems.sort(key=lambda p: (p["package"], p["name"]))
-    return {"problems": problems[:MAX_PROBLEMS], "unreadable": unreadable,
-            "truncated": len(problems) > MAX_PROBLEMS}
+    return {"problems": problems[:MAX_PROBLEMS], "unreadable": unreadable, "truncated": len(problems) > MAX_PROBLEMS}
 
 
 def top_level_modules(dist):

@@ -103,7 +103,8 @@ def _check_mig(entry: str, seen: SeenGpus | None) -> dict[str, Any]:
     if legacy:
         gpu_uuid, gpu_instance, compute_instance = legacy.group(1).lower(), int(legacy.group(2)), int(legacy.group(3))
         matches = [
-            device.parent_index for device in seen.mig_devices
+            device.parent_index
+            for device in seen.mig_devices
             if (seen.uuids[device.parent_index] or "").lower() == gpu_uuid
             and (device.gpu_instance, device.compute_instance) == (gpu_instance, compute_instance)
         ]

@@ -50,12 +50,15 @@ def run_log(payload: dict, text: str, argv: list[str]) -> None:
 
 # -- CUDA_VISIBLE_DEVICES ------------------------------------------------------------------------------------
 
+
 def test_a_uuid_matching_no_gpu_is_the_headline_on_the_real_bundle():
     analysis = analyze(UUID_NO_GPU)
     top = analysis.diagnoses[0]
     assert top.rule == "CUDA_VISIBLE_DEVICES_NAMES_NO_GPU" and analysis.category == "cuda_not_available"
-    assert top.title == ("CUDA_VISIBLE_DEVICES names a GPU UUID, which matches none of the 1 GPU NVML sees "
-                         "(NVIDIA H200), so CUDA sees no GPU.")
+    assert top.title == (
+        "CUDA_VISIBLE_DEVICES names a GPU UUID, which matches none of the 1 GPU NVML sees "
+        "(NVIDIA H200), so CUDA sees no GPU."
+    )
     assert "RuntimeError: No CUDA GPUs are available" in top.evidence
     assert "nvidia-smi lists the GPU" not in all_advice(analysis)
     assert "index 0" in top.fixes[0] and "nvidia-smi -L" in top.fixes[0]
@@ -102,8 +105,10 @@ def test_a_bad_entry_after_a_good_one_hides_the_rest(tmp_path):
 
     top = analyze_changed(tmp_path, "h200-2gpu-collect.zst", second_entry_bad).diagnoses[0]
     assert top.rule == "CUDA_VISIBLE_DEVICES_NAMES_NO_GPU"
-    assert top.title == ("Entry 2 of CUDA_VISIBLE_DEVICES (a GPU UUID) matches none of the 2 GPUs NVML sees "
-                         "(NVIDIA H200): CUDA ignores it and every entry after it, so only 1 GPU is visible.")
+    assert top.title == (
+        "Entry 2 of CUDA_VISIBLE_DEVICES (a GPU UUID) matches none of the 2 GPUs NVML sees "
+        "(NVIDIA H200): CUDA ignores it and every entry after it, so only 1 GPU is visible."
+    )
 
 
 def test_pasted_text_without_a_device_check_keeps_the_old_findings():
@@ -115,12 +120,14 @@ def test_pasted_text_without_a_device_check_keeps_the_old_findings():
 
 # -- other processes' memory -----------------------------------------------------------------------------------
 
+
 def test_the_oom_headline_names_the_process_that_held_the_memory():
     analysis = analyze(OOM_OTHER)
     top = analysis.diagnoses[0]
     assert top.rule == "CUDA_OOM"
-    assert top.title.startswith("Another process held the GPU memory that was needed: pid 537 (python3) with "
-                                "94.51 GiB.")
+    assert top.title.startswith(
+        "Another process held the GPU memory that was needed: pid 537 (python3) with 94.51 GiB."
+    )
     assert "asked for 37.00 GiB, on a 139.80 GiB GPU, with 34.77 GiB free" in top.title
     assert top.fixes[0].startswith("stop pid 537 (python3) with 94.51 GiB (kill 537")
     assert "37.00 GiB allocation fits" in top.fixes[0]
@@ -150,13 +157,18 @@ FREE_MEMORY = (
 
 def test_vllm_finding_less_free_memory_than_asked_names_the_holder(tmp_path):
     def vllm_start(payload):  # the same moment, with vLLM's start-up check instead of torch's allocation
-        run_log(payload, f"INFO 11-29 13:59:01 [gpu_worker.py:239] starting\n{FREE_MEMORY}\n",
-                ["vllm", "serve", "Qwen/Qwen3-0.6B"])
+        run_log(
+            payload,
+            f"INFO 11-29 13:59:01 [gpu_worker.py:239] starting\n{FREE_MEMORY}\n",
+            ["vllm", "serve", "Qwen/Qwen3-0.6B"],
+        )
 
     top = analyze_changed(tmp_path, OOM_OTHER, vllm_start).diagnoses[0]
     assert top.rule == "FREE_MEMORY_BELOW_UTILIZATION"
-    assert top.title == ("Less GPU memory is free at start-up than --gpu-memory-utilization asks for (125.8 GiB "
-                         "wanted, 34.8 GiB free): pid 537 (python3) with 94.51 GiB held the rest.")
+    assert top.title == (
+        "Less GPU memory is free at start-up than --gpu-memory-utilization asks for (125.8 GiB "
+        "wanted, 34.8 GiB free): pid 537 (python3) with 94.51 GiB held the rest."
+    )
     assert top.fixes[0].startswith("stop pid 537 (python3) with 94.51 GiB")
 
 
@@ -181,8 +193,10 @@ def test_a_missing_requirement_is_the_headline_with_its_install_command(tmp_path
     analysis = analyze_changed(tmp_path, VLLM, fails_on_llguidance)
     top = analysis.diagnoses[0]
     assert top.rule == "MISSING_REQUIREMENT" and analysis.category == "other"
-    assert top.title == ("Python cannot import 'llguidance' because llguidance is not installed, though vllm 0.22.0 "
-                         "requires llguidance<1.8.0,>=1.7.0.")
+    assert top.title == (
+        "Python cannot import 'llguidance' because llguidance is not installed, though vllm 0.22.0 "
+        "requires llguidance<1.8.0,>=1.7.0."
+    )
     # the interpreter was made by uv (its pyvenv.cfg says so): uv's pip, pointed at that interpreter
     assert top.fixes[0] == "uv pip install --python /opt/torch/.venv/bin/python3 'llguidance<1.8.0,>=1.7.0'"
     assert "other unmet requirements" in top.fixes[1] and "pip check" in top.fixes[1]
@@ -213,12 +227,29 @@ def with_tvm_ffi_conflict(payload: dict) -> None:
     """xgrammar installed beside an apache-tvm-ffi older than it requires, as the requirement check records it."""
     payload["packages"].update({"xgrammar": "0.2.0", "apache-tvm-ffi": "0.1.0"})
     payload["requirements_check"] = {
-        "parser": "packaging", "distributions": len(payload["packages"]), "unreadable": 0, "truncated": False,
+        "parser": "packaging",
+        "distributions": len(payload["packages"]),
+        "unreadable": 0,
+        "truncated": False,
         "problems": [
-            {"package": "vllm", "version": "0.22.0", "requirement": "apache-tvm-ffi==0.1.9", "name": "apache-tvm-ffi",
-             "specifier": "==0.1.9", "installed": "0.1.0", "problem": "conflict"},
-            {"package": "xgrammar", "version": "0.2.0", "requirement": "apache-tvm-ffi>=0.1.5",
-             "name": "apache-tvm-ffi", "specifier": ">=0.1.5", "installed": "0.1.0", "problem": "conflict"},
+            {
+                "package": "vllm",
+                "version": "0.22.0",
+                "requirement": "apache-tvm-ffi==0.1.9",
+                "name": "apache-tvm-ffi",
+                "specifier": "==0.1.9",
+                "installed": "0.1.0",
+                "problem": "conflict",
+            },
+            {
+                "package": "xgrammar",
+                "version": "0.2.0",
+                "requirement": "apache-tvm-ffi>=0.1.5",
+                "name": "apache-tvm-ffi",
+                "specifier": ">=0.1.5",
+                "installed": "0.1.0",
+                "problem": "conflict",
+            },
         ],
         "modules": {"apache-tvm-ffi": ["tvm_ffi"], "xgrammar": ["xgrammar"]},
     }
@@ -229,8 +260,10 @@ def test_a_conflict_that_explains_the_error_is_the_headline(tmp_path):
     analysis = analyze_changed(tmp_path, VLLM, with_tvm_ffi_conflict)
     top = analysis.diagnoses[0]
     assert top.rule == "REQUIREMENT_CONFLICT"
-    assert top.title == ("xgrammar 0.2.0 requires apache-tvm-ffi>=0.1.5, but apache-tvm-ffi 0.1.0 is installed: the "
-                         "error comes from that mismatch.")
+    assert top.title == (
+        "xgrammar 0.2.0 requires apache-tvm-ffi>=0.1.5, but apache-tvm-ffi 0.1.0 is installed: the "
+        "error comes from that mismatch."
+    )
     # every requirement on apache-tvm-ffi in one command, so that fixing one does not break the other
     assert top.fixes[0] == "uv pip install --python /opt/torch/.venv/bin/python3 'apache-tvm-ffi==0.1.9,>=0.1.5'"
     assert "TypeError: load_lib_module() got an unexpected keyword argument 'keep_module_alive'" in top.evidence
@@ -246,10 +279,17 @@ def test_a_conflict_elsewhere_does_not_explain_an_unrelated_type_error(tmp_path)
     assert "REQUIREMENT_CONFLICT" not in [d.rule for d in analysis.diagnoses]
 
 
-@pytest.mark.parametrize("distribution, module, expected", [
-    ("flashinfer-python", "flashinfer", True), ("apache-tvm-ffi", "tvm_ffi", True), ("pyyaml", "yaml", True),
-    ("llguidance", "llguidance", True), ("torch", "torchvision", False), ("flash-attn", "flashinfer", False),
-])
+@pytest.mark.parametrize(
+    "distribution, module, expected",
+    [
+        ("flashinfer-python", "flashinfer", True),
+        ("apache-tvm-ffi", "tvm_ffi", True),
+        ("pyyaml", "yaml", True),
+        ("llguidance", "llguidance", True),
+        ("torch", "torchvision", False),
+        ("flash-attn", "flashinfer", False),
+    ],
+)
 def test_which_distribution_provides_a_module(distribution, module, expected):
     assert provides(text_facts(), distribution, module) is expected
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import stat
 import sys
 import textwrap
@@ -349,3 +350,32 @@ def test_conda_packages_come_from_conda_meta_only_in_a_conda_environment(tmp_pat
     assert pp.conda_packages_of(metadata) == {
         "cuda-cudart": "12.4.127", "libgcc-ng": "14.2.0", "python": "3.12.7", "pytorch": "2.5.1"}
     assert pp.conda_packages_of({"packages": {}}) is None
+
+
+def test_probe_source_is_python_3_8_syntax():
+    import ast
+
+    ast.parse(pp.probe_source(), feature_version=(3, 8))
+
+
+def oldest_python() -> str | None:
+    """A Python 3.8 that runs here (on PATH, or one pyenv installed), or None."""
+    import subprocess
+
+    candidates = [shutil.which("python3.8"), *sorted(Path.home().glob(".pyenv/versions/3.8*/bin/python3.8"))]
+    for candidate in filter(None, candidates):
+        if subprocess.run([str(candidate), "-c", "pass"], capture_output=True, timeout=60).returncode == 0:
+            return str(candidate)
+    return None
+
+
+def test_metadata_probe_runs_on_python_3_8(tmp_path, site):
+    python38 = oldest_python()
+    if python38 is None:
+        pytest.skip("no Python 3.8 here")
+    write_broken_environment(site)
+    python = make_interpreter(tmp_path, f'PYTHONPATH="{site}" exec "{python38}" -S "$@"')
+    check = pp.collect_metadata(python, Manifest(), timeout_s=30)["requirements_check"]
+    assert check["parser"] == "bundled"
+    assert {(p["package"], p["name"], p["problem"]) for p in check["problems"]} >= {
+        ("vllm", "flashinfer-python", "missing"), ("xgrammar", "apache-tvm-ffi", "conflict")}

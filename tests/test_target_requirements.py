@@ -12,31 +12,97 @@ from packaging.specifiers import SpecifierSet
 from vllm_bug.bundler import target_requirements as tr
 
 VERSIONS = (
-    "0", "0.9", "1", "1.0", "1.0.0", "1.0.1", "1.0a1", "1.0b2", "1.0rc1", "1.0.post1", "1.0.dev0", "1.0a1.dev1",
-    "1.0+local", "1.0.post1+x", "1.1", "1.1.0rc1", "2.0", "2.0.0.post0", "1!1.0", "1.7", "1.7.1", "1.7rc1",
-    "1.7.post1", "1.7+abc", "1.8", "1.8.0.dev1", "0.1.5", "0.1.10", "2.9.0+cu128", "2.9.1", "12.8.90", "1.0-1",
-    "1.0_rc_2", "v1.2", "1.0.RC1",
+    "0",
+    "0.9",
+    "1",
+    "1.0",
+    "1.0.0",
+    "1.0.1",
+    "1.0a1",
+    "1.0b2",
+    "1.0rc1",
+    "1.0.post1",
+    "1.0.dev0",
+    "1.0a1.dev1",
+    "1.0+local",
+    "1.0.post1+x",
+    "1.1",
+    "1.1.0rc1",
+    "2.0",
+    "2.0.0.post0",
+    "1!1.0",
+    "1.7",
+    "1.7.1",
+    "1.7rc1",
+    "1.7.post1",
+    "1.7+abc",
+    "1.8",
+    "1.8.0.dev1",
+    "0.1.5",
+    "0.1.10",
+    "2.9.0+cu128",
+    "2.9.1",
+    "12.8.90",
+    "1.0-1",
+    "1.0_rc_2",
+    "v1.2",
+    "1.0.RC1",
 )
 SPECIFIERS = (
-    "==1.0", "==1.0.*", "!=1.0", "!=1.*", ">=1.0", "<=1.0", ">1.0", "<1.0", "~=1.0", "~=1.0.0", "<1.7", ">1.7",
-    ">=1.7,<1.8", "==1.0+local", "===1.0", "==2.9.0", ">=0.1.5", "<2,>=1.0rc1", "<1.0rc2", ">1.0.post1",
-    "==1.7.*,!=1.7.1", "~=2.9", "", "== 1.0 , != 1.0.1",
+    "==1.0",
+    "==1.0.*",
+    "!=1.0",
+    "!=1.*",
+    ">=1.0",
+    "<=1.0",
+    ">1.0",
+    "<1.0",
+    "~=1.0",
+    "~=1.0.0",
+    "<1.7",
+    ">1.7",
+    ">=1.7,<1.8",
+    "==1.0+local",
+    "===1.0",
+    "==2.9.0",
+    ">=0.1.5",
+    "<2,>=1.0rc1",
+    "<1.0rc2",
+    ">1.0.post1",
+    "==1.7.*,!=1.7.1",
+    "~=2.9",
+    "",
+    "== 1.0 , != 1.0.1",
 )
 MARKERS = (
-    'python_version >= "3.8"', 'python_version < "3.9"', 'python_full_version >= "3.10.1"',
-    'sys_platform == "linux"', 'sys_platform == "win32" and python_version < "3.12"',
+    'python_version >= "3.8"',
+    'python_version < "3.9"',
+    'python_full_version >= "3.10.1"',
+    'sys_platform == "linux"',
+    'sys_platform == "win32" and python_version < "3.12"',
     'platform_machine == "x86_64" or platform_machine == "arm64" or platform_machine == "aarch64"',
     '(platform_system == "Linux" and platform_machine == "x86_64") or extra == "cuda"',
-    'extra == "test"', 'extra == "Dev_Tools" or python_version > "2.7"', '"linux" in sys_platform',
-    '"win" not in sys_platform', 'implementation_name == "cpython"', "os_name == 'posix'",
-    'platform_python_implementation != "PyPy"', 'python_version ~= "3.10"', 'platform_release >= "5"',
+    'extra == "test"',
+    'extra == "Dev_Tools" or python_version > "2.7"',
+    '"linux" in sys_platform',
+    '"win" not in sys_platform',
+    'implementation_name == "cpython"',
+    "os_name == 'posix'",
+    'platform_python_implementation != "PyPy"',
+    'python_version ~= "3.10"',
+    'platform_release >= "5"',
     'platform_system != "Darwin" and (python_version >= "3.9" or implementation_name == "pypy")',
 )
 REQUIREMENTS = (
-    "torch==2.9.0", "numpy<2.0,>=1.21", "fastapi[standard]>=0.115.0", "pkg (>=1.0, <2)", "a",
+    "torch==2.9.0",
+    "numpy<2.0,>=1.21",
+    "fastapi[standard]>=0.115.0",
+    "pkg (>=1.0, <2)",
+    "a",
     'llguidance<1.8.0,>=1.7.0; platform_machine == "x86_64" or platform_machine == "arm64"',
     "triton==3.5.0; platform_system == 'Linux' and platform_machine == 'x86_64'",
-    "name @ https://example.invalid/name-1.0.tar.gz ; python_version >= '3'", "zope.interface~=6.0",
+    "name @ https://example.invalid/name-1.0.tar.gz ; python_version >= '3'",
+    "zope.interface~=6.0",
     "opencv-python-headless!=4.10.0.84,>=4.9.0.80",
 )
 
@@ -94,13 +160,23 @@ def test_unreadable_specifiers_and_versions_are_unknown_not_false():
 
 def test_problems_skip_optional_and_foreign_requirements_and_count_unreadable_lines():
     declared = [
-        ("vllm", "0.22.0", ["flashinfer-python", 'pytest; extra == "test"', 'pywin32; sys_platform == "win32"',
-                            "torch==2.9.0", "broken ((("]),
+        (
+            "vllm",
+            "0.22.0",
+            [
+                "flashinfer-python",
+                'pytest; extra == "test"',
+                'pywin32; sys_platform == "win32"',
+                "torch==2.9.0",
+                "broken (((",
+            ],
+        ),
         ("torch", "2.9.0", []),
     ]
     found = tr.requirement_problems(declared, {"vllm": "0.22.0", "torch": "2.9.0"}, tr.BundledTools())
     assert [(p["package"], p["name"], p["problem"]) for p in found["problems"]] == [
-        ("vllm", "flashinfer-python", "missing")]
+        ("vllm", "flashinfer-python", "missing")
+    ]
     assert found["unreadable"] == 1 and found["truncated"] is False
 
 

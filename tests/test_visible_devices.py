@@ -21,8 +21,9 @@ def hashed(text: str) -> str:
 
 
 def check(value: str, nvml=None) -> dict:
-    section = G.collect_gpu_section(Manifest(), nvml=nvml or FakeNvml(H200X2), run=FixtureRun(H200X2),
-                                    visible_devices=value)
+    section = G.collect_gpu_section(
+        Manifest(), nvml=nvml or FakeNvml(H200X2), run=FixtureRun(H200X2), visible_devices=value
+    )
     assert_valid(section)
     return section["cuda_visible_devices"]
 
@@ -43,8 +44,13 @@ def test_full_uuids_and_unique_prefixes_match_their_gpus_and_are_hashed_like_the
     assert outcomes(record) == [("gpu_uuid", "ok", [1]), ("gpu_uuid", "ok", [0])]
     gpus = G.collect_gpu_section(Manifest(), nvml=FakeNvml(H200X2), run=FixtureRun(H200X2))["gpus"]
     assert record["entries"][0]["entry"] == hashed(UUIDS[1]) == f"<hashed:{gpus[1]['uuid_hash']}>"
-    assert record["entries"][1] == {"entry": hashed("GPU-3fde5e08"), "kind": "gpu_uuid", "full": False,
-                                    "outcome": "ok", "matches": [0]}
+    assert record["entries"][1] == {
+        "entry": hashed("GPU-3fde5e08"),
+        "kind": "gpu_uuid",
+        "full": False,
+        "outcome": "ok",
+        "matches": [0],
+    }
     assert all("3fde5e08" not in entry["entry"] for entry in record["entries"])
     assert record["visible_count"] == 2
 
@@ -125,8 +131,9 @@ def test_without_nvml_the_uuids_come_from_the_nvidia_smi_csv():
         return CommandResult(ProbeRecord(name, "ok", 0.01, exit_code=0), stdout=csv)
 
     fake = FakeNvml(H200, init_error=pynvml.NVMLError_LibraryNotFound)
-    section = G.collect_gpu_section(Manifest(), nvml=fake, run=FixtureRun(H200, {"csv": answer}),
-                                    visible_devices="GPU-3fde5e08,GPU-0183f6d4")
+    section = G.collect_gpu_section(
+        Manifest(), nvml=fake, run=FixtureRun(H200, {"csv": answer}), visible_devices="GPU-3fde5e08,GPU-0183f6d4"
+    )
     assert outcomes(section["cuda_visible_devices"]) == [("gpu_uuid", "ok", [0]), ("gpu_uuid", "no_match", [])]
 
 

@@ -35,13 +35,25 @@ VLLM_WORDING = re.compile(
 NOT_VLLM = re.compile(r"in a program that is not vLLM \([^)]*\), so vLLM's settings do not apply\.|'[^']*'")
 # Findings about messages that only vLLM prints (the rows' sources name vLLM's files).
 VLLM_MESSAGES = {
-    "BF16_ON_OLD_GPU", "CUDAGRAPH_MODE_UNSUPPORTED", "CUSTOM_ALLREDUCE_INVALID_ARGUMENT", "FAILED_TO_INFER_DEVICE",
-    "FREE_MEMORY_BELOW_UTILIZATION", "KV_CACHE_CONCURRENCY_BELOW_ONE", "KV_CACHE_NO_BLOCKS",
-    "KV_CACHE_TOO_SMALL_FOR_MAX_LEN", "MAX_MODEL_LEN_ABOVE_DERIVED", "NCCL_LIBRARY_LOAD_FAILED",
+    "BF16_ON_OLD_GPU",
+    "CUDAGRAPH_MODE_UNSUPPORTED",
+    "CUSTOM_ALLREDUCE_INVALID_ARGUMENT",
+    "FAILED_TO_INFER_DEVICE",
+    "FREE_MEMORY_BELOW_UTILIZATION",
+    "KV_CACHE_CONCURRENCY_BELOW_ONE",
+    "KV_CACHE_NO_BLOCKS",
+    "KV_CACHE_TOO_SMALL_FOR_MAX_LEN",
+    "MAX_MODEL_LEN_ABOVE_DERIVED",
+    "NCCL_LIBRARY_LOAD_FAILED",
     "QUANTIZATION_NEEDS_NEWER_GPU",
 }
-EXAMPLES = sorted({(signal_id, example) for signal_id, row in read_tables("signals", "signals").items()
-                   for example in row.get("examples", [])})
+EXAMPLES = sorted(
+    {
+        (signal_id, example)
+        for signal_id, row in read_tables("signals", "signals").items()
+        for example in row.get("examples", [])
+    }
+)
 
 
 @pytest.mark.parametrize("signal_id, example", EXAMPLES, ids=[f"{s}-{i}" for i, (s, _) in enumerate(EXAMPLES)])
@@ -59,8 +71,9 @@ def test_no_vllm_wording_outside_vllm(signal_id, example):
 def test_the_same_findings_keep_vllms_wording_in_a_vllm_run():
     graph = "torch.AcceleratorError: CUDA error: operation not permitted when stream is capturing"
     plain = analyze_facts(facts_from_text(PLAIN_TORCH + graph + "\n")).diagnoses[0]
-    vllm_run = PLAIN_TORCH.replace("/home/user/train.py", "/opt/venv/lib/python3.12/site-packages/vllm/v1/worker/"
-                                   "gpu_model_runner.py")
+    vllm_run = PLAIN_TORCH.replace(
+        "/home/user/train.py", "/opt/venv/lib/python3.12/site-packages/vllm/v1/worker/gpu_model_runner.py"
+    )
     served = analyze_facts(facts_from_text(vllm_run + graph + "\n")).diagnoses[0]
     assert plain.rule == served.rule == "CUDA_GRAPH_CAPTURE_FAILED"
     assert plain.title.endswith("while the program captured a CUDA graph.")

@@ -63,10 +63,13 @@ def _fixes(facts: Facts, chosen: list[dict]) -> list[str]:
     fixes = [install_command(facts, name, [p.get("specifier") or "" for p in chosen])]
     others = sorted({p["name"] for p in facts.requirement_problems if p["name"] != name})
     if others:
-        shown = ", ".join(others[:OTHERS_NAMED]) + (f" and {len(others) - OTHERS_NAMED} more" if
-                                                      len(others) > OTHERS_NAMED else "")
-        fixes.append(f"the same check finds {len(others)} other unmet requirement{'s' if len(others) > 1 else ''} "
-                     f"({shown}): `pip check` lists them; install those too, or the next import fails the same way")
+        shown = ", ".join(others[:OTHERS_NAMED]) + (
+            f" and {len(others) - OTHERS_NAMED} more" if len(others) > OTHERS_NAMED else ""
+        )
+        fixes.append(
+            f"the same check finds {len(others)} other unmet requirement{'s' if len(others) > 1 else ''} "
+            f"({shown}): `pip check` lists them; install those too, or the next import fails the same way"
+        )
     return fixes
 
 
@@ -101,25 +104,34 @@ def missing_requirement(facts: Facts) -> Diagnosis | None:
     return Diagnosis(
         level(facts, "MODULE_NOT_FOUND"),
         f"Python cannot import '{module}' because {name} is not installed, though {wanted}.",
-        evidence=evidence(facts, "MODULE_NOT_FOUND", limit=1) + [f"pip check: {_problem_words(p)}, which is not "
-                                                                  "installed" for p in chosen[:2]],
+        evidence=evidence(facts, "MODULE_NOT_FOUND", limit=1)
+        + [f"pip check: {_problem_words(p)}, which is not installed" for p in chosen[:2]],
         fixes=_fixes(facts, chosen),
         details={"module": module, "requirements": chosen[:5]},
     )
 
 
-@rule("REQUIREMENT_CONFLICT", category="other", needs=("requirement_problems",),
-      signals=(*API_MISMATCH_SIGNALS, "MODULE_NOT_FOUND"))
+@rule(
+    "REQUIREMENT_CONFLICT",
+    category="other",
+    needs=("requirement_problems",),
+    signals=(*API_MISMATCH_SIGNALS, "MODULE_NOT_FOUND"),
+)
 def requirement_conflict(facts: Facts) -> Diagnosis | None:
     """A call or import that does not fit, in the code of a distribution whose requirement is in conflict."""
-    conflicts = [p for p in facts.requirement_problems
-                 if p["problem"] == "conflict" and p["name"] not in LEFT_TO_OTHER_RULES]
+    conflicts = [
+        p for p in facts.requirement_problems if p["problem"] == "conflict" and p["name"] not in LEFT_TO_OTHER_RULES
+    ]
     if not conflicts:
         return None
     said = [s for s in (*API_MISMATCH_SIGNALS, "MODULE_NOT_FOUND") if evidence(facts, s, limit=1)]
     modules = _named_modules(facts, *said) + _raising_module(facts)
-    chosen = [p for p in conflicts for module in modules
-              if provides(facts, p["name"], module) or provides(facts, p["package"], module)]
+    chosen = [
+        p
+        for p in conflicts
+        for module in modules
+        if provides(facts, p["name"], module) or provides(facts, p["package"], module)
+    ]
     if not chosen:
         return None
     first = chosen[0]
@@ -128,8 +140,8 @@ def requirement_conflict(facts: Facts) -> Diagnosis | None:
         level(facts, *said),
         f"{_problem_words(first)}, but {first['name']} {first['installed']} is installed: the error comes from "
         "that mismatch.",
-        evidence=evidence(facts, *said, limit=1) + [f"pip check: {_problem_words(p)}, but {p['name']} "
-                                                    f"{p['installed']} is installed" for p in same[:2]],
+        evidence=evidence(facts, *said, limit=1)
+        + [f"pip check: {_problem_words(p)}, but {p['name']} {p['installed']} is installed" for p in same[:2]],
         fixes=_fixes(facts, same),
         details={"requirements": same[:5]},
     )
