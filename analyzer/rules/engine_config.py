@@ -173,7 +173,9 @@ def unrecognized_argument(facts: Facts) -> Diagnosis | None:
         title = f"{_subject(program)} was given arguments it does not take: {', '.join(extras[:4])}."
     if extras:
         fixes.append(
-            "`vllm serve` takes the model as its one positional argument (`vllm serve MODEL --flag ...`); "
+            "a value with spaces needs quotes, or the shell splits it into extra arguments"
+            if not_vllm
+            else "`vllm serve` takes the model as its one positional argument (`vllm serve MODEL --flag ...`); "
             "`python -m vllm.entrypoints.openai.api_server` takes it as --model MODEL; a value with spaces "
             "needs quotes"
         )
