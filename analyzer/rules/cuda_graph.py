@@ -32,7 +32,8 @@ def no_cpu_sync_advice(facts: Facts) -> str:
     return vllm_or_not(facts, NO_CPU_SYNC_ADVICE, NO_CPU_SYNC_ADVICE_WITHOUT_VLLM)
 
 
-def _fixes(facts: Facts) -> list[str]:
+def graph_fixes(facts: Facts) -> list[str]:
+    """Ways around CUDA graphs for this run: vLLM's flags for its version, or torch's own for other programs."""
     if vllm_not_involved(facts):
         return [TORCH_GRAPH_ADVICE, NO_CPU_SYNC_ADVICE_WITHOUT_VLLM]
     return [*cudagraph_workarounds(vllm_version(facts)), NO_CPU_SYNC_ADVICE]
@@ -47,7 +48,7 @@ def cudagraph_mode_unsupported(facts: Facts) -> Diagnosis | None:
         level(facts, "CUDAGRAPH_MODE_UNSUPPORTED"),
         "The requested CUDA graph mode is not supported by the attention backend in use.",
         evidence=lines,
-        fixes=_fixes(facts)[:2],
+        fixes=graph_fixes(facts)[:2],
     )
 
 
@@ -70,5 +71,5 @@ def crash_during_graph_capture(facts: Facts) -> Diagnosis | None:
         vllm_or_not(facts, "The engine failed while capturing (or replaying) CUDA graphs.",
                     "The program failed while capturing (or replaying) CUDA graphs."),
         evidence=evidence(facts, "CUDA_GRAPH_CAPTURING", "CAPTURE_WORD", limit=2),
-        fixes=_fixes(facts),
+        fixes=graph_fixes(facts),
     )

@@ -11,10 +11,18 @@ from __future__ import annotations
 
 from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.findings import Diagnosis
-from vllm_bug.analyzer.knowledge import compile_off_advice, cudagraph_workarounds
+from vllm_bug.analyzer.knowledge import TORCH_COMPILE_OFF_ADVICE, compile_off_advice
 from vllm_bug.analyzer.rules import rule
-from vllm_bug.analyzer.rules.cuda_graph import NO_CPU_SYNC_ADVICE
-from vllm_bug.analyzer.rules.helpers import evidence, has, lines_naming, root_frames_match, vllm_version
+from vllm_bug.analyzer.rules.cuda_graph import graph_fixes
+from vllm_bug.analyzer.rules.helpers import (
+    evidence,
+    has,
+    lines_naming,
+    root_frames_match,
+    vllm_only,
+    vllm_or_not,
+    vllm_version,
+)
 from vllm_bug.analyzer.rules.nccl import NCCL_DEBUG_ADVICE
 
 # an error line that only an issue title or prose gave (tracebacks.pseudo_root_cause), or none at all
@@ -71,16 +79,21 @@ def _compile_fixes(facts: Facts) -> list[str]:
     triton = facts.package("triton")
     torch = facts.torch_version or facts.package("torch")
     return [
-        f"confirm by turning compilation off: {compile_off_advice(vllm_version(facts))}",
-        "clear the compile caches (~/.triton/cache and ~/.cache/vllm/torch_compile_cache): caches left by another "
-        "vLLM, torch or Triton version fail like this",
+        vllm_or_not(facts, f"confirm by turning compilation off: {compile_off_advice(vllm_version(facts))}",
+                    TORCH_COMPILE_OFF_ADVICE),
+        vllm_or_not(
+            facts,
+            "clear the compile caches (~/.triton/cache and ~/.cache/vllm/torch_compile_cache): caches left by "
+            "another vLLM, torch or Triton version fail like this",
+            "clear Triton's cache (~/.triton/cache): caches left by another torch or Triton version fail like this",
+        ),
         "install the triton version torch pins"
         + (f" (you have triton {triton} with torch {torch})" if triton and torch else ""),
     ]
 
 
 def _graph_fixes(facts: Facts) -> list[str]:
-    return [*cudagraph_workarounds(vllm_version(facts)), NO_CPU_SYNC_ADVICE]
+    return graph_fixes(facts)
 
 
 @rule("STOPPED_IN_COMPILER", category="triton_compile", signals=("TRITON_COMPILER_FRAMES",))
@@ -110,7 +123,7 @@ def stopped_in_collective(facts: Facts) -> Diagnosis | None:
     fixes = [
         NCCL_DEBUG_ADVICE,
         "with several GPUs or nodes, the first error in the other ranks' logs is often the cause of this one",
-        "NCCL_P2P_DISABLE=1 as a test, and --disable-custom-all-reduce",
+        "NCCL_P2P_DISABLE=1 as a test" + "".join(vllm_only(facts, ", and --disable-custom-all-reduce")),
     ]
     return indirect(
         FRAMES,
@@ -135,7 +148,8 @@ def stopped_in_graph_capture(facts: Facts) -> Diagnosis | None:
     return indirect(
         FRAMES,
         CAPTURE_FRAMES_CONFIDENCE,
-        f"The failure happened while vLLM captured CUDA graphs ({FROM_FRAMES}{MISSING_LINE}).",
+        f"The failure happened while {vllm_or_not(facts, 'vLLM', 'the program')} captured CUDA graphs "
+        f"({FROM_FRAMES}{MISSING_LINE}).",
         lines_naming(facts, path, limit=1) if path else [],
         [ASK_FOR_THE_ERROR, *_graph_fixes(facts)],
     )
@@ -177,8 +191,10 @@ def works_without_cuda_graphs(facts: Facts) -> Diagnosis | None:
     return indirect(
         REPORTER,
         EAGER_WORKS_CONFIDENCE,
-        "The reporter says the run works with CUDA graphs turned off (--enforce-eager), so the failure is most "
-        "likely in CUDA graph capture or replay (inferred from the report's words, not from an error message).",
+        "The reporter says the run works with CUDA graphs turned off"
+        + vllm_or_not(facts, " (--enforce-eager)", "")
+        + ", so the failure is most likely in CUDA graph capture or replay (inferred from the report's words, not "
+        "from an error message).",
         evidence(facts, "WORKS_WITH_ENFORCE_EAGER", "WORKS_WITHOUT_CUDA_GRAPHS", limit=2),
         _graph_fixes(facts),
     )
