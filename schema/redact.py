@@ -631,6 +631,16 @@ def _private_key_spans(text: str, starts_inside: bool) -> list[tuple[int, int]]:
     return spans
 
 
+def key_block_end(text: str) -> int:
+    """Where the private key block that `text` starts inside (its BEGIN was cut off) ends: after its
+    lines of key material and the END line that closes them, if one does."""
+    end = _key_material_end(text, 0, len(text))
+    closing = _KEY_MARKER.match(text, end + 1 if text[end : end + 1] == "\n" else end)
+    if closing is not None and closing.group(1) == "END":
+        end = closing.end()
+    return end
+
+
 def _after(text: str, start: int) -> int:
     """The end of the BEGIN marker at `start` (or `start` itself for a block already open at the text's start)."""
     m = _KEY_MARKER.match(text, start)
@@ -1116,54 +1126,72 @@ def summary_of(payload: Any, redactor: Redactor) -> list[dict[str, object]]:
 
 
 CUT_NOTE = "[... vllm-bug: {n:,} characters cut ...]"
+_CONTEXT_MARGIN = 8192  # what a cut inside a line redacts beyond the cut: more than any one match spans
 
 
 def cut_text(text: str, limit: int, keep: str = "both", redactor: Redactor | None = None,
-             note: str = CUT_NOTE) -> str:
-    """`text` in at most about `limit` characters (plus a note), never cutting a secret in half.
+             note: str = CUT_NOTE, *, starts_cut: bool = False, ends_cut: bool = False) -> str:
+    """`text` in about `limit` characters (plus a note when `keep` is "both"), never cutting a secret in half.
 
     keep: "head" (the start), "tail" (the end) or "both" (start and end, the middle cut out). Cuts
-    fall at line ends, so each kept line is whole and every one-line rule still sees it; the text is
-    redacted first when a cut must fall inside a line. Both ends of a cut private key are hidden by
-    the key rules themselves (a BEGIN without END, an END without BEGIN).
+    fall at line ends, so each kept line is whole and every one-line rule still sees it later; when
+    a cut must fall inside a line, the text around it is redacted first (by `redactor`, or a new
+    Redactor) and cut between words. The two ends of a key block cut in half are hidden by the key
+    rules themselves (a BEGIN without its END, an END without its BEGIN).
+
+    `starts_cut` / `ends_cut`: `text` itself was cut from something longer there, so a word at that
+    edge may be part of a secret: it is never kept.
     """
-    if len(text) <= limit:
+    if len(text) <= limit and not (starts_cut or ends_cut):
         return text
-    if keep == "both":
-        head = _cut_head(text, limit // 2, redactor)
-        tail = _cut_tail(text, limit - limit // 2, redactor)
-        omitted = max(0, len(text) - len(head) - len(tail))
-        return head + "\n" + note.format(n=omitted) + "\n" + tail
     if keep == "head":
-        return _cut_head(text, limit, redactor)
-    return _cut_tail(text, limit, redactor)
+        return _cut_head(text, limit, redactor, ends_cut)
+    if keep == "tail":
+        return _cut_tail(text, limit, redactor, starts_cut)
+    head = _cut_head(text, limit // 2, redactor, False)
+    tail = _cut_tail(text, limit - limit // 2, redactor, False)
+    omitted = max(0, len(text) - len(head) - len(tail))
+    return f"{head}\n{note.format(n=omitted)}\n{tail}"
 
 
-def _cut_head(text: str, limit: int, redactor: Redactor | None) -> str:
+def _cut_head(text: str, limit: int, redactor: Redactor | None, ends_cut: bool) -> str:
     cut = text.rfind("\n", 0, limit + 1)
-    if cut > limit // 2:
+    if cut >= limit // 2:
         return text[:cut]
-    window = (redactor or Redactor()).text(text[: limit + (limit // 2) + 4096])
+    end = limit + _CONTEXT_MARGIN
+    window = (redactor or Redactor()).text(text[:end])
+    if end < len(text) or ends_cut:  # the window ends inside a longer text: its last word may be part of a secret
+        window = window[: len(window) - len(_LAST_WORD.search(window).group(0))]
+    if len(window) <= limit:
+        return window
     space = window.rfind(" ", 0, limit + 1)
-    cut = space if space > limit // 2 else _outside_marker(window, limit)
-    return window[:cut]
+    return window[: space if space >= limit // 2 else _outside_marker(window, limit)]
 
 
-def _cut_tail(text: str, limit: int, redactor: Redactor | None) -> str:
-    start = len(text) - limit
-    nl = text.find("\n", max(0, start - 1))
-    if 0 <= nl < start + limit // 2:
-        return text[nl + 1 :]
-    window = (redactor or Redactor()).text(text[max(0, start - limit // 2 - 4096) :])
-    begin = len(window) - limit
-    space = window.find(" ", begin)
-    begin = space + 1 if 0 <= space < begin + limit // 2 else _outside_marker(window, begin)
-    return window[begin:]
+def _cut_tail(text: str, limit: int, redactor: Redactor | None, starts_cut: bool) -> str:
+    start = max(0, len(text) - limit)
+    line_start = text.find("\n", max(0, start - 1), start + limit // 2)
+    if line_start >= 0:
+        return text[line_start + 1 :]
+    begin = max(0, start - _CONTEXT_MARGIN)
+    window = (redactor or Redactor()).text(text[begin:])
+    if begin > 0 or starts_cut:  # the window starts inside a longer text: its first word may be part of a secret
+        window = window[len(_FIRST_WORD.match(window).group(0)) :]
+    if len(window) <= limit:
+        return window
+    from_ = len(window) - limit
+    space = window.find(" ", from_, from_ + limit // 2)
+    return window[space + 1 :] if space >= 0 else window[_outside_marker(window, from_, forward=True) :]
 
 
-def _outside_marker(text: str, pos: int) -> int:
-    """`pos`, moved to the start of the marker it falls inside, if any."""
+_LAST_WORD = re.compile(r"\S{0,4096}\Z")
+_FIRST_WORD = re.compile(r"\S{0,4096}")
+
+
+def _outside_marker(text: str, pos: int, forward: bool = False) -> int:
+    """`pos`, moved out of the marker it falls inside, if any: to its start, or past its end when `forward`."""
     opening = text.rfind("<redacted:", max(0, pos - 80), pos)
-    if opening >= 0 and text.find(">", opening) >= pos:
-        return opening
+    closing = text.find(">", opening) if opening >= 0 else -1
+    if opening >= 0 and closing >= pos:
+        return closing + 1 if forward else opening
     return pos
