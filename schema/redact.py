@@ -409,12 +409,13 @@ _NAME_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-
 _NAME_LOOKBACK = 200
 _HINT_RE = re.compile(_HINT)
 # One item of a logged list, the blanks around it and the comma or bracket after it.
-_LIST_ITEM = re.compile(r"[ \t]{0,64}(?:(?P<quoted>\"[^\"\n]{0,4096}\"|'[^'\n]{0,4096}')|(?P<bare>[^,\]\n]{1,4096}))"
-                        r"[ \t]{0,64}(?P<sep>,|\])?")
-_WORD_RE = re.compile(r"[^\s'\"]{1,4096}")
-_MAX_LIST_ITEMS = 1024
-_SHELL_SEPARATORS = frozenset(";|&<>()")
+_LIST_ITEM = re.compile(r"([ \t]{0,64})(?:(\"[^\"\n]{0,4096}\"|'[^'\n]{0,4096}')|([^,\]\n]{1,4096}))"
+                        r"([ \t]{0,64})(,|\])?")  # blanks, a quoted or bare item, blanks, the separator
+# The words after a secret flag's value, up to a flag, a shell separator or the end of the line.
+_NEXT_VALUE = re.compile(rf"([ \t]{{1,64}})((?![-;|&<>()])(?:{_QUOTED}|[^\s'\"]{{1,4096}}))")
 _MAX_MORE_VALUES = 16
+_MORE_VALUES = re.compile(rf"(?:[ \t]{{1,64}}(?![-;|&<>()])(?:{_QUOTED}|[^\s'\"]{{1,4096}})){{0,{_MAX_MORE_VALUES}}}")
+_MAX_LIST_ITEMS = 1024
 _USER_FLAGS_NEEDING_CURL = frozenset({"u", "U"})
 # Rules whose value is always a secret, and the kind it is reported as.
 _ALWAYS_SECRET = {"url_password": "url_password", "wandb_key": "wandb_key", "bearer_token": "bearer_token",
@@ -1001,12 +1002,12 @@ class Redactor:
             item = _LIST_ITEM.match(text, pos)
             if item is None:
                 break
-            group = "quoted" if item.start("quoted") >= 0 else "bare"
-            value = item.group(group).rstrip(" \t")
-            start = item.start(group)
-            pieces += [text[pos:start], self._hide_value(value, kind), text[start + len(value) : item.end()]]
+            lead, quoted, bare, trail, sep = item.groups()
+            value = quoted or bare.rstrip(" \t")
+            trail = (bare[len(value) :] if bare else "") + trail + (sep or "")
+            pieces += [lead, self._hide_value(value, kind), trail]
             pos = item.end()
-            if item.group("sep") != ",":
+            if sep != ",":
                 break
         return "".join(pieces), pos
 
@@ -1016,27 +1017,15 @@ class Redactor:
         text = m.string
         pieces = [pre, self._hide_value(val, kind)]
         pos = m.end()
-        more: list[tuple[int, int]] = []
-        scan = pos
-        for _ in range(_MAX_MORE_VALUES):
-            blank = scan
-            while scan < len(text) and text[scan] in " \t" and scan - blank < 64:
-                scan += 1
-            if scan == blank or scan >= len(text) or text[scan] in "-\n\r" or text[scan] in _SHELL_SEPARATORS:
-                break
-            item = _QUOTED_RE.match(text, scan) or _WORD_RE.match(text, scan)
-            if item is None:
-                break
-            more.append((blank, item.end()))
-            scan = item.end()
-        after = text[scan : scan + 66].lstrip(" \t")
+        more = _MORE_VALUES.match(text, pos)
+        words = _NEXT_VALUE.findall(more.group(0)) if more and more.group(0) else []
+        after = text[more.end() if more else pos : (more.end() if more else pos) + 66].lstrip(" \t")
         flag_follows = after[:1] == "-" and after[1:2] not in ("", " ", "\t")
-        for blank, end in more:
-            word = text[blank:end].lstrip(" \t")
+        for blank, word in words:
             if not (flag_follows or _looks_like_value(_unquoted(word))):
                 break
-            pieces += [text[blank : end - len(word)], self._hide_value(word, kind)]
-            pos = end
+            pieces += [blank, self._hide_value(word, kind)]
+            pos += len(blank) + len(word)
         return "".join(pieces), pos
 
     def _hide_value(self, val: str, kind: str, by_shape: bool = True) -> str:

@@ -42,7 +42,7 @@ def unbounded_repeats(pattern: re.Pattern) -> list[str]:
 @pytest.mark.parametrize(
     "name",
     ["_combined", "_trigger", "_shape_only", "_KEY_MARKER", "_KEY_LINE", "_LIST_ITEM", "_VALUE_RE", "_QUOTED_RE",
-     "_WORD_RE", "_BLANKS_RE", "_DISGUISE", "_MARKER_KIND", "_TOKEN_ALPHABET"],
+     "_NEXT_VALUE", "_MORE_VALUES", "_BLANKS_RE", "_DISGUISE", "_MARKER_KIND", "_TOKEN_ALPHABET"],
 )
 def test_every_repeat_that_runs_over_text_is_bounded(name):
     obj = getattr(redact, name)
