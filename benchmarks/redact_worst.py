@@ -28,7 +28,7 @@ from pathlib import Path
 
 MIB = 1 << 20
 TARGET = 3.0
-FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "redact" / "real-issues-dev.jsonl"
+FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "reports" / "real-issues-dev.jsonl"
 
 
 def repeat(unit: str, size: int) -> str:

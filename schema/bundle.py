@@ -42,8 +42,9 @@ MAX_WINDOW_BYTES = 1 << 25
 COMPRESSION_LEVEL = 19
 MAX_NESTING = 32  # arrays and objects; real bundles are 6 deep
 # What parsing may build, checked on the JSON text before it is parsed: a real bundle holds about a
-# thousand values, and its longest string (the log) is under 2 MiB.
-MAX_JSON_VALUES = 100_000
+# thousand values per node (a cluster bundle holds every node's payload), its longest string (the
+# log) is under 2 MiB.
+MAX_JSON_VALUES = 1_500_000
 MAX_JSON_STRING_BYTES = 8 << 20
 _FEED_CHUNK = 256  # compressed bytes fed per step: bounds how far one step can overshoot the cap
 
@@ -209,6 +210,7 @@ def parse_json(raw: bytes) -> Any:
 
 
 _JSON_STRING = re.compile(rb'"[^"]*"')
+_SCAN_CHUNK = 256 << 10
 _INNERMOST_PAIR = re.compile(rb"\[\]|\{\}")
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _OPENING_RUN = re.compile(rb"[\[{]{%d}" % (MAX_NESTING + 1))  # that many openings in a row nest that deep
@@ -217,25 +219,35 @@ _OPENING_RUN = re.compile(rb"[\[{]{%d}" % (MAX_NESTING + 1))  # that many openin
 def check_json_size(raw: bytes) -> None:
     """Refuse (UnsafeInput, exit 4) JSON text whose parsing would build more than a bundle ever holds:
     over MAX_JSON_VALUES values (which also bounds every array and object), a string over
-    MAX_JSON_STRING_BYTES, or nesting deeper than MAX_NESTING. Linear in the text; it never parses it.
+    MAX_JSON_STRING_BYTES, or nesting deeper than MAX_NESTING. Linear in the text, read in chunks so
+    that what it builds stays small; it never parses the text.
 
     Text that is not JSON at all is left for the parser to describe.
     """
     plain = raw.replace(b"\\\\", b"__").replace(b'\\"', b"__") if b"\\" in raw else raw  # no escaped quote is left
-    structure = _JSON_STRING.sub(b'""', plain)  # every string emptied: what is left is structure
-    brackets = structure.translate(None, _NOT_BRACKETS)
-    too_deep = UnsafeInput(f"bundle JSON is nested more than {MAX_NESTING} levels deep: refused")
-    if _OPENING_RUN.search(brackets):
-        raise too_deep
-    values = 1 + sum(structure.count(ch) for ch in (b",", b":", b"[", b"{"))
-    if values > MAX_JSON_VALUES:
-        raise UnsafeInput(f"bundle JSON holds about {values:,} values, over the limit of {MAX_JSON_VALUES:,}: refused")
-    if _nesting_exceeds(brackets, MAX_NESTING):  # few brackets are left by now: each round is cheap
-        raise too_deep
-    longest = max((m.end() - m.start() - 2 for m in _JSON_STRING.finditer(plain)), default=0)
+    values, longest, brackets = 1, 0, []
+    inside, open_length = False, 0  # whether a string is open where a chunk starts, and its length so far
+    for start in range(0, len(plain), _SCAN_CHUNK):
+        chunk = plain[start : start + _SCAN_CHUNK]
+        ends_inside = inside ^ (chunk.count(b'"') % 2 == 1)
+        framed = (b'"' if inside else b"") + chunk + (b'"' if ends_inside else b"")  # whole strings only
+        structure = _JSON_STRING.sub(b'""', framed)  # every string emptied: what is left is structure
+        values += sum(structure.count(ch) for ch in (b",", b":", b"[", b"{"))
+        if values > MAX_JSON_VALUES:
+            raise UnsafeInput(f"bundle JSON holds more values than the limit of {MAX_JSON_VALUES:,}: refused")
+        brackets.append(structure.translate(None, _NOT_BRACKETS))
+        lengths = [len(part) for part in framed.split(b'"')[1::2]]
+        if lengths:
+            lengths[0] += open_length if inside else 0
+            longest = max(longest, *lengths)
+            open_length = lengths[-1] if ends_inside else 0
+        inside = ends_inside
     if longest > MAX_JSON_STRING_BYTES:
         raise UnsafeInput(f"bundle JSON holds a string of {longest:,} bytes, over the limit of "
                           f"{MAX_JSON_STRING_BYTES:,}: refused")
+    nesting = b"".join(brackets)
+    if _OPENING_RUN.search(nesting) or _nesting_exceeds(nesting, MAX_NESTING):
+        raise UnsafeInput(f"bundle JSON is nested more than {MAX_NESTING} levels deep: refused")
 
 
 def _nesting_exceeds(brackets: bytes, limit: int) -> bool:

@@ -152,7 +152,7 @@ def test_too_many_values_are_refused_before_parsing(payload):
     # the reproducer held 25 million zeros in host (13 KB compressed, 2 GB parsed); schema-valid, as host is open
     data = _compress(_padded(payload, [0] * (B.MAX_JSON_VALUES + 10)), level=19)
     assert len(data) < 64 << 10
-    with pytest.raises(UnsafeInput, match="values, over the limit"):
+    with pytest.raises(UnsafeInput, match="more values than the limit"):
         B.decode(data)
     assert B.decode(_compress(_padded(payload, [0] * 1000)))["payload"]["host"]["padding"] == [0] * 1000
 
@@ -161,6 +161,32 @@ def test_many_empty_objects_are_refused_without_walking_them():
     # 20 million {} took 45 s in the old nesting walk; the count refuses them before parsing
     with pytest.raises(UnsafeInput, match="values"):
         B.check_json_size(b"[" + b",".join([b"{}"] * (B.MAX_JSON_VALUES + 1)) + b"]")
+
+
+def test_the_size_check_builds_little_whatever_the_text(monkeypatch):
+    # a million short strings: removing them in one regex pass built a list of 2 million pieces (280 MB)
+    import tracemalloc
+
+    text = b"[" + b",".join([b'"ab"'] * 1_000_000) + b"]"
+    tracemalloc.start()
+    try:
+        B.check_json_size(text)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * len(text) + (32 << 20)
+
+
+def test_strings_and_nesting_across_chunk_boundaries(monkeypatch):
+    monkeypatch.setattr(B, "_SCAN_CHUNK", 7)
+    B.check_json_size(json.dumps({"a": ["[[[[" * 5, "x" * 50, {"b": [1, 2, {"c": "]]]]"}]}]}).encode())
+    monkeypatch.setattr(B, "MAX_JSON_STRING_BYTES", 49)
+    with pytest.raises(UnsafeInput, match="string of 50 bytes"):
+        B.check_json_size(json.dumps({"a": ["x" * 50]}).encode())
+    monkeypatch.setattr(B, "MAX_JSON_STRING_BYTES", 50)
+    deep = "[" * (B.MAX_NESTING + 1) + "]" * (B.MAX_NESTING + 1)
+    with pytest.raises(UnsafeInput, match="deep"):
+        B.check_json_size(deep.encode())
 
 
 def test_a_string_over_the_limit_is_refused(payload, monkeypatch):
@@ -228,5 +254,5 @@ def test_the_reproducer_is_refused_in_little_memory(tmp_path, payload):
         argv = [sys.executable, "-m", "vllm_bug", command, str(tmp_path / name)]
         out = subprocess.run([sys.executable, "-c", _PEAK_RSS, *argv], capture_output=True, text=True, check=True)
         code, peak_mib, stderr = json.loads(out.stdout)
-        assert code == 4 and "over the limit" in stderr, (command, name, stderr)
+        assert code == 4 and "more values than the limit" in stderr, (command, name, stderr)
         assert peak_mib < 150, (command, name, peak_mib)  # 10 MB of JSON text
