@@ -146,3 +146,13 @@ def test_the_summary_counts_what_was_redacted_before_a_cut():
                                "error": cut_text("z" * 600 + " " + token(), 300, keep="tail")})
     assert summary_of(payload, collector) == [{"kind": "hf_token", "count": 1}, {"kind": "home_path", "count": 1},
                                               {"kind": "secret_arg", "count": 1}]
+
+
+def test_a_ray_error_is_redacted_before_it_is_cut():
+    from vllm_bug.bundler.ray_collect import _one_line
+
+    for shift in range(0, 40, 4):
+        secret = token()
+        error = _one_line(RuntimeError("x" * (470 + shift) + " token " + secret + " tail"))
+        assert len(error) <= 500
+        assert_no_piece(final(error), secret)
