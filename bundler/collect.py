@@ -54,7 +54,9 @@ class _Task:
         try:
             self.value = self.func()
         except BaseException as exc:  # noqa: BLE001 - a failing probe is data
-            self.error = f"{type(exc).__name__}: {exc}"[:1000]
+            from vllm_bug.schema.redact import cut_text
+
+            self.error = cut_text(f"{type(exc).__name__}: {exc}", 1000, keep="head")
         finally:
             self.duration = time.monotonic() - self.started
             self.done.set()
@@ -266,8 +268,10 @@ def assemble_payload(results: dict[str, Any], options: CollectOptions, manifest:
                       "timeout_s": options.timeout_s},
         "probes": manifest.to_json(),
     }
+    from vllm_bug.schema.redact import summary_of
+
     payload = redactor.scrub(payload)
-    payload["redactions"] = redactor.summary()
+    payload["redactions"] = summary_of(payload, redactor)  # also what was redacted before a cut, by other Redactors
     return payload
 
 

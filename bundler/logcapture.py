@@ -29,6 +29,7 @@ from vllm_bug.formats.traceback import HEADER, TracebackFollower
 
 HEAD_BYTES = 64 << 10
 TAIL_BYTES = 448 << 10
+CUT_MARGIN = 8 << 10  # kept beyond each cut of the log, so that a line cut in half is redacted before the cut
 CHUNK_BYTES = 1 << 20
 MAX_SCAN_BYTES = 1 << 30
 FIRST_BLOCK_BYTES = 64 << 10  # enough of a log to tell text from binary data
@@ -91,7 +92,7 @@ class _Block:
     last_seen: int = 0
 
     def add(self, line: str) -> None:
-        line = line[:LINE_CHAR_CAP]
+        line = _cut_line(line)
         if len(self.head) < TRACEBACK_HEAD_LINES:
             self.head.append(line)
             return
@@ -114,10 +115,20 @@ class _Block:
             lines.append(f"  [... vllm-bug: {self.dropped} traceback lines omitted ...]")
         lines.extend(self.tail)
         text = "\n".join(lines).rstrip()
-        if len(text) > TRACEBACK_CHAR_CAP:
-            half = TRACEBACK_CHAR_CAP // 2
-            text = text[:half] + f"\n  [... vllm-bug: {len(text) - TRACEBACK_CHAR_CAP} characters omitted ...]\n" + text[-half:]
+        if len(text) > TRACEBACK_CHAR_CAP:  # cut at line ends (each line is at most LINE_CHAR_CAP)
+            from vllm_bug.schema.redact import cut_text
+
+            text = cut_text(text, TRACEBACK_CHAR_CAP, note="  [... vllm-bug: {n} characters omitted ...]")
         return text
+
+
+def _cut_line(line: str) -> str:
+    """A traceback line within LINE_CHAR_CAP: a longer one is redacted before it is cut."""
+    if len(line) <= LINE_CHAR_CAP:
+        return line
+    from vllm_bug.schema.redact import cut_text
+
+    return cut_text(line, LINE_CHAR_CAP, keep="head")
 
 
 class TracebackExtractor:
@@ -233,6 +244,20 @@ def _merge_tracebacks(extractors: list[TracebackExtractor]) -> tuple[list[tuple[
 
 # ------------------------------------------------------------------ streaming capture
 
+def _last_key_marker(data: bytes) -> str | None:
+    """"BEGIN" or "END": the last private key marker line in `data`, or None when it holds none."""
+    at = data.rfind(b"PRIVATE KEY")
+    while at >= 0:
+        line_start = data.rfind(b"\n", 0, at) + 1
+        before = data[line_start:at]
+        if b"-----BEGIN" in before:
+            return "BEGIN"
+        if b"-----END" in before:
+            return "END"
+        at = data.rfind(b"PRIVATE KEY", 0, line_start)
+    return None
+
+
 @dataclass
 class LogCapture:
     source: str
@@ -290,6 +315,9 @@ class LogAccumulator:
         self.carries: dict[str, bytes] = {}
         self.extractors: dict[str, TracebackExtractor] = {}
         self.magic = b""
+        self.head_margin = b""  # the bytes right after the head
+        self.key_open = False  # whether a private key block is open at the end of what was cut away
+        self._key_carry = b""
 
     @property
     def truncated(self) -> bool:
@@ -317,12 +345,24 @@ class LogAccumulator:
             self.whole += data
             if len(self.whole) > self.head_bytes + self.tail_bytes:
                 self.head = bytes(self.whole[: self.head_bytes])
+                self.head_margin = bytes(self.whole[self.head_bytes : self.head_bytes + CUT_MARGIN])
+                self._note_key_markers(self.head)
                 self.tail = bytearray(self.whole[self.head_bytes:])
                 self.whole = bytearray()
         else:
             self.tail += data
         if self.head is not None and len(self.tail) > 2 * self.tail_bytes:
-            del self.tail[: len(self.tail) - self.tail_bytes]
+            dropped = len(self.tail) - self.tail_bytes - CUT_MARGIN
+            self._note_key_markers(bytes(self.tail[:dropped]))
+            del self.tail[:dropped]
+
+    def _note_key_markers(self, data: bytes) -> None:
+        """Follow whether the bytes cut away so far end inside a private key block."""
+        chunk = self._key_carry + data
+        self._key_carry = chunk[-128:]
+        last = _last_key_marker(chunk)
+        if last is not None:
+            self.key_open = last == "BEGIN"
 
     def _scan(self, data: bytes, stream: str) -> None:
         segment = self.carries.get(stream, b"") + data
@@ -369,19 +409,49 @@ class LogAccumulator:
         if not self.truncated:
             capture.text = clean_text(bytes(self.whole))
             return capture
-        head = self.head or b""
-        cut = head.rfind(b"\n") + 1
-        head = head[:cut] if cut else head
-        tail = bytes(self.tail[-self.tail_bytes:])
-        nl = tail.find(b"\n")
-        tail = tail[nl + 1:] if 0 <= nl < len(tail) - 1 else tail
+        head, head_text = self._head_part()
+        tail, tail_text = self._tail_part()
         capture.omitted_bytes = self.total - len(head) - len(tail)
         tail_lines = tail.count(b"\n") + (1 if tail and not tail.endswith(b"\n") else 0)
         capture.omitted_lines = max(0, lines - head.count(b"\n") - tail_lines)
         marker = (f"[... vllm-bug: {capture.omitted_bytes:,} bytes ({capture.omitted_lines:,} lines) of the log "
                   f"omitted here; tracebacks from them are kept in log.tracebacks ...]\n")
-        capture.text = clean_text(head) + ("" if head.endswith(b"\n") or not head else "\n") + marker + clean_text(tail)
+        capture.text = head_text + ("" if head_text.endswith("\n") or not head_text else "\n") + marker + tail_text
         return capture
+
+    def _head_part(self) -> tuple[bytes, str]:
+        """The head up to its last line end, and its text; a head that is one long line is redacted before it is cut."""
+        head = self.head or b""
+        cut = head.rfind(b"\n") + 1
+        if cut:
+            return head[:cut], clean_text(head[:cut])
+        from vllm_bug.schema.redact import cut_text
+
+        margin = self.head_margin
+        line_end = margin.find(b"\n")
+        window = head + (margin[:line_end] if line_end >= 0 else margin)
+        return head, cut_text(clean_text(window), len(clean_text(head)), keep="head", ends_cut=line_end < 0)
+
+    def _tail_part(self) -> tuple[bytes, str]:
+        """The tail from its first whole line, and its text. Lines of a key block that was open where the
+        log was cut go with the cut; a tail that is one long line is redacted before it is cut."""
+        tail = bytes(self.tail[-self.tail_bytes:])
+        before = bytes(self.tail[: -self.tail_bytes]) if len(self.tail) > self.tail_bytes else b""
+        nl = tail.find(b"\n")
+        if not 0 <= nl < len(tail) - 1:
+            from vllm_bug.schema.redact import cut_text
+
+            line_start = before.rfind(b"\n") + 1
+            window = before[line_start:] + tail
+            return tail, cut_text(clean_text(window), len(clean_text(tail)), keep="tail", starts_cut=line_start == 0)
+        self._note_key_markers(before + tail[: nl + 1])
+        tail = tail[nl + 1:]
+        if self.key_open:
+            from vllm_bug.schema.redact import key_block_end
+
+            line_end = tail.find(b"\n", key_block_end(tail.decode("latin-1")))
+            tail = tail[line_end + 1:] if line_end >= 0 else b""
+        return tail, clean_text(tail)
 
     def binary_problem(self) -> str | None:
         """Why this stream cannot be used as a text log, or None."""

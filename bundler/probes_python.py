@@ -25,6 +25,26 @@ MARKER = "@@vllm-bug-probe@@"
 METADATA_PROBE = "python-metadata"
 IMPORTS_PROBE = "python-imports"
 STDERR_TAIL = 4000
+# What a bundle keeps of the texts the probe reports (it sends more, so that they are redacted before this cut).
+PROBE_TEXT_CAPS = {"error": 2000, "traceback": 16384, "import_error": 2000, "import_traceback": 16384,
+                   "c_import_error": 2000, "c_import_traceback": 16384}
+GARBAGE_LINE_CHARS = 200
+
+
+def _cut(text: str, limit: int, keep: str = "both") -> str:
+    """`text` cut to `limit` at line ends, or redacted first when a cut must fall inside a line."""
+    from vllm_bug.schema.redact import cut_text
+
+    return cut_text(text, limit, keep=keep)
+
+
+def _cap_probe_texts(facts: Any) -> Any:
+    """A probe record's error and traceback texts, cut to the size a bundle keeps."""
+    if isinstance(facts, dict):
+        for key, limit in PROBE_TEXT_CAPS.items():
+            if isinstance(facts.get(key), str):
+                facts[key] = _cut(facts[key], limit)
+    return facts
 
 
 PROBE_FILES = ("target_requirements.py", "target_probe.py")  # one program: the requirement checks, then the probe
@@ -61,17 +81,17 @@ def parse_records(stdout: str) -> tuple[list[dict[str, Any]], list[str]]:
     for line in stdout.splitlines():
         if not line.startswith(MARKER):
             if line.strip():
-                garbage.append(line[:200])
+                garbage.append(_cut(line, GARBAGE_LINE_CHARS, "head"))
             continue
         try:
             record = json.loads(line[len(MARKER):])
         except ValueError:
-            garbage.append(line[:200])
+            garbage.append(_cut(line, GARBAGE_LINE_CHARS, "head"))
             continue
         if isinstance(record, dict) and isinstance(record.get("stage"), str):
             records.append(record)
         else:
-            garbage.append(line[:200])
+            garbage.append(_cut(line, GARBAGE_LINE_CHARS, "head"))
     return records, garbage
 
 
@@ -101,7 +121,7 @@ def _signal_name(number: int) -> str:
 
 def _last_line(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1][:300] if lines else "no output"
+    return _cut(lines[-1], 300, "head") if lines else "no output"
 
 
 def run_target_probe(mode: str, name: str, python_exe: str | None, manifest: Manifest,
@@ -139,6 +159,7 @@ def collect_metadata(python_exe: str | None, manifest: Manifest, timeout_s: floa
         return {"error": describe_exit(result) or result.record.error or "no metadata record"}
     found = dict(found)
     found.pop("stage", None)
+    _cap_probe_texts(found.get("vllm"))
     return found
 
 
@@ -152,11 +173,11 @@ def collect_imports(python_exe: str | None, manifest: Manifest, timeout_s: float
     torch_record = _stage(records, "torch")
     vllm_record = _stage(records, "vllm")
     out: dict[str, Any] = {
-        "torch": torch_record.get("torch") if torch_record else None,
-        "vllm": vllm_record.get("vllm") if vllm_record else None,
+        "torch": _cap_probe_texts(torch_record.get("torch")) if torch_record else None,
+        "vllm": _cap_probe_texts(vllm_record.get("vllm")) if vllm_record else None,
         "error": describe_exit(result) or (result.record.error if result.record.status != "ok" else None),
         "stalled_in": None,
-        "stderr_tail": result.stderr[-STDERR_TAIL:] if result.stderr else None,
+        "stderr_tail": _cut(result.stderr, STDERR_TAIL, "tail") if result.stderr else None,
     }
     if out["error"] and records:
         out["stalled_in"] = records[-1]["stage"]
@@ -253,7 +274,7 @@ def build_vllm_section(metadata: dict[str, Any], imports: dict[str, Any]) -> dic
         section["metadata_error"] = metadata["error"]
     for key in ("import_error", "c_import_error", "c_direct_error"):
         if isinstance(section.get(key), str):
-            section[key] = section[key][:4000]
+            section[key] = _cut(section[key], 4000, "head")
     return section
 
 

@@ -353,5 +353,7 @@ def _one_line(exc: BaseException) -> str:
     cause = getattr(exc, "cause", None)
     if isinstance(cause, BaseException):
         exc = cause
+    from vllm_bug.schema.redact import cut_text
+
     text = " ".join(str(exc).split()) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"[:500]
+    return cut_text(f"{type(exc).__name__}: {text}", 500, keep="head")  # redacted first: a cut may split a secret

@@ -36,7 +36,9 @@ class ProbeRecord:
         if self.truncated:
             out["truncated"] = True
         if self.error:
-            out["error"] = self.error[:2000]
+            from vllm_bug.schema.redact import cut_text
+
+            out["error"] = cut_text(self.error, 2000, keep="head")  # redacted before any cut inside a line
         return out
 
 
@@ -111,10 +113,17 @@ def run_command(
     stdout, trunc_out = _decode(out, output_cap)
     stderr, trunc_err = _decode(err, output_cap)
     status = "ok" if proc.returncode == 0 else "error"
-    error = None if status == "ok" else (stderr.strip() or stdout.strip())[-500:] or f"exit code {proc.returncode}"
+    error = None if status == "ok" else _last_output(stderr, stdout) or f"exit code {proc.returncode}"
     record = ProbeRecord(name, status, time.monotonic() - start, exit_code=proc.returncode,
                          truncated=trunc_out or trunc_err, error=error)
     return CommandResult(record, stdout, stderr)
+
+
+def _last_output(stderr: str, stdout: str, limit: int = 500) -> str:
+    """The end of what a failed command printed, cut at a line end (or redacted before a cut inside a line)."""
+    from vllm_bug.schema.redact import cut_text
+
+    return cut_text(stderr.strip() or stdout.strip(), limit, keep="tail")
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

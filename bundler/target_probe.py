@@ -38,8 +38,9 @@ if "requirement_tools" not in globals():  # imported as a module; as the probe, 
     )
 
 MARKER = "@@vllm-bug-probe@@"
-TRACEBACK_CAP = 16384
-ERROR_CAP = 2000
+# Generous: the collector redacts what comes back and only then cuts it to the size a bundle keeps.
+TRACEBACK_CAP = 256 << 10
+ERROR_CAP = 64 << 10
 
 _out = None
 
@@ -62,10 +63,19 @@ def emit(record):
 
 
 def _cap(text, limit):
+    """The first and last lines of `text` within `limit` characters; lines are kept whole where they fit,
+    so the collector's redaction still sees each one as it was printed."""
     if text is None or len(text) <= limit:
         return text
     half = limit // 2
-    return text[:half] + "\n[... %d characters cut ...]\n" % (len(text) - limit) + text[-half:]
+    head_end = text.rfind("\n", 0, half)
+    if head_end < half // 2:
+        head_end = half
+    tail_start = text.find("\n", len(text) - half)
+    if tail_start < 0 or tail_start > len(text) - half // 2:
+        tail_start = len(text) - half
+    joint = "" if text[tail_start] == "\n" else "\n"
+    return text[:head_end] + "\n[... %d characters cut ...]" % (tail_start - head_end) + joint + text[tail_start:]
 
 
 def _exception_facts(exc):

@@ -41,6 +41,11 @@ MAX_DECOMPRESSED_BYTES = 64 << 20
 MAX_WINDOW_BYTES = 1 << 25
 COMPRESSION_LEVEL = 19
 MAX_NESTING = 32  # arrays and objects; real bundles are 6 deep
+# What parsing may build, checked on the JSON text before it is parsed: a real bundle holds about a
+# thousand values per node (a cluster bundle holds every node's payload), its longest string (the
+# log) is under 2 MiB.
+MAX_JSON_VALUES = 1_500_000
+MAX_JSON_STRING_BYTES = 8 << 20
 _FEED_CHUNK = 256  # compressed bytes fed per step: bounds how far one step can overshoot the cap
 
 
@@ -188,6 +193,7 @@ def decompress_capped(data: bytes, max_bytes: int = MAX_DECOMPRESSED_BYTES) -> b
 
 
 def parse_json(raw: bytes) -> Any:
+    check_json_size(raw)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -198,23 +204,62 @@ def parse_json(raw: bytes) -> Any:
         raise UnsafeInput("bundle JSON is nested too deeply: refused") from None
     except ValueError as exc:
         raise UnreadableInput(f"bundle is not valid JSON: {exc}") from None
-    _refuse_deep_nesting(doc)
     if "\\ud" in text or "\\uD" in text:  # only a \uD800-\uDFFF escape can put a lone surrogate in a str
         doc = _without_lone_surrogates(doc)
     return doc
 
 
-def _refuse_deep_nesting(doc: Any) -> None:
-    """Refuse documents nested deeper than MAX_NESTING: everything after this point may recurse."""
-    stack = [(doc, 0)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > MAX_NESTING:
-            raise UnsafeInput(f"bundle JSON is nested more than {MAX_NESTING} levels deep: refused")
-        if isinstance(value, dict):
-            stack.extend((child, depth + 1) for child in value.values())
-        elif isinstance(value, list):
-            stack.extend((child, depth + 1) for child in value)
+_JSON_STRING = re.compile(rb'"[^"]*"')
+_SCAN_CHUNK = 256 << 10
+_INNERMOST_PAIR = re.compile(rb"\[\]|\{\}")
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_OPENING_RUN = re.compile(rb"[\[{]{%d}" % (MAX_NESTING + 1))  # that many openings in a row nest that deep
+
+
+def check_json_size(raw: bytes) -> None:
+    """Refuse (UnsafeInput, exit 4) JSON text whose parsing would build more than a bundle ever holds:
+    over MAX_JSON_VALUES values (which also bounds every array and object), a string over
+    MAX_JSON_STRING_BYTES, or nesting deeper than MAX_NESTING. Linear in the text, read in chunks so
+    that what it builds stays small; it never parses the text.
+
+    Text that is not JSON at all is left for the parser to describe.
+    """
+    plain = raw.replace(b"\\\\", b"__").replace(b'\\"', b"__") if b"\\" in raw else raw  # no escaped quote is left
+    values, longest, brackets = 1, 0, []
+    inside, open_length = False, 0  # whether a string is open where a chunk starts, and its length so far
+    for start in range(0, len(plain), _SCAN_CHUNK):
+        chunk = plain[start : start + _SCAN_CHUNK]
+        ends_inside = inside ^ (chunk.count(b'"') % 2 == 1)
+        framed = (b'"' if inside else b"") + chunk + (b'"' if ends_inside else b"")  # whole strings only
+        structure = _JSON_STRING.sub(b'""', framed)  # every string emptied: what is left is structure
+        values += sum(structure.count(ch) for ch in (b",", b":", b"[", b"{"))
+        if values > MAX_JSON_VALUES:
+            raise UnsafeInput(f"bundle JSON holds more values than the limit of {MAX_JSON_VALUES:,}: refused")
+        brackets.append(structure.translate(None, _NOT_BRACKETS))
+        lengths = [len(part) for part in framed.split(b'"')[1::2]]
+        if lengths:
+            lengths[0] += open_length if inside else 0
+            longest = max(longest, *lengths)
+            open_length = lengths[-1] if ends_inside else 0
+        inside = ends_inside
+    if longest > MAX_JSON_STRING_BYTES:
+        raise UnsafeInput(f"bundle JSON holds a string of {longest:,} bytes, over the limit of "
+                          f"{MAX_JSON_STRING_BYTES:,}: refused")
+    nesting = b"".join(brackets)
+    if _OPENING_RUN.search(nesting) or _nesting_exceeds(nesting, MAX_NESTING):
+        raise UnsafeInput(f"bundle JSON is nested more than {MAX_NESTING} levels deep: refused")
+
+
+def _nesting_exceeds(brackets: bytes, limit: int) -> bool:
+    """Whether balanced brackets nest deeper than `limit`: each round removes the innermost pairs."""
+    for _ in range(limit):
+        if not brackets:
+            return False
+        shorter = _INNERMOST_PAIR.sub(b"", brackets)
+        if len(shorter) == len(brackets):
+            return False  # unbalanced: not JSON, which the parser will say
+        brackets = shorter
+    return bool(brackets) and len(_INNERMOST_PAIR.sub(b"", brackets)) < len(brackets)
 
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")

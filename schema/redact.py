@@ -11,46 +11,177 @@ collectors) before it renders anything.
     r.argv(["--api-key", "x"])      -> list with secret arguments redacted
     r.scrub(payload)                -> copy of any JSON-like structure with every string redacted
     r.summary()                     -> [{"kind": "hf_token", "count": 2}, ...] (never values)
+    cut_text(text, limit, keep)     -> text cut to a size at line ends, a long line redacted first
 
 Three kinds of evidence mark a secret:
-  * its shape (a Hugging Face, OpenAI, GitHub ... token, an AWS key id, a JWT, a PEM key block);
-  * its context (the value after `--api-key`, after `HF_TOKEN=`, after `Authorization: Bearer`,
-    the password in `scheme://user:password@host`, `'api_key': '...'` in a logged dict);
-  * its name, for environment variables and dict keys (see is_secret_name).
+  * its shape (a Hugging Face, OpenAI, GitHub, GitLab, Stripe ... token, an AWS key id, a JWT, a
+    PEM or PGP private key block);
+  * its context (the values after `--api-key`, after `HF_TOKEN=`, after `Authorization: Bearer`,
+    the password in `scheme://user:password@host`, a token alone before the `@` of a URL,
+    `'api_key': [...]` in a logged dict, `password: x` in YAML, `curl -u user:password`);
+  * its name, for environment variables and dict keys (see is_secret_name); a random-looking value
+    under a name or flag that only hints at a secret (TOKEN_ID, --auth-x) is hidden too.
 
 Everything else is kept as it is: a false positive hides what a maintainer needs to see.
 Markers are never matched again, so redacting twice changes nothing and counts nothing twice.
-The user's home directory becomes `~` (kind home_path): not a secret, just privacy.
+The user's home directory becomes `~` and other users' /home/NAME becomes /home/<user> (kind
+home_path): not secrets, just privacy.
 
-Pattern shapes follow the gitleaks rules (MIT licence), loosened where real tokens vary in length.
-Speed: one combined regex, run only over lines that hold a trigger word; a 1 MiB vLLM log takes
-about 0.03-0.05 s.
+Cost: every pattern is bounded in what one match may span and nothing scans a region twice more
+than a fixed number of times, so the work is linear in the input; one combined regex runs only
+over lines that hold a trigger word. Characters that can hide a token from the patterns (zero-width
+characters, full-width letters) are normalised on the lines where that reveals a secret.
+
+Token shapes follow the gitleaks rules (MIT licence) and detect-secrets plugins, loosened where
+real tokens vary in length.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
+# --------------------------------------------------------------------------- shapes
+#
+# (kind, literal prefixes, the rest of the token, characters that may not come right before the
+# prefix or "" when a token glued to a preceding word still counts). Each rest is bounded.
+
+_A = "A-Za-z0-9"
+_W = r"A-Za-z0-9_\-"
+_WORD_EDGE = _A + "_>-"  # also not after ">" (the end of a marker), so a second pass finds nothing new
+_NOT_AFTER = f"(?![{_A}])"
+_DIGIT_AHEAD = f"(?=[{_W}]{{0,4096}}[0-9])"
+
+_SHAPE_TABLE: list[tuple[str, tuple[str, ...], str, str]] = [
+    ("hf_token", ("hf_", "api_org_"), f"[{_A}]{{30,4096}}", ""),
+    ("anthropic_key", ("sk-ant-",), f"[{_W}]{{20,4096}}", ""),
+    ("openai_key", ("sk-proj-", "sk-svcacct-", "sk-admin-"), f"{_DIGIT_AHEAD}[{_W}]{{20,4096}}", ""),
+    ("openai_key", ("sk-",), f"{_DIGIT_AHEAD}[{_W}]{{20,4096}}", _WORD_EDGE),
+    ("github_token", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), f"[{_A}]{{30,4096}}", ""),
+    ("github_token", ("github_pat_",), f"[{_A}_]{{30,4096}}", ""),
+    ("gitlab_token", ("glpat-", "glptt-", "gldt-", "glrt-", "glcbt-", "glft-", "glimt-", "glagent-", "gloas-",
+                      "glsoat-", "glffct-", "GR1348941"), f"[{_W}.]{{20,4096}}", ""),
+    ("aws_access_key_id", ("AKIA", "ASIA", "ABIA", "ACCA"), "[A-Z0-9]{16}", ""),
+    ("aws_access_key_id", ("A3T",), "[A-Z0-9]{17}", ""),
+    ("aws_bedrock_key", ("ABSK",), "[A-Za-z0-9+/]{100,4096}={0,2}", _WORD_EDGE),
+    ("jwt", ("ey",), f"[{_W}]{{15,4096}}\\.ey[{_W}]{{15,4096}}\\.[{_W}]{{0,4096}}", _WORD_EDGE),
+    ("slack_token", ("xoxa-", "xoxb-", "xoxp-", "xoxo-", "xoxs-", "xoxr-", "xoxe-", "xoxe.", "xapp-"),
+     f"[{_A}.-]{{10,4096}}", ""),
+    ("slack_webhook", ("hooks.slack.com/services/", "hooks.slack.com/workflows/", "hooks.slack.com/triggers/"),
+     "[A-Za-z0-9+/_-]{20,4096}", ""),
+    ("discord_webhook", ("discord.com/api/webhooks/", "discordapp.com/api/webhooks/"), f"[0-9]{{5,30}}/[{_W}]{{20,4096}}", ""),
+    ("google_api_key", ("AIza",), f"[{_W}]{{35}}", ""),
+    ("google_oauth_token", ("ya29.",), f"[{_W}.]{{20,4096}}", _WORD_EDGE),
+    ("nvidia_api_key", ("nvapi-",), f"[{_W}]{{20,4096}}", ""),
+    ("pypi_token", ("pypi-AgE",), f"[{_W}]{{40,4096}}", ""),
+    ("npm_token", ("npm_",), f"[{_A}]{{36,4096}}", _WORD_EDGE),
+    ("docker_token", ("dckr_pat_", "dckr_oat_"), f"[{_W}]{{20,4096}}", ""),
+    ("databricks_token", ("dapi",), f"[a-f0-9]{{32}}(?:-[0-9])?{_NOT_AFTER}", _WORD_EDGE),
+    ("replicate_token", ("r8_",), f"[{_A}]{{30,4096}}", _WORD_EDGE),
+    ("groq_key", ("gsk_",), f"[{_A}]{{40,4096}}", _WORD_EDGE),
+    ("perplexity_key", ("pplx-",), f"[{_A}]{{40,4096}}", _WORD_EDGE),
+    ("xai_key", ("xai-",), f"[{_A}]{{40,4096}}", _WORD_EDGE),
+    ("sendgrid_key", ("SG.",), f"[{_W}]{{16,4096}}\\.[{_W}]{{16,4096}}", _WORD_EDGE),
+    ("twilio_key", ("AC", "SK"), f"[0-9a-f]{{32}}{_NOT_AFTER}", _WORD_EDGE),
+    ("stripe_key", ("sk_live_", "sk_test_", "sk_prod_", "rk_live_", "rk_test_", "rk_prod_", "whsec_"),
+     f"[{_A}]{{10,4096}}", _WORD_EDGE),
+    ("langsmith_key", ("lsv2_pt_", "lsv2_sk_"), f"[{_A}_]{{20,4096}}", ""),
+    ("square_token", ("sq0atp-", "sq0csp-", "EAAA"), f"[{_W}]{{22,4096}}", _WORD_EDGE),
+    ("shopify_token", ("shpat_", "shpca_", "shppa_", "shpss_"), "[a-fA-F0-9]{32}", ""),
+    ("digitalocean_token", ("doo_v1_", "dop_v1_", "dor_v1_"), "[a-f0-9]{64}", ""),
+    ("vault_token", ("hvs.", "hvb."), f"[{_W}]{{90,4096}}", _WORD_EDGE),
+    ("api_token", ("AKCp",), f"[{_A}]{{69}}", _WORD_EDGE),  # Artifactory
+    ("api_token", ("LTAI",), f"[{_A}]{{20}}{_NOT_AFTER}", _WORD_EDGE),  # Alibaba access key id
+    ("api_token", ("AGE-SECRET-KEY-1",), "[0-9A-Z]{58}", ""),
+    ("api_token", ("ops_eyJ",), "[A-Za-z0-9+/]{100,4096}={0,3}", ""),  # 1Password service account
+    ("api_token", ("CLOJARS_",), "[a-z0-9]{60}", ""),
+    ("api_token", ("dp.pt.",), f"[{_A}]{{43}}", ""),  # Doppler
+    ("api_token", ("dt0c01.",), f"[{_A}]{{24}}\\.[{_A}]{{64}}", ""),  # Dynatrace
+    ("api_token", ("EZAK", "EZTK"), f"[{_A}]{{54}}", _WORD_EDGE),  # EasyPost
+    ("api_token", ("FLWSECK_TEST-", "FLWSECK-"), f"[{_A}]{{12,4096}}", ""),  # Flutterwave
+    ("api_token", ("fio-u-",), f"[{_W}=]{{64}}", ""),  # Frame.io
+    ("api_token", ("glc_",), "[A-Za-z0-9+/]{32,4096}={0,3}", _WORD_EDGE),  # Grafana cloud
+    ("api_token", ("glsa_",), f"[{_A}]{{32}}_[A-Fa-f0-9]{{8}}", _WORD_EDGE),  # Grafana service account
+    ("api_token", ("HRKU-AA",), f"[{_W}]{{58}}", ""),  # Heroku
+    ("api_token", ("lin_api_",), f"[{_A}]{{40}}", ""),  # Linear
+    ("api_token", ("ntn_",), f"[{_A}]{{40,4096}}", _WORD_EDGE),  # Notion
+    ("api_token", ("sha256~",), f"[{_W}]{{43}}", _WORD_EDGE),  # OpenShift
+    ("api_token", ("pscale_tkn_", "pscale_oauth_", "pscale_pw_"), f"[{_W}.=]{{32,64}}", ""),  # PlanetScale
+    ("api_token", ("PMAK-",), "[a-fA-F0-9]{24}-[a-fA-F0-9]{34}", ""),  # Postman
+    ("api_token", ("pnu_",), f"[{_A}]{{36}}", _WORD_EDGE),  # Prefect
+    ("api_token", ("pul-",), "[a-f0-9]{40}", _WORD_EDGE),  # Pulumi
+    ("api_token", ("rdme_",), "[a-z0-9]{70}", _WORD_EDGE),  # ReadMe
+    ("api_token", ("rubygems_",), "[a-f0-9]{48}", ""),
+    ("api_token", ("tk-us-",), f"[{_W}]{{48}}", _WORD_EDGE),  # Scalingo
+    ("api_token", ("xkeysib-",), f"[a-f0-9]{{64}}-[{_A}]{{16}}", ""),  # Brevo / Sendinblue
+    ("api_token", ("sntryu_",), "[a-f0-9]{64}", ""),  # Sentry user token
+    ("api_token", ("sntrys_",), "[A-Za-z0-9+/=_]{40,4096}", ""),  # Sentry org token
+    ("api_token", ("shippo_live_", "shippo_test_"), "[a-fA-F0-9]{40}", ""),
+    ("api_token", ("ico-",), f"[{_A}]{{32}}", _WORD_EDGE),  # Infracost
+    ("api_token", ("pcsk_",), f"[{_A}_]{{40,4096}}", _WORD_EDGE),  # Pinecone
+    ("api_token", ("tvly-",), f"[{_W}]{{24,4096}}", _WORD_EDGE),  # Tavily
+]
+
+# Shapes whose start is checked by a lookbehind placed after a first literal: (kind, literals, rest).
+_SHAPE_PATTERNS: list[tuple[str, tuple[str, ...], str]] = [
+    # Discord bot token: base64 of a user id (starts M, N or O), a timestamp, an HMAC
+    ("discord_token", ("M", "N", "O"),
+     f"(?<![{_WORD_EDGE}][MNO])[{_W}]{{23,27}}\\.[{_W}]{{6,7}}\\.[{_W}]{{27,40}}{_NOT_AFTER}"),
+    # Azure AD client secret: three characters, a digit, "Q~", then the secret
+    ("azure_client_secret", ("Q~",), f"(?<=[{_A}_~.]{{3}}[0-9]Q~)[{_A}_~.-]{{31,34}}(?![{_A}_~.-])"),
+    # Telegram bot token: the bot id, a colon, then "AA" and the secret
+    ("telegram_bot_token", (":",), f"(?<=[0-9]{{8}}:)AA[{_W}]{{33}}{_NOT_AFTER}"),
+]
+# The lower-case triggers of _SHAPE_PATTERNS (see _TRIGGER_WORDS), and of shapes whose prefix is too
+# common a pair of letters to be one.
+# Each is (literal, rest of the pattern), merged into the trigger trie.
+_SHAPE_PATTERN_TRIGGERS = ((".", r"(?<=[a-z0-9_-]{23}\.)[a-z0-9_-]{6,7}\.[a-z0-9_-]{27}"), ("q~", ""), (":aa", ""),
+                           ("ac", "[0-9a-f]{32}"),
+                           ("sk", "[0-9a-f]{32}"))
+_SHAPE_TRIGGERS = {"jwt": [".ey"], "twilio_key": []}
+
+
+# Letters by how often they start a word in logs: the regex engine tries a trie's branches in order.
+_LETTER_ORDER = " etaoinsrhldcumfpgwybvkxjqz_-.:0123456789/&?"
+
+
+def _trie(entries: list[tuple[str, str, int]]) -> str:
+    """One regex for (literal, tail, rank) entries: literals sharing a start share one branch, so a
+    position where no literal starts is rejected after a few comparisons whatever their number.
+
+    Where two entries can match at one position, the lower rank wins; within a rank, the longer
+    literal (sk-ant- before sk-), then the entry given first.
+    """
+    root: dict[str, Any] = {}
+    for literal, tail, rank in entries:
+        node = root
+        for ch in literal:
+            node = node.setdefault(ch, {})
+        node.setdefault("", []).append((rank, tail))
+
+    def best(node: dict[str, Any]) -> int:
+        return min([rank for rank, _ in node.get("", [])] + [best(child) for ch, child in node.items() if ch])
+
+    def emit(node: dict[str, Any]) -> str:
+        chars = sorted((ch for ch in node if ch), key=lambda ch: (_LETTER_ORDER.find(ch.lower()) % 99, ch))
+        branches = [(best(node[ch]), 0, re.escape(ch) + emit(node[ch])) for ch in chars]
+        branches += [(rank, 1, tail) for rank, tail in node.get("", [])]
+        ordered = [pattern for *_, pattern in sorted(branches, key=lambda b: (b[0], b[1]))]
+        return ordered[0] if len(ordered) == 1 else "(?:" + "|".join(ordered) + ")"
+
+    return emit(root)
+
+
 # Kinds of redaction, as they appear in markers and in summary().
-SHAPE_KINDS = (
-    "hf_token",
-    "anthropic_key",
-    "openai_key",
-    "github_token",
-    "aws_access_key_id",
-    "jwt",
-    "slack_token",
-    "google_api_key",
-    "nvidia_api_key",
-    "pypi_token",
-)
+SHAPE_KINDS = tuple(dict.fromkeys([kind for kind, *_ in _SHAPE_TABLE] + [kind for kind, *_ in _SHAPE_PATTERNS]
+                                  + ["wandb_key", "private_key"]))
 CONTEXT_KINDS = (
-    "private_key",
-    "url_password",
+    "url_password",  # scheme://user:PASSWORD@host
+    "url_token",  # scheme://TOKEN@host, and a signature in a URL's query (Azure SAS sig=)
     "bearer_token",
     "auth_header",
     "aws_secret_key",
@@ -59,9 +190,11 @@ CONTEXT_KINDS = (
 )
 KINDS = SHAPE_KINDS + CONTEXT_KINDS + ("home_path",)
 
-_MARKER = re.compile(r"<redacted:[a-z_]+>")
+_MARKER = re.compile(r"<redacted:[a-z0-9_]+>")
+_MARKER_KIND = re.compile(r"<redacted:([a-z0-9_]{1,64})>")
 
 
+@lru_cache(maxsize=None)
 def marker(kind: str) -> str:
     return f"<redacted:{kind}>"
 
@@ -74,14 +207,16 @@ _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 
 # A component that marks a secret wherever it stands in the name.
 _SECRET_WORD = re.compile(
-    r"[a-z0-9]*(?:secrets?|passw(?:or)?ds?|pwd|credentials?|creds|cookies?|signatures?|auth)"
-    r"|oauth2?|authorization|authn|authz|sessionid|sessionkey"
+    r"[a-z0-9]*(?:secrets?|passw(?:or)?ds?|passphrases?|pwd|credentials?|creds|cookies?|signatures?|auth)"
+    r"|oauth2?|authorization|authn|authz|sessionid|sessionkey|(?:access|auth|api|bearer|refresh)tokens"
 )
 # Words that mark a secret only at the end of a name (or, for keys, before "id"): API_KEY and
 # ACCESS_KEY_ID, but not KEY_VALUE_..., TOKEN_IDS, NCCL_IB_PKEY or SSL_KEYFILE; DB_PASS but not a
 # compiler pass.
 _KEY_WORDS = frozenset({"key", "keys", "apikey", "apikeys", "accesskey", "secretkey", "privatekey"})
 _TAIL_WORD = re.compile(r"[a-z0-9]*token|session|pass")
+# "tokens" names credentials only after these words (VLLM_HF_ACCESS_TOKENS, not max_num_batched_tokens).
+_CREDENTIAL_TOKENS_AFTER = frozenset({"access", "auth", "api", "bearer", "refresh", "hf", "oauth", "personal"})
 # Vocabulary tokens of a language model, which logs print next to the word "token": eos_token='</s>'.
 _MODEL_TOKEN_WORDS = frozenset(
     {
@@ -101,6 +236,8 @@ _SETTING_SUFFIXES = frozenset(
         "count", "len", "length", "interval", "id", "ids",
     }
 )
+# Trailing words that only say how a secret is stored: HF_TOKEN_VALUE, DB_PASSWORD_B64, HF_HUB_TOKEN_2.
+_STORAGE_SUFFIXES = frozenset({"value", "val", "str", "string", "b64", "base64", "raw", "plain", "plaintext", "hex"})
 # Shell variables that hold the working directory, not a password.
 _NOT_SECRET_NAMES = frozenset({"pwd", "oldpwd"})
 # Values that carry no secret even under a secret name: unset, masked, or a switch.
@@ -131,6 +268,8 @@ def _is_secret_component(parts: list[str], i: int) -> bool:
         if i > 0 and parts[i - 1] in _PLAIN_KEY_QUALIFIERS:
             return False
         return is_last or parts[i + 1] in ("id", "ids")
+    if part == "tokens":
+        return is_last and i > 0 and parts[i - 1] in _CREDENTIAL_TOKENS_AFTER
     if _TAIL_WORD.fullmatch(part):
         if part in _NOT_SECRET_TOKEN_WORDS:
             return False
@@ -138,10 +277,20 @@ def _is_secret_component(parts: list[str], i: int) -> bool:
     return _SECRET_WORD.fullmatch(part) is not None
 
 
+def _without_storage_suffixes(parts: list[str]) -> list[str]:
+    """HF_HUB_TOKEN_2 -> hf hub token; HF_TOKEN_VALUE -> hf token (only after a token or password word)."""
+    while len(parts) > 1 and (parts[-1].isdigit() or parts[-1] in _STORAGE_SUFFIXES):
+        before = parts[-2]
+        if not parts[-1].isdigit() and not (_TAIL_WORD.fullmatch(before) or _SECRET_WORD.fullmatch(before)):
+            break
+        parts = parts[:-1]
+    return parts
+
+
 @lru_cache(maxsize=4096)
 def is_secret_name(name: str) -> bool:
     """Whether a variable or key called `name` holds a secret (HF_TOKEN, api_key, aws_secret_access_key)."""
-    parts = _components(name)
+    parts = _without_storage_suffixes(_components(name))
     if not parts or "".join(parts) in _NOT_SECRET_NAMES:
         return False
     if parts[-1] in _SETTING_SUFFIXES and not (len(parts) > 1 and parts[-2] in _KEY_WORDS):
@@ -155,7 +304,7 @@ def is_secret_flag(flag: str) -> bool:
 
     Only the last word counts, so `--return-tokens-as-token-ids` and `--tokenizer` are left alone.
     """
-    parts = _components(flag)
+    parts = _without_storage_suffixes(_components(flag))
     return bool(parts) and _is_secret_component(parts, len(parts) - 1)
 
 
@@ -170,237 +319,434 @@ def _is_harmless_value(value: str) -> bool:
     return set(stripped) == {"*"}  # vLLM masks api_key and hf_token as '***' itself
 
 
-# --------------------------------------------------------------------------- patterns
+_TOKEN_ALPHABET = re.compile(r"[A-Za-z0-9+=_.~-]{20,512}")
+_HEX_OR_UUID = re.compile(r"[0-9a-fA-F]+|[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+
+
+def looks_random(value: str) -> bool:
+    """Whether `value` reads like a generated secret: 20+ token characters mixing letters and digits,
+    with high entropy. Hex digests, UUIDs, versions, words and paths do not."""
+    if not _TOKEN_ALPHABET.fullmatch(value) or _HEX_OR_UUID.fullmatch(value) or _VERSION.fullmatch(value):
+        return False
+    if not (any(c.isdigit() for c in value) and any(c.isalpha() for c in value)):
+        return False
+    counts: dict[str, int] = {}
+    for ch in value:
+        counts[ch] = counts.get(ch, 0) + 1
+    entropy = -sum(n / len(value) * math.log2(n / len(value)) for n in counts.values())
+    return entropy >= 4.0
+
+
+# --------------------------------------------------------------------------- context rules
 #
-# All rules are alternatives of one regex. Each alternative starts with a literal character or a
-# character class and checks what precedes it with a lookbehind placed after that first character:
-# the regex engine then rejects most alternatives at most positions after one comparison.
-
-_A = "A-Za-z0-9"
-
-
-def _starting(literal: str, not_before: str) -> str:
-    """`literal` (fixed width), not preceded by a character of class `not_before`."""
-    return f"{literal}(?<![{not_before}]{literal})"
-
-
-# (kind, pattern): whole-value token shapes.
-_SHAPES: list[tuple[str, str]] = [
-    # Distinctive prefixes count even when glued to a preceding word; `sk-` and `ey` (common in
-    # words) must start one. Not after ">" either, so that a second pass finds nothing new.
-    ("hf_token", f"hf_[{_A}]{{30,}}"),
-    ("hf_token", f"api_org_[{_A}]{{30,}}"),
-    ("anthropic_key", f"sk-ant-[{_A}_-]{{20,}}"),
-    ("openai_key", f"sk-(?:proj|svcacct|admin)-(?=[{_A}_-]*[0-9])[{_A}_-]{{20,}}"),
-    ("openai_key", _starting("sk-", _A + "_>-") + f"(?=[{_A}_-]*[0-9])[{_A}_-]{{20,}}"),
-    ("github_token", f"gh[pousr]_[{_A}]{{30,}}"),
-    ("github_token", f"github_pat_[{_A}_]{{30,}}"),
-    ("aws_access_key_id", "A(?:KIA|SIA|BIA|CCA|3T[A-Z0-9])[A-Z0-9]{16}"),
-    ("jwt", _starting("ey", _A + "_>-") + f"[{_A}_-]{{15,}}\\.ey[{_A}_-]{{15,}}\\.[{_A}_-]*"),
-    ("slack_token", f"xox[abposr]-[{_A}-]{{10,}}"),
-    ("slack_token", f"xapp-[{_A}-]{{10,}}"),
-    ("google_api_key", f"AIza[{_A}_-]{{35}}"),
-    ("nvidia_api_key", f"nvapi-[{_A}_-]{{20,}}"),
-    ("pypi_token", f"pypi-AgE[{_A}_-]{{40,}}"),
-]
-
-# The only rule that spans lines; it runs first, on its own (its literal start makes it cheap).
-# A block cut short by a log's truncation is hidden up to the first line that is not key material.
-_PRIVATE_KEY = re.compile(
-    r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY-----"
-    r"(?:[\s\S]*?-----END[A-Z0-9 ]*PRIVATE KEY-----|[A-Za-z0-9+/=\s:,_.-]*)"
-)
+# All rules are entries of one regex (see _compile). Each starts with a literal and checks what
+# precedes it with a lookbehind placed after that literal. Every repetition is bounded, so one match
+# spans at most a few KiB, and a value hidden already (a marker) is never matched again.
 
 # Words that a secret-bearing name or flag contains; the callbacks then apply the exact rule.
 _HINT = r"(?i:token|secret|passw|pwd|pass|cred|cookie|auth|session|signature|key)"
-_QUOTED = r"\"[^\"\n]*\"|'[^'\n]*'"
-_LIST = rf"\[[ \t]*(?:{_QUOTED})(?:[ \t]*,[ \t]*(?:{_QUOTED}))*[ \t]*,?[ \t]*\]"
-_LIST_RE = re.compile(_LIST)
-_BARE = r"(?!=)[^\s'\",;)\]}=]+(?:=+(?![=\w]))?"  # base64 padding, but not the "=" of a NAME=value
+_QUOTED = r"\"[^\"\n]{0,4096}\"|'[^'\n]{0,4096}'"
+_QUOTED_RE = re.compile(_QUOTED)
+_BARE = r"(?!=)[^\s'\",;)\]}=]{1,4096}(?:={1,8}(?![=\w]))?"  # base64 padding, but not the "=" of a NAME=value
+_NOT_MARKER = r"(?![\"']?<redacted:)"  # a value hidden already is not matched again
+_VALUE = rf"{_NOT_MARKER}(?:\[|{_QUOTED}|{_BARE})"  # "[" opens a list, read item by item by _hide_list
+_BLANKS = r"[ \t]{0,64}"
 
-# (rule, pattern): the secret is the group named {g}_val; what comes before it in the match is
-# kept. No rule crosses a line end.
-_CONTEXTS: list[tuple[str, str]] = [
+# (rule, first literals, the rest): the secret is the group named {g}_val; what comes before it in
+# the match is kept. A lookbehind right after the literal checks what precedes it. No rule crosses a
+# line end.
+_CONTEXTS: list[tuple[str, tuple[str, ...], str]] = [
     # scheme://user:PASSWORD@host (the scheme lies before the match and is kept)
-    ("url_password", r"://[^\s/:@'\"<>]*:(?P<{g}_val>[^\s/@'\"]+)(?=@)"),
+    ("url_password", ("://",), r"[^\s/:@'\"<>]{0,256}:(?P<{g}_val>[^\s/@'\"]{1,1024})(?=@)"),
+    # scheme://TOKEN@host, judged by what TOKEN looks like (a user name is kept)
+    ("url_token", ("://",), r"(?P<{g}_val>[^\s/:@'\"<>]{8,256}):?(?=@)"),
     # Authorization: Bearer X; X-Api-Key: X; auth-token / access-token headers (never right after a
     # marker: a second pass must find nothing new)
     (
-        "auth_header",
-        _starting("[Aa]", r"\w>") + r"(?i:uthorization[\"']?[ \t]*[:=][ \t]*[\"']?"
-        r"(?:(?:bearer|basic|token|digest|negotiate)[ \t]+)?"
-        r"|(?:pi-key|uth-token|ccess-token)[\"']?[ \t]*:[ \t]*[\"']?)(?P<{g}_val>[^\s\"',;]+)",
+        "auth_header", ("A", "a"),
+        r"(?<![\w>][Aa])(?i:uthorization[\"']?[ \t]{0,16}[:=][ \t]{0,16}[\"']?"
+        r"(?:(?:bearer|basic|token|digest|negotiate)[ \t]{1,16})?"
+        r"|(?:pi-key|uth-token|ccess-token)[\"']?[ \t]{0,16}:[ \t]{0,16}[\"']?)(?P<{g}_val>[^\s\"',;]{1,4096})",
     ),
     # Cookie: and Set-Cookie: hide the rest of the line
-    ("cookie_header", _starting("[Cc]", r"\w>") + r"(?i:ookie)[\"']?[ \t]*:[ \t]*(?P<{g}_val>[^\s\"'][^\r\n\"']*)"),
+    ("cookie_header", ("C", "c"), r"(?<![\w>][Cc])(?i:ookie)[\"']?[ \t]{0,16}:[ \t]{0,16}(?P<{g}_val>[^\s\"'][^\r\n\"']{0,4095})"),
     (
-        "bearer_token",
-        _starting("[Bb]", r"\w>") + r"(?i:earer)[ \t]+(?P<{g}_val>(?=[A-Za-z0-9._~+/=-]*[0-9])[A-Za-z0-9._~+/=-]{8,})",
+        "bearer_token", ("B", "b"),
+        r"(?<![\w>][Bb])(?i:earer)[ \t]{1,16}(?P<{g}_val>(?=[A-Za-z0-9._~+/=-]{0,4096}[0-9])[A-Za-z0-9._~+/=-]{8,4096})",
     ),
-    # --api-key X, --hf-token=X (not right after a marker, so that a second pass finds nothing new)
+    # --api-key X [Y ...], --hf-token=X (not right after a marker, so that a second pass finds nothing new)
     (
-        "flag",
-        _starting("-", r"\w>-") + rf"-?(?P<{{g}}_name>(?=[\w-]*?{_HINT})[{_A}][\w-]*)(?:=|[ \t]+)"
-        rf"(?P<{{g}}_val>{_QUOTED}|(?!--)[^\s'\"]+)",
+        "flag", ("-",),
+        # (the name is taken whole, as an atomic group would: a lookahead captures it, a backreference consumes it)
+        rf"(?<![\w>-]-)-?(?=[\w-]{{0,64}}?{_HINT})(?=(?P<{{g}}_name>[{_A}][\w-]{{0,64}}))(?P={{g}}_name)(?:=|[ \t]{{1,16}})"
+        rf"(?P<{{g}}_val>{_NOT_MARKER}(?:{_QUOTED}|(?!--)[^\s'\"]{{1,4096}}))",
     ),
-    # NAME=value, NAME='value', NAME=['a', 'b']; the name before "=" is checked by the callback
-    # ("HF_TOKEN= x" assigns nothing: blanks may follow "=" only where blanks precede it)
-    ("assignment", rf"=(?<![=!<>:+*/%&|^-]=)(?:(?<=[ \t]=)[ \t]+)?(?P<{{g}}_val>{_LIST}|{_QUOTED}|{_BARE})"),
-    # NAME: value, as in a YAML environment section; only upper-case names (checked by the callback)
-    ("yaml_key", rf":(?<=[A-Z0-9_]:)[ \t]+(?P<{{g}}_val>{_QUOTED}|{_BARE})"),
-    # 'name': 'value' in a logged dict or JSON; the quoted name is checked by the callback
-    ("quoted_key", rf"[\"'][ \t]*:[ \t]*(?P<{{g}}_val>{_LIST}|{_QUOTED})"),
+    # curl -u user:password, --user user:password, --proxy-user user:password
+    (
+        "user_password", ("-",),
+        r"(?<![\w>-]-)(?P<{g}_name>-user|-proxy-user|u|U)(?:=|[ \t]{1,16})[\"']?[^\s:'\"]{1,256}:"
+        rf"(?P<{{g}}_val>{_NOT_MARKER}[^\s'\"]{{1,1024}})",
+    ),
+    # Azure SAS and other signatures in a URL's query
+    ("url_query", ("?sig=", "&sig="), rf"(?P<{{g}}_val>{_NOT_MARKER}[^\s&#'\"]{{1,4096}})"),
+    # A 40-hex Weights & Biases key on a line that names wandb (WANDB_API_KEY, `wandb login KEY`)
+    ("wandb_key", ("W", "w"),
+     r"(?<![A-Za-z0-9][Ww])(?i:andb)[^\n]{0,256}?(?<![A-Za-z0-9])(?P<{g}_val>[0-9a-f]{40})(?![A-Za-z0-9])"),
 ]
 
-_NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+# NAME=value, NAME: value (YAML), 'NAME': value (a logged dict or JSON), where NAME holds a hint word:
+# the match starts at the hint and ends at the operator; the callback reads the whole name back from
+# there and the value forward (so an "=" after a name without a hint costs nothing).
+_HINT_WORDS = ("token", "secret", "pass", "pwd", "cred", "cookie", "auth", "session", "signature", "key")
+_HINT_LITERALS = tuple(dict.fromkeys(v for w in _HINT_WORDS for v in (w, w.upper(), w.capitalize())))
+_NAMED = ("named", _HINT_LITERALS,
+          r"[A-Za-z0-9_.-]{0,64}(?:[ \t]{0,64}(?:=(?!=)|:(?=[ \t]))|[\"'][ \t]{0,64}:)(?![ \t]{0,64}[\"']?<redacted:)")
+_HINT_START = re.compile("|".join(_HINT_LITERALS))
+_VALUE_RE = re.compile(_VALUE)
+_BLANKS_RE = re.compile(r"[ \t]{1,64}")
+
+_NAME_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
 _NAME_LOOKBACK = 200
 _HINT_RE = re.compile(_HINT)
+# One item of a logged list, the blanks around it and the comma or bracket after it.
+_LIST_ITEM = re.compile(r"([ \t]{0,64})(?:(\"[^\"\n]{0,4096}\"|'[^'\n]{0,4096}')|([^,\]\n]{1,4096}))"
+                        r"([ \t]{0,64})(,|\])?")  # blanks, a quoted or bare item, blanks, the separator
+# The words after a secret flag's value, up to a flag, a shell separator or the end of the line.
+_NEXT_VALUE = re.compile(rf"([ \t]{{1,64}})((?![-;|&<>()])(?:{_QUOTED}|[^\s'\"]{{1,4096}}))")
+_MAX_MORE_VALUES = 16
+_MORE_VALUES = re.compile(rf"(?:[ \t]{{1,64}}(?![-;|&<>()])(?:{_QUOTED}|[^\s'\"]{{1,4096}})){{0,{_MAX_MORE_VALUES}}}")
+_MAX_LIST_ITEMS = 1024
+_USER_FLAGS_NEEDING_CURL = frozenset({"u", "U"})
+# Rules whose value is always a secret, and the kind it is reported as.
+_ALWAYS_SECRET = {"url_password": "url_password", "wandb_key": "wandb_key", "bearer_token": "bearer_token",
+                  "url_query": "url_token", "cookie_header": "auth_header"}
 
 
-def _name_before(text: str, end: int, quote: str = "") -> str:
-    """The identifier that ends at `end` (after blanks; or opened by `quote` when one is given), or ""."""
-    if not quote:
-        while end > 0 and text[end - 1] in " \t":
-            end -= 1
-    start, floor = end, max(0, end - _NAME_LOOKBACK)
-    while start > floor and text[start - 1] in _NAME_CHARS:
-        start -= 1
-    if quote and (start < 1 or text[start - 1] != quote):
-        return ""
-    name = text[start:end].lstrip("-")
+def _plain_name(name: str) -> str:
+    """A name as a variable or key is written: no leading dashes, starting with a letter or "_"."""
+    name = name.lstrip("-")
     return name if name[:1].isalpha() or name[:1] == "_" else ""
 
 
-def _alternation(rules: list[tuple[str, str]], home: str | None = None) -> tuple[re.Pattern[str], list[str]]:
-    """One regex for `rules`; alternative i ends with the empty group r{i}, so m.lastgroup names it."""
-    if home:
-        # Not next to "~", ">" or "<" either (what a replacement leaves), so a second pass finds nothing new.
-        rules = rules + [("home_path", _starting(re.escape(home), r"\w.~>-") + r"(?![\w.<-])")]
-    parts = [pattern.replace("{g}", f"r{i}") + f"(?P<r{i}>)" for i, (_, pattern) in enumerate(rules)]
-    return re.compile("|".join(parts)), [rule for rule, _ in rules]
+def _starts_line(text: str, name_end: int, name: str) -> bool:
+    """Whether only blanks, a YAML list dash or a quote come before the name `name` ending at `name_end`."""
+    pos = name_end
+    floor = max(0, pos - 64)
+    while pos > floor and text[pos - 1] in " \t":
+        pos -= 1
+    pos -= len(name)
+    floor = max(0, pos - 64)
+    while pos > floor and text[pos - 1] in " \t-\"'":
+        pos -= 1
+    return pos == 0 or text[pos - 1] == "\n"
+
+
+# --------------------------------------------------------------------------- compiling
+
+
+Rules = list[tuple[str, tuple[str, ...], str]]
+
+
+def _compile(*ranked: Rules) -> tuple[re.Pattern[str], dict[str, str]]:
+    """One regex for groups of rules, as a trie over their first literals: every alternative starts
+    with a literal, so the regex engine skips positions where none can start. At one position a rule
+    of an earlier group wins. Returns the regex and, for each value group, its rule.
+
+    A context rule's value group {g}_val becomes r{i}_val, which m.lastgroup then names (it closes
+    last). Token shapes have no group at all, so that the regex stays fast (the engine saves every
+    group's marks at each branch): a match without a group is a shape, named by shape_of().
+    """
+    entries: list[tuple[str, str, int]] = []
+    groups: dict[str, str] = {}
+    for rank, rules in enumerate(ranked):
+        for rule, literals, rest in rules:
+            for literal in literals:
+                if "{g}" in rest:
+                    group = f"r{len(groups)}"
+                    groups[f"{group}_val"] = rule
+                    rest_i = rest.replace("{g}", group)
+                else:
+                    rest_i = rest
+                entries.append((literal, rest_i, rank))
+    return re.compile(_trie(entries)), groups
+
+
+def _shape_rules() -> list[tuple[str, tuple[str, ...], str]]:
+    rules = list(_SHAPE_PATTERNS)
+    for kind, prefixes, rest, not_before in _SHAPE_TABLE:
+        for prefix in prefixes:
+            guard = f"(?<![{not_before}]{re.escape(prefix)})" if not_before else ""
+            rules.append((kind, (prefix,), guard + rest))
+    return rules
 
 
 @lru_cache(maxsize=1)
-def _shape_only() -> tuple[re.Pattern[str], list[str]]:
-    return _alternation(_SHAPES)
+def _shapes_by_literal() -> tuple[dict[str, list[tuple[str, re.Pattern[str]]]], list[int]]:
+    """literal -> [(kind, the whole shape's regex)], and the literals' lengths, longest first."""
+    table: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
+    for kind, literals, rest in _shape_rules():
+        for literal in literals:
+            table.setdefault(literal, []).append((kind, re.compile(re.escape(literal) + rest)))
+    return table, sorted({len(literal) for literal in table}, reverse=True)
+
+
+def shape_of(m: re.Match[str]) -> str:
+    """The kind of the token shape that matched as `m` (the rule with the longest literal that fits it)."""
+    table, lengths = _shapes_by_literal()
+    text, start, end = m.string, m.start(), m.end()
+    for length in lengths:
+        for kind, rx in table.get(text[start : start + length], ()):
+            if rx.fullmatch(text, start, end):
+                return kind
+    return "api_token"
+
+
+def _home_rules(home: str | None) -> list[tuple[str, tuple[str, ...], str]]:
+    """The current user's home (shown as ~) and other users' /home/NAME and /Users/NAME (as /home/<user>)."""
+    if not home:
+        return []
+    edge = r"(?![\w.<-])"
+    return [
+        # Not next to "~", ">" or "<" either (what a replacement leaves), so a second pass finds nothing new.
+        ("home_path", (home,), f"(?<![\\w.~>-]{re.escape(home)})(?P<{{g}}_val>){edge}"),
+        ("other_home", ("/home/", "/Users/"),
+         r"(?<![\w.~>-]/home/)(?<![\w.~>-]/Users/)(?![<.])(?P<{g}_val>[A-Za-z0-9._-]{1,64})" + edge),
+    ]
+
+
+@lru_cache(maxsize=1)
+def _shape_only() -> re.Pattern[str]:
+    return _compile(_shape_rules())[0]
 
 
 @lru_cache(maxsize=8)
-def _combined(home: str | None) -> tuple[re.Pattern[str], list[str]]:
+def _combined(home: str | None) -> tuple[re.Pattern[str], dict[str, str]]:
     # Context rules come first: at one position, `HF_TOKEN=hf_...` is an assignment whose value
     # is then classified by shape.
-    return _alternation(_CONTEXTS + _SHAPES, home)
+    return _compile(_CONTEXTS + _home_rules(home), [_NAMED], _shape_rules())
 
 
 # Lower-case words and prefixes of which every redaction needs at least one on its line: the
-# hints of secret names, header words, the starts of token shapes, "://" and the home path. Lines
+# hints of secret names, header words, the starts of token shapes, "://" and home paths. Lines
 # without any are left alone, which makes large logs cheap.
-_TRIGGERS = (
-    rb"token(?!s)|secret|pass|pwd|cred|cookie|auth|session|signature|key|bearer"
-    rb"|hf_|api_org_|sk-|gh[pousr]_|github_pat_|akia|asia|abia|acca|a3t|\.ey|xox|xapp|aiza|nvapi-|pypi-|://"
+_TRIGGER_WORDS = (
+    "token", "secret", "pass", "pwd", "cred", "cookie", "auth", "session", "signature", "key", "bearer",
+    "://", "wandb", "curl", "--user", "--proxy-user", "?sig=", "&sig=",
+    "access-tokens", "access_tokens", "accesstokens", "api-tokens", "api_tokens", "apitokens",
+    "refresh-tokens", "refresh_tokens", "refreshtokens", "personal-tokens", "personal_tokens",
 )
 
 
 @lru_cache(maxsize=8)
 def _trigger(home: str | None) -> re.Pattern[bytes]:
-    extra = b"|" + re.escape(home.encode("ascii", "replace").lower()) if home else b""
-    return re.compile(_TRIGGERS + extra)
+    words = set(_TRIGGER_WORDS)
+    for kind, prefixes, _, _ in _SHAPE_TABLE:
+        words.update(_SHAPE_TRIGGERS[kind] if kind in _SHAPE_TRIGGERS else [prefix.lower() for prefix in prefixes])
+    if home:
+        words.update({home.lower(), "/home/", "/users/"})
+    # "token" but not "tokens", which vLLM logs print all the time (the plural credentials are listed above)
+    entries = [(w.encode("ascii", "replace").decode("latin-1"), "(?!s)" if w == "token" else "", 0) for w in sorted(words)]
+    entries += [(literal, rest, 0) for literal, rest in _SHAPE_PATTERN_TRIGGERS]
+    return re.compile(_trie(entries).encode("latin-1"))
 
 
-def _lines_with(trigger: re.Pattern[bytes], text: str) -> list[tuple[int, int]]:
-    """(start, end) of each line of `text` holding a trigger, in order."""
-    # One byte per character, so offsets match; characters outside ASCII can start no trigger.
-    folded = text.encode("ascii", "replace").lower()
-    spans: list[tuple[int, int]] = []
-    pos = 0
-    while (m := trigger.search(folded, pos)) is not None:
-        start = folded.rfind(b"\n", 0, m.start()) + 1
-        end = folded.find(b"\n", m.end())
-        end = len(folded) if end < 0 else end
-        spans.append((start, end))
-        pos = end
-    return spans
-
-
-def _rule_of(m: re.Match[str], rules: list[str]) -> tuple[str, str]:
-    group = m.lastgroup or "r0"
-    return rules[int(group[1:])], group
 
 
 def shape_kind(value: str) -> str | None:
     """The token kind that `value` is, as a whole, or None."""
-    pattern, rules = _shape_only()
-    m = pattern.fullmatch(value.strip())
-    return _rule_of(m, rules)[0] if m else None
+    m = _shape_only().fullmatch(value.strip())
+    return shape_of(m) if m else None
 
 
 def _usable_home(home: str | None) -> str | None:
-    """The home path worth hiding: at least two levels deep (/home/alice), so never /, /root or /tmp."""
+    """The home path worth hiding: /root, or at least two levels deep (/home/alice); never / or /tmp."""
     if not home:
         return None
     home = home.rstrip("/")
-    if not home.startswith("/") or home.count("/") < 2:
+    if not home.startswith("/") or (home.count("/") < 2 and home != "/root"):
         return None
     return home
 
 
-_SHAPE_KINDS_SET = frozenset(kind for kind, _ in _SHAPES)
+# --------------------------------------------------------------------------- private keys
+
+_KEY_MARKER = re.compile(r"-----(BEGIN|END)[A-Z0-9 ]{0,64}PRIVATE KEY(?: BLOCK)?-----")
+# A line of key material: base64, or an armour header (Proc-Type, DEK-Info, Version, Comment), or blank.
+_KEY_LINE = re.compile(r"[ \t]{0,64}(?:[A-Za-z0-9+/=]{1,4096}|[A-Za-z][A-Za-z-]{0,40}:[^\n]{0,1024})?[ \t]{0,64}\r?")
+MAX_KEY_BLOCK = 64 << 10  # an END further than this from its BEGIN does not close it
+
+
+def _key_material_end(text: str, pos: int, limit: int) -> int:
+    """Where the run of key-material lines starting at `pos` (a line start or a marker's end) ends: the
+    end of its last line, before that line's newline."""
+    last = pos
+    while pos <= limit:
+        line_end = text.find("\n", pos, limit)
+        line_end = limit if line_end < 0 else line_end
+        if _KEY_LINE.fullmatch(text, pos, line_end) is None:
+            break
+        if text[pos:line_end].strip():
+            last = line_end
+        if line_end >= limit:
+            break
+        pos = line_end + 1
+    return last
+
+
+def _key_material_start(text: str, end: int, floor: int) -> int:
+    """Where the run of key-material lines that ends at `end` (a marker's start) begins, not before `floor`."""
+    start = end
+    while start > floor:
+        line_start = text.rfind("\n", floor, start - 1) + 1
+        line_start = max(line_start, floor)
+        if _KEY_LINE.fullmatch(text, line_start, start - 1 if text[start - 1] == "\n" else start) is None:
+            break
+        start = line_start
+    return start
+
+
+def _private_key_spans(text: str, starts_inside: bool) -> list[tuple[int, int]]:
+    """Spans of private key blocks, in order: BEGIN..END (within MAX_KEY_BLOCK); a BEGIN without its END
+    with the key material after it; an END without its BEGIN (cut off) with the key material before it."""
+    spans: list[tuple[int, int]] = []
+    open_at: int | None = 0 if starts_inside else None
+    done = 0
+    for m in _KEY_MARKER.finditer(text):
+        if m.group(1) == "BEGIN":
+            if open_at is not None:  # the previous block never ended
+                spans.append((open_at, max(_key_material_end(text, _after(text, open_at), m.start()), open_at)))
+                done = spans[-1][1]
+            open_at = m.start()
+            continue
+        if open_at is not None and m.end() - open_at <= MAX_KEY_BLOCK:
+            spans.append((open_at, m.end()))
+        else:
+            if open_at is not None:
+                spans.append((open_at, _key_material_end(text, _after(text, open_at), m.start())))
+                done = spans[-1][1]
+            spans.append((_key_material_start(text, m.start(), done), m.end()))
+        open_at = None
+        done = spans[-1][1]
+    if open_at is not None:
+        spans.append((open_at, _key_material_end(text, _after(text, open_at), len(text))))
+    return spans
+
+
+def key_block_end(text: str) -> int:
+    """Where the private key block that `text` starts inside (its BEGIN was cut off) ends: after its
+    lines of key material and the END line that closes them, if one does."""
+    end = _key_material_end(text, 0, len(text))
+    closing = _KEY_MARKER.match(text, end + 1 if text[end : end + 1] == "\n" else end)
+    if closing is not None and closing.group(1) == "END":
+        end = closing.end()
+    return end
+
+
+def _after(text: str, start: int) -> int:
+    """The end of the BEGIN marker at `start` (or `start` itself for a block already open at the text's start)."""
+    m = _KEY_MARKER.match(text, start)
+    return m.end() if m else start
+
+
+# --------------------------------------------------------------------------- disguised tokens
+
+# Zero-width characters and full-width ASCII can split or disguise a token; matching sees through them.
+_DISGUISE = re.compile("[\u00ad\u180e\u200b-\u200f\u2060-\u2064\ufeff\uff01-\uff5e\u3000]")
+_ZERO_WIDTH = re.compile("[\u00ad\u180e\u200b-\u200f\u2060-\u2064\ufeff]")
+_FULL_WIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+
+
+def _undisguised(line: str) -> str:
+    return _ZERO_WIDTH.sub("", line).translate(_FULL_WIDTH)
+
+
+# --------------------------------------------------------------------------- the redactor
+
 _DEFAULT = object()
 # Past this depth a declined match's value is only checked for token shapes (no recursion).
 _MAX_DEPTH = 4
 _MAX_PASSES = 4
+_SHORTEST_SHAPE = 18  # no token shape is shorter (sk_live_ and ten characters)
+_REGION_GAP = 1  # adjacent triggered lines are scanned as one region
+_JOIN_EVERY = 4096  # output pieces are joined in groups, so a region with many matches stays compact
 
 
 class Redactor:
     def __init__(self, home: Any = _DEFAULT) -> None:
-        """`home`: the directory shown as `~`; default the current user's, None to keep paths."""
+        """`home`: the directory shown as `~`; default the current user's, None to keep every path."""
         if home is _DEFAULT:
             home = os.path.expanduser("~")
         self.home = _usable_home(home)
-        self._pattern, self._rules = _combined(self.home)
+        self._pattern, self._rule_of_group = _combined(self.home)
         self._trigger = _trigger(self.home)
         self.counts: dict[str, int] = {}
 
     # ---------------------------------------------------------------- public API
 
-    def text(self, value: str) -> str:
-        """`value` with every secret (and the home directory) replaced by a marker."""
+    def text(self, value: str, *, starts_inside_private_key: bool = False) -> str:
+        """`value` with every secret (and the home directory) replaced by a marker.
+
+        `starts_inside_private_key`: `value` is the part after a cut that fell inside a key block.
+        """
         if not value:
             return value
+        if starts_inside_private_key or "PRIVATE KEY" in value:
+            value = self._hide_private_keys(value, starts_inside_private_key)
+        if _DISGUISE.search(value) is not None:
+            value = self._undisguise(value)
         return self._redact_lines(value)
 
     def value(self, name: str, value: str) -> str:
         """One environment variable's value: hidden whole if the name is secret, else scanned."""
-        if is_secret_name(name) and not _is_harmless_value(value):
+        if not _is_harmless_value(value) and (is_secret_name(name) or self._random_under_hint(name, value)):
             return self._hide("secret_env")
         return self.text(value)
 
     def env(self, env: Mapping[str, str]) -> dict[str, str]:
         return {name: self.value(name, value) for name, value in env.items()}
 
-    def argv(self, argv: Sequence[str]) -> list[str]:
-        """A command line with the argument after each secret flag hidden (`--api-key X`)."""
-        out: list[str] = []
-        follows_secret_flag = False
+    def argv(self, argv: Sequence[Any]) -> list[Any]:
+        """A command line with the arguments after each secret flag hidden (`--api-key X Y`).
+
+        A secret flag's values run to the next flag (vLLM's --api-key takes several). Items that are
+        not strings are kept as they are.
+        """
+        out: list[Any] = []
+        after_secret_flag = False
+        after_user_flag = False
+        curl = any(isinstance(item, str) and os.path.basename(item).startswith("curl") for item in argv)
         for item in argv:
-            if follows_secret_flag and not item.startswith("--") and not _is_harmless_value(item):
+            if not isinstance(item, str):
+                out.append(self.scrub(item))
+                after_secret_flag = after_user_flag = False
+                continue
+            is_flag = item.startswith("-") and len(item) > 1
+            if after_secret_flag and not is_flag and not _is_harmless_value(item):
                 out.append(self._hide(shape_kind(item) or "secret_arg"))
+            elif after_user_flag and ":" in item and not item.split(":", 1)[1].isdigit():
+                user, _, _ = item.partition(":")
+                out.append(self.text(user) + ":" + self._hide("secret_arg"))
             else:
                 out.append(self.text(item))
-            follows_secret_flag = item.startswith("-") and "=" not in item and is_secret_flag(item)
+            if is_flag:
+                after_secret_flag = "=" not in item and is_secret_flag(item)
+                after_user_flag = item in ("--user", "--proxy-user") or (curl and item in ("-u", "-U"))
+            else:
+                after_user_flag = False
         return out
 
     def scrub(self, obj: Any) -> Any:
         """A copy of a JSON-like structure with every string redacted.
 
-        Values under secret-named keys (`{"api_key": "..."}`) are hidden whole.
+        Values under secret-named keys (`{"api_key": "..."}`) are hidden whole; a list is read as a
+        command line (`["--api-key", "x"]`).
         """
         if isinstance(obj, str):
             return self.text(obj)
         if isinstance(obj, Mapping):
             return {self.scrub(k): self._scrub_item(k, v) for k, v in obj.items()}
         if isinstance(obj, (list, tuple)):
-            return [self.scrub(v) for v in obj]
+            return self.argv(obj)
         return obj
 
     def summary(self) -> list[dict[str, object]]:
@@ -415,33 +761,104 @@ class Redactor:
         self._count(kind)
         return marker(kind)
 
+    def _random_under_hint(self, name: str, value: str) -> bool:
+        """A random-looking value under a name that hints at a secret without being one (TOKEN_ID=...)."""
+        return _HINT_RE.search(name) is not None and looks_random(value.strip().strip("'\""))
+
     def _scrub_item(self, key: Any, value: Any) -> Any:
         # Only identifier-like keys: a package map's "google-auth" is not a secret's name.
-        if isinstance(key, str) and key.isidentifier() and is_secret_name(key):
-            kind = _named_kind(key)
-            if isinstance(value, str) and not _is_harmless_value(value) and not _VERSION.fullmatch(value):
-                return self._hide(kind)
-            if isinstance(value, list) and all(isinstance(v, str) for v in value):
-                return [v if _is_harmless_value(v) else self._hide(kind) for v in value]
+        if isinstance(key, str) and key.isidentifier():
+            if is_secret_name(key):
+                kind = _named_kind(key)
+                if isinstance(value, str) and not _is_harmless_value(value) and not _VERSION.fullmatch(value):
+                    return self._hide(kind)
+                if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                    return [v if _is_harmless_value(v) else self._hide(kind) for v in value]
+            elif isinstance(value, str) and self._random_under_hint(key, value):
+                return self._hide(_named_kind(key))
         return self.scrub(value)
 
-    def _redact_lines(self, text: str) -> str:
-        """Private-key blocks first (they span lines), then the one-line rules on lines with a trigger."""
-        if "PRIVATE KEY-----" in text:
-            text = _PRIVATE_KEY.sub(lambda m: self._hide("private_key"), text)
+    def _hide_private_keys(self, text: str, starts_inside: bool) -> str:
+        spans = _private_key_spans(text, starts_inside)
+        if not spans:
+            return text
         pieces: list[str] = []
         done = 0
-        for start, end in _lines_with(self._trigger, text):
+        for start, end in spans:
+            if end <= start or start < done:
+                continue
+            pieces += [text[done:start], self._hide("private_key")]
+            done = end
+        pieces.append(text[done:])
+        return "".join(pieces)
+
+    def _undisguise(self, text: str) -> str:
+        """Lines where zero-width or full-width characters hide a secret are replaced by their plain form."""
+        pieces: list[str] = []
+        done = pos = 0
+        while (m := _DISGUISE.search(text, pos)) is not None:
+            start = text.rfind("\n", done, m.start()) + 1 or done
+            end = text.find("\n", m.end())
+            end = len(text) if end < 0 else end
+            line = text[start:end]
+            plain = _undisguised(line)
+            if Redactor(home=self.home)._redact_lines(plain) != plain:
+                pieces += [text[done:start], plain]
+                done = end
+            pos = end + 1 if end < len(text) else end
+            if pos >= len(text):
+                break
+        pieces.append(text[done:])
+        return "".join(pieces)
+
+    def _redact_lines(self, text: str) -> str:
+        """The one-line rules, run only over regions of lines that hold a trigger."""
+        pieces: list[str] = []
+        done = 0
+        for start, end in self._regions(text):
             pieces.append(text[done:start])
             pieces.append(self._redact_to_fixed_point(text[start:end]))
             done = end
         pieces.append(text[done:])
         return "".join(pieces)
 
-    def _redact_to_fixed_point(self, line: str) -> str:
-        """A changed line is scanned again: hiding one value can turn what follows into a new
-        `NAME=value` (as in `hf_...=TOKEN=x`), and redaction must be idempotent."""
-        for _ in range(_MAX_PASSES):
+    def _regions(self, text: str):
+        """(start, end) of runs of lines holding a trigger, nearby runs merged; in order."""
+        # One byte per character, so offsets match; characters outside ASCII can start no trigger.
+        folded = text.encode("ascii", "replace").lower()
+        pos = 0
+        region: tuple[int, int] | None = None
+        while (m := self._trigger.search(folded, pos)) is not None:
+            start = folded.rfind(b"\n", 0, m.start()) + 1
+            end = folded.find(b"\n", m.end())
+            end = len(folded) if end < 0 else end
+            if region is not None and start - region[1] <= _REGION_GAP:
+                region = (region[0], end)
+            else:
+                if region is not None:
+                    yield region
+                region = (start, end)
+            pos = end
+        if region is not None:
+            yield region
+
+    def _redact_to_fixed_point(self, text: str) -> str:
+        """A changed text is scanned again: hiding one value can turn what follows into a new
+        `NAME=value` (as in `hf_...=TOKEN=x`), and redaction must be idempotent. The lines that a
+        second pass still changes are scanned until they settle."""
+        once = self._redact(text, 1)
+        if once == text:
+            return text
+        twice = self._redact(once, 1)
+        if twice == once:
+            return once
+        lines, before = twice.split("\n"), once.split("\n")
+        if len(lines) != len(before):  # cannot happen (no rule crosses a line end); settle everything
+            return self._settle_line(twice, _MAX_PASSES - 2)
+        return "\n".join(self._settle_line(new, _MAX_PASSES - 2) if new != old else new for new, old in zip(lines, before))
+
+    def _settle_line(self, line: str, passes: int) -> str:
+        for _ in range(passes):
             redacted = self._redact(line, 1)
             if redacted == line:
                 break
@@ -451,23 +868,99 @@ class Redactor:
     def _redact(self, text: str, depth: int) -> str:
         """All one-line rules over `text`; declined matches rescan their parts one level deeper."""
         if depth >= _MAX_DEPTH:
-            pattern, rules = _shape_only()
-            return pattern.sub(lambda m: self._hide(_rule_of(m, rules)[0]), text)
-        return self._pattern.sub(lambda m: self._replace(m, depth), text)
+            return _shape_only().sub(lambda m: self._hide(shape_of(m)), text)
+        pattern = self._pattern
+        groups: list[str] = []
+        pieces: list[str] = []
+        pos = 0
+        while (m := pattern.search(text, pos)) is not None:
+            replacement, end = self._replace(m, depth)
+            pieces.append(text[pos : m.start()])
+            pieces.append(replacement)
+            pos = end
+            if len(pieces) >= _JOIN_EVERY:
+                groups.append("".join(pieces))
+                pieces = []
+        if not groups and not pieces:
+            return text
+        pieces.append(text[pos:])
+        groups.append("".join(pieces))
+        return "".join(groups)
 
-    def _replace(self, m: re.Match[str], depth: int) -> str:
-        rule, group = _rule_of(m, self._rules)
+    def _replace(self, m: re.Match[str], depth: int) -> tuple[str, int]:
+        """(what replaces the match, where scanning goes on): usually the match's end; a list, a
+        YAML line or a flag's further values run on past it."""
+        group = m.lastgroup
+        if group is None:
+            if _HINT_START.match(m.string, m.start()) is None:
+                return self._hide(shape_of(m)), m.end()
+            return self._replace_named(m, depth)
+        rule = self._rule_of_group[group]
         if rule == "home_path":
             self._count("home_path")
-            return "~"
-        if rule in _SHAPE_KINDS_SET:
-            return self._hide(rule)
-        val_start, val_end = m.span(f"{group}_val")
-        pre, val, post = m.string[m.start() : val_start], m.group(f"{group}_val"), m.string[val_end : m.end()]
-        secret, kind, by_shape = self._judge(m, rule, group, pre)
+            return "~", m.end()
+        if rule == "other_home":
+            self._count("home_path")
+            return m.string[m.start() : m.start(group)] + "<user>", m.end()
+        text = m.string
+        val_start, val_end = m.span(group)
+        pre, val = text[m.start() : val_start], text[val_start:val_end]
+        secret, kind = self._judge(m, rule, group, val)
         if not secret:
-            return self._rescan(pre, depth + 1) + self._rescan(val, depth + 1) + post
-        return pre + self._hide_value(val, kind, by_shape) + post
+            # the value is scanned again as part of the text that follows
+            return self._rescan(pre, depth + 1), val_start
+        if rule == "flag":
+            return self._hide_flag_values(m, pre, val, kind)
+        hidden = self._hide_value(val, kind, by_shape=rule not in ("url_password", "wandb_key"))
+        if rule in ("wandb_key", "url_password"):  # what comes before the value may hold a secret too
+            return self._rescan(pre, depth + 1) + hidden, val_end
+        return pre + hidden, val_end
+
+    def _replace_named(self, m: re.Match[str], depth: int) -> tuple[str, int]:
+        """NAME=value, NAME: value or 'NAME': value; the match runs from a hint word to the operator."""
+        text, start, op_end = m.string, m.start(), m.end()
+        pre = text[start:op_end]
+        stem = pre.rstrip(" \t:=")
+        if pre[-1] == ":" and stem[-1:] in ("'", '"'):
+            rule, name_end, quote = "quoted_key", start + len(stem) - 1, stem[-1]
+        else:
+            rule, name_end, quote = ("assignment" if pre[-1] == "=" else "yaml_key"), start + len(stem), ""
+        # the match starts inside the name, at its hint word: the name's start lies before it
+        head = text[max(0, start - _NAME_LOOKBACK) : start]
+        name_start = start - (len(head) - len(head.rstrip(_NAME_CHARS)))
+        name = _plain_name(text[name_start:name_end])
+        if quote and (name_start < 1 or text[name_start - 1] != quote):
+            name = ""
+        pos = op_end
+        blanks = _BLANKS_RE.match(text, pos)
+        if blanks is not None:
+            if rule == "assignment" and name_end == op_end - 1:
+                return self._rescan_name(pre), op_end  # "HF_TOKEN= x" assigns nothing
+            pos = blanks.end()
+        value = _VALUE_RE.match(text, pos)
+        if value is None or (rule == "quoted_key" and value.group(0)[:1] not in "['\""):
+            return self._rescan_name(pre), op_end
+        val = value.group(0)
+        at_line_start = rule == "yaml_key" and _starts_line(text, name_end, name)
+        if rule == "yaml_key" and not (name.isupper() or at_line_start):
+            return self._rescan_name(pre), op_end
+        secret, kind = self._judge_name(name, val)
+        if not secret:
+            return self._rescan_name(pre), op_end
+        lead = pre + text[op_end:pos]
+        if val == "[":
+            hidden, end = self._hide_list(text, value.end(), kind)
+            return lead + hidden, end
+        if at_line_start and val[:1] not in "'\"":  # a YAML value runs to the end of its line
+            line_end = text.find("\n", pos)
+            line_end = len(text) if line_end < 0 else line_end
+            rest = text[pos:line_end].rstrip()
+            return lead + self._hide_value(rest, kind), pos + len(rest)
+        return lead + self._hide_value(val, kind), value.end()
+
+    def _rescan_name(self, part: str) -> str:
+        """A name (and its operator) whose value was not hidden: only a token shape can hide in it."""
+        return part if len(part) < _SHORTEST_SHAPE else self._redact(part, _MAX_DEPTH)
 
     def _rescan(self, part: str, depth: int) -> str:
         """A declined match's part, scanned again on its own (most parts hold no trigger at all)."""
@@ -475,37 +968,112 @@ class Redactor:
             return part
         return self._redact(part, depth)
 
-    def _judge(self, m: re.Match[str], rule: str, group: str, pre: str) -> tuple[bool, str, bool]:
-        """(whether the value is secret, the kind to report if it has no token shape, classify by shape)."""
-        if rule == "url_password":
-            return True, "url_password", False
+    def _judge(self, m: re.Match[str], rule: str, group: str, val: str) -> tuple[bool, str]:
+        """(whether the value is secret, the kind to report if it has no token shape)."""
+        if rule in _ALWAYS_SECRET:
+            return True, _ALWAYS_SECRET[rule]
+        if rule == "url_token":
+            return shape_kind(val) is not None or looks_random(val) or _looks_like_token(val), "url_token"
         if rule == "auth_header":
-            return True, "bearer_token" if "bearer" in pre.lower() else "auth_header", True
-        if rule == "cookie_header":
-            return True, "auth_header", True
-        if rule == "bearer_token":
-            return True, "bearer_token", True
-        if rule == "flag":
-            return is_secret_flag(m.group(f"{group}_name")), "secret_arg", True
-        if rule == "quoted_key":  # the match starts with the quote that closes the name
-            name = _name_before(m.string, m.start(), quote=m.group(0)[0])
-        else:  # assignment, yaml_key
-            name = _name_before(m.string, m.start())
-            if rule == "yaml_key" and not name.isupper():
-                return False, "", True
-        if not name or _HINT_RE.search(name) is None or not is_secret_name(name):
-            return False, "", True
-        return True, _named_kind(name), True
+            return True, "bearer_token" if "bearer" in m.group(0).lower() else "auth_header"
+        name = m.group(group[:-3] + "name")
+        if rule == "user_password":
+            if val.isdigit():  # docker -u 1000:1000 is a uid and a gid
+                return False, ""
+            if name in _USER_FLAGS_NEEDING_CURL and not _curl_before(m.string, m.start()):
+                return False, ""
+            return True, "secret_arg"
+        # flag
+        return is_secret_flag(name) or (_HINT_RE.search(name) is not None and looks_random(_unquoted(val))), "secret_arg"
 
-    def _hide_value(self, val: str, kind: str, by_shape: bool) -> str:
-        if _LIST_RE.fullmatch(val):  # a logged list of quoted strings: hide each one
-            return re.sub(_QUOTED, lambda q: self._hide_value(q.group(0), kind, by_shape), val)
+    @staticmethod
+    def _judge_name(name: str, val: str) -> tuple[bool, str]:
+        """Whether the value of a variable or key called `name` is secret, and its kind."""
+        if not name or _HINT_RE.search(name) is None:
+            return False, ""
+        if is_secret_name(name):
+            return True, _named_kind(name)
+        return looks_random(_unquoted(val)), _named_kind(name)
+
+    def _hide_list(self, text: str, pos: int, kind: str) -> tuple[str, int]:
+        """The items of a list opened just before `pos`, each hidden: (the text up to where the list ends, that end)."""
+        pieces = ["["]
+        for _ in range(_MAX_LIST_ITEMS):
+            item = _LIST_ITEM.match(text, pos)
+            if item is None:
+                break
+            lead, quoted, bare, trail, sep = item.groups()
+            value = quoted or bare.rstrip(" \t")
+            trail = (bare[len(value) :] if bare else "") + trail + (sep or "")
+            pieces += [lead, self._hide_value(value, kind), trail]
+            pos = item.end()
+            if sep != ",":
+                break
+        return "".join(pieces), pos
+
+    def _hide_flag_values(self, m: re.Match[str], pre: str, val: str, kind: str) -> tuple[str, int]:
+        """A secret flag's value and the values after it: all of them up to a following flag, or, at
+        the end of a command, those that look like values (vLLM's --api-key takes several)."""
+        text = m.string
+        pieces = [pre, self._hide_value(val, kind)]
+        pos = m.end()
+        more = _MORE_VALUES.match(text, pos)
+        words = _NEXT_VALUE.findall(more.group(0)) if more and more.group(0) else []
+        after = text[more.end() if more else pos : (more.end() if more else pos) + 66].lstrip(" \t")
+        flag_follows = after[:1] == "-" and after[1:2] not in ("", " ", "\t")
+        for blank, word in words:
+            if not (flag_follows or _looks_like_value(_unquoted(word))):
+                break
+            pieces += [blank, self._hide_value(word, kind)]
+            pos += len(blank) + len(word)
+        return "".join(pieces), pos
+
+    def _hide_value(self, val: str, kind: str, by_shape: bool = True) -> str:
         quote = val[0] if val[:1] in ("'", '"') and len(val) >= 2 and val[-1] == val[0] else ""
         inner = val[1:-1] if quote else val
-        if _is_harmless_value(inner) or _MARKER.match(inner):  # a value that starts with a marker was hidden already
+        found = _value_class(inner) if len(inner) <= 256 else _value_class.__wrapped__(inner)
+        if found is None:
             return val
-        found = shape_kind(inner) if by_shape else None
-        return f"{quote}{self._hide(found or kind)}{quote}"
+        return f"{quote}{self._hide(found if found and by_shape else kind)}{quote}"
+
+
+@lru_cache(maxsize=4096)
+def _value_class(value: str) -> str | None:
+    """None for a value to keep (harmless, or starting with a marker: hidden already); else its
+    token kind, or "" when it has no known shape."""
+    if _is_harmless_value(value) or _MARKER.match(value):
+        return None
+    return shape_kind(value) or ""
+
+
+def _unquoted(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
+
+
+_KEY_LIKE_WORD = re.compile(r"[A-Za-z0-9_.+=~-]{2,4096}")
+
+
+def _looks_like_value(word: str) -> bool:
+    """A further word after a secret flag's value that is another key, not prose or a path: made of
+    token characters, with a digit, mixed case, or 16 characters or more."""
+    if not _KEY_LIKE_WORD.fullmatch(word) or word.endswith((".", ",")):
+        return False
+    return any(c.isdigit() for c in word) or not (word.islower() or word.isupper()) or len(word) >= 16
+
+
+def _looks_like_token(value: str) -> bool:
+    """A user part of a URL that is a token rather than a name: long, or mixing letters and digits."""
+    letters = sum(c.isalpha() for c in value)
+    digits = sum(c.isdigit() for c in value)
+    return len(value) >= 32 or (len(value) >= 16 and letters > 0 and digits > 0)
+
+
+def _curl_before(text: str, start: int) -> bool:
+    floor = max(0, start - 512)
+    line_start = text.rfind("\n", floor, start) + 1 or floor
+    return text.find("curl", line_start, start) >= 0
 
 
 @lru_cache(maxsize=1024)
@@ -514,3 +1082,105 @@ def _named_kind(name: str) -> str:
     if "".join(_components(name)).endswith("secretaccesskey"):
         return "aws_secret_key"
     return "secret_arg" if name.islower() else "secret_env"
+
+
+# --------------------------------------------------------------------------- summaries and cuts
+
+
+def markers_in(obj: Any) -> dict[str, int]:
+    """How many markers of each kind the strings of a JSON-like structure hold."""
+    counts: dict[str, int] = {}
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "<redacted:" in item:
+                for kind in _MARKER_KIND.findall(item):
+                    counts[kind] = counts.get(kind, 0) + 1
+        elif isinstance(item, Mapping):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return counts
+
+
+def summary_of(payload: Any, redactor: Redactor) -> list[dict[str, object]]:
+    """What a payload's redaction hid: the markers it holds, whoever made them (a text redacted before
+    it was cut, by another Redactor, counts too), and the home paths `redactor` shortened."""
+    counts = markers_in(payload)
+    if redactor.counts.get("home_path"):
+        counts["home_path"] = redactor.counts["home_path"]
+    return [{"kind": k, "count": n} for k, n in sorted(counts.items())]
+
+
+CUT_NOTE = "[... vllm-bug: {n:,} characters cut ...]"
+_CONTEXT_MARGIN = 8192  # what a cut inside a line redacts beyond the cut: more than any one match spans
+
+
+def cut_text(text: str, limit: int, keep: str = "both", redactor: Redactor | None = None,
+             note: str = CUT_NOTE, *, starts_cut: bool = False, ends_cut: bool = False) -> str:
+    """`text` in about `limit` characters (plus a note when `keep` is "both"), never cutting a secret in half.
+
+    keep: "head" (the start), "tail" (the end) or "both" (start and end, the middle cut out). Cuts
+    fall at line ends, so each kept line is whole and every one-line rule still sees it later; when
+    a cut must fall inside a line, the text around it is redacted first (by `redactor`, or a new
+    Redactor) and cut between words. The two ends of a key block cut in half are hidden by the key
+    rules themselves (a BEGIN without its END, an END without its BEGIN).
+
+    `starts_cut` / `ends_cut`: `text` itself was cut from something longer there, so a word at that
+    edge may be part of a secret: it is never kept.
+    """
+    if len(text) <= limit and not (starts_cut or ends_cut):
+        return text
+    if keep == "head":
+        return _cut_head(text, limit, redactor, ends_cut)
+    if keep == "tail":
+        return _cut_tail(text, limit, redactor, starts_cut)
+    head = _cut_head(text, limit // 2, redactor, False)
+    tail = _cut_tail(text, limit - limit // 2, redactor, False)
+    omitted = max(0, len(text) - len(head) - len(tail))
+    return f"{head}\n{note.format(n=omitted)}\n{tail}"
+
+
+def _cut_head(text: str, limit: int, redactor: Redactor | None, ends_cut: bool) -> str:
+    cut = text.rfind("\n", 0, limit + 1)
+    if cut >= limit // 2:
+        return text[:cut]
+    end = limit + _CONTEXT_MARGIN
+    window = (redactor or Redactor()).text(text[:end])
+    if end < len(text) or ends_cut:  # the window ends inside a longer text: its last word may be part of a secret
+        window = window[: len(window) - len(_LAST_WORD.search(window).group(0))]
+    if len(window) <= limit:
+        return window
+    space = window.rfind(" ", 0, limit + 1)
+    return window[: space if space >= limit // 2 else _outside_marker(window, limit)]
+
+
+def _cut_tail(text: str, limit: int, redactor: Redactor | None, starts_cut: bool) -> str:
+    start = max(0, len(text) - limit)
+    line_start = text.find("\n", max(0, start - 1), start + limit // 2)
+    if line_start >= 0:
+        return text[line_start + 1 :]
+    begin = max(0, start - _CONTEXT_MARGIN)
+    window = (redactor or Redactor()).text(text[begin:])
+    if begin > 0 or starts_cut:  # the window starts inside a longer text: its first word may be part of a secret
+        window = window[len(_FIRST_WORD.match(window).group(0)) :]
+    if len(window) <= limit:
+        return window
+    from_ = len(window) - limit
+    space = window.find(" ", from_, from_ + limit // 2)
+    return window[space + 1 :] if space >= 0 else window[_outside_marker(window, from_, forward=True) :]
+
+
+_LAST_WORD = re.compile(r"\S{0,4096}\Z")
+_FIRST_WORD = re.compile(r"\S{0,4096}")
+
+
+def _outside_marker(text: str, pos: int, forward: bool = False) -> int:
+    """`pos`, moved out of the marker it falls inside, if any: to its start, or past its end when `forward`."""
+    opening = text.rfind("<redacted:", max(0, pos - 80), pos)
+    closing = text.find(">", opening) if opening >= 0 else -1
+    if opening >= 0 and closing >= pos:
+        return closing + 1 if forward else opening
+    return pos

@@ -138,3 +138,121 @@ def test_lone_surrogate_escapes_become_replacement_characters(payload):
     assert decoded["payload"]["host"]["os"] == "Ubuntu \ufffd"
     assert decoded["payload"]["env"] == {"\ufffdKEY": "ok \U0001f600"}
     json.dumps(decoded, ensure_ascii=False).encode("utf-8")
+
+
+# --------------------------------------------------------------------------- what parsing may build
+
+def _padded(payload, padding) -> bytes:
+    doc = B.make_envelope(payload)
+    doc["payload"]["host"]["padding"] = padding
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def test_too_many_values_are_refused_before_parsing(payload):
+    # the reproducer held 25 million zeros in host (13 KB compressed, 2 GB parsed); schema-valid, as host is open
+    data = _compress(_padded(payload, [0] * (B.MAX_JSON_VALUES + 10)), level=19)
+    assert len(data) < 64 << 10
+    with pytest.raises(UnsafeInput, match="more values than the limit"):
+        B.decode(data)
+    assert B.decode(_compress(_padded(payload, [0] * 1000)))["payload"]["host"]["padding"] == [0] * 1000
+
+
+def test_many_empty_objects_are_refused_without_walking_them():
+    # 20 million {} took 45 s in the old nesting walk; the count refuses them before parsing
+    with pytest.raises(UnsafeInput, match="values"):
+        B.check_json_size(b"[" + b",".join([b"{}"] * (B.MAX_JSON_VALUES + 1)) + b"]")
+
+
+def test_the_size_check_builds_little_whatever_the_text(monkeypatch):
+    # a million short strings: removing them in one regex pass built a list of 2 million pieces (280 MB)
+    import tracemalloc
+
+    text = b"[" + b",".join([b'"ab"'] * 1_000_000) + b"]"
+    tracemalloc.start()
+    try:
+        B.check_json_size(text)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * len(text) + (32 << 20)
+
+
+def test_strings_and_nesting_across_chunk_boundaries(monkeypatch):
+    monkeypatch.setattr(B, "_SCAN_CHUNK", 7)
+    B.check_json_size(json.dumps({"a": ["[[[[" * 5, "x" * 50, {"b": [1, 2, {"c": "]]]]"}]}]}).encode())
+    monkeypatch.setattr(B, "MAX_JSON_STRING_BYTES", 49)
+    with pytest.raises(UnsafeInput, match="string of 50 bytes"):
+        B.check_json_size(json.dumps({"a": ["x" * 50]}).encode())
+    monkeypatch.setattr(B, "MAX_JSON_STRING_BYTES", 50)
+    deep = "[" * (B.MAX_NESTING + 1) + "]" * (B.MAX_NESTING + 1)
+    with pytest.raises(UnsafeInput, match="deep"):
+        B.check_json_size(deep.encode())
+
+
+def test_a_string_over_the_limit_is_refused(payload, monkeypatch):
+    monkeypatch.setattr(B, "MAX_JSON_STRING_BYTES", 1000)
+    with pytest.raises(UnsafeInput, match="string of 1,001 bytes"):
+        B.decode(_compress(_padded(payload, "x" * 1001)))
+    assert B.decode(_compress(_padded(payload, "x" * 1000)))
+
+
+def test_the_size_check_reads_strings_and_escapes_as_the_parser_does():
+    # brackets, commas and colons inside strings are not structure; escaped quotes do not end a string
+    inside = '"[[[[,,,,::::{{{{\\"]]]]\\\\"'
+    B.check_json_size(('{"a": [' + ",".join([inside] * 1000) + "]}").encode())
+    deep = "[" * (B.MAX_NESTING + 1) + "]" * (B.MAX_NESTING + 1)
+    B.check_json_size(json.dumps({"s": deep}).encode())  # only a string
+    with pytest.raises(UnsafeInput, match="deep"):
+        B.check_json_size(deep.encode())
+
+
+def test_nesting_is_measured_exactly_when_brackets_are_mixed():
+    def nested(depth: int) -> bytes:
+        opening = "".join("[" if i % 2 else '{"k":' for i in range(depth))
+        closing = "".join("]" if i % 2 else "}" for i in reversed(range(depth)))
+        return (opening + "0" + closing).encode()
+
+    B.check_json_size(nested(B.MAX_NESTING))
+    json.loads(nested(B.MAX_NESTING))
+    with pytest.raises(UnsafeInput, match="deep"):
+        B.check_json_size(nested(B.MAX_NESTING + 1))
+
+
+def test_text_that_is_not_json_is_left_for_the_parser():
+    for text in (b'{"a": [1, 2', b"[[[[", b'"unterminated', b"]]]]{", b'\\\\\\"x'):
+        B.check_json_size(text)
+    with pytest.raises(UnreadableInput, match="not valid JSON"):
+        B.decode(_compress(b'{"a": [1, 2'))
+
+
+_PEAK_RSS = """
+import json, os, subprocess, sys
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+_, status, usage = os.wait4(proc.pid, 0)
+print(json.dumps([os.waitstatus_to_exitcode(status), usage.ru_maxrss // 1024, proc.stderr.read().decode()]))
+"""
+
+
+def test_the_reproducer_is_refused_in_little_memory(tmp_path, payload):
+    """A small bundle whose host holds millions of zeros: exit 4 from validate, show and analyze, in
+    memory that grows only with the decompressed text (25 million zeros took 2 GB; now about 215 MB),
+    also inside a zip, a report's embedded bundle and as plain JSON."""
+    import subprocess
+    import sys
+    import zipfile
+
+    from vllm_bug.analyzer.embed import embed_block
+
+    data = _compress(_padded(payload, [0] * 5_000_000))
+    (tmp_path / "b.zst").write_bytes(data)
+    with zipfile.ZipFile(tmp_path / "b.zip", "w") as archive:
+        archive.writestr("bundle.zst", data)
+    (tmp_path / "b.md").write_text("# report\n\n" + str(embed_block(data)) + "\n")
+    (tmp_path / "b.json").write_bytes(_padded(payload, [0] * 5_000_000))
+    runs = [("validate", "b.zst"), ("show", "b.zst"), ("analyze", "b.zip"), ("analyze", "b.md"), ("analyze", "b.json")]
+    for command, name in runs:
+        argv = [sys.executable, "-m", "vllm_bug", command, str(tmp_path / name)]
+        out = subprocess.run([sys.executable, "-c", _PEAK_RSS, *argv], capture_output=True, text=True, check=True)
+        code, peak_mib, stderr = json.loads(out.stdout)
+        assert code == 4 and "more values than the limit" in stderr, (command, name, stderr)
+        assert peak_mib < 150, (command, name, peak_mib)  # 10 MB of JSON text

@@ -204,7 +204,7 @@ def memory(**options: Any) -> None:
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.argument("bundle", metavar="BUNDLE")
 def show(bundle: str) -> None:
-    """Print a bundle's JSON document (validated first)."""
+    """Print a bundle's JSON document (validated first, and redacted again like every input)."""
     from vllm_bug.commands import show as show_command
 
     _render(show_command.execute(bundle))
