@@ -17,8 +17,14 @@ def analyze_loaded(loaded) -> Analysis:
 def analyze_facts(facts: Facts, input_kind: str = "text", sha256: str = "") -> Analysis:
     findings = run_rules(facts)
     signature, explanation = _signature(facts)
-    analysis = Analysis(input_kind=input_kind, sha256=sha256, diagnoses=findings, facts=facts,
-                        signature=signature, signature_explanation=explanation)
+    analysis = Analysis(
+        input_kind=input_kind,
+        sha256=sha256,
+        diagnoses=findings,
+        facts=facts,
+        signature=signature,
+        signature_explanation=explanation,
+    )
     analysis.known_issue = _known_issue(signature, facts, analysis.category)
     return analysis
 

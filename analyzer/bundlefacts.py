@@ -52,7 +52,9 @@ def _measured(facts: Facts, payload: dict[str, Any]) -> None:
     facts.cuda_home = _str(toolkit.get("cuda_home"))
     _torch(facts, _dict(payload.get("torch")))
     _vllm(facts, _dict(payload.get("vllm")))
-    facts.packages = {normalise_package_name(str(k)): str(v) for k, v in _dict(payload.get("packages")).items() if v is not None}
+    facts.packages = {
+        normalise_package_name(str(k)): str(v) for k, v in _dict(payload.get("packages")).items() if v is not None
+    }
     if facts.torch_version is None:
         facts.torch_version = facts.package("torch")
     if facts.vllm_version is None:
@@ -83,9 +85,13 @@ def _is_node_setting(name: str) -> bool:
 
 def _node(entry: dict[str, Any]) -> NodeFacts:
     status = _str(entry.get("status")) or "error"
-    node = NodeFacts(label=_str(entry.get("label")) or "node", status=status, error=_str(entry.get("error")),
-                     primary=entry.get("primary") is True,
-                     head=entry.get("head") if isinstance(entry.get("head"), bool) else None)
+    node = NodeFacts(
+        label=_str(entry.get("label")) or "node",
+        status=status,
+        error=_str(entry.get("error")),
+        primary=entry.get("primary") is True,
+        head=entry.get("head") if isinstance(entry.get("head"), bool) else None,
+    )
     payload = entry.get("payload")
     ray_gpus = entry.get("ray_gpus")
     if not isinstance(payload, dict):
@@ -149,9 +155,15 @@ def _host(facts: Facts, host: dict[str, Any]) -> None:
     facts.cpu_count = _int(cpu.get("count"))
     facts.cpu_sockets = _int(cpu.get("sockets"))
     facts.cpu_flags = _strings(cpu.get("flags"))
-    facts.numa_nodes = [{"node": _int(n.get("node")), "cpus": _str(n.get("cpus")),
-                         "memory_total_bytes": _int(n.get("memory_total_bytes"))}
-                        for n in _list(host.get("numa_nodes")) if isinstance(n, dict)]
+    facts.numa_nodes = [
+        {
+            "node": _int(n.get("node")),
+            "cpus": _str(n.get("cpus")),
+            "memory_total_bytes": _int(n.get("memory_total_bytes")),
+        }
+        for n in _list(host.get("numa_nodes"))
+        if isinstance(n, dict)
+    ]
     facts.cudnn_libraries = _strings(host.get("cudnn_libraries"))
 
 
@@ -220,7 +232,9 @@ def _collection_problems(manifest: dict[str, Any]) -> list[str]:
         took = f" after {duration:.1f} s" if isinstance(duration, (int, float)) else ""
         what = "timed out" if probe["status"] == "timeout" else "failed"
         error = (_str(probe.get("error")) or "").splitlines()
-        problems.append(f"{_str(probe.get('name')) or 'a probe'}: {what}{took}" + (f" ({error[0][:200]})" if error else ""))
+        problems.append(
+            f"{_str(probe.get('name')) or 'a probe'}: {what}{took}" + (f" ({error[0][:200]})" if error else "")
+        )
     return problems
 
 

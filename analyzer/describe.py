@@ -189,7 +189,8 @@ def wrapper_only(facts, limit: int = 160) -> str | None:
 
 def wrapper_quotes_cause(facts) -> bool:
     """Whether the wrapper that wrapper_only() names carries the error in its own message."""
-    from vllm_bug.analyzer.tracebacks import only_wrappers, wrapper_quotes_cause as quotes
+    from vllm_bug.analyzer.tracebacks import only_wrappers
+    from vllm_bug.analyzer.tracebacks import wrapper_quotes_cause as quotes
 
     if facts.root_cause is not None:
         return facts.root_cause.carried_by is not None
@@ -223,9 +224,16 @@ def first_line(text: str | None, limit: int = 200) -> str:
 
 
 # -- the nodes of a cluster bundle -------------------------------------------------------------
-NODE_FACTS = (("GPUs", None), ("NVIDIA driver", "driver_version"), ("driver's CUDA", "driver_cuda"),
-              ("torch", "torch_version"), ("torch's CUDA", "torch_cuda"), ("vLLM", "vllm_version"),
-              ("NCCL", "nccl_version"), ("Python", "python_version"))
+NODE_FACTS = (
+    ("GPUs", None),
+    ("NVIDIA driver", "driver_version"),
+    ("driver's CUDA", "driver_cuda"),
+    ("torch", "torch_version"),
+    ("torch's CUDA", "torch_cuda"),
+    ("vLLM", "vllm_version"),
+    ("NCCL", "nccl_version"),
+    ("Python", "python_version"),
+)
 
 
 def node_rows(facts) -> list[tuple[str, list[str], bool]]:
@@ -256,8 +264,9 @@ def nodes_line(facts) -> str:
     """'3 nodes (node-3 dead); they differ in torch, NCCL_IB_DISABLE' (or '...; no differences found')."""
     missing = [f"{n.label} {n.status}" for n in facts.nodes if n.status != "ok"]
     differ = [label for label, _values, differs in node_rows(facts) if differs and label != "status"]
-    head = f"{len(facts.nodes)} node{'s' if len(facts.nodes) != 1 else ''}" + (f" ({', '.join(missing[:4])})"
-                                                                              if missing else "")
+    head = f"{len(facts.nodes)} node{'s' if len(facts.nodes) != 1 else ''}" + (
+        f" ({', '.join(missing[:4])})" if missing else ""
+    )
     return head + ("; they differ in " + ", ".join(differ[:8]) if differ else "; no differences found")
 
 

@@ -64,8 +64,9 @@ class Diagnosis:
     details: dict[str, Any] = field(default_factory=dict)
 
     def stamp(self, rule: str, category: str) -> Finding:
-        return Finding(rule, category, self.confidence, self.title, list(self.evidence), list(self.fixes),
-                       dict(self.details))
+        return Finding(
+            rule, category, self.confidence, self.title, list(self.evidence), list(self.fixes), dict(self.details)
+        )
 
 
 @dataclass

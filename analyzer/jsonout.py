@@ -47,8 +47,9 @@ def facts_to_json(facts: Facts) -> dict[str, Any]:
 def traceback_to_json(tb: Traceback) -> dict[str, Any]:
     out: dict[str, Any] = {"exc_type": tb.exc_type, "message": tb.message}
     if tb.frames:
-        out["frames"] = [_without_empty({"path": f.path, "line": f.line, "function": f.function})
-                         for f in tb.frames[-MAX_FRAMES:]]
+        out["frames"] = [
+            _without_empty({"path": f.path, "line": f.line, "function": f.function}) for f in tb.frames[-MAX_FRAMES:]
+        ]
     if tb.text:
         out["text"] = tb.text[-MAX_TEXT_CHARS:]
     if tb.chained_from is not None:

@@ -227,30 +227,47 @@ class Removal:
 
 
 REMOVED_FLAGS: tuple[Removal, ...] = (
-    Removal("--swap-space", (0, 18),
-            "nothing replaces it (the V1 engine keeps no CPU KV blocks); to save GPU memory use --gpu-memory-utilization, "
-            "--max-model-len, --max-num-seqs, --kv-cache-dtype or --cpu-offload-gb"),
-    Removal("--max-seq-len-to-capture", (0, 11),
-            "--max-cudagraph-capture-size N (or --enforce-eager to skip CUDA graphs entirely)"),
-    Removal("--max-context-len-to-capture", (0, 11),
-            "--max-cudagraph-capture-size N (or --enforce-eager)"),
+    Removal(
+        "--swap-space",
+        (0, 18),
+        "nothing replaces it (the V1 engine keeps no CPU KV blocks); to save GPU memory use --gpu-memory-utilization, "
+        "--max-model-len, --max-num-seqs, --kv-cache-dtype or --cpu-offload-gb",
+    ),
+    Removal(
+        "--max-seq-len-to-capture",
+        (0, 11),
+        "--max-cudagraph-capture-size N (or --enforce-eager to skip CUDA graphs entirely)",
+    ),
+    Removal("--max-context-len-to-capture", (0, 11), "--max-cudagraph-capture-size N (or --enforce-eager)"),
     Removal("--use-v2-block-manager", (0, 8), "nothing (the V2 block manager is the only one)"),
     Removal("--worker-use-ray", (0, 6), "--distributed-executor-backend ray"),
     Removal("--engine-use-ray", (0, 6), "nothing (Ray is chosen with --distributed-executor-backend ray)"),
     Removal("--task", (0, 33), "--runner pooling (with --convert when needed) for embedding/pooling models"),
     # deprecated in 0.9.0, whose help text announced the removal in 0.10.0; absent from the 0.10.0 wheel
-    Removal("--enable-reasoning", (0, 10),
-            "--reasoning-parser NAME alone (naming a parser turns reasoning output on)", deprecated_since=(0, 9)),
+    Removal(
+        "--enable-reasoning",
+        (0, 10),
+        "--reasoning-parser NAME alone (naming a parser turns reasoning output on)",
+        deprecated_since=(0, 9),
+    ),
 )
 
 REMOVED_ENV: tuple[Removal, ...] = (
     Removal("VLLM_ATTENTION_BACKEND", (0, 15), "--attention-backend NAME", deprecated_since=(0, 11, 1)),
-    Removal("VLLM_USE_V1", (0, 11), "nothing (V1 is the only engine; VLLM_ENABLE_V1_MULTIPROCESSING=0 runs it in-process)"),
-    Removal("VLLM_INSTALL_PUNICA_KERNELS", (0, 5, 1),
-            "nothing (the LoRA kernels are Triton kernels now and need no build switch)"),
-    Removal("VLLM_USE_PRECOMPILED_KERNELS", (0,),
-            "nothing at run time (the real VLLM_USE_PRECOMPILED=1 only matters for `pip install -e .` builds)",
-            never_existed=True),
+    Removal(
+        "VLLM_USE_V1", (0, 11), "nothing (V1 is the only engine; VLLM_ENABLE_V1_MULTIPROCESSING=0 runs it in-process)"
+    ),
+    Removal(
+        "VLLM_INSTALL_PUNICA_KERNELS",
+        (0, 5, 1),
+        "nothing (the LoRA kernels are Triton kernels now and need no build switch)",
+    ),
+    Removal(
+        "VLLM_USE_PRECOMPILED_KERNELS",
+        (0,),
+        "nothing at run time (the real VLLM_USE_PRECOMPILED=1 only matters for `pip install -e .` builds)",
+        never_existed=True,
+    ),
     Removal("VLLM_DISABLE_CUDA_GRAPH", (0,), "--enforce-eager (or a cudagraph_mode of NONE)", never_existed=True),
     Removal("VLLM_DISABLE_CUDA_GRAPHS", (0,), "--enforce-eager (or a cudagraph_mode of NONE)", never_existed=True),
     Removal("VLLM_TORCH_COMPILE", (0,), "-O0 / --enforce-eager to turn compilation off", never_existed=True),
@@ -276,8 +293,12 @@ def removed_in(entries: tuple[Removal, ...], name: str, vllm_version: str | None
 
 def deprecated_in(entries: tuple[Removal, ...], name: str, vllm_version: str | None) -> Removal | None:
     for entry in entries:
-        if entry.name == name and entry.deprecated_since and at_least(vllm_version, entry.deprecated_since) \
-                and not at_least(vllm_version, entry.gone_since):
+        if (
+            entry.name == name
+            and entry.deprecated_since
+            and at_least(vllm_version, entry.deprecated_since)
+            and not at_least(vllm_version, entry.gone_since)
+        ):
             return entry
     return None
 
@@ -309,7 +330,10 @@ def cudagraph_workarounds(vllm_version: str | None) -> list[str]:
     """Ways to avoid or shrink CUDA graphs that this vLLM version accepts."""
     out = ["--enforce-eager (no CUDA graphs; slower decode, but isolates the problem)"]
     if at_least(vllm_version, (0, 10, 2)) is not False:
-        out.append("""--compilation-config '{"cudagraph_mode": "PIECEWISE"}' (or "NONE") to keep compilation but capture less""")
+        out.append(
+            """--compilation-config '{"cudagraph_mode": "PIECEWISE"}' (or "NONE") """
+            "to keep compilation but capture less"
+        )
     if at_least(vllm_version, (0, 11, 1)) is not False:
         out.append("--max-cudagraph-capture-size 64 (or lower) to capture fewer batch sizes")
     return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from typing import Any
 
@@ -17,12 +17,18 @@ from vllm_bug.analyzer.facts import Facts, version_lt
 
 MAX_SEARCH_CHARS = 2_000_000
 _CONDITION_KEYS = {
-    "signature_prefix", "pattern", "any_of", "category", "vllm_version_below", "torch_version_below",
-    "torch_version_at_least", "no_root_cause",
+    "signature_prefix",
+    "pattern",
+    "any_of",
+    "category",
+    "vllm_version_below",
+    "torch_version_below",
+    "torch_version_at_least",
+    "no_root_cause",
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_known_issues() -> tuple[dict[str, Any], ...]:
     """The table, with its regexes compiled once (per process)."""
     raw = resources.files("vllm_bug.analyzer").joinpath("data/known_issues.json").read_text("utf-8")

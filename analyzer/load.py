@@ -113,7 +113,9 @@ def _bundle_from_zip(data: bytes, name: str) -> dict[str, Any]:
         raise UnreadableInput(f"{name}: ZIP holds no vllm-bug bundle (*.zst)")
     if len(candidates) > 1:
         listed = ", ".join(m.filename for m in candidates[:5])
-        raise UnreadableInput(f"{name}: ZIP holds {len(candidates)} bundles ({listed}); unzip it and analyze one at a time")
+        raise UnreadableInput(
+            f"{name}: ZIP holds {len(candidates)} bundles ({listed}); unzip it and analyze one at a time"
+        )
     member = candidates[0]
     raw = _read_zip_member(archive, member, name)
     if raw.startswith(ZSTD_MAGIC):
@@ -141,8 +143,15 @@ def _check_zip_member(member, name: str) -> None:
         raise UnsafeInput(f"{name}: ZIP member name contains a NUL byte: refused")
     if member.file_size > MAX_ZIP_MEMBER_BYTES and _looks_like_bundle_name(filename):
         raise UnsafeInput(f"{name}: ZIP member {filename!r} is {member.file_size} bytes, over the limit: refused")
-    if member.compress_size and member.file_size / member.compress_size > MAX_ZIP_RATIO and member.file_size > (1 << 20):
-        raise UnsafeInput(f"{name}: ZIP member {filename!r} expands {member.file_size // member.compress_size}x: refused as a possible zip bomb")
+    if (
+        member.compress_size
+        and member.file_size / member.compress_size > MAX_ZIP_RATIO
+        and member.file_size > (1 << 20)
+    ):
+        raise UnsafeInput(
+            f"{name}: ZIP member {filename!r} expands {member.file_size // member.compress_size}x: "
+            "refused as a possible zip bomb"
+        )
 
 
 def _read_zip_member(archive, member, name: str) -> bytes:
@@ -223,7 +232,9 @@ def decode_text(data: bytes, name: str) -> str:
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
             offset = exc.start + (len(data) - len(body))
-            raise UnreadableInput(f"{name}: not valid UTF-8 text (bad byte at offset {offset}); re-save it as UTF-8") from None
+            raise UnreadableInput(
+                f"{name}: not valid UTF-8 text (bad byte at offset {offset}); re-save it as UTF-8"
+            ) from None
     if _mostly_control_characters(text):
         raise UnreadableInput(f"{name}: binary data, not a bundle or text")
     return text

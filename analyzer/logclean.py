@@ -65,7 +65,9 @@ def merge_rank_copies(lines: list[LogLine]) -> list[LogLine]:
         multi = len(groups) > 1
         for source, block in groups:
             masked = _masked(block) if (multi or _worth_comparing(block)) else frozenset()
-            if masked and (_covered(source, masked, region_seen) or (len(masked) >= 2 and _covered(source, masked, seen))):
+            if masked and (
+                _covered(source, masked, region_seen) or (len(masked) >= 2 and _covered(source, masked, seen))
+            ):
                 continue
             out.extend(block)
             region_seen.append((source, masked))

@@ -68,8 +68,11 @@ def escape_text(text: object, line_start: bool = True) -> MdSafe:
     does not start a Markdown line, so leading spaces and "1." stay as they are.
     """
     s = clean(text).replace("&", "&amp;").replace("<", "&lt;")  # with no "<", a ">" opens nothing mid-line
-    leading, ordered, line_special = ((_LEADING_SPACE, _ORDERED_LIST, _LINE_START_SPECIAL) if line_start else
-                                      (_INNER_LEADING_SPACE, _INNER_ORDERED_LIST, _INNER_LINE_START_SPECIAL))
+    leading, ordered, line_special = (
+        (_LEADING_SPACE, _ORDERED_LIST, _LINE_START_SPECIAL)
+        if line_start
+        else (_INNER_LEADING_SPACE, _INNER_ORDERED_LIST, _INNER_LINE_START_SPECIAL)
+    )
     s = leading.sub("", s)  # four spaces would start an indented code block
     s = _MD_SPECIAL.sub(_escape_special, s)
     s = ordered.sub(r"\1\\\2", s)
@@ -129,7 +132,9 @@ def _with_code_spans(s: str, render_plain) -> MdSafe:
 
 # What advice mentions that reads best as code: flags with their value, NAME=value, env var names,
 # shell commands, Python calls and modules, absolute paths.
-_FLAG_VALUE = r"""(?:'[^'\n]{1,200}'|\d[\w.:+-]*|[A-Z][A-Z0-9_]*\b|[a-z]+\d[\w.]*|half|float|auto|dummy|all|host|nvidia)"""
+_FLAG_VALUE = (
+    r"""(?:'[^'\n]{1,200}'|\d[\w.:+-]*|[A-Z][A-Z0-9_]*\b|[a-z]+\d[\w.]*|half|float|auto|dummy|all|host|nvidia)"""
+)
 _ADVICE_TOKEN = re.compile(
     r"(?<![\w-])--[a-z][a-z0-9-]*(?:=[^\s,;)]+|\s" + _FLAG_VALUE + r"(?![\w-]))?"  # --max-model-len 8192
     r"|(?<![\w-])-O\d\b"  # -O0

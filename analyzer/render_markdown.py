@@ -33,16 +33,49 @@ ENV_VALUE_CHARS = 200
 HIDDEN_ENV_PREFIX = "NV_"  # package pins of NVIDIA's CUDA base images; bundles before 2026-11 carry them
 KEPT_NV_NAMES = ("NV_CUDA_COMPAT_PACKAGE",)
 KEY_PACKAGES = (
-    "vllm", "torch", "transformers", "triton", "xformers", "flashinfer-python", "flash-attn", "vllm-flash-attn",
-    "nvidia-nccl-cu12", "nvidia-nccl-cu13", "nvidia-cuda-runtime-cu12", "nvidia-cuda-runtime", "nvidia-cudnn-cu12",
-    "nvidia-cudnn-cu13", "ray", "numpy", "nvidia-ml-py", "pynvml", "bitsandbytes", "compressed-tensors", "accelerate",
-    "tokenizers", "safetensors",
+    "vllm",
+    "torch",
+    "transformers",
+    "triton",
+    "xformers",
+    "flashinfer-python",
+    "flash-attn",
+    "vllm-flash-attn",
+    "nvidia-nccl-cu12",
+    "nvidia-nccl-cu13",
+    "nvidia-cuda-runtime-cu12",
+    "nvidia-cuda-runtime",
+    "nvidia-cudnn-cu12",
+    "nvidia-cudnn-cu13",
+    "ray",
+    "numpy",
+    "nvidia-ml-py",
+    "pynvml",
+    "bitsandbytes",
+    "compressed-tensors",
+    "accelerate",
+    "tokenizers",
+    "safetensors",
 )
 
 # Budgets tried in order until the report fits.
 LEVELS = (
-    {"log_lines": 300, "log_chars": 20_000, "tb_chars": 20_000, "env_chars": 10_000, "evidence_chars": 500, "embed": True},
-    {"log_lines": 120, "log_chars": 8_000, "tb_chars": 12_000, "env_chars": 6_000, "evidence_chars": 400, "embed": True},
+    {
+        "log_lines": 300,
+        "log_chars": 20_000,
+        "tb_chars": 20_000,
+        "env_chars": 10_000,
+        "evidence_chars": 500,
+        "embed": True,
+    },
+    {
+        "log_lines": 120,
+        "log_chars": 8_000,
+        "tb_chars": 12_000,
+        "env_chars": 6_000,
+        "evidence_chars": 400,
+        "embed": True,
+    },
     {"log_lines": 40, "log_chars": 3_000, "tb_chars": 8_000, "env_chars": 4_000, "evidence_chars": 300, "embed": False},
     {"log_lines": 0, "log_chars": 0, "tb_chars": 4_000, "env_chars": 2_500, "evidence_chars": 200, "embed": False},
 )
@@ -80,8 +113,13 @@ def template_environment():
         lstrip_blocks=True,
     )
     env.filters.update(
-        code=md.inline_code, fence=md.fence, line=md.one_line, text=md.escape_text, prose=md.escape_prose,
-        advice=md.advice, details=md.details,
+        code=md.inline_code,
+        fence=md.fence,
+        line=md.one_line,
+        text=md.escape_text,
+        prose=md.escape_prose,
+        advice=md.advice,
+        details=md.details,
     )
     return env
 
@@ -101,8 +139,9 @@ def render_markdown(analysis: Analysis, bundle_bytes: bytes | None = None, redac
     return render_report(analysis, bundle_bytes, redactions).text
 
 
-def render_report(analysis: Analysis, bundle_bytes: bytes | None = None,
-                  redactions: list | None = None) -> RenderedReport:
+def render_report(
+    analysis: Analysis, bundle_bytes: bytes | None = None, redactions: list | None = None
+) -> RenderedReport:
     """render_markdown's report and its form parts, all cut to the same level so the parts fit together."""
     env = template_environment()
     text, view = "", {}
@@ -127,13 +166,19 @@ def _minimal_report(analysis: Analysis, full: str) -> str:
     lines = [f"**Suggested title:** {md.inline_code(suggested_title(analysis))}", "", "### Diagnosis", ""]
     for f in analysis.diagnoses[:MAX_FINDINGS]:
         lines.append(f"- {md.one_line(f.title, 300)} ({md.escape_text(f.category)}, confidence {f.confidence:.2f})")
-    lines += ["", f"Signature: {md.inline_code(analysis.signature)}", "",
-              f"_The full report ({len(full):,} characters) did not fit GitHub's {GITHUB_BODY_LIMIT:,}-character "
-              "limit; attach the bundle's .zip instead._", ""]
+    lines += [
+        "",
+        f"Signature: {md.inline_code(analysis.signature)}",
+        "",
+        f"_The full report ({len(full):,} characters) did not fit GitHub's {GITHUB_BODY_LIMIT:,}-character "
+        "limit; attach the bundle's .zip instead._",
+        "",
+    ]
     return "\n".join(lines)[:GITHUB_BODY_LIMIT]
 
 
 # -- the view ------------------------------------------------------------------------------
+
 
 def build_view(analysis: Analysis, bundle_bytes: bytes | None, redactions: list | None, level: dict) -> dict[str, Any]:
     facts = analysis.facts
@@ -315,8 +360,9 @@ def environment_summary(facts) -> str:
 def _package_lines(facts) -> list[str]:
     """Key package versions, several to a line; torch and vLLM only when not already shown above."""
     shown = {"torch": facts.torch_version, "vllm": facts.vllm_version}
-    packages = [f"{name}=={facts.packages[name]}" for name in KEY_PACKAGES
-                if name in facts.packages and not shown.get(name)]
+    packages = [
+        f"{name}=={facts.packages[name]}" for name in KEY_PACKAGES if name in facts.packages and not shown.get(name)
+    ]
     if not packages:
         return []
     lines, current = ["", "Key packages:"], " "
@@ -337,8 +383,10 @@ def _python_line(facts) -> str | None:
     return line
 
 
-_CONDA_RELEVANT = re.compile(r"torch|numpy|cuda|cudnn|nccl|mkl|magma|triton|transformers|flash|vllm|xformers|nvidia|"
-                             r"^python$|^libstdcxx|^libgcc")
+_CONDA_RELEVANT = re.compile(
+    r"torch|numpy|cuda|cudnn|nccl|mkl|magma|triton|transformers|flash|vllm|xformers|nvidia|"
+    r"^python$|^libstdcxx|^libgcc"
+)
 MAX_CONDA_PACKAGES = 40
 
 
@@ -436,7 +484,11 @@ def _root_cause_view(facts, level: dict) -> dict[str, Any] | None:
     if len(body) > level["tb_chars"]:
         head, _, tail = body.rpartition(exception_line[:200])
         if head:
-            body = md.cut_middle(head, max(500, level["tb_chars"] - len(exception_line) - len(tail)))[0] + exception_line[:200] + tail
+            body = (
+                md.cut_middle(head, max(500, level["tb_chars"] - len(exception_line) - len(tail)))[0]
+                + exception_line[:200]
+                + tail
+            )
         else:
             body = md.cut_middle(body, level["tb_chars"])[0]
         if exception_line[:200] not in body:
@@ -449,8 +501,13 @@ def _xid_view(facts) -> dict[str, Any] | None:
         return None
     lines = [str(x)[:300] for x in facts.xid[-MAX_XID_LINES:]]
     codes = describe.xid_codes(facts)
-    return {"count": len(facts.xid), "codes": ", ".join(codes[:10]), "plural": "s" if len(facts.xid) > 1 else "",
-            "shown": len(lines), "block": md.fence("\n".join(lines))}
+    return {
+        "count": len(facts.xid),
+        "codes": ", ".join(codes[:10]),
+        "plural": "s" if len(facts.xid) > 1 else "",
+        "shown": len(lines),
+        "block": md.fence("\n".join(lines)),
+    }
 
 
 def _log_excerpt(facts, level: dict) -> dict[str, Any] | None:
@@ -504,8 +561,11 @@ def _known_issue_view(entry: dict[str, Any] | None) -> dict[str, Any] | None:
     return {
         "id": entry.get("id", ""),
         "issue": link(entry["vllm_issue"]) if entry.get("vllm_issue") else None,
-        "related": md.MdSafe(", ".join(link(r) if isinstance(link(r), md.MdSafe) else md.escape_text(r)
-                                       for r in entry.get("related", [])[:8])),
+        "related": md.MdSafe(
+            ", ".join(
+                link(r) if isinstance(link(r), md.MdSafe) else md.escape_text(r) for r in entry.get("related", [])[:8]
+            )
+        ),
         "fixed_in": entry.get("fixed_in"),
         "note": md.advice(entry.get("note", "")),
         "benign": bool(entry.get("benign")),
@@ -533,6 +593,8 @@ def _bundle_view(bundle_bytes: bytes | None, embed_allowed: bool) -> dict[str, A
             f"vllm-bug bundle, embedded ({len(bundle_bytes):,} bytes compressed, base64): maintainers can run "
             "vllm-bug analyze on this report's text",
             embed_block(bundle_bytes),
-        ) if (fits and embed_allowed) else None,
+        )
+        if (fits and embed_allowed)
+        else None,
         "too_big_to_embed": not fits,
     }

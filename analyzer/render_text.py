@@ -68,8 +68,13 @@ def fact_lines(facts) -> list[str]:
     for process in describe.gpu_processes(facts, limit=4):
         rows.append(("Process", process))
     if facts.driver_version or facts.driver_cuda:
-        rows.append(("Driver", (facts.driver_version or "version unknown")
-                     + (f", supports CUDA up to {facts.driver_cuda}" if facts.driver_cuda else "")))
+        rows.append(
+            (
+                "Driver",
+                (facts.driver_version or "version unknown")
+                + (f", supports CUDA up to {facts.driver_cuda}" if facts.driver_cuda else ""),
+            )
+        )
     torch = describe.torch_state(facts)
     if torch:
         rows.append(("torch", torch + (f", built for CUDA {facts.torch_cuda}" if facts.torch_cuda else "")))
@@ -148,8 +153,14 @@ def _one_line(text: str, limit: int = 240) -> str:
 
 
 def _wrap(text: str, indent: str, hanging: str, max_lines: int | None = None) -> list[str]:
-    lines = textwrap.wrap(text, width=WIDTH, initial_indent=indent, subsequent_indent=hanging,
-                          break_long_words=False, break_on_hyphens=False) or [indent]
+    lines = textwrap.wrap(
+        text,
+        width=WIDTH,
+        initial_indent=indent,
+        subsequent_indent=hanging,
+        break_long_words=False,
+        break_on_hyphens=False,
+    ) or [indent]
     if max_lines and len(lines) > max_lines:
         lines = lines[:max_lines]
         lines[-1] = lines[-1][: WIDTH - 3].rstrip() + "..."

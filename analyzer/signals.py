@@ -1,8 +1,9 @@
 """Typed signals: every recognised message in the input, found once when facts are built.
 
-A signal is a row of a table under `analyzer/data/signals/` (one file per family of messages): an id, a regex, the trigger words one of which
-any match contains, and where the message comes from. `detect_signals` scans the input's lines
-(the de-duplicated, capped text rules search) and the root-cause exception once per row, and keeps
+A signal is a row of a table under `analyzer/data/signals/` (one file per family of messages): an id,
+a regex, the trigger words one of which any match contains, and where the message comes from.
+`detect_signals` scans the input's lines (the de-duplicated, capped text rules search) and the
+root-cause exception once per row, and keeps
 for each signal the matching lines (in input order, at most MAX_HITS), the named groups of each
 match, whether the root cause itself says it, and whether the root cause's frames match (scope "frames") or
 the frames of any traceback in the input do, cut ones without an error line included (scope "all_frames"). Rules ask
@@ -17,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -149,7 +150,7 @@ def table() -> dict[str, SignalRow]:
     return rows
 
 
-@lru_cache(maxsize=None)
+@cache
 def _compiled(signal_id: str) -> re.Pattern[str]:
     row = table()[signal_id]
     return re.compile(row.pattern, row.flags)

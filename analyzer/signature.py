@@ -35,8 +35,16 @@ MAX_QUALIFIER_CHARS = 80
 
 # Exceptions that only wrap or report a failure that happened elsewhere (Socorro's "prefix" list).
 _WRAPPER_TYPES = {
-    "EngineDeadError", "EngineGenerateError", "RayTaskError", "ChildFailedError", "RemoteException",
-    "BrokenProcessPool", "CancelledError", "SystemExit", "KeyboardInterrupt", "RayActorError",
+    "EngineDeadError",
+    "EngineGenerateError",
+    "RayTaskError",
+    "ChildFailedError",
+    "RemoteException",
+    "BrokenProcessPool",
+    "CancelledError",
+    "SystemExit",
+    "KeyboardInterrupt",
+    "RayActorError",
 }
 _WRAPPER_MESSAGES = lazy_compile(
     r"Engine core initialization failed|Engine process failed to start|See root cause above|"
@@ -46,9 +54,24 @@ _WRAPPER_MESSAGES = lazy_compile(
 )
 # Frames that only forward a call; they never identify a bug.
 _PASS_THROUGH_FUNCTIONS = {
-    "wrapper", "inner", "wrapped", "_wrapper", "decorate_context", "__call__", "_call_impl",
-    "_wrapped_call_impl", "run_method", "_run_worker_process", "worker_busy_loop", "execute_method",
-    "collective_rpc", "<module>", "main", "run", "_bootstrap", "_target",
+    "wrapper",
+    "inner",
+    "wrapped",
+    "_wrapper",
+    "decorate_context",
+    "__call__",
+    "_call_impl",
+    "_wrapped_call_impl",
+    "run_method",
+    "_run_worker_process",
+    "worker_busy_loop",
+    "execute_method",
+    "collective_rpc",
+    "<module>",
+    "main",
+    "run",
+    "_bootstrap",
+    "_target",
 }
 
 _TYPE_ALIASES = {
@@ -71,14 +94,20 @@ _KNOWN_CUDA_ERRORS = [
     (lazy_compile(r"no kernel image is available", re.I), "no kernel image is available for execution on the device"),
     (lazy_compile(r"misaligned address", re.I), "misaligned address"),
     (lazy_compile(r"unspecified launch failure", re.I), "unspecified launch failure"),
-    (lazy_compile(r"operation not permitted when stream is capturing", re.I), "operation not permitted when stream is capturing"),
+    (
+        lazy_compile(r"operation not permitted when stream is capturing", re.I),
+        "operation not permitted when stream is capturing",
+    ),
     (lazy_compile(r"invalid configuration argument", re.I), "invalid configuration argument"),
 ]
-_CUDA_FILE_ERROR = lazy_compile(r"Cuda error\s+\S*?([\w.\-]+\.(?:cuh|cu|cpp|h|hpp))(?::\d+)?\s*'([^']+)'", re.IGNORECASE)
+_CUDA_FILE_ERROR = lazy_compile(
+    r"Cuda error\s+\S*?([\w.\-]+\.(?:cuh|cu|cpp|h|hpp))(?::\d+)?\s*'([^']+)'", re.IGNORECASE
+)
 _FAILED_FILE_ERROR = lazy_compile(r"Failed:\s+\S*?([\w.\-]+\.(?:cuh|cu|cpp|h|hpp)):\d+\s*'([^']+)'", re.IGNORECASE)
 _CUDA_DRIVER_ERROR = lazy_compile(r"Error (\d{3}): ([^()\n]+?)\s*(?:\(|$|\n)")
 _NCCL_ERROR = lazy_compile(
-    r"NCCL error(?: in: [^,\n]*,)?:?\s*([a-z][a-z ]+?)(?:\s*\(|,|$|\n)|(nccl[A-Z]\w+Error)|NCCL (?:WARN|ERROR) ([^\n]{1,80})",
+    r"NCCL error(?: in: [^,\n]*,)?:?\s*([a-z][a-z ]+?)(?:\s*\(|,|$|\n)"
+    r"|(nccl[A-Z]\w+Error)|NCCL (?:WARN|ERROR) ([^\n]{1,80})",
     re.IGNORECASE,
 )
 _OOM = lazy_compile(r"CUDA out of memory|OutOfMemoryError|out of memory", re.IGNORECASE)
@@ -130,7 +159,9 @@ def compute_signature(facts: Facts) -> tuple[str, list[str]]:
         frames = []
     canonical = _CANONICAL_TYPE.get(kind)
     if canonical and canonical != exc_type:
-        why.append(f"exception type {exc_type} counted as {canonical}: for {kind} the class depends on the torch version")
+        why.append(
+            f"exception type {exc_type} counted as {canonical}: for {kind} the class depends on the torch version"
+        )
         exc_type = canonical
     return _assemble(kind, exc_type, qualifier, frames, why)
 
@@ -141,6 +172,7 @@ def signature_prefix(signature: str, fields: int = 4) -> str:
 
 
 # -- choosing the exception ----------------------------------------------------------------
+
 
 def _is_wrapper(tb: Traceback) -> bool:
     return tb.short_type in _WRAPPER_TYPES or bool(_WRAPPER_MESSAGES.search(tb.message or ""))
@@ -199,7 +231,8 @@ def _type_from_line(line: str) -> str | None:
 
 _STRONG_ERROR = lazy_compile(
     r"CUDA error|Cuda error|NCCL error|nccl\w*Error|out of memory|OutOfMemoryError|No available memory for the cache|"
-    r"KV cache|no kernel image|device-side assert|illegal memory access|Error \d{3}:|custom_all_reduce|undefined symbol|"
+    r"KV cache|no kernel image|device-side assert|illegal memory access|Error \d{3}:|custom_all_reduce|"
+    r"undefined symbol|"
     r"cannot open shared object|GLIBC|\bcudaError[A-Z]\w+|\bCUDA_ERROR_[A-Z_]+|Triton Error",
     re.IGNORECASE,
 )
@@ -211,10 +244,13 @@ def _error_line(facts: Facts) -> str | None:
     """The most telling error line: a known error text beats a named exception beats an ERROR log line."""
     best: tuple[int, str] | None = None
     for line in facts.lines[:20000]:
-        if line.lstrip().startswith(("File \"", "Traceback")):
+        if line.lstrip().startswith(('File "', "Traceback")):
             continue
-        score = (4 if _STRONG_ERROR.search(line) else 0) + (2 if _NAMED_ERROR.search(line) else 0) \
+        score = (
+            (4 if _STRONG_ERROR.search(line) else 0)
+            + (2 if _NAMED_ERROR.search(line) else 0)
             + (1 if _LOG_ERROR.search(line) else 0)
+        )
         if score and (best is None or score > best[0]):
             best = (score, strip_error_line_prefix(line).strip())
             if score >= 6:
@@ -225,10 +261,15 @@ def _error_line(facts: Facts) -> str | None:
         return None
     line = strip_template_tag(best[1])
     named = _NAMED_ERROR.search(line)
-    return line[named.start():] if named and named.start() > 0 and not _STRONG_ERROR.search(line[: named.start()]) else line
+    return (
+        line[named.start() :]
+        if named and named.start() > 0 and not _STRONG_ERROR.search(line[: named.start()])
+        else line
+    )
 
 
 # -- the qualifier -------------------------------------------------------------------------
+
 
 def parameterise(text: str) -> str:
     """Replace what varies between reports of one bug (numbers, paths, addresses...) with placeholders."""
@@ -301,6 +342,7 @@ def _message_core(text: str) -> str:
 
 # -- frames --------------------------------------------------------------------------------
 
+
 def _frame_key(frame: Frame) -> str:
     stem = frame.module.rsplit(".", 1)[-1]
     function = frame.function or "?"
@@ -338,6 +380,7 @@ def _app_frames(root: Traceback, why: list[str]) -> list[str]:
 
 # -- assembling ----------------------------------------------------------------------------
 
+
 def _field(value: str, limit: int) -> str:
     value = re.sub(r"[:#,\s]+", " ", value).strip() or "-"
     return value if len(value) <= limit else value[: limit - 1].rstrip() + "~"
@@ -346,10 +389,15 @@ def _field(value: str, limit: int) -> str:
 def _assemble(kind: str, exc_type: str, qualifier: str, frames: list[str], why: list[str]) -> tuple[str, list[str]]:
     contributing = [ALGORITHM, kind, exc_type, qualifier.lower(), *frames]
     digest = hashlib.sha1("\x1f".join(contributing).encode("utf-8")).hexdigest()[:8]
-    readable = ":".join([
-        ALGORITHM, kind, _field(exc_type, 60), _field(qualifier, MAX_QUALIFIER_CHARS),
-        ",".join(_field(f, 80) for f in frames) or "-",
-    ])
+    readable = ":".join(
+        [
+            ALGORITHM,
+            kind,
+            _field(exc_type, 60),
+            _field(qualifier, MAX_QUALIFIER_CHARS),
+            ",".join(_field(f, 80) for f in frames) or "-",
+        ]
+    )
     why.append(f"hash {digest} over: {contributing!r}")
     return f"{readable}#{digest}", why
 

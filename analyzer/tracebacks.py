@@ -28,7 +28,8 @@ _WRAPPER_TYPES = lazy_compile(
 _WRAPPER_MESSAGES = lazy_compile(
     r"Engine core initialization failed|EngineCore encountered an issue|died unexpectedly"
     r"|RPC call to \S+ timed out|please check the stack trace above|See (?:the )?(?:root cause|stack trace)"
-    r"|root cause (?:above|below)|Engine process failed to start|initialization failed due to an exception in a background process"
+    r"|root cause (?:above|below)|Engine process failed to start"
+    r"|initialization failed due to an exception in a background process"
     r"|Call to collective_rpc method failed|Background process failed|worker .{0,40} failed with error",
     re.IGNORECASE,
 )

@@ -50,8 +50,9 @@ RuntimeError: Engine core initialization failed. See root cause above. Failed co
 
 
 def realistic_log(filler_lines: int = 2000) -> str:
-    filler = "".join(f"INFO 06-01 10:00:{i % 60:02d} [loader.py:12] Loading safetensors shard {i}\n"
-                     for i in range(filler_lines))
+    filler = "".join(
+        f"INFO 06-01 10:00:{i % 60:02d} [loader.py:12] Loading safetensors shard {i}\n" for i in range(filler_lines)
+    )
     return LOG_HEAD + filler + WORKER_TB.format(r=0) + WORKER_TB.format(r=1) + LOG_TAIL
 
 
@@ -62,13 +63,23 @@ def build_bundle(path: Path) -> Path:
     from vllm_bug.schema.bundle import encode, make_envelope
 
     payload, _, _ = collect.build_payload(collect.CollectOptions(timeout_s=30))
-    payload.update({
-        "gpus": [{"index": i, "name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0",
-                  "memory_total_bytes": 85_031_714_816} for i in range(2)],
-        "driver": {"version": "570.133.20", "cuda_version": "12.8"},
-        "torch": {"version": "2.8.0+cu128", "cuda": "12.8"}, "vllm": {"version": "0.19.0"},
-        "log": {"source": "file", "truncated": False, "text": realistic_log()},
-    })
+    payload.update(
+        {
+            "gpus": [
+                {
+                    "index": i,
+                    "name": "NVIDIA H100 80GB HBM3",
+                    "compute_capability": "9.0",
+                    "memory_total_bytes": 85_031_714_816,
+                }
+                for i in range(2)
+            ],
+            "driver": {"version": "570.133.20", "cuda_version": "12.8"},
+            "torch": {"version": "2.8.0+cu128", "cuda": "12.8"},
+            "vllm": {"version": "0.19.0"},
+            "log": {"source": "file", "truncated": False, "text": realistic_log()},
+        }
+    )
     smi = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "device" / "h200" / "nvidia-smi.txt"
     if smi.is_file():
         payload["nvidia_smi"] = dict(payload.get("nvidia_smi") or {}, plain=smi.read_text(encoding="utf-8"))
@@ -89,7 +100,9 @@ def time_command(cmd: list[str], runs: int, env: dict[str, str] | None = None) -
     for _ in range(runs):
         start = time.perf_counter()
         # run outside any checkout: `python -m vllm_bug` in a checkout imports its ./vllm_bug, not the installed one
-        proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=tempfile.gettempdir())
+        proc = subprocess.run(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=tempfile.gettempdir()
+        )
         times.append(time.perf_counter() - start)
         if proc.returncode != 0:
             raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.decode()[-300:]}")
@@ -107,8 +120,13 @@ def interleaved(commands: dict[str, list[str]], runs: int, env: dict[str, str]) 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
-    parser.add_argument("--input", "--bundle", action="append", dest="inputs",
-                        help="analyse this file (bundle or text) instead of the generated ones; repeatable")
+    parser.add_argument(
+        "--input",
+        "--bundle",
+        action="append",
+        dest="inputs",
+        help="analyse this file (bundle or text) instead of the generated ones; repeatable",
+    )
     parser.add_argument("--format", action="append", dest="formats", choices=["text", "json", "markdown"])
     parser.add_argument("--baseline-python", help="interpreter of another vllm-bug installation to compare with")
     args = parser.parse_args(argv)
@@ -125,8 +143,15 @@ def main(argv: list[str] | None = None) -> int:
         for label, python in pythons.items():
             for path in inputs:
                 for fmt in formats:
-                    commands[f"{label}analyze {path.name} {fmt}"] = [python, "-m", "vllm_bug", "analyze", str(path),
-                                                                     "--format", fmt]
+                    commands[f"{label}analyze {path.name} {fmt}"] = [
+                        python,
+                        "-m",
+                        "vllm_bug",
+                        "analyze",
+                        str(path),
+                        "--format",
+                        fmt,
+                    ]
         env = child_env(Path(tmp) / "pycache")
         for cmd in commands.values():
             time_command(cmd, 2, env)  # warm the page cache and write the .pyc files
@@ -140,8 +165,10 @@ def main(argv: list[str] | None = None) -> int:
         ratio = ""
         if args.baseline_python and name.startswith("analyze"):
             ratio = f"  this/baseline {median / statistics.median(times['baseline ' + name]):.2f}"
-        print(f"{name:40} median {median * 1000:7.1f} ms  (min {min(values) * 1000:.1f}, "
-              f"max {max(values) * 1000:.1f}){ratio}")
+        print(
+            f"{name:40} median {median * 1000:7.1f} ms  (min {min(values) * 1000:.1f}, "
+            f"max {max(values) * 1000:.1f}){ratio}"
+        )
     print(f"slowest analyze median {worst * 1000:.1f} ms; target < 300 ms: {'met' if worst < 0.3 else 'NOT met'}")
     return 0 if worst < 0.3 else 2
 

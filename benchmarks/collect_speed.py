@@ -72,8 +72,9 @@ def vllm_bug_argv() -> list[str]:
 
 
 def has_torch(python: str) -> bool:
-    probe = subprocess.run([python, "-c", "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is None)"],
-                           capture_output=True)
+    probe = subprocess.run(
+        [python, "-c", "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is None)"], capture_output=True
+    )
     return probe.returncode == 0
 
 
@@ -185,15 +186,21 @@ def main() -> int:
     if torch_ok:
         ratio = medians["collect"] / medians["torch_probe"]
         verdicts.append(ratio <= TORCH_PROBE_TARGET)
-        print(f"  collect / torch_probe = {ratio:.3f}  (target <= {TORCH_PROBE_TARGET}: {'ok' if verdicts[-1] else 'MISSED'})")
+        print(
+            f"  collect / torch_probe = {ratio:.3f}  (target <= {TORCH_PROBE_TARGET}: {'ok' if verdicts[-1] else 'MISSED'})"
+        )
         print(f"  collect / collect_env = {medians['collect'] / medians['collect_env']:.3f}")
-    print(f"bundle size: {size_kib:.1f} KiB (target <= {SIZE_TARGET_KIB}: {'ok' if size_kib <= SIZE_TARGET_KIB else 'MISSED'}), "
-          f"{len(payload.get('packages') or {})} packages, nvidia-smi -q "
-          f"{'included' if (payload.get('nvidia_smi') or {}).get('query') else 'absent'}")
+    print(
+        f"bundle size: {size_kib:.1f} KiB (target <= {SIZE_TARGET_KIB}: {'ok' if size_kib <= SIZE_TARGET_KIB else 'MISSED'}), "
+        f"{len(payload.get('packages') or {})} packages, nvidia-smi -q "
+        f"{'included' if (payload.get('nvidia_smi') or {}).get('query') else 'absent'}"
+    )
     verdicts.append(size_kib <= SIZE_TARGET_KIB)
     if torch_ok:
         missing = compare_facts(outputs["collect_env"], payload)
-        print("bundle holds every collect_env fact" if not missing else "MISSING from the bundle: " + "; ".join(missing))
+        print(
+            "bundle holds every collect_env fact" if not missing else "MISSING from the bundle: " + "; ".join(missing)
+        )
         verdicts.append(not missing)
     slowest = sorted(payload["manifest"]["probes"], key=lambda p: -p["duration_s"])[:5]
     print("slowest probes in the last bundle: " + ", ".join(f"{p['name']} {p['duration_s']:.2f}s" for p in slowest))

@@ -23,8 +23,10 @@ MIB = 1 << 20
 
 
 def worker_log() -> str:
-    line = ("(VllmWorker rank={r} pid=1{r}) INFO 03-19 07:27:{s:02d} [gpu_model_runner.py:{i}] "
-            "Loading weights shard {i} took 0.5 s\n")
+    line = (
+        "(VllmWorker rank={r} pid=1{r}) INFO 03-19 07:27:{s:02d} [gpu_model_runner.py:{i}] "
+        "Loading weights shard {i} took 0.5 s\n"
+    )
     return "".join(line.format(r=i % 2, s=i % 60, i=i) for i in range(12000))[:MIB]
 
 

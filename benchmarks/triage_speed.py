@@ -22,8 +22,12 @@ from pathlib import Path
 
 TARGET_PER_SECOND = 500
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "reports" / "real-issues-dev.jsonl"
-PREFIXES = ["/usr/local/lib/python3.10/dist-packages/", "/opt/venv/lib/python3.12/site-packages/",
-            "/home/user/miniconda3/envs/x/lib/python3.11/site-packages/", "/workspace/src/"]
+PREFIXES = [
+    "/usr/local/lib/python3.10/dist-packages/",
+    "/opt/venv/lib/python3.12/site-packages/",
+    "/home/user/miniconda3/envs/x/lib/python3.11/site-packages/",
+    "/workspace/src/",
+]
 
 
 def corpus_texts() -> list[str]:
@@ -38,7 +42,9 @@ def vary(text: str, rng: random.Random) -> str:
     text = re.sub(r"pid=\d+", lambda m: f"pid={rng.randint(100, 99999)}", text)
     text = re.sub(r"rank=\d+", lambda m: f"rank={rng.randint(0, 7)}", text)
     text = re.sub(r"line \d+", lambda m: f"line {rng.randint(1, 3000)}", text)
-    text = re.sub(r"\d\d:\d\d:\d\d", lambda m: f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}", text)
+    text = re.sub(
+        r"\d\d:\d\d:\d\d", lambda m: f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}", text
+    )
     text = re.sub(r"\d+\.\d\d (GiB|MiB)", lambda m: f"{rng.uniform(0.1, 80):.2f} {m.group(1)}", text)
     text = re.sub(r"GPU \d\b", lambda m: f"GPU {rng.randint(0, 7)}", text)
     return text
@@ -47,11 +53,20 @@ def vary(text: str, rng: random.Random) -> str:
 def make_bundle(log_text: str) -> bytes:
     from vllm_bug.schema.bundle import encode, make_envelope
 
-    payload = {"host": {}, "gpus": [{"index": 0, "name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}],
-               "driver": {"version": "570.86.15", "cuda_version": "12.8"}, "cuda_toolkit": {},
-               "torch": {"version": "2.8.0+cu128", "cuda": "12.8"}, "vllm": {"version": "0.11.0"}, "packages": {},
-               "env": {}, "nvidia_smi": {}, "manifest": {"probes": []}, "redactions": [],
-               "log": {"source": "file", "name": "vllm.log", "truncated": False, "text": log_text}}
+    payload = {
+        "host": {},
+        "gpus": [{"index": 0, "name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}],
+        "driver": {"version": "570.86.15", "cuda_version": "12.8"},
+        "cuda_toolkit": {},
+        "torch": {"version": "2.8.0+cu128", "cuda": "12.8"},
+        "vllm": {"version": "0.11.0"},
+        "packages": {},
+        "env": {},
+        "nvidia_smi": {},
+        "manifest": {"probes": []},
+        "redactions": [],
+        "log": {"source": "file", "name": "vllm.log", "truncated": False, "text": log_text},
+    }
     return encode(make_envelope(payload))
 
 
@@ -82,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         started = time.perf_counter()
         generate(directory, args.count)
-        print(f"generated {args.count} inputs in {time.perf_counter() - started:.1f} s under {directory}", file=sys.stderr)
+        print(
+            f"generated {args.count} inputs in {time.perf_counter() - started:.1f} s under {directory}", file=sys.stderr
+        )
         started = time.perf_counter()
         files, bad = expand_inputs([str(directory)])
         result = triage([], jobs=args.jobs, files=files, bad=bad)

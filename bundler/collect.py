@@ -13,8 +13,9 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from vllm_bug.bundler.runner import Manifest, ProbeRecord
 
@@ -40,6 +41,7 @@ class CollectOptions:
 
 # ------------------------------------------------------------------ concurrency
 
+
 class _Task:
     def __init__(self, name: str, func: Callable[[], Any]) -> None:
         self.name = name
@@ -62,8 +64,12 @@ class _Task:
             self.done.set()
 
 
-def run_concurrently(funcs: dict[str, Callable[[], Any]], deadline: float, manifest: Manifest,
-                     on_tick: Callable[[list[str], int], None] | None = None) -> dict[str, Any]:
+def run_concurrently(
+    funcs: dict[str, Callable[[], Any]],
+    deadline: float,
+    manifest: Manifest,
+    on_tick: Callable[[list[str], int], None] | None = None,
+) -> dict[str, Any]:
     """Run every function in its own daemon thread; wait until all finish or the deadline passes.
 
     Returns name -> value for those that finished without raising. A task that raised or missed
@@ -83,8 +89,14 @@ def run_concurrently(funcs: dict[str, Callable[[], Any]], deadline: float, manif
     results: dict[str, Any] = {}
     for task in tasks:
         if not task.done.is_set():
-            manifest.add(ProbeRecord(f"task:{task.name}", "timeout", time.monotonic() - task.started,
-                                     error="still running at the collect deadline (--timeout); abandoned"))
+            manifest.add(
+                ProbeRecord(
+                    f"task:{task.name}",
+                    "timeout",
+                    time.monotonic() - task.started,
+                    error="still running at the collect deadline (--timeout); abandoned",
+                )
+            )
         elif task.error is not None:
             manifest.add(ProbeRecord(f"task:{task.name}", "error", task.duration, error=task.error))
         else:
@@ -111,7 +123,8 @@ class _Progress:
             return
         self.last = now
         waiting = ", ".join(pending[:3]) + ("..." if len(pending) > 3 else "")
-        line = f"vllm-bug: collecting {total - len(pending)}/{total} done, {now - self.started:4.1f}s; waiting on {waiting}"
+        elapsed = now - self.started
+        line = f"vllm-bug: collecting {total - len(pending)}/{total} done, {elapsed:4.1f}s; waiting on {waiting}"
         sys.stderr.write("\r" + line[:120].ljust(120))
         sys.stderr.flush()
 
@@ -122,6 +135,7 @@ class _Progress:
 
 
 # ------------------------------------------------------------------ the probes
+
 
 def probe_functions(options: CollectOptions, manifest: Manifest, deadline: float) -> dict[str, Callable[[], Any]]:
     budget = max(1.0, deadline - time.monotonic() - DEADLINE_MARGIN_S)
@@ -145,8 +159,9 @@ def probe_functions(options: CollectOptions, manifest: Manifest, deadline: float
     def gpu() -> dict[str, Any]:
         from vllm_bug.bundler.probes_gpu import collect_gpu_section
 
-        return collect_gpu_section(manifest, timeout_s=probe_timeout,
-                                   visible_devices=options.environ.get("CUDA_VISIBLE_DEVICES"))
+        return collect_gpu_section(
+            manifest, timeout_s=probe_timeout, visible_devices=options.environ.get("CUDA_VISIBLE_DEVICES")
+        )
 
     def toolkit() -> dict[str, Any]:
         from vllm_bug.bundler.probes_toolkit import collect_cuda_toolkit
@@ -181,8 +196,15 @@ def probe_functions(options: CollectOptions, manifest: Manifest, deadline: float
         return survey(options.interpreter.others, timeout_s=probe_timeout)
 
     functions: dict[str, Callable[[], Any]] = {
-        "python-imports": imports, "python-metadata": metadata, "gpu": gpu, "cuda-toolkit": toolkit, "host": host,
-        "xid": xid, "model": model, "compilers": compilers}
+        "python-imports": imports,
+        "python-metadata": metadata,
+        "gpu": gpu,
+        "cuda-toolkit": toolkit,
+        "host": host,
+        "xid": xid,
+        "model": model,
+        "compilers": compilers,
+    }
     if options.warm_up:
         functions["warm-up"] = _warm_up_writer
     if options.interpreter is not None and options.interpreter.others:
@@ -208,8 +230,15 @@ def collect_compilers(manifest: Manifest, timeout_s: float = PROBE_TIMEOUT_S) ->
 
 # ------------------------------------------------------------------ assembling the payload
 
-def assemble_payload(results: dict[str, Any], options: CollectOptions, manifest: Manifest, redactor: Any,
-                     started_utc: str, started: float) -> dict[str, Any]:
+
+def assemble_payload(
+    results: dict[str, Any],
+    options: CollectOptions,
+    manifest: Manifest,
+    redactor: Any,
+    started_utc: str,
+    started: float,
+) -> dict[str, Any]:
     from vllm_bug.bundler import probes_python
     from vllm_bug.bundler.packages import clean_packages
 
@@ -223,8 +252,10 @@ def assemble_payload(results: dict[str, Any], options: CollectOptions, manifest:
     if options.interpreter is not None:
         from vllm_bug.bundler.interpreter import bundle_facts
 
-        host["python"] = {**(host.get("python") or {}),
-                          **bundle_facts(options.interpreter, metadata, results.get("interpreters") or [])}
+        host["python"] = {
+            **(host.get("python") or {}),
+            **bundle_facts(options.interpreter, metadata, results.get("interpreters") or []),
+        }
     if "compilers" in results:
         host["compilers"] = results["compilers"]
     payload: dict[str, Any] = {
@@ -262,10 +293,12 @@ def assemble_payload(results: dict[str, Any], options: CollectOptions, manifest:
     payload["manifest"] = {
         "started_utc": started_utc,
         "duration_s": round(time.monotonic() - started, 3),
-        "collector": {"argv": redactor.argv(list(sys.argv if options.argv is None else options.argv)),
-                      "python": sys.executable,
-                      "target_python": options.python_exe or sys.executable,
-                      "timeout_s": options.timeout_s},
+        "collector": {
+            "argv": redactor.argv(list(sys.argv if options.argv is None else options.argv)),
+            "python": sys.executable,
+            "target_python": options.python_exe or sys.executable,
+            "timeout_s": options.timeout_s,
+        },
         "probes": manifest.to_json(),
     }
     from vllm_bug.schema.redact import summary_of
@@ -290,8 +323,8 @@ def _collect_env(environ: dict[str, str], redactor: Any, manifest: Manifest) -> 
 
 def build_payload(options: CollectOptions) -> tuple[dict[str, Any], Manifest, Any]:
     """Run every probe concurrently within options.timeout_s; return (payload, manifest, redactor)."""
-    from vllm_bug.schema.redact import Redactor
     from vllm_bug.schema.bundle import utc_now_iso
+    from vllm_bug.schema.redact import Redactor
 
     started = time.monotonic()
     started_utc = utc_now_iso()

@@ -55,6 +55,7 @@ _TEXT_BYTES = bytes(range(0x20, 0x100)) + b"\t\n\r\x0c\x08\x1b"
 
 # ------------------------------------------------------------------ text cleaning
 
+
 def clean_text(raw: bytes | str) -> str:
     """Decode, drop ANSI codes and control characters, keep only the last drawing of \\r-redrawn lines."""
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
@@ -73,6 +74,7 @@ def _last_drawing(line: str) -> str:
 
 
 # ------------------------------------------------------------------ traceback extraction
+
 
 def _prefix_key(prefix: str) -> str:
     """Mask timestamps (keeping the length) so lines of one log record share one prefix key."""
@@ -177,7 +179,7 @@ class TracebackExtractor:
         block = self._owner(line)
         if block is not None:
             block.last_seen = self.lines_seen
-            if not block.accept(line[len(block.prefix):]):
+            if not block.accept(line[len(block.prefix) :]):
                 self._close(block.key)
         for key in [k for k, b in self.open.items() if self.lines_seen - b.last_seen > IDLE_LINES_BEFORE_CLOSE]:
             self._close(key)
@@ -244,8 +246,9 @@ def _merge_tracebacks(extractors: list[TracebackExtractor]) -> tuple[list[tuple[
 
 # ------------------------------------------------------------------ streaming capture
 
+
 def _last_key_marker(data: bytes) -> str | None:
-    """"BEGIN" or "END": the last private key marker line in `data`, or None when it holds none."""
+    """ "BEGIN" or "END": the last private key marker line in `data`, or None when it holds none."""
     at = data.rfind(b"PRIVATE KEY")
     while at >= 0:
         line_start = data.rfind(b"\n", 0, at) + 1
@@ -347,7 +350,7 @@ class LogAccumulator:
                 self.head = bytes(self.whole[: self.head_bytes])
                 self.head_margin = bytes(self.whole[self.head_bytes : self.head_bytes + CUT_MARGIN])
                 self._note_key_markers(self.head)
-                self.tail = bytearray(self.whole[self.head_bytes:])
+                self.tail = bytearray(self.whole[self.head_bytes :])
                 self.whole = bytearray()
         else:
             self.tail += data
@@ -400,11 +403,19 @@ class LogAccumulator:
         entries, found, dropped = _merge_tracebacks(list(self.extractors.values()))
         lines = self.newlines + (1 if self.total and self.last_byte != b"\n" else 0)
         capture = LogCapture(
-            source=source, name=name, text="", original_bytes=self.total, original_lines=lines,
+            source=source,
+            name=name,
+            text="",
+            original_bytes=self.total,
+            original_lines=lines,
             truncated=self.truncated,
-            tracebacks=[text for text, _ in entries], traceback_copies=[count for _, count in entries],
-            tracebacks_found=found, tracebacks_dropped=dropped,
-            removed_nul_bytes=self.nul, removed_control_bytes=self.control, scan_stopped_at=scan_stopped_at,
+            tracebacks=[text for text, _ in entries],
+            traceback_copies=[count for _, count in entries],
+            tracebacks_found=found,
+            tracebacks_dropped=dropped,
+            removed_nul_bytes=self.nul,
+            removed_control_bytes=self.control,
+            scan_stopped_at=scan_stopped_at,
         )
         if not self.truncated:
             capture.text = clean_text(bytes(self.whole))
@@ -414,8 +425,10 @@ class LogAccumulator:
         capture.omitted_bytes = self.total - len(head) - len(tail)
         tail_lines = tail.count(b"\n") + (1 if tail and not tail.endswith(b"\n") else 0)
         capture.omitted_lines = max(0, lines - head.count(b"\n") - tail_lines)
-        marker = (f"[... vllm-bug: {capture.omitted_bytes:,} bytes ({capture.omitted_lines:,} lines) of the log "
-                  f"omitted here; tracebacks from them are kept in log.tracebacks ...]\n")
+        marker = (
+            f"[... vllm-bug: {capture.omitted_bytes:,} bytes ({capture.omitted_lines:,} lines) of the log "
+            f"omitted here; tracebacks from them are kept in log.tracebacks ...]\n"
+        )
         capture.text = head_text + ("" if head_text.endswith("\n") or not head_text else "\n") + marker + tail_text
         return capture
 
@@ -435,7 +448,7 @@ class LogAccumulator:
     def _tail_part(self) -> tuple[bytes, str]:
         """The tail from its first whole line, and its text. Lines of a key block that was open where the
         log was cut go with the cut; a tail that is one long line is redacted before it is cut."""
-        tail = bytes(self.tail[-self.tail_bytes:])
+        tail = bytes(self.tail[-self.tail_bytes :])
         before = bytes(self.tail[: -self.tail_bytes]) if len(self.tail) > self.tail_bytes else b""
         nl = tail.find(b"\n")
         if not 0 <= nl < len(tail) - 1:
@@ -445,12 +458,12 @@ class LogAccumulator:
             window = before[line_start:] + tail
             return tail, cut_text(clean_text(window), len(clean_text(tail)), keep="tail", starts_cut=line_start == 0)
         self._note_key_markers(before + tail[: nl + 1])
-        tail = tail[nl + 1:]
+        tail = tail[nl + 1 :]
         if self.key_open:
             from vllm_bug.schema.redact import key_block_end
 
             line_end = tail.find(b"\n", key_block_end(tail.decode("latin-1")))
-            tail = tail[line_end + 1:] if line_end >= 0 else b""
+            tail = tail[line_end + 1 :] if line_end >= 0 else b""
         return tail, clean_text(tail)
 
     def binary_problem(self) -> str | None:
@@ -471,13 +484,16 @@ class LogAccumulator:
 
 # ------------------------------------------------------------------ reading --log
 
+
 def open_log(spec: str) -> tuple[BinaryIO, str, str | None]:
     """Open --log FILE or '-' for reading: (stream, source, name). Raises a one-line error."""
     if spec == "-":
         stream = sys.stdin.buffer
         if stream.isatty():
-            raise UsageProblem("--log -: standard input is a terminal; pipe the log in, e.g. "
-                               "vllm serve ... 2>&1 | vllm-bug collect --log -")
+            raise UsageProblem(
+                "--log -: standard input is a terminal; pipe the log in, e.g. "
+                "vllm serve ... 2>&1 | vllm-bug collect --log -"
+            )
         return stream, "stdin", None
     path = Path(spec)
     try:

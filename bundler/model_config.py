@@ -11,21 +11,42 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 CONFIG_BYTES_CAP = 4 << 20
 NAME_CHARS_CAP = 512
 
 SHAPE_FIELDS = (
-    "architectures", "model_type", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
-    "head_dim", "hidden_size", "intermediate_size", "vocab_size", "torch_dtype", "dtype",
-    "max_position_embeddings", "sliding_window", "tie_word_embeddings",
+    "architectures",
+    "model_type",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "head_dim",
+    "hidden_size",
+    "intermediate_size",
+    "vocab_size",
+    "torch_dtype",
+    "dtype",
+    "max_position_embeddings",
+    "sliding_window",
+    "tie_word_embeddings",
     # mixture of experts
-    "num_experts", "num_local_experts", "n_routed_experts", "n_shared_experts", "num_experts_per_tok",
-    "moe_intermediate_size", "shared_expert_intermediate_size",
+    "num_experts",
+    "num_local_experts",
+    "n_routed_experts",
+    "n_shared_experts",
+    "num_experts_per_tok",
+    "moe_intermediate_size",
+    "shared_expert_intermediate_size",
     # multi-head latent attention (DeepSeek-style)
-    "kv_lora_rank", "q_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim",
+    "kv_lora_rank",
+    "q_lora_rank",
+    "qk_rope_head_dim",
+    "qk_nope_head_dim",
+    "v_head_dim",
 )
 ALIASES = {
     "num_hidden_layers": ("n_layer", "num_layers", "n_layers"),
@@ -56,8 +77,11 @@ def model_from_argv(argv: Iterable[str]) -> str | None:
         if arg.startswith("--model="):
             return _plausible(arg.split("=", 1)[1])
     for i, arg in enumerate(args[:-1]):
-        if arg == "serve" and (i == 0 or os.path.basename(args[i - 1]) in ("vllm", "vllm.exe")) \
-                and not args[i + 1].startswith("-"):
+        if (
+            arg == "serve"
+            and (i == 0 or os.path.basename(args[i - 1]) in ("vllm", "vllm.exe"))
+            and not args[i + 1].startswith("-")
+        ):
             return _plausible(args[i + 1])
     return None
 
@@ -147,13 +171,19 @@ def summarise_shape(config: Mapping[str, Any]) -> dict[str, Any]:
         value = _field(config, key)
         if value is not None:
             shape[key] = value
-    if "head_dim" not in shape and _is_int(shape.get("hidden_size")) and _is_int(shape.get("num_attention_heads")) \
-            and shape["num_attention_heads"] > 0:
+    if (
+        "head_dim" not in shape
+        and _is_int(shape.get("hidden_size"))
+        and _is_int(shape.get("num_attention_heads"))
+        and shape["num_attention_heads"] > 0
+    ):
         shape["head_dim"] = shape["hidden_size"] // shape["num_attention_heads"]
         shape["head_dim_derived"] = True
     quant = config.get("quantization_config")
     if isinstance(quant, Mapping):
-        shape["quantization"] = {k: _scalar(quant[k]) for k in QUANT_FIELDS if k in quant and _scalar(quant[k]) is not None}
+        shape["quantization"] = {
+            k: _scalar(quant[k]) for k in QUANT_FIELDS if k in quant and _scalar(quant[k]) is not None
+        }
     for nested in NESTED_CONFIGS:
         sub = config.get(nested)
         if isinstance(sub, Mapping):
@@ -187,12 +217,16 @@ def _scalar(value: Any) -> Any:
     return None
 
 
-def collect_model(option: str | None, log_text: str | None, argv: Iterable[str] | None,
-                  environ: Mapping[str, str]) -> dict[str, Any] | None:
+def collect_model(
+    option: str | None, log_text: str | None, argv: Iterable[str] | None, environ: Mapping[str, str]
+) -> dict[str, Any] | None:
     """The model section: None when no model is named anywhere, else name, source and shape."""
     name, source = None, None
-    for candidate, where in ((option, "option"), (model_from_argv(argv or ()), "command"),
-                             (model_from_log(log_text or ""), "log")):
+    for candidate, where in (
+        (option, "option"),
+        (model_from_argv(argv or ()), "command"),
+        (model_from_log(log_text or ""), "log"),
+    ):
         if candidate:
             name, source = candidate.strip(), where
             break
@@ -207,7 +241,9 @@ def collect_model(option: str | None, log_text: str | None, argv: Iterable[str] 
     try:
         config = read_config(path)
     except (OSError, ValueError) as exc:
-        section["error"] = str(exc)[:500] if isinstance(exc, ValueError) else f"cannot read config.json: {exc.strerror or exc}"
+        section["error"] = (
+            str(exc)[:500] if isinstance(exc, ValueError) else f"cannot read config.json: {exc.strerror or exc}"
+        )
         return section
     section["found"] = True
     section["shape"] = summarise_shape(config)

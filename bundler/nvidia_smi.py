@@ -16,7 +16,9 @@ from vllm_bug.schema.identifiers import identifier_hash
 MIB = 1 << 20
 
 _GPU_UUID = re.compile(r"\b(?:GPU|MIG)-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
-_IDENTIFYING_KEY = re.compile(r"^([ \t]*)([\w .]*?(?:serial|uuid|guid|\bpdi\b|host id)[\w .]*?)([ \t]*:[ \t]*)(\S[^\n]*?)[ \t]*$", re.I | re.M)
+_IDENTIFYING_KEY = re.compile(
+    r"^([ \t]*)([\w .]*?(?:serial|uuid|guid|\bpdi\b|host id)[\w .]*?)([ \t]*:[ \t]*)(\S[^\n]*?)[ \t]*$", re.I | re.M
+)
 _COMPUTE_CAPABILITY = re.compile(r"\d{1,3}\.\d{1,3}")
 
 
@@ -84,7 +86,10 @@ def gpu_from_query_row(row: dict[str, str | None], position: int) -> dict[str, A
         "source": "nvidia-smi",
     }
     if "mig.mode.current" in row:
-        gpu["mig_mode"] = {"current": parse_enabled(row.get("mig.mode.current")), "pending": parse_enabled(row.get("mig.mode.pending"))}
+        gpu["mig_mode"] = {
+            "current": parse_enabled(row.get("mig.mode.current")),
+            "pending": parse_enabled(row.get("mig.mode.pending")),
+        }
     if "ecc.mode.current" in row:
         gpu["ecc"] = {
             "mode_current": parse_enabled(row.get("ecc.mode.current")),

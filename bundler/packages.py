@@ -12,9 +12,22 @@ MAX_PACKAGES = 5000
 MAX_VERSION_CHARS = 256
 
 KEY_PACKAGES = (
-    "vllm", "torch", "triton", "flashinfer-python", "flash-attn", "vllm-flash-attn", "xformers",
-    "transformers", "tokenizers", "huggingface-hub", "ray", "xgrammar", "compressed-tensors",
-    "numpy", "pynvml", "nvidia-ml-py",
+    "vllm",
+    "torch",
+    "triton",
+    "flashinfer-python",
+    "flash-attn",
+    "vllm-flash-attn",
+    "xformers",
+    "transformers",
+    "tokenizers",
+    "huggingface-hub",
+    "ray",
+    "xgrammar",
+    "compressed-tensors",
+    "numpy",
+    "pynvml",
+    "nvidia-ml-py",
 )
 KEY_PREFIXES = ("nvidia-", "cupy")
 

@@ -7,14 +7,16 @@ gpu["errors"][field] as the NVML error's name, and the other fields are still re
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from vllm_bug.bundler import nvidia_smi as smi
 from vllm_bug.bundler.runner import CommandResult, Manifest, ProbeRecord, run_command, run_python_probe
@@ -28,12 +30,27 @@ TEXT_LIMITS = {"plain": 262144, "query": 1048576, "topo": 262144, "query_csv": 2
 
 COMPUTE_MODES = {0: "Default", 1: "Exclusive_Thread", 2: "Prohibited", 3: "Exclusive_Process"}
 TOPOLOGY_LEVELS = {0: "INTERNAL", 10: "SINGLE", 20: "MULTIPLE", 30: "HOSTBRIDGE", 40: "NODE", 50: "SYSTEM"}
-P2P_STATUSES = {0: "OK", 1: "CHIPSET_NOT_SUPPORTED", 2: "GPU_NOT_SUPPORTED", 3: "IOH_TOPOLOGY_NOT_SUPPORTED",
-                4: "DISABLED_BY_REGKEY", 5: "NOT_SUPPORTED", 6: "UNKNOWN"}
+P2P_STATUSES = {
+    0: "OK",
+    1: "CHIPSET_NOT_SUPPORTED",
+    2: "GPU_NOT_SUPPORTED",
+    3: "IOH_TOPOLOGY_NOT_SUPPORTED",
+    4: "DISABLED_BY_REGKEY",
+    5: "NOT_SUPPORTED",
+    6: "UNKNOWN",
+}
 CLOCK_EVENT_BITS = (
-    (0x1, "GpuIdle"), (0x2, "ApplicationsClocksSetting"), (0x4, "SwPowerCap"), (0x8, "HwSlowdown"),
-    (0x10, "SyncBoost"), (0x20, "SwThermalSlowdown"), (0x40, "HwThermalSlowdown"),
-    (0x80, "HwPowerBrakeSlowdown"), (0x100, "DisplayClockSetting"), (0x200, "BoardLimit"), (0x400, "Reliability"),
+    (0x1, "GpuIdle"),
+    (0x2, "ApplicationsClocksSetting"),
+    (0x4, "SwPowerCap"),
+    (0x8, "HwSlowdown"),
+    (0x10, "SyncBoost"),
+    (0x20, "SwThermalSlowdown"),
+    (0x40, "HwThermalSlowdown"),
+    (0x80, "HwPowerBrakeSlowdown"),
+    (0x100, "DisplayClockSetting"),
+    (0x200, "BoardLimit"),
+    (0x400, "Reliability"),
 )
 
 # NVML enum values passed as literals: the binding's own constants are not all plain ints
@@ -63,6 +80,7 @@ class NvmlReading:
 
 
 # -- small helpers -------------------------------------------------------------------------
+
 
 def _text(value: Any) -> str | None:
     if value is None:
@@ -126,6 +144,7 @@ def _field_error(exc: BaseException, function: str) -> str:
 
 # -- NVML ------------------------------------------------------------------------------------
 
+
 def import_nvml() -> Any:
     """nvidia-ml-py's pynvml, else the copy vLLM vendors (loaded by path: vllm itself is never imported)."""
     try:
@@ -171,10 +190,8 @@ def read_nvml(nvml: Any = None) -> NvmlReading:
     try:
         return _read_initialised(nvml)
     finally:
-        try:
+        with contextlib.suppress(Exception):  # nothing useful to do if shutdown fails
             nvml.nvmlShutdown()
-        except Exception:  # noqa: BLE001 - nothing useful to do if shutdown fails
-            pass
 
 
 def _read_initialised(nvml: Any) -> NvmlReading:
@@ -236,7 +253,8 @@ def read_gpu(nvml: Any, index: int, uuids: list[str | None] | None = None) -> tu
     rows = reader.read("remapped_rows", "nvmlDeviceGetRemappedRows", handle)
     gpu["remapped_rows"] = (
         {"correctable": rows[0], "uncorrectable": rows[1], "pending": bool(rows[2]), "failure": bool(rows[3])}
-        if rows else None
+        if rows
+        else None
     )
     gpu["retired_pages"] = _retired_pages(reader, handle)
     gpu["clock_event_reasons"] = _clock_events(reader, handle)
@@ -284,7 +302,9 @@ def _int_or_none(value: Any) -> int | None:
 def _ecc(reader: _Reader, handle: Any) -> dict[str, Any] | None:
     mode = reader.read("ecc_mode", "nvmlDeviceGetEccMode", handle)
     volatile = reader.read("ecc_volatile_uncorrected", "nvmlDeviceGetTotalEccErrors", handle, _UNCORRECTED, _VOLATILE)
-    aggregate = reader.read("ecc_aggregate_uncorrected", "nvmlDeviceGetTotalEccErrors", handle, _UNCORRECTED, _AGGREGATE)
+    aggregate = reader.read(
+        "ecc_aggregate_uncorrected", "nvmlDeviceGetTotalEccErrors", handle, _UNCORRECTED, _AGGREGATE
+    )
     if mode is None and volatile is None and aggregate is None:
         return None
     return {
@@ -329,8 +349,12 @@ def _processes(reader: _Reader, handle: Any) -> list[dict[str, Any]]:
                 name = _text(reader.attempt("nvmlSystemGetProcessName", pid))
             except Exception:  # noqa: BLE001 - a host pid invisible from a container, or gone
                 name = None
-            found[pid] = {"pid": pid, "used_memory_bytes": _int_or_none(getattr(proc, "usedGpuMemory", None)),
-                          "name": name[:1024] if name else None, "type": kind}
+            found[pid] = {
+                "pid": pid,
+                "used_memory_bytes": _int_or_none(getattr(proc, "usedGpuMemory", None)),
+                "name": name[:1024] if name else None,
+                "type": kind,
+            }
     return list(found.values())
 
 
@@ -367,9 +391,14 @@ def _mig_devices(nvml: Any, gpus: list[dict[str, Any]], handles: list[Any]) -> t
             except Exception as exc:  # noqa: BLE001 - NotFound: an empty slot
                 complete = complete and _error_name(exc) == "NVMLError_NotFound"
                 continue
-            found.append(MigDevice(gpu["index"], _optional(nvml, "nvmlDeviceGetUUID", mig),
-                                   _optional(nvml, "nvmlDeviceGetGpuInstanceId", mig),
-                                   _optional(nvml, "nvmlDeviceGetComputeInstanceId", mig)))
+            found.append(
+                MigDevice(
+                    gpu["index"],
+                    _optional(nvml, "nvmlDeviceGetUUID", mig),
+                    _optional(nvml, "nvmlDeviceGetGpuInstanceId", mig),
+                    _optional(nvml, "nvmlDeviceGetComputeInstanceId", mig),
+                )
+            )
     return found, complete
 
 
@@ -383,13 +412,17 @@ def _optional(nvml: Any, function: str, handle: Any) -> Any:
 
 def _add_peers(nvml: Any, gpus: list[dict[str, Any]], handles: list[Any]) -> None:
     """For each pair of GPUs: how they are connected (NVML topology level) and whether NVLink P2P works."""
-    usable = [(gpu, handle) for gpu, handle in zip(gpus[:MAX_PEER_GPUS], handles[:MAX_PEER_GPUS]) if handle is not None]
+    usable = [
+        (gpu, handle)
+        for gpu, handle in zip(gpus[:MAX_PEER_GPUS], handles[:MAX_PEER_GPUS], strict=False)
+        if handle is not None
+    ]
     if len(usable) < 2:
         return
     for gpu, _ in usable:
         gpu["peers"] = []
     for i, (gpu_a, handle_a) in enumerate(usable):
-        for gpu_b, handle_b in usable[i + 1:]:
+        for gpu_b, handle_b in usable[i + 1 :]:
             reader = _Reader(nvml, gpu_a["errors"])
             level = reader.read("peers", "nvmlDeviceGetTopologyCommonAncestor", handle_a, handle_b)
             p2p = reader.read("peers", "nvmlDeviceGetP2PStatus", handle_a, handle_b, _P2P_NVLINK)
@@ -400,6 +433,7 @@ def _add_peers(nvml: Any, gpus: list[dict[str, Any]], handles: list[Any]) -> Non
 
 
 # -- nvidia-smi ------------------------------------------------------------------------------
+
 
 def locate_nvidia_smi() -> str:
     found = shutil.which("nvidia-smi")
@@ -465,18 +499,31 @@ def _fallback_gpus(result: CommandResult, fields: tuple[str, ...]) -> tuple[list
 
 # -- the section -----------------------------------------------------------------------------
 
-def collect_gpu_section(manifest: Manifest, timeout_s: float = 10.0, nvml: Any = None,
-                        run: Callable[..., CommandResult] = run_command,
-                        visible_devices: str | None = None) -> dict[str, Any]:
+
+def collect_gpu_section(
+    manifest: Manifest,
+    timeout_s: float = 10.0,
+    nvml: Any = None,
+    run: Callable[..., CommandResult] = run_command,
+    visible_devices: str | None = None,
+) -> dict[str, Any]:
     """The bundle's "gpus", "driver" and "nvidia_smi" sections, and "cuda_visible_devices" when
     `visible_devices` (CUDA_VISIBLE_DEVICES) is set. Never raises."""
     try:
         return _collect(manifest, timeout_s, nvml, run, visible_devices)
     except Exception as exc:  # noqa: BLE001 - last resort: the collect must go on
         manifest.add(ProbeRecord("gpu-section", "error", 0.0, error=_error_text("gpu section", exc)))
-        return {"gpus": [], "driver": {"version": None, "cuda_version": None, "nvml_version": None,
-                                       "source": None, "error": _error_text("gpu section", exc)[:2000]},
-                "nvidia_smi": {"plain": None, "query": None, "topo": None}}
+        return {
+            "gpus": [],
+            "driver": {
+                "version": None,
+                "cuda_version": None,
+                "nvml_version": None,
+                "source": None,
+                "error": _error_text("gpu section", exc)[:2000],
+            },
+            "nvidia_smi": {"plain": None, "query": None, "topo": None},
+        }
 
 
 def _nvml_probe(manifest: Manifest, nvml: Any, timeout_s: float) -> NvmlReading:
@@ -490,8 +537,9 @@ def _nvml_probe(manifest: Manifest, nvml: Any, timeout_s: float) -> NvmlReading:
     return reading
 
 
-def _collect(manifest: Manifest, timeout_s: float, nvml: Any, run: Callable[..., CommandResult],
-             visible_devices: str | None) -> dict[str, Any]:
+def _collect(
+    manifest: Manifest, timeout_s: float, nvml: Any, run: Callable[..., CommandResult], visible_devices: str | None
+) -> dict[str, Any]:
     exe = locate_nvidia_smi()
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="gpu-probe") as pool:
         nvml_future = pool.submit(_nvml_probe, manifest, nvml, timeout_s)
@@ -534,8 +582,9 @@ def _collect(manifest: Manifest, timeout_s: float, nvml: Any, run: Callable[...,
     return section
 
 
-def _fallback(manifest: Manifest, run, exe: str, plain: CommandResult,
-              timeout_s: float) -> tuple[list[dict[str, Any]], str | None, str | None, SeenGpus | None]:
+def _fallback(
+    manifest: Manifest, run, exe: str, plain: CommandResult, timeout_s: float
+) -> tuple[list[dict[str, Any]], str | None, str | None, SeenGpus | None]:
     if plain.record.status in ("missing", "timeout"):
         reason = "nvidia-smi is missing" if plain.record.status == "missing" else "nvidia-smi did not answer"
         manifest.add(ProbeRecord("nvidia-smi --query-gpu", "skipped", 0.0, error=reason))

@@ -12,8 +12,9 @@ import platform
 import re
 import sys
 import time
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from vllm_bug.bundler import probes_network
 from vllm_bug.bundler.runner import Manifest, ProbeRecord
@@ -48,6 +49,7 @@ def read_text(path: Path, cap: int = TEXT_READ_CAP) -> str | None:
 
 
 # -- OS and C runtimes --------------------------------------------------------------------------
+
 
 def os_pretty_name(root: Path) -> str | None:
     for candidate in ("etc/os-release", "usr/lib/os-release"):
@@ -111,6 +113,7 @@ def ld_cache_libstdcxx(root: Path) -> list[str]:
 def cudnn_libraries(root: Path, environ: Mapping[str, str]) -> list[str]:
     """The cuDNN files the dynamic linker knows, links resolved (what torch's collect_env lists), else
     CUDNN_LIBRARY. A pip wheel's own copy (nvidia-cudnn-*) is in the package list instead."""
+
     def real_file(path: str) -> str | None:
         real = os.path.realpath(_under(root, path))
         if not os.path.isfile(real):
@@ -134,7 +137,14 @@ def libstdcxx_candidates(root: Path, environ: Mapping[str, str], prefix: str) ->
     for path in ld_cache_libstdcxx(root):
         yield _under(root, path)
     machine = platform.machine()
-    for folder in (f"/usr/lib/{machine}-linux-gnu", f"/lib/{machine}-linux-gnu", "/usr/lib64", "/lib64", "/usr/lib", "/lib"):
+    for folder in (
+        f"/usr/lib/{machine}-linux-gnu",
+        f"/lib/{machine}-linux-gnu",
+        "/usr/lib64",
+        "/lib64",
+        "/usr/lib",
+        "/lib",
+    ):
         yield _under(root, os.path.join(folder, "libstdc++.so.6"))
 
 
@@ -150,12 +160,15 @@ def glibcxx_max(root: Path, environ: Mapping[str, str], prefix: str) -> tuple[st
 
 # -- Python ---------------------------------------------------------------------------------------
 
+
 def python_env_kind(prefix: str, base_prefix: str, environ: Mapping[str, str]) -> str:
     """uv, conda, venv or system: what kind of environment this interpreter runs in."""
     config = read_text(Path(prefix) / "pyvenv.cfg", cap=65536)
     if config is not None and re.search(r"^\s*uv\s*=", config, re.M):
         return "uv"
-    if (Path(prefix) / "conda-meta").is_dir() or (environ.get("CONDA_PREFIX") and environ.get("CONDA_PREFIX") == prefix):
+    if (Path(prefix) / "conda-meta").is_dir() or (
+        environ.get("CONDA_PREFIX") and environ.get("CONDA_PREFIX") == prefix
+    ):
         return "conda"
     if prefix != base_prefix or config is not None:
         return "venv"
@@ -173,12 +186,15 @@ def python_facts(environ: Mapping[str, str]) -> dict[str, Any]:
 
 # -- containers, CPU, memory -----------------------------------------------------------------
 
+
 def container_hints(root: Path, environ: Mapping[str, str], kernel_release: str) -> dict[str, bool]:
     cgroups = " ".join(filter(None, (read_text(root / "proc/1/cgroup"), read_text(root / "proc/self/cgroup"))))
     mountinfo = read_text(root / "proc/self/mountinfo") or ""
     version = read_text(root / "proc/version") or ""
     return {
-        "docker": (root / ".dockerenv").exists() or bool(_CONTAINER_CGROUP.search(cgroups)) or "/docker/containers/" in mountinfo,
+        "docker": (root / ".dockerenv").exists()
+        or bool(_CONTAINER_CGROUP.search(cgroups))
+        or "/docker/containers/" in mountinfo,
         "podman": (root / "run/.containerenv").exists(),
         "kubernetes": bool(environ.get("KUBERNETES_SERVICE_HOST")),
         "wsl": "microsoft" in kernel_release.lower() or "microsoft" in version.lower(),
@@ -198,8 +214,13 @@ def cpu_facts(root: Path) -> dict[str, Any]:
     except (AttributeError, OSError):
         usable = None
     sockets = {m.group(1) for m in re.finditer(r"^physical id\s*:\s*(\d+)\s*$", text, re.M)}
-    return {"model": model, "count": os.cpu_count(), "usable": usable, "sockets": len(sockets) or None,
-            "flags": cpu_flags(text)}
+    return {
+        "model": model,
+        "count": os.cpu_count(),
+        "usable": usable,
+        "sockets": len(sockets) or None,
+        "flags": cpu_flags(text),
+    }
 
 
 def cpu_flags(cpuinfo: str) -> list[str]:
@@ -220,8 +241,9 @@ def numa_nodes(root: Path) -> list[dict[str, Any]]:
     for name in sorted(names, key=lambda n: int(n[4:]))[:MAX_NUMA_NODES]:
         cpus = (read_text(base / name / "cpulist", cap=4096) or "").strip("\x00 \n") or None
         memory = re.search(r"MemTotal:\s*(\d+)\s*kB", read_text(base / name / "meminfo", cap=65536) or "")
-        nodes.append({"node": int(name[4:]), "cpus": cpus,
-                      "memory_total_bytes": int(memory.group(1)) * 1024 if memory else None})
+        nodes.append(
+            {"node": int(name[4:]), "cpus": cpus, "memory_total_bytes": int(memory.group(1)) * 1024 if memory else None}
+        )
     return nodes
 
 
@@ -249,7 +271,10 @@ def shm_total_bytes(root: Path) -> int | None:
 
 # -- the section -----------------------------------------------------------------------------
 
-def collect_host(manifest: Manifest, environ: Mapping[str, str] | None = None, root: Path = Path("/")) -> dict[str, Any]:
+
+def collect_host(
+    manifest: Manifest, environ: Mapping[str, str] | None = None, root: Path = Path("/")
+) -> dict[str, Any]:
     """The bundle's "host" section. Never raises."""
     start = time.monotonic()
     environ = os.environ if environ is None else environ

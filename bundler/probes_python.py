@@ -26,8 +26,14 @@ METADATA_PROBE = "python-metadata"
 IMPORTS_PROBE = "python-imports"
 STDERR_TAIL = 4000
 # What a bundle keeps of the texts the probe reports (it sends more, so that they are redacted before this cut).
-PROBE_TEXT_CAPS = {"error": 2000, "traceback": 16384, "import_error": 2000, "import_traceback": 16384,
-                   "c_import_error": 2000, "c_import_traceback": 16384}
+PROBE_TEXT_CAPS = {
+    "error": 2000,
+    "traceback": 16384,
+    "import_error": 2000,
+    "import_traceback": 16384,
+    "c_import_error": 2000,
+    "c_import_traceback": 16384,
+}
 GARBAGE_LINE_CHARS = 200
 
 
@@ -84,7 +90,7 @@ def parse_records(stdout: str) -> tuple[list[dict[str, Any]], list[str]]:
                 garbage.append(_cut(line, GARBAGE_LINE_CHARS, "head"))
             continue
         try:
-            record = json.loads(line[len(MARKER):])
+            record = json.loads(line[len(MARKER) :])
         except ValueError:
             garbage.append(_cut(line, GARBAGE_LINE_CHARS, "head"))
             continue
@@ -124,8 +130,9 @@ def _last_line(text: str) -> str:
     return _cut(lines[-1], 300, "head") if lines else "no output"
 
 
-def run_target_probe(mode: str, name: str, python_exe: str | None, manifest: Manifest,
-                     timeout_s: float, *extra: str) -> tuple[list[dict[str, Any]], CommandResult]:
+def run_target_probe(
+    mode: str, name: str, python_exe: str | None, manifest: Manifest, timeout_s: float, *extra: str
+) -> tuple[list[dict[str, Any]], CommandResult]:
     """Run one probe mode; add its manifest record (an error when its output was unusable)."""
     env = dict(os.environ)
     env.setdefault("PYTHONIOENCODING", "utf-8")
@@ -163,8 +170,9 @@ def collect_metadata(python_exe: str | None, manifest: Manifest, timeout_s: floa
     return found
 
 
-def collect_imports(python_exe: str | None, manifest: Manifest, timeout_s: float = 45.0,
-                    full_import_reason: str | None = None) -> dict[str, Any]:
+def collect_imports(
+    python_exe: str | None, manifest: Manifest, timeout_s: float = 45.0, full_import_reason: str | None = None
+) -> dict[str, Any]:
     """{"torch": {...} | None, "vllm": {...} | None, "error": str | None, "stalled_in": stage | None}.
 
     With a full_import_reason the probe imports vLLM fully even when its files look sound."""
@@ -185,6 +193,7 @@ def collect_imports(python_exe: str | None, manifest: Manifest, timeout_s: float
 
 
 # ------------------------------------------------------------------ payload sections
+
 
 def build_torch_section(metadata: dict[str, Any], imports: dict[str, Any]) -> dict[str, Any]:
     meta_torch = metadata.get("torch") or {}
@@ -237,9 +246,22 @@ def build_vllm_section(metadata: dict[str, Any], imports: dict[str, Any]) -> dic
         section["requirements_unmet"] = unmet
     imported = imports.get("vllm")
     if imported:
-        for key in ("import_ok", "import_error", "import_traceback", "c_import_ok", "c_import_error",
-                    "c_import_traceback", "import_s", "import_path", "full_import_reasons", "commit", "c_path",
-                    "c_load_s", "c_direct_error", "c_direct_traceback"):
+        for key in (
+            "import_ok",
+            "import_error",
+            "import_traceback",
+            "c_import_ok",
+            "c_import_error",
+            "c_import_traceback",
+            "import_s",
+            "import_path",
+            "full_import_reasons",
+            "commit",
+            "c_path",
+            "c_load_s",
+            "c_direct_error",
+            "c_direct_traceback",
+        ):
             if key in imported:
                 section[key] = imported[key]
         if section.get("installed") is None:
@@ -257,7 +279,7 @@ def build_vllm_section(metadata: dict[str, Any], imports: dict[str, Any]) -> dic
                 section["c_import_traceback"] = imports["stderr_tail"]
         elif stage in ("vllm_start", "vllm_c_start"):
             what = "import vllm" if stage == "vllm_start" else "import vllm._C"
-            section["import_ok"] = False if stage == "vllm_start" else True
+            section["import_ok"] = stage != "vllm_start"
             if stage == "vllm_c_start":
                 section["c_import_ok"] = False
             message = f"{what} did not finish: {imports['error']}"

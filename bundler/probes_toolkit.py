@@ -9,7 +9,8 @@ import os
 import re
 import shutil
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from vllm_bug.bundler.runner import CommandResult, Manifest, ProbeRecord, run_command
 
@@ -54,8 +55,12 @@ def find_nvcc(environ: Mapping[str, str]) -> str | None:
     return None
 
 
-def collect_cuda_toolkit(manifest: Manifest, timeout_s: float = 10.0, run: Callable[..., CommandResult] = run_command,
-                         environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+def collect_cuda_toolkit(
+    manifest: Manifest,
+    timeout_s: float = 10.0,
+    run: Callable[..., CommandResult] = run_command,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """The bundle's "cuda_toolkit" section. Never raises."""
     start = time.monotonic()
     environ = os.environ if environ is None else environ
@@ -69,8 +74,14 @@ def collect_cuda_toolkit(manifest: Manifest, timeout_s: float = 10.0, run: Calla
         section["cuda_home"] = home
         section["cuda_home_source"] = home_source
         if nvcc is None:
-            manifest.add(ProbeRecord(PROBE_NAME, "missing", time.monotonic() - start,
-                                     error="nvcc not found on PATH, in $CUDA_HOME/bin or in /usr/local/cuda/bin"))
+            manifest.add(
+                ProbeRecord(
+                    PROBE_NAME,
+                    "missing",
+                    time.monotonic() - start,
+                    error="nvcc not found on PATH, in $CUDA_HOME/bin or in /usr/local/cuda/bin",
+                )
+            )
             return section
         result = run(PROBE_NAME, [nvcc, "--version"], timeout_s=timeout_s)
         text = (result.stdout or result.stderr).strip()

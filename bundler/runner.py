@@ -11,8 +11,9 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_OUTPUT_CAP = 1 << 20
@@ -100,7 +101,9 @@ def run_command(
             start_new_session=True,
         )
     except OSError as exc:
-        return CommandResult(ProbeRecord(name, "error", time.monotonic() - start, error=f"cannot start {argv[0]}: {exc.strerror or exc}"))
+        return CommandResult(
+            ProbeRecord(name, "error", time.monotonic() - start, error=f"cannot start {argv[0]}: {exc.strerror or exc}")
+        )
     try:
         out, err = proc.communicate(input=stdin_text.encode() if stdin_text is not None else None, timeout=timeout_s)
     except subprocess.TimeoutExpired:
@@ -108,14 +111,17 @@ def run_command(
         out, err = _drain(proc)
         stdout, trunc = _decode(out, output_cap)
         stderr, _ = _decode(err, output_cap)
-        record = ProbeRecord(name, "timeout", time.monotonic() - start, truncated=trunc, error=f"no answer within {timeout_s:g} s")
+        record = ProbeRecord(
+            name, "timeout", time.monotonic() - start, truncated=trunc, error=f"no answer within {timeout_s:g} s"
+        )
         return CommandResult(record, stdout, stderr)
     stdout, trunc_out = _decode(out, output_cap)
     stderr, trunc_err = _decode(err, output_cap)
     status = "ok" if proc.returncode == 0 else "error"
     error = None if status == "ok" else _last_output(stderr, stdout) or f"exit code {proc.returncode}"
-    record = ProbeRecord(name, status, time.monotonic() - start, exit_code=proc.returncode,
-                         truncated=trunc_out or trunc_err, error=error)
+    record = ProbeRecord(
+        name, status, time.monotonic() - start, exit_code=proc.returncode, truncated=trunc_out or trunc_err, error=error
+    )
     return CommandResult(record, stdout, stderr)
 
 

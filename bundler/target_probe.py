@@ -85,6 +85,7 @@ def _exception_facts(exc):
 
 # ---------------------------------------------------------------- metadata mode
 
+
 def _normalise(name):
     return re.sub(r"[-_.]+", "-", name).lower()
 
@@ -177,6 +178,7 @@ def _vllm_facts(metadata, packages, tools):
     facts["version"] = dist.version
     try:
         import importlib.util
+
         spec = importlib.util.find_spec("vllm")
         if spec is not None:
             origin = spec.origin or (list(spec.submodule_search_locations or []) or [None])[0]
@@ -219,6 +221,7 @@ def _vllm_facts(metadata, packages, tools):
 def run_metadata():
     import platform
     import struct
+
     facts = {
         "python": {
             "version": sys.version.split()[0],
@@ -259,8 +262,11 @@ def run_metadata():
         facts["vllm"] = {"installed": "vllm" in packages, "version": packages.get("vllm")}
         facts["vllm"].update(_exception_facts(exc))
     torch_version = packages.get("torch")
-    facts["torch"] = {"installed": torch_version is not None, "version": torch_version,
-                      "build_variant": _local_version(torch_version)}
+    facts["torch"] = {
+        "installed": torch_version is not None,
+        "version": torch_version,
+        "build_variant": _local_version(torch_version),
+    }
     emit({"stage": "metadata", **facts})
 
 
@@ -301,6 +307,7 @@ def _env_kind():
 
 
 # ---------------------------------------------------------------- imports mode
+
 
 def _torch_facts():
     started = time.monotonic()
@@ -500,6 +507,7 @@ def _vllm_full_import(facts):
     emit({"stage": "vllm_c_start"})
     try:
         import vllm._C  # noqa: F401
+
         facts["c_import_ok"] = True
     except BaseException as exc:  # noqa: BLE001
         facts["c_import_ok"] = False

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from vllm_bug.bundler.nvidia_smi import scrub_identifiers
 from vllm_bug.bundler.runner import CommandResult, Manifest, ProbeRecord, run_command
@@ -53,12 +53,15 @@ def _read_log_file(root: Path, relative: str) -> tuple[str | None, ProbeRecord]:
     try:
         text = read_tail(path)
     except OSError as exc:
-        return None, ProbeRecord(name, "error", time.monotonic() - start, error=f"cannot read /{relative}: {exc.strerror or exc}")
+        return None, ProbeRecord(
+            name, "error", time.monotonic() - start, error=f"cannot read /{relative}: {exc.strerror or exc}"
+        )
     return text, ProbeRecord(name, "ok", time.monotonic() - start)
 
 
-def collect_xid(manifest: Manifest, timeout_s: float = 5.0, run: Callable[..., CommandResult] = run_command,
-                root: Path = Path("/")) -> list[str]:
+def collect_xid(
+    manifest: Manifest, timeout_s: float = 5.0, run: Callable[..., CommandResult] = run_command, root: Path = Path("/")
+) -> list[str]:
     """Xid lines, at most 200, newest last. Never raises; each source tried is a manifest record."""
     try:
         return _collect(manifest, timeout_s, run, Path(root))

@@ -23,7 +23,7 @@ import os
 import re
 import stat
 from datetime import datetime, timezone
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from typing import Any
 
@@ -61,8 +61,9 @@ def utc_now_iso() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def make_envelope(payload: dict[str, Any], created_utc: str | None = None,
-                  nodes: dict[str, Any] | None = None) -> dict[str, Any]:
+def make_envelope(
+    payload: dict[str, Any], created_utc: str | None = None, nodes: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """A single-node bundle (schema_version 1), or with `nodes` (schema/cluster.py) a cluster bundle (2)."""
     doc = {
         "format": FORMAT_NAME,
@@ -76,13 +77,13 @@ def make_envelope(payload: dict[str, Any], created_utc: str | None = None,
     return doc
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_schema(version: int = SCHEMA_VERSION) -> dict[str, Any]:
     text = resources.files("vllm_bug.schema").joinpath(f"bundle-v{version}.schema.json").read_text("utf-8")
     return json.loads(text)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _validator(version: int):
     from jsonschema import Draft202012Validator
     from referencing import Registry, Resource
@@ -92,7 +93,7 @@ def _validator(version: int):
     return Draft202012Validator(load_schema(version), registry=registry)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _quick_check(version: int):
     from vllm_bug.schema.fastcheck import compile_check
 
@@ -177,7 +178,9 @@ def decompress_capped(data: bytes, max_bytes: int = MAX_DECOMPRESSED_BYTES) -> b
             offset += _FEED_CHUNK
             total += len(chunk)
             if total > max_bytes:
-                raise UnsafeInput(f"bundle expands past the {max_bytes}-byte limit: refused as a possible decompression bomb")
+                raise UnsafeInput(
+                    f"bundle expands past the {max_bytes}-byte limit: refused as a possible decompression bomb"
+                )
             parts.append(chunk)
     except zstandard.ZstdError as exc:
         text = str(exc)
@@ -243,8 +246,9 @@ def check_json_size(raw: bytes) -> None:
             open_length = lengths[-1] if ends_inside else 0
         inside = ends_inside
     if longest > MAX_JSON_STRING_BYTES:
-        raise UnsafeInput(f"bundle JSON holds a string of {longest:,} bytes, over the limit of "
-                          f"{MAX_JSON_STRING_BYTES:,}: refused")
+        raise UnsafeInput(
+            f"bundle JSON holds a string of {longest:,} bytes, over the limit of {MAX_JSON_STRING_BYTES:,}: refused"
+        )
     nesting = b"".join(brackets)
     if _OPENING_RUN.search(nesting) or _nesting_exceeds(nesting, MAX_NESTING):
         raise UnsafeInput(f"bundle JSON is nested more than {MAX_NESTING} levels deep: refused")

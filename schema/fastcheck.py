@@ -22,11 +22,41 @@ from urllib.parse import urldefrag, urljoin
 
 Check = Callable[[Any], bool]
 
-_ANNOTATIONS = frozenset({"$schema", "$id", "$comment", "$defs", "title", "description", "default", "examples",
-                          "deprecated", "readOnly", "writeOnly"})
-_SUPPORTED = _ANNOTATIONS | frozenset({"$ref", "type", "properties", "required", "additionalProperties", "items",
-                                       "maxItems", "minItems", "maxProperties", "maxLength", "minLength", "minimum",
-                                       "maximum", "const", "enum", "pattern"})
+_ANNOTATIONS = frozenset(
+    {
+        "$schema",
+        "$id",
+        "$comment",
+        "$defs",
+        "title",
+        "description",
+        "default",
+        "examples",
+        "deprecated",
+        "readOnly",
+        "writeOnly",
+    }
+)
+_SUPPORTED = _ANNOTATIONS | frozenset(
+    {
+        "$ref",
+        "type",
+        "properties",
+        "required",
+        "additionalProperties",
+        "items",
+        "maxItems",
+        "minItems",
+        "maxProperties",
+        "maxLength",
+        "minLength",
+        "minimum",
+        "maximum",
+        "const",
+        "enum",
+        "pattern",
+    }
+)
 _TYPES: dict[str, Check] = {
     "string": lambda v: type(v) is str,
     "integer": lambda v: type(v) is int,

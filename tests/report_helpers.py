@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
-from vllm_bug.analyzer.facts import Facts, Frame, Traceback
-from vllm_bug.analyzer.textfacts import facts_from_text as real_facts_from_text
+from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.findings import Analysis, Finding
+from vllm_bug.analyzer.textfacts import facts_from_text as real_facts_from_text
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
 
 def facts_from_text(text: str, **extra) -> Facts:
     """Facts through the real text pipeline (prefix stripping, traceback parsing, root cause), plus
@@ -30,6 +30,14 @@ def corpus_cases() -> dict[str, dict]:
     return out
 
 
-def analysis_for(facts: Facts, findings: list[Finding] | None = None, signature: str = "vllm-sig/1:x:y:z:-#00000000") -> Analysis:
-    return Analysis(input_kind=facts.input_kind, sha256="ab" * 32, diagnoses=findings or [], facts=facts,
-                    signature=signature, signature_explanation=["algorithm vllm-sig/1"])
+def analysis_for(
+    facts: Facts, findings: list[Finding] | None = None, signature: str = "vllm-sig/1:x:y:z:-#00000000"
+) -> Analysis:
+    return Analysis(
+        input_kind=facts.input_kind,
+        sha256="ab" * 32,
+        diagnoses=findings or [],
+        facts=facts,
+        signature=signature,
+        signature_explanation=["algorithm vllm-sig/1"],
+    )

@@ -16,8 +16,9 @@ def facts(*lines: str, **fields) -> Facts:
 
 
 def root(exc_type: str, message: str, frames: tuple[tuple[str, str], ...] = ()) -> Traceback:
-    return Traceback(exc_type, message, frames=[Frame(path, 1, fn) for path, fn in frames],
-                     text=f"{exc_type}: {message}")
+    return Traceback(
+        exc_type, message, frames=[Frame(path, 1, fn) for path, fn in frames], text=f"{exc_type}: {message}"
+    )
 
 
 def gpu(name: str, cc: tuple[int, int] | None = None, **kw) -> Gpu:

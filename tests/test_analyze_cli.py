@@ -64,6 +64,7 @@ def test_json_is_the_design_contract(log_file, capsys):
     assert doc["schema_version"] == 1
     assert doc["input"]["kind"] == "text"
     import hashlib
+
     assert doc["input"]["sha256"] == hashlib.sha256(log_file.read_bytes()).hexdigest()
     top = doc["diagnoses"][0]
     assert set(top) >= {"rule", "category", "confidence", "title", "evidence", "fixes"}
@@ -84,9 +85,12 @@ def test_json_is_the_same_for_the_same_input(log_file, capsys):
 def test_bundle_input(tmp_path, capsys):
     payload = minimal_payload()
     payload["gpus"] = [{"index": 0, "name": "Tesla V100-SXM2-32GB", "compute_capability": "7.0"}]
-    payload["log"] = {"source": "file", "truncated": False,
-                      "text": "ValueError: Bfloat16 is only supported on GPUs with compute capability of at least 8.0. "
-                              "Your Tesla V100-SXM2-32GB GPU has compute capability 7.0.\n"}
+    payload["log"] = {
+        "source": "file",
+        "truncated": False,
+        "text": "ValueError: Bfloat16 is only supported on GPUs with compute capability of at least 8.0. "
+        "Your Tesla V100-SXM2-32GB GPU has compute capability 7.0.\n",
+    }
     bundle = tmp_path / "b.zst"
     bundle.write_bytes(encode(make_envelope(payload)))
     code, out, _ = run("analyze", str(bundle), "--format", "json", capsys=capsys)
@@ -97,8 +101,14 @@ def test_bundle_input(tmp_path, capsys):
 
 
 def test_stdin(capsys):
-    code, out, _ = run("analyze", "-", "--format", "json",
-                       stdin=b"RuntimeError: CUDA error: device-side assert triggered\n", capsys=capsys)
+    code, out, _ = run(
+        "analyze",
+        "-",
+        "--format",
+        "json",
+        stdin=b"RuntimeError: CUDA error: device-side assert triggered\n",
+        capsys=capsys,
+    )
     assert code == 0 and json.loads(out)["diagnoses"][0]["category"] == "device_side_assert"
 
 
@@ -150,12 +160,15 @@ def test_explain_shows_signature_reasons(log_file, capsys):
     assert code == 0 and "Signature:" in out and "algorithm" in out
 
 
-@pytest.mark.parametrize("fixture, category, forbidden", [
-    ("err803_new_driver.txt", "driver_insufficient", "install an NVIDIA driver"),
-    ("cpu_torch_windows.txt", "cuda_not_available", None),
-    ("kv_cache_v0.txt", "kv_cache_insufficient", "--swap-space"),
-    ("graph_capture_swap_space.txt", "cuda_graph", "--max-seq-len-to-capture"),
-])
+@pytest.mark.parametrize(
+    "fixture, category, forbidden",
+    [
+        ("err803_new_driver.txt", "driver_insufficient", "install an NVIDIA driver"),
+        ("cpu_torch_windows.txt", "cuda_not_available", None),
+        ("kv_cache_v0.txt", "kv_cache_insufficient", "--swap-space"),
+        ("graph_capture_swap_space.txt", "cuda_graph", "--max-seq-len-to-capture"),
+    ],
+)
 def test_real_reports(fixture, category, forbidden, capsys):
     code, out, _ = run("analyze", str(FIXTURES / fixture), "--format", "json", capsys=capsys)
     doc = json.loads(out)
@@ -201,8 +214,10 @@ def test_a_report_whose_embedded_bundle_is_damaged_is_analysed_as_text_with_a_wa
     report.write_text("# report\n\nRuntimeError: CUDA error: device-side assert triggered\n\n" + damaged + "\n")
     code, out, err = run("analyze", str(report), "--format", "json", capsys=capsys)
     assert code == 0 and json.loads(out)["input"]["kind"] == "text"
-    assert err == (f"vllm-bug: warning: {report}: the embedded bundle does not match its sha256: damaged; "
-                   "analysing the report as text\n")
+    assert err == (
+        f"vllm-bug: warning: {report}: the embedded bundle does not match its sha256: damaged; "
+        "analysing the report as text\n"
+    )
     report.write_text("# report\n\n" + block + "\n")
     code, out, err = run("analyze", str(report), "--format", "json", capsys=capsys)
     assert (code, err, json.loads(out)["input"]["kind"]) == (0, "", "bundle")

@@ -142,6 +142,7 @@ def test_lone_surrogate_escapes_become_replacement_characters(payload):
 
 # --------------------------------------------------------------------------- what parsing may build
 
+
 def _padded(payload, padding) -> bytes:
     doc = B.make_envelope(payload)
     doc["payload"]["host"]["padding"] = padding

@@ -1,8 +1,7 @@
+from conftest import minimal_payload
 from vllm_bug.analyzer.build import build_facts, facts_from_bundle
 from vllm_bug.analyzer.load import LoadedInput
 from vllm_bug.schema.bundle import make_envelope, validate
-
-from conftest import minimal_payload
 
 LOG = """\
 INFO 03-19 07:27:50 [utils.py:1] non-default args: {'model': 'meta-llama/Llama-3.1-70B', 'max_model_len': 16384, 'tensor_parallel_size': 2}
@@ -19,20 +18,45 @@ ERROR 03-19 07:27:54 [core.py:1] RuntimeError: Engine core initialization failed
 def _doc():
     payload = minimal_payload()
     payload["gpus"] = [
-        {"index": 0, "name": "NVIDIA A100-SXM4-80GB", "compute_capability": "8.0", "memory_total_bytes": 85899345920,
-         "memory_used_bytes": 1 << 30, "processes": [{"pid": 7, "used_memory_bytes": 1 << 30, "name": "python"}]},
+        {
+            "index": 0,
+            "name": "NVIDIA A100-SXM4-80GB",
+            "compute_capability": "8.0",
+            "memory_total_bytes": 85899345920,
+            "memory_used_bytes": 1 << 30,
+            "processes": [{"pid": 7, "used_memory_bytes": 1 << 30, "name": "python"}],
+        },
         {"index": 1, "name": "NVIDIA A100-SXM4-80GB", "compute_capability": None},
     ]
     payload["driver"] = {"version": "535.104.05", "cuda_version": "12.2"}
     payload["cuda_toolkit"] = {"nvcc_version": "12.1.105", "cuda_home": "/usr/local/cuda"}
-    payload["torch"] = {"version": "2.5.1+cu124", "cuda": "12.4", "arch_list": ["sm_80", "sm_90"], "cuda_available": True, "device_count": 2}
-    payload["vllm"] = {"version": "0.8.0", "import_ok": True, "requirements": [{"requirement": "torch==2.6.0", "installed": "2.5.1", "satisfied": False}]}
+    payload["torch"] = {
+        "version": "2.5.1+cu124",
+        "cuda": "12.4",
+        "arch_list": ["sm_80", "sm_90"],
+        "cuda_available": True,
+        "device_count": 2,
+    }
+    payload["vllm"] = {
+        "version": "0.8.0",
+        "import_ok": True,
+        "requirements": [{"requirement": "torch==2.6.0", "installed": "2.5.1", "satisfied": False}],
+    }
     payload["packages"] = {"Torch": "2.5.1+cu124", "flash_attn": "2.7.0"}
     payload["env"] = {"VLLM_USE_V1": "1", "HF_TOKEN": "hf_x"}
-    payload["host"] = {"os": "Ubuntu 22.04", "glibc": "2.35", "python": {"version": "3.12.3"}, "container": {"docker": True}, "shm_total_bytes": 1 << 30}
+    payload["host"] = {
+        "os": "Ubuntu 22.04",
+        "glibc": "2.35",
+        "python": {"version": "3.12.3"},
+        "container": {"docker": True},
+        "shm_total_bytes": 1 << 30,
+    }
     payload["xid"] = ["NVRM: Xid (PCI:0000:3b:00): 79"]
     payload["log"] = {"source": "file", "text": LOG, "truncated": False}
-    payload["command"] = {"argv": ["vllm", "serve", "meta-llama/Llama-3.1-70B", "--gpu-memory-utilization", "0.95"], "exit_code": 1}
+    payload["command"] = {
+        "argv": ["vllm", "serve", "meta-llama/Llama-3.1-70B", "--gpu-memory-utilization", "0.95"],
+        "exit_code": 1,
+    }
     doc = make_envelope(payload)
     validate(doc)
     return doc
@@ -79,7 +103,7 @@ def test_import_traceback_is_used_when_the_log_has_none():
     doc = _doc()
     doc["payload"]["log"] = None
     doc["payload"]["vllm"]["import_traceback"] = (
-        "Traceback (most recent call last):\n  File \"<string>\", line 1, in <module>\n"
+        'Traceback (most recent call last):\n  File "<string>", line 1, in <module>\n'
         "ImportError: /usr/lib/python3.12/site-packages/vllm/_C.abi3.so: undefined symbol: _ZN3c104cuda9SetDeviceEi\n"
     )
     f = facts_from_bundle(doc)

@@ -35,9 +35,15 @@ def test_run_concurrently_abandons_what_misses_the_deadline():
     manifest = Manifest()
     started = time.monotonic()
     results = co.run_concurrently(
-        {"fast": lambda: 1, "boom": lambda: 1 / 0, "hang": lambda: time.sleep(30),
-         "slow": lambda: time.sleep(0.3) or 2},
-        deadline=started + 1.0, manifest=manifest)
+        {
+            "fast": lambda: 1,
+            "boom": lambda: 1 / 0,
+            "hang": lambda: time.sleep(30),
+            "slow": lambda: time.sleep(0.3) or 2,
+        },
+        deadline=started + 1.0,
+        manifest=manifest,
+    )
     elapsed = time.monotonic() - started
     assert results == {"fast": 1, "slow": 2}
     assert 0.9 < elapsed < 2.0
@@ -132,7 +138,7 @@ def test_unreadable_log_fails_before_writing(tmp_path):
 def test_default_name_summary_and_the_files_beside_the_bundle(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     log = tmp_path / "vllm.log"
-    log.write_text("INFO start\nTraceback (most recent call last):\n  File \"x\", line 1\nValueError: boom\n")
+    log.write_text('INFO start\nTraceback (most recent call last):\n  File "x", line 1\nValueError: boom\n')
     result = collect.execute(log_path=str(log), timeout_s=20)
     assert result.exit_code == 0 and result.warnings == []
     (bundle,) = tmp_path.glob("vllm-bug-*.zst")
@@ -169,13 +175,24 @@ def test_single_gpu_bundle_with_smi_query_and_package_list_fits_32_kib():
 
 def test_summary_lists_failed_probes_and_redactions(tmp_path):
     payload = minimal_payload()
-    payload["manifest"]["probes"] = [{"name": "nvidia-smi", "status": "missing", "duration_s": 0.0},
-                                     {"name": "host", "status": "ok", "duration_s": 0.1}]
+    payload["manifest"]["probes"] = [
+        {"name": "nvidia-smi", "status": "missing", "duration_s": 0.0},
+        {"name": "host", "status": "ok", "duration_s": 0.1},
+    ]
     payload["redactions"] = [{"kind": "hf_token", "count": 2}]
-    payload["torch"] = {"installed": True, "version": "2.9.0+cu128", "cuda": "12.8", "cuda_available": False,
-                        "device_count": 0}
-    payload["vllm"] = {"installed": True, "version": "0.11.0", "import_ok": False,
-                       "import_error": "ImportError: libcudart.so.12"}
+    payload["torch"] = {
+        "installed": True,
+        "version": "2.9.0+cu128",
+        "cuda": "12.8",
+        "cuda_available": False,
+        "device_count": 0,
+    }
+    payload["vllm"] = {
+        "installed": True,
+        "version": "0.11.0",
+        "import_ok": False,
+        "import_error": "ImportError: libcudart.so.12",
+    }
     text = format_summary(payload, tmp_path / "x.zst", 1.0, [])
     assert "  probes:    none failed or hung\n" in text and "  not found: nvidia-smi\n" in text
     assert "  redacted:  hf_token x2" in text
@@ -186,11 +203,15 @@ def test_summary_lists_failed_probes_and_redactions(tmp_path):
 
 def test_summary_says_which_probe_hung_and_hides_absent_compilers(tmp_path):
     payload = minimal_payload()
-    payload["manifest"]["probes"] = [{"name": "nvidia-smi", "status": "timeout", "duration_s": 10.02},
-                                     {"name": "python-imports", "status": "error", "duration_s": 0.5},
-                                     {"name": "clang", "status": "missing", "duration_s": 0.0}]
-    payload["gpus"] = [{"index": i, "name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0",
-                        "memory_total_bytes": 85520809984} for i in range(2)]
+    payload["manifest"]["probes"] = [
+        {"name": "nvidia-smi", "status": "timeout", "duration_s": 10.02},
+        {"name": "python-imports", "status": "error", "duration_s": 0.5},
+        {"name": "clang", "status": "missing", "duration_s": 0.0},
+    ]
+    payload["gpus"] = [
+        {"index": i, "name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0", "memory_total_bytes": 85520809984}
+        for i in range(2)
+    ]
     payload["driver"] = {"version": "570.86.15", "cuda_version": "12.8"}
     payload["cuda_toolkit"] = {"nvcc_version": "12.8", "nvcc_path": "/usr/local/cuda/bin/nvcc"}
     payload["vllm"] = {"installed": False}

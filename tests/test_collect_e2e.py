@@ -32,16 +32,18 @@ ALL = (HF, GITHUB, OPENAI, API_KEY, URL_PASSWORD, BEARER, MODEL_PASSWORD)
 
 def canary_env(tmp_path: Path) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({
-        "HF_TOKEN": HF,
-        "VLLM_API_KEY": API_KEY,
-        "OPENAI_API_KEY": OPENAI,
-        "NCCL_DEBUG_FILE": f"/tmp/{GITHUB}.log",
-        "HTTPS_PROXY": f"http://alice:{URL_PASSWORD}@proxy.example:3128",
-        "VLLM_USAGE_STATS_SERVER": f"https://bob:{URL_PASSWORD}@stats.example",
-        "HOME": str(tmp_path / "home"),
-        "CUDA_VISIBLE_DEVICES": f"0,{GPU_UUID}",
-    })
+    env.update(
+        {
+            "HF_TOKEN": HF,
+            "VLLM_API_KEY": API_KEY,
+            "OPENAI_API_KEY": OPENAI,
+            "NCCL_DEBUG_FILE": f"/tmp/{GITHUB}.log",
+            "HTTPS_PROXY": f"http://alice:{URL_PASSWORD}@proxy.example:3128",
+            "VLLM_USAGE_STATS_SERVER": f"https://bob:{URL_PASSWORD}@stats.example",
+            "HOME": str(tmp_path / "home"),
+            "CUDA_VISIBLE_DEVICES": f"0,{GPU_UUID}",
+        }
+    )
     return env
 
 
@@ -81,8 +83,16 @@ def assert_no_canary(path: Path) -> dict:
 
 
 def run_cli(args: list[str], tmp_path: Path, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vllm_bug", *args], cwd=tmp_path, env=canary_env(tmp_path),
-                          capture_output=True, text=True, errors="replace", timeout=180, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "vllm_bug", *args],
+        cwd=tmp_path,
+        env=canary_env(tmp_path),
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=180,
+        **kwargs,
+    )
 
 
 def test_collect_end_to_end_has_no_secrets(tmp_path):
@@ -104,7 +114,9 @@ def test_collect_end_to_end_has_no_secrets(tmp_path):
     assert payload["gpus"] == []
     probes = {p["name"]: p for p in payload["manifest"]["probes"]}
     assert probes["python-imports"]["status"] == "ok"
-    assert any(p["status"] in ("missing", "error") for name, p in probes.items() if "nvidia-smi" in name or name == "nvml")
+    assert any(
+        p["status"] in ("missing", "error") for name, p in probes.items() if "nvidia-smi" in name or name == "nvml"
+    )
     assert payload["driver"].get("error")
     assert payload["packages"]["click"]
     assert payload["torch"]["installed"] is False and payload["vllm"]["installed"] is False
@@ -121,13 +133,29 @@ def test_collect_end_to_end_has_no_secrets(tmp_path):
 
 def test_run_end_to_end_has_no_secrets(tmp_path):
     out = tmp_path / "run.zst"
-    child = ("import sys\n"
-             "print('argv:', ' '.join(sys.argv[1:]), flush=True)\n"
-             f"print('Authorization: Bearer {BEARER}', file=sys.stderr, flush=True)\n"
-             "sys.exit(4)\n")
-    result = run_cli(["run", "-o", str(out), "--", sys.executable, "-c", child,
-                      "--api-key", API_KEY, f"--hf-token={HF}", "--model", f"https://d:{MODEL_PASSWORD}@h.example/m"],
-                     tmp_path)
+    child = (
+        "import sys\n"
+        "print('argv:', ' '.join(sys.argv[1:]), flush=True)\n"
+        f"print('Authorization: Bearer {BEARER}', file=sys.stderr, flush=True)\n"
+        "sys.exit(4)\n"
+    )
+    result = run_cli(
+        [
+            "run",
+            "-o",
+            str(out),
+            "--",
+            sys.executable,
+            "-c",
+            child,
+            "--api-key",
+            API_KEY,
+            f"--hf-token={HF}",
+            "--model",
+            f"https://d:{MODEL_PASSWORD}@h.example/m",
+        ],
+        tmp_path,
+    )
     assert result.returncode == 4
     assert API_KEY in result.stdout  # the user's own terminal sees the output unchanged
     doc = assert_no_canary(out)
@@ -144,9 +172,15 @@ def test_collect_from_stdin(tmp_path):
     log = canary_log(tmp_path)
     out = tmp_path / "stdin.zst"
     with open(log, "rb") as stdin:
-        result = subprocess.run([sys.executable, "-m", "vllm_bug", "collect", "--log", "-", "-q", "-o", str(out)],
-                                cwd=tmp_path, env=canary_env(tmp_path), stdin=stdin, capture_output=True, text=True,
-                                timeout=180)
+        result = subprocess.run(
+            [sys.executable, "-m", "vllm_bug", "collect", "--log", "-", "-q", "-o", str(out)],
+            cwd=tmp_path,
+            env=canary_env(tmp_path),
+            stdin=stdin,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(out)
     doc = assert_no_canary(out)
@@ -184,9 +218,26 @@ def test_ctrl_c_during_collect_exits_130_and_leaves_nothing(tmp_path):
     slow_python = tmp_path / "slow-python"
     slow_python.write_text("#!/bin/sh\nsleep 20\n")
     slow_python.chmod(0o755)
-    proc = subprocess.Popen([sys.executable, "-m", "vllm_bug", "collect", "--log", str(log), "-o", "b.zst",
-                             "--python", str(slow_python), "--timeout", "60"],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vllm_bug",
+            "collect",
+            "--log",
+            str(log),
+            "-o",
+            "b.zst",
+            "--python",
+            str(slow_python),
+            "--timeout",
+            "60",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         time.sleep(3)  # the probes are waiting on the slow interpreter
         proc.send_signal(signal.SIGINT)

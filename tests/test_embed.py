@@ -14,12 +14,18 @@ from vllm_bug.schema.bundle import decode, encode, make_envelope
 
 def bundle_doc():
     payload = minimal_payload()
-    payload["gpus"] = [{"index": 0, "name": "NVIDIA H200", "compute_capability": "9.0", "memory_total_bytes": 150 << 30}]
-    payload["log"] = {"source": "file", "name": "vllm.log", "truncated": False,
-                      "text": "Traceback (most recent call last):\n"
-                              '  File "/usr/lib/python3.12/site-packages/vllm/v1/worker/gpu_worker.py", line 9, in load_model\n'
-                              "    x()\n"
-                              "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 139.8 GiB\n"}
+    payload["gpus"] = [
+        {"index": 0, "name": "NVIDIA H200", "compute_capability": "9.0", "memory_total_bytes": 150 << 30}
+    ]
+    payload["log"] = {
+        "source": "file",
+        "name": "vllm.log",
+        "truncated": False,
+        "text": "Traceback (most recent call last):\n"
+        '  File "/usr/lib/python3.12/site-packages/vllm/v1/worker/gpu_worker.py", line 9, in load_model\n'
+        "    x()\n"
+        "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 139.8 GiB\n",
+    }
     payload["redactions"] = [{"kind": "hf_token", "count": 1}]
     return make_envelope(payload, created_utc="2026-01-02T03:04:05Z")
 
@@ -36,12 +42,15 @@ def test_round_trip_through_a_report(bundle):
     assert extract_embedded_bundle(text) == data
 
 
-@pytest.mark.parametrize("mangle", [
-    lambda t: t.replace("\n", "\r\n"),
-    lambda t: "\n".join("> " + line for line in t.split("\n")),  # quoted in a reply
-    lambda t: "\n".join(">> " + line + "   " for line in t.split("\n")),  # quoted twice, trailing spaces
-    lambda t: "\n".join("    " + line for line in t.split("\n")),  # indented
-])
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda t: t.replace("\n", "\r\n"),
+        lambda t: "\n".join("> " + line for line in t.split("\n")),  # quoted in a reply
+        lambda t: "\n".join(">> " + line + "   " for line in t.split("\n")),  # quoted twice, trailing spaces
+        lambda t: "\n".join("    " + line for line in t.split("\n")),  # indented
+    ],
+)
 def test_survives_what_github_and_people_do_to_pasted_text(bundle, mangle):
     _, data = bundle
     assert extract_embedded_bundle(mangle("intro\n" + embed_block(data) + "\noutro")) == data
@@ -99,9 +108,13 @@ def test_write_bundle_files_writes_md_and_zip_and_never_overwrites(tmp_path, bun
     assert written.files.bundle.read_bytes() == data
     assert (written.files.environment.name, written.files.describe.name) == ("b.environment.md", "b.describe.md")
     lines = written.steps
-    assert lines[0].startswith("open https://github.com/vllm-project/vllm/issues/new?template=400-bug-report.yml&title=")
-    assert lines[1].startswith(f"paste {tmp_path / 'b.environment.md'} into 'Your current environment' and "
-                               f"{tmp_path / 'b.describe.md'} into '🐛 Describe the bug'")
+    assert lines[0].startswith(
+        "open https://github.com/vllm-project/vllm/issues/new?template=400-bug-report.yml&title="
+    )
+    assert lines[1].startswith(
+        f"paste {tmp_path / 'b.environment.md'} into 'Your current environment' and "
+        f"{tmp_path / 'b.describe.md'} into '🐛 Describe the bug'"
+    )
     assert lines[2].startswith(f"attach {tmp_path / 'b.zip'} to the issue")
     assert lines[3].endswith(f"--body-file {tmp_path / 'b.md'}")
     assert "gh issue create --repo vllm-project/vllm" in lines[3]
@@ -138,8 +151,9 @@ def test_a_taken_name_moves_all_the_files_to_the_next_number(tmp_path, bundle):
     written = write_bundle_files(doc, names_for(tmp_path), force=False, take_another=True)
     assert written.files == BundleFiles.beside(tmp_path / "b-2.zst")
     assert zipfile.ZipFile(written.files.archive).read("b-2.zst") == data
-    assert written.notes == [f"{tmp_path / 'b.zst'} was created by someone else meanwhile; "
-                             f"wrote {tmp_path / 'b-2.zst'} instead"]
+    assert written.notes == [
+        f"{tmp_path / 'b.zst'} was created by someone else meanwhile; wrote {tmp_path / 'b-2.zst'} instead"
+    ]
     assert (tmp_path / "b.md").read_bytes() == b"keep" and not (tmp_path / "b.zst").exists()
 
 

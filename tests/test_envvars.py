@@ -101,9 +101,22 @@ def collected():
 def test_only_allow_listed_names_are_kept(collected):
     env, _ = collected
     dropped = {
-        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "OPENAI_API_KEY", "WANDB_API_KEY", "GITHUB_TOKEN",
-        "HOME", "USER", "LOGNAME", "SSH_AUTH_SOCK", "SSH_CONNECTION", "PWD", "OLDPWD", "HISTFILE",
-        "DATABASE_URL", "PS1", "NV_LIBNCCL_PACKAGE_VERSION",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "OPENAI_API_KEY",
+        "WANDB_API_KEY",
+        "GITHUB_TOKEN",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "SSH_AUTH_SOCK",
+        "SSH_CONNECTION",
+        "PWD",
+        "OLDPWD",
+        "HISTFILE",
+        "DATABASE_URL",
+        "PS1",
+        "NV_LIBNCCL_PACKAGE_VERSION",
     }
     assert set(env) == set(realistic_environ()) - dropped
     assert list(env) == sorted(env)
@@ -158,8 +171,20 @@ def test_kubernetes_host_is_recorded_as_present_only(collected):
 def test_no_secret_value_survives_anywhere(collected):
     env, redactor = collected
     dumped = json.dumps({"env": env, "redactions": redactor.summary()})
-    for secret in (HF, AWS_SECRET, "team-shared-key-123", "ray-3f9a7c", "hunter2", "minio-pass-77", "hf_placeholder",
-                   "sk-proj-abc123", "AKIAZZZZ", "0123456789abcdef0123", "db-pass-9", "alice"):
+    for secret in (
+        HF,
+        AWS_SECRET,
+        "team-shared-key-123",
+        "ray-3f9a7c",
+        "hunter2",
+        "minio-pass-77",
+        "hf_placeholder",
+        "sk-proj-abc123",
+        "AKIAZZZZ",
+        "0123456789abcdef0123",
+        "db-pass-9",
+        "alice",
+    ):
         assert secret not in dumped
 
 
@@ -175,22 +200,60 @@ def test_every_debug_variable_is_collected(name):
 
 
 def test_cuda_image_package_pins_are_dropped_but_its_cuda_facts_kept():
-    environ = {"NV_LIBNPP_VERSION": "13.0.1.2-1", "NV_CUDNN_PACKAGE": "libcudnn9-cuda-13=9.14.0.64-1",
-               "NV_LIBNCCL_PACKAGE_VERSION": "2.28.3-1", "NV_CUDA_COMPAT_PACKAGE": "cuda-compat-12-4",
-               "CUDA_VERSION": "13.0.2", "NVIDIA_REQUIRE_CUDA": "cuda>=13.0 brand=tesla,driver>=535,driver<536",
-               "NVIDIA_VISIBLE_DEVICES": "0", "NVIDIA_DRIVER_CAPABILITIES": "compute,utility"}
+    environ = {
+        "NV_LIBNPP_VERSION": "13.0.1.2-1",
+        "NV_CUDNN_PACKAGE": "libcudnn9-cuda-13=9.14.0.64-1",
+        "NV_LIBNCCL_PACKAGE_VERSION": "2.28.3-1",
+        "NV_CUDA_COMPAT_PACKAGE": "cuda-compat-12-4",
+        "CUDA_VERSION": "13.0.2",
+        "NVIDIA_REQUIRE_CUDA": "cuda>=13.0 brand=tesla,driver>=535,driver<536",
+        "NVIDIA_VISIBLE_DEVICES": "0",
+        "NVIDIA_DRIVER_CAPABILITIES": "compute,utility",
+    }
     env = collect_env(environ, Redactor(home=None))
-    assert sorted(env) == ["CUDA_VERSION", "NVIDIA_DRIVER_CAPABILITIES", "NVIDIA_REQUIRE_CUDA",
-                           "NVIDIA_VISIBLE_DEVICES", "NV_CUDA_COMPAT_PACKAGE"]
+    assert sorted(env) == [
+        "CUDA_VERSION",
+        "NVIDIA_DRIVER_CAPABILITIES",
+        "NVIDIA_REQUIRE_CUDA",
+        "NVIDIA_VISIBLE_DEVICES",
+        "NV_CUDA_COMPAT_PACKAGE",
+    ]
 
 
 def test_prefixes_cover_the_families_maintainers_ask_for():
-    for name in ("VLLM_X", "CUDA_X", "NCCL_X", "TORCH_X", "TORCHINDUCTOR_X", "TORCHDYNAMO_X", "PYTORCH_X",
-                 "TRITON_X", "CUBLAS_WORKSPACE_CONFIG", "CUDNN_X", "NVIDIA_X", "HF_X", "HUGGING_FACE_X",
-                 "TRANSFORMERS_X", "OMP_X", "MKL_X", "RAY_X", "GLOO_X", "UCX_X", "NVTE_X"):
+    for name in (
+        "VLLM_X",
+        "CUDA_X",
+        "NCCL_X",
+        "TORCH_X",
+        "TORCHINDUCTOR_X",
+        "TORCHDYNAMO_X",
+        "PYTORCH_X",
+        "TRITON_X",
+        "CUBLAS_WORKSPACE_CONFIG",
+        "CUDNN_X",
+        "NVIDIA_X",
+        "HF_X",
+        "HUGGING_FACE_X",
+        "TRANSFORMERS_X",
+        "OMP_X",
+        "MKL_X",
+        "RAY_X",
+        "GLOO_X",
+        "UCX_X",
+        "NVTE_X",
+    ):
         assert name.startswith(RELEVANT_PREFIXES), name
-    for name in ("AWS_REGION", "OPENAI_BASE_URL", "SSH_TTY", "EDITOR", "LANG", "XDG_SESSION_ID", "VLLMX",
-                 "NV_LIBCUBLAS_VERSION"):
+    for name in (
+        "AWS_REGION",
+        "OPENAI_BASE_URL",
+        "SSH_TTY",
+        "EDITOR",
+        "LANG",
+        "XDG_SESSION_ID",
+        "VLLMX",
+        "NV_LIBCUBLAS_VERSION",
+    ):
         assert not is_relevant(name), name
 
 
@@ -219,8 +282,14 @@ def test_empty_environment():
 
 def test_gpu_uuids_in_device_lists_are_hashed_and_indices_kept():
     uuid = "GPU-8932f937-d72c-4106-c12f-20bd9faed9f6"
-    env = collect_env({"CUDA_VISIBLE_DEVICES": f"1,{uuid}", "NVIDIA_VISIBLE_DEVICES": f"MIG-{uuid}/1/0",
-                       "CUDA_HOME": "/usr/local/cuda"}, Redactor())
+    env = collect_env(
+        {
+            "CUDA_VISIBLE_DEVICES": f"1,{uuid}",
+            "NVIDIA_VISIBLE_DEVICES": f"MIG-{uuid}/1/0",
+            "CUDA_HOME": "/usr/local/cuda",
+        },
+        Redactor(),
+    )
     assert "8932f937" not in json.dumps(env)
     assert env["CUDA_VISIBLE_DEVICES"].startswith("1,<hashed:") and env["NVIDIA_VISIBLE_DEVICES"].startswith("<hashed:")
     assert env["CUDA_HOME"] == "/usr/local/cuda"

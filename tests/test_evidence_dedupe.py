@@ -41,6 +41,9 @@ def test_title_is_kept_when_the_body_does_not_state_its_error():
 
 def test_lines_differing_in_spacing_only_are_one_error():
     facts = Facts(lines=["a", "b"])
-    lines = ["RuntimeError: NCCL error:  unhandled system error", "RuntimeError: NCCL error: unhandled system error ",
-             "NCCL WARN Bootstrap : no socket interface found"]
+    lines = [
+        "RuntimeError: NCCL error:  unhandled system error",
+        "RuntimeError: NCCL error: unhandled system error ",
+        "NCCL WARN Bootstrap : no socket interface found",
+    ]
     assert dedupe_evidence(facts, lines) == [lines[0], lines[2]]

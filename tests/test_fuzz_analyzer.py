@@ -23,16 +23,19 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from vllm_bug.analyzer.analyze import analyze_loaded
-from vllm_bug.commands.analyze import render
 from vllm_bug.analyzer.findings import Analysis
 from vllm_bug.analyzer.load import LoadedInput, classify_bytes
+from vllm_bug.commands.analyze import render
 from vllm_bug.errors import VllmBugError
 from vllm_bug.schema import bundle as bundle_format
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 EXAMPLES = int(os.environ.get("VLLM_BUG_FUZZ_EXAMPLES", "25"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
 
 
 # -- what every input must survive -------------------------------------------------------------
@@ -74,8 +77,18 @@ def real_lines() -> tuple[str, ...]:
 
 
 HUGE_NUMBERS = ("9" * 400, "1" + "0" * 5000, "-" + "9" * 30, "1e999", "0", "-1", "18446744073709551617", "nan", "inf")
-PREFIXES = ("(VllmWorker rank={n} pid={n}) ", "[rank{n}]: ", "(EngineCore_DP{n} pid={n}) ", "(RayWorkerWrapper pid={n}, ip=10.0.0.{n}) ",
-            "\x1b[1;36m(VllmWorker TP{n} pid={n})\x1b[0;0m ", "\x1b[31m", "\x1b[", "> ", "    ", "ERROR 03-27 10:29:13 [core.py:{n}] ")
+PREFIXES = (
+    "(VllmWorker rank={n} pid={n}) ",
+    "[rank{n}]: ",
+    "(EngineCore_DP{n} pid={n}) ",
+    "(RayWorkerWrapper pid={n}, ip=10.0.0.{n}) ",
+    "\x1b[1;36m(VllmWorker TP{n} pid={n})\x1b[0;0m ",
+    "\x1b[31m",
+    "\x1b[",
+    "> ",
+    "    ",
+    "ERROR 03-27 10:29:13 [core.py:{n}] ",
+)
 
 
 def _prefixed(draw, line: str) -> str:
@@ -101,24 +114,42 @@ def _cut(draw, line: str) -> str:
 @st.composite
 def deep_traceback(draw) -> str:
     depth = draw(st.sampled_from((0, 1, 50, 1200)))
-    frames = "".join(f'  File "/usr/lib/python3.12/site-packages/vllm/m{i % 7}.py", line {i}, in f{i}\n    x = f{i + 1}()\n'
-                     for i in range(depth))
-    error = draw(st.sampled_from(real_lines())) if draw(st.booleans()) else "RuntimeError: CUDA error: an illegal memory access was encountered"
+    frames = "".join(
+        f'  File "/usr/lib/python3.12/site-packages/vllm/m{i % 7}.py", line {i}, in f{i}\n    x = f{i + 1}()\n'
+        for i in range(depth)
+    )
+    error = (
+        draw(st.sampled_from(real_lines()))
+        if draw(st.booleans())
+        else "RuntimeError: CUDA error: an illegal memory access was encountered"
+    )
     block = "Traceback (most recent call last):\n" + frames + error + "\n"
-    chain = draw(st.sampled_from(("\nDuring handling of the above exception, another exception occurred:\n\n",
-                                  "\nThe above exception was the direct cause of the following exception:\n\n",
-                                  "Traceback (most recent call last):\n", "")))
+    chain = draw(
+        st.sampled_from(
+            (
+                "\nDuring handling of the above exception, another exception occurred:\n\n",
+                "\nThe above exception was the direct cause of the following exception:\n\n",
+                "Traceback (most recent call last):\n",
+                "",
+            )
+        )
+    )
     return (block + chain) * draw(st.integers(1, 4))
 
 
 @st.composite
 def broken_engine_args(draw) -> str:
-    pairs = ["'model': 'meta-llama/Llama-3.1-8B'", "'max_model_len': " + draw(st.sampled_from(HUGE_NUMBERS)),
-             "'tensor_parallel_size': " + draw(st.sampled_from(("0", "-2", "'two'", "None", "[1, 2]", "{'a': {"))),
-             "'gpu_memory_utilization': " + draw(st.sampled_from(("1e999", "-0.5", "'high'", "True", "0.9"))),
-             "'dtype': " + draw(st.sampled_from(("'bfloat16'", "None", "b'x'", "'\\x00'", "{1, 2}"))),
-             "'kv_cache_dtype': 'fp8'", "'max_num_seqs': " + draw(st.sampled_from(HUGE_NUMBERS)),
-             "'enforce_eager': True", "'quantization': " + draw(st.sampled_from(("'awq'", "1", "()")))]
+    pairs = [
+        "'model': 'meta-llama/Llama-3.1-8B'",
+        "'max_model_len': " + draw(st.sampled_from(HUGE_NUMBERS)),
+        "'tensor_parallel_size': " + draw(st.sampled_from(("0", "-2", "'two'", "None", "[1, 2]", "{'a': {"))),
+        "'gpu_memory_utilization': " + draw(st.sampled_from(("1e999", "-0.5", "'high'", "True", "0.9"))),
+        "'dtype': " + draw(st.sampled_from(("'bfloat16'", "None", "b'x'", "'\\x00'", "{1, 2}"))),
+        "'kv_cache_dtype': 'fp8'",
+        "'max_num_seqs': " + draw(st.sampled_from(HUGE_NUMBERS)),
+        "'enforce_eager': True",
+        "'quantization': " + draw(st.sampled_from(("'awq'", "1", "()"))),
+    ]
     body = ", ".join(draw(st.permutations(pairs))[: draw(st.integers(0, len(pairs)))])
     opening = draw(st.sampled_from(("{", "{{", "{" * 200, "({", "{'a': [")))
     closing = draw(st.sampled_from(("}", "", "}}", "]", "}" * 200, "\n\n}")))
@@ -133,7 +164,9 @@ def log_text(draw) -> str:
         lines.insert(draw(st.integers(0, len(lines))), draw(extras))
     out: list[str] = []
     for line in lines:
-        how = draw(st.sampled_from(("keep", "keep", "keep", "prefix", "huge", "cut", "twice", "crlf", "upper", "lower", "pad")))
+        how = draw(
+            st.sampled_from(("keep", "keep", "keep", "prefix", "huge", "cut", "twice", "crlf", "upper", "lower", "pad"))
+        )
         if how == "prefix":
             line = _prefixed(draw, line)
         elif how == "huge":
@@ -166,37 +199,92 @@ def real_bundles() -> tuple[dict, ...]:
 
 
 ODD_VALUES = st.one_of(
-    st.none(), st.just(""), st.booleans(), st.sampled_from((10**30, -(10**30), 2**63, -1, 0, 10**400)),
-    st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=40),
-    st.sampled_from(("\u202e\u0000\U0001f600", "\ud800", "x" * 5000, "9" * 400, "1e999", "@everyone #1 <script>", "```", "\\x00")),
-    st.lists(st.integers(-5, 5), max_size=3), st.dictionaries(st.text(max_size=5), st.none(), max_size=2),
+    st.none(),
+    st.just(""),
+    st.booleans(),
+    st.sampled_from((10**30, -(10**30), 2**63, -1, 0, 10**400)),
+    st.integers(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=40),
+    st.sampled_from(
+        ("\u202e\u0000\U0001f600", "\ud800", "x" * 5000, "9" * 400, "1e999", "@everyone #1 <script>", "```", "\\x00")
+    ),
+    st.lists(st.integers(-5, 5), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.none(), max_size=2),
 )
 
 
-ENGINE_FLAGS = ("--tensor-parallel-size", "--pipeline-parallel-size", "--max-model-len", "--max-num-seqs", "--dtype",
-                "--gpu-memory-utilization", "--kv-cache-dtype", "--quantization", "--model")
-SHAPE_KEYS = ("num_hidden_layers", "num_attention_heads", "num_key_value_heads", "hidden_size", "head_dim", "vocab_size",
-              "intermediate_size", "num_local_experts", "num_experts_per_tok", "kv_lora_rank", "sliding_window",
-              "num_parameters", "torch_dtype", "quantization", "text_config", "max_position_embeddings")
+ENGINE_FLAGS = (
+    "--tensor-parallel-size",
+    "--pipeline-parallel-size",
+    "--max-model-len",
+    "--max-num-seqs",
+    "--dtype",
+    "--gpu-memory-utilization",
+    "--kv-cache-dtype",
+    "--quantization",
+    "--model",
+)
+SHAPE_KEYS = (
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "hidden_size",
+    "head_dim",
+    "vocab_size",
+    "intermediate_size",
+    "num_local_experts",
+    "num_experts_per_tok",
+    "kv_lora_rank",
+    "sliding_window",
+    "num_parameters",
+    "torch_dtype",
+    "quantization",
+    "text_config",
+    "max_position_embeddings",
+)
 
 
 @st.composite
 def odd_sections(draw) -> dict:
     """Sections collect fills from what it found: the model's shape, the command line, vLLM's pins."""
-    shape = {"num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8, "hidden_size": 4096,
-             "vocab_size": 128256, "intermediate_size": 14336, "torch_dtype": "bfloat16"}
+    shape = {
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "hidden_size": 4096,
+        "vocab_size": 128256,
+        "intermediate_size": 14336,
+        "torch_dtype": "bfloat16",
+    }
     for key in draw(st.lists(st.sampled_from(SHAPE_KEYS), max_size=4)):
         shape[key] = draw(ODD_VALUES)
     argv = ["vllm", "serve", draw(st.sampled_from(("meta-llama/Llama-3.1-8B-Instruct", "", "-", "x" * 300)))]
     for flag in draw(st.lists(st.sampled_from(ENGINE_FLAGS), max_size=5)):
-        argv += [flag, draw(st.sampled_from(("0", "-1", "1e999", "9" * 400, "", "auto", "fp8", "nan", "2", "0.95", "\u00b2")))]
+        argv += [
+            flag,
+            draw(st.sampled_from(("0", "-1", "1e999", "9" * 400, "", "auto", "fp8", "nan", "2", "0.95", "\u00b2"))),
+        ]
     return {
-        "model": {"name": draw(st.sampled_from(("meta-llama/Llama-3.1-8B-Instruct", "", "x"))), "found": True,
-                  "shape": shape} if draw(st.booleans()) else shape,
+        "model": {
+            "name": draw(st.sampled_from(("meta-llama/Llama-3.1-8B-Instruct", "", "x"))),
+            "found": True,
+            "shape": shape,
+        }
+        if draw(st.booleans())
+        else shape,
         "command": {"argv": argv, "exit_code": draw(st.sampled_from((1, -9, 0, None, 2**40)))},
-        "vllm": {"installed": True, "version": draw(st.sampled_from(("0.11.0", "", "9" * 60, "v0.6.4.post1", "dev"))),
-                 "requirements": [{"requirement": "torch==" + draw(st.sampled_from(("2.8.0", ".", "", "9" * 100))),
-                                   "name": "torch", "specifier": draw(st.sampled_from(("==2.8.0", "==.", "", ">=2")))}]},
+        "vllm": {
+            "installed": True,
+            "version": draw(st.sampled_from(("0.11.0", "", "9" * 60, "v0.6.4.post1", "dev"))),
+            "requirements": [
+                {
+                    "requirement": "torch==" + draw(st.sampled_from(("2.8.0", ".", "", "9" * 100))),
+                    "name": "torch",
+                    "specifier": draw(st.sampled_from(("==2.8.0", "==.", "", ">=2"))),
+                }
+            ],
+        },
     }
 
 
@@ -217,8 +305,10 @@ def mutated_bundle_doc(draw) -> dict:
     doc = copy.deepcopy(draw(st.sampled_from(real_bundles())))
     payload = doc["payload"]
     if draw(st.booleans()):
-        payload["gpus"] = [{"index": i, "name": draw(st.sampled_from(("NVIDIA H100 80GB HBM3", "", None, "Tesla T4", "\u00e9\u4e2d")))}
-                           for i in range(draw(st.integers(0, 9)))]
+        payload["gpus"] = [
+            {"index": i, "name": draw(st.sampled_from(("NVIDIA H100 80GB HBM3", "", None, "Tesla T4", "\u00e9\u4e2d")))}
+            for i in range(draw(st.integers(0, 9)))
+        ]
     if draw(st.booleans()):
         payload.update(draw(odd_sections()))
     for _ in range(draw(st.integers(1, 12))):
@@ -268,8 +358,12 @@ def test_random_bytes(data):
 
 
 @FUZZ
-@given(st.sampled_from((b"\x28\xb5\x2f\xfd", b"PK\x03\x04", b"PK\x05\x06", b"\xff\xfe", b"\xfe\xff", b"\xef\xbb\xbf", b"{")),
-       st.binary(max_size=1024))
+@given(
+    st.sampled_from(
+        (b"\x28\xb5\x2f\xfd", b"PK\x03\x04", b"PK\x05\x06", b"\xff\xfe", b"\xfe\xff", b"\xef\xbb\xbf", b"{")
+    ),
+    st.binary(max_size=1024),
+)
 def test_random_bytes_behind_magic(magic, data):
     survives(magic + data)
 
@@ -281,15 +375,23 @@ def test_log_fragments(text):
 
 
 @FUZZ
-@given(log_text(), st.sampled_from(("\x00", "\x00" * 9, "\x1b[0m\x00", "\x00Traceback (most recent call last):\x00")), st.integers(0, 10**6))
+@given(
+    log_text(),
+    st.sampled_from(("\x00", "\x00" * 9, "\x1b[0m\x00", "\x00Traceback (most recent call last):\x00")),
+    st.integers(0, 10**6),
+)
 def test_log_fragments_with_nuls_reach_the_analyzer(text, odd, where):
     at = where % (len(text) + 1)  # NULs past the first 64 KiB get through load; the analyzer must cope
     analyzed_and_rendered(LoadedInput("text", "0" * 64, None, text[:at] + odd + text[at:], "<text>"))
 
 
 @FUZZ
-@given(st.sampled_from(range(len(BUNDLE_FILES))), log_text(), st.sampled_from(("\ud800", "\udfff\ud83d", "\x00", "\u2028\x85")),
-       st.integers(0, 10**6))
+@given(
+    st.sampled_from(range(len(BUNDLE_FILES))),
+    log_text(),
+    st.sampled_from(("\ud800", "\udfff\ud83d", "\x00", "\u2028\x85")),
+    st.integers(0, 10**6),
+)
 def test_bundle_log_with_lone_surrogates_and_nuls(which, text, odd, where):
     doc = copy.deepcopy(real_bundles()[which])
     at = where % (len(text) + 1)
@@ -305,9 +407,16 @@ def test_mutated_bundles(doc):
 
 
 @FUZZ
-@given(mutated_bundle_doc(), st.sampled_from(("vllm-bug-x.zst", "a/b.json", "x.ZSTD")),
-       st.lists(st.tuples(st.sampled_from(("notes.txt", "x/", "c.md", "d.zst", "..", "a\\b.txt")), st.binary(max_size=64)), max_size=3),
-       st.sampled_from((zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)), st.booleans())
+@given(
+    mutated_bundle_doc(),
+    st.sampled_from(("vllm-bug-x.zst", "a/b.json", "x.ZSTD")),
+    st.lists(
+        st.tuples(st.sampled_from(("notes.txt", "x/", "c.md", "d.zst", "..", "a\\b.txt")), st.binary(max_size=64)),
+        max_size=3,
+    ),
+    st.sampled_from((zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)),
+    st.booleans(),
+)
 def test_zipped_bundles_and_odd_members(doc, member, others, method, as_json):
     assume(_valid(doc))
     body = json.dumps(doc).encode("utf-8") if as_json else _encode_unchecked(doc)
@@ -320,8 +429,12 @@ def test_zipped_bundles_and_odd_members(doc, member, others, method, as_json):
 
 
 @FUZZ
-@given(mutated_bundle_doc(), log_text(), st.sampled_from(("none", "flip", "cut", "drop_end", "crlf_quote", "bad_header", "junk")),
-       st.integers(0, 10**6))
+@given(
+    mutated_bundle_doc(),
+    log_text(),
+    st.sampled_from(("none", "flip", "cut", "drop_end", "crlf_quote", "bad_header", "junk")),
+    st.integers(0, 10**6),
+)
 def test_markdown_report_with_damaged_embedded_bundle(doc, text, damage, where):
     from vllm_bug.analyzer.embed import embed_block
 

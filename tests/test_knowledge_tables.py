@@ -7,8 +7,8 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from rule_helpers import facts, fire
 
+from rule_helpers import facts, fire
 from vllm_bug.analyzer.findings import CATEGORIES
 from vllm_bug.analyzer.rules import REGISTRY
 from vllm_bug.analyzer.rules.table import ADVICE_NAMES, rows
@@ -18,7 +18,9 @@ DATA = Path(__file__).resolve().parents[1] / "analyzer" / "data"
 SIGNAL_FILES = sorted((DATA / "signals").glob("*.json"))
 DIAGNOSIS_FILES = sorted((DATA / "diagnoses").glob("*.json"))
 SIGNALS = {"signals": {k: v for p in SIGNAL_FILES for k, v in json.loads(p.read_text("utf-8"))["signals"].items()}}
-DIAGNOSES = {"diagnoses": {k: v for p in DIAGNOSIS_FILES for k, v in json.loads(p.read_text("utf-8"))["diagnoses"].items()}}
+DIAGNOSES = {
+    "diagnoses": {k: v for p in DIAGNOSIS_FILES for k, v in json.loads(p.read_text("utf-8"))["diagnoses"].items()}
+}
 
 
 @pytest.mark.parametrize("path", SIGNAL_FILES + DIAGNOSIS_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -60,7 +62,8 @@ def test_row_problems_catch_bad_rows():
     assert row_problems({"pattern": "(", "words": ["x"]})[0].startswith("pattern does not compile")
     assert row_problems({"pattern": "abc", "words": ["abc"], "examples": ["xyz"]}) == ["example does not match: 'xyz'"]
     assert row_problems({"pattern": "a.c", "words": ["zzz"], "examples": ["abc"]}) == [
-        "example contains none of the words: 'abc'"]
+        "example contains none of the words: 'abc'"
+    ]
     assert row_problems({"pattern": "abc", "words": ["ABC"], "examples": []}) == ["words must be lower case"]
 
 
@@ -91,8 +94,13 @@ def test_diagnosis_row_fires_on_its_signals_examples_and_not_on_unrelated_text(k
 def test_json_facts_list_the_signals_seen_not_their_internals():
     from vllm_bug.analyzer.jsonout import facts_to_json
 
-    out = facts_to_json(facts("triton.runtime.errors.OutOfResources: out of resource: shared memory, Required: 81920, "
-                              "Hardware limit: 65536.", "vllm serve m --max-model-len 8"))
+    out = facts_to_json(
+        facts(
+            "triton.runtime.errors.OutOfResources: out of resource: shared memory, Required: 81920, "
+            "Hardware limit: 65536.",
+            "vllm serve m --max-model-len 8",
+        )
+    )
     seen = out["signals_seen"]  # context signals of other families (ANY_ERROR_WORD) may be listed too
     assert {"TRITON_OUT_OF_SHARED_MEMORY", "VLLM_MENTIONED"} <= set(seen) and seen == sorted(seen)
     assert "TRITON_NO_C_COMPILER" not in seen

@@ -43,15 +43,18 @@ def test_blackwell_no_kernel_image_needs_a_blackwell_gpu():
     assert known(text, gpus=[Gpu(name="Tesla P40", compute_capability=(6, 1))]) is None
 
 
-@pytest.mark.parametrize("case_id, expected", [
-    ("vllm-project/vllm#49101", "CUSTOM_ALL_REDUCE_INVALID_ARGUMENT"),
-    ("vllm-project/vllm#10416", "MLLAMA_HOST_SYNC_DURING_GRAPH_CAPTURE"),
-    ("vllm-project/vllm#9094", "STREAM_CAPTURE_VIOLATION"),
-    ("vllm-project/vllm#39609", "GLIBC_TOO_OLD_FOR_WHEEL"),
-    ("vllm-project/vllm#8863", "NO_GPU_RUNTIME_IN_CONTAINER"),
-    ("vllm-project/vllm#27508", "SAMPLER_WARMUP_OOM"),
-    ("vllm-project/vllm#5510", "FORWARD_COMPAT_ON_CONSUMER_GPU"),
-])
+@pytest.mark.parametrize(
+    "case_id, expected",
+    [
+        ("vllm-project/vllm#49101", "CUSTOM_ALL_REDUCE_INVALID_ARGUMENT"),
+        ("vllm-project/vllm#10416", "MLLAMA_HOST_SYNC_DURING_GRAPH_CAPTURE"),
+        ("vllm-project/vllm#9094", "STREAM_CAPTURE_VIOLATION"),
+        ("vllm-project/vllm#39609", "GLIBC_TOO_OLD_FOR_WHEEL"),
+        ("vllm-project/vllm#8863", "NO_GPU_RUNTIME_IN_CONTAINER"),
+        ("vllm-project/vllm#27508", "SAMPLER_WARMUP_OOM"),
+        ("vllm-project/vllm#5510", "FORWARD_COMPAT_ON_CONSUMER_GPU"),
+    ],
+)
 def test_corpus_reports_are_recognised(case_id, expected):
     case = corpus_cases()[case_id]
     match = known(case["title"] + "\n" + case["error_text"] + "\n" + case["env_text"])
@@ -78,15 +81,27 @@ def test_benign_warning_only_when_nothing_failed():
     warning = "/usr/lib/python3/site-packages/torch/cuda/__init__.py:61: FutureWarning: The pynvml package is deprecated. Please install nvidia-ml-py instead."
     alone = known("INFO starting\n" + warning)
     assert alone["id"] == "PYNVML_DEPRECATION_WARNING" and alone["benign"] is True
-    with_error = warning + '\nTraceback (most recent call last):\n  File "/x/site-packages/vllm/a.py", line 1, in f\n    g()\nValueError: boom'
+    with_error = (
+        warning
+        + '\nTraceback (most recent call last):\n  File "/x/site-packages/vllm/a.py", line 1, in f\n    g()\nValueError: boom'
+    )
     assert known(with_error) is None
 
 
 def test_signature_prefix_and_category_conditions(monkeypatch):
     from vllm_bug.analyzer import known_issues as ki
 
-    table = ({"id": "X", "match": {"signature_prefix": "vllm-sig/1:oom:", "category": "cuda_oom"},
-              "vllm_issue": None, "related": [], "fixed_in": None, "note": "n", "_compiled": {"any_of": []}},)
+    table = (
+        {
+            "id": "X",
+            "match": {"signature_prefix": "vllm-sig/1:oom:", "category": "cuda_oom"},
+            "vllm_issue": None,
+            "related": [],
+            "fixed_in": None,
+            "note": "n",
+            "_compiled": {"any_of": []},
+        },
+    )
     monkeypatch.setattr(ki, "load_known_issues", lambda: table)
     assert ki.match_known_issue("vllm-sig/1:oom:a:b:-#1", Facts(), category="cuda_oom")["id"] == "X"
     assert "_compiled" not in ki.match_known_issue("vllm-sig/1:oom:a:b:-#1", Facts(), category="cuda_oom")

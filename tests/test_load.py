@@ -6,11 +6,10 @@ import zipfile
 
 import pytest
 
+from conftest import minimal_payload
 from vllm_bug.analyzer.load import MAX_INPUT_BYTES, load_input
 from vllm_bug.errors import UnreadableInput, UnsafeInput
 from vllm_bug.schema.bundle import encode, make_envelope
-
-from conftest import minimal_payload
 
 
 def _bundle_bytes() -> bytes:

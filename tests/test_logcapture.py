@@ -27,7 +27,7 @@ ENGINE_CORE_LOG = """\
 (EngineCore pid=128) ERROR 03-16 08:31:23 [core.py:1090] torch.AcceleratorError: CUDA error: an illegal memory access was encountered
 (APIServer pid=7) ERROR 03-16 08:31:23 [async_llm.py:708]     outputs = await engine_core.get_output_async()
 (EngineCore pid=128) ERROR 03-16 08:31:23 [core.py:1090] For debugging consider passing CUDA_LAUNCH_BLOCKING=1
-(EngineCore pid=128) ERROR 03-16 08:31:23 [core.py:1090] 
+(EngineCore pid=128) ERROR 03-16 08:31:23 [core.py:1090]
 (APIServer pid=7) ERROR 03-16 08:31:23 [async_llm.py:708] vllm.v1.engine.exceptions.EngineDeadError: EngineCore encountered an issue.
 (APIServer pid=7) INFO 03-16 08:31:24 [launcher.py:99] Shutting down FastAPI HTTP server.
 """
@@ -36,7 +36,7 @@ ENGINE_CORE_LOG = """\
 def capture(data: bytes, chunk: int = 4096, **caps) -> lc.LogCapture:
     acc = lc.LogAccumulator(**caps)
     for i in range(0, len(data), chunk):
-        acc.feed(data[i:i + chunk])
+        acc.feed(data[i : i + chunk])
     return acc.finish("file", "test.log")
 
 
@@ -56,10 +56,12 @@ def test_interleaved_process_tracebacks_are_kept_apart():
 def test_rank_copies_are_deduplicated_with_a_count():
     lines = []
     for rank in range(4):
-        lines += [f"[rank{rank}]: Traceback (most recent call last):",
-                  f'[rank{rank}]:   File "/w/worker.py", line 10, in run',
-                  f"[rank{rank}]:     self.model_runner.profile_run()",
-                  f"[rank{rank}]: torch.OutOfMemoryError: CUDA out of memory. GPU {rank} has a total capacity of 79 GiB"]
+        lines += [
+            f"[rank{rank}]: Traceback (most recent call last):",
+            f'[rank{rank}]:   File "/w/worker.py", line 10, in run',
+            f"[rank{rank}]:     self.model_runner.profile_run()",
+            f"[rank{rank}]: torch.OutOfMemoryError: CUDA out of memory. GPU {rank} has a total capacity of 79 GiB",
+        ]
     cap = capture("\n".join(lines).encode() + b"\n")
     assert len(cap.tracebacks) == 1
     assert cap.traceback_copies == [4]
@@ -69,9 +71,11 @@ def test_rank_copies_are_deduplicated_with_a_count():
 
 def test_chained_exceptions_stay_one_block():
     text = (FIXTURES / "device_side_assert.log").read_text()
-    text = text[text.index(HEADER):]
-    chained = ("Traceback (most recent call last):\n  File \"a.py\", line 1, in <module>\nKeyError: 'x'\n\n"
-               "During handling of the above exception, another exception occurred:\n\n") + text
+    text = text[text.index(HEADER) :]
+    chained = (
+        "Traceback (most recent call last):\n  File \"a.py\", line 1, in <module>\nKeyError: 'x'\n\n"
+        "During handling of the above exception, another exception occurred:\n\n"
+    ) + text
     cap = capture(chained.encode())
     assert len(cap.tracebacks) == 1
     block = cap.tracebacks[0]
@@ -81,7 +85,7 @@ def test_chained_exceptions_stay_one_block():
 
 
 def test_huge_log_keeps_head_and_tail_and_every_traceback(tmp_path):
-    middle_tb = b"Traceback (most recent call last):\n  File \"m.py\", line 7, in f\nRuntimeError: in the middle\n"
+    middle_tb = b'Traceback (most recent call last):\n  File "m.py", line 7, in f\nRuntimeError: in the middle\n'
     filler = b"INFO 01-01 00:00:00 [x.py:1] a perfectly ordinary line of a long vLLM log\n"
     body = b"FIRST LINE\n" + filler * 40000 + middle_tb + filler * 40000 + b"LAST LINE\n"
     path = tmp_path / "big.log"
@@ -116,7 +120,7 @@ def test_ansi_codes_and_progress_redraws_are_cleaned():
 
 
 def test_stray_nul_bytes_are_removed_and_counted():
-    raw = b"line one\n" * 50 + b"\x00" * 4096 + b"Traceback (most recent call last):\n  File \"x\"\nValueError: v\n"
+    raw = b"line one\n" * 50 + b"\x00" * 4096 + b'Traceback (most recent call last):\n  File "x"\nValueError: v\n'
     cap = capture(raw)
     assert "\x00" not in cap.text
     assert cap.removed_nul_bytes == 4096
@@ -151,6 +155,7 @@ def test_unusable_log_paths(tmp_path, monkeypatch, kind):
         path.write_text("secret log")
         path.chmod(0)
         if os.access(path, os.R_OK):  # root ignores permissions: make open() refuse instead
+
             def refuse(*_args, **_kwargs):
                 raise PermissionError(13, "Permission denied")
 
@@ -165,7 +170,9 @@ def test_unusable_log_paths(tmp_path, monkeypatch, kind):
 
 
 def test_stdin_log(monkeypatch):
-    fake_stdin = io.TextIOWrapper(io.BytesIO(b"INFO from a pipe\nTraceback (most recent call last):\n  File \"p\"\nOSError: x\n"))
+    fake_stdin = io.TextIOWrapper(
+        io.BytesIO(b'INFO from a pipe\nTraceback (most recent call last):\n  File "p"\nOSError: x\n')
+    )
     monkeypatch.setattr("sys.stdin", fake_stdin)
     cap = lc.read_log("-")
     assert cap.source == "stdin" and cap.name is None
@@ -197,8 +204,10 @@ def test_traceback_caps():
 
 
 def test_number_of_unique_tracebacks_is_capped():
-    blocks = "".join(f"Traceback (most recent call last):\n  File \"x\"\nError{chr(65 + i % 26)}{chr(65 + i // 26)}: v\n"
-                     for i in range(100))
+    blocks = "".join(
+        f'Traceback (most recent call last):\n  File "x"\nError{chr(65 + i % 26)}{chr(65 + i // 26)}: v\n'
+        for i in range(100)
+    )
     cap = capture(blocks.encode())
     assert len(cap.tracebacks) == lc.MAX_TRACEBACKS
     assert cap.tracebacks_dropped == 100 - lc.MAX_TRACEBACKS
@@ -212,11 +221,13 @@ def test_log_without_newline_at_end():
 
 def test_each_stream_keeps_its_own_traceback():
     acc = lc.LogAccumulator()
-    acc.feed(b"Traceback (most recent call last):\n  File \"serve.py\", line 3, in main\n", "stderr")
+    acc.feed(b'Traceback (most recent call last):\n  File "serve.py", line 3, in main\n', "stderr")
     acc.feed(b"INFO 01-01 00:00:00 [x.py:1] a log line on stdout\n", "stdout")
     acc.feed(b"ValueError: boom\n", "stderr")
     cap = acc.finish("command", "serve")
-    assert cap.tracebacks == ['Traceback (most recent call last):\n  File "serve.py", line 3, in main\nValueError: boom']
+    assert cap.tracebacks == [
+        'Traceback (most recent call last):\n  File "serve.py", line 3, in main\nValueError: boom'
+    ]
     assert cap.text.splitlines()[2].startswith("INFO")  # the merged text keeps arrival order
 
 

@@ -8,7 +8,10 @@ from vllm_bug.analyzer.logclean import clean_lines
 @pytest.mark.parametrize(
     "raw, text",
     [
-        ("\x1b[1;36m(VllmWorkerProcess pid=90)\x1b[0m INFO 12-20 20:25:49 model_runner.py:1413] Capturing cudagraphs", "Capturing cudagraphs"),
+        (
+            "\x1b[1;36m(VllmWorkerProcess pid=90)\x1b[0m INFO 12-20 20:25:49 model_runner.py:1413] Capturing cudagraphs",
+            "Capturing cudagraphs",
+        ),
         ("[1;36m(Worker_TP0 pid=7)[0m WARNING 01-02 03:04:05 [x.py:1] hi", "hi"),
     ],
 )
@@ -34,7 +37,11 @@ def test_interleaved_ranks_are_deinterleaved_and_merged():
 
 
 def test_copies_from_other_ranks_later_in_the_log_are_dropped():
-    block = ["Traceback (most recent call last):", '  File "/a.py", line 3, in f', "RuntimeError: NCCL error: unhandled system error"]
+    block = [
+        "Traceback (most recent call last):",
+        '  File "/a.py", line 3, in f',
+        "RuntimeError: NCCL error: unhandled system error",
+    ]
     raw = [f"[rank0]: {x}" for x in block] + ["INFO main says something"] + [f"[rank1]: {x}" for x in block]
     assert clean_lines("\n".join(raw)) == block + ["INFO main says something"]
 
@@ -49,11 +56,13 @@ def test_carriage_returns_and_literal_caret_m_split_lines():
 
 
 def test_json_escaped_log_on_one_line_is_split():
-    raw = "x" * 400 + "\\nTraceback (most recent call last):\\n  File \"a.py\", line 1, in f\\nValueError: v\\nend"
+    raw = "x" * 400 + '\\nTraceback (most recent call last):\\n  File "a.py", line 1, in f\\nValueError: v\\nend'
     assert "ValueError: v" in clean_lines(raw)
 
 
-@pytest.mark.parametrize("line", ["a" * (1 << 20), "(" * (1 << 20), "[" * (1 << 20), "(x pid=1 " * 100000, "ERROR " * 150000])
+@pytest.mark.parametrize(
+    "line", ["a" * (1 << 20), "(" * (1 << 20), "[" * (1 << 20), "(x pid=1 " * 100000, "ERROR " * 150000]
+)
 def test_pathological_long_line_has_no_catastrophic_backtracking(line):
     # a super-linear regex takes minutes on a 1 MiB line; linear work takes well under a second
     start = time.perf_counter()

@@ -4,7 +4,16 @@ import pytest
 from markdown_it import MarkdownIt
 
 from vllm_bug.analyzer.markdown import (
-    MdSafe, advice, cut_middle, details, escape_prose, escape_text, fence, inline_code, md_finalize, one_line,
+    MdSafe,
+    advice,
+    cut_middle,
+    details,
+    escape_prose,
+    escape_text,
+    fence,
+    inline_code,
+    md_finalize,
+    one_line,
 )
 
 MD = MarkdownIt("commonmark").enable("table")
@@ -44,6 +53,7 @@ def test_inline_code_round_trips(payload):
     rendered = MD.render(inline_code(payload))
     code = re.search(r"<code>(.*)</code>", rendered, re.S).group(1)
     import html
+
     assert html.unescape(code).strip() == payload.replace("\n", " ").strip()
 
 
@@ -59,7 +69,9 @@ HOSTILE = "<script>alert(1)</script> </details> <!-- hide --> @someone #123 GH-4
 def test_escape_text_neutralises_html_markdown_and_references():
     doc = escape_text(HOSTILE)
     toks = tokens(doc)
-    assert not [t for t in toks if t.type in ("html_inline", "html_block", "link_open", "image", "strong_open", "s_open")]
+    assert not [
+        t for t in toks if t.type in ("html_inline", "html_block", "link_open", "image", "strong_open", "s_open")
+    ]
     shown = visible_text(doc)
     assert not re.search(r"@[A-Za-z0-9]", shown)
     assert not re.search(r"#\d|GH-\d", shown)
@@ -71,8 +83,14 @@ def test_escape_text_blocks_line_start_syntax():
     for line in ["# h", "- item", "+ item", "1. item", "2) item", "> quote", "    indented", "===", "---"]:
         for doc in (escape_text(line), escape_text("para\n" + line)):
             toks = {t.type for t in tokens(doc)}
-            assert not toks & {"heading_open", "bullet_list_open", "ordered_list_open", "blockquote_open", "hr",
-                               "code_block"}, (line, toks)
+            assert not toks & {
+                "heading_open",
+                "bullet_list_open",
+                "ordered_list_open",
+                "blockquote_open",
+                "hr",
+                "code_block",
+            }, (line, toks)
 
 
 def test_one_line_collapses_and_shortens():
@@ -127,12 +145,23 @@ def code_spans(doc: str) -> list[str]:
 
 
 def test_advice_shows_flags_variables_commands_and_paths_as_code():
-    doc = advice("rerun with CUDA_LAUNCH_BLOCKING=1 and --enforce-eager, lower --max-model-len 8192, "
-                 "set --kv-cache-dtype fp8, check nvidia-smi topo -m, mount /dev/shm, "
-                 "run pip install -U vllm, or -O0 (no torch.compile); unset VLLM_ATTENTION_BACKEND")
-    assert code_spans(doc) == ["CUDA_LAUNCH_BLOCKING=1", "--enforce-eager", "--max-model-len 8192",
-                               "--kv-cache-dtype fp8", "nvidia-smi topo -m", "/dev/shm", "pip install -U vllm",
-                               "-O0", "torch.compile", "VLLM_ATTENTION_BACKEND"]
+    doc = advice(
+        "rerun with CUDA_LAUNCH_BLOCKING=1 and --enforce-eager, lower --max-model-len 8192, "
+        "set --kv-cache-dtype fp8, check nvidia-smi topo -m, mount /dev/shm, "
+        "run pip install -U vllm, or -O0 (no torch.compile); unset VLLM_ATTENTION_BACKEND"
+    )
+    assert code_spans(doc) == [
+        "CUDA_LAUNCH_BLOCKING=1",
+        "--enforce-eager",
+        "--max-model-len 8192",
+        "--kv-cache-dtype fp8",
+        "nvidia-smi topo -m",
+        "/dev/shm",
+        "pip install -U vllm",
+        "-O0",
+        "torch.compile",
+        "VLLM_ATTENTION_BACKEND",
+    ]
     assert "\\" not in doc  # nothing in our own words needed a backslash
 
 

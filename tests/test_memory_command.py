@@ -10,9 +10,15 @@ import pytest
 from vllm_bug.cli import main
 
 LLAMA2_7B_CONFIG = {
-    "architectures": ["LlamaForCausalLM"], "num_hidden_layers": 32, "num_attention_heads": 32,
-    "hidden_size": 4096, "intermediate_size": 11008, "vocab_size": 32000, "torch_dtype": "float16",
-    "max_position_embeddings": 4096, "tie_word_embeddings": False,
+    "architectures": ["LlamaForCausalLM"],
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "hidden_size": 4096,
+    "intermediate_size": 11008,
+    "vocab_size": 32000,
+    "torch_dtype": "float16",
+    "max_position_embeddings": 4096,
+    "tie_word_embeddings": False,
 }
 
 
@@ -31,8 +37,21 @@ def assert_one_line_error(code: int, err: str, expected_code: int, fragment: str
 
 
 def test_issue_case_text(capsys):
-    code, out, err = run(capsys, "--model", "meta-llama/Llama-3.1-70B-Instruct", "--gpu", "A100-80GB",
-                         "--num-gpus", "2", "--max-model-len", "16384", "--max-num-seqs", "64", "--dtype", "float16")
+    code, out, err = run(
+        capsys,
+        "--model",
+        "meta-llama/Llama-3.1-70B-Instruct",
+        "--gpu",
+        "A100-80GB",
+        "--num-gpus",
+        "2",
+        "--max-model-len",
+        "16384",
+        "--max-num-seqs",
+        "64",
+        "--dtype",
+        "float16",
+    )
     assert code == 0, err
     assert "2 x 80.00 GiB" in out
     assert "= 141.1 GB = 131.42 GiB; per GPU: / 2 = 65.71 GiB" in out
@@ -43,9 +62,23 @@ def test_issue_case_text(capsys):
 
 
 def test_issue_case_json(capsys):
-    code, out, _ = run(capsys, "--model", "Llama-3.1-70B", "--gpu", "80", "--num-gpus", "2",
-                       "--max-model-len", "16384", "--max-num-seqs", "64", "--gpu-memory-utilization", "0.9",
-                       "--format", "json")
+    code, out, _ = run(
+        capsys,
+        "--model",
+        "Llama-3.1-70B",
+        "--gpu",
+        "80",
+        "--num-gpus",
+        "2",
+        "--max-model-len",
+        "16384",
+        "--max-num-seqs",
+        "64",
+        "--gpu-memory-utilization",
+        "0.9",
+        "--format",
+        "json",
+    )
     assert code == 0
     data = json.loads(out)
     assert data["tp"] == 2 and data["fits"] is False
@@ -87,37 +120,45 @@ def test_list_models(capsys):
     assert "320 KiB" in row and "70.6B" in row
     code, out, _ = run(capsys, "--list-models", "--format", "json")
     rows = json.loads(out)
-    assert {"name": "Qwen/Qwen3-30B-A3B", "experts": 128}.items() <= next(r for r in rows if r["name"] == "Qwen/Qwen3-30B-A3B").items()
+    assert {"name": "Qwen/Qwen3-30B-A3B", "experts": 128}.items() <= next(
+        r for r in rows if r["name"] == "Qwen/Qwen3-30B-A3B"
+    ).items()
 
 
 # ----------------------------------------------------------------------------- bad inputs
 
 
-@pytest.mark.parametrize("args,fragment", [
-    ((), "give a model"),
-    (("--gpu", "80"), "give a model"),
-    (("--model", "Llama-3.1-8B"), "give --gpu"),
-    (("--model", "Llama-3.1-8B", "--config", "x.json", "--gpu", "80"), "not both"),
-    (("--model", "no-such-model", "--gpu", "80"), "unknown model 'no-such-model'"),
-    (("--model", "Llama-3.1-8B", "--gpu", "Radeon 9000"), "unknown GPU; examples: A100-80GB"),
-    (("--model", "Llama-3.1-8B", "--gpu", "RTX 3080"), "does not say how much memory"),
-    (("--model", "Llama-3.1-8B", "--gpu", "80GB"), "give GiB"),
-    (("--model", "Llama-3.1-8B", "--gpu", "0"), "between 1 and 4096"),
-    (("--model", "Llama-3.1-8B", "--gpu", "80", "--dtype", "int3"), "unknown weight dtype 'int3'"),
-    (("--model", "Llama-3.1-8B", "--gpu", "80", "--kv-cache-dtype", "fp4x"), "unknown KV cache dtype"),
-])
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        ((), "give a model"),
+        (("--gpu", "80"), "give a model"),
+        (("--model", "Llama-3.1-8B"), "give --gpu"),
+        (("--model", "Llama-3.1-8B", "--config", "x.json", "--gpu", "80"), "not both"),
+        (("--model", "no-such-model", "--gpu", "80"), "unknown model 'no-such-model'"),
+        (("--model", "Llama-3.1-8B", "--gpu", "Radeon 9000"), "unknown GPU; examples: A100-80GB"),
+        (("--model", "Llama-3.1-8B", "--gpu", "RTX 3080"), "does not say how much memory"),
+        (("--model", "Llama-3.1-8B", "--gpu", "80GB"), "give GiB"),
+        (("--model", "Llama-3.1-8B", "--gpu", "0"), "between 1 and 4096"),
+        (("--model", "Llama-3.1-8B", "--gpu", "80", "--dtype", "int3"), "unknown weight dtype 'int3'"),
+        (("--model", "Llama-3.1-8B", "--gpu", "80", "--kv-cache-dtype", "fp4x"), "unknown KV cache dtype"),
+    ],
+)
 def test_usage_errors_exit_2(capsys, args, fragment):
     code, out, err = run(capsys, *args)
     assert_one_line_error(code, err, 2, fragment)
     assert out == ""
 
 
-@pytest.mark.parametrize("args,fragment", [
-    (("--model", "Llama-3.1-8B", "--gpu", "80", "--gpu-memory-utilization", "0"), "gpu-memory-utilization"),
-    (("--model", "Llama-3.1-8B", "--gpu", "80", "--gpu-memory-utilization", "1.2"), "gpu-memory-utilization"),
-    (("--model", "Llama-3.1-8B", "--gpu", "80", "--num-gpus", "0"), "num-gpus"),
-    (("--model", "Llama-3.1-8B", "--gpu", "80", "--max-num-seqs", "-3"), "max-num-seqs"),
-])
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (("--model", "Llama-3.1-8B", "--gpu", "80", "--gpu-memory-utilization", "0"), "gpu-memory-utilization"),
+        (("--model", "Llama-3.1-8B", "--gpu", "80", "--gpu-memory-utilization", "1.2"), "gpu-memory-utilization"),
+        (("--model", "Llama-3.1-8B", "--gpu", "80", "--num-gpus", "0"), "num-gpus"),
+        (("--model", "Llama-3.1-8B", "--gpu", "80", "--max-num-seqs", "-3"), "max-num-seqs"),
+    ],
+)
 def test_click_range_errors_exit_2(capsys, args, fragment):
     code, _, err = run(capsys, *args)
     assert code == 2 and fragment in err and "Traceback" not in err
@@ -129,15 +170,18 @@ def _config_file(tmp_path, content: bytes, name: str = "config.json"):
     return str(path)
 
 
-@pytest.mark.parametrize("content,fragment", [
-    (b"{not json", "not valid JSON"),
-    (b"", "not valid JSON"),
-    (b"\xff\xfe\x00garbage", "not UTF-8"),
-    (b"[1, 2, 3]", "not a JSON object"),
-    (json.dumps({"num_attention_heads": 32, "hidden_size": 4096}).encode(), "no num_hidden_layers"),
-    (json.dumps(dict(LLAMA2_7B_CONFIG, num_hidden_layers=-4)).encode(), "num_hidden_layers"),
-    (json.dumps(dict(LLAMA2_7B_CONFIG, num_hidden_layers="many")).encode(), "num_hidden_layers"),
-])
+@pytest.mark.parametrize(
+    "content,fragment",
+    [
+        (b"{not json", "not valid JSON"),
+        (b"", "not valid JSON"),
+        (b"\xff\xfe\x00garbage", "not UTF-8"),
+        (b"[1, 2, 3]", "not a JSON object"),
+        (json.dumps({"num_attention_heads": 32, "hidden_size": 4096}).encode(), "no num_hidden_layers"),
+        (json.dumps(dict(LLAMA2_7B_CONFIG, num_hidden_layers=-4)).encode(), "num_hidden_layers"),
+        (json.dumps(dict(LLAMA2_7B_CONFIG, num_hidden_layers="many")).encode(), "num_hidden_layers"),
+    ],
+)
 def test_unreadable_configs_exit_3(capsys, tmp_path, content, fragment):
     code, out, err = run(capsys, "--config", _config_file(tmp_path, content), "--gpu", "80")
     assert_one_line_error(code, err, 3, fragment)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from rule_helpers import facts
-
 from vllm_bug.analyzer.rules.helpers import engine_arg, env_value, flag_in_text
 
 
 def test_flags_keywords_and_launch_command_in_priority_order():
-    f = facts("LLM(model='m', max_model_len=4096, max_num_seqs=4)", "vllm serve m --max-model-len 8192 --enforce-eager --tp 2",
-              launch_command="vllm serve m --max_model_len=2048")
+    f = facts(
+        "LLM(model='m', max_model_len=4096, max_num_seqs=4)",
+        "vllm serve m --max-model-len 8192 --enforce-eager --tp 2",
+        launch_command="vllm serve m --max_model_len=2048",
+    )
     assert engine_arg(f, "max_model_len") == "2048"  # the launch command wins over the lines
     assert engine_arg(f, "--tp") == "2"  # a flag right after a flag without value is still read
     assert engine_arg(f, "max_num_seqs") == "4"  # keyword arguments of a Python call

@@ -11,26 +11,44 @@ import pytest
 from vllm_bug.bundler import model_config as mc
 
 LLAMA_CONFIG = {
-    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 4096,
-    "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
-    "intermediate_size": 14336, "vocab_size": 128256, "torch_dtype": "bfloat16",
-    "max_position_embeddings": 131072, "rope_scaling": {"factor": 8.0},
-    "quantization_config": {"quant_method": "fp8", "activation_scheme": "dynamic", "modules_to_not_convert": ["lm_head"]},
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "hidden_size": 4096,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "intermediate_size": 14336,
+    "vocab_size": 128256,
+    "torch_dtype": "bfloat16",
+    "max_position_embeddings": 131072,
+    "rope_scaling": {"factor": 8.0},
+    "quantization_config": {
+        "quant_method": "fp8",
+        "activation_scheme": "dynamic",
+        "modules_to_not_convert": ["lm_head"],
+    },
 }
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("(APIServer pid=1) INFO 01-01 [utils.py:1] non-default args: {'model_tag': 'Qwen/Qwen3-8B', 'api_key': '***'}",
-     "Qwen/Qwen3-8B"),
-    ("INFO non-default args: {'model': '/models/llama', 'max_model_len': 4096}", "/models/llama"),
-    ("Initializing a V1 LLM engine (v0.11.0) with config: model='meta-llama/Llama-3.1-8B', speculative_config=None",
-     "meta-llama/Llama-3.1-8B"),
-    ("$ vllm serve mistralai/Mistral-7B-v0.1 --tensor-parallel-size 2", "mistralai/Mistral-7B-v0.1"),
-    ("python -m vllm.entrypoints.openai.api_server --model=facebook/opt-125m", "facebook/opt-125m"),
-    ('llm = LLM(model="google/gemma-3-4b-it", dtype="half")', "google/gemma-3-4b-it"),
-    ("llm = LLM('Qwen/Qwen2.5-0.5B')", "Qwen/Qwen2.5-0.5B"),
-    ("nothing about any model here", None),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            "(APIServer pid=1) INFO 01-01 [utils.py:1] non-default args: {'model_tag': 'Qwen/Qwen3-8B', 'api_key': '***'}",
+            "Qwen/Qwen3-8B",
+        ),
+        ("INFO non-default args: {'model': '/models/llama', 'max_model_len': 4096}", "/models/llama"),
+        (
+            "Initializing a V1 LLM engine (v0.11.0) with config: model='meta-llama/Llama-3.1-8B', speculative_config=None",
+            "meta-llama/Llama-3.1-8B",
+        ),
+        ("$ vllm serve mistralai/Mistral-7B-v0.1 --tensor-parallel-size 2", "mistralai/Mistral-7B-v0.1"),
+        ("python -m vllm.entrypoints.openai.api_server --model=facebook/opt-125m", "facebook/opt-125m"),
+        ('llm = LLM(model="google/gemma-3-4b-it", dtype="half")', "google/gemma-3-4b-it"),
+        ("llm = LLM('Qwen/Qwen2.5-0.5B')", "Qwen/Qwen2.5-0.5B"),
+        ("nothing about any model here", None),
+    ],
+)
 def test_model_from_log(text, expected):
     assert mc.model_from_log(text) == expected
 
@@ -80,8 +98,11 @@ def test_hugging_face_cache(tmp_path, variable, suffix):
 
 
 def test_default_cache_under_home(tmp_path):
-    hf_cache_with(tmp_path / ".cache" / "huggingface" / "hub", "org/tiny", {"model_type": "gpt2", "n_layer": 2,
-                                                                            "n_head": 4, "n_embd": 64})
+    hf_cache_with(
+        tmp_path / ".cache" / "huggingface" / "hub",
+        "org/tiny",
+        {"model_type": "gpt2", "n_layer": 2, "n_head": 4, "n_embd": 64},
+    )
     section = mc.collect_model(None, None, ["vllm", "serve", "org/tiny"], {"HOME": str(tmp_path)})
     assert section["source"] == "command"
     shape = section["shape"]
@@ -91,10 +112,19 @@ def test_default_cache_under_home(tmp_path):
 
 def test_multimodal_and_moe_fields(tmp_path):
     config = {
-        "architectures": ["Qwen3VLMoeForConditionalGeneration"], "model_type": "qwen3_vl_moe",
-        "text_config": {"num_hidden_layers": 48, "num_attention_heads": 32, "num_key_value_heads": 4,
-                        "head_dim": 128, "hidden_size": 2048, "num_experts": 128, "num_experts_per_tok": 8,
-                        "moe_intermediate_size": 768, "dtype": "bfloat16"},
+        "architectures": ["Qwen3VLMoeForConditionalGeneration"],
+        "model_type": "qwen3_vl_moe",
+        "text_config": {
+            "num_hidden_layers": 48,
+            "num_attention_heads": 32,
+            "num_key_value_heads": 4,
+            "head_dim": 128,
+            "hidden_size": 2048,
+            "num_experts": 128,
+            "num_experts_per_tok": 8,
+            "moe_intermediate_size": 768,
+            "dtype": "bfloat16",
+        },
         "vision_config": {"model_type": "qwen3_vl_moe", "depth": 27},
     }
     (tmp_path / "config.json").write_text(json.dumps(config))
@@ -108,18 +138,25 @@ def test_multimodal_and_moe_fields(tmp_path):
 
 def test_not_on_this_machine(tmp_path):
     section = mc.collect_model("org/absent", None, None, {"HOME": str(tmp_path)})
-    assert section == {"name": "org/absent", "source": "option", "found": False,
-                       "error": "no config.json for this model on this machine (local path or Hugging Face cache)"}
+    assert section == {
+        "name": "org/absent",
+        "source": "option",
+        "found": False,
+        "error": "no config.json for this model on this machine (local path or Hugging Face cache)",
+    }
 
 
 def test_no_model_named_anywhere():
     assert mc.collect_model(None, "INFO nothing", ["python", "x.py"], {}) is None
 
 
-@pytest.mark.parametrize("content, error", [
-    ("{not json", "not valid JSON"),
-    ("[1, 2]", "not a JSON object"),
-])
+@pytest.mark.parametrize(
+    "content, error",
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "not a JSON object"),
+    ],
+)
 def test_bad_config(tmp_path, content, error):
     (tmp_path / "config.json").write_text(content)
     section = mc.collect_model(str(tmp_path), None, None, {})

@@ -26,7 +26,7 @@ def test_key_versions_from_a_real_h200_pip_list():
     assert keys["torch"] == "2.11.0"
     assert keys["nvidia-cudnn-cu13"] == "9.19.0.56"
     assert "numpyro" not in keys and "accelerate" not in keys
-    assert list(keys)[: 2] == [k for k in pk.KEY_PACKAGES if k in keys][:2]
+    assert list(keys)[:2] == [k for k in pk.KEY_PACKAGES if k in keys][:2]
     nvidia = [k for k in keys if k.startswith("nvidia-") and k not in pk.KEY_PACKAGES]
     assert nvidia == sorted(nvidia) and len(nvidia) >= 10
 

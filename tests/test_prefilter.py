@@ -16,9 +16,12 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def _real_texts() -> list[str]:
-    texts = [p.read_text(encoding="utf-8", errors="replace")
-             for sub in ("device/h200/cuda-errors", "device/h200", "reports/excerpts")
-             for p in sorted((FIXTURES / sub).glob("*.*")) if p.suffix in (".txt", ".log")]
+    texts = [
+        p.read_text(encoding="utf-8", errors="replace")
+        for sub in ("device/h200/cuda-errors", "device/h200", "reports/excerpts")
+        for p in sorted((FIXTURES / sub).glob("*.*"))
+        if p.suffix in (".txt", ".log")
+    ]
     for line in (FIXTURES / "reports" / "real-issues-dev.jsonl").read_text(encoding="utf-8").splitlines():
         case = json.loads(line)
         texts.append("\n".join(case.get(k) or "" for k in ("title", "error_text", "env_text")))
@@ -58,12 +61,39 @@ def test_case_pairs_re_adds_are_folded():
         assert may_match(plain, fold(text))
 
 
-_pieces = st.sampled_from(["ab", "abc", "cuda", "x", "\\.", "\\d+", "[a-c]", "(?:ab|cd)", "e?", "f*", "g+",
-                           "h{2}", "i{1,3}", ".", "\\s", "(xy)?", "zz", "\\(", "-", " ", "^", "$", "|"])
+_pieces = st.sampled_from(
+    [
+        "ab",
+        "abc",
+        "cuda",
+        "x",
+        "\\.",
+        "\\d+",
+        "[a-c]",
+        "(?:ab|cd)",
+        "e?",
+        "f*",
+        "g+",
+        "h{2}",
+        "i{1,3}",
+        ".",
+        "\\s",
+        "(xy)?",
+        "zz",
+        "\\(",
+        "-",
+        " ",
+        "^",
+        "$",
+        "|",
+    ]
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(_pieces, min_size=1, max_size=8).map("".join), st.text(alphabet="abcdefghxyzCUDA .-(0123\n", max_size=60))
+@given(
+    st.lists(_pieces, min_size=1, max_size=8).map("".join), st.text(alphabet="abcdefghxyzCUDA .-(0123\n", max_size=60)
+)
 def test_random_patterns_never_skip_a_match(pattern, text):
     try:
         rx = re.compile(pattern, re.IGNORECASE | re.MULTILINE)

@@ -12,8 +12,8 @@ from types import SimpleNamespace
 
 import pynvml  # only for NVML's real error classes; nothing here loads the NVML library
 import pytest
-from conftest import FIXTURES, minimal_payload
 
+from conftest import FIXTURES, minimal_payload
 from vllm_bug.bundler import nvidia_smi as smi
 from vllm_bug.bundler import probes_gpu as G
 from vllm_bug.bundler.runner import CommandResult, Manifest, ProbeRecord, run_command
@@ -27,6 +27,7 @@ DEVICE_LINE = re.compile(r"^(\d+) (.+?) \((\d+), (\d+)\) (\d+) (\d+) (GPU-\S+) (
 
 # -- a fake pynvml that answers with the readings in nvml.txt -----------------------------
 
+
 def load_nvml_readings(folder: Path) -> dict:
     """Parse the real NVML dump: driver line, one line per device, then its per-call values."""
     driver, cuda, devices = None, None, []
@@ -35,8 +36,17 @@ def load_nvml_readings(folder: Path) -> dict:
             _, driver, _, cuda = line.split()
         elif DEVICE_LINE.match(line):
             idx, name, major, minor, total, used, uuid, bus = DEVICE_LINE.match(line).groups()
-            devices.append({"name": name, "cc": (int(major), int(minor)), "total": int(total),
-                            "used": int(used), "uuid": uuid, "bus": bus, "calls": {}})
+            devices.append(
+                {
+                    "name": name,
+                    "cc": (int(major), int(minor)),
+                    "total": int(total),
+                    "used": int(used),
+                    "uuid": uuid,
+                    "bus": bus,
+                    "calls": {},
+                }
+            )
         elif line.startswith("   nvml"):
             function, value = line.strip().split(" ", 1)
             if value.startswith("ERR "):
@@ -63,8 +73,9 @@ class FakeNvml:
 
     NVML_NVLINK_MAX_LINKS = 36
 
-    def __init__(self, folder: Path, fail=None, hidden=(), init_error=None, memory_v2=False, processes=None,
-                 init_delay=0.0):
+    def __init__(
+        self, folder: Path, fail=None, hidden=(), init_error=None, memory_v2=False, processes=None, init_delay=0.0
+    ):
         self.data = load_nvml_readings(folder)
         self.fail = dict(fail or {})
         self.hidden = set(hidden)
@@ -213,6 +224,7 @@ class FakeNvml:
 
 # -- fake nvidia-smi ---------------------------------------------------------------------------
 
+
 class FixtureRun:
     """A `run` that answers nvidia-smi commands with the fixture files of one machine."""
 
@@ -232,7 +244,9 @@ class FixtureRun:
 
 
 def failing(stdout, exit_code):
-    return lambda name: CommandResult(ProbeRecord(name, "error", 0.01, exit_code=exit_code, error=stdout), stdout=stdout)
+    return lambda name: CommandResult(
+        ProbeRecord(name, "error", 0.01, exit_code=exit_code, error=stdout), stdout=stdout
+    )
 
 
 def executable_run(bindir: Path):
@@ -268,6 +282,7 @@ def sha16(text: str) -> str:
 
 # -- NVML working ------------------------------------------------------------------------------
 
+
 def test_single_h200_section_matches_the_real_readings():
     fake = FakeNvml(H200)
     manifest = Manifest()
@@ -285,7 +300,12 @@ def test_single_h200_section_matches_the_real_readings():
     assert gpu["persistence_mode"] is True
     assert gpu["compute_mode"] == "Default"
     assert gpu["mig_mode"] == {"current": False, "pending": False}
-    assert gpu["ecc"] == {"mode_current": True, "mode_pending": True, "volatile_uncorrected": 0, "aggregate_uncorrected": 0}
+    assert gpu["ecc"] == {
+        "mode_current": True,
+        "mode_pending": True,
+        "volatile_uncorrected": 0,
+        "aggregate_uncorrected": 0,
+    }
     assert gpu["remapped_rows"] == {"correctable": 0, "uncorrectable": 0, "pending": False, "failure": False}
     assert gpu["retired_pages"] is None
     assert gpu["errors"] == {"retired_pages": "NVMLError_NotSupported"}
@@ -296,8 +316,13 @@ def test_single_h200_section_matches_the_real_readings():
     assert gpu["nvlinks_up"] == 0
 
     driver = section["driver"]
-    assert driver == {"version": "580.159.04", "cuda_version": "13.0", "nvml_version": "13.580.159.04",
-                      "source": "nvml", "error": None}
+    assert driver == {
+        "version": "580.159.04",
+        "cuda_version": "13.0",
+        "nvml_version": "13.580.159.04",
+        "source": "nvml",
+        "error": None,
+    }
     assert fake.inits == 1 and fake.shutdowns == 1
 
     smi_text = section["nvidia_smi"]
@@ -309,7 +334,11 @@ def test_single_h200_section_matches_the_real_readings():
 
     probes = records(manifest)
     assert {n: probes[n]["status"] for n in probes} == {
-        "nvml": "ok", "nvidia-smi": "ok", "nvidia-smi -q": "ok", "nvidia-smi topo -m": "ok"}
+        "nvml": "ok",
+        "nvidia-smi": "ok",
+        "nvidia-smi -q": "ok",
+        "nvidia-smi topo -m": "ok",
+    }
     assert_valid(section)
 
 
@@ -334,8 +363,10 @@ def test_two_h200s_with_nvlink_topology_and_facts_agreeing_with_nvidia_smi():
 def test_memory_v2_separates_reserved_memory_as_nvidia_smi_does():
     section = G.collect_gpu_section(Manifest(), nvml=FakeNvml(H200, memory_v2=True), run=FixtureRun(H200))
     gpu = section["gpus"][0]
-    q_used = re.search(r"FB Memory Usage\n.*\n.*Reserved\s*:\s*(\d+) MiB\n\s*Used\s*:\s*(\d+) MiB",
-                       (H200 / "nvidia-smi-q.txt").read_text())
+    q_used = re.search(
+        r"FB Memory Usage\n.*\n.*Reserved\s*:\s*(\d+) MiB\n\s*Used\s*:\s*(\d+) MiB",
+        (H200 / "nvidia-smi-q.txt").read_text(),
+    )
     assert gpu["memory_used_bytes"] == int(q_used.group(2)) * (1 << 20) == 0
     assert gpu["memory_reserved_bytes"] == load_nvml_readings(H200)["devices"][0]["used"]
 
@@ -352,11 +383,20 @@ def test_processes_holding_gpu_memory_are_listed_with_names():
 
 # -- NVML failing per call -----------------------------------------------------------------------
 
+
 def test_failing_fields_are_recorded_and_the_rest_still_read():
-    fail = {("nvmlDeviceGetMigMode", None): pynvml.NVMLError_NotSupported,
-            ("nvmlDeviceGetEccMode", None): pynvml.NVMLError_NotSupported}
-    for function in ("nvmlDeviceGetName", "nvmlDeviceGetMemoryInfo", "nvmlDeviceGetTemperature", "nvmlDeviceGetUUID",
-                     "nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetNvLinkState"):
+    fail = {
+        ("nvmlDeviceGetMigMode", None): pynvml.NVMLError_NotSupported,
+        ("nvmlDeviceGetEccMode", None): pynvml.NVMLError_NotSupported,
+    }
+    for function in (
+        "nvmlDeviceGetName",
+        "nvmlDeviceGetMemoryInfo",
+        "nvmlDeviceGetTemperature",
+        "nvmlDeviceGetUUID",
+        "nvmlDeviceGetComputeRunningProcesses",
+        "nvmlDeviceGetNvLinkState",
+    ):
         fail[(function, 1)] = pynvml.NVMLError_GpuIsLost
     fake = FakeNvml(H200X2, fail=fail)
     manifest = Manifest()
@@ -385,8 +425,11 @@ def test_a_gpu_without_a_handle_keeps_its_index():
 
 
 def test_old_bindings_and_drivers_degrade_per_field():
-    fake = FakeNvml(H200, hidden={"nvmlDeviceGetCurrentClocksEventReasons", "nvmlDeviceGetRemappedRows"},
-                    fail={("nvmlDeviceGetEnforcedPowerLimit", None): pynvml.NVMLError_FunctionNotFound})
+    fake = FakeNvml(
+        H200,
+        hidden={"nvmlDeviceGetCurrentClocksEventReasons", "nvmlDeviceGetRemappedRows"},
+        fail={("nvmlDeviceGetEnforcedPowerLimit", None): pynvml.NVMLError_FunctionNotFound},
+    )
     gpu = G.collect_gpu_section(Manifest(), nvml=fake, run=FixtureRun(H200))["gpus"][0]
     assert gpu["clock_event_reasons"] == ["GpuIdle"]  # from the deprecated throttle-reasons call
     assert gpu["remapped_rows"] is None
@@ -397,10 +440,13 @@ def test_old_bindings_and_drivers_degrade_per_field():
 
 # -- NVML unusable -------------------------------------------------------------------------------
 
+
 def test_nvml_library_missing_falls_back_to_the_nvidia_smi_csv():
     run = FixtureRun(H200X2)
     manifest = Manifest()
-    section = G.collect_gpu_section(manifest, nvml=FakeNvml(H200X2, init_error=pynvml.NVMLError_LibraryNotFound), run=run)
+    section = G.collect_gpu_section(
+        manifest, nvml=FakeNvml(H200X2, init_error=pynvml.NVMLError_LibraryNotFound), run=run
+    )
     csv_call = next(argv for argv in run.calls if argv[1:2] and argv[1].startswith("--query-gpu="))
     assert csv_call[2] == "--format=csv,noheader,nounits"
     assert [g["name"] for g in section["gpus"]] == ["NVIDIA H200", "NVIDIA H200"]
@@ -419,13 +465,27 @@ def test_nvml_library_missing_falls_back_to_the_nvidia_smi_csv():
 
 
 def test_csv_fallback_reads_noheader_nounits_and_unavailable_values():
-    values = {"index": "0", "name": "NVIDIA H200", "compute_cap": "9.0", "driver_version": "580.159.04",
-              "memory.total": "143771", "memory.used": "0", "memory.free": "143156", "pci.bus_id": "00000000:00:06.0",
-              "uuid": "GPU-9d23f434-8ffc-72a0-9cba-4fceffdb1b13", "persistence_mode": "Enabled",
-              "compute_mode": "Default", "mig.mode.current": "[N/A]", "mig.mode.pending": "[N/A]",
-              "ecc.mode.current": "Enabled", "ecc.mode.pending": "Enabled",
-              "ecc.errors.uncorrected.volatile.total": "0", "ecc.errors.uncorrected.aggregate.total": "[Not Supported]",
-              "temperature.gpu": "38", "power.draw": "81.49"}
+    values = {
+        "index": "0",
+        "name": "NVIDIA H200",
+        "compute_cap": "9.0",
+        "driver_version": "580.159.04",
+        "memory.total": "143771",
+        "memory.used": "0",
+        "memory.free": "143156",
+        "pci.bus_id": "00000000:00:06.0",
+        "uuid": "GPU-9d23f434-8ffc-72a0-9cba-4fceffdb1b13",
+        "persistence_mode": "Enabled",
+        "compute_mode": "Default",
+        "mig.mode.current": "[N/A]",
+        "mig.mode.pending": "[N/A]",
+        "ecc.mode.current": "Enabled",
+        "ecc.mode.pending": "Enabled",
+        "ecc.errors.uncorrected.volatile.total": "0",
+        "ecc.errors.uncorrected.aggregate.total": "[Not Supported]",
+        "temperature.gpu": "38",
+        "power.draw": "81.49",
+    }
     line = ", ".join(values[f] for f in smi_format.QUERY_FIELDS)
     overrides = {"csv": lambda name: CommandResult(ProbeRecord(name, "ok", 0.01, exit_code=0), stdout=line + "\n")}
     fake = FakeNvml(H200, init_error=pynvml.NVMLError_DriverNotLoaded)
@@ -447,11 +507,15 @@ def test_old_nvidia_smi_refusing_a_field_is_asked_again_with_fewer():
             calls.append(argv[1])
             if "compute_cap" in argv[1]:
                 return refused(name)
-            return CommandResult(ProbeRecord(name, "ok", 0.01, exit_code=0),
-                                 stdout="0, Tesla V100-SXM2-16GB, 470.82.01, 16160, 0, 16160, 00000000:00:04.0, [N/A]\n")
+            return CommandResult(
+                ProbeRecord(name, "ok", 0.01, exit_code=0),
+                stdout="0, Tesla V100-SXM2-16GB, 470.82.01, 16160, 0, 16160, 00000000:00:04.0, [N/A]\n",
+            )
         return FixtureRun(H200)(name, argv, timeout_s)
 
-    section = G.collect_gpu_section(Manifest(), nvml=FakeNvml(H200, init_error=pynvml.NVMLError_DriverNotLoaded), run=run)
+    section = G.collect_gpu_section(
+        Manifest(), nvml=FakeNvml(H200, init_error=pynvml.NVMLError_DriverNotLoaded), run=run
+    )
     assert len(calls) == 2 and "compute_cap" not in calls[1]
     assert section["gpus"][0]["name"] == "Tesla V100-SXM2-16GB" and section["gpus"][0]["compute_capability"] is None
     assert section["driver"]["version"] == "470.82.01"
@@ -474,10 +538,11 @@ def test_driver_library_mismatch_is_kept_as_a_diagnosis():
 
 def test_driver_not_loaded_keeps_nvidia_smis_words(tmp_path):
     message = "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running."
-    write_script(tmp_path, "nvidia-smi", f"echo \"{message}\"\nexit 9")
+    write_script(tmp_path, "nvidia-smi", f'echo "{message}"\nexit 9')
     manifest = Manifest()
-    section = G.collect_gpu_section(manifest, nvml=FakeNvml(H200, init_error=pynvml.NVMLError_DriverNotLoaded),
-                                    run=executable_run(tmp_path))
+    section = G.collect_gpu_section(
+        manifest, nvml=FakeNvml(H200, init_error=pynvml.NVMLError_DriverNotLoaded), run=executable_run(tmp_path)
+    )
     assert message in section["driver"]["error"] and "NVMLError_DriverNotLoaded" in section["driver"]["error"]
     probes = records(manifest)
     assert probes["nvidia-smi"]["status"] == "error" and probes["nvidia-smi"]["exit_code"] == 9
@@ -488,8 +553,11 @@ def test_driver_not_loaded_keeps_nvidia_smis_words(tmp_path):
 
 def test_nvidia_smi_missing_is_recorded_and_nothing_fails(tmp_path):
     manifest = Manifest()
-    section = G.collect_gpu_section(manifest, nvml=FakeNvml(H200, init_error=pynvml.NVMLError_LibraryNotFound),
-                                    run=executable_run(tmp_path / "empty"))
+    section = G.collect_gpu_section(
+        manifest,
+        nvml=FakeNvml(H200, init_error=pynvml.NVMLError_LibraryNotFound),
+        run=executable_run(tmp_path / "empty"),
+    )
     probes = records(manifest)
     assert [probes[n]["status"] for n in ("nvidia-smi", "nvidia-smi -q", "nvidia-smi topo -m")] == ["missing"] * 3
     assert probes["nvidia-smi --query-gpu"]["status"] == "skipped"
@@ -514,8 +582,9 @@ def test_hanging_nvidia_smi_without_nvml_skips_the_csv_and_stays_bounded(tmp_pat
     write_script(tmp_path, "nvidia-smi", "sleep 30")
     manifest = Manifest()
     start = time.monotonic()
-    section = G.collect_gpu_section(manifest, timeout_s=1.0, nvml=FakeNvml(H200, init_error=pynvml.NVMLError_Unknown),
-                                    run=executable_run(tmp_path))
+    section = G.collect_gpu_section(
+        manifest, timeout_s=1.0, nvml=FakeNvml(H200, init_error=pynvml.NVMLError_Unknown), run=executable_run(tmp_path)
+    )
     assert time.monotonic() - start < 4.0
     assert records(manifest)["nvidia-smi --query-gpu"]["status"] == "skipped"
     assert "NVMLError_Unknown" in section["driver"]["error"]
@@ -535,8 +604,9 @@ def test_binary_garbage_from_nvidia_smi_is_recorded_not_fatal(tmp_path):
     (tmp_path / "garbage.bin").write_bytes(bytes(range(256)) * 64)
     write_script(tmp_path / "bin", "nvidia-smi", f"cat '{tmp_path / 'garbage.bin'}'")
     manifest = Manifest()
-    section = G.collect_gpu_section(manifest, nvml=FakeNvml(H200, init_error=pynvml.NVMLError_LibraryNotFound),
-                                    run=executable_run(tmp_path / "bin"))
+    section = G.collect_gpu_section(
+        manifest, nvml=FakeNvml(H200, init_error=pynvml.NVMLError_LibraryNotFound), run=executable_run(tmp_path / "bin")
+    )
     probes = records(manifest)
     for name in ("nvidia-smi", "nvidia-smi -q", "nvidia-smi topo -m", "nvidia-smi --query-gpu"):
         assert probes[name]["status"] == "error" and probes[name]["exit_code"] == 0
@@ -558,6 +628,7 @@ def test_a_runner_that_raises_is_recorded():
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
 
 def test_scrubbing_the_real_q_output_hashes_ids_and_keeps_everything_else():
     text = (H200X2 / "nvidia-smi-q.txt").read_text()
@@ -602,8 +673,9 @@ def test_oversized_csv_values_are_capped_to_fit_the_schema():
             return failing('Field "ecc.mode.pending" is not a valid field to query.', 2)(name)
         return run(name, argv, timeout_s)
 
-    section = G.collect_gpu_section(Manifest(), nvml=FakeNvml(H200, init_error=pynvml.NVMLError_LibraryNotFound),
-                                    run=basic_fields_only)
+    section = G.collect_gpu_section(
+        Manifest(), nvml=FakeNvml(H200, init_error=pynvml.NVMLError_LibraryNotFound), run=basic_fields_only
+    )
     (gpu,) = section["gpus"]
     assert len(gpu["name"]) == 256 and section["driver"]["version"] == "5" * 64
     assert_valid(section)

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 from conftest import FIXTURES, minimal_payload
-
 from vllm_bug.bundler import probes_host as H
 from vllm_bug.bundler.runner import Manifest
 from vllm_bug.schema.bundle import make_envelope, validate
@@ -35,7 +34,9 @@ def fake_libstdcxx(path: Path, versions) -> Path:
     return path
 
 
-def fake_root(tmp_path: Path, libstdcxx_versions=("GLIBCXX_3.4", "GLIBCXX_3.4.9", "GLIBCXX_3.4.30", "GLIBCXX_3.4.29")) -> Path:
+def fake_root(
+    tmp_path: Path, libstdcxx_versions=("GLIBCXX_3.4", "GLIBCXX_3.4.9", "GLIBCXX_3.4.30", "GLIBCXX_3.4.29")
+) -> Path:
     root = tmp_path / "root"
     (root / "etc").mkdir(parents=True)
     (root / "etc/os-release").write_text(OS_RELEASE)
@@ -87,7 +88,9 @@ def test_an_empty_root_gives_unknowns_not_errors(tmp_path):
 
 
 def test_glibcxx_versions_sort_numerically_not_as_text(tmp_path):
-    lib = fake_libstdcxx(tmp_path / "libstdc++.so.6", ["GLIBCXX_3.4.9", "GLIBCXX_3.4.32", "GLIBCXX_3.4.4", "GLIBCXX_3.4"])
+    lib = fake_libstdcxx(
+        tmp_path / "libstdc++.so.6", ["GLIBCXX_3.4.9", "GLIBCXX_3.4.32", "GLIBCXX_3.4.4", "GLIBCXX_3.4"]
+    )
     assert H.glibcxx_versions(lib) == ["3.4", "3.4.4", "3.4.9", "3.4.32"]
 
 
@@ -111,7 +114,8 @@ def test_libstdcxx_search_order_when_none_is_loaded(tmp_path):
     cache_lib = fake_libstdcxx(root / "usr/lib/x86_64-linux-gnu/libstdc++.so.6", ["GLIBCXX_3.4.32"])
     (root / "etc/ld.so.cache").write_bytes(
         b"glibc-ld.so.cache1.1\x00\x00libstdc++.so.6\x00/usr/lib/i386-linux-gnu/libstdc++.so.6\x00"
-        b"libstdc++.so.6\x00/usr/lib/x86_64-linux-gnu/libstdc++.so.6\x00")
+        b"libstdc++.so.6\x00/usr/lib/x86_64-linux-gnu/libstdc++.so.6\x00"
+    )
     assert H.ld_cache_libstdcxx(root)[0] == "/usr/lib/x86_64-linux-gnu/libstdc++.so.6"
     assert H.glibcxx_max(root, {}, str(tmp_path / "no-env")) == ("3.4.32", str(cache_lib))
 
@@ -233,8 +237,9 @@ def test_cpu_flags_sockets_and_numa_from_a_real_h200_host(tmp_path):
 
 def test_arm_features_and_two_numa_nodes(tmp_path):
     (tmp_path / "proc").mkdir()
-    (tmp_path / "proc/cpuinfo").write_text("processor\t: 0\nBogoMIPS\t: 2000.00\n"
-                                           "Features\t: fp asimd evtstrm aes sve sve2 bf16 i8mm svebf16\n")
+    (tmp_path / "proc/cpuinfo").write_text(
+        "processor\t: 0\nBogoMIPS\t: 2000.00\nFeatures\t: fp asimd evtstrm aes sve sve2 bf16 i8mm svebf16\n"
+    )
     for node, cpus in ((0, "0-71"), (1, "72-143")):
         folder = tmp_path / f"sys/devices/system/node/node{node}"
         folder.mkdir(parents=True)
@@ -243,7 +248,9 @@ def test_arm_features_and_two_numa_nodes(tmp_path):
     (tmp_path / "sys/devices/system/node/node10").mkdir()  # a node without its files
     host = H.collect_host(Manifest(), environ={}, root=tmp_path)
     assert host["cpu"]["flags"] == ["asimd", "bf16", "i8mm", "sve", "sve2", "svebf16"]
-    assert host["numa_nodes"] == [{"node": 0, "cpus": "0-71", "memory_total_bytes": 10240},
-                                  {"node": 1, "cpus": "72-143", "memory_total_bytes": 10240},
-                                  {"node": 10, "cpus": None, "memory_total_bytes": None}]
+    assert host["numa_nodes"] == [
+        {"node": 0, "cpus": "0-71", "memory_total_bytes": 10240},
+        {"node": 1, "cpus": "72-143", "memory_total_bytes": 10240},
+        {"node": 10, "cpus": None, "memory_total_bytes": None},
+    ]
     assert_valid(host)

@@ -13,7 +13,7 @@ import pytest
 from vllm_bug.bundler import probes_python as pp
 from vllm_bug.bundler.runner import Manifest
 
-FAKE_TORCH = '''
+FAKE_TORCH = """
 import types
 __version__ = "2.9.0+cu128"
 __file__ = __file__
@@ -37,7 +37,7 @@ class cuda:
     @staticmethod
     def init():
         raise AssertionError("the probe must never create a CUDA context")
-'''
+"""
 
 
 def make_interpreter(tmp_path: Path, body: str, name: str = "python") -> str:
@@ -69,8 +69,9 @@ def write_pkg(site: Path, name: str, files: dict[str, str]) -> None:
         target.write_text(textwrap.dedent(text))
 
 
-def write_dist(site: Path, name: str, version: str, requires: list[str] = (), direct_url: str | None = None,
-               record: list[str] = ()) -> None:
+def write_dist(
+    site: Path, name: str, version: str, requires: list[str] = (), direct_url: str | None = None, record: list[str] = ()
+) -> None:
     info = site / f"{name.replace('-', '_')}-{version}.dist-info"
     info.mkdir(parents=True)
     lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
@@ -121,11 +122,17 @@ def test_torch_and_vllm_not_installed(tmp_path, site):
 
 def test_vllm_import_failure_is_kept_with_its_traceback(tmp_path, site):
     write_fake_torch(site)
-    write_pkg(site, "vllm", {"__init__.py": """
+    write_pkg(
+        site,
+        "vllm",
+        {
+            "__init__.py": """
         def _load():
             raise ImportError("libcudart.so.12: cannot open shared object file: No such file or directory")
         _load()
-        """})
+        """
+        },
+    )
     imports = pp.collect_imports(python_with(tmp_path, site), Manifest(), timeout_s=20)
     vllm = pp.build_vllm_section({}, imports)
     assert vllm["import_ok"] is False
@@ -137,8 +144,14 @@ def test_vllm_import_failure_is_kept_with_its_traceback(tmp_path, site):
 
 def test_vllm_C_segfault_keeps_torch_facts(tmp_path, site):
     write_fake_torch(site)
-    write_pkg(site, "vllm", {"__init__.py": "__version__ = '0.11.0'\n",
-                             "_C.py": "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n"})
+    write_pkg(
+        site,
+        "vllm",
+        {
+            "__init__.py": "__version__ = '0.11.0'\n",
+            "_C.py": "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n",
+        },
+    )
     manifest = Manifest()
     imports = pp.collect_imports(python_with(tmp_path, site), manifest, timeout_s=20)
     assert imports["stalled_in"] == "vllm_c_start"
@@ -183,7 +196,7 @@ def test_hang_importing_vllm_keeps_the_torch_line(tmp_path, site):
 
 
 def test_library_prints_on_stdout_do_not_confuse_the_probe(tmp_path, site):
-    write_fake_torch(site, "print('INFO noisy torch import {\"stage\": \"torch\"}')\n" + FAKE_TORCH)
+    write_fake_torch(site, 'print(\'INFO noisy torch import {"stage": "torch"}\')\n' + FAKE_TORCH)
     manifest = Manifest()
     imports = pp.collect_imports(python_with(tmp_path, site), manifest, timeout_s=20)
     assert imports["torch"]["version"] == "2.9.0+cu128"
@@ -217,10 +230,20 @@ def test_missing_interpreter_is_recorded(tmp_path):
 
 
 def test_metadata_versions_requirements_and_build_variant(tmp_path, site):
-    write_dist(site, "vllm", "0.11.0+cu128", requires=[
-        "torch==2.8.0", "transformers>=4.56.0", "ray[cgraph]>=2.48.0",
-        'pytest; extra == "test"', 'pywin32; sys_platform == "win32"', "xgrammar==0.1.25",
-    ], direct_url='{"url": "file:///src/vllm", "dir_info": {"editable": true}}')
+    write_dist(
+        site,
+        "vllm",
+        "0.11.0+cu128",
+        requires=[
+            "torch==2.8.0",
+            "transformers>=4.56.0",
+            "ray[cgraph]>=2.48.0",
+            'pytest; extra == "test"',
+            'pywin32; sys_platform == "win32"',
+            "xgrammar==0.1.25",
+        ],
+        direct_url='{"url": "file:///src/vllm", "dir_info": {"editable": true}}',
+    )
     write_dist(site, "torch", "2.9.0+cu128")
     write_dist(site, "transformers", "4.57.1")
     write_dist(site, "Flash_Attn", "2.8.3")
@@ -258,17 +281,39 @@ def test_build_variant_from_torch_pin_and_no_packaging(tmp_path, site):
 
 def write_broken_environment(site: Path) -> None:
     """vLLM without two of its requirements, and xgrammar beside an apache-tvm-ffi older than it needs."""
-    write_dist(site, "vllm", "0.22.0", requires=[
-        "flashinfer-python==0.5.3", "torch==2.9.0",
-        'llguidance<1.8.0,>=1.7.0; platform_machine == "x86_64" or platform_machine == "arm64" or '
-        'platform_machine == "aarch64" or platform_machine == "ppc64le"',
-        'pywin32; sys_platform == "win32"', 'pytest; extra == "test"', "xgrammar==0.1.27"])
+    write_dist(
+        site,
+        "vllm",
+        "0.22.0",
+        requires=[
+            "flashinfer-python==0.5.3",
+            "torch==2.9.0",
+            'llguidance<1.8.0,>=1.7.0; platform_machine == "x86_64" or platform_machine == "arm64" or '
+            'platform_machine == "aarch64" or platform_machine == "ppc64le"',
+            'pywin32; sys_platform == "win32"',
+            'pytest; extra == "test"',
+            "xgrammar==0.1.27",
+        ],
+    )
     write_dist(site, "torch", "2.9.0")
-    write_dist(site, "xgrammar", "0.1.27", requires=["apache-tvm-ffi>=0.1.5", "torch>=1.10.0"],
-               record=["xgrammar/__init__.py,,", "xgrammar-0.1.27.dist-info/METADATA,,"])
-    write_dist(site, "apache-tvm-ffi", "0.1.0", record=[
-        "tvm_ffi/__init__.py,,", "tvm_ffi/libtvm_ffi.so,,", "apache_tvm_ffi-0.1.0.dist-info/METADATA,,",
-        "../../bin/tvm-ffi-config,,"])
+    write_dist(
+        site,
+        "xgrammar",
+        "0.1.27",
+        requires=["apache-tvm-ffi>=0.1.5", "torch>=1.10.0"],
+        record=["xgrammar/__init__.py,,", "xgrammar-0.1.27.dist-info/METADATA,,"],
+    )
+    write_dist(
+        site,
+        "apache-tvm-ffi",
+        "0.1.0",
+        record=[
+            "tvm_ffi/__init__.py,,",
+            "tvm_ffi/libtvm_ffi.so,,",
+            "apache_tvm_ffi-0.1.0.dist-info/METADATA,,",
+            "../../bin/tvm-ffi-config,,",
+        ],
+    )
 
 
 def pip_check_lines(python: str) -> set[str]:
@@ -282,8 +327,10 @@ def pip_check_wording(problem: dict) -> str:
     """A problem as `pip check` prints it, to compare the two."""
     if problem["problem"] == "missing":
         return f"{problem['package']} {problem['version']} requires {problem['name']}, which is not installed."
-    return (f"{problem['package']} {problem['version']} has requirement {problem['requirement']}, "
-            f"but you have {problem['name']} {problem['installed']}.")
+    return (
+        f"{problem['package']} {problem['version']} has requirement {problem['requirement']}, "
+        f"but you have {problem['name']} {problem['installed']}."
+    )
 
 
 def test_requirement_problems_are_what_pip_check_reports(tmp_path, site):
@@ -295,8 +342,14 @@ def test_requirement_problems_are_what_pip_check_reports(tmp_path, site):
     assert set(problems) == {("vllm", "flashinfer-python"), ("vllm", "llguidance"), ("xgrammar", "apache-tvm-ffi")}
     assert problems["vllm", "llguidance"]["specifier"] in ("<1.8.0,>=1.7.0", ">=1.7.0,<1.8.0")
     assert problems["xgrammar", "apache-tvm-ffi"] == {
-        "package": "xgrammar", "version": "0.1.27", "requirement": "apache-tvm-ffi>=0.1.5", "name": "apache-tvm-ffi",
-        "specifier": ">=0.1.5", "installed": "0.1.0", "problem": "conflict"}
+        "package": "xgrammar",
+        "version": "0.1.27",
+        "requirement": "apache-tvm-ffi>=0.1.5",
+        "name": "apache-tvm-ffi",
+        "specifier": ">=0.1.5",
+        "installed": "0.1.0",
+        "problem": "conflict",
+    }
     assert check["modules"] == {"apache-tvm-ffi": ["tvm_ffi"], "xgrammar": ["xgrammar"]}  # vllm's: no RECORD
     assert {pip_check_wording(p) for p in check["problems"]} == pip_check_lines(python)
 
@@ -314,15 +367,20 @@ def test_bundled_requirement_checks_agree_with_packaging(tmp_path, site):
 
 
 def test_parse_records_ignores_foreign_lines():
-    records, garbage = pp.parse_records('hello\n@@vllm-bug-probe@@ {"stage": "torch", "torch": {}}\n@@vllm-bug-probe@@ {oops\n')
+    records, garbage = pp.parse_records(
+        'hello\n@@vllm-bug-probe@@ {"stage": "torch", "torch": {}}\n@@vllm-bug-probe@@ {oops\n'
+    )
     assert [r["stage"] for r in records] == ["torch"]
     assert garbage == ["hello", "@@vllm-bug-probe@@ {oops"]
 
 
 def test_probe_source_is_stdlib_only():
     source = pp.probe_source()
-    imports = {line.split()[1].split(".")[0] for line in source.splitlines()
-               if line.startswith(("import ", "from ")) and not line.startswith("from __future__")}
+    imports = {
+        line.split()[1].split(".")[0]
+        for line in source.splitlines()
+        if line.startswith(("import ", "from ")) and not line.startswith("from __future__")
+    }
     assert imports <= set(sys.stdlib_module_names)
 
 
@@ -343,12 +401,21 @@ def test_conda_packages_come_from_conda_meta_only_in_a_conda_environment(tmp_pat
     prefix = tmp_path / "conda-env"  # an environment whose sys.prefix holds conda-meta, as conda's do
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True, timeout=120)
     (prefix / "conda-meta").mkdir()
-    for record in ("pytorch-2.5.1-py3.12_cuda12.4_cudnn9.1.0_0.json", "cuda-cudart-12.4.127-0.json",
-                   "python-3.12.7-h2628c8c_0_cpython.json", "history", "libgcc-ng-14.2.0-h69a702a_1.json"):
+    for record in (
+        "pytorch-2.5.1-py3.12_cuda12.4_cudnn9.1.0_0.json",
+        "cuda-cudart-12.4.127-0.json",
+        "python-3.12.7-h2628c8c_0_cpython.json",
+        "history",
+        "libgcc-ng-14.2.0-h69a702a_1.json",
+    ):
         (prefix / "conda-meta" / record).write_text("{}")
     metadata = pp.collect_metadata(str(prefix / "bin" / "python"), Manifest(), timeout_s=20)
     assert pp.conda_packages_of(metadata) == {
-        "cuda-cudart": "12.4.127", "libgcc-ng": "14.2.0", "python": "3.12.7", "pytorch": "2.5.1"}
+        "cuda-cudart": "12.4.127",
+        "libgcc-ng": "14.2.0",
+        "python": "3.12.7",
+        "pytorch": "2.5.1",
+    }
     assert pp.conda_packages_of({"packages": {}}) is None
 
 
@@ -378,4 +445,6 @@ def test_metadata_probe_runs_on_python_3_8(tmp_path, site):
     check = pp.collect_metadata(python, Manifest(), timeout_s=30)["requirements_check"]
     assert check["parser"] == "bundled"
     assert {(p["package"], p["name"], p["problem"]) for p in check["problems"]} >= {
-        ("vllm", "flashinfer-python", "missing"), ("xgrammar", "apache-tvm-ffi", "conflict")}
+        ("vllm", "flashinfer-python", "missing"),
+        ("xgrammar", "apache-tvm-ffi", "conflict"),
+    }

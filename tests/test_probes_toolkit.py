@@ -4,8 +4,8 @@ import stat
 import time
 
 import pytest
-from conftest import FIXTURES, minimal_payload
 
+from conftest import FIXTURES, minimal_payload
 from vllm_bug.bundler import probes_toolkit as T
 from vllm_bug.bundler.runner import Manifest
 from vllm_bug.schema.bundle import make_envelope, validate
@@ -65,7 +65,9 @@ def test_nvcc_on_path(tmp_path):
 
 def test_cuda_home_from_the_environment_wins_and_supplies_nvcc(tmp_path):
     nvcc = printing_real_output(tmp_path / "toolkit" / "bin")
-    section = T.collect_cuda_toolkit(Manifest(), environ={"PATH": str(tmp_path / "empty"), "CUDA_HOME": str(tmp_path / "toolkit")})
+    section = T.collect_cuda_toolkit(
+        Manifest(), environ={"PATH": str(tmp_path / "empty"), "CUDA_HOME": str(tmp_path / "toolkit")}
+    )
     assert section["nvcc_path"] == str(nvcc) and section["nvcc_version"] == "13.0"
     assert section["cuda_home"] == str(tmp_path / "toolkit") and section["cuda_home_source"] == "CUDA_HOME"
 

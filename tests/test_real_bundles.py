@@ -28,7 +28,7 @@ def smi_q_sections(text: str) -> list[str]:
 
 def field(section: str, label: str, after: str | None = None) -> str:
     if after:
-        section = section[section.index(after):]
+        section = section[section.index(after) :]
     m = re.search(rf"^\s*{re.escape(label)}\s*:\s*(.+?)\s*$", section, re.MULTILINE)
     assert m, label
     return m.group(1)
@@ -49,7 +49,7 @@ def test_gpu_facts_agree_with_nvidia_smi_q_in_the_same_bundle(path):
     header = p["nvidia_smi"]["query"]
     assert field(header, "Driver Version") == p["driver"]["version"]
     assert field(header, "CUDA Version") == p["driver"]["cuda_version"]
-    for gpu, section in zip(p["gpus"], sections):
+    for gpu, section in zip(p["gpus"], sections, strict=True):
         assert field(section, "Product Name") == gpu["name"]
         total_mib = int(field(section, "Total", after="FB Memory Usage").split()[0])
         assert gpu["memory_total_bytes"] == total_mib * MIB
@@ -57,7 +57,10 @@ def test_gpu_facts_agree_with_nvidia_smi_q_in_the_same_bundle(path):
         assert field(section, "Compute Mode") == gpu["compute_mode"]
         assert field(section, "Current", after="MIG Mode") == ("Enabled" if gpu["mig_mode"]["current"] else "Disabled")
         assert field(section, "Current", after="ECC Mode") == ("Enabled" if gpu["ecc"]["mode_current"] else "Disabled")
-        assert section.split(":", 1)[0].endswith(gpu["pci_bus_id"][-12:].upper()) or gpu["pci_bus_id"].upper() in section.upper()
+        assert (
+            section.split(":", 1)[0].endswith(gpu["pci_bus_id"][-12:].upper())
+            or gpu["pci_bus_id"].upper() in section.upper()
+        )
 
 
 def test_two_gpu_bundle_agrees_with_nvidia_smi_run_beside_it():

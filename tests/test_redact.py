@@ -199,7 +199,10 @@ def test_namespace_repr_of_older_vllm():
     line = f"args: Namespace(host=None, port=8000, api_key='{secret}', hf_token=None, tokenizer='{HOME}/tok')"
     r = Redactor(home=HOME)
     out = r.text(line)
-    assert out == "args: Namespace(host=None, port=8000, api_key='<redacted:secret_arg>', hf_token=None, tokenizer='~/tok')"
+    assert (
+        out
+        == "args: Namespace(host=None, port=8000, api_key='<redacted:secret_arg>', hf_token=None, tokenizer='~/tok')"
+    )
 
 
 @pytest.mark.parametrize(
@@ -227,7 +230,10 @@ def test_aws_secret_key_next_to_its_name():
     secret = rand(40, ALNUM + "/+")
     r = Redactor(home=None)
     out = r.text(f"[default]\naws_access_key_id = {TOKENS['aws_access_key_id']}\naws_secret_access_key = {secret}\n")
-    assert out == "[default]\naws_access_key_id = <redacted:aws_access_key_id>\naws_secret_access_key = <redacted:aws_secret_key>\n"
+    assert (
+        out
+        == "[default]\naws_access_key_id = <redacted:aws_access_key_id>\naws_secret_access_key = <redacted:aws_secret_key>\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -270,7 +276,7 @@ NORMAL_LINES = [
     "pip install scikit-learn sk-video; the bearer of bad news; Authorization failed",
     "RuntimeError: CUDA error: an illegal memory access was encountered",
     "ValueError: The model's max seq len (32768) is larger than the maximum number of tokens",
-    "File \"/usr/lib/python3.12/site-packages/vllm/v1/engine/core.py\", line 512, in run_engine_core",
+    'File "/usr/lib/python3.12/site-packages/vllm/v1/engine/core.py", line 512, in run_engine_core',
     "HF_TOKEN= HF_HUB_DISABLE_IMPLICIT_TOKEN=1 PWD=/workspace OLDPWD=/srv/app",
     "|   0  NVIDIA H200                    On  |   00000000:19:00.0 Off |                    0 |",
     "x = a == b; y != z; token_count += 1; key <= 3",
@@ -308,7 +314,7 @@ def test_real_reports_and_machine_outputs_survive_redaction():
         out = re.sub(r"/home/<user>", lambda m: "/home/", out)
         text = re.sub(r"/home/(?![<.])[A-Za-z0-9._-]+", "/home/", text)
         if out != text:
-            changed[name] = [(a, b) for a, b in zip(text.splitlines(), out.splitlines()) if a != b]
+            changed[name] = [(a, b) for a, b in zip(text.splitlines(), out.splitlines(), strict=False) if a != b]
     assert changed == {
         "vllm-project/vllm#9341:error_text": [
             ('--env "HUGGING_FACE_HUB_TOKEN=xxxxx"     ', '--env "HUGGING_FACE_HUB_TOKEN=<redacted:secret_env>"     ')
@@ -322,12 +328,41 @@ def test_real_reports_and_machine_outputs_survive_redaction():
 @pytest.mark.parametrize(
     "name",
     [
-        "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "VLLM_API_KEY", "OPENAI_API_KEY", "AWS_SECRET_ACCESS_KEY",
-        "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN", "WANDB_API_KEY", "RAY_AUTH_TOKEN", "S3_SECRET_ACCESS_KEY",
-        "DB_PASSWORD", "PGPASSWORD", "MYSQL_PWD", "SMTP_PASS", "GOOGLE_APPLICATION_CREDENTIALS", "GH_TOKEN",
-        "SLACK_SIGNING_SECRET", "SESSION_COOKIE", "NGC_API_KEY", "NPM_AUTH", "apiKey", "hfToken",
-        "api_key", "hf_token", "client_secret", "OAUTH_CLIENT", "X_AUTHORIZATION", "SESSION", "KEY",
-        "SSH_PRIVATE_KEY", "APIKEY", "JWT_SIGNATURE", "OAUTH_TOKEN", "authToken", "GOOGLE_AUTH",
+        "HF_TOKEN",
+        "HUGGING_FACE_HUB_TOKEN",
+        "VLLM_API_KEY",
+        "OPENAI_API_KEY",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SESSION_TOKEN",
+        "WANDB_API_KEY",
+        "RAY_AUTH_TOKEN",
+        "S3_SECRET_ACCESS_KEY",
+        "DB_PASSWORD",
+        "PGPASSWORD",
+        "MYSQL_PWD",
+        "SMTP_PASS",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "GH_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "SESSION_COOKIE",
+        "NGC_API_KEY",
+        "NPM_AUTH",
+        "apiKey",
+        "hfToken",
+        "api_key",
+        "hf_token",
+        "client_secret",
+        "OAUTH_CLIENT",
+        "X_AUTHORIZATION",
+        "SESSION",
+        "KEY",
+        "SSH_PRIVATE_KEY",
+        "APIKEY",
+        "JWT_SIGNATURE",
+        "OAUTH_TOKEN",
+        "authToken",
+        "GOOGLE_AUTH",
     ],
 )
 def test_secret_names(name):
@@ -337,12 +372,34 @@ def test_secret_names(name):
 @pytest.mark.parametrize(
     "name",
     [
-        "PWD", "OLDPWD", "VLLM_KEY_VALUE_SOMETHING", "NCCL_IB_PKEY", "TOKENIZERS_PARALLELISM",
-        "max_num_batched_tokens", "HF_TOKEN_PATH", "RAY_AUTH_MODE", "SSL_KEYFILE", "eos_token",
-        "prompt_token_ids", "session_id", "VLLM_DEBUG_LOG_API_SERVER_RESPONSE",
-        "VLLM_ENABLE_RESPONSES_API_STORE", "TORCHINDUCTOR_CACHE_DIR", "tokenizer", "VLLM_ATTENTION_BACKEND",
-        "PYTORCH_CUDA_ALLOC_CONF", "MONKEY", "author", "passthrough", "KEYBOARD", "tiktoken", "oauthlib",
-        "TIKTOKEN_CACHE_DIR", "cache_key", "PUBLIC_KEY", "kv_key",
+        "PWD",
+        "OLDPWD",
+        "VLLM_KEY_VALUE_SOMETHING",
+        "NCCL_IB_PKEY",
+        "TOKENIZERS_PARALLELISM",
+        "max_num_batched_tokens",
+        "HF_TOKEN_PATH",
+        "RAY_AUTH_MODE",
+        "SSL_KEYFILE",
+        "eos_token",
+        "prompt_token_ids",
+        "session_id",
+        "VLLM_DEBUG_LOG_API_SERVER_RESPONSE",
+        "VLLM_ENABLE_RESPONSES_API_STORE",
+        "TORCHINDUCTOR_CACHE_DIR",
+        "tokenizer",
+        "VLLM_ATTENTION_BACKEND",
+        "PYTORCH_CUDA_ALLOC_CONF",
+        "MONKEY",
+        "author",
+        "passthrough",
+        "KEYBOARD",
+        "tiktoken",
+        "oauthlib",
+        "TIKTOKEN_CACHE_DIR",
+        "cache_key",
+        "PUBLIC_KEY",
+        "kv_key",
     ],
 )
 def test_names_that_are_not_secret(name):
@@ -350,8 +407,13 @@ def test_names_that_are_not_secret(name):
 
 
 def test_secret_flags_look_at_the_last_word_only():
-    assert all(is_secret_flag(f) for f in ("--api-key", "--hf-token", "--token", "--password", "--secret", "-secret-key"))
-    assert not any(is_secret_flag(f) for f in ("--return-tokens-as-token-ids", "--tokenizer", "--ssl-keyfile", "--max-num-batched-tokens"))
+    assert all(
+        is_secret_flag(f) for f in ("--api-key", "--hf-token", "--token", "--password", "--secret", "-secret-key")
+    )
+    assert not any(
+        is_secret_flag(f)
+        for f in ("--return-tokens-as-token-ids", "--tokenizer", "--ssl-keyfile", "--max-num-batched-tokens")
+    )
 
 
 # --------------------------------------------------------------------------- env, argv, scrub
@@ -384,15 +446,36 @@ def test_env_redacts_every_value():
 def test_argv_hides_the_item_after_a_secret_flag():
     key, pw = canary(), canary()
     argv = [
-        "vllm", "serve", "meta-llama/Llama-3.1-8B", "--api-key", key, "--hf-token", TOKENS["hf_token"],
-        f"--password={pw}", "--tokenizer", f"{HOME}/tok", "--max-num-batched-tokens", "8192", "--token",
+        "vllm",
+        "serve",
+        "meta-llama/Llama-3.1-8B",
+        "--api-key",
+        key,
+        "--hf-token",
+        TOKENS["hf_token"],
+        f"--password={pw}",
+        "--tokenizer",
+        f"{HOME}/tok",
+        "--max-num-batched-tokens",
+        "8192",
+        "--token",
     ]
     r = Redactor(home=HOME)
     out = r.argv(argv)
     assert out == [
-        "vllm", "serve", "meta-llama/Llama-3.1-8B", "--api-key", "<redacted:secret_arg>", "--hf-token",
-        "<redacted:hf_token>", "--password=<redacted:secret_arg>", "--tokenizer", "~/tok",
-        "--max-num-batched-tokens", "8192", "--token",
+        "vllm",
+        "serve",
+        "meta-llama/Llama-3.1-8B",
+        "--api-key",
+        "<redacted:secret_arg>",
+        "--hf-token",
+        "<redacted:hf_token>",
+        "--password=<redacted:secret_arg>",
+        "--tokenizer",
+        "~/tok",
+        "--max-num-batched-tokens",
+        "8192",
+        "--token",
     ]
     assert kinds(r) == {"secret_arg": 2, "hf_token": 1, "home_path": 1}
 
@@ -421,7 +504,11 @@ def test_scrub_walks_a_payload_without_changing_the_original():
     r = Redactor(home=None)
     out = r.scrub(payload)
     assert secret not in json.dumps(out)
-    assert out["engine"] == {"api_key": "<redacted:secret_arg>", "hf_token": ["<redacted:secret_arg>"], "max_num_batched_tokens": 8192}
+    assert out["engine"] == {
+        "api_key": "<redacted:secret_arg>",
+        "hf_token": ["<redacted:secret_arg>"],
+        "max_num_batched_tokens": 8192,
+    }
     assert out["packages"] == {"google-auth": "2.40.0", "tokenizers": "0.22.1"}
     assert out["gpus"] == payload["gpus"] and out["tuple"] == ["a", None, 1.5]
     assert out["env"] == payload["env"]
@@ -512,7 +599,6 @@ def best_time(func, text: str, runs: int = 3) -> float:
     return best
 
 
-
 def test_one_megabyte_where_every_line_holds_a_hint_is_still_bounded():
     line = "INFO [engine.py:1] tokenizer=mistral key_cache=fp8 auth=ok session=3 url=http://h:80/x\n"
     text = line * (2**20 // len(line))
@@ -553,11 +639,49 @@ def test_binary_looking_and_non_ascii_text():
 # --------------------------------------------------------------------------- properties
 
 FRAGMENTS = [
-    " ", "\n", "\t", "=", ":", "'", '"', ",", "[", "]", "{", "}", "@", "/", "-", "--", "~", ">", "<",
-    "://", "https", "user", "HF_TOKEN", "api_key", "--api-key", "--tokenizer", "token", "key",
-    "Authorization", "Bearer ", "Cookie", "eos_token", "PWD", HOME, "/home/alicebob", "***",
-    "<redacted:hf_token>", "-----BEGIN RSA PRIVATE KEY-----", "-----END RSA PRIVATE KEY-----",
-    "abc123XYZ", "None", "1", *TOKENS.values(),
+    " ",
+    "\n",
+    "\t",
+    "=",
+    ":",
+    "'",
+    '"',
+    ",",
+    "[",
+    "]",
+    "{",
+    "}",
+    "@",
+    "/",
+    "-",
+    "--",
+    "~",
+    ">",
+    "<",
+    "://",
+    "https",
+    "user",
+    "HF_TOKEN",
+    "api_key",
+    "--api-key",
+    "--tokenizer",
+    "token",
+    "key",
+    "Authorization",
+    "Bearer ",
+    "Cookie",
+    "eos_token",
+    "PWD",
+    HOME,
+    "/home/alicebob",
+    "***",
+    "<redacted:hf_token>",
+    "-----BEGIN RSA PRIVATE KEY-----",
+    "-----END RSA PRIVATE KEY-----",
+    "abc123XYZ",
+    "None",
+    "1",
+    *TOKENS.values(),
 ]
 texts = st.one_of(st.text(max_size=300), st.lists(st.sampled_from(FRAGMENTS), max_size=40).map("".join))
 
@@ -588,7 +712,9 @@ SEPARATORS = [" ", "\n", "\t", "=", ":", "'", '"', "(", "[", ",", "/", "@", "> "
 
 @settings(max_examples=300, deadline=None)
 @given(
-    st.lists(st.tuples(st.sampled_from(SEPARATORS), st.sampled_from([t for _, t in ALL_TOKENS])), min_size=1, max_size=5),
+    st.lists(
+        st.tuples(st.sampled_from(SEPARATORS), st.sampled_from([t for _, t in ALL_TOKENS])), min_size=1, max_size=5
+    ),
     texts,
 )
 def test_planted_tokens_never_survive(planted, noise):

@@ -15,33 +15,67 @@ MD = MarkdownIt("commonmark").enable("table")
 OUR_TAGS = re.compile(r"</?details(?: open)?>|</?summary>|</?sub>")
 
 HOSTILE_LINES = [
-    "``` end of fence?", "````` longer", "</details>", "<!-- hide the rest", "<script>alert(1)</script>",
-    "<img src=x onerror=alert(1)>", "@someone please look", "see #123 and GH-77 and owner/repo#45",
-    "</summary><details open>", "# not a heading", "~~~", "&#64;entity",
+    "``` end of fence?",
+    "````` longer",
+    "</details>",
+    "<!-- hide the rest",
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    "@someone please look",
+    "see #123 and GH-77 and owner/repo#45",
+    "</summary><details open>",
+    "# not a heading",
+    "~~~",
+    "&#64;entity",
 ]
 
 
 def hostile_facts(extra_log_lines: int = 0) -> Facts:
-    frames = [Frame(path="/usr/lib/python3.12/site-packages/vllm/v1/worker/gpu_model_runner.py", line=10, function="execute_model"),
-              Frame(path="/usr/lib/python3.12/site-packages/vllm/model_executor/models/llama.py", line=99, function="forward")]
-    tb_text = "Traceback (most recent call last):\n" + "\n".join(HOSTILE_LINES) + "\nRuntimeError: CUDA error: ``` @evil </details>"
+    frames = [
+        Frame(
+            path="/usr/lib/python3.12/site-packages/vllm/v1/worker/gpu_model_runner.py",
+            line=10,
+            function="execute_model",
+        ),
+        Frame(
+            path="/usr/lib/python3.12/site-packages/vllm/model_executor/models/llama.py", line=99, function="forward"
+        ),
+    ]
+    tb_text = (
+        "Traceback (most recent call last):\n"
+        + "\n".join(HOSTILE_LINES)
+        + "\nRuntimeError: CUDA error: ``` @evil </details>"
+    )
     root = Traceback(exc_type="RuntimeError", message="CUDA error: ``` @evil </details>", frames=frames, text=tb_text)
-    lines = HOSTILE_LINES * 3 + [f"INFO 01-01 12:00:{i % 60:02d} noise line {i} @user{i} #{i}" for i in range(extra_log_lines)]
+    lines = HOSTILE_LINES * 3 + [
+        f"INFO 01-01 12:00:{i % 60:02d} noise line {i} @user{i} #{i}" for i in range(extra_log_lines)
+    ]
     return Facts(
-        lines=lines, tracebacks=[root], root_cause=root, vllm_version="0.11.0 <b>@x</b>",
+        lines=lines,
+        tracebacks=[root],
+        root_cause=root,
+        vllm_version="0.11.0 <b>@x</b>",
         gpus=[Gpu(name="NVIDIA H100 </details> @gpu", compute_capability=(9, 0), memory_total_bytes=80 << 30)],
-        driver_version="570.1", driver_cuda="12.8", torch_version="2.8.0+cu128", torch_cuda="12.8",
+        driver_version="570.1",
+        driver_cuda="12.8",
+        torch_version="2.8.0+cu128",
+        torch_cuda="12.8",
         env={"VLLM_X": "</details><!--", "CUDA_VISIBLE_DEVICES": "0,1 @someone #9"},
-        packages={"torch": "2.8.0", "transformers": "4.56 ```"}, launch_command="vllm serve m ``` </details> @a",
+        packages={"torch": "2.8.0", "transformers": "4.56 ```"},
+        launch_command="vllm serve m ``` </details> @a",
         title="[Bug]: hostile #1 @title",
     )
 
 
 def hostile_finding(evidence_repeat: int = 1) -> Finding:
-    return Finding(rule="ILLEGAL_MEMORY_ACCESS", category="illegal_memory_access", confidence=0.9,
-                   title="Illegal memory access </details> @title #5",
-                   evidence=["</details> <!-- ``` @ev #1"] * evidence_repeat,
-                   fixes=["Try `--enforce-eager` </details> <script>", "Mention @someone and #12 and `a``b`"])
+    return Finding(
+        rule="ILLEGAL_MEMORY_ACCESS",
+        category="illegal_memory_access",
+        confidence=0.9,
+        title="Illegal memory access </details> @title #5",
+        evidence=["</details> <!-- ``` @ev #1"] * evidence_repeat,
+        fixes=["Try `--enforce-eager` </details> <script>", "Mention @someone and #12 and `a``b`"],
+    )
 
 
 def check_safe(report: str) -> None:
@@ -80,7 +114,9 @@ def test_hostile_report_is_safe_and_keeps_its_parts():
     assert "### Your current environment" in report and "### 🐛 Describe the bug" in report
     fences = [t for t in MD.parse(report) if t.type == "fence"]
     # the root-cause traceback survives whole inside one fence
-    assert any("RuntimeError: CUDA error: ``` @evil </details>" in f.content and "````` longer" in f.content for f in fences)
+    assert any(
+        "RuntimeError: CUDA error: ``` @evil </details>" in f.content and "````` longer" in f.content for f in fences
+    )
     assert any("NVIDIA H100 </details> @gpu (compute capability 9.0, 80.0 GiB)" in f.content for f in fences)
     assert "Illegal memory access" in report and "--enforce-eager" in report
     assert sig in report
@@ -88,9 +124,11 @@ def test_hostile_report_is_safe_and_keeps_its_parts():
 
 def test_huge_inputs_are_cut_in_the_middle_but_keep_diagnosis_and_root_cause():
     facts = hostile_facts(extra_log_lines=200_000)
-    facts.root_cause.text = "Traceback (most recent call last):\n" + "\n".join(
-        f'  File "/x/site-packages/vllm/m{i}.py", line {i}, in f{i}\n    call()' for i in range(50_000)
-    ) + "\nRuntimeError: CUDA error: ``` @evil </details>"
+    facts.root_cause.text = (
+        "Traceback (most recent call last):\n"
+        + "\n".join(f'  File "/x/site-packages/vllm/m{i}.py", line {i}, in f{i}\n    call()' for i in range(50_000))
+        + "\nRuntimeError: CUDA error: ``` @evil </details>"
+    )
     facts.env = {f"VLLM_VAR_{i}": "v" * 5000 for i in range(1000)}
     findings = [hostile_finding(evidence_repeat=10_000) for _ in range(50)]
     report = render_markdown(analysis_for(facts, findings), bundle_bytes=b"\x28\xb5\x2f\xfd" + b"z" * 20_000)
@@ -105,8 +143,14 @@ def test_report_always_fits_even_with_absurd_fields():
     facts = hostile_facts()
     facts.root_cause.message = "x" * 300_000
     facts.root_cause.text = "y" * 300_000
-    finding = Finding(rule="R", category="other", confidence=0.5, title="t" * 100_000,
-                      evidence=["e" * 100_000] * 6, fixes=["f" * 100_000] * 8)
+    finding = Finding(
+        rule="R",
+        category="other",
+        confidence=0.5,
+        title="t" * 100_000,
+        evidence=["e" * 100_000] * 6,
+        fixes=["f" * 100_000] * 8,
+    )
     report = render_markdown(analysis_for(facts, [finding] * 5))
     check_safe(report)
 
@@ -153,9 +197,14 @@ def test_every_corpus_case_renders_safely(case_id):
 
 
 def test_redactions_table_lists_kinds_and_counts():
-    report = render_markdown(analysis_for(Facts()), redactions=[{"kind": "hf_token", "count": 2},
-                                                                {"kind": "hf_token", "count": 1},
-                                                                {"kind": "url_credentials", "count": 4}])
+    report = render_markdown(
+        analysis_for(Facts()),
+        redactions=[
+            {"kind": "hf_token", "count": 2},
+            {"kind": "hf_token", "count": 1},
+            {"kind": "url_credentials", "count": 4},
+        ],
+    )
     assert "| hf_token | 3 |" in report and "| url_credentials | 4 |" in report
     assert "Nothing needed redacting" in render_markdown(analysis_for(Facts()), redactions=[])
 

@@ -72,8 +72,10 @@ def test_environment_drops_image_package_pins_and_cuts_long_values(oom_report):
 
 def test_headline_of_the_collapsed_environment(oom_report):
     summary = re.search(r"<summary>(.*)</summary>", oom_report[1]).group(1)
-    assert summary == ("NVIDIA H200 · driver 580.159.04 (CUDA 13.0) · torch 2.11.0+cu130 · vLLM not installed "
-                       "(vllm-bug summary of the bundle)")
+    assert summary == (
+        "NVIDIA H200 · driver 580.159.04 (CUDA 13.0) · torch 2.11.0+cu130 · vLLM not installed "
+        "(vllm-bug summary of the bundle)"
+    )
 
 
 def test_xid_lines_are_shown_with_their_codes(oom_report):
@@ -129,20 +131,39 @@ def test_bundle_without_an_error_says_what_a_diagnosis_needs():
 
 
 def h100_facts(**extra) -> Facts:
-    gpu = Gpu(name="NVIDIA H100 80GB HBM3", compute_capability=(9, 0), memory_total_bytes=80 * 2**30,
-              memory_used_bytes=75 * 2**30, index=0,
-              processes=[{"pid": 4242, "name": "python3 -m vllm.entrypoints.openai.api_server", "used_memory_bytes": 70 * 2**30}])
-    return Facts(input_kind="bundle", gpus=[gpu], driver_version="570.86.15", driver_cuda="12.8",
-                 torch_version="2.8.0+cu128", torch_cuda="12.8", **extra)
+    gpu = Gpu(
+        name="NVIDIA H100 80GB HBM3",
+        compute_capability=(9, 0),
+        memory_total_bytes=80 * 2**30,
+        memory_used_bytes=75 * 2**30,
+        index=0,
+        processes=[
+            {"pid": 4242, "name": "python3 -m vllm.entrypoints.openai.api_server", "used_memory_bytes": 70 * 2**30}
+        ],
+    )
+    return Facts(
+        input_kind="bundle",
+        gpus=[gpu],
+        driver_version="570.86.15",
+        driver_cuda="12.8",
+        torch_version="2.8.0+cu128",
+        torch_cuda="12.8",
+        **extra,
+    )
 
 
 def test_failed_vllm_import_processes_and_probe_timeouts_are_visible():
-    facts = h100_facts(vllm_version="0.11.0", vllm_import_ok=False,
-                       vllm_import_error="Traceback (most recent call last):\n  File \"x\"\nImportError: libcudart.so.12: cannot open shared object file",
-                       collection_problems=["nvidia-smi: timed out after 10.0 s"])
+    facts = h100_facts(
+        vllm_version="0.11.0",
+        vllm_import_ok=False,
+        vllm_import_error='Traceback (most recent call last):\n  File "x"\nImportError: libcudart.so.12: cannot open shared object file',
+        collection_problems=["nvidia-smi: timed out after 10.0 s"],
+    )
     report = render_markdown(analysis_for(facts))
     env = environment_block(report).splitlines()
-    assert "vLLM:               0.11.0, import FAILED: ImportError: libcudart.so.12: cannot open shared object file" in env
+    assert (
+        "vLLM:               0.11.0, import FAILED: ImportError: libcudart.so.12: cannot open shared object file" in env
+    )
     assert "GPU memory in use:  GPU 0: 75.0 of 80.0 GiB" in env
     assert "GPU process:        GPU 0: pid 4242 python3 -m vllm.entrypoints.openai.api_server (70.0 GiB)" in env
     assert "_vllm-bug could not collect everything:_ `nvidia-smi: timed out after 10.0 s`" in report
@@ -154,11 +175,22 @@ def test_bundle_facts_carry_probe_failures_and_an_absent_vllm():
     doc = load_input(str(BUNDLES / "h200-1gpu-run-oom.zst")).doc
     doc["payload"]["manifest"]["probes"] += [
         {"name": "nvidia-smi -q", "status": "timeout", "duration_s": 10.004},
-        {"name": "python-imports", "status": "error", "duration_s": 0.2, "error": "exit 1\nmore"}]
-    doc["payload"]["vllm"].update({"installed": True, "version": "0.11.0", "import_ok": True, "c_import_ok": False,
-                                   "c_import_error": "ImportError: undefined symbol: _ZN3c10"})
+        {"name": "python-imports", "status": "error", "duration_s": 0.2, "error": "exit 1\nmore"},
+    ]
+    doc["payload"]["vllm"].update(
+        {
+            "installed": True,
+            "version": "0.11.0",
+            "import_ok": True,
+            "c_import_ok": False,
+            "c_import_error": "ImportError: undefined symbol: _ZN3c10",
+        }
+    )
     facts = facts_from_bundle(doc)
-    assert facts.collection_problems == ["nvidia-smi -q: timed out after 10.0 s", "python-imports: failed after 0.2 s (exit 1)"]
+    assert facts.collection_problems == [
+        "nvidia-smi -q: timed out after 10.0 s",
+        "python-imports: failed after 0.2 s (exit 1)",
+    ]
     assert facts.vllm_installed is True and facts.vllm_c_import_error == "ImportError: undefined symbol: _ZN3c10"
     assert facts_from_bundle(load_input(str(BUNDLES / "h200-1gpu-run-oom.zst")).doc).vllm_installed is False
 
@@ -172,12 +204,16 @@ def test_text_input_report_says_what_it_hid_and_bundles_say_what_the_collector_h
 
 def test_secrets_in_pasted_text_never_reach_the_report_or_the_json():
     token = "hf_" + "Q" * 20 + "x7" * 8
-    pasted = (f"$ vllm serve meta-llama/Llama-3.1-8B --api-key s3cr3t-pass-9 --hf-token {token}\n"
-              "RuntimeError: CUDA error: an illegal memory access was encountered\n")
+    pasted = (
+        f"$ vllm serve meta-llama/Llama-3.1-8B --api-key s3cr3t-pass-9 --hf-token {token}\n"
+        "RuntimeError: CUDA error: an illegal memory access was encountered\n"
+    )
     analysis = analyze_text(pasted)
     report = render_markdown(analysis)
-    from vllm_bug.analyzer.jsonout import analysis_to_json
     import json
+
+    from vllm_bug.analyzer.jsonout import analysis_to_json
+
     as_json = json.dumps(analysis_to_json(analysis))
     for rendered in (report, as_json):
         assert token not in rendered and "s3cr3t-pass-9" not in rendered
@@ -198,12 +234,18 @@ def title_of(exc_type: str, message: str, **extra) -> str:
 
 
 def test_titles_keep_the_searchable_part_and_stay_short():
-    assert title_of("RuntimeError", "Unexpected error from cudaGetDeviceCount(). Did you run some cuda functions before "
-                    "calling NumCudaDevices() that might have already set an error? Error 803: system has unsupported "
-                    "display driver / cuda driver combination", vllm_version="0.7.2") == (
-        "[Bug]: RuntimeError: Unexpected error from cudaGetDeviceCount() … Error 803: system has unsupported… (vLLM 0.7.2)")
-    assert title_of("RuntimeError", "Failed: Cuda error /workspace/csrc/custom_all_reduce.cuh:455 'invalid argument'") == (
-        "[Bug]: RuntimeError: Failed: Cuda error custom_all_reduce.cuh 'invalid argument'")
+    assert title_of(
+        "RuntimeError",
+        "Unexpected error from cudaGetDeviceCount(). Did you run some cuda functions before "
+        "calling NumCudaDevices() that might have already set an error? Error 803: system has unsupported "
+        "display driver / cuda driver combination",
+        vllm_version="0.7.2",
+    ) == (
+        "[Bug]: RuntimeError: Unexpected error from cudaGetDeviceCount() … Error 803: system has unsupported… (vLLM 0.7.2)"
+    )
+    assert title_of(
+        "RuntimeError", "Failed: Cuda error /workspace/csrc/custom_all_reduce.cuh:455 'invalid argument'"
+    ) == ("[Bug]: RuntimeError: Failed: Cuda error custom_all_reduce.cuh 'invalid argument'")
     hostile = title_of("RuntimeError", "x ``` @evil\n<b>#12</b> " + "y" * 500)
     assert "\n" not in hostile and len(hostile) < 130 and hostile.endswith("…")
 
@@ -228,10 +270,16 @@ def test_text_summary_aligns_the_facts_and_drops_unknowns():
 
 
 def test_text_summary_with_no_diagnosis_says_what_is_missing():
-    text = render_text(analyze_text("INFO 01-01 12:00:00 [api_server.py:1] vLLM API server version 0.11.0\n"
-                                    "INFO 01-01 12:00:01 [api_server.py:9] Starting server on port 8000\n"))
-    assert "No known problem recognised (category: other).\nMissing from the input, and needed for a diagnosis:\n" \
-           "  - a Python traceback or an error message\n" in text
+    text = render_text(
+        analyze_text(
+            "INFO 01-01 12:00:00 [api_server.py:1] vLLM API server version 0.11.0\n"
+            "INFO 01-01 12:00:01 [api_server.py:9] Starting server on port 8000\n"
+        )
+    )
+    assert (
+        "No known problem recognised (category: other).\nMissing from the input, and needed for a diagnosis:\n"
+        "  - a Python traceback or an error message\n" in text
+    )
     assert "vllm-bug collect --log LOGFILE" in text
 
 
@@ -244,7 +292,9 @@ def test_text_summary_of_an_unrecognised_error_says_there_is_no_rule_yet():
 
 
 def test_repeated_error_prefix_is_not_doubled():
-    facts = Facts(root_cause=Traceback(exc_type="CUDA error", message="CUDA error: an illegal memory access was encountered"))
+    facts = Facts(
+        root_cause=Traceback(exc_type="CUDA error", message="CUDA error: an illegal memory access was encountered")
+    )
     finding = Finding(rule="ILLEGAL_MEMORY_ACCESS", category="illegal_memory_access", confidence=0.9, title="t")
     text = render_text(analysis_for(facts, [finding]))
     assert "  Error:    CUDA error: an illegal memory access was encountered\n" in text
@@ -273,26 +323,40 @@ def test_bundle_from_a_machine_without_gpu_or_torch_says_so_plainly():
     facts = facts_from_bundle({"payload": payload})
     report = render_markdown(analysis_for(facts))
     env = environment_block(report).splitlines()
-    assert env[:4] == ["GPU:                not found", "NVIDIA driver:      not found",
-                       "CUDA, nvcc toolkit: not found", "torch:              not installed"]
+    assert env[:4] == [
+        "GPU:                not found",
+        "NVIDIA driver:      not found",
+        "CUDA, nvcc toolkit: not found",
+        "torch:              not installed",
+    ]
     assert "Not in the input" not in report
-    assert "<summary>no GPU found · torch not installed · vLLM not installed (vllm-bug summary of the bundle)</summary>" in report
+    assert (
+        "<summary>no GPU found · torch not installed · vLLM not installed (vllm-bug summary of the bundle)</summary>"
+        in report
+    )
     assert "_vllm-bug could not collect everything:_ `nvidia-smi: timed out after 10.0 s`" in report
     text = render_text(analysis_for(facts))
-    assert "  GPU:      none found\n  torch:    not installed\n  vLLM:     not installed\n" \
-           "  Probe:    nvidia-smi: timed out after 10.0 s\n" in text
+    assert (
+        "  GPU:      none found\n  torch:    not installed\n  vLLM:     not installed\n"
+        "  Probe:    nvidia-smi: timed out after 10.0 s\n" in text
+    )
 
 
 def test_long_launch_command_is_split_one_option_per_line_outside_quotes():
     from vllm_bug.analyzer.render_markdown import wrap_command
 
-    command = ("vllm serve meta-llama/Llama-3.1-70B-Instruct --tensor-parallel-size 2 --max-model-len 16384 "
-               "--compilation-config '{\"note\": \"a --b\"}' --gpu-memory-utilization 0.9")
+    command = (
+        "vllm serve meta-llama/Llama-3.1-70B-Instruct --tensor-parallel-size 2 --max-model-len 16384 "
+        '--compilation-config \'{"note": "a --b"}\' --gpu-memory-utilization 0.9'
+    )
     wrapped = wrap_command(command)
     assert wrapped.splitlines() == [
-        "vllm serve meta-llama/Llama-3.1-70B-Instruct \\", "    --tensor-parallel-size 2 \\",
-        "    --max-model-len 16384 \\", "    --compilation-config '{\"note\": \"a --b\"}' \\",
-        "    --gpu-memory-utilization 0.9"]
+        "vllm serve meta-llama/Llama-3.1-70B-Instruct \\",
+        "    --tensor-parallel-size 2 \\",
+        "    --max-model-len 16384 \\",
+        '    --compilation-config \'{"note": "a --b"}\' \\',
+        "    --gpu-memory-utilization 0.9",
+    ]
     assert wrapped.replace(" \\\n    ", " ") == command
     assert wrap_command("vllm serve m --enforce-eager") == "vllm serve m --enforce-eager"
     report = render_markdown(analysis_for(Facts(launch_command=command)))
@@ -310,8 +374,10 @@ def test_report_asks_for_the_reproducer_and_names_the_redaction_section_by_input
 def test_footer_rule_never_turns_the_paragraph_above_into_a_heading():
     from markdown_it import MarkdownIt
 
-    for analysis in (analyze_text("RuntimeError: CUDA error: an illegal memory access was encountered"),
-                     analysis_of("h200-1gpu-run-oom.zst")):
+    for analysis in (
+        analyze_text("RuntimeError: CUDA error: an illegal memory access was encountered"),
+        analysis_of("h200-1gpu-run-oom.zst"),
+    ):
         tokens = MarkdownIt("commonmark").parse(render_markdown(analysis))
         assert any(t.type == "hr" for t in tokens)
         headings = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open" and t.tag == "h2"]

@@ -1,10 +1,12 @@
-from rule_helpers import facts, fire, root, text_of
+from rule_helpers import facts, fire, text_of
 
 
 def test_ptxas_blackwell():
-    f = facts("subprocess.CalledProcessError: Command '['/x/triton/backends/nvidia/bin/ptxas', '-lineinfo', '-v', "
-              "'--gpu-name=sm_100', '/tmp/a.ptx']' returned non-zero exit status 255.",
-              "ptxas fatal   : Value 'sm_100' is not defined for option 'gpu-name'")
+    f = facts(
+        "subprocess.CalledProcessError: Command '['/x/triton/backends/nvidia/bin/ptxas', '-lineinfo', '-v', "
+        "'--gpu-name=sm_100', '/tmp/a.ptx']' returned non-zero exit status 255.",
+        "ptxas fatal   : Value 'sm_100' is not defined for option 'gpu-name'",
+    )
     finding = fire("PTXAS_ARCH_UNSUPPORTED", f)
     assert finding.category == "triton_compile" and "TRITON_PTXAS_PATH" in text_of(finding)
 
@@ -15,7 +17,9 @@ def test_no_c_compiler():
 
 
 def test_shared_memory():
-    f = facts("triton.runtime.errors.OutOfResources: out of resource: shared memory, Required: 81920, Hardware limit: 65536.")
+    f = facts(
+        "triton.runtime.errors.OutOfResources: out of resource: shared memory, Required: 81920, Hardware limit: 65536."
+    )
     assert "80 KiB needed, 64 KiB" in fire("TRITON_OUT_OF_SHARED_MEMORY", f).title
 
 

@@ -1,24 +1,31 @@
 """Ranking and version tables: the root cause decides the top category; tables answer only what they know."""
 
 from rule_helpers import facts, root
-
 from vllm_bug.analyzer import knowledge as k
 from vllm_bug.analyzer.rules import run_rules
 
 
 def test_root_cause_beats_a_more_confident_secondary():
     msg = "CUDA error: an illegal memory access was encountered"
-    f = facts("vllm serve m --swap-space 4 --gpu-memory-utilization 90",
-              "RuntimeError: NCCL error: unhandled system error",
-              f"RuntimeError: {msg}", vllm_version="0.20.0", root_cause=root("RuntimeError", msg))
+    f = facts(
+        "vllm serve m --swap-space 4 --gpu-memory-utilization 90",
+        "RuntimeError: NCCL error: unhandled system error",
+        f"RuntimeError: {msg}",
+        vllm_version="0.20.0",
+        root_cause=root("RuntimeError", msg),
+    )
     ranked = run_rules(f)
     assert ranked[0].rule == "ILLEGAL_MEMORY_ACCESS"
     assert {"REMOVED_FLAG", "NCCL_SYSTEM_ERROR", "GPU_MEMORY_UTILIZATION_OUT_OF_RANGE"} <= {x.rule for x in ranked}
 
 
 def test_without_root_cause_confidence_orders():
-    ranked = run_rules(facts("RuntimeError: CUDA error: no kernel image is available for execution on the device",
-                             "VLLM_DISABLE_CUDA_GRAPH=1"))
+    ranked = run_rules(
+        facts(
+            "RuntimeError: CUDA error: no kernel image is available for execution on the device",
+            "VLLM_DISABLE_CUDA_GRAPH=1",
+        )
+    )
     assert ranked[0].category == "no_kernel_image" and ranked[-1].rule == "STALE_ENV_VAR"
 
 

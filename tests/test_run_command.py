@@ -23,8 +23,15 @@ sys.exit(3)
 
 
 def vllm_bug(*args: str, cwd: Path, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vllm_bug", *args], cwd=cwd, capture_output=True,
-                          text=True, errors="replace", timeout=120, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "vllm_bug", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=120,
+        **kwargs,
+    )
 
 
 def test_failure_passes_output_through_and_collects(tmp_path):
@@ -41,7 +48,9 @@ def test_failure_passes_output_through_and_collects(tmp_path):
     log = payload["log"]
     assert log["source"] == "command"
     assert "hello on stdout" in log["text"] and "ValueError: boom" in log["text"]
-    assert log["tracebacks"] == ['Traceback (most recent call last):\n  File "serve.py", line 3, in main\nValueError: boom']
+    assert log["tracebacks"] == [
+        'Traceback (most recent call last):\n  File "serve.py", line 3, in main\nValueError: boom'
+    ]
 
 
 def test_success_collects_nothing_unless_always(tmp_path):
@@ -81,13 +90,20 @@ def test_existing_output_stops_before_running(tmp_path):
 
 
 def test_sigterm_is_forwarded_and_output_is_live(tmp_path):
-    child = ("import signal, sys, time\n"
-             "def stop(*_):\n    print('child got SIGTERM', flush=True)\n    sys.exit(7)\n"
-             "signal.signal(signal.SIGTERM, stop)\n"
-             "print('ready', flush=True)\n"
-             "time.sleep(60)\n")
-    proc = subprocess.Popen([sys.executable, "-m", "vllm_bug", "run", "-o", "b.zst", "--", sys.executable, "-c", child],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = (
+        "import signal, sys, time\n"
+        "def stop(*_):\n    print('child got SIGTERM', flush=True)\n    sys.exit(7)\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vllm_bug", "run", "-o", "b.zst", "--", sys.executable, "-c", child],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         first = proc.stdout.readline()  # arrives while the child still sleeps: the copy is live
         assert first == "ready\n"
@@ -122,8 +138,15 @@ def test_no_command_is_a_usage_error(tmp_path):
 def test_runs_started_together_each_keep_their_bundle(tmp_path):
     # default names had one-second resolution: of four runs started together, three exited 1 ("already
     # exists") and their command's output was lost
-    procs = [subprocess.Popen([sys.executable, "-m", "vllm_bug", "run", "--", "sh", "-c", "echo run $$; exit 1"],
-                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "vllm_bug", "run", "--", "sh", "-c", "echo run $$; exit 1"],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(4)
+    ]
     for proc in procs:
         proc.communicate(timeout=300)
     assert [proc.returncode for proc in procs] == [1, 1, 1, 1]
@@ -161,20 +184,27 @@ def wait_for_state(pid: int, wanted: set[str], seconds: float = 10.0) -> str:
     return state
 
 
-SLEEPER = ("import os, signal, sys, time\n"
-           "for name in sys.argv[1:]:\n"
-           "    signal.signal(getattr(signal, name), lambda s, f: print('child ignores', s, flush=True))\n"
-           "print(os.getpid(), flush=True)\n"
-           "while True:\n    time.sleep(0.1)\n")
+SLEEPER = (
+    "import os, signal, sys, time\n"
+    "for name in sys.argv[1:]:\n"
+    "    signal.signal(getattr(signal, name), lambda s, f: print('child ignores', s, flush=True))\n"
+    "print(os.getpid(), flush=True)\n"
+    "while True:\n    time.sleep(0.1)\n"
+)
 
 needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
 
 
 def start_run(tmp_path: Path, *traps: str) -> tuple[subprocess.Popen, int]:
     """vllm-bug run -- SLEEPER in its own process group (as a shell starts a job); returns it and the child's pid."""
-    proc = subprocess.Popen([sys.executable, "-m", "vllm_bug", "run", "-o", "b.zst", "--", sys.executable, "-c",
-                             SLEEPER, *traps], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, preexec_fn=os.setpgrp)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vllm_bug", "run", "-o", "b.zst", "--", sys.executable, "-c", SLEEPER, *traps],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=os.setpgrp,
+    )
     return proc, int(proc.stdout.readline())
 
 
@@ -253,7 +283,8 @@ def test_after_a_second_ctrl_c_the_grace_period_ends_in_sigkill(monkeypatch):
             time.sleep(0.3)  # apart: two signals sent at once may arrive as one
 
     threading.Thread(target=press_ctrl_c_twice, daemon=True).start()
-    finished = supervise.run_child([sys.executable, "-c", SLEEPER, "SIGINT", "SIGTERM"], stdout, io.BytesIO(),
-                                   say=said.append)
+    finished = supervise.run_child(
+        [sys.executable, "-c", SLEEPER, "SIGINT", "SIGTERM"], stdout, io.BytesIO(), say=said.append
+    )
     assert finished.returncode == -signal.SIGKILL
     assert said[-1] == "python did not stop within 0.5 s: killing it (SIGKILL)"

@@ -32,8 +32,10 @@ def realistic_doc(tmp_path_factory):
 
     payload, _, _ = co.build_payload(co.CollectOptions(timeout_s=30))
     payload["nvidia_smi"] = dict(payload.get("nvidia_smi") or {}, plain=(FIXTURES / "nvidia-smi.txt").read_text())
-    payload["gpus"] = [{"index": i, "name": "NVIDIA H200", "compute_capability": "9.0",
-                        "memory_total_bytes": 150_754_820_096} for i in range(2)]
+    payload["gpus"] = [
+        {"index": i, "name": "NVIDIA H200", "compute_capability": "9.0", "memory_total_bytes": 150_754_820_096}
+        for i in range(2)
+    ]
     payload["log"] = {"source": "file", "truncated": False, "text": "RuntimeError: CUDA error: out of memory\n"}
     doc = bundle.make_envelope(payload)
     assert _jsonschema_valid(doc)
@@ -93,16 +95,19 @@ def test_never_accepts_what_jsonschema_rejects(quick, realistic_doc):
     assert rejected_by_jsonschema > 300  # the mutations did reach invalid documents
 
 
-@pytest.mark.parametrize("schema", [
-    {"anyOf": [{"type": "string"}, {"type": "null"}]},
-    {"$ref": "https://elsewhere.invalid/schema.json#/x"},
-    {"$ref": "#/$defs/missing", "$defs": {"x": {"type": "string"}}},
-    {"$ref": "#", "type": "object"},
-    {"type": "object", "patternProperties": {"^a": {"type": "string"}}},
-    {"type": "object", "properties": {"a": {"format": "date-time"}}},
-    {"type": "thing"},
-    {"const": {"a": 1}},
-])
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        {"$ref": "https://elsewhere.invalid/schema.json#/x"},
+        {"$ref": "#/$defs/missing", "$defs": {"x": {"type": "string"}}},
+        {"$ref": "#", "type": "object"},
+        {"type": "object", "patternProperties": {"^a": {"type": "string"}}},
+        {"type": "object", "properties": {"a": {"format": "date-time"}}},
+        {"type": "thing"},
+        {"const": {"a": 1}},
+    ],
+)
 def test_schemas_beyond_the_checker_are_left_to_jsonschema(schema):
     assert compile_check(schema) is None
 

@@ -65,11 +65,30 @@ def test_same_bug_on_other_machines_and_versions_gets_the_same_signature():
 
 
 def test_oom_ignores_sizes_gpu_index_pids_ranks_and_log_prefixes():
-    a = sig(OOM_LOAD.format(p="(VllmWorker rank=5 pid=3073) ERROR 03-19 07:27:53 [multiproc_executor.py:375] ",
-                            root="/opt/venv/lib/python3.12/site-packages", l1=136, l2=1167,
-                            alloc="1.74 GiB", gpu=1, cap="23.57 GiB", pid=133288))
-    b = sig(OOM_LOAD.format(p="\x1b[36m(VllmWorker rank=0 pid=2961)\x1b[0m ", root="/usr/local/lib/python3.10/dist-packages",
-                            l1=140, l2=1201, alloc="512.00 MiB", gpu=0, cap="79.10 GiB", pid=42))
+    a = sig(
+        OOM_LOAD.format(
+            p="(VllmWorker rank=5 pid=3073) ERROR 03-19 07:27:53 [multiproc_executor.py:375] ",
+            root="/opt/venv/lib/python3.12/site-packages",
+            l1=136,
+            l2=1167,
+            alloc="1.74 GiB",
+            gpu=1,
+            cap="23.57 GiB",
+            pid=133288,
+        )
+    )
+    b = sig(
+        OOM_LOAD.format(
+            p="\x1b[36m(VllmWorker rank=0 pid=2961)\x1b[0m ",
+            root="/usr/local/lib/python3.10/dist-packages",
+            l1=140,
+            l2=1201,
+            alloc="512.00 MiB",
+            gpu=0,
+            cap="79.10 GiB",
+            pid=42,
+        )
+    )
     assert a == b
     assert ":oom:OutOfMemoryError:CUDA out of memory:" in a
 
@@ -80,8 +99,11 @@ def test_different_causes_get_different_signatures():
     capture = sig(STREAM_CAPTURE.format(root="/x/site-packages", l1=1, l2=2))
     assert len({load, sampler, capture}) == 3
     # same place, different CUDA error -> different
-    other_error = sig(STREAM_CAPTURE.format(root="/x/site-packages", l1=1, l2=2).replace(
-        "operation not permitted when stream is capturing", "an illegal memory access was encountered"))
+    other_error = sig(
+        STREAM_CAPTURE.format(root="/x/site-packages", l1=1, l2=2).replace(
+            "operation not permitted when stream is capturing", "an illegal memory access was encountered"
+        )
+    )
     assert other_error != capture
     assert signature_prefix(other_error).endswith("an illegal memory access was encountered")
 
@@ -108,7 +130,8 @@ def test_wrapper_exception_is_skipped_for_its_cause():
         "Traceback (most recent call last):\n"
         '  File "/x/site-packages/vllm/v1/engine/core_client.py", line 10, in __init__\n'
         "    raise RuntimeError('x')\n"
-        "RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}\n")
+        "RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}\n"
+    )
     facts = facts_from_text(text)
     assert "stream is capturing" in facts.root_cause.message  # the text pipeline skips the wrapper
     # and the signature skips it on its own too, whatever root cause it is handed
@@ -126,11 +149,16 @@ def test_custom_all_reduce_failures_match_across_paths_and_lines():
     assert ":cuda-error:" in a and "custom_all_reduce.cuh 'invalid argument'" in a
 
 
-@pytest.mark.parametrize("first, second", [
-    ("RuntimeError: NCCL error: unhandled system error (run with NCCL_DEBUG=INFO for details)",
-     "torch.distributed.DistBackendError: NCCL error in: ../torch/csrc/distributed/c10d/NCCLUtils.hpp:219, "
-     "unhandled system error (run with NCCL_DEBUG=INFO for details), NCCL version 2.20.5"),
-])
+@pytest.mark.parametrize(
+    "first, second",
+    [
+        (
+            "RuntimeError: NCCL error: unhandled system error (run with NCCL_DEBUG=INFO for details)",
+            "torch.distributed.DistBackendError: NCCL error in: ../torch/csrc/distributed/c10d/NCCLUtils.hpp:219, "
+            "unhandled system error (run with NCCL_DEBUG=INFO for details), NCCL version 2.20.5",
+        ),
+    ],
+)
 def test_nccl_error_text_is_the_qualifier(first, second):
     a, b = sig(first), sig(second)
     assert ":nccl:" in a and "unhandled system error" in a
@@ -138,15 +166,21 @@ def test_nccl_error_text_is_the_qualifier(first, second):
 
 
 def test_without_traceback_falls_back_to_the_normalised_error_line():
-    a = sig("INFO 01-01 starting\nERROR 05-02 10:11:12 [engine.py:157] ValueError: No available memory for the cache blocks. Try increasing `gpu_memory_utilization` when initializing the engine.")
-    b = sig("ValueError: No available memory for the cache blocks. Try increasing `gpu_memory_utilization` when initializing the engine.")
+    a = sig(
+        "INFO 01-01 starting\nERROR 05-02 10:11:12 [engine.py:157] ValueError: No available memory for the cache blocks. Try increasing `gpu_memory_utilization` when initializing the engine."
+    )
+    b = sig(
+        "ValueError: No available memory for the cache blocks. Try increasing `gpu_memory_utilization` when initializing the engine."
+    )
     assert a == b and ":kv-cache:ValueError:" in a
     assert sig("all good\nnothing failed").startswith("vllm-sig/1:none:")
 
 
 def test_parameterise_drops_what_varies():
-    assert parameterise("GPU 3 at 0x7f3a2b00 pid 1234 file /usr/lib/x/libfoo.so.1 at 2024-05-01 10:11:12") == \
-        "GPU <n> at <addr> pid <n> file libfoo.so.1 at <time>"
+    assert (
+        parameterise("GPU 3 at 0x7f3a2b00 pid 1234 file /usr/lib/x/libfoo.so.1 at 2024-05-01 10:11:12")
+        == "GPU <n> at <addr> pid <n> file libfoo.so.1 at <time>"
+    )
     # meaningful tokens inside identifiers survive
     assert "GLIBC_2.34" in parameterise("version `GLIBC_2.34' not found")
     assert "_Z24silu_and_mul" in parameterise("undefined symbol: _Z24silu_and_mul")

@@ -1,12 +1,10 @@
-import json
 import time
 from pathlib import Path
 
 import pytest
 
-from vllm_bug.analyzer.textfacts import facts_from_text
-
 from test_formats_collect_env import SECTIONED
+from vllm_bug.analyzer.textfacts import facts_from_text
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reports" / "excerpts"
 H200 = Path(__file__).parent / "fixtures" / "device" / "h200"
@@ -105,9 +103,11 @@ def test_non_default_args_never_evaluates_code():
 
 
 def test_v1_engine_config_line():
-    line = ("INFO 10-01 12:00:00 [core.py:1] Initializing a V1 LLM engine (v0.11.0) with config: model='meta-llama/Llama-3.1-8B', "
-            "speculative_config=None, tokenizer='meta-llama/Llama-3.1-8B', dtype=torch.bfloat16, max_seq_len=131072, "
-            "tensor_parallel_size=2, quantization=None, enforce_eager=False, kv_cache_dtype=auto\n")
+    line = (
+        "INFO 10-01 12:00:00 [core.py:1] Initializing a V1 LLM engine (v0.11.0) with config: model='meta-llama/Llama-3.1-8B', "
+        "speculative_config=None, tokenizer='meta-llama/Llama-3.1-8B', dtype=torch.bfloat16, max_seq_len=131072, "
+        "tensor_parallel_size=2, quantization=None, enforce_eager=False, kv_cache_dtype=auto\n"
+    )
     f = facts_from_text(line)
     assert f.vllm_version == "0.11.0"
     assert f.engine_args["dtype"] == "bfloat16" and f.engine_args["max_model_len"] == 131072
@@ -136,26 +136,35 @@ def test_docker_run_command_and_container_hint():
 
 def test_llm_python_call():
     f = _fixture("llm_call.txt")
-    assert f.engine_args == {"model": "/.../Baichuan-7b", "trust_remote_code": True, "dtype": "float16",
-                             "gpu_memory_utilization": 0.85, "tokenizer_mode": "slow"}
+    assert f.engine_args == {
+        "model": "/.../Baichuan-7b",
+        "trust_remote_code": True,
+        "dtype": "float16",
+        "gpu_memory_utilization": 0.85,
+        "tokenizer_mode": "slow",
+    }
     assert f.launch_command.startswith("LLM(")
 
 
 def test_advice_in_messages_is_not_an_env_setting():
-    text = ("RuntimeError: CUDA error: an illegal memory access was encountered\n"
-            "For debugging consider passing CUDA_LAUNCH_BLOCKING=1\n"
-            "If reserved but unallocated memory is large try setting PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True to avoid\n"
-            "export VLLM_USE_V1=0\n"
-            "VLLM_ATTENTION_BACKEND=XFORMERS vllm serve m\n")
+    text = (
+        "RuntimeError: CUDA error: an illegal memory access was encountered\n"
+        "For debugging consider passing CUDA_LAUNCH_BLOCKING=1\n"
+        "If reserved but unallocated memory is large try setting PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True to avoid\n"
+        "export VLLM_USE_V1=0\n"
+        "VLLM_ATTENTION_BACKEND=XFORMERS vllm serve m\n"
+    )
     f = facts_from_text(text)
     assert f.env == {"VLLM_USE_V1": "0", "VLLM_ATTENTION_BACKEND": "XFORMERS"}
 
 
 def test_kv_cache_numbers_v1():
-    text = ("INFO [kv_cache_utils.py:1] GPU KV cache size: 150,745 tokens\n"
-            "INFO [kv_cache_utils.py:1] Maximum concurrency for 124,000 tokens per request: 1.22x\n"
-            "ValueError: To serve at least one request with the models's max seq len (131072), (16.0 GiB KV cache is needed, "
-            "which is larger than the available KV cache memory (12.5 GiB). Based on the available memory, the estimated maximum model length is 102400.\n")
+    text = (
+        "INFO [kv_cache_utils.py:1] GPU KV cache size: 150,745 tokens\n"
+        "INFO [kv_cache_utils.py:1] Maximum concurrency for 124,000 tokens per request: 1.22x\n"
+        "ValueError: To serve at least one request with the models's max seq len (131072), (16.0 GiB KV cache is needed, "
+        "which is larger than the available KV cache memory (12.5 GiB). Based on the available memory, the estimated maximum model length is 102400.\n"
+    )
     f = facts_from_text(text)
     assert f.kv_cache_tokens == 150745 and f.max_concurrency == 1.22
     assert f.estimated_max_model_len == 102400
@@ -179,10 +188,14 @@ def test_versions_from_prose_and_pip():
 
 
 def test_compute_capability_statements():
-    f = facts_from_text("ValueError: Bfloat16 is only supported on GPUs with compute capability of at least 8.0. Your Tesla T4 GPU has compute capability 7.5.\n")
+    f = facts_from_text(
+        "ValueError: Bfloat16 is only supported on GPUs with compute capability of at least 8.0. Your Tesla T4 GPU has compute capability 7.5.\n"
+    )
     assert f.gpus[0].compute_capability == (7, 5)
-    f = facts_from_text("NVIDIA GeForce RTX 5090 with CUDA capability sm_120 is not compatible with the current PyTorch installation.\n"
-                        "The current PyTorch install supports CUDA capabilities sm_50 sm_60 sm_70 sm_75 sm_80 sm_86 sm_90.\n")
+    f = facts_from_text(
+        "NVIDIA GeForce RTX 5090 with CUDA capability sm_120 is not compatible with the current PyTorch installation.\n"
+        "The current PyTorch install supports CUDA capabilities sm_50 sm_60 sm_70 sm_75 sm_80 sm_86 sm_90.\n"
+    )
     assert f.gpus[0].compute_capability == (12, 0)
     assert f.torch_arch_list == ["sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90"]
 
@@ -215,7 +228,11 @@ def test_corpus_facts_match_what_reports_state():
     expectations = {
         "err803_new_driver.txt": {"driver_version": "560.35.03", "driver_cuda": "12.6"},
         "t4_triton_env.txt": {"driver_version": "535.161.07", "driver_cuda": "12.2"},
-        "kv_cache_size_tokens.txt": {"driver_version": "610.57.04", "torch_version": "2.13.0+cu130", "torch_cuda": "13.0"},
+        "kv_cache_size_tokens.txt": {
+            "driver_version": "610.57.04",
+            "torch_version": "2.13.0+cu130",
+            "torch_cuda": "13.0",
+        },
     }
     for name, expected in expectations.items():
         f = _fixture(name)
@@ -223,14 +240,24 @@ def test_corpus_facts_match_what_reports_state():
             assert getattr(f, field) == value, (name, field)
 
 
-@pytest.mark.parametrize("junk", ["x=1 " * 250000, "RTX " * 250000, "'a': " * 200000, "non-default args: {" + "'a': 1, " * 100000,
-                                  "vllm serve m " + "--x 1 " * 150000, "LLM(" * 250000, "GPU 0: " * 150000, "| 0 NVIDIA " * 100000])
+@pytest.mark.parametrize(
+    "junk",
+    [
+        "x=1 " * 250000,
+        "RTX " * 250000,
+        "'a': " * 200000,
+        "non-default args: {" + "'a': 1, " * 100000,
+        "vllm serve m " + "--x 1 " * 150000,
+        "LLM(" * 250000,
+        "GPU 0: " * 150000,
+        "| 0 NVIDIA " * 100000,
+    ],
+)
 def test_pathological_inputs_have_no_catastrophic_backtracking(junk):
     # a super-linear regex takes minutes on these; linear work takes well under a second
     start = time.perf_counter()
     facts_from_text(junk)
     assert time.perf_counter() - start < 10
-
 
 
 @pytest.mark.parametrize("word", ["torch", "vllm", "driver"])
@@ -244,4 +271,6 @@ def test_a_version_word_before_a_long_run_of_blanks_costs_linear_time(word):
 
 def test_versions_stated_with_blanks_and_a_colon():
     facts = facts_from_text("torch :  2.7.1+cu126\nvllm =0.10.1\nDriver Version :\t570.86.15\n")
-    assert facts.torch_version == "2.7.1+cu126" and facts.vllm_version == "0.10.1" and facts.driver_version == "570.86.15"
+    assert (
+        facts.torch_version == "2.7.1+cu126" and facts.vllm_version == "0.10.1" and facts.driver_version == "570.86.15"
+    )

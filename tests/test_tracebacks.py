@@ -69,15 +69,39 @@ def test_wrappers_are_never_root_cause(wrapper):
     "line, exc_type, message_part",
     [
         ("RuntimeError: CUDA error: an illegal memory access was encountered", "RuntimeError", "illegal memory access"),
-        ("torch.AcceleratorError: CUDA error: device-side assert triggered", "torch.AcceleratorError", "device-side assert"),
-        ("RuntimeError: Triton Error [CUDA]: an illegal memory access was encountered", "RuntimeError", "Triton Error [CUDA]"),
+        (
+            "torch.AcceleratorError: CUDA error: device-side assert triggered",
+            "torch.AcceleratorError",
+            "device-side assert",
+        ),
+        (
+            "RuntimeError: Triton Error [CUDA]: an illegal memory access was encountered",
+            "RuntimeError",
+            "Triton Error [CUDA]",
+        ),
         ("Triton Error [CUDA]: invalid argument", "Triton Error [CUDA]", "invalid argument"),
-        ("cupy_backends.cuda.api.driver.CUDADriverError: CUDA_ERROR_ILLEGAL_ADDRESS: an illegal memory access", "cupy_backends.cuda.api.driver.CUDADriverError", "CUDA_ERROR_ILLEGAL_ADDRESS"),
+        (
+            "cupy_backends.cuda.api.driver.CUDADriverError: CUDA_ERROR_ILLEGAL_ADDRESS: an illegal memory access",
+            "cupy_backends.cuda.api.driver.CUDADriverError",
+            "CUDA_ERROR_ILLEGAL_ADDRESS",
+        ),
         ("got CUDA_ERROR_NO_BINARY_FOR_GPU from the driver", "CUDA_ERROR_NO_BINARY_FOR_GPU", ""),
-        ("ERROR 08-23 08:25:25 multiproc_worker_utils.py:226] Exception in worker VllmWorkerProcess while processing method init_device: NCCL error: unhandled system error (run with NCCL_DEBUG=INFO for details), Traceback (most recent call last):", "NCCL error", "unhandled system error"),
-        ("Failed: Cuda error /workspace/csrc/custom_all_reduce.cuh:455 'invalid argument'", "Failed", "invalid argument"),
+        (
+            "ERROR 08-23 08:25:25 multiproc_worker_utils.py:226] Exception in worker VllmWorkerProcess while processing method init_device: NCCL error: unhandled system error (run with NCCL_DEBUG=INFO for details), Traceback (most recent call last):",
+            "NCCL error",
+            "unhandled system error",
+        ),
+        (
+            "Failed: Cuda error /workspace/csrc/custom_all_reduce.cuh:455 'invalid argument'",
+            "Failed",
+            "invalid argument",
+        ),
         ("pynvml.NVMLError_InvalidArgument: Invalid Argument", "pynvml.NVMLError_InvalidArgument", "Invalid Argument"),
-        ("WARNING 07-19 14:45:53 _custom_ops.py:14] Failed to import from vllm._C with ImportError(\"/lib64/libc.so.6: version `GLIBC_2.32' not found\")", "ImportError", "GLIBC_2.32"),
+        (
+            'WARNING 07-19 14:45:53 _custom_ops.py:14] Failed to import from vllm._C with ImportError("/lib64/libc.so.6: version `GLIBC_2.32\' not found")',
+            "ImportError",
+            "GLIBC_2.32",
+        ),
     ],
 )
 def test_error_lines_without_traceback(line, exc_type, message_part):
@@ -100,31 +124,53 @@ def test_title_is_a_fallback_only():
 
 
 def test_pseudo_root_cause_parses_types_in_titles():
-    assert pseudo_root_cause("[Bug]: ImportError: libcudart.so.12: cannot open shared object file").exc_type == "ImportError"
-    assert pseudo_root_cause("0.4.3 error CUDA error: an illegal memory access was encountered").message.startswith("CUDA error: an illegal")
+    assert (
+        pseudo_root_cause("[Bug]: ImportError: libcudart.so.12: cannot open shared object file").exc_type
+        == "ImportError"
+    )
+    assert pseudo_root_cause("0.4.3 error CUDA error: an illegal memory access was encountered").message.startswith(
+        "CUDA error: an illegal"
+    )
     assert pseudo_root_cause("") is None
 
 
-@pytest.mark.parametrize("prose", ["hello", "[Usage]: How do I serve two models on one GPU?",
-                                   "vllm serve is slower than expected on my machine", "[Bug]: Qwen3 output differs from HF"])
+@pytest.mark.parametrize(
+    "prose",
+    [
+        "hello",
+        "[Usage]: How do I serve two models on one GPU?",
+        "vllm serve is slower than expected on my machine",
+        "[Bug]: Qwen3 output differs from HF",
+    ],
+)
 def test_prose_is_never_a_root_cause(prose):
     assert pseudo_root_cause(prose) is None
     root, _ = _root(prose + "\n", title_line=0 if prose.startswith("[") else None)
     assert root is None
 
 
-@pytest.mark.parametrize("report", ["[Bug]: vLLM hangs after loading with TP=2", "server killed by OOM on 4090",
-                                    "[Bug]: Cannot start Qwen3 on H20", "segmentation fault in flash attention",
-                                    "[Bug]: FP8 not supported on my GPU", "请求超时 timeout 报错"])
+@pytest.mark.parametrize(
+    "report",
+    [
+        "[Bug]: vLLM hangs after loading with TP=2",
+        "server killed by OOM on 4090",
+        "[Bug]: Cannot start Qwen3 on H20",
+        "segmentation fault in flash attention",
+        "[Bug]: FP8 not supported on my GPU",
+        "请求超时 timeout 报错",
+    ],
+)
 def test_error_reports_in_free_text_are_kept_as_pseudo_root_causes(report):
     root = pseudo_root_cause(report)
     assert root is not None and root.exc_type == "Error"
 
 
 def test_a_plain_title_still_names_a_cut_traceback():
-    text = ("[Bug]: Llama 3.2 Vision on 8 x H200\n"
-            '  File "/usr/local/lib/python3.12/dist-packages/vllm/worker/model_runner.py", line 1724, in capture\n'
-            "    output = self.model(\n")
+    text = (
+        "[Bug]: Llama 3.2 Vision on 8 x H200\n"
+        '  File "/usr/local/lib/python3.12/dist-packages/vllm/worker/model_runner.py", line 1724, in capture\n'
+        "    output = self.model(\n"
+    )
     root, _ = _root(text, title_line=0)
     assert root is not None and root.message == "Llama 3.2 Vision on 8 x H200"
     assert [f.function for f in root.frames] == ["capture"]
@@ -156,16 +202,22 @@ def test_root_cause_text_of_the_real_nccl_bundle_stops_before_the_next_log_recor
     root = build_facts(load_input(str(bundle))).root_cause
     tail = root.text.splitlines()[-4:]
     assert tail[0].startswith("torch.distributed.DistBackendError: NCCL error in:")
-    assert tail[1:] == ["ncclInvalidUsage: This usually reflects invalid usage of NCCL library.", "Last error:",
-                        "Bootstrap : no socket interface found"]
+    assert tail[1:] == [
+        "ncclInvalidUsage: This usually reflects invalid usage of NCCL library.",
+        "Last error:",
+        "Bootstrap : no socket interface found",
+    ]
     assert "destroy_process_group" not in root.text and "SIGTERM" not in root.text
 
 
-@pytest.mark.parametrize("text", [
-    "RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}",
-    "[Bug]: RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}",
-    "[Bug]: vllm.v1.engine.exceptions.EngineDeadError: EngineCore encountered an issue. See stack trace (above) for the root cause.",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}",
+        "[Bug]: RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}",
+        "[Bug]: vllm.v1.engine.exceptions.EngineDeadError: EngineCore encountered an issue. See stack trace (above) for the root cause.",
+    ],
+)
 def test_a_wrapper_is_never_made_a_pseudo_root_cause(text):
     assert pseudo_root_cause(text) is None
     root, _ = _root(text + "\n", title_line=0 if text.startswith("[") else None)

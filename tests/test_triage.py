@@ -133,6 +133,7 @@ def test_internal_errors_become_bad_files(inbox, monkeypatch):
         raise KeyError("kaput")
 
     import vllm_bug.analyzer.build as build
+
     monkeypatch.setattr(build, "build_facts", boom)
     result = triage([str(inbox / "nccl.md")], jobs=1)
     assert result.analyzed == 0 and result.bad[0][1].startswith("internal error: KeyError")
@@ -143,8 +144,12 @@ def test_benchmark_script_runs(tmp_path):
     from pathlib import Path
 
     script = Path(__file__).resolve().parent.parent / "benchmarks" / "triage_speed.py"
-    done = subprocess.run([sys.executable, str(script), "--count", "120", "--jobs", "1", "--keep", str(tmp_path / "b")],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(script), "--count", "120", "--jobs", "1", "--keep", str(tmp_path / "b")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "analysed: 120  bad: 0" in done.stdout, done.stdout + done.stderr
     assert re.search(r"reports/second: \d+\s+\(\d+\.\d\dx the 500/s target\)", done.stdout)
     assert len(list((tmp_path / "b").rglob("*.zst"))) == 12
@@ -199,8 +204,10 @@ def test_an_input_that_needs_too_much_memory_is_refused(inbox, monkeypatch):
     with_one_bad_input(monkeypatch, lambda: bytearray(1 << 30))
     result = triage([str(inbox)], jobs=1)
     assert result.analyzed == 3
-    assert dict((p.rsplit("/", 1)[-1], r) for p, r in result.bad)["poison.log"] == \
-        "needed more memory than one input may use"
+    assert (
+        dict((p.rsplit("/", 1)[-1], r) for p, r in result.bad)["poison.log"]
+        == "needed more memory than one input may use"
+    )
 
 
 def test_when_every_input_fails_the_table_is_still_written(tmp_path, monkeypatch):
@@ -215,8 +222,14 @@ def test_when_every_input_fails_the_table_is_still_written(tmp_path, monkeypatch
 def test_csv_cells_never_start_a_formula(tmp_path, monkeypatch):
     from vllm_bug.commands.triage import csv_cell
 
-    assert [csv_cell(v) for v in ("=HYPERLINK(1)", "+1", "-2", "@SUM(A1)", "ok", "a=b")] == \
-        ["'=HYPERLINK(1)", "'+1", "'-2", "'@SUM(A1)", "ok", "a=b"]
+    assert [csv_cell(v) for v in ("=HYPERLINK(1)", "+1", "-2", "@SUM(A1)", "ok", "a=b")] == [
+        "'=HYPERLINK(1)",
+        "'+1",
+        "'-2",
+        "'@SUM(A1)",
+        "ok",
+        "a=b",
+    ]
     monkeypatch.chdir(tmp_path)
     (tmp_path / "=cmd.log").write_text(text_of(NCCL))
     as_csv = CliRunner().invoke(cli, ["triage", "=cmd.log", "--format", "csv", "-j", "1"])

@@ -45,7 +45,8 @@ VLLM_MESSAGES = {
     "KV_CACHE_TOO_SMALL_FOR_MAX_LEN",
     "MAX_MODEL_LEN_ABOVE_DERIVED",
     "NCCL_LIBRARY_LOAD_FAILED",
-    "QUANTIZATION_NEEDS_NEWER_GPU", "FAILED_WHILE_COMPILING",
+    "QUANTIZATION_NEEDS_NEWER_GPU",
+    "FAILED_WHILE_COMPILING",
 }
 # engine_config findings are about vLLM refusing its own engine arguments, except argparse's refusals, which any
 # program's command line can get.

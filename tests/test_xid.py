@@ -5,7 +5,6 @@ import time
 from pathlib import Path
 
 from conftest import minimal_payload
-
 from vllm_bug.bundler import xid as X
 from vllm_bug.bundler.runner import Manifest, run_command
 from vllm_bug.schema.bundle import make_envelope, validate
@@ -94,7 +93,12 @@ def test_silent_journalctl_falls_back_to_kern_log(tmp_path):
 def test_no_source_at_all_is_recorded(tmp_path):
     manifest = Manifest()
     assert X.collect_xid(manifest, run=runner(tmp_path / "nothing"), root=tmp_path / "root") == []
-    assert statuses(manifest) == {"dmesg": "missing", "journalctl -k": "missing", "kern.log": "missing", "messages": "missing"}
+    assert statuses(manifest) == {
+        "dmesg": "missing",
+        "journalctl -k": "missing",
+        "kern.log": "missing",
+        "messages": "missing",
+    }
 
 
 def test_unreadable_log_file_is_an_error_record(tmp_path):

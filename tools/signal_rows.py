@@ -1,6 +1,6 @@
 """Add or update rows of analyzer/data/signals/FAMILY.json, with trigger words and real example lines.
 
-    python tools/signal_rows.py FAMILY ID 'REGEX' --source 'project: where the message comes from' [--scope frames|all_frames]
+    python tools/signal_rows.py FAMILY ID 'REGEX' --source 'project: where it comes from' [--scope frames|all_frames]
         [--words w1,w2] [--max-hits N] [--case-sensitive] [--example LINE ...]
 
 Trigger words, unless given, are read from the regex: one literal per top-level alternative that a
@@ -34,8 +34,13 @@ def example_lines(rx: re.Pattern[str], wanted: int = 2) -> list[str]:
             except (UnicodeDecodeError, OSError):
                 continue
             if path.suffix == ".jsonl":
-                text = "\n".join(v for line in text.splitlines() if line.strip()
-                                 for v in json.loads(line).values() if isinstance(v, str))
+                text = "\n".join(
+                    v
+                    for line in text.splitlines()
+                    if line.strip()
+                    for v in json.loads(line).values()
+                    if isinstance(v, str)
+                )
             for line in text.splitlines():
                 line = line.strip()
                 if 8 < len(line) <= 300 and rx.search(line) and line not in found:
@@ -84,8 +89,11 @@ def main(argv: list[str]) -> int:
         print(f"{args.id}: " + "; ".join(problems), file=sys.stderr)
         return 1
     table_path = TABLES / f"{args.family}.json"
-    others = {p.name for p in TABLES.glob("*.json") if p != table_path
-              and args.id in json.loads(p.read_text(encoding="utf-8"))["signals"]}
+    others = {
+        p.name
+        for p in TABLES.glob("*.json")
+        if p != table_path and args.id in json.loads(p.read_text(encoding="utf-8"))["signals"]
+    }
     if others:
         print(f"{args.id} is already defined in {sorted(others)}", file=sys.stderr)
         return 1

@@ -12,8 +12,8 @@ facts (signals included), never the raw text. Rules live in the modules listed i
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.findings import CATEGORIES, Diagnosis, Finding
@@ -71,8 +71,9 @@ class Rule:
 REGISTRY: dict[str, Rule] = {}
 
 
-def rule(key: str, category: str, needs: tuple[str, ...] = (),
-         signals: tuple[str, ...] = ()) -> Callable[[RuleFunc], RuleFunc]:
+def rule(
+    key: str, category: str, needs: tuple[str, ...] = (), signals: tuple[str, ...] = ()
+) -> Callable[[RuleFunc], RuleFunc]:
     from vllm_bug.analyzer.signals import table
 
     if category not in CATEGORIES:

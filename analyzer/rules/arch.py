@@ -73,7 +73,8 @@ def _arch_fixes(facts: Facts, gpu: tuple[str, tuple[int, int]] | None) -> list[s
     if gpu is None:
         return [
             "check the GPU's compute capability (nvidia-smi --query-gpu=name,compute_cap --format=csv) against "
-            "torch.cuda.get_arch_list()" + ("" if plain else " and the vLLM wheel's CUDA version")
+            "torch.cuda.get_arch_list()"
+            + ("" if plain else " and the vLLM wheel's CUDA version")
             + "; the one missing the GPU's sm_XY needs replacing"
         ]
     name, cc = gpu
@@ -82,8 +83,8 @@ def _arch_fixes(facts: Facts, gpu: tuple[str, tuple[int, int]] | None) -> list[s
         fixes = [
             f"{name} (sm_{cc[0]}{cc[1]}, Blackwell) needs torch built with CUDA >= 12.8: torch from the "
             "cu128/cu129/cu130 index"
-            if plain else
-            f"{name} (sm_{cc[0]}{cc[1]}, Blackwell) needs torch built with CUDA >= 12.8 and a vLLM built for it "
+            if plain
+            else f"{name} (sm_{cc[0]}{cc[1]}, Blackwell) needs torch built with CUDA >= 12.8 and a vLLM built for it "
             "(vLLM >= 0.9 on PyPI): pip install -U vllm, or torch from the cu128/cu129/cu130 index"
         ]
         if torch_cuda and torch_cuda < BLACKWELL_MIN_TORCH_CUDA:

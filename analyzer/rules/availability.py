@@ -24,7 +24,9 @@ DRIVER_ERROR_CODES = ("35", "802", "803", "804")
 # What a process says when CUDA shows it fewer GPUs than it needs.
 GPU_MISSING_SIGNALS = ("NO_CUDA_GPUS", "DEVICE_INFERENCE_FAILED", "GPU_INDEX_BEYOND_VISIBLE")
 ENTRY_WORDS = {
-    "gpu_uuid": "a GPU UUID", "mig": "a MIG device", "unknown": "an entry that is neither an index nor a UUID",
+    "gpu_uuid": "a GPU UUID",
+    "mig": "a MIG device",
+    "unknown": "an entry that is neither an index nor a UUID",
 }
 
 
@@ -64,8 +66,10 @@ def cuda_visible_devices_names_no_gpu(facts: Facts) -> Diagnosis | None:
     if position == 0:
         title = f"CUDA_VISIBLE_DEVICES names {what}, which matches none of {on_machine}, so CUDA sees no GPU."
     else:
-        title = (f"Entry {position + 1} of CUDA_VISIBLE_DEVICES ({what}) matches none of {on_machine}: CUDA ignores it "
-                 f"and every entry after it, so only {position} GPU{'s are' if position != 1 else ' is'} visible.")
+        title = (
+            f"Entry {position + 1} of CUDA_VISIBLE_DEVICES ({what}) matches none of {on_machine}: CUDA ignores it "
+            f"and every entry after it, so only {position} GPU{'s are' if position != 1 else ' is'} visible."
+        )
     fixes = [
         f"set CUDA_VISIBLE_DEVICES to {'index 0' if seen == 1 else f'GPU indices from 0 to {seen - 1}'}, or to UUIDs "
         "exactly as `nvidia-smi -L` prints them (MIG devices as MIG-<uuid>), or unset it to use every GPU",
@@ -210,8 +214,11 @@ def too_few_gpus_for_parallelism(facts: Facts) -> Diagnosis | None:
         evidence=lines,
         fixes=[
             "check CUDA_VISIBLE_DEVICES (and docker --gpus / the pod's GPU request): it must expose at "
-            + vllm_or_not(facts, "least tensor-parallel-size x pipeline-parallel-size GPUs",
-                          "least as many GPUs as the program uses (device indices start at 0)"),
+            + vllm_or_not(
+                facts,
+                "least tensor-parallel-size x pipeline-parallel-size GPUs",
+                "least as many GPUs as the program uses (device indices start at 0)",
+            ),
             *vllm_only(facts, "or lower --tensor-parallel-size to the number of visible GPUs"),
             "with Ray: `ray status` must show enough GPUs in the cluster",
         ],
@@ -258,8 +265,10 @@ def no_cuda_gpus(facts: Facts) -> Diagnosis | None:
             "under WSL2 / Docker Desktop, GPU access needs a current Windows driver and Docker Desktop with "
             "the WSL2 backend; check `nvidia-smi` inside the container, not only in WSL"
         )
-    fixes.append("check that nvidia-smi lists the GPU in the same environment that runs "
-                 + vllm_or_not(facts, "vLLM", "the program"))
+    fixes.append(
+        "check that nvidia-smi lists the GPU in the same environment that runs "
+        + vllm_or_not(facts, "vLLM", "the program")
+    )
     return Diagnosis(
         level(facts, "NO_CUDA_GPUS"),
         "CUDA sees no GPU in this process.",

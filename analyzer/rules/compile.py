@@ -8,6 +8,7 @@ from vllm_bug.analyzer.knowledge import TORCH_COMPILE_OFF_ADVICE, attention_back
 from vllm_bug.analyzer.rules import rule
 from vllm_bug.analyzer.rules.helpers import engine_arg, evidence, level, min_cc, vllm_only, vllm_or_not, vllm_version
 
+
 @rule("PTXAS_ARCH_UNSUPPORTED", category="triton_compile", signals=("PTXAS_FAILED",))
 def ptxas_arch_unsupported(facts: Facts) -> Diagnosis | None:
     lines = evidence(facts, "PTXAS_FAILED", limit=3)
@@ -19,11 +20,16 @@ def ptxas_arch_unsupported(facts: Facts) -> Diagnosis | None:
     title += ": the ptxas used is too old for this GPU." if blackwell else "."
     fixes = []
     if blackwell:
-        fixes.append(f"{arch} needs ptxas from CUDA >= 12.8: upgrade triton (3.3+ bundles it) together with torch, or "
-                     "point TRITON_PTXAS_PATH at /usr/local/cuda-12.8+/bin/ptxas")
-    fixes += ["the lines after 'ptxas' name the failing instruction; include them in the report",
-              vllm_or_not(facts, f"work around the Triton kernel: {compile_off_advice(vllm_version(facts))}",
-                          TORCH_COMPILE_OFF_ADVICE)]
+        fixes.append(
+            f"{arch} needs ptxas from CUDA >= 12.8: upgrade triton (3.3+ bundles it) together with torch, or "
+            "point TRITON_PTXAS_PATH at /usr/local/cuda-12.8+/bin/ptxas"
+        )
+    fixes += [
+        "the lines after 'ptxas' name the failing instruction; include them in the report",
+        vllm_or_not(
+            facts, f"work around the Triton kernel: {compile_off_advice(vllm_version(facts))}", TORCH_COMPILE_OFF_ADVICE
+        ),
+    ]
     return Diagnosis(level(facts, "PTXAS_FAILED", "PTXAS_CALLED_PROCESS"), title, evidence=lines, fixes=fixes)
 
 
@@ -40,16 +46,24 @@ def triton_out_of_shared_memory(facts: Facts) -> Diagnosis | None:
     if gpu:
         title += f" on the {gpu[0]}"
     version = vllm_version(facts)
-    return Diagnosis(level(facts, "TRITON_OUT_OF_SHARED_MEMORY"), title + ".", evidence=lines,
-                   fixes=vllm_only(
-                       facts,
-                       "upgrade vLLM: kernel configurations for GPUs with little shared memory (T4, consumer cards) "
-                       "are tuned per release",
-                       "switch the attention backend away from the Triton kernel that failed: "
-                       + attention_backend_advice(version, "FLASHINFER") + " or XFORMERS on older releases",
-                       "lower --max-num-batched-tokens; chunked-prefill kernels pick larger tiles for larger chunks",
-                   ) or ["the kernel's tile sizes (BLOCK_M/BLOCK_N/num_stages in its triton.Config) need shrinking for "
-                         "this GPU: smaller blocks or fewer pipeline stages use less shared memory"])
+    return Diagnosis(
+        level(facts, "TRITON_OUT_OF_SHARED_MEMORY"),
+        title + ".",
+        evidence=lines,
+        fixes=vllm_only(
+            facts,
+            "upgrade vLLM: kernel configurations for GPUs with little shared memory (T4, consumer cards) "
+            "are tuned per release",
+            "switch the attention backend away from the Triton kernel that failed: "
+            + attention_backend_advice(version, "FLASHINFER")
+            + " or XFORMERS on older releases",
+            "lower --max-num-batched-tokens; chunked-prefill kernels pick larger tiles for larger chunks",
+        )
+        or [
+            "the kernel's tile sizes (BLOCK_M/BLOCK_N/num_stages in its triton.Config) need shrinking for "
+            "this GPU: smaller blocks or fewer pipeline stages use less shared memory"
+        ],
+    )
 
 
 @rule("TORCH_COMPILE_FAILED", category="triton_compile", signals=("COMPILE_FAILED",))
@@ -58,15 +72,22 @@ def torch_compile_failed(facts: Facts) -> Diagnosis | None:
     version = vllm_version(facts)
     triton = facts.package("triton")
     torch = facts.torch_version or facts.package("torch")
-    fixes = [vllm_or_not(facts, f"turn compilation off to confirm: {compile_off_advice(version)}",
-                         TORCH_COMPILE_OFF_ADVICE),
-             *vllm_only(facts, "clear the compile cache (~/.cache/vllm/torch_compile_cache) or set "
-                        "VLLM_DISABLE_COMPILE_CACHE=1; stale caches from another vLLM/torch version fail like this"),
-             "a separately upgraded triton breaks torch.compile: install the triton version torch pins"
-             + (f" (you have triton {triton} with torch {torch})" if triton and torch else ""),
-             "for the report: TORCH_LOGS=+dynamo and a tlparse of the compile log locate the failing graph"]
+    fixes = [
+        vllm_or_not(facts, f"turn compilation off to confirm: {compile_off_advice(version)}", TORCH_COMPILE_OFF_ADVICE),
+        *vllm_only(
+            facts,
+            "clear the compile cache (~/.cache/vllm/torch_compile_cache) or set "
+            "VLLM_DISABLE_COMPILE_CACHE=1; stale caches from another vLLM/torch version fail like this",
+        ),
+        "a separately upgraded triton breaks torch.compile: install the triton version torch pins"
+        + (f" (you have triton {triton} with torch {torch})" if triton and torch else ""),
+        "for the report: TORCH_LOGS=+dynamo and a tlparse of the compile log locate the failing graph",
+    ]
     if engine_arg(facts, "enforce_eager") is not None:
         fixes.pop(0)
-    return Diagnosis(level(facts, "COMPILE_FAILED"),
-                   "torch.compile (Dynamo / Inductor / Triton) failed to compile part of the model.",
-                   evidence=lines, fixes=fixes)
+    return Diagnosis(
+        level(facts, "COMPILE_FAILED"),
+        "torch.compile (Dynamo / Inductor / Triton) failed to compile part of the model.",
+        evidence=lines,
+        fixes=fixes,
+    )

@@ -68,8 +68,11 @@ def crash_during_graph_capture(facts: Facts) -> Diagnosis | None:
         return None
     return Diagnosis(
         HINT + (0.2 if in_frames else 0.1),
-        vllm_or_not(facts, "The engine failed while capturing (or replaying) CUDA graphs.",
-                    "The program failed while capturing (or replaying) CUDA graphs."),
+        vllm_or_not(
+            facts,
+            "The engine failed while capturing (or replaying) CUDA graphs.",
+            "The program failed while capturing (or replaying) CUDA graphs.",
+        ),
         evidence=evidence(facts, "CUDA_GRAPH_CAPTURING", "CAPTURE_WORD", limit=2),
         fixes=graph_fixes(facts),
     )

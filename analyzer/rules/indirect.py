@@ -79,8 +79,11 @@ def _compile_fixes(facts: Facts) -> list[str]:
     triton = facts.package("triton")
     torch = facts.torch_version or facts.package("torch")
     return [
-        vllm_or_not(facts, f"confirm by turning compilation off: {compile_off_advice(vllm_version(facts))}",
-                    TORCH_COMPILE_OFF_ADVICE),
+        vllm_or_not(
+            facts,
+            f"confirm by turning compilation off: {compile_off_advice(vllm_version(facts))}",
+            TORCH_COMPILE_OFF_ADVICE,
+        ),
         vllm_or_not(
             facts,
             "clear the compile caches (~/.triton/cache and ~/.cache/vllm/torch_compile_cache): caches left by "

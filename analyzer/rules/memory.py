@@ -140,8 +140,10 @@ def holders_fix(holders: list[MemoryHolder], nums: dict) -> str:
     pids = " ".join(holder.pid for holder in holders[:HOLDERS_NAMED])
     requested = nums.get("requested_bytes")
     fits = f": with that memory free, the {fmt_gib(requested)} allocation fits" if requested else ""
-    return (f"stop {holders_text(holders)} (kill {pids}, if it is yours and idle), or run on a GPU it does not use "
-            f"(CUDA_VISIBLE_DEVICES){fits}")
+    return (
+        f"stop {holders_text(holders)} (kill {pids}, if it is yours and idle), or run on a GPU it does not use "
+        f"(CUDA_VISIBLE_DEVICES){fits}"
+    )
 
 
 def _diagnosis(facts: Facts, title: str, fixes: list[str], phase: str | None) -> Diagnosis:
@@ -195,8 +197,11 @@ def oom_loading_weights(facts: Facts) -> Diagnosis | None:
     fixes = [
         f"the weights alone do not fit: shard them with --tensor-parallel-size {shards} "
         "(or more GPUs), or load a quantized checkpoint (AWQ, GPTQ, FP8)",
-        *([] if holders_in_the_way(facts) else ["make sure no other process holds memory on the GPU (nvidia-smi) "
-                                                "before starting"]),
+        *(
+            []
+            if holders_in_the_way(facts)
+            else ["make sure no other process holds memory on the GPU (nvidia-smi) before starting"]
+        ),
         "--cpu-offload-gb N moves part of the weights to host memory (slow, last resort)",
     ]
     return _diagnosis(facts, "The GPU ran out of memory while loading the model weights.", fixes, "weights")

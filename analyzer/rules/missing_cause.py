@@ -35,7 +35,8 @@ def root_cause_not_captured(facts: Facts) -> Diagnosis | None:
                 "each worker process prints its own error: capture the output of all of them (e.g. `... 2>&1 | tee "
                 "run.log`; torchrun's --log-dir keeps each rank's output)",
             ),
-            "`vllm-bug run -- " + vllm_or_not(facts, "vllm serve ...", "<your command>")
+            "`vllm-bug run -- "
+            + vllm_or_not(facts, "vllm serve ...", "<your command>")
             + "` keeps the whole output and collects a bundle when the run fails",
         ],
     )

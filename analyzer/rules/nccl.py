@@ -143,8 +143,9 @@ def nccl_error(facts: Facts) -> Diagnosis | None:
         evidence=lines,
         fixes=[
             NCCL_DEBUG_ADVICE,
-            vllm_or_not(facts, "NCCL_P2P_DISABLE=1 as a test, and --disable-custom-all-reduce",
-                        "NCCL_P2P_DISABLE=1 as a test"),
+            vllm_or_not(
+                facts, "NCCL_P2P_DISABLE=1 as a test, and --disable-custom-all-reduce", "NCCL_P2P_DISABLE=1 as a test"
+            ),
             "make sure every rank runs the same torch / NCCL versions",
         ],
     )

@@ -41,14 +41,14 @@ def free_memory_below_utilization(facts: Facts) -> Diagnosis | None:
             float(sizes[name]) for name in ("free_gib", "total_gib", "utilization", "requested_gib")
         )
         if holders and sum(h.used_bytes for h in holders) >= (wanted - free) * GIB:
-            title = (f"Less GPU memory is free at start-up than --gpu-memory-utilization asks for ({wanted:.1f} GiB "
-                     f"wanted, {free:.1f} GiB free): {holders_text(holders)} held the rest.")
-            fixes[0] = (f"stop {holders_text(holders)}, or give this instance a GPU of its own "
-                        "(CUDA_VISIBLE_DEVICES)")
+            title = (
+                f"Less GPU memory is free at start-up than --gpu-memory-utilization asks for ({wanted:.1f} GiB "
+                f"wanted, {free:.1f} GiB free): {holders_text(holders)} held the rest."
+            )
+            fixes[0] = f"stop {holders_text(holders)}, or give this instance a GPU of its own (CUDA_VISIBLE_DEVICES)"
             details["holders"] = [{"pid": h.pid, "name": h.name, "used_bytes": h.used_bytes} for h in holders]
         fits = max(0.0, (free - 0.5) / total) if total else 0.0
-        details.update({"free_gib": free, "total_gib": total, "requested_utilization": util,
-                        "requested_gib": wanted})
+        details.update({"free_gib": free, "total_gib": total, "requested_utilization": util, "requested_gib": wanted})
         fixes.append(
             f"or lower --gpu-memory-utilization to at most {fits:.2f} ({free:.1f} of {total:.1f} GiB are free; "
             f"{util:g} asks for {wanted:.1f} GiB)"

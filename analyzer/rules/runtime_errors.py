@@ -148,8 +148,11 @@ def cuda_invalid_argument(facts: Facts) -> Diagnosis | None:
     if gpu and gpu[1] < BF16_MIN_CC:
         fixes.append(
             f"the {gpu[0]} (compute capability {gpu[1][0]}.{gpu[1][1]}) is outside what many kernels are "
-            + vllm_or_not(facts, "tuned for: try --dtype half and another attention backend",
-                          "tuned for: try float16 instead of bfloat16")
+            + vllm_or_not(
+                facts,
+                "tuned for: try --dtype half and another attention backend",
+                "tuned for: try float16 instead of bfloat16",
+            )
         )
     fixes += vllm_only(facts, "with several GPUs: --disable-custom-all-reduce rules out peer-to-peer registration")
     return Diagnosis(

@@ -29,7 +29,8 @@ def _advice() -> dict[str, Callable[[Facts], list[str]]]:
             vllm_or_not(facts, knowledge.compile_off_advice(vllm_version(facts)), knowledge.TORCH_COMPILE_OFF_ADVICE)
         ],
         "cudagraph_workarounds": lambda facts: (
-            [knowledge.TORCH_GRAPH_ADVICE] if vllm_not_involved(facts)
+            [knowledge.TORCH_GRAPH_ADVICE]
+            if vllm_not_involved(facts)
             else knowledge.cudagraph_workarounds(vllm_version(facts))
         ),
         "cuda_launch_blocking": lambda facts: [runtime_errors.LAUNCH_BLOCKING_ADVICE],
@@ -38,8 +39,7 @@ def _advice() -> dict[str, Callable[[Facts], list[str]]]:
     }
 
 
-ADVICE_NAMES = ("compile_off", "cudagraph_workarounds", "cuda_launch_blocking", "no_cpu_sync_in_capture",
-                "nccl_debug")
+ADVICE_NAMES = ("compile_off", "cudagraph_workarounds", "cuda_launch_blocking", "no_cpu_sync_in_capture", "nccl_debug")
 
 
 @lru_cache(maxsize=1)

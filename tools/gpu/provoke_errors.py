@@ -7,7 +7,6 @@ stdout/stderr goes to OUTDIR/<scenario>.log with the command and exit code on th
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -81,7 +80,9 @@ SCENARIOS: dict[str, str] = {
 
 CUDA_PROGRAMS: dict[str, tuple[list[str], str]] = {
     # built with nvcc for an architecture this GPU is not, without PTX: no kernel image
-    "no_kernel_image": (["-gencode", "arch=compute_80,code=sm_80"], r"""
+    "no_kernel_image": (
+        ["-gencode", "arch=compute_80,code=sm_80"],
+        r"""
         #include <cstdio>
         __global__ void k(int *p) { p[threadIdx.x] = threadIdx.x; }
         int main() {
@@ -91,8 +92,11 @@ CUDA_PROGRAMS: dict[str, tuple[list[str], str]] = {
             printf("launch: %s: %s\n", cudaGetErrorName(e), cudaGetErrorString(e));
             return e == cudaSuccess ? 0 : 1;
         }
-    """),
-    "invalid_argument_block_too_large": ([], r"""
+    """,
+    ),
+    "invalid_argument_block_too_large": (
+        [],
+        r"""
         #include <cstdio>
         __global__ void k(int *p) { p[threadIdx.x] = threadIdx.x; }
         int main() {
@@ -102,8 +106,11 @@ CUDA_PROGRAMS: dict[str, tuple[list[str], str]] = {
             printf("launch: %s: %s\n", cudaGetErrorName(e), cudaGetErrorString(e));
             return e == cudaSuccess ? 0 : 1;
         }
-    """),
-    "invalid_configuration_grid_too_large": ([], r"""
+    """,
+    ),
+    "invalid_configuration_grid_too_large": (
+        [],
+        r"""
         #include <cstdio>
         __global__ void k(int *p) { p[threadIdx.x] = threadIdx.x; }
         int main() {
@@ -113,7 +120,8 @@ CUDA_PROGRAMS: dict[str, tuple[list[str], str]] = {
             printf("launch: %s: %s\n", cudaGetErrorName(e), cudaGetErrorString(e));
             return e == cudaSuccess ? 0 : 1;
         }
-    """),
+    """,
+    ),
 }
 
 
