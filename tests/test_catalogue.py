@@ -13,8 +13,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from rule_helpers import facts
 from vllm_bug.analyzer import knowledge
 from vllm_bug.analyzer.findings import CATEGORIES
+from vllm_bug.analyzer.signals import fold, table, text_tokens
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "analyzer" / "data"
@@ -22,8 +24,7 @@ CATALOGUE = DATA / "catalogue"
 MESSAGE_FILES = sorted(p for p in CATALOGUE.glob("*.json") if "rows" in json.loads(p.read_text("utf-8")))
 TABLES = {p.name: json.loads(p.read_text("utf-8")) for p in MESSAGE_FILES}
 ROWS = {(name, row_id): row for name, doc in TABLES.items() for row_id, row in doc["rows"].items()}
-# engine_config is in DESIGN.md's table; the analyzer's CATEGORIES gains it with the rules that use it.
-VALID_CATEGORIES = set(CATEGORIES) | {"engine_config", "generic"}
+VALID_CATEGORIES = set(CATEGORIES) | {"generic"}  # generic: an error with many causes, none of its own
 
 sys.path.insert(0, str(ROOT / "tools"))
 from catalogue_mining import messages, nccl, vllm  # noqa: E402
@@ -107,6 +108,8 @@ def test_row_matches_the_message_rebuilt_from_its_excerpt(key):
     assert row["category"] in VALID_CATEGORIES
     for message in rebuilt(row):
         assert search(row, message), (row["pattern"], message)
+        words = text_tokens(fold(message.split("\n")[0] if row["excerpt_kind"] != "enum" else message))
+        assert any(all(t in words for t in form) for form in row["tokens"]), (row["tokens"], message)
 
 
 @pytest.mark.parametrize("key", sorted(k for k in ROWS if ROWS[k]["excerpt_kind"] == "enum"), ids=lambda k: k[1])
@@ -116,6 +119,7 @@ def test_enum_rows_name_number_and_wrapped_text(key):
     for wrapper in TABLES[key[0]].get("wrappers", []) if "description" in row else []:
         text = re.sub(r"\{\w*\}", "7", wrapper["template"].replace("{cuda_error}", row["description"]))
         assert search(row, text), (text, row["pattern"])
+        assert any(all(t in text_tokens(fold(text)) for t in form) for form in row["tokens"])
 
 
 @pytest.mark.parametrize("key", sorted(ROWS), ids=lambda key: key[1])
@@ -149,6 +153,80 @@ def test_cuda_errors_are_categorised_as_the_design_says():
     assert rows["cudaErrorStreamCaptureUnsupported"]["category"] == "cuda_graph"
     assert rows["cudaErrorInvalidConfiguration"]["category"] == "invalid_config_arg"
     assert rows["cudaErrorECCUncorrectable"]["category"] == "generic"
+
+
+# -- the signals loader ----------------------------------------------------------------------------------------
+def test_catalogue_rows_are_signals_with_tokens():
+    for _, row_id in ROWS:
+        assert table()[row_id].tokens and not table()[row_id].words
+
+
+def test_torch_wrapped_cuda_error_is_seen_with_its_row():
+    found = facts(
+        "torch.AcceleratorError: CUDA error: an illegal memory access was encountered\n"
+        "CUDA kernel errors might be asynchronously reported at some other API call"
+    ).signals
+    assert found.seen("CUDA_ERR_ILLEGAL_ADDRESS") and not found.seen("CUDA_ERR_MEMORY_ALLOCATION")
+
+
+def test_nccl_cuda_failure_carries_the_cuda_error():
+    found = facts(
+        "host:1:2 [0] NCCL INFO transport/p2p.cc:275 -> 1\n"
+        "host:1:2 [0] enqueue.cc:1 NCCL WARN Cuda failure 'out of memory'"
+    ).signals
+    carrier = next(
+        row_id
+        for (name, row_id), row in ROWS.items()
+        if name == "nccl.json" and row.get("carries") and row["template"] == "Cuda failure '{}'"
+    )
+    assert found.first(carrier).groups["cuda_error"] == "out of memory"
+    assert found.seen("CUDA_ERR_MEMORY_ALLOCATION", "NCCL_WARN")
+
+
+def test_pydantic_wrapped_vllm_config_error_is_seen_with_its_values():
+    text = (
+        "pydantic_core._pydantic_core.ValidationError: 1 validation error for ParallelConfig\n"
+        "  Value error, World size (2) is larger than the number of available GPUs (1) in this node. "
+        "If this is intentional and you are using:\n"
+    )
+    found = facts(text).signals
+    hits = [row_id for (name, row_id) in ROWS if name == "vllm_messages.json" and found.seen(row_id)]
+    assert hits, "no vLLM config row matched"
+    assert any(found.first(h).groups.get("world_size") == "2" for h in hits)
+
+
+def test_json_facts_list_catalogue_signals_seen():
+    from vllm_bug.analyzer.jsonout import facts_to_json
+
+    out = facts_to_json(
+        facts(
+            "triton.runtime.errors.OutOfResources: out of resource: shared memory, Required: 81920, "
+            "Hardware limit: 65536. Reducing block sizes or `num_stages` may help."
+        )
+    )
+    assert any(s.startswith("TRITON_OUT_OF_RESOURCE") for s in out["signals_seen"])
+
+
+@pytest.mark.parametrize("first_line", ["plain ascii", "h\u00e9llo, \u2603", "\u1e9e changes its UTF-8 length"])
+def test_searching_only_the_lines_with_the_tokens_finds_what_searching_all_does(first_line):
+    from vllm_bug.analyzer.signals import Lines, _scan, _scan_lines_with
+
+    text = (
+        f"{first_line}\nValueError: CUDA error: out of memory\nmemory out, cuda error: none\n"
+        "host [0] NCCL WARN Cuda failure 'out of memory'\ncudaErrorMemoryAllocation"
+    )
+    row = table()["CUDA_ERR_MEMORY_ALLOCATION"]
+    hits = _scan_lines_with(row, Lines(text, fold(text)))
+    assert hits == _scan(row, text) and len(hits) == 3
+
+
+def test_a_message_split_over_other_words_is_not_tried():
+    """A row is compiled only when every token of one of its forms is in the text."""
+    from vllm_bug.analyzer.signals import _may_match
+
+    row = table()["CUDA_ERR_MEMORY_ALLOCATION"]
+    assert not _may_match(row, "", text_tokens("cuda memory"))
+    assert _may_match(row, "", text_tokens("cuda error: out of memory"))
 
 
 # -- the vLLM tables -------------------------------------------------------------------------------------------
