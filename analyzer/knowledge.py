@@ -282,6 +282,36 @@ REMOVED_ENV: tuple[Removal, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class FlagHistory:
+    """A vLLM option's life in the mined releases (analyzer/data/catalogue/vllm_flags.json): release tags."""
+
+    name: str
+    first_seen: str
+    last_seen: str
+    removed_in: str | None  # the first mined release without it, when the newest lacks it
+    deprecated_in: str | None  # the first mined release whose parser marks it deprecated
+    replaced_by: tuple[str, ...]  # options its deprecation texts name, that the newest release has
+
+
+@lru_cache(maxsize=1)
+def _flags() -> dict[str, Any]:
+    from importlib import resources
+
+    path = resources.files("vllm_bug.analyzer") / "data" / "catalogue" / "vllm_flags.json"
+    return cast(dict[str, Any], json.loads(path.read_text("utf-8"))["flags"])
+
+
+def flag_history(name: str) -> FlagHistory | None:
+    """What the mined releases say of an option ('--swap-space'); None when no mined release declares it."""
+    entry = _flags().get(name)
+    if entry is None:
+        return None
+    deprecated = entry.get("deprecated")
+    return FlagHistory(name, entry["present"][0][0], entry["present"][-1][1], entry.get("removed_in"),
+                       deprecated[0][0] if deprecated else None, tuple(entry.get("replaced_by", ())))
+
+
 def release_text(version: Version) -> str:
     """(0, 10) -> '0.10'."""
     return ".".join(str(part) for part in version)

@@ -273,6 +273,15 @@ def test_flag_history_is_ordered_and_names_existing_replacements():
             assert replacement in FLAGS["flags"] and "removed_in" not in FLAGS["flags"][replacement]
 
 
+def test_flag_history_names_the_release_that_removed_a_flag_and_its_replacement():
+    reasoning = knowledge.flag_history("--enable-reasoning")
+    assert reasoning is not None and reasoning.removed_in == "v0.10.0" and reasoning.deprecated_in == "v0.9.0"
+    assert reasoning.replaced_by == ("--reasoning-parser",)
+    model = knowledge.flag_history("--model")
+    assert model is not None and model.removed_in is None and model.first_seen == "v0.2.0"
+    assert knowledge.flag_history("--no-such-flag") is None
+
+
 def test_hand_written_removed_flags_agree_with_the_release_history():
     order = FLAGS["source"]["releases"]
     for removal in knowledge.REMOVED_FLAGS:
