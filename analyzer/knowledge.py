@@ -6,7 +6,10 @@ that asked stays silent rather than guess. Versions are tuples compared numerica
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, cast
 
 from vllm_bug.analyzer.facts import parse_version
 
@@ -32,41 +35,60 @@ def is_dev_build(version: str | None) -> bool:
     return any(tag in text for tag in ("dev", "rc", "nightly", "+g", "git sha", "main@"))
 
 
-# -- torch each vLLM release pins (vllm's requirements/cuda.txt), by (major, minor[, patch]) ------------
-# Ranges are inclusive of the lower bound; the first entry whose bound is <= the version wins.
-_VLLM_TORCH: tuple[tuple[Version, str], ...] = (
-    ((0, 33), "2.14.0"),
-    ((0, 20), "2.11.0"),
-    # 0.13 - 0.19: pins moved between 2.9.1 and 2.10 across these releases; not tabulated.
-    ((0, 13), ""),
-    ((0, 11, 1), "2.9.0"),
-    ((0, 10, 2), "2.8.0"),
-    ((0, 10, 0), "2.7.1"),
-    ((0, 9, 0), "2.7.0"),
-    ((0, 8, 0), "2.6.0"),
-    ((0, 6, 4), "2.5.1"),
-    ((0, 5, 4), "2.4.0"),
-    ((0, 5, 3), "2.3.1"),
-    ((0, 4, 2), "2.3.0"),
-    ((0, 4, 1), "2.2.1"),
-    ((0, 2, 6), "2.1.2"),
-    ((0, 2, 2), "2.1.0"),
-)
-_VLLM_TORCH_UPPER: tuple[Version, Version] = ((0, 21), (0, 33))  # 0.21 .. 0.32 unknown
+# -- what each vLLM release pins and defaults to: mined from the releases ---------------------------------
+# analyzer/data/catalogue/vllm_releases.json is written by tools/mine_catalogue.py: the torch each
+# published release requires (its wheel's metadata), and EngineArgs' constant defaults of the releases it
+# read (the first of each minor series; a patch release is taken to keep its series' defaults).
+@lru_cache(maxsize=1)
+def _releases() -> dict[str, Any]:
+    from importlib import resources
+
+    path = resources.files("vllm_bug.analyzer") / "data" / "catalogue" / "vllm_releases.json"
+    return cast(dict[str, Any], json.loads(path.read_text("utf-8")))
+
+
+@lru_cache(maxsize=1)
+def _torch_pins() -> dict[Version, str | None]:
+    pins: dict[Version, str | None] = {}
+    for release, entry in _releases()["torch_pins"].items():
+        v = vt(release)
+        if v is not None:
+            pins[_pad(v)] = entry["torch"]
+    return pins
+
+
+def _pad(v: Version, width: int = 4) -> Version:
+    return v + (0,) * (width - len(v))
 
 
 def torch_required_by_vllm(vllm_version: str | None) -> str | None:
-    """The torch release a published vLLM wheel pins, or None when unknown (or a dev build)."""
+    """The torch release a published vLLM wheel pins, or None when unknown (a dev build, a version newer
+    than the mined releases, or a minor series with no mined release)."""
     v = vt(vllm_version)
     if v is None or is_dev_build(vllm_version):
         return None
-    if _VLLM_TORCH_UPPER[0] <= v[:2] < _VLLM_TORCH_UPPER[1]:
+    pins = _torch_pins()
+    key = _pad(v)
+    if not pins or key > max(pins):
         return None
-    if v[:2] > (0, 33):
+    same_series = [release for release in pins if release[:2] == key[:2] and release <= key]
+    return pins[max(same_series)] if same_series else None
+
+
+def release_default(name: str, vllm_version: str | None) -> Any | None:
+    """EngineArgs' default for `name` in this vLLM version (as in the newest mined release not newer than
+    it), or None: a version older than every mined release, or no constant default there."""
+    v = vt(vllm_version)
+    if v is None:
         return None
-    for floor, torch in _VLLM_TORCH:
-        if v >= floor:
-            return torch or None
+    order = _releases()["source"]["releases"]
+    mined = [ref for ref in order if _pad(vt(ref) or ()) <= _pad(v)]
+    if not mined:
+        return None
+    at = order.index(mined[-1])
+    for entry in _releases()["defaults"].get(name, []):
+        if any(order.index(first) <= at <= order.index(last) for first, last in entry["present"]):
+            return entry["value"]
     return None
 
 
@@ -226,6 +248,9 @@ class Removal:
     never_existed: bool = False
 
 
+# gone_since: the first vLLM release (of those tools/mine_catalogue.py reads, the first of each minor series)
+# whose parser lacks the flag, as analyzer/data/catalogue/vllm_flags.json records; tests/test_catalogue.py
+# checks every entry against it. The replacements are our words.
 REMOVED_FLAGS: tuple[Removal, ...] = (
     Removal(
         "--swap-space",
@@ -238,11 +263,11 @@ REMOVED_FLAGS: tuple[Removal, ...] = (
         (0, 11),
         "--max-cudagraph-capture-size N (or --enforce-eager to skip CUDA graphs entirely)",
     ),
-    Removal("--max-context-len-to-capture", (0, 11), "--max-cudagraph-capture-size N (or --enforce-eager)"),
-    Removal("--use-v2-block-manager", (0, 8), "nothing (the V2 block manager is the only one)"),
-    Removal("--worker-use-ray", (0, 6), "--distributed-executor-backend ray"),
-    Removal("--engine-use-ray", (0, 6), "nothing (Ray is chosen with --distributed-executor-backend ray)"),
-    Removal("--task", (0, 33), "--runner pooling (with --convert when needed) for embedding/pooling models"),
+    Removal("--max-context-len-to-capture", (0, 7), "--max-cudagraph-capture-size N (or --enforce-eager)"),
+    Removal("--use-v2-block-manager", (0, 10), "nothing (the V2 block manager is the only one)"),
+    Removal("--worker-use-ray", (0, 7), "--distributed-executor-backend ray"),
+    Removal("--engine-use-ray", (0, 7), "nothing (Ray is chosen with --distributed-executor-backend ray)"),
+    Removal("--task", (0, 13), "--runner pooling (with --convert when needed) for embedding/pooling models"),
     # deprecated in 0.9.0, whose help text announced the removal in 0.10.0; absent from the 0.10.0 wheel
     Removal(
         "--enable-reasoning",
@@ -272,6 +297,42 @@ REMOVED_ENV: tuple[Removal, ...] = (
     Removal("VLLM_DISABLE_CUDA_GRAPHS", (0,), "--enforce-eager (or a cudagraph_mode of NONE)", never_existed=True),
     Removal("VLLM_TORCH_COMPILE", (0,), "-O0 / --enforce-eager to turn compilation off", never_existed=True),
 )
+
+
+@dataclass(frozen=True)
+class FlagHistory:
+    """A vLLM option's life in the mined releases (analyzer/data/catalogue/vllm_flags.json): release tags."""
+
+    name: str
+    first_seen: str
+    last_seen: str
+    removed_in: str | None  # the first mined release without it, when the newest lacks it
+    deprecated_in: str | None  # the first mined release whose parser marks it deprecated
+    replaced_by: tuple[str, ...]  # options its deprecation texts name, that the newest release has
+
+
+@lru_cache(maxsize=1)
+def _flags() -> dict[str, Any]:
+    from importlib import resources
+
+    path = resources.files("vllm_bug.analyzer") / "data" / "catalogue" / "vllm_flags.json"
+    return cast(dict[str, Any], json.loads(path.read_text("utf-8"))["flags"])
+
+
+def flag_history(name: str) -> FlagHistory | None:
+    """What the mined releases say of an option ('--swap-space'); None when no mined release declares it."""
+    entry = _flags().get(name)
+    if entry is None:
+        return None
+    deprecated = entry.get("deprecated")
+    return FlagHistory(
+        name,
+        entry["present"][0][0],
+        entry["present"][-1][1],
+        entry.get("removed_in"),
+        deprecated[0][0] if deprecated else None,
+        tuple(entry.get("replaced_by", ())),
+    )
 
 
 def release_text(version: Version) -> str:
@@ -305,12 +366,9 @@ def deprecated_in(entries: tuple[Removal, ...], name: str, vllm_version: str | N
 
 # -- version-right advice -------------------------------------------------------------------------
 def default_gpu_memory_utilization(vllm_version: str | None) -> float | None:
-    """0.90 for years; 0.92 in current releases. None when the version falls between what we know."""
-    if at_least(vllm_version, (0, 20)):
-        return 0.92
-    if vllm_version and not at_least(vllm_version, (0, 12)):
-        return 0.90
-    return None
+    """--gpu-memory-utilization's default in this vLLM version; None when it is not known."""
+    value = release_default("gpu_memory_utilization", vllm_version)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def attention_backend_advice(vllm_version: str | None, backend: str) -> str:
@@ -354,13 +412,15 @@ def compile_off_advice(vllm_version: str | None) -> str:
 
 
 def vllm_wheel_cuda(vllm_version: str | None) -> str | None:
-    """CUDA the default PyPI wheel of this vLLM release is built with."""
+    """CUDA the default PyPI wheel of this vLLM release is built for: the release's VLLM_MAIN_CUDA_VERSION
+    (mined, from 0.11), and before that variable existed the CUDA of the release notes."""
+    mined = release_default("VLLM_MAIN_CUDA_VERSION", vllm_version)
+    if isinstance(mined, str):
+        return mined
     v = vt(vllm_version)
     if v is None:
         return None
-    if v >= (0, 20):
-        return "13.0"
-    if (0, 9) <= v < (0, 20):
+    if (0, 9) <= v < (0, 11):
         return "12.8"
     if (0, 4, 1) <= v < (0, 9):
         return "12.1" if v < (0, 6, 4) else "12.4"

@@ -1,16 +1,21 @@
 """Typed signals: every recognised message in the input, found once when facts are built.
 
-A signal is a row of a table under `analyzer/data/signals/` (one file per family of messages): an id,
-a regex, the trigger words one of which any match contains, and where the message comes from.
+A signal is a row of a table under `analyzer/data/signals/` (one file per family of messages): an id, a
+regex, the trigger words one of which any match contains, and where the message comes from.
 `detect_signals` scans the input's lines (the de-duplicated, capped text rules search) and the
-root-cause exception once per row, and keeps
-for each signal the matching lines (in input order, at most MAX_HITS), the named groups of each
-match, whether the root cause itself says it, and whether the root cause's frames match (scope "frames") or
-the frames of any traceback in the input do, cut ones without an error line included (scope "all_frames"). Rules ask
-`facts.signals` by id; they never see a regex or the raw text.
+root-cause exception once per row, and keeps for each signal the matching lines (in input order, at
+most MAX_HITS), the named groups of each match, whether the root cause itself says it, and whether
+the root cause's frames match (scope "frames") or the frames of any traceback in the input do, cut
+ones without an error line included (scope "all_frames"). Rules ask `facts.signals` by id; they never
+see a regex or the raw text.
 
 A row's regex is compiled only when one of its words occurs in the lower-cased text, so a report
 pays only for the messages it could contain.
+
+The rows of the catalogue mined from upstream sources (analyzer/data/catalogue/, written by
+tools/mine_catalogue.py) are signals too. There are hundreds of them, so instead of words searched
+in the text they carry tokens: the text is split once into a set of tokens (`text_tokens`), and a
+row is tried only when all the tokens of one of its forms are in that set.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ class SignalRow:
     scope: str = "text"
     case_sensitive: bool = False
     max_hits: int = MAX_HITS
+    tokens: tuple[tuple[str, ...], ...] = ()  # catalogue rows: a match holds every token of one of these
 
     @property
     def flags(self) -> int:
@@ -119,7 +125,10 @@ def read_tables(folder: str, key: str) -> dict[str, dict[str, Any]]:
     for entry in sorted(base.iterdir(), key=lambda item: item.name):
         if not entry.name.endswith(".json"):
             continue
-        for row_id, row in json.loads(entry.read_text("utf-8"))[key].items():
+        text = entry.read_text("utf-8")
+        if f'"{key}":' not in text:
+            continue  # a table of another kind in the same folder (the catalogue's flag and release tables)
+        for row_id, row in json.loads(text)[key].items():
             if row_id in merged:
                 raise ValueError(f"{folder}/{entry.name}: {row_id} is defined twice")
             merged[row_id] = row
@@ -136,7 +145,7 @@ def read_table_file(folder: str, name: str, key: str) -> dict[str, dict[str, Any
 
 @lru_cache(maxsize=1)
 def table() -> dict[str, SignalRow]:
-    """The signals table, read once from package data."""
+    """The signals table, read once from package data: the hand-written tables, then the catalogue."""
     rows: dict[str, SignalRow] = {}
     for signal_id, row in read_tables("signals", "signals").items():
         rows[signal_id] = SignalRow(
@@ -147,6 +156,11 @@ def table() -> dict[str, SignalRow]:
             case_sensitive=row.get("case_sensitive", False),
             max_hits=row.get("max_hits", MAX_HITS),
         )
+    for signal_id, row in read_tables("catalogue", "rows").items():
+        if signal_id in rows:
+            raise ValueError(f"catalogue row {signal_id} has the id of a signal")
+        tokens = tuple(tuple(form) for form in row["tokens"])
+        rows[signal_id] = SignalRow(id=signal_id, pattern=row["pattern"], words=(), tokens=tokens)
     return rows
 
 
@@ -167,6 +181,8 @@ def detect_signals(facts: Facts) -> SignalSet:
     traceback_text = facts.root_cause.text if facts.root_cause is not None else ""
     folded_text, folded_root, folded_frames = entry.folded, fold(root_text), fold(frames_text)
     folded_traceback, folded_all_frames = fold(traceback_text), fold(all_frames_text)
+    lines = Lines(text, folded_text)
+    root_words, traceback_words = text_tokens(folded_root), text_tokens(folded_traceback)
     found = SignalSet()
     for row in table().values():
         if row.scope in FRAME_SCOPES:
@@ -181,22 +197,64 @@ def detect_signals(facts: Facts) -> SignalSet:
                     found.in_frames.add(row.id)
                     found.frame_lines[row.id] = _line_at(all_frames_text, match.start())
             continue
-        if _may_match(row, folded_text):
-            hits = _scan(row, text)
+        if _may_match(row, folded_text, lines.tokens if row.tokens else None):
+            hits = _scan_lines_with(row, lines) if row.tokens else _scan(row, text)
             if hits:
                 found.hits[row.id] = hits
-        if root_text and _may_match(row, folded_root):
+        if root_text and _may_match(row, folded_root, root_words):
             match = _compiled(row.id).search(root_text)
             if match:
                 found.in_root.add(row.id)
                 found.root_groups[row.id] = _groups(match)
-        if traceback_text and _may_match(row, folded_traceback) and _compiled(row.id).search(traceback_text):
+        if (
+            traceback_text
+            and _may_match(row, folded_traceback, traceback_words)
+            and _compiled(row.id).search(traceback_text)
+        ):
             found.in_root_text.add(row.id)
     return found
 
 
-def _may_match(row: SignalRow, folded: str) -> bool:
+def _may_match(row: SignalRow, folded: str, tokens: set[str] | None = None) -> bool:
+    if row.tokens and tokens is not None:
+        return any(all(token in tokens for token in form) for form in row.tokens)
     return any(word in folded for word in row.words)
+
+
+# Whitespace and ASCII punctuation other than '_' separate tokens (tools/catalogue_mining/messages.py picks
+# a row's tokens by the same rule). Punctuation becomes spaces in UTF-8: translating a long str that is
+# not pure ASCII is slow, bytes are not.
+_PUNCTUATION = b"!\"#$%&'()*+,-./:;<=>?@[\\]^`{|}~"
+_SEPARATE = bytes.maketrans(_PUNCTUATION, b" " * len(_PUNCTUATION))
+
+
+def utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
+
+
+def text_tokens(folded: str) -> set[str]:
+    """The tokens of a folded text."""
+    return set(utf8(folded).translate(_SEPARATE).decode("utf-8", "surrogatepass").split())
+
+
+class Lines:
+    """A text, its folded copy, their UTF-8 and the folded text's tokens, made when a catalogue row asks."""
+
+    def __init__(self, text: str, folded: str) -> None:
+        self.text, self.folded = text, folded
+        self._bytes: tuple[bytes, bytes] | None = None
+        self._tokens: set[str] | None = None
+
+    @property
+    def tokens(self) -> set[str]:
+        if self._tokens is None:
+            self._tokens = set(self.as_bytes()[1].translate(_SEPARATE).decode("utf-8", "surrogatepass").split())
+        return self._tokens
+
+    def as_bytes(self) -> tuple[bytes, bytes]:
+        if self._bytes is None:
+            self._bytes = utf8(self.text), utf8(self.folded)
+        return self._bytes
 
 
 def _scan(row: SignalRow, text: str) -> list[Hit]:
@@ -221,6 +279,40 @@ def _line_at(text: str, pos: int) -> str:
     start = text.rfind("\n", 0, pos) + 1
     end = text.find("\n", pos)
     return text[start : len(text) if end < 0 else end]
+
+
+def _scan_lines_with(row: SignalRow, lines: Lines) -> list[Hit]:
+    """`_scan` for a catalogue row, whose matches lie within one line: only the lines that hold every token
+    of one of its forms are searched, and the regex is compiled only when there is such a line (on a long
+    log many rows pass the token test, and compiling and running each over all of it costs seconds)."""
+    text, folded = lines.as_bytes()
+    if len(folded) != len(text):  # lower() changed a character's length: offsets would not line up
+        return _scan(row, lines.text)
+    starts: set[int] = set()
+    for form in row.tokens:
+        if not all(token in lines.tokens for token in form):
+            continue
+        anchor, *others = (utf8(token) for token in form)
+        pos = folded.find(anchor)
+        while pos != -1:
+            start, end = folded.rfind(b"\n", 0, pos) + 1, folded.find(b"\n", pos)
+            end = len(folded) if end < 0 else end
+            if all(token in folded[start:end] for token in others):
+                starts.add(start)
+            pos = folded.find(anchor, end)
+    if not starts:
+        return []  # the tokens are in the text but never together in one line: nothing to compile
+    rx = _compiled(row.id)
+    hits: list[Hit] = []
+    for start in sorted(starts):
+        end = text.find(b"\n", start)
+        line = text[start : len(text) if end < 0 else end].decode("utf-8", "surrogatepass")
+        match = rx.search(line)
+        if match and line.strip():
+            hits.append(Hit(clip(line), _groups(match)))
+            if len(hits) >= row.max_hits:
+                break
+    return hits
 
 
 def _groups(match: re.Match[str]) -> dict[str, str]:

@@ -38,7 +38,8 @@ def test_torch_pins():
     assert k.torch_required_by_vllm("0.6.4.post1") == "2.5.1"
     assert k.torch_required_by_vllm("0.10.1.1") == "2.7.1"
     assert k.torch_required_by_vllm("0.33.0") == "2.14.0"
-    assert k.torch_required_by_vllm("0.25.0") is None  # not tabulated: no guess
+    assert k.torch_required_by_vllm("0.25.0") == "2.11.0"  # mined from the release's wheel metadata
+    assert k.torch_required_by_vllm("0.99.0") is None  # newer than the mined releases: no guess
     assert k.torch_required_by_vllm("0.9.0rc1") is None
 
 
@@ -59,7 +60,7 @@ def test_removed_names_by_version():
     assert k.removed_in(k.REMOVED_ENV, "VLLM_DISABLE_CUDA_GRAPH", None) is not None
     assert k.default_gpu_memory_utilization("0.6.4") == 0.90
     assert k.default_gpu_memory_utilization("0.33.0") == 0.92
-    assert k.default_gpu_memory_utilization("0.15.0") is None
+    assert k.default_gpu_memory_utilization("0.15.0") == 0.90  # mined from the 0.15.0 release
 
 
 def test_arch_list_coverage():

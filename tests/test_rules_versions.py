@@ -51,7 +51,9 @@ def test_torch_not_what_vllm_requires_is_secondary_without_errors():
     assert fire("TORCH_NOT_WHAT_VLLM_REQUIRES", facts(torch_version="2.6.0+cu124", vllm_version="0.8.3")) is None
     # dev builds move their pins; unknown release ranges are not guessed
     assert fire("TORCH_NOT_WHAT_VLLM_REQUIRES", facts(torch_version="2.5.1", vllm_version="0.9.0.dev12+g1234")) is None
-    assert fire("TORCH_NOT_WHAT_VLLM_REQUIRES", facts(torch_version="2.5.1", vllm_version="0.25.0")) is None
+    assert fire("TORCH_NOT_WHAT_VLLM_REQUIRES", facts(torch_version="2.5.1", vllm_version="0.99.0")) is None
+    # releases once untabulated are known now (mined from each release's wheel metadata)
+    assert "2.11.0" in fire("TORCH_NOT_WHAT_VLLM_REQUIRES", facts(torch_version="2.5.1", vllm_version="0.25.0")).title
 
 
 def test_bundle_requirement_wins_over_table():
