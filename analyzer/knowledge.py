@@ -148,7 +148,8 @@ def max_cuda_for_driver(driver: str | None) -> tuple[int, int] | None:
         return None
     best = None
     for cuda, need in sorted(_TOOLKIT_DRIVER.items()):
-        if at_least(driver, vt(need)):
+        floor = vt(need)
+        if floor is not None and at_least(driver, floor):
             best = cuda
     return best
 

@@ -319,7 +319,7 @@ def environment_summary(facts) -> str:
     if not facts.nvcc_version:
         row("CUDA, nvcc toolkit", None, "nvcc")
     torch = describe.torch_state(facts)
-    if facts.torch_version and facts.torch_cuda_available is not None:
+    if torch and facts.torch_version and facts.torch_cuda_available is not None:
         devices = f", {facts.torch_device_count} device(s)" if facts.torch_device_count is not None else ""
         torch += f"; sees CUDA: {'yes' if facts.torch_cuda_available else 'NO'}{devices}"
     row("torch", torch, "torch")

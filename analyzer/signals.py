@@ -121,7 +121,7 @@ class SignalSet:
 def read_tables(folder: str, key: str) -> dict[str, dict[str, Any]]:
     """The rows of every JSON table in analyzer/data/<folder>/, merged; an id defined twice is an error."""
     merged: dict[str, dict[str, Any]] = {}
-    base = resources.files("vllm_bug.analyzer").joinpath("data", folder)
+    base = resources.files("vllm_bug.analyzer").joinpath("data").joinpath(folder)
     for entry in sorted(base.iterdir(), key=lambda item: item.name):
         if not entry.name.endswith(".json"):
             continue
@@ -137,7 +137,7 @@ def read_tables(folder: str, key: str) -> dict[str, dict[str, Any]]:
 
 def read_table_file(folder: str, name: str, key: str) -> dict[str, dict[str, Any]]:
     """The rows of analyzer/data/<folder>/<name>.json, or none when that table does not exist."""
-    entry = resources.files("vllm_bug.analyzer").joinpath("data", folder, f"{name}.json")
+    entry = resources.files("vllm_bug.analyzer").joinpath("data").joinpath(folder).joinpath(f"{name}.json")
     if not entry.is_file():
         return {}
     return dict(json.loads(entry.read_text("utf-8"))[key])

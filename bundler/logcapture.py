@@ -559,7 +559,7 @@ def _read_last_part(stream: BinaryIO, acc: LogAccumulator) -> None:
         return
     acc.tail += b"\n"
     acc.total += skipped
-    acc.carry = b""
+    acc.carries.clear()  # a partial line from before the jump must not join the first line read after it
     acc.feed(data)
 
 

@@ -7,6 +7,7 @@ the summary and the report show first.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 MAX_PACKAGES = 5000
 MAX_VERSION_CHARS = 256
@@ -52,7 +53,7 @@ def key_versions(packages: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def clean_packages(packages: dict[str, object]) -> dict[str, str]:
+def clean_packages(packages: Mapping[str, object]) -> dict[str, str]:
     """Normalised, sorted, capped to what the schema accepts (key packages always kept)."""
     cleaned: dict[str, str] = {}
     for name, version in packages.items():

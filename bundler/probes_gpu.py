@@ -167,6 +167,8 @@ def _load_module_from(path: str, name: str) -> Any:
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {name} from {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
@@ -198,7 +200,7 @@ def _read_initialised(nvml: Any) -> NvmlReading:
     driver_errors: dict[str, str] = {}
     reader = _Reader(nvml, driver_errors)
     cuda_int = reader.read("cuda_version", "nvmlSystemGetCudaDriverVersion")
-    driver = {
+    driver: dict[str, Any] = {
         "version": smi.capped(_text(reader.read("version", "nvmlSystemGetDriverVersion")), 64),
         "cuda_version": cuda_version_from_int(int(cuda_int)) if isinstance(cuda_int, int) else None,
         "nvml_version": smi.capped(_text(reader.read("nvml_version", "nvmlSystemGetNVMLVersion")), 64),
@@ -279,7 +281,7 @@ def _memory(reader: _Reader, handle: Any) -> dict[str, Any]:
             info = None
     if info is None:
         info = reader.read("memory", "nvmlDeviceGetMemoryInfo", handle)
-    out = {"memory_total_bytes": None, "memory_used_bytes": None, "memory_free_bytes": None}
+    out: dict[str, int | None] = {"memory_total_bytes": None, "memory_used_bytes": None, "memory_free_bytes": None}
     if info is not None:
         out = {
             "memory_total_bytes": _int_or_none(getattr(info, "total", None)),

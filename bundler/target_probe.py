@@ -28,6 +28,7 @@ import re
 import sys
 import time
 import traceback
+from typing import Any, Dict, List, Optional, TextIO
 
 if "requirement_tools" not in globals():  # imported as a module; as the probe, the checks' source comes first
     from vllm_bug.bundler.target_requirements import (
@@ -42,7 +43,7 @@ MARKER = "@@vllm-bug-probe@@"
 TRACEBACK_CAP = 256 << 10
 ERROR_CAP = 64 << 10
 
-_out = None
+_out: Optional[TextIO] = None
 
 
 def _claim_stdout():
@@ -58,8 +59,9 @@ def _claim_stdout():
 
 
 def emit(record):
-    _out.write(MARKER + " " + json.dumps(record, ensure_ascii=True, default=str) + "\n")
-    _out.flush()
+    out = _out if _out is not None else sys.stdout  # stdout until _claim_stdout ran
+    out.write(MARKER + " " + json.dumps(record, ensure_ascii=True, default=str) + "\n")
+    out.flush()
 
 
 def _cap(text, limit):
@@ -92,8 +94,8 @@ def _normalise(name):
 
 def _all_distributions(metadata):
     """(name -> version, name -> [other versions], [(name, version, Requires-Dist lines)], name -> dist)."""
-    packages = {}
-    duplicates = {}
+    packages: Dict[str, str] = {}
+    duplicates: Dict[str, List[str]] = {}
     declared = []
     found = {}
     for dist in metadata.distributions():
@@ -171,7 +173,7 @@ def _requirement_check(raw, tools, installed_of):
 
 
 def _vllm_facts(metadata, packages, tools):
-    facts = {"installed": "vllm" in packages}
+    facts: Dict[str, Any] = {"installed": "vllm" in packages}
     if not facts["installed"]:
         return facts
     dist = metadata.distribution("vllm")
@@ -181,7 +183,8 @@ def _vllm_facts(metadata, packages, tools):
 
         spec = importlib.util.find_spec("vllm")
         if spec is not None:
-            origin = spec.origin or (list(spec.submodule_search_locations or []) or [None])[0]
+            locations: List[Optional[str]] = list(spec.submodule_search_locations or []) or [None]
+            origin = spec.origin or locations[0]
             facts["location"] = os.path.dirname(origin) if origin and origin.endswith(".py") else origin
     except Exception as exc:
         facts["location_error"] = str(exc)[:200]
@@ -222,7 +225,7 @@ def run_metadata():
     import platform
     import struct
 
-    facts = {
+    facts: Dict[str, Any] = {
         "python": {
             "version": sys.version.split()[0],
             "implementation": platform.python_implementation(),
@@ -363,7 +366,7 @@ def _nccl_version():
 
 def _import_vllm():
     started = time.monotonic()
-    facts = {}
+    facts: Dict[str, Any] = {}
     import vllm  # noqa: F401
 
     facts["version"] = str(getattr(vllm, "__version__", "") or "") or None

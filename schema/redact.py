@@ -1351,7 +1351,8 @@ def _cut_head(text: str, limit: int, redactor: Redactor | None, ends_cut: bool) 
     end = limit + _CONTEXT_MARGIN
     window = (redactor or Redactor()).text(text[:end])
     if end < len(text) or ends_cut:  # the window ends inside a longer text: its last word may be part of a secret
-        window = window[: len(window) - len(_LAST_WORD.search(window).group(0))]
+        last_word = _LAST_WORD.search(window)
+        window = window[: len(window) - (len(last_word.group(0)) if last_word else 0)]
     if len(window) <= limit:
         return window
     space = window.rfind(" ", 0, limit + 1)
@@ -1366,7 +1367,8 @@ def _cut_tail(text: str, limit: int, redactor: Redactor | None, starts_cut: bool
     begin = max(0, start - _CONTEXT_MARGIN)
     window = (redactor or Redactor()).text(text[begin:])
     if begin > 0 or starts_cut:  # the window starts inside a longer text: its first word may be part of a secret
-        window = window[len(_FIRST_WORD.match(window).group(0)) :]
+        first_word = _FIRST_WORD.match(window)
+        window = window[len(first_word.group(0)) if first_word else 0 :]
     if len(window) <= limit:
         return window
     from_ = len(window) - limit

@@ -271,3 +271,15 @@ def test_a_long_digit_prefix_before_a_traceback_costs_linear_time():
     start = time.perf_counter()
     capture(line * 20)
     assert time.perf_counter() - start < 3
+
+
+def test_a_partial_line_before_the_jump_to_the_tail_is_not_joined_to_the_tail(tmp_path, monkeypatch):
+    # _read_last_part set acc.carry (no such attribute), so the cut line's bytes stayed in acc.carries
+    monkeypatch.setattr(lc, "MAX_SCAN_BYTES", 1 << 16)
+    log = tmp_path / "big.log"
+    head = b"".join(b"INFO head %05d\n" % i for i in range(4_000))  # 64,000 bytes
+    body = b"".join(b"INFO line %d\n" % i for i in range(400_000))
+    log.write_bytes(head + b"HEADPART " * 200 + body + b"TAIL-END\n")
+    text = lc.read_log(str(log)).text
+    assert "TAIL-END" in text
+    assert not any("HEADPART" in line and "INFO line" in line for line in text.splitlines())
