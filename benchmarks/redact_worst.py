@@ -91,7 +91,8 @@ FAMILIES = {
     "zero_width": lambda n: repeat("hf_\u200b" + "a" * 34 + " token\u200b=x ", n),
     "full_width": lambda n: repeat("ｈｆ＿" + "ａ" * 34 + " ", n),
     "hint_every_line": lambda n: repeat(
-        "INFO [engine.py:1] tokenizer=mistral key_cache=fp8 auth=ok session=3 url=http://h:80/x\n", n),
+        "INFO [engine.py:1] tokenizer=mistral key_cache=fp8 auth=ok session=3 url=http://h:80/x\n", n
+    ),
     "long_line_mixed": lambda n: repeat("x=1 token=abc 'key': 'v' --auth z http://u:p@h ", n),
 }
 
@@ -139,7 +140,10 @@ def main() -> int:
         base_ms = redact_ms_per_mib(plain)
         base = None if args.redact_only else run_analyze(plain_path)
         print(f"{'family':22} {'redact ms/MiB':>13} {'analyze s':>10} {'ratio':>6} {'peak MiB':>9} {'ratio':>6}")
-        print(f"{'plain log':22} {base_ms:13.0f}" + ("" if base is None else f" {base[0]:10.2f} {1:6.2f} {base[1]:9.0f} {1:6.2f}"))
+        print(
+            f"{'plain log':22} {base_ms:13.0f}"
+            + ("" if base is None else f" {base[0]:10.2f} {1:6.2f} {base[1]:9.0f} {1:6.2f}")
+        )
         for name in names:
             text = FAMILIES[name](size)
             ms = redact_ms_per_mib(text)

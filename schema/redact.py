@@ -41,8 +41,8 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
-from functools import lru_cache
+from collections.abc import Iterator, Mapping, Sequence
+from functools import cache, lru_cache
 from typing import Any
 
 # --------------------------------------------------------------------------- shapes
@@ -63,17 +63,47 @@ _SHAPE_TABLE: list[tuple[str, tuple[str, ...], str, str]] = [
     ("openai_key", ("sk-",), f"{_DIGIT_AHEAD}[{_W}]{{20,4096}}", _WORD_EDGE),
     ("github_token", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), f"[{_A}]{{30,4096}}", ""),
     ("github_token", ("github_pat_",), f"[{_A}_]{{30,4096}}", ""),
-    ("gitlab_token", ("glpat-", "glptt-", "gldt-", "glrt-", "glcbt-", "glft-", "glimt-", "glagent-", "gloas-",
-                      "glsoat-", "glffct-", "GR1348941"), f"[{_W}.]{{20,4096}}", ""),
+    (
+        "gitlab_token",
+        (
+            "glpat-",
+            "glptt-",
+            "gldt-",
+            "glrt-",
+            "glcbt-",
+            "glft-",
+            "glimt-",
+            "glagent-",
+            "gloas-",
+            "glsoat-",
+            "glffct-",
+            "GR1348941",
+        ),
+        f"[{_W}.]{{20,4096}}",
+        "",
+    ),
     ("aws_access_key_id", ("AKIA", "ASIA", "ABIA", "ACCA"), "[A-Z0-9]{16}", ""),
     ("aws_access_key_id", ("A3T",), "[A-Z0-9]{17}", ""),
     ("aws_bedrock_key", ("ABSK",), "[A-Za-z0-9+/]{100,4096}={0,2}", _WORD_EDGE),
     ("jwt", ("ey",), f"[{_W}]{{15,4096}}\\.ey[{_W}]{{15,4096}}\\.[{_W}]{{0,4096}}", _WORD_EDGE),
-    ("slack_token", ("xoxa-", "xoxb-", "xoxp-", "xoxo-", "xoxs-", "xoxr-", "xoxe-", "xoxe.", "xapp-"),
-     f"[{_A}.-]{{10,4096}}", ""),
-    ("slack_webhook", ("hooks.slack.com/services/", "hooks.slack.com/workflows/", "hooks.slack.com/triggers/"),
-     "[A-Za-z0-9+/_-]{20,4096}", ""),
-    ("discord_webhook", ("discord.com/api/webhooks/", "discordapp.com/api/webhooks/"), f"[0-9]{{5,30}}/[{_W}]{{20,4096}}", ""),
+    (
+        "slack_token",
+        ("xoxa-", "xoxb-", "xoxp-", "xoxo-", "xoxs-", "xoxr-", "xoxe-", "xoxe.", "xapp-"),
+        f"[{_A}.-]{{10,4096}}",
+        "",
+    ),
+    (
+        "slack_webhook",
+        ("hooks.slack.com/services/", "hooks.slack.com/workflows/", "hooks.slack.com/triggers/"),
+        "[A-Za-z0-9+/_-]{20,4096}",
+        "",
+    ),
+    (
+        "discord_webhook",
+        ("discord.com/api/webhooks/", "discordapp.com/api/webhooks/"),
+        f"[0-9]{{5,30}}/[{_W}]{{20,4096}}",
+        "",
+    ),
     ("google_api_key", ("AIza",), f"[{_W}]{{35}}", ""),
     ("google_oauth_token", ("ya29.",), f"[{_W}.]{{20,4096}}", _WORD_EDGE),
     ("nvidia_api_key", ("nvapi-",), f"[{_W}]{{20,4096}}", ""),
@@ -87,8 +117,12 @@ _SHAPE_TABLE: list[tuple[str, tuple[str, ...], str, str]] = [
     ("xai_key", ("xai-",), f"[{_A}]{{40,4096}}", _WORD_EDGE),
     ("sendgrid_key", ("SG.",), f"[{_W}]{{16,4096}}\\.[{_W}]{{16,4096}}", _WORD_EDGE),
     ("twilio_key", ("AC", "SK"), f"[0-9a-f]{{32}}{_NOT_AFTER}", _WORD_EDGE),
-    ("stripe_key", ("sk_live_", "sk_test_", "sk_prod_", "rk_live_", "rk_test_", "rk_prod_", "whsec_"),
-     f"[{_A}]{{10,4096}}", _WORD_EDGE),
+    (
+        "stripe_key",
+        ("sk_live_", "sk_test_", "sk_prod_", "rk_live_", "rk_test_", "rk_prod_", "whsec_"),
+        f"[{_A}]{{10,4096}}",
+        _WORD_EDGE,
+    ),
     ("langsmith_key", ("lsv2_pt_", "lsv2_sk_"), f"[{_A}_]{{20,4096}}", ""),
     ("square_token", ("sq0atp-", "sq0csp-", "EAAA"), f"[{_W}]{{22,4096}}", _WORD_EDGE),
     ("shopify_token", ("shpat_", "shpca_", "shppa_", "shpss_"), "[a-fA-F0-9]{32}", ""),
@@ -129,8 +163,11 @@ _SHAPE_TABLE: list[tuple[str, tuple[str, ...], str, str]] = [
 # Shapes whose start is checked by a lookbehind placed after a first literal: (kind, literals, rest).
 _SHAPE_PATTERNS: list[tuple[str, tuple[str, ...], str]] = [
     # Discord bot token: base64 of a user id (starts M, N or O), a timestamp, an HMAC
-    ("discord_token", ("M", "N", "O"),
-     f"(?<![{_WORD_EDGE}][MNO])[{_W}]{{23,27}}\\.[{_W}]{{6,7}}\\.[{_W}]{{27,40}}{_NOT_AFTER}"),
+    (
+        "discord_token",
+        ("M", "N", "O"),
+        f"(?<![{_WORD_EDGE}][MNO])[{_W}]{{23,27}}\\.[{_W}]{{6,7}}\\.[{_W}]{{27,40}}{_NOT_AFTER}",
+    ),
     # Azure AD client secret: three characters, a digit, "Q~", then the secret
     ("azure_client_secret", ("Q~",), f"(?<=[{_A}_~.]{{3}}[0-9]Q~)[{_A}_~.-]{{31,34}}(?![{_A}_~.-])"),
     # Telegram bot token: the bot id, a colon, then "AA" and the secret
@@ -139,9 +176,13 @@ _SHAPE_PATTERNS: list[tuple[str, tuple[str, ...], str]] = [
 # The lower-case triggers of _SHAPE_PATTERNS (see _TRIGGER_WORDS), and of shapes whose prefix is too
 # common a pair of letters to be one.
 # Each is (literal, rest of the pattern), merged into the trigger trie.
-_SHAPE_PATTERN_TRIGGERS = ((".", r"(?<=[a-z0-9_-]{23}\.)[a-z0-9_-]{6,7}\.[a-z0-9_-]{27}"), ("q~", ""), (":aa", ""),
-                           ("ac", "[0-9a-f]{32}"),
-                           ("sk", "[0-9a-f]{32}"))
+_SHAPE_PATTERN_TRIGGERS = (
+    (".", r"(?<=[a-z0-9_-]{23}\.)[a-z0-9_-]{6,7}\.[a-z0-9_-]{27}"),
+    ("q~", ""),
+    (":aa", ""),
+    ("ac", "[0-9a-f]{32}"),
+    ("sk", "[0-9a-f]{32}"),
+)
 _SHAPE_TRIGGERS = {"jwt": [".ey"], "twilio_key": []}
 
 
@@ -177,8 +218,11 @@ def _trie(entries: list[tuple[str, str, int]]) -> str:
 
 
 # Kinds of redaction, as they appear in markers and in summary().
-SHAPE_KINDS = tuple(dict.fromkeys([kind for kind, *_ in _SHAPE_TABLE] + [kind for kind, *_ in _SHAPE_PATTERNS]
-                                  + ["wandb_key", "private_key"]))
+SHAPE_KINDS = tuple(
+    dict.fromkeys(
+        [kind for kind, *_ in _SHAPE_TABLE] + [kind for kind, *_ in _SHAPE_PATTERNS] + ["wandb_key", "private_key"]
+    )
+)
 CONTEXT_KINDS = (
     "url_password",  # scheme://user:PASSWORD@host
     "url_token",  # scheme://TOKEN@host, and a signature in a URL's query (Azure SAS sig=)
@@ -194,7 +238,7 @@ _MARKER = re.compile(r"<redacted:[a-z0-9_]+>")
 _MARKER_KIND = re.compile(r"<redacted:([a-z0-9_]{1,64})>")
 
 
-@lru_cache(maxsize=None)
+@cache
 def marker(kind: str) -> str:
     return f"<redacted:{kind}>"
 
@@ -220,20 +264,79 @@ _CREDENTIAL_TOKENS_AFTER = frozenset({"access", "auth", "api", "bearer", "refres
 # Vocabulary tokens of a language model, which logs print next to the word "token": eos_token='</s>'.
 _MODEL_TOKEN_WORDS = frozenset(
     {
-        "bos", "eos", "pad", "unk", "sep", "cls", "mask", "eot", "eom", "start", "end", "stop",
-        "special", "added", "image", "video", "audio", "vision", "placeholder", "sink", "tool",
-        "think", "thinking", "reasoning", "decoder", "encoder", "prompt", "output", "input",
-        "first", "last", "next", "prev", "new", "max", "min", "num", "total", "default", "chat",
+        "bos",
+        "eos",
+        "pad",
+        "unk",
+        "sep",
+        "cls",
+        "mask",
+        "eot",
+        "eom",
+        "start",
+        "end",
+        "stop",
+        "special",
+        "added",
+        "image",
+        "video",
+        "audio",
+        "vision",
+        "placeholder",
+        "sink",
+        "tool",
+        "think",
+        "thinking",
+        "reasoning",
+        "decoder",
+        "encoder",
+        "prompt",
+        "output",
+        "input",
+        "first",
+        "last",
+        "next",
+        "prev",
+        "new",
+        "max",
+        "min",
+        "num",
+        "total",
+        "default",
+        "chat",
     }
 )
 # Words that end in "token" without being one: the tiktoken package, sub-word tokens.
-_NOT_SECRET_TOKEN_WORDS = frozenset({"tiktoken", "subtoken", "detoken", "pretoken", "multitoken", "maxtoken", "mintoken"})
+_NOT_SECRET_TOKEN_WORDS = frozenset(
+    {"tiktoken", "subtoken", "detoken", "pretoken", "multitoken", "maxtoken", "mintoken"}
+)
 # A name ending in one of these describes a setting, not a secret: RAY_AUTH_MODE, HF_TOKEN_PATH.
 _SETTING_SUFFIXES = frozenset(
     {
-        "mode", "type", "method", "enable", "enabled", "disable", "disabled", "level", "timeout",
-        "backend", "provider", "policy", "path", "file", "dir", "size", "limit", "threshold",
-        "count", "len", "length", "interval", "id", "ids",
+        "mode",
+        "type",
+        "method",
+        "enable",
+        "enabled",
+        "disable",
+        "disabled",
+        "level",
+        "timeout",
+        "backend",
+        "provider",
+        "policy",
+        "path",
+        "file",
+        "dir",
+        "size",
+        "limit",
+        "threshold",
+        "count",
+        "len",
+        "length",
+        "interval",
+        "id",
+        "ids",
     }
 )
 # Trailing words that only say how a secret is stored: HF_TOKEN_VALUE, DB_PASSWORD_B64, HF_HUB_TOKEN_2.
@@ -241,9 +344,7 @@ _STORAGE_SUFFIXES = frozenset({"value", "val", "str", "string", "b64", "base64",
 # Shell variables that hold the working directory, not a password.
 _NOT_SECRET_NAMES = frozenset({"pwd", "oldpwd"})
 # Values that carry no secret even under a secret name: unset, masked, or a switch.
-_HARMLESS_VALUES = frozenset(
-    {"", "none", "null", "nil", "<none>", "0", "1", "true", "false", "yes", "no", "on", "off"}
-)
+_HARMLESS_VALUES = frozenset({"", "none", "null", "nil", "<none>", "0", "1", "true", "false", "yes", "no", "on", "off"})
 
 
 def _components(name: str) -> list[str]:
@@ -253,10 +354,46 @@ def _components(name: str) -> list[str]:
 # A key that is a lookup key, not a credential: cache_key, sort_key, public_key, kv_key.
 _PLAIN_KEY_QUALIFIERS = frozenset(
     {
-        "cache", "sort", "hash", "lookup", "partition", "primary", "foreign", "dict", "map", "row",
-        "column", "group", "prefix", "kv", "routing", "shard", "index", "unique", "request", "block",
-        "page", "layer", "query", "value", "model", "config", "registry", "metric", "label", "entry",
-        "item", "node", "peer", "device", "prompt", "public", "pub", "lora", "adapter", "schema",
+        "cache",
+        "sort",
+        "hash",
+        "lookup",
+        "partition",
+        "primary",
+        "foreign",
+        "dict",
+        "map",
+        "row",
+        "column",
+        "group",
+        "prefix",
+        "kv",
+        "routing",
+        "shard",
+        "index",
+        "unique",
+        "request",
+        "block",
+        "page",
+        "layer",
+        "query",
+        "value",
+        "model",
+        "config",
+        "registry",
+        "metric",
+        "label",
+        "entry",
+        "item",
+        "node",
+        "peer",
+        "device",
+        "prompt",
+        "public",
+        "pub",
+        "lora",
+        "adapter",
+        "schema",
     }
 )
 
@@ -363,35 +500,48 @@ _CONTEXTS: list[tuple[str, tuple[str, ...], str]] = [
     # Authorization: Bearer X; X-Api-Key: X; auth-token / access-token headers (never right after a
     # marker: a second pass must find nothing new)
     (
-        "auth_header", ("A", "a"),
+        "auth_header",
+        ("A", "a"),
         r"(?<![\w>][Aa])(?i:uthorization[\"']?[ \t]{0,16}[:=][ \t]{0,16}[\"']?"
         r"(?:(?:bearer|basic|token|digest|negotiate)[ \t]{1,16})?"
         r"|(?:pi-key|uth-token|ccess-token)[\"']?[ \t]{0,16}:[ \t]{0,16}[\"']?)(?P<{g}_val>[^\s\"',;]{1,4096})",
     ),
     # Cookie: and Set-Cookie: hide the rest of the line
-    ("cookie_header", ("C", "c"), r"(?<![\w>][Cc])(?i:ookie)[\"']?[ \t]{0,16}:[ \t]{0,16}(?P<{g}_val>[^\s\"'][^\r\n\"']{0,4095})"),
     (
-        "bearer_token", ("B", "b"),
-        r"(?<![\w>][Bb])(?i:earer)[ \t]{1,16}(?P<{g}_val>(?=[A-Za-z0-9._~+/=-]{0,4096}[0-9])[A-Za-z0-9._~+/=-]{8,4096})",
+        "cookie_header",
+        ("C", "c"),
+        r"(?<![\w>][Cc])(?i:ookie)[\"']?[ \t]{0,16}:[ \t]{0,16}(?P<{g}_val>[^\s\"'][^\r\n\"']{0,4095})",
+    ),
+    (
+        "bearer_token",
+        ("B", "b"),
+        r"(?<![\w>][Bb])(?i:earer)[ \t]{1,16}"
+        r"(?P<{g}_val>(?=[A-Za-z0-9._~+/=-]{0,4096}[0-9])[A-Za-z0-9._~+/=-]{8,4096})",
     ),
     # --api-key X [Y ...], --hf-token=X (not right after a marker, so that a second pass finds nothing new)
     (
-        "flag", ("-",),
+        "flag",
+        ("-",),
         # (the name is taken whole, as an atomic group would: a lookahead captures it, a backreference consumes it)
-        rf"(?<![\w>-]-)-?(?=[\w-]{{0,64}}?{_HINT})(?=(?P<{{g}}_name>[{_A}][\w-]{{0,64}}))(?P={{g}}_name)(?:=|[ \t]{{1,16}})"
+        rf"(?<![\w>-]-)-?(?=[\w-]{{0,64}}?{_HINT})(?=(?P<{{g}}_name>[{_A}][\w-]{{0,64}}))(?P={{g}}_name)"
+        rf"(?:=|[ \t]{{1,16}})"
         rf"(?P<{{g}}_val>{_NOT_MARKER}(?:{_QUOTED}|(?!--)[^\s'\"]{{1,4096}}))",
     ),
     # curl -u user:password, --user user:password, --proxy-user user:password
     (
-        "user_password", ("-",),
+        "user_password",
+        ("-",),
         r"(?<![\w>-]-)(?P<{g}_name>-user|-proxy-user|u|U)(?:=|[ \t]{1,16})[\"']?[^\s:'\"]{1,256}:"
         rf"(?P<{{g}}_val>{_NOT_MARKER}[^\s'\"]{{1,1024}})",
     ),
     # Azure SAS and other signatures in a URL's query
     ("url_query", ("?sig=", "&sig="), rf"(?P<{{g}}_val>{_NOT_MARKER}[^\s&#'\"]{{1,4096}})"),
     # A 40-hex Weights & Biases key on a line that names wandb (WANDB_API_KEY, `wandb login KEY`)
-    ("wandb_key", ("W", "w"),
-     r"(?<![A-Za-z0-9][Ww])(?i:andb)[^\n]{0,256}?(?<![A-Za-z0-9])(?P<{g}_val>[0-9a-f]{40})(?![A-Za-z0-9])"),
+    (
+        "wandb_key",
+        ("W", "w"),
+        r"(?<![A-Za-z0-9][Ww])(?i:andb)[^\n]{0,256}?(?<![A-Za-z0-9])(?P<{g}_val>[0-9a-f]{40})(?![A-Za-z0-9])",
+    ),
 ]
 
 # NAME=value, NAME: value (YAML), 'NAME': value (a logged dict or JSON), where NAME holds a hint word:
@@ -399,8 +549,11 @@ _CONTEXTS: list[tuple[str, tuple[str, ...], str]] = [
 # there and the value forward (so an "=" after a name without a hint costs nothing).
 _HINT_WORDS = ("token", "secret", "pass", "pwd", "cred", "cookie", "auth", "session", "signature", "key")
 _HINT_LITERALS = tuple(dict.fromkeys(v for w in _HINT_WORDS for v in (w, w.upper(), w.capitalize())))
-_NAMED = ("named", _HINT_LITERALS,
-          r"[A-Za-z0-9_.-]{0,64}(?:[ \t]{0,64}(?:=(?!=)|:(?=[ \t]))|[\"'][ \t]{0,64}:)(?![ \t]{0,64}[\"']?<redacted:)")
+_NAMED = (
+    "named",
+    _HINT_LITERALS,
+    r"[A-Za-z0-9_.-]{0,64}(?:[ \t]{0,64}(?:=(?!=)|:(?=[ \t]))|[\"'][ \t]{0,64}:)(?![ \t]{0,64}[\"']?<redacted:)",
+)
 _HINT_START = re.compile("|".join(_HINT_LITERALS))
 _VALUE_RE = re.compile(_VALUE)
 _BLANKS_RE = re.compile(r"[ \t]{1,64}")
@@ -409,8 +562,10 @@ _NAME_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-
 _NAME_LOOKBACK = 200
 _HINT_RE = re.compile(_HINT)
 # One item of a logged list, the blanks around it and the comma or bracket after it.
-_LIST_ITEM = re.compile(r"([ \t]{0,64})(?:(\"[^\"\n]{0,4096}\"|'[^'\n]{0,4096}')|([^,\]\n]{1,4096}))"
-                        r"([ \t]{0,64})(,|\])?")  # blanks, a quoted or bare item, blanks, the separator
+_LIST_ITEM = re.compile(
+    r"([ \t]{0,64})(?:(\"[^\"\n]{0,4096}\"|'[^'\n]{0,4096}')|([^,\]\n]{1,4096}))"
+    r"([ \t]{0,64})(,|\])?"
+)  # blanks, a quoted or bare item, blanks, the separator
 # The words after a secret flag's value, up to a flag, a shell separator or the end of the line.
 _NEXT_VALUE = re.compile(rf"([ \t]{{1,64}})((?![-;|&<>()])(?:{_QUOTED}|[^\s'\"]{{1,4096}}))")
 _MAX_MORE_VALUES = 16
@@ -418,8 +573,13 @@ _MORE_VALUES = re.compile(rf"(?:[ \t]{{1,64}}(?![-;|&<>()])(?:{_QUOTED}|[^\s'\"]
 _MAX_LIST_ITEMS = 1024
 _USER_FLAGS_NEEDING_CURL = frozenset({"u", "U"})
 # Rules whose value is always a secret, and the kind it is reported as.
-_ALWAYS_SECRET = {"url_password": "url_password", "wandb_key": "wandb_key", "bearer_token": "bearer_token",
-                  "url_query": "url_token", "cookie_header": "auth_header"}
+_ALWAYS_SECRET = {
+    "url_password": "url_password",
+    "wandb_key": "wandb_key",
+    "bearer_token": "bearer_token",
+    "url_query": "url_token",
+    "cookie_header": "auth_header",
+}
 
 
 def _plain_name(name: str) -> str:
@@ -428,17 +588,11 @@ def _plain_name(name: str) -> str:
     return name if name[:1].isalpha() or name[:1] == "_" else ""
 
 
-def _starts_line(text: str, name_end: int, name: str) -> bool:
-    """Whether only blanks, a YAML list dash or a quote come before the name `name` ending at `name_end`."""
-    pos = name_end
-    floor = max(0, pos - 64)
-    while pos > floor and text[pos - 1] in " \t":
-        pos -= 1
-    pos -= len(name)
-    floor = max(0, pos - 64)
-    while pos > floor and text[pos - 1] in " \t-\"'":
-        pos -= 1
-    return pos == 0 or text[pos - 1] == "\n"
+def _starts_line(text: str, name_start: int) -> bool:
+    """Whether only blanks, a YAML list dash or a quote come before a name starting at `name_start` on its line."""
+    floor = max(0, name_start - 64)
+    before = text[floor:name_start].rstrip(" \t-\"'")
+    return before.endswith("\n") or (not before and (floor == 0 or text[floor - 1] == "\n"))
 
 
 # --------------------------------------------------------------------------- compiling
@@ -509,8 +663,11 @@ def _home_rules(home: str | None) -> list[tuple[str, tuple[str, ...], str]]:
     return [
         # Not next to "~", ">" or "<" either (what a replacement leaves), so a second pass finds nothing new.
         ("home_path", (home,), f"(?<![\\w.~>-]{re.escape(home)})(?P<{{g}}_val>){edge}"),
-        ("other_home", ("/home/", "/Users/"),
-         r"(?<![\w.~>-]/home/)(?<![\w.~>-]/Users/)(?![<.])(?P<{g}_val>[A-Za-z0-9._-]{1,64})" + edge),
+        (
+            "other_home",
+            ("/home/", "/Users/"),
+            r"(?<![\w.~>-]/home/)(?<![\w.~>-]/Users/)(?![<.])(?P<{g}_val>[A-Za-z0-9._-]{1,64})" + edge,
+        ),
     ]
 
 
@@ -530,10 +687,35 @@ def _combined(home: str | None) -> tuple[re.Pattern[str], dict[str, str]]:
 # hints of secret names, header words, the starts of token shapes, "://" and home paths. Lines
 # without any are left alone, which makes large logs cheap.
 _TRIGGER_WORDS = (
-    "token", "secret", "pass", "pwd", "cred", "cookie", "auth", "session", "signature", "key", "bearer",
-    "://", "wandb", "curl", "--user", "--proxy-user", "?sig=", "&sig=",
-    "access-tokens", "access_tokens", "accesstokens", "api-tokens", "api_tokens", "apitokens",
-    "refresh-tokens", "refresh_tokens", "refreshtokens", "personal-tokens", "personal_tokens",
+    "token",
+    "secret",
+    "pass",
+    "pwd",
+    "cred",
+    "cookie",
+    "auth",
+    "session",
+    "signature",
+    "key",
+    "bearer",
+    "://",
+    "wandb",
+    "curl",
+    "--user",
+    "--proxy-user",
+    "?sig=",
+    "&sig=",
+    "access-tokens",
+    "access_tokens",
+    "accesstokens",
+    "api-tokens",
+    "api_tokens",
+    "apitokens",
+    "refresh-tokens",
+    "refresh_tokens",
+    "refreshtokens",
+    "personal-tokens",
+    "personal_tokens",
 )
 
 
@@ -545,11 +727,18 @@ def _trigger(home: str | None) -> re.Pattern[bytes]:
     if home:
         words.update({home.lower(), "/home/", "/users/"})
     # "token" but not "tokens", which vLLM logs print all the time (the plural credentials are listed above)
-    entries = [(w.encode("ascii", "replace").decode("latin-1"), "(?!s)" if w == "token" else "", 0) for w in sorted(words)]
+    entries = [
+        (w.encode("ascii", "replace").decode("latin-1"), "(?!s)" if w == "token" else "", 0) for w in sorted(words)
+    ]
     entries += [(literal, rest, 0) for literal, rest in _SHAPE_PATTERN_TRIGGERS]
     return re.compile(_trie(entries).encode("latin-1"))
 
 
+@lru_cache(maxsize=8)
+def _quiet_line(home: str | None) -> re.Pattern[bytes]:
+    """A whole line (lower-cased) in which no trigger starts. A line longer than 4 KiB never is one (its
+    regex scan then costs what the check would, and the check's backtracking memory stays bounded)."""
+    return re.compile(rb"(?m)^(?:(?!" + _trigger(home).pattern + rb").){0,4096}$")
 
 
 def shape_kind(value: str) -> str | None:
@@ -666,8 +855,9 @@ _DEFAULT = object()
 # Past this depth a declined match's value is only checked for token shapes (no recursion).
 _MAX_DEPTH = 4
 _MAX_PASSES = 4
+_WITHIN_REACH = re.compile(r"(?i:wandb|curl)")  # the rules that look a distance back, which redaction shortens
+_TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.+/=~")
 _SHORTEST_SHAPE = 18  # no token shape is shorter (sk_live_ and ten characters)
-_REGION_GAP = 1  # adjacent triggered lines are scanned as one region
 _JOIN_EVERY = 4096  # output pieces are joined in groups, so a region with many matches stays compact
 
 
@@ -679,7 +869,9 @@ class Redactor:
         self.home = _usable_home(home)
         self._pattern, self._rule_of_group = _combined(self.home)
         self._trigger = _trigger(self.home)
+        self._quiet_line = _quiet_line(self.home)
         self.counts: dict[str, int] = {}
+        self._glued = False  # a token shape was hidden right after a word character (see _redact_to_fixed_point)
 
     # ---------------------------------------------------------------- public API
 
@@ -822,40 +1014,39 @@ class Redactor:
         pieces.append(text[done:])
         return "".join(pieces)
 
-    def _regions(self, text: str):
-        """(start, end) of runs of lines holding a trigger, nearby runs merged; in order."""
+    def _regions(self, text: str) -> Iterator[tuple[int, int]]:
+        """(start, end) of each run of adjacent lines that hold a trigger, in order."""
         # One byte per character, so offsets match; characters outside ASCII can start no trigger.
         folded = text.encode("ascii", "replace").lower()
         pos = 0
-        region: tuple[int, int] | None = None
         while (m := self._trigger.search(folded, pos)) is not None:
             start = folded.rfind(b"\n", 0, m.start()) + 1
-            end = folded.find(b"\n", m.end())
-            end = len(folded) if end < 0 else end
-            if region is not None and start - region[1] <= _REGION_GAP:
-                region = (region[0], end)
-            else:
-                if region is not None:
-                    yield region
-                region = (start, end)
-            pos = end
-        if region is not None:
-            yield region
+            quiet = self._quiet_line.search(folded, m.end())  # the next line without a trigger, found in one pass
+            end = quiet.start() - 1 if quiet is not None else len(folded)
+            yield start, end
+            pos = end + 1
 
     def _redact_to_fixed_point(self, text: str) -> str:
-        """A changed text is scanned again: hiding one value can turn what follows into a new
-        `NAME=value` (as in `hf_...=TOKEN=x`), and redaction must be idempotent. The lines that a
-        second pass still changes are scanned until they settle."""
+        """A changed text is scanned again, and redaction must be idempotent: hiding a token glued to
+        the end of another (`dapi...` then `glpat-...`) puts a marker where the first one needed a word
+        to end, and a shorter text can bring a key within reach of the `wandb` or `curl` before it.
+        Nothing else can change what a second pass finds (every rule ignores a marker and the text
+        right after one), so only then is the text scanned again; the lines that a second pass still
+        changes are scanned until they settle."""
+        self._glued = False
         once = self._redact(text, 1)
-        if once == text:
-            return text
+        if once == text or not (self._glued or _WITHIN_REACH.search(text)):
+            return once
         twice = self._redact(once, 1)
         if twice == once:
             return once
         lines, before = twice.split("\n"), once.split("\n")
         if len(lines) != len(before):  # cannot happen (no rule crosses a line end); settle everything
             return self._settle_line(twice, _MAX_PASSES - 2)
-        return "\n".join(self._settle_line(new, _MAX_PASSES - 2) if new != old else new for new, old in zip(lines, before))
+        return "\n".join(
+            self._settle_line(new, _MAX_PASSES - 2) if new != old else new
+            for new, old in zip(lines, before, strict=True)
+        )
 
     def _settle_line(self, line: str, passes: int) -> str:
         for _ in range(passes):
@@ -868,6 +1059,7 @@ class Redactor:
     def _redact(self, text: str, depth: int) -> str:
         """All one-line rules over `text`; declined matches rescan their parts one level deeper."""
         if depth >= _MAX_DEPTH:
+            self._glued = True  # rare: not worth telling apart
             return _shape_only().sub(lambda m: self._hide(shape_of(m)), text)
         pattern = self._pattern
         groups: list[str] = []
@@ -893,6 +1085,8 @@ class Redactor:
         group = m.lastgroup
         if group is None:
             if _HINT_START.match(m.string, m.start()) is None:
+                if m.start() and m.string[m.start() - 1] in _TOKEN_CHARS:
+                    self._glued = True
                 return self._hide(shape_of(m)), m.end()
             return self._replace_named(m, depth)
         rule = self._rule_of_group[group]
@@ -909,11 +1103,13 @@ class Redactor:
         if not secret:
             # the value is scanned again as part of the text that follows
             return self._rescan(pre, depth + 1), val_start
-        if rule == "flag":
-            return self._hide_flag_values(m, pre, val, kind)
+        if rule == "flag":  # a flag's name may hold a token too (as any name kept before a value)
+            return self._hide_flag_values(m, self._rescan_name(pre), val, kind)
         hidden = self._hide_value(val, kind, by_shape=rule not in ("url_password", "wandb_key"))
         if rule in ("wandb_key", "url_password"):  # what comes before the value may hold a secret too
             return self._rescan(pre, depth + 1) + hidden, val_end
+        if rule == "user_password":  # the user may be a token (curl -u TOKEN:x-oauth-basic)
+            return self._rescan_name(pre) + hidden, val_end
         return pre + hidden, val_end
 
     def _replace_named(self, m: re.Match[str], depth: int) -> tuple[str, int]:
@@ -941,13 +1137,13 @@ class Redactor:
         if value is None or (rule == "quoted_key" and value.group(0)[:1] not in "['\""):
             return self._rescan_name(pre), op_end
         val = value.group(0)
-        at_line_start = rule == "yaml_key" and _starts_line(text, name_end, name)
+        at_line_start = rule == "yaml_key" and _starts_line(text, name_start)
         if rule == "yaml_key" and not (name.isupper() or at_line_start):
             return self._rescan_name(pre), op_end
-        secret, kind = self._judge_name(name, val)
+        secret, kind = self._judge_name(name, val, hinted=True)
         if not secret:
             return self._rescan_name(pre), op_end
-        lead = pre + text[op_end:pos]
+        lead = self._rescan_name(pre) + text[op_end:pos]  # the name may hold a token (token_ghp_...=x)
         if val == "[":
             hidden, end = self._hide_list(text, value.end(), kind)
             return lead + hidden, end
@@ -984,12 +1180,15 @@ class Redactor:
                 return False, ""
             return True, "secret_arg"
         # flag
-        return is_secret_flag(name) or (_HINT_RE.search(name) is not None and looks_random(_unquoted(val))), "secret_arg"
+        return is_secret_flag(name) or (
+            _HINT_RE.search(name) is not None and looks_random(_unquoted(val))
+        ), "secret_arg"
 
     @staticmethod
-    def _judge_name(name: str, val: str) -> tuple[bool, str]:
-        """Whether the value of a variable or key called `name` is secret, and its kind."""
-        if not name or _HINT_RE.search(name) is None:
+    def _judge_name(name: str, val: str, hinted: bool = False) -> tuple[bool, str]:
+        """Whether the value of a variable or key called `name` is secret, and its kind (`hinted`: the
+        name is known to hold a hint word)."""
+        if not name or (not hinted and _HINT_RE.search(name) is None):
             return False, ""
         if is_secret_name(name):
             return True, _named_kind(name)
@@ -1118,8 +1317,16 @@ CUT_NOTE = "[... vllm-bug: {n:,} characters cut ...]"
 _CONTEXT_MARGIN = 8192  # what a cut inside a line redacts beyond the cut: more than any one match spans
 
 
-def cut_text(text: str, limit: int, keep: str = "both", redactor: Redactor | None = None,
-             note: str = CUT_NOTE, *, starts_cut: bool = False, ends_cut: bool = False) -> str:
+def cut_text(
+    text: str,
+    limit: int,
+    keep: str = "both",
+    redactor: Redactor | None = None,
+    note: str = CUT_NOTE,
+    *,
+    starts_cut: bool = False,
+    ends_cut: bool = False,
+) -> str:
     """`text` in about `limit` characters (plus a note when `keep` is "both"), never cutting a secret in half.
 
     keep: "head" (the start), "tail" (the end) or "both" (start and end, the middle cut out). Cuts
@@ -1150,7 +1357,7 @@ def _cut_head(text: str, limit: int, redactor: Redactor | None, ends_cut: bool) 
     end = limit + _CONTEXT_MARGIN
     window = (redactor or Redactor()).text(text[:end])
     if end < len(text) or ends_cut:  # the window ends inside a longer text: its last word may be part of a secret
-        window = window[: len(window) - len(_LAST_WORD.search(window).group(0))]
+        window = window[: len(window) - _edge_word_length(_LAST_WORD, window)]
     if len(window) <= limit:
         return window
     space = window.rfind(" ", 0, limit + 1)
@@ -1165,7 +1372,7 @@ def _cut_tail(text: str, limit: int, redactor: Redactor | None, starts_cut: bool
     begin = max(0, start - _CONTEXT_MARGIN)
     window = (redactor or Redactor()).text(text[begin:])
     if begin > 0 or starts_cut:  # the window starts inside a longer text: its first word may be part of a secret
-        window = window[len(_FIRST_WORD.match(window).group(0)) :]
+        window = window[_edge_word_length(_FIRST_WORD, window) :]
     if len(window) <= limit:
         return window
     from_ = len(window) - limit
@@ -1175,6 +1382,11 @@ def _cut_tail(text: str, limit: int, redactor: Redactor | None, starts_cut: bool
 
 _LAST_WORD = re.compile(r"\S{0,4096}\Z")
 _FIRST_WORD = re.compile(r"\S{0,4096}")
+
+
+def _edge_word_length(edge: re.Pattern[str], text: str) -> int:
+    found = edge.search(text)
+    return len(found.group(0)) if found else 0
 
 
 def _outside_marker(text: str, pos: int, forward: bool = False) -> int:

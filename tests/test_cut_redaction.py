@@ -25,7 +25,7 @@ PIECE = 8  # a run of this many characters of a secret is a recognisable piece o
 
 def assert_no_piece(text: str, *secrets: str) -> None:
     pieces = {secret[i : i + PIECE] for secret in secrets for i in range(3, len(secret) - PIECE + 1)}
-    for run in re.findall(r"[A-Za-z0-9]{%d,}" % PIECE, text):
+    for run in re.findall(rf"[A-Za-z0-9]{{{PIECE},}}", text):
         leaked = [run[i : i + PIECE] for i in range(len(run) - PIECE + 1) if run[i : i + PIECE] in pieces]
         assert not leaked, (run[:60], leaked[:3])
 
@@ -50,8 +50,13 @@ def test_key_whose_begin_falls_in_the_cut_part_of_a_long_log():
     body = pem_lines(300)
     filler = b"INFO 06-01 12:00:00 [engine.py:1] step\n"
     tail_room = lc.TAIL_BYTES - 245 * 65 - 200
-    log = (filler * 3000 + b"-----BEGIN PRIVATE KEY-----\n" + "\n".join(body).encode() + b"\n-----END PRIVATE KEY-----\n"
-           + filler * (tail_room // len(filler)))
+    log = (
+        filler * 3000
+        + b"-----BEGIN PRIVATE KEY-----\n"
+        + "\n".join(body).encode()
+        + b"\n-----END PRIVATE KEY-----\n"
+        + filler * (tail_room // len(filler))
+    )
     cap = capture(log)
     assert cap.truncated
     out = final(cap.text)
@@ -142,10 +147,17 @@ def test_the_summary_counts_what_was_redacted_before_a_cut():
     from vllm_bug.schema.redact import summary_of
 
     collector = Redactor(home="/home/alice")
-    payload = collector.scrub({"log": {"text": "/home/alice/x --api-key K1x2y3z4"},
-                               "error": cut_text("z" * 600 + " " + token(), 300, keep="tail")})
-    assert summary_of(payload, collector) == [{"kind": "hf_token", "count": 1}, {"kind": "home_path", "count": 1},
-                                              {"kind": "secret_arg", "count": 1}]
+    payload = collector.scrub(
+        {
+            "log": {"text": "/home/alice/x --api-key K1x2y3z4"},
+            "error": cut_text("z" * 600 + " " + token(), 300, keep="tail"),
+        }
+    )
+    assert summary_of(payload, collector) == [
+        {"kind": "hf_token", "count": 1},
+        {"kind": "home_path", "count": 1},
+        {"kind": "secret_arg", "count": 1},
+    ]
 
 
 def test_a_ray_error_is_redacted_before_it_is_cut():

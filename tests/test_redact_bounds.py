@@ -41,12 +41,27 @@ def unbounded_repeats(pattern: re.Pattern) -> list[str]:
 
 @pytest.mark.parametrize(
     "name",
-    ["_combined", "_trigger", "_shape_only", "_KEY_MARKER", "_KEY_LINE", "_LIST_ITEM", "_VALUE_RE", "_QUOTED_RE",
-     "_NEXT_VALUE", "_MORE_VALUES", "_BLANKS_RE", "_DISGUISE", "_MARKER_KIND", "_TOKEN_ALPHABET"],
+    [
+        "_combined",
+        "_trigger",
+        "_quiet_line",
+        "_shape_only",
+        "_KEY_MARKER",
+        "_KEY_LINE",
+        "_LIST_ITEM",
+        "_VALUE_RE",
+        "_QUOTED_RE",
+        "_NEXT_VALUE",
+        "_MORE_VALUES",
+        "_BLANKS_RE",
+        "_DISGUISE",
+        "_MARKER_KIND",
+        "_TOKEN_ALPHABET",
+    ],
 )
 def test_every_repeat_that_runs_over_text_is_bounded(name):
     obj = getattr(redact, name)
-    pattern = obj(HOME) if name in ("_combined", "_trigger") else obj() if name == "_shape_only" else obj
+    pattern = obj(HOME) if name in ("_combined", "_trigger", "_quiet_line") else obj() if name == "_shape_only" else obj
     if isinstance(pattern, tuple):
         pattern = pattern[0]
     assert unbounded_repeats(pattern) == []
@@ -96,8 +111,25 @@ def test_a_logged_list_that_never_closes_costs_little_memory():
     assert out.count("<redacted:secret_arg>") == redact._MAX_LIST_ITEMS
 
 
-@pytest.mark.parametrize("unit", ["token=", "HF_TOKEN = ", "http://a:b\n", "'a_token': ", "--token a ",
-                                  "-----BEGIN PRIVATE KEY-----\n", "password: x\n", "Cookie: a\n"])
+def test_a_long_plain_line_after_a_triggered_one_costs_little_memory():
+    # the run of triggered lines is ended by a regex whose backtracking memory grows with the line it reads
+    text = "token=abc\n" + "x" * (1 << 20)
+    assert peak_bytes(Redactor(home=None).text, text) < 8 * len(text)
+
+
+@pytest.mark.parametrize(
+    "unit",
+    [
+        "token=",
+        "HF_TOKEN = ",
+        "http://a:b\n",
+        "'a_token': ",
+        "--token a ",
+        "-----BEGIN PRIVATE KEY-----\n",
+        "password: x\n",
+        "Cookie: a\n",
+    ],
+)
 def test_dense_hostile_inputs_use_memory_linear_in_their_size(unit):
     small, large = unit * (20 * KIB // len(unit)), unit * (80 * KIB // len(unit))
     r = Redactor(home=None)

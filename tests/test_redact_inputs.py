@@ -15,13 +15,24 @@ TOKEN = "hf_" + "Zq" * 17
 
 def written_by_an_old_writer(tmp_path):
     payload = minimal_payload()
-    payload["command"] = {"argv": ["vllm", "serve", "m", "--api-key", SECRET, "--hf-token", TOKEN, "--port", "8000"],
-                          "exit_code": 1, "duration_s": 1.0}
+    payload["command"] = {
+        "argv": ["vllm", "serve", "m", "--api-key", SECRET, "--hf-token", TOKEN, "--port", "8000"],
+        "exit_code": 1,
+        "duration_s": 1.0,
+    }
     payload["manifest"]["collector"] = {"argv": ["vllm-bug", "run", "--", "vllm", "serve", "--api-key", SECRET]}
     payload["env"] = {"HF_TOKEN": TOKEN, "VLLM_API_KEY": SECRET}
-    payload["log"] = {"source": "command", "name": "vllm", "text": f"starting with --api-key {SECRET}\nboom\n",
-                      "original_bytes": 40, "original_lines": 2, "truncated": False, "tracebacks": [],
-                      "traceback_copies": [], "tracebacks_found": 0}
+    payload["log"] = {
+        "source": "command",
+        "name": "vllm",
+        "text": f"starting with --api-key {SECRET}\nboom\n",
+        "original_bytes": 40,
+        "original_lines": 2,
+        "truncated": False,
+        "tracebacks": [],
+        "traceback_copies": [],
+        "tracebacks_found": 0,
+    }
     path = tmp_path / "old.zst"
     path.write_bytes(encode(make_envelope(payload)))
     return path

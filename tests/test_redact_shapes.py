@@ -126,16 +126,40 @@ def test_wandb_key_is_hidden_next_to_wandb():
 # --------------------------------------------------------------------------- names
 
 
-@pytest.mark.parametrize("name", ["HF_TOKEN_VALUE", "HF_HUB_TOKEN_2", "VLLM_HF_ACCESS_TOKENS", "VLLM_PASSPHRASE",
-                                  "DB_PASSWORD_B64", "GH_TOKEN_1", "api_tokens", "REFRESH_TOKENS", "passphrase"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "HF_TOKEN_VALUE",
+        "HF_HUB_TOKEN_2",
+        "VLLM_HF_ACCESS_TOKENS",
+        "VLLM_PASSPHRASE",
+        "DB_PASSWORD_B64",
+        "GH_TOKEN_1",
+        "api_tokens",
+        "REFRESH_TOKENS",
+        "passphrase",
+    ],
+)
 def test_secret_names_the_plain_rules_missed(name):
     assert is_secret_name(name)
     r = Redactor(home=None)
     assert r.value(name, "s3cr3t-value") == "<redacted:secret_env>"
 
 
-@pytest.mark.parametrize("name", ["max_num_batched_tokens", "prompt_tokens", "special_tokens", "num_tokens",
-                                  "VLLM_KEY_VALUE_CACHE", "TOKEN_IDS_2", "added_tokens", "KEY_VALUE", "cache_key_value"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "max_num_batched_tokens",
+        "prompt_tokens",
+        "special_tokens",
+        "num_tokens",
+        "VLLM_KEY_VALUE_CACHE",
+        "TOKEN_IDS_2",
+        "added_tokens",
+        "KEY_VALUE",
+        "cache_key_value",
+    ],
+)
 def test_names_that_still_are_not_secret(name):
     assert not is_secret_name(name)
 
@@ -143,7 +167,10 @@ def test_names_that_still_are_not_secret(name):
 def test_passphrase_flag():
     assert is_secret_flag("--passphrase")
     r = Redactor(home=None)
-    assert r.text("openssl rsa --passphrase hunter2x --in k.pem") == "openssl rsa --passphrase <redacted:secret_arg> --in k.pem"
+    assert (
+        r.text("openssl rsa --passphrase hunter2x --in k.pem")
+        == "openssl rsa --passphrase <redacted:secret_arg> --in k.pem"
+    )
     assert r.argv(["tool", "--passphrase", "hunter2x"]) == ["tool", "--passphrase", "<redacted:secret_arg>"]
 
 
@@ -168,8 +195,9 @@ def test_api_key_with_several_values_in_argv():
     r = Redactor(home=None)
     argv = ["vllm", "serve", "m", "--api-key", "k1", "k2", "k3", "--password", "a", "b", "--port", "8000"]
     out = r.argv(argv)
-    assert out == ["vllm", "serve", "m", "--api-key"] + ["<redacted:secret_arg>"] * 3 + \
-        ["--password"] + ["<redacted:secret_arg>"] * 2 + ["--port", "8000"]
+    assert out == ["vllm", "serve", "m", "--api-key"] + ["<redacted:secret_arg>"] * 3 + ["--password"] + [
+        "<redacted:secret_arg>"
+    ] * 2 + ["--port", "8000"]
 
 
 # --------------------------------------------------------------------------- URLs
@@ -187,7 +215,12 @@ def test_url_with_only_a_token_before_the_at(url):
 
 def test_url_user_names_are_kept():
     r = Redactor(home=None)
-    for url in ("ssh://git@github.com/x", "https://deploy@host/x", "https://first.last@host/x", "http://bob@proxy:3128"):
+    for url in (
+        "ssh://git@github.com/x",
+        "https://deploy@host/x",
+        "https://first.last@host/x",
+        "http://bob@proxy:3128",
+    ):
         assert r.text(url) == url
 
 
@@ -251,14 +284,21 @@ def test_curl_user_password(line, expected):
 
 def test_curl_user_password_in_argv():
     r = Redactor(home=None)
-    assert r.argv(["curl", "-u", "bob:hunter2", "https://x"]) == ["curl", "-u", "bob:<redacted:secret_arg>", "https://x"]
+    assert r.argv(["curl", "-u", "bob:hunter2", "https://x"]) == [
+        "curl",
+        "-u",
+        "bob:<redacted:secret_arg>",
+        "https://x",
+    ]
     assert r.argv(["docker", "run", "-u", "vllm:vllm", "img"]) == ["docker", "run", "-u", "vllm:vllm", "img"]
 
 
 def test_pgp_private_key_block():
     body = "\n".join(rand(64, ALNUM + "+/") for _ in range(5))
-    block = (f"-----BEGIN PGP PRIVATE KEY BLOCK-----\nVersion: GnuPG v2\n\n{body}\n=abCD\n"
-             "-----END PGP PRIVATE KEY BLOCK-----")
+    block = (
+        f"-----BEGIN PGP PRIVATE KEY BLOCK-----\nVersion: GnuPG v2\n\n{body}\n=abCD\n"
+        "-----END PGP PRIVATE KEY BLOCK-----"
+    )
     r = Redactor(home=None)
     assert r.text(f"gpg output:\n{block}\ndone") == "gpg output:\n<redacted:private_key>\ndone"
 
