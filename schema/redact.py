@@ -555,8 +555,7 @@ _NAMED = (
     r"[A-Za-z0-9_.-]{0,64}(?:[ \t]{0,64}(?:=(?!=)|:(?=[ \t]))|[\"'][ \t]{0,64}:)(?![ \t]{0,64}[\"']?<redacted:)",
 )
 _HINT_START = re.compile("|".join(_HINT_LITERALS))
-_VALUE_RE = re.compile(_VALUE)
-_BLANKS_RE = re.compile(r"[ \t]{1,64}")
+_BLANKS_AND_VALUE = re.compile(rf"([ \t]{{0,64}})({_VALUE})")
 
 _NAME_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
 _NAME_LOOKBACK = 200
@@ -1127,16 +1126,15 @@ class Redactor:
         name = _plain_name(text[name_start:name_end])
         if quote and (name_start < 1 or text[name_start - 1] != quote):
             name = ""
-        pos = op_end
-        blanks = _BLANKS_RE.match(text, pos)
-        if blanks is not None:
-            if rule == "assignment" and name_end == op_end - 1:
-                return self._rescan_name(pre), op_end  # "HF_TOKEN= x" assigns nothing
-            pos = blanks.end()
-        value = _VALUE_RE.match(text, pos)
-        if value is None or (rule == "quoted_key" and value.group(0)[:1] not in "['\""):
+        value = _BLANKS_AND_VALUE.match(text, op_end)
+        if value is None:
             return self._rescan_name(pre), op_end
-        val = value.group(0)
+        pos = value.start(2)
+        if pos > op_end and rule == "assignment" and name_end == op_end - 1:
+            return self._rescan_name(pre), op_end  # "HF_TOKEN= x" assigns nothing: blanks only where they precede "="
+        val = value.group(2)
+        if rule == "quoted_key" and val[:1] not in "['\"":
+            return self._rescan_name(pre), op_end
         at_line_start = rule == "yaml_key" and _starts_line(text, name_start)
         if rule == "yaml_key" and not (name.isupper() or at_line_start):
             return self._rescan_name(pre), op_end
