@@ -9,11 +9,18 @@ input that costs that family most per byte, writes it to a file and runs `vllm-b
 mixed with real issue text, which holds the usual share of trigger words). It prints, per family:
 
   redact ms/MiB   the redactor alone on the input, in this process (CPU time)
-  analyze s       wall time of `vllm-bug analyze` on it (a subprocess: load, redact, facts, render)
-  ratio           analyze time / analyze time of the plain log   (target: under 3)
+  analyze cpu s   CPU time of `vllm-bug analyze` on it (a subprocess: load, redact, facts, render), the
+                  least of --runs runs: CPU time, because other jobs on a shared machine change wall time
+  ratio           analyze CPU time / analyze CPU time of the plain log   (target: under 3)
   peak MiB        the subprocess's peak resident memory, and its ratio to the plain log's
+  lines           how many lines the input has, against the plain log
+  ratio to as many plain lines
+                  for an input of more than twice the plain log's lines: analyze CPU time against a
+                  plain log of the same size and the same number of lines (no trigger word). The
+                  analyzer's own passes cost per line, so a family whose worst input is made of very
+                  short lines costs more than 3x a plain log even where redaction adds little.
 
-The exit status is 2 when a family's ratio reaches 3, 0 otherwise.
+The exit status is 2 when a family's ratio to the plain log reaches 3, 0 otherwise.
 """
 
 from __future__ import annotations
@@ -51,6 +58,8 @@ def plain_log(size: int) -> str:
 
 # family -> function(size) -> the worst input found for it
 FAMILIES = {
+    # not a pattern family: a plain log of 20-byte lines, to tell the analyzer's cost per line from the redactor's
+    "control_short_lines": lambda n: repeat("status: running ok\n", n),
     # private keys: a BEGIN without END (used to rescan to the end for each), ENDs without BEGIN
     "private_key_begin": lambda n: repeat("-----BEGIN PRIVATE KEY-----\nMIIE!\n", n),
     "private_key_end": lambda n: repeat("MIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n", n),
@@ -108,20 +117,32 @@ def redact_ms_per_mib(text: str) -> float:
 # Runs a command and prints its wall time and peak memory. It is a fresh, small process: a child
 # forked straight from this one would count this process's own (large) memory as its peak.
 _LAUNCHER = """
-import json, os, subprocess, sys, time
-start = time.perf_counter()
+import json, os, subprocess, sys
 proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 _, status, usage = os.wait4(proc.pid, 0)
-print(json.dumps([time.perf_counter() - start, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)]))
+cpu = usage.ru_utime + usage.ru_stime
+print(json.dumps([cpu, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)]))
 """
 
 
-def run_analyze(path: Path) -> tuple[float, float, int]:
-    """(wall seconds, peak RSS MiB, exit code) of `vllm-bug analyze PATH --format json`."""
+def run_analyze(path: Path, runs: int) -> tuple[float, float, int]:
+    """(CPU seconds, peak RSS MiB, exit code) of `vllm-bug analyze PATH --format json`: the least CPU time
+    of `runs` runs (CPU time, not wall time: other jobs on a shared machine change the second, not the first)."""
     command = [sys.executable, "-m", "vllm_bug", "analyze", str(path), "--format", "json"]
-    out = subprocess.run([sys.executable, "-c", _LAUNCHER, *command], capture_output=True, text=True, check=True)
-    seconds, peak, code = json.loads(out.stdout)
-    return seconds, peak, code
+    best = None
+    for _ in range(runs):
+        out = subprocess.run([sys.executable, "-c", _LAUNCHER, *command], capture_output=True, text=True, check=True)
+        result = tuple(json.loads(out.stdout))
+        best = result if best is None or result[0] < best[0] else best
+    assert best is not None
+    return best  # type: ignore[return-value]
+
+
+def plain_lines_like(text: str) -> str:
+    """A plain log with as many lines as `text` and its size: no trigger word, no secret."""
+    lines = max(1, text.count("\n"))
+    width = max(2, len(text) // lines)
+    return repeat(("status ok " * (width // 10 + 1))[: width - 1] + "\n", len(text))
 
 
 def main() -> int:
@@ -129,40 +150,51 @@ def main() -> int:
     parser.add_argument("--size-mib", type=float, default=8.0)
     parser.add_argument("--families", help="comma-separated subset of: " + ", ".join(FAMILIES))
     parser.add_argument("--redact-only", action="store_true", help="skip the analyze subprocesses")
+    parser.add_argument("--runs", type=int, default=2, help="analyze runs per input; the least CPU time counts")
     args = parser.parse_args()
     size = int(args.size_mib * MIB)
     names = args.families.split(",") if args.families else list(FAMILIES)
-    worst = 0.0
+    worst = (0.0, "")
     with tempfile.TemporaryDirectory() as tmp:
-        plain_path = Path(tmp) / "plain.log"
         plain = plain_log(size)
-        plain_path.write_text(plain, encoding="utf-8")
         base_ms = redact_ms_per_mib(plain)
-        base = None if args.redact_only else run_analyze(plain_path)
-        print(f"{'family':22} {'redact ms/MiB':>13} {'analyze s':>10} {'ratio':>6} {'peak MiB':>9} {'ratio':>6}")
+        base = None if args.redact_only else analyze_text(Path(tmp), "plain", plain, args.runs)
+        head = f"{'family':22} {'redact ms/MiB':>13} {'analyze cpu s':>13} {'ratio':>6} {'peak MiB':>9} {'ratio':>6}"
+        print(head + f" {'lines':>7} {'ratio to as many plain lines':>29}")
         print(
             f"{'plain log':22} {base_ms:13.0f}"
-            + ("" if base is None else f" {base[0]:10.2f} {1:6.2f} {base[1]:9.0f} {1:6.2f}")
+            + ("" if base is None else f" {base[0]:13.2f} {1:6.2f} {base[1]:9.0f} {1:6.2f}")
         )
+        plain_lines = plain.count("\n")
         for name in names:
             text = FAMILIES[name](size)
-            ms = redact_ms_per_mib(text)
-            line = f"{name:22} {ms:13.0f}"
+            line = f"{name:22} {redact_ms_per_mib(text):13.0f}"
             if base is not None:
-                path = Path(tmp) / f"{name}.log"
-                path.write_text(text, encoding="utf-8")
-                seconds, peak, code = run_analyze(path)
-                path.unlink()
+                seconds, peak, code = analyze_text(Path(tmp), name, text, args.runs)
                 ratio = seconds / base[0]
-                worst = max(worst, ratio)
-                line += f" {seconds:10.2f} {ratio:6.2f} {peak:9.0f} {peak / base[1]:6.2f}"
+                if not name.startswith("control_"):
+                    worst = max(worst, (ratio, name))
+                lines = text.count("\n") / plain_lines
+                line += f" {seconds:13.2f} {ratio:6.2f} {peak:9.0f} {peak / base[1]:6.2f} {lines:6.1f}x"
+                if lines > 2:  # the analyzer's work per line counts: compare like with like too
+                    same = analyze_text(Path(tmp), name + "-plain", plain_lines_like(text), args.runs)
+                    line += f" {seconds / same[0]:22.2f}"
                 if code:
                     line += f"  (exit {code})"
             print(line, flush=True)
     if base is not None:
-        verdict = "met" if worst < TARGET else "MISSED"
-        print(f"worst analyze ratio {worst:.2f} (target < {TARGET:g}: {verdict})")
-    return 2 if worst >= TARGET else 0
+        verdict = "met" if worst[0] < TARGET else "MISSED"
+        print(f"worst analyze ratio {worst[0]:.2f} ({worst[1]}; target < {TARGET:g}: {verdict})")
+    return 2 if worst[0] >= TARGET else 0
+
+
+def analyze_text(tmp: Path, name: str, text: str, runs: int) -> tuple[float, float, int]:
+    path = tmp / f"{name}.log"
+    path.write_text(text, encoding="utf-8")
+    try:
+        return run_analyze(path, runs)
+    finally:
+        path.unlink()
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from functools import cache, lru_cache
 from typing import Any
 
@@ -555,8 +555,7 @@ _NAMED = (
     r"[A-Za-z0-9_.-]{0,64}(?:[ \t]{0,64}(?:=(?!=)|:(?=[ \t]))|[\"'][ \t]{0,64}:)(?![ \t]{0,64}[\"']?<redacted:)",
 )
 _HINT_START = re.compile("|".join(_HINT_LITERALS))
-_VALUE_RE = re.compile(_VALUE)
-_BLANKS_RE = re.compile(r"[ \t]{1,64}")
+_BLANKS_AND_VALUE = re.compile(rf"([ \t]{{0,64}})({_VALUE})")
 
 _NAME_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
 _NAME_LOOKBACK = 200
@@ -588,17 +587,11 @@ def _plain_name(name: str) -> str:
     return name if name[:1].isalpha() or name[:1] == "_" else ""
 
 
-def _starts_line(text: str, name_end: int, name: str) -> bool:
-    """Whether only blanks, a YAML list dash or a quote come before the name `name` ending at `name_end`."""
-    pos = name_end
-    floor = max(0, pos - 64)
-    while pos > floor and text[pos - 1] in " \t":
-        pos -= 1
-    pos -= len(name)
-    floor = max(0, pos - 64)
-    while pos > floor and text[pos - 1] in " \t-\"'":
-        pos -= 1
-    return pos == 0 or text[pos - 1] == "\n"
+def _starts_line(text: str, name_start: int) -> bool:
+    """Whether only blanks, a YAML list dash or a quote come before a name starting at `name_start` on its line."""
+    floor = max(0, name_start - 64)
+    before = text[floor:name_start].rstrip(" \t-\"'")
+    return before.endswith("\n") or (not before and (floor == 0 or text[floor - 1] == "\n"))
 
 
 # --------------------------------------------------------------------------- compiling
@@ -740,6 +733,13 @@ def _trigger(home: str | None) -> re.Pattern[bytes]:
     return re.compile(_trie(entries).encode("latin-1"))
 
 
+@lru_cache(maxsize=8)
+def _quiet_line(home: str | None) -> re.Pattern[bytes]:
+    """A whole line (lower-cased) in which no trigger starts. A line longer than 4 KiB never is one (its
+    regex scan then costs what the check would, and the check's backtracking memory stays bounded)."""
+    return re.compile(rb"(?m)^(?:(?!" + _trigger(home).pattern + rb").){0,4096}$")
+
+
 def shape_kind(value: str) -> str | None:
     """The token kind that `value` is, as a whole, or None."""
     m = _shape_only().fullmatch(value.strip())
@@ -854,8 +854,9 @@ _DEFAULT = object()
 # Past this depth a declined match's value is only checked for token shapes (no recursion).
 _MAX_DEPTH = 4
 _MAX_PASSES = 4
+_WITHIN_REACH = re.compile(r"(?i:wandb|curl)")  # the rules that look a distance back, which redaction shortens
+_TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.+/=~")
 _SHORTEST_SHAPE = 18  # no token shape is shorter (sk_live_ and ten characters)
-_REGION_GAP = 1  # adjacent triggered lines are scanned as one region
 _JOIN_EVERY = 4096  # output pieces are joined in groups, so a region with many matches stays compact
 
 
@@ -867,7 +868,9 @@ class Redactor:
         self.home = _usable_home(home)
         self._pattern, self._rule_of_group = _combined(self.home)
         self._trigger = _trigger(self.home)
+        self._quiet_line = _quiet_line(self.home)
         self.counts: dict[str, int] = {}
+        self._glued = False  # a token shape was hidden right after a word character (see _redact_to_fixed_point)
 
     # ---------------------------------------------------------------- public API
 
@@ -1010,33 +1013,29 @@ class Redactor:
         pieces.append(text[done:])
         return "".join(pieces)
 
-    def _regions(self, text: str):
-        """(start, end) of runs of lines holding a trigger, nearby runs merged; in order."""
+    def _regions(self, text: str) -> Iterator[tuple[int, int]]:
+        """(start, end) of each run of adjacent lines that hold a trigger, in order."""
         # One byte per character, so offsets match; characters outside ASCII can start no trigger.
         folded = text.encode("ascii", "replace").lower()
         pos = 0
-        region: tuple[int, int] | None = None
         while (m := self._trigger.search(folded, pos)) is not None:
             start = folded.rfind(b"\n", 0, m.start()) + 1
-            end = folded.find(b"\n", m.end())
-            end = len(folded) if end < 0 else end
-            if region is not None and start - region[1] <= _REGION_GAP:
-                region = (region[0], end)
-            else:
-                if region is not None:
-                    yield region
-                region = (start, end)
-            pos = end
-        if region is not None:
-            yield region
+            quiet = self._quiet_line.search(folded, m.end())  # the next line without a trigger, found in one pass
+            end = quiet.start() - 1 if quiet is not None else len(folded)
+            yield start, end
+            pos = end + 1
 
     def _redact_to_fixed_point(self, text: str) -> str:
-        """A changed text is scanned again: hiding one value can turn what follows into a new
-        `NAME=value` (as in `hf_...=TOKEN=x`), and redaction must be idempotent. The lines that a
-        second pass still changes are scanned until they settle."""
+        """A changed text is scanned again, and redaction must be idempotent: hiding a token glued to
+        the end of another (`dapi...` then `glpat-...`) puts a marker where the first one needed a word
+        to end, and a shorter text can bring a key within reach of the `wandb` or `curl` before it.
+        Nothing else can change what a second pass finds (every rule ignores a marker and the text
+        right after one), so only then is the text scanned again; the lines that a second pass still
+        changes are scanned until they settle."""
+        self._glued = False
         once = self._redact(text, 1)
-        if once == text:
-            return text
+        if once == text or not (self._glued or _WITHIN_REACH.search(text)):
+            return once
         twice = self._redact(once, 1)
         if twice == once:
             return once
@@ -1059,6 +1058,7 @@ class Redactor:
     def _redact(self, text: str, depth: int) -> str:
         """All one-line rules over `text`; declined matches rescan their parts one level deeper."""
         if depth >= _MAX_DEPTH:
+            self._glued = True  # rare: not worth telling apart
             return _shape_only().sub(lambda m: self._hide(shape_of(m)), text)
         pattern = self._pattern
         groups: list[str] = []
@@ -1084,6 +1084,8 @@ class Redactor:
         group = m.lastgroup
         if group is None:
             if _HINT_START.match(m.string, m.start()) is None:
+                if m.start() and m.string[m.start() - 1] in _TOKEN_CHARS:
+                    self._glued = True
                 return self._hide(shape_of(m)), m.end()
             return self._replace_named(m, depth)
         rule = self._rule_of_group[group]
@@ -1100,11 +1102,13 @@ class Redactor:
         if not secret:
             # the value is scanned again as part of the text that follows
             return self._rescan(pre, depth + 1), val_start
-        if rule == "flag":
-            return self._hide_flag_values(m, pre, val, kind)
+        if rule == "flag":  # a flag's name may hold a token too (as any name kept before a value)
+            return self._hide_flag_values(m, self._rescan_name(pre), val, kind)
         hidden = self._hide_value(val, kind, by_shape=rule not in ("url_password", "wandb_key"))
         if rule in ("wandb_key", "url_password"):  # what comes before the value may hold a secret too
             return self._rescan(pre, depth + 1) + hidden, val_end
+        if rule == "user_password":  # the user may be a token (curl -u TOKEN:x-oauth-basic)
+            return self._rescan_name(pre) + hidden, val_end
         return pre + hidden, val_end
 
     def _replace_named(self, m: re.Match[str], depth: int) -> tuple[str, int]:
@@ -1122,23 +1126,22 @@ class Redactor:
         name = _plain_name(text[name_start:name_end])
         if quote and (name_start < 1 or text[name_start - 1] != quote):
             name = ""
-        pos = op_end
-        blanks = _BLANKS_RE.match(text, pos)
-        if blanks is not None:
-            if rule == "assignment" and name_end == op_end - 1:
-                return self._rescan_name(pre), op_end  # "HF_TOKEN= x" assigns nothing
-            pos = blanks.end()
-        value = _VALUE_RE.match(text, pos)
-        if value is None or (rule == "quoted_key" and value.group(0)[:1] not in "['\""):
+        value = _BLANKS_AND_VALUE.match(text, op_end)
+        if value is None:
             return self._rescan_name(pre), op_end
-        val = value.group(0)
-        at_line_start = rule == "yaml_key" and _starts_line(text, name_end, name)
+        pos = value.start(2)
+        if pos > op_end and rule == "assignment" and name_end == op_end - 1:
+            return self._rescan_name(pre), op_end  # "HF_TOKEN= x" assigns nothing: blanks only where they precede "="
+        val = value.group(2)
+        if rule == "quoted_key" and val[:1] not in "['\"":
+            return self._rescan_name(pre), op_end
+        at_line_start = rule == "yaml_key" and _starts_line(text, name_start)
         if rule == "yaml_key" and not (name.isupper() or at_line_start):
             return self._rescan_name(pre), op_end
-        secret, kind = self._judge_name(name, val)
+        secret, kind = self._judge_name(name, val, hinted=True)
         if not secret:
             return self._rescan_name(pre), op_end
-        lead = pre + text[op_end:pos]
+        lead = self._rescan_name(pre) + text[op_end:pos]  # the name may hold a token (token_ghp_...=x)
         if val == "[":
             hidden, end = self._hide_list(text, value.end(), kind)
             return lead + hidden, end
@@ -1180,9 +1183,10 @@ class Redactor:
         ), "secret_arg"
 
     @staticmethod
-    def _judge_name(name: str, val: str) -> tuple[bool, str]:
-        """Whether the value of a variable or key called `name` is secret, and its kind."""
-        if not name or _HINT_RE.search(name) is None:
+    def _judge_name(name: str, val: str, hinted: bool = False) -> tuple[bool, str]:
+        """Whether the value of a variable or key called `name` is secret, and its kind (`hinted`: the
+        name is known to hold a hint word)."""
+        if not name or (not hinted and _HINT_RE.search(name) is None):
             return False, ""
         if is_secret_name(name):
             return True, _named_kind(name)
@@ -1351,8 +1355,7 @@ def _cut_head(text: str, limit: int, redactor: Redactor | None, ends_cut: bool) 
     end = limit + _CONTEXT_MARGIN
     window = (redactor or Redactor()).text(text[:end])
     if end < len(text) or ends_cut:  # the window ends inside a longer text: its last word may be part of a secret
-        last_word = _LAST_WORD.search(window)
-        window = window[: len(window) - (len(last_word.group(0)) if last_word else 0)]
+        window = window[: len(window) - _edge_word_length(_LAST_WORD, window)]
     if len(window) <= limit:
         return window
     space = window.rfind(" ", 0, limit + 1)
@@ -1367,8 +1370,7 @@ def _cut_tail(text: str, limit: int, redactor: Redactor | None, starts_cut: bool
     begin = max(0, start - _CONTEXT_MARGIN)
     window = (redactor or Redactor()).text(text[begin:])
     if begin > 0 or starts_cut:  # the window starts inside a longer text: its first word may be part of a secret
-        first_word = _FIRST_WORD.match(window)
-        window = window[len(first_word.group(0)) if first_word else 0 :]
+        window = window[_edge_word_length(_FIRST_WORD, window) :]
     if len(window) <= limit:
         return window
     from_ = len(window) - limit
@@ -1378,6 +1380,11 @@ def _cut_tail(text: str, limit: int, redactor: Redactor | None, starts_cut: bool
 
 _LAST_WORD = re.compile(r"\S{0,4096}\Z")
 _FIRST_WORD = re.compile(r"\S{0,4096}")
+
+
+def _edge_word_length(edge: re.Pattern[str], text: str) -> int:
+    found = edge.search(text)
+    return len(found.group(0)) if found else 0
 
 
 def _outside_marker(text: str, pos: int, forward: bool = False) -> int:

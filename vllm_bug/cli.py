@@ -25,7 +25,7 @@ Exit codes:
   1  failure (cannot write, output exists, command failed, collect --ray without Ray or a cluster)
   2  usage error (merge: the same node twice)
   3  input is not a readable bundle or report
-  4  input refused as unsafe (too large, decompression bomb, too deep)
+  4  input refused as unsafe (too large, decompression bomb, too many JSON values, too deep)
   130  interrupted (Ctrl-C); nothing is left half-written
 """
 
