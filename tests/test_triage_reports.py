@@ -228,3 +228,18 @@ def test_standard_input_on_a_terminal_is_a_usage_error(monkeypatch):
     monkeypatch.setattr(triage_command.sys, "stdin", io.TextIOWrapper(Terminal()))
     with pytest.raises(UsageProblem, match="standard input is a terminal"):
         triage_command.execute(["-"])
+
+
+def test_workers_bound_what_they_add_not_what_they_inherit(tmp_path):
+    # a parent that reserved a lot of address space (Ray does, on import) made a forked worker start over its
+    # 1 GiB RLIMIT_AS: the deep-nesting line then needed stack the worker could not map (SIGSEGV, seen in CI)
+    import mmap
+
+    reserved = mmap.mmap(-1, 1536 << 20)  # address space only: no page is touched
+    try:
+        (tmp_path / "issues.jsonl").write_text(gh_jsonl(CASES[:1]) + "[" * 100_000 + "]" * 100_000 + "\n")
+        result = CliRunner().invoke(cli, ["triage", str(tmp_path / "issues.jsonl"), "-j", "1"])
+    finally:
+        reserved.close()
+    assert result.exit_code == 0, result.output
+    assert "nested too deeply" in result.output and "SIGSEGV" not in result.output

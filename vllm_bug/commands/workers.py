@@ -3,7 +3,9 @@
 A worker that dies (killed, or by the out-of-memory killer) or overruns its time costs only the input
 it was working on: that input's result is a Failure saying why, a fresh worker takes its place, and
 the run goes on. Workers take one input at a time, so the parent always knows which input that was.
-Memory is bounded inside each worker (RLIMIT_AS, where the platform has it): an allocation past the
+Memory is bounded inside each worker (RLIMIT_AS, where the platform has it): the bound is what the
+worker may add to the address space it starts with (a forked worker starts with its parent's, which
+may be large: a parent that loaded Ray reserves gigabytes it never touches). An allocation past the
 bound raises MemoryError there, which the function may turn into its own answer.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import signal
 import sys
 import time
@@ -174,6 +177,16 @@ def _serve(conn: Connection, func: Callable[[Any], Any], memory_bytes: int | Non
             return
 
 
+def _address_space_in_use() -> int:
+    """This process's virtual size in bytes (Linux /proc), or 0 where it cannot be read."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            pages = int(statm.read().split()[0])
+        return pages * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def _limit_memory(memory_bytes: int | None) -> None:
     if not memory_bytes:
         return
@@ -181,6 +194,7 @@ def _limit_memory(memory_bytes: int | None) -> None:
         import resource
     except ImportError:  # not on this platform
         return
+    memory_bytes += _address_space_in_use()
     try:
         _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
         if hard != resource.RLIM_INFINITY:
