@@ -30,7 +30,7 @@ class Searchable:
     @property
     def folded(self) -> str:
         if self._folded is None:
-            from vllm_bug.analyzer.signals import fold
+            from vllm_bug.analyzer.prefilter import fold
 
             self._folded = fold(self.text)
         return self._folded

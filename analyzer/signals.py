@@ -27,6 +27,8 @@ from functools import cache, lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from vllm_bug.analyzer.prefilter import fold
+
 if TYPE_CHECKING:
     from vllm_bug.analyzer.facts import Facts
 
@@ -342,17 +344,6 @@ def _all_frames_text(facts: Facts) -> str:
 def clip(line: str) -> str:
     line = line.strip()
     return line if len(line) <= MAX_LINE_CHARS else line[: MAX_LINE_CHARS - 3] + "..."
-
-
-# Characters that re.IGNORECASE matches to an ASCII letter although str.lower() does not give it.
-_FOLD_FIRST = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
-
-
-def fold(text: str) -> str:
-    """The text as trigger words are compared with it: lower case, re's extra case-insensitive pairs folded."""
-    if not text.isascii():
-        text = text.translate(_FOLD_FIRST)
-    return text.lower()
 
 
 def row_problems(row: dict[str, Any]) -> list[str]:

@@ -16,7 +16,8 @@ import pytest
 from rule_helpers import facts
 from vllm_bug.analyzer import knowledge
 from vllm_bug.analyzer.findings import CATEGORIES
-from vllm_bug.analyzer.signals import fold, table, text_tokens
+from vllm_bug.analyzer.prefilter import fold
+from vllm_bug.analyzer.signals import table, text_tokens
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "analyzer" / "data"

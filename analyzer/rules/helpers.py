@@ -9,13 +9,12 @@ from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.lazyre import lazy_compile
 from vllm_bug.analyzer.prefilter import fold
 from vllm_bug.analyzer.search import searchable
+from vllm_bug.analyzer.signals import clip
 from vllm_bug.formats.issue_text import strip_tags
 
 if TYPE_CHECKING:
     from vllm_bug.analyzer.mentions import Mentions
     from vllm_bug.analyzer.signals import SignalSet
-
-MAX_EVIDENCE_CHARS = 400
 
 # Confidence levels, so that rules agree on what a number means.
 ROOT = 0.95  # the root-cause exception itself says so
@@ -23,11 +22,6 @@ DIRECT = 0.88  # the input states the error, outside the root-cause traceback
 STRONG_HINT = 0.7  # the facts make the failure near certain, no message seen
 HINT = 0.5  # the facts point this way
 SECONDARY = 0.3  # worth fixing, not why it failed
-
-
-def clip(line: str) -> str:
-    line = line.strip()
-    return line if len(line) <= MAX_EVIDENCE_CHARS else line[: MAX_EVIDENCE_CHARS - 3] + "..."
 
 
 def has(facts: Facts, *signal_ids: str) -> bool:
