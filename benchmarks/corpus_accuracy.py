@@ -1,6 +1,6 @@
 """Top-1 accuracy of `vllm-bug analyze` on a corpus of real issue reports, and a contradiction check.
 
-    python benchmarks/corpus_accuracy.py [--corpus CORPUS.jsonl] [--heldout] [--split-by-date [YYYY-MM-DD]]
+    python benchmarks/corpus_accuracy.py [--corpus CORPUS.jsonl] [--heldout] [--split-by-date [YYYY-MM-DD]] [--unseen]
 
 --corpus defaults to the shared dev corpus (../shared/corpus/real-issues-dev.jsonl); --heldout
 measures tests/fixtures/heldout/cases.jsonl, real reports collected separately from that file.
@@ -8,6 +8,8 @@ measures tests/fixtures/heldout/cases.jsonl, real reports collected separately f
 held-out set, or the --corpus file) and measures twice: the reports filed before the date (the ones
 to develop on) and those filed on or after it (the ones to judge by). Dates come from
 benchmarks/report_dates.json.
+--unseen scores benchmarks/unseen/cases.jsonl, real reports gathered apart from everything the rule authors read
+(see benchmarks/unseen/README.md), with top-1, top-3, a confusion table and every miss with what the analyzer said.
 
 Each case's text is title + error_text + env_text, analysed as a pasted issue. A case counts as a hit
 when the top diagnosis' category equals the labelled one (no diagnosis counts as `other`). The
@@ -31,6 +33,7 @@ from pathlib import Path
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "real-issues-dev.jsonl"
 HELDOUT_CORPUS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "heldout" / "cases.jsonl"
 DEV_COPY = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "reports" / "real-issues-dev.jsonl"
+UNSEEN_CORPUS = Path(__file__).resolve().parent / "unseen" / "cases.jsonl"
 REPORT_DATES = Path(__file__).resolve().parent / "report_dates.json"
 DEFAULT_SPLIT = "2025-09-15"  # chosen before issue 10's work: between vLLM #23925 (2025-08-29) and #27043 (2025-10-16)
 NEVER_RIGHT = (
@@ -165,6 +168,75 @@ def print_measured(label: str, result: Measured) -> None:
         print(f"  {case_id}: {problem}")
 
 
+class Ranked:
+    """Top-1 and top-3 results of one set, case by case: (id, expected, top categories, top rule, label basis)."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, list[str], str, str]] = []
+        self.contradictions: list[tuple[str, str]] = []
+        self.seconds = 0.0
+
+    def top1(self, rows=None) -> int:
+        return sum(expected == tops[0] for _, expected, tops, _, _ in (self.rows if rows is None else rows))
+
+    def top3(self, rows=None) -> int:
+        return sum(expected in tops[:3] for _, expected, tops, _, _ in (self.rows if rows is None else rows))
+
+
+def top_categories(analysis) -> list[str]:
+    """The categories of the first three diagnoses, most likely first; no diagnosis reads as `other`."""
+    return [finding.category for finding in analysis.diagnoses[:3]] or ["other"]
+
+
+def rank(cases: list[dict]) -> Ranked:
+    from vllm_bug.analyzer.analyze import analyze_text
+
+    out = Ranked()
+    start = time.perf_counter()
+    for case in cases:
+        analysis = analyze_text(case_text(case))
+        rule = analysis.diagnoses[0].rule if analysis.diagnoses else "-"
+        basis = case.get("label_basis") or "-"
+        out.rows.append((case["id"], case["category"], top_categories(analysis), rule, basis))
+        out.contradictions.extend((case["id"], problem) for problem in contradictions(case, analysis))
+    out.seconds = time.perf_counter() - start
+    return out
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part:3d}/{whole:<3d} {100 * part / max(1, whole):5.1f}%"
+
+
+def print_ranked(label: str, result: Ranked) -> None:
+    rows = result.rows
+    print(f"{label} ({len(rows)} cases, {result.seconds:.2f} s)")
+    print(f"top-1 {_share(result.top1(), len(rows))}   top-3 {_share(result.top3(), len(rows))}\n")
+    print(f"{'expected category':24} {'top-1':>14} {'top-3':>14}")
+    for category in sorted({expected for _, expected, _, _, _ in rows}):
+        mine = [row for row in rows if row[1] == category]
+        print(f"{category:24} {_share(result.top1(mine), len(mine)):>14} {_share(result.top3(mine), len(mine)):>14}")
+    bases = sorted({row[4] for row in rows})
+    if bases != ["-"]:
+        print(f"\n{'label basis':24} {'top-1':>14}")
+        for basis in bases:
+            mine = [row for row in rows if row[4] == basis]
+            print(f"{basis:24} {_share(result.top1(mine), len(mine)):>14}")
+    confusion = Counter((expected, tops[0]) for _, expected, tops, _, _ in rows if expected != tops[0])
+    print("\nconfusion (expected -> top-1 given, misses only):" + ("" if confusion else " none"))
+    for (expected, got), count in sorted(confusion.items(), key=lambda item: (-item[1], item[0])):
+        print(f"  {expected:24} -> {got:24} x{count}")
+    misses = [row for row in rows if row[1] != row[2][0]]
+    print(f"\nmisses ({len(misses)}):" + ("" if misses else " none"))
+    for case_id, expected, tops, rule, _ in misses:
+        print(f"  {case_id}: expected {expected}, got {tops[0]} ({rule}); top-3 {', '.join(tops)}")
+    print(
+        f"\ncontradictions with stated facts ({len(result.contradictions)}):"
+        + ("" if result.contradictions else " none")
+    )
+    for case_id, problem in result.contradictions:
+        print(f"  {case_id}: {problem}")
+
+
 def split_by_date(cases: list[dict], cut: date, created: Callable[[str], date]) -> tuple[list[dict], list[dict]]:
     """(filed before cut, filed on or after it), each in its input order."""
     older = [case for case in cases if created(case["id"]) < cut]
@@ -178,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", help=f"a JSONL corpus (default {DEFAULT_CORPUS})")
     parser.add_argument("--heldout", action="store_true", help=f"use {HELDOUT_CORPUS}")
     parser.add_argument(
+        "--unseen", action="store_true", help=f"score {UNSEEN_CORPUS} with top-1, top-3 and a confusion table"
+    )
+    parser.add_argument(
         "--split-by-date",
         nargs="?",
         const=DEFAULT_SPLIT,
@@ -185,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
         help=f"measure reports filed before and from the date apart (default {DEFAULT_SPLIT})",
     )
     args = parser.parse_args(argv)
+    if args.unseen:
+        print_ranked(f"corpus: {UNSEEN_CORPUS}", rank(read_cases(UNSEEN_CORPUS)))
+        return 0
     if args.split_by_date is not None:
         try:
             cut = date.fromisoformat(args.split_by_date)
