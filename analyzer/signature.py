@@ -4,8 +4,8 @@ Layout (algorithm version 1)::
 
     vllm-sig/1:<kind>:<ExcType>:<qualifier>:<frame,frame,frame>#<hash8>
 
-- kind: a coarse error family (oom, cuda-error, nccl, import, kv-cache, triton, assert, python,
-  message, none), read from the exception type and message;
+- kind: a coarse error family (oom, host-oom, cuda-error, nccl, import, kv-cache, triton, assert,
+  python, message, none), read from the exception type and message;
 - ExcType: the exception's short type, with aliases that differ only between torch versions merged;
 - qualifier: the message core with everything that varies between machines removed (sizes,
   numbers, GPU indices, addresses, paths, pids); for CUDA errors the error name, for NCCL the error
@@ -24,6 +24,7 @@ import hashlib
 import re
 
 from vllm_bug.analyzer.facts import Facts, Frame, Traceback
+from vllm_bug.analyzer.tracebacks import is_ray_host_oom
 from vllm_bug.formats.ansi import SIGNATURE, strip_ansi
 from vllm_bug.formats.issue_text import strip_template_tag
 from vllm_bug.formats.lazyre import lazy_compile
@@ -175,7 +176,7 @@ def signature_prefix(signature: str, fields: int = 4) -> str:
 
 
 def _is_wrapper(tb: Traceback) -> bool:
-    return tb.short_type in _WRAPPER_TYPES or bool(_WRAPPER_MESSAGES.search(tb.message or ""))
+    return tb.short_type.split("(", 1)[0] in _WRAPPER_TYPES or bool(_WRAPPER_MESSAGES.search(tb.message or ""))
 
 
 def _pick_root(facts: Facts, why: list[str]) -> Traceback | None:
@@ -291,6 +292,9 @@ def _classify(exc_type: str, text: str, why: list[str]) -> tuple[str, str]:
         name = _canonical_cuda_error(m.group(1).strip().rstrip(".,").lower())
         why.append(f"qualifier: the CUDA error name {name!r}")
         return "cuda-error", name
+    if is_ray_host_oom(text):
+        why.append("qualifier: Ray killed a worker for the node's host memory (not a GPU out-of-memory error)")
+        return "host-oom", "node running low on memory"
     if _OOM.search(text) and not _KV_CACHE.search(text):
         why.append("qualifier: 'CUDA out of memory' (sizes, GPU index and process ids dropped)")
         return "oom", "CUDA out of memory"

@@ -22,7 +22,8 @@ from vllm_bug.formats.traceback import (
 
 _WRAPPER_TYPES = lazy_compile(
     r"(?:^|\.)(?:EngineDeadError|EngineGenerateError|CancelledError|KeyboardInterrupt|SystemExit|GeneratorExit"
-    r"|RayTaskError|RayActorError|ActorDiedError|ActorUnavailableError|ChildFailedError|ProcessRaisedException"
+    r"|RayTaskError|RayActorError|ActorDiedError|ActorUnavailableError|WorkerCrashedError|RayChannelError"
+    r"|RayChannelTimeoutError|ChildFailedError|ProcessRaisedException"
     r"|ProcessExitedException|BrokenProcessPool)$"
 )
 _WRAPPER_MESSAGES = lazy_compile(
@@ -92,6 +93,11 @@ def pick_root_cause(
         quoted
         for quoted in map(quoted_by_wrapper, tracebacks)
         if quoted is not None and quoted.start_line != title_line
+    ]
+    candidates += [
+        carried
+        for carried in (carried_by_ray(tb, tracebacks, lines) for tb in tracebacks)
+        if carried is not None and carried.start_line != title_line
     ]
     if candidates:
         chosen = min(candidates, key=_rank)
@@ -167,6 +173,84 @@ def quoted_by_wrapper(tb: Traceback) -> Traceback | None:
     return Traceback(
         exc_type=exc_type,
         message=message.strip(),
+        frames=tb.frames,
+        text=tb.text,
+        start_line=tb.start_line,
+        chained_from=tb.chained_from,
+        carried_by=tb,
+    )
+
+
+# Ray (python/ray/exceptions.py) hands a task's exception to its caller as RayTaskError, which as_instanceof_cause()
+# re-classes as "RayTaskError(<the cause's class name>)" (never for Ray's own errors, so RayTaskError(OutOfMemoryError)
+# is torch's OutOfMemoryError). Its message is the task's traceback with the "Traceback (most recent call last):" line
+# replaced by the task's process title, "ray::Class.method() (pid=N, ip=A, ...)"; the cause's own exception line ends
+# it. ActorDiedError quotes the same text for an actor whose __init__ raised, and an actor that Ray's memory monitor
+# killed reports "Worker exit type: NODE_OUT_OF_MEMORY Worker exit detail: Task was killed due to the node running low
+# on memory." (the raylet's words, "N worker(s) were killed due to ..." since Ray 2.56; the caller of a killed task gets
+# ray.exceptions.OutOfMemoryError with them). That memory is the node's host RAM, not the GPU's.
+_RAY_TASK_CLASS = lazy_compile(r"(?:^|\.)RayTaskError\((?P<cause>[\w.]{1,120})\)$")
+_RAY_TASK_TITLE = lazy_compile(r"\bray::[\w.<>-]{1,200}\(\)\S{0,12} \(pid=\d{1,10}")
+_RAY_HOST_OOM = lazy_compile(r"(?:Task was|\d{1,6} worker\(s\) were) killed due to the node running low on memory\.?")
+RAY_HOST_OOM_TYPE = "ray.exceptions.OutOfMemoryError"
+
+
+def carried_by_ray(tb: Traceback, tracebacks: list[Traceback], lines: list[str]) -> Traceback | None:
+    """The error a Ray wrapper carries, as an exception of its own carried by the wrapper; None when the
+    input already holds that error as an exception (Ray prints the cause's traceback right after its
+    "ray::..." title) or the wrapper names none.
+
+    Carried: an actor death that Ray's memory monitor caused (host memory, not the GPU's), and the class
+    named by RayTaskError(<class>) when the task's own exception line was cut off."""
+    if not tb.exc_type or not is_wrapper(tb):
+        return None
+    host_oom = _ray_host_oom(tb, lines)
+    if host_oom is not None:
+        return _carried(tb, RAY_HOST_OOM_TYPE, host_oom)
+    m = _RAY_TASK_CLASS.search(tb.exc_type.rsplit(".", 1)[-1])
+    if m is None or not _STRONG.search(m.group("cause")):
+        return None  # a cut RuntimeError says nothing by itself: the cause stays missing
+    inner = _printed_inside(tb, tracebacks)
+    if inner is not None and inner.exc_type:
+        return None
+    carried = _carried(tb, m.group("cause"), "")
+    if inner is not None:
+        carried.frames = inner.frames
+    return carried
+
+
+def is_ray_host_oom(text: str) -> bool:
+    """Whether text is Ray's memory monitor saying it killed a worker because the node's host memory ran low."""
+    return _RAY_HOST_OOM.search(text) is not None
+
+
+def _ray_host_oom(tb: Traceback, lines: list[str]) -> str | None:
+    """Ray's memory-monitor sentence in a wrapper's message or in the lines it printed (the exit detail comes
+    after the actor's class, id, pid and address, each on a line of its own)."""
+    start = tb.start_line if tb.start_line is not None else 0
+    for text in (tb.message, tb.text, "\n".join(lines[start : start + 3 * MAX_CONTINUATION])):
+        m = _RAY_HOST_OOM.search(text)
+        if m is not None:
+            return m.group(0)
+    return None
+
+
+def _printed_inside(tb: Traceback, tracebacks: list[Traceback]) -> Traceback | None:
+    """The traceback Ray printed under a wrapper's "ray::..." title: the next one, starting where the wrapper's
+    text ends."""
+    if tb.start_line is None or not _RAY_TASK_TITLE.search(tb.message):
+        return None
+    end = tb.start_line + tb.text.count("\n") + 1
+    following = [other for other in tracebacks if other.start_line is not None and other.start_line >= end]
+    if following and min(following, key=lambda other: other.start_line or 0).start_line in (end, end + 1):
+        return min(following, key=lambda other: other.start_line or 0)
+    return None
+
+
+def _carried(tb: Traceback, exc_type: str, message: str) -> Traceback:
+    return Traceback(
+        exc_type=exc_type,
+        message=message,
         frames=tb.frames,
         text=tb.text,
         start_line=tb.start_line,
