@@ -29,6 +29,7 @@ from vllm_bug.formats.ansi import SIGNATURE, strip_ansi
 from vllm_bug.formats.issue_text import strip_template_tag
 from vllm_bug.formats.lazyre import lazy_compile
 from vllm_bug.formats.logline import strip_error_line_prefix
+from vllm_bug.formats.traceback import first_validation_error
 
 ALGORITHM = "vllm-sig/1"
 MAX_APP_FRAMES = 3
@@ -316,7 +317,8 @@ def _classify(exc_type: str, text: str, why: list[str]) -> tuple[str, str]:
         if rx.search(text):
             why.append(f"qualifier: the CUDA error name {name!r}, quoted without its 'CUDA error:' prefix")
             return "cuda-error", name
-    core = _message_core(text)
+    validation = first_validation_error(exc_type, text.split(": ", 1)[1] if ": " in text else text)
+    core = parameterise(validation)[:200] if validation else _message_core(text)
     if exc_type in _IMPORT_TYPES or re.search(r"undefined symbol|cannot open shared object|GLIBC", text):
         kind = "import"
     elif _TRITON.search(exc_type) or _TRITON.search(text[:300]):

@@ -312,6 +312,27 @@ def _is_validation_error(exc_type: str, message: str) -> bool:
     return exc_type.rsplit(".", 1)[-1] == "ValidationError" and bool(_VALIDATION_HEADER.match(message.strip()))
 
 
+_VALIDATED_CLASS = lazy_compile(r"validation errors? for (?P<cls>\S{1,200})")
+
+
+def first_validation_error(exc_type: str, message: str) -> str | None:
+    """'ParallelConfig: Value error, World size (2) is larger ...': the class a pydantic ValidationError is about and
+    its first error (a field's name is joined to the error under it), from a message read by parse_tracebacks;
+    None for other exceptions and for a header with no error below it."""
+    if not _is_validation_error(exc_type, message):
+        return None
+    header, *errors = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    m = _VALIDATED_CLASS.search(header)
+    first: list[str] = []
+    for line in errors:
+        first.append(line)
+        if " " in line:  # a location ('gpu_memory_utilization') is one word; the error under it is a sentence
+            break
+    if m is None or not first:
+        return None
+    return f"{m.group('cls')}: {' '.join(first)}"
+
+
 def _validation_error_lines(continuation: list[str]) -> list[str]:
     """The error lines under a ValidationError's header, without help links and '[type=...]' tails."""
     out = []

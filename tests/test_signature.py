@@ -221,3 +221,37 @@ def test_cuda_runtime_error_names_are_error_lines_when_there_is_no_traceback():
     signature, _ = compute_signature(facts)
     assert "cudaErrorInvalidValue invalid argument" in signature
     assert "exit" not in signature
+
+
+# pydantic 2's rendering of vLLM's config refusals (vLLM 0.22: ParallelConfig and VllmConfig are pydantic dataclasses)
+VALIDATION = """\
+Traceback (most recent call last):
+  File "/opt/venv/lib/python3.12/site-packages/vllm/engine/arg_utils.py", line 1957, in create_engine_config
+    parallel_config = ParallelConfig(
+pydantic_core._pydantic_core.ValidationError: 1 validation error for ParallelConfig
+  Value error, {error} [type=value_error, input_value=ArgsKwargs((), {{'tensor_parallel_size': 2}}), \
+input_type=ArgsKwargs]
+    For further information visit https://errors.pydantic.dev/2.13/v/value_error
+"""
+WORLD_SIZE = "World size ({n}) is larger than the number of available GPUs ({m}) in this node."
+HEADS = "Total number of attention heads ({n}) must be divisible by tensor parallel size ({m})."
+
+
+def test_validation_errors_differ_by_their_first_error_not_by_its_numbers():
+    world_2 = sig(VALIDATION.format(error=WORLD_SIZE.format(n=2, m=1)))
+    world_8 = sig(VALIDATION.format(error=WORLD_SIZE.format(n=8, m=4)))
+    heads = sig(VALIDATION.format(error=HEADS.format(n=12, m=8)))
+    assert world_2 == world_8
+    assert world_2 != heads
+    assert ":ParallelConfig Value error World size (<n>) is larger than" in world_2
+
+
+def test_a_validation_error_on_a_field_keeps_the_field_and_its_error():
+    text = (
+        "pydantic_core._pydantic_core.ValidationError: 1 validation error for CacheConfig\n"
+        "gpu_memory_utilization\n"
+        "  Input should be less than or equal to 1 [type=less_than_equal, input_value=90, input_type=int]\n"
+    )
+    other = text.replace("gpu_memory_utilization", "swap_space")
+    assert "CacheConfig gpu_memory_utilization Input should be" in sig(text)
+    assert sig(text) != sig(other)
