@@ -215,3 +215,17 @@ def test_merge_writes_no_bundle_to_standard_output(tmp_path, capsys):
     b = write(tmp_path, "b", as_node(real_payload(), "b"))
     code, out, err = run_cli(capsys, "merge", str(a), str(b), "-o", "-")
     assert (code, out) == (2, "") and "give -o PATH" in err
+
+
+def test_merge_validate_and_show_name_the_file_that_is_not_a_bundle(tmp_path, capsys):
+    a = write(tmp_path, "a", as_node(real_payload(), "a"))
+    junk = tmp_path / "junk\x1b[31m.zst"  # a name that would colour the terminal is spelled out
+    junk.write_bytes(b"not a bundle")
+    shown = str(junk).replace("\x1b", "\\x1b")
+    code, _, err = run_cli(capsys, "merge", str(a), str(junk), "-o", str(tmp_path / "y.zst"))
+    assert code == 3 and err == f"vllm-bug: error: {shown}: not a zstd-compressed bundle (bad magic bytes)\n"
+    for command in ("validate", "show"):
+        code, _, err = run_cli(capsys, command, str(junk))
+        assert code == 3 and err == f"vllm-bug: error: {shown}: not a zstd-compressed bundle (bad magic bytes)\n"
+    code, _, err = run_cli(capsys, "validate", str(tmp_path / "missing.zst"))
+    assert code == 3 and err.count(str(tmp_path / "missing.zst")) == 1  # named once, not twice

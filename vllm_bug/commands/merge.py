@@ -8,7 +8,7 @@ bundles merged, its folder is missing, ...); 2 usage (fewer than two bundles, th
 from __future__ import annotations
 
 from vllm_bug.commands import Result
-from vllm_bug.commands.output import STDOUT, destination, terminal_safe, write_file
+from vllm_bug.commands.output import STDOUT, destination, naming_input, terminal_safe, write_file
 from vllm_bug.errors import UsageProblem
 
 
@@ -20,7 +20,11 @@ def execute(bundles: list[str], output: str, force: bool = False) -> Result:
     if output == STDOUT:
         raise UsageProblem("merge writes a bundle file: give -o PATH")
     target = destination(output, force, inputs=bundles)  # checked before any bundle is read
-    merged = merge_documents([(path, read_bundle(path)) for path in bundles], lambda: Redactor(home=None))
+    documents = []
+    for path in bundles:
+        with naming_input(path):
+            documents.append((path, read_bundle(path)))
+    merged = merge_documents(documents, lambda: Redactor(home=None))
     assert target.path is not None
     written = write_file(target.path, encode(merged), force)
     return Result(

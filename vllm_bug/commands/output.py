@@ -74,6 +74,20 @@ def say(message: str) -> None:
 # ------------------------------------------------------------------ the wording
 
 
+@contextlib.contextmanager
+def naming_input(path: os.PathLike[str] | str) -> Iterator[None]:
+    """Errors met while reading the input PATH name it ('b.txt: not a zstd-compressed bundle ...'), so that a
+    command given several inputs says which one it refused; messages that already begin with it are kept."""
+    try:
+        yield
+    except VllmBugError as exc:
+        message = str(exc)
+        if message.startswith((os.fspath(path), terminal_safe(path))):
+            raise
+        renamed = type(exc)(f"{terminal_safe(path)}: {message}")
+        raise renamed from None
+
+
 def exists_message(path: os.PathLike[str] | str) -> str:
     return f"{terminal_safe(path)} already exists; use --force to overwrite it"
 

@@ -4,6 +4,7 @@ older or modified writer), every node's payload too."""
 from __future__ import annotations
 
 from vllm_bug.commands import Result
+from vllm_bug.commands.output import naming_input
 
 
 def execute(bundle: str) -> Result:
@@ -11,4 +12,6 @@ def execute(bundle: str) -> Result:
     from vllm_bug.schema.cluster import scrub_every_node
     from vllm_bug.schema.redact import Redactor
 
-    return Result(document=scrub_every_node(read_bundle(bundle), Redactor(home=None)))
+    with naming_input(bundle):
+        document = read_bundle(bundle)
+    return Result(document=scrub_every_node(document, Redactor(home=None)))
