@@ -274,12 +274,23 @@ def test_a_long_digit_prefix_before_a_traceback_costs_linear_time():
 
 
 def test_a_partial_line_before_the_jump_to_the_tail_is_not_joined_to_the_tail(tmp_path, monkeypatch):
-    # _read_last_part set acc.carry (no such attribute), so the cut line's bytes stayed in acc.carries
-    monkeypatch.setattr(lc, "MAX_SCAN_BYTES", 1 << 16)
+    # Past MAX_SCAN_BYTES a regular file's reading jumps to its last TAIL_BYTES. The scan's partial line from
+    # before the jump (here a traceback header cut by the chunk's end) must not join the first line after it:
+    # once it did (the jump cleared a misspelt attribute), and a traceback that never was got recorded.
+    scan = 1 << 20  # past HEAD_BYTES + TAIL_BYTES, so that the head is already kept apart when the jump comes
+    monkeypatch.setattr(lc, "MAX_SCAN_BYTES", scan)
+    monkeypatch.setattr(lc, "CHUNK_BYTES", 1 << 16)
+    line = b"INFO 01-01 00:00:00 [x.py:1] an ordinary line of a long vLLM log\n"
+    first = line * (scan // len(line) - 2)
+    first += b"#" * (scan - len(first) - len(HEADER) - 1) + b"\n" + HEADER.encode()  # the chunk ends in the header
+    tail = b'  File "tail.py", line 3, in g\nRuntimeError: only in the tail\n'
+    tail += line * ((lc.TAIL_BYTES - len(tail)) // len(line) - 1)
+    tail += b"#" * (lc.TAIL_BYTES - len(tail) - len(b"TAIL-END\n")) + b"TAIL-END\n"  # the jump lands on its start
     log = tmp_path / "big.log"
-    head = b"".join(b"INFO head %05d\n" % i for i in range(4_000))  # 64,000 bytes
-    body = b"".join(b"INFO line %d\n" % i for i in range(400_000))
-    log.write_bytes(head + b"HEADPART " * 200 + body + b"TAIL-END\n")
-    text = lc.read_log(str(log)).text
-    assert "TAIL-END" in text
-    assert not any("HEADPART" in line and "INFO line" in line for line in text.splitlines())
+    log.write_bytes(first + b"\n" + line * 40_000 + tail)
+    cap = lc.read_log(str(log))
+    assert cap.scan_stopped_at == scan and cap.truncated
+    assert cap.text.endswith("TAIL-END\n") and "only in the tail" in cap.text
+    skipped = log.stat().st_size - lc.HEAD_BYTES - lc.TAIL_BYTES
+    assert skipped <= cap.omitted_bytes < skipped + len(line)  # the head ends at its last whole line
+    assert not any("only in the tail" in tb for tb in cap.tracebacks)
