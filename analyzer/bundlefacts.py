@@ -17,7 +17,7 @@ from vllm_bug.analyzer.facts import Facts, Gpu, NodeFacts, normalise_package_nam
 from vllm_bug.analyzer.facts_text.environment import mask_secret
 from vllm_bug.analyzer.facts_text.gpus import apply_nvidia_smi
 from vllm_bug.analyzer.gpus import parse_compute_capability
-from vllm_bug.analyzer.involvement import has_vllm_process_tags
+from vllm_bug.analyzer.involvement import has_vllm_log_header, has_vllm_process_tags
 from vllm_bug.analyzer.logclean import clean_lines
 from vllm_bug.analyzer.textfacts import fill_from_lines
 from vllm_bug.analyzer.tracebacks import pick_root_cause
@@ -256,6 +256,7 @@ def _from_text_sections(facts: Facts, payload: dict[str, Any]) -> None:
     lines = clean_lines(log_text) if log_text else []
     facts.lines = lines
     facts.vllm_process_tags = bool(log_text) and has_vllm_process_tags(str(log_text))
+    facts.vllm_log_lines = bool(log_text) and has_vllm_log_header(str(log_text))
     fill_from_lines(facts, lines)
     if facts.root_cause is None or not facts.tracebacks:
         extra = "\n\n".join(t for t in _list(log.get("tracebacks")) if isinstance(t, str))

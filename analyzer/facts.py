@@ -96,6 +96,7 @@ class Facts:
     root_cause: Traceback | None = None  # the innermost real cause, wrappers skipped
     title: str | None = None  # issue title, when the input is a pasted issue
     vllm_process_tags: bool = False  # the raw input has lines tagged by vLLM's processes (EngineCore, VllmWorker)
+    vllm_log_lines: bool = False  # the raw input has lines with vLLM's log header ('INFO 03-19 07:27:53 [core.py:58]')
     redactions: list[dict[str, Any]] = field(default_factory=list)
     redacted_here: list[dict[str, Any]] = field(default_factory=list)  # what the analyzer itself redacted
     collection_problems: list[str] = field(default_factory=list)  # bundle probes that failed or timed out

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.facts_text import engine, environment, gpus, host, software
-from vllm_bug.analyzer.involvement import has_vllm_process_tags
+from vllm_bug.analyzer.involvement import has_vllm_log_header, has_vllm_process_tags
 from vllm_bug.analyzer.logclean import clean_lines
 from vllm_bug.analyzer.tracebacks import pick_root_cause
 from vllm_bug.formats.collect_env import parse_collect_env
@@ -30,6 +30,7 @@ def facts_from_text(text: str) -> Facts:
     lines = clean_lines(text)
     facts.lines = lines
     facts.vllm_process_tags = has_vllm_process_tags(text)
+    facts.vllm_log_lines = has_vllm_log_header(text)
     title_index = _title_index(lines)
     if title_index is not None:
         facts.title = lines[title_index].strip()

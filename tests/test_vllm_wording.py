@@ -99,3 +99,36 @@ def test_vllm_process_tags_count_as_vllm_though_cleaning_strips_them():
     untagged = facts_from_text(PLAIN_TORCH + "RuntimeError: CUDA error: an illegal memory access was encountered\n")
     assert vllm_not_involved(untagged)
     assert analyze_facts(untagged).diagnoses[0].title.endswith("the process must restart.")
+
+
+OOM = (
+    "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.10 GiB\n"
+)
+
+
+def test_a_folder_named_like_vllm_does_not_make_a_vllm_run():
+    text = PLAIN_TORCH.replace("/home/user/train.py", "/home/user/vllm-test/train.py") + OOM
+    facts = facts_from_text(text)
+    assert vllm_not_involved(facts)
+    assert "in a program that is not vLLM" in analyze_facts(facts).diagnoses[0].title
+
+
+def test_vllms_log_header_makes_a_vllm_run_without_the_word_vllm():
+    # vllm/logger.py's format: 'LEVEL MM-DD hh:mm:ss [file.py:N] message' (before 0.6.2 'file.py:N]'), the date and
+    # source greyed by ANSI codes when coloured; the last lines of such a log need not say "vllm" anywhere
+    for header in (
+        "INFO 03-19 07:27:53 [gpu_model_runner.py:1580] Model loading took 15.2 GiB\n",
+        "INFO 03-19 07:27:53 model_runner.py:1580] Loading model weights took 15.2 GB\n",
+        "INFO \x1b[90m03-19 07:27:53\x1b[0m \x1b[90m[gpu_model_runner.py:1580]\x1b[0m Model loading took 15.2 GiB\n",
+    ):
+        facts = facts_from_text(header + PLAIN_TORCH + OOM)
+        assert facts.vllm_log_lines and not vllm_not_involved(facts), header
+        assert "not vLLM" not in analyze_facts(facts).diagnoses[0].title
+    plain_logging = "INFO:root:loading the model\n2026-03-19 07:27:53,120 - INFO - train.py:12 - step 1\n"
+    assert vllm_not_involved(facts_from_text(plain_logging + PLAIN_TORCH + OOM))
+
+
+def test_a_vllm_command_counts_and_a_file_named_like_vllm_does_not():
+    assert not vllm_not_involved(facts_from_text("$ vllm serve Qwen/Qwen3-0.6B\n" + PLAIN_TORCH + OOM))
+    assert not vllm_not_involved(facts_from_text("from vllm import LLM\n" + PLAIN_TORCH + OOM))
+    assert vllm_not_involved(facts_from_text("$ python vllm_test_runner.py\n" + PLAIN_TORCH + OOM))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import TYPE_CHECKING, Any
 
 from vllm_bug.analyzer.facts import Facts
@@ -163,20 +164,26 @@ def vllm_version(facts: Facts) -> str | None:
 
 
 def vllm_not_involved(facts: Facts) -> bool:
-    """Whether the facts show that the program that failed was not vLLM: no vLLM version, no frame
-    in vllm, no vLLM log line, process tag or command, and either no vllm package or a traceback without vllm."""
-    if vllm_version(facts) or (facts.launch_command and "vllm" in fold(facts.launch_command).replace("vllm-bug", "")):
+    """Whether the facts show that the program that failed was not vLLM: no vLLM version, no vLLM log line or
+    process tag, no vLLM command, no frame in the vllm package and no mention of vLLM by name, and either no
+    vllm package or a traceback without vllm. A folder or file that merely has "vllm" in its name is no sign."""
+    if vllm_version(facts) or facts.vllm_process_tags or facts.vllm_log_lines:
         return False
-    if facts.vllm_process_tags:
+    if facts.launch_command and _VLLM_WORD.search(facts.launch_command):
         return False
     frames = [frame for tb in facts.tracebacks for frame in tb.frames]
     if facts.root_cause is not None:
         frames += facts.root_cause.frames
-    if any("vllm" in frame.path.replace("vllm-bug", "").replace("vllm_bug", "") for frame in frames):
+    if any(frame.module == "vllm" or frame.module.startswith("vllm.") for frame in frames):
         return False
     if has(facts, "VLLM_MENTIONED"):
         return False
     return facts.vllm_installed is False or bool(frames)
+
+
+# vLLM named as itself ('vllm serve', 'vllm/vllm-openai', 'python -m vllm.entrypoints...'), not inside another
+# name ('vllm-test', 'vllm_bug', 'myvllm')
+_VLLM_WORD = lazy_compile(r"(?<![\w.-])vllm(?![\w-])", re.IGNORECASE)
 
 
 def vllm_only(facts: Facts, *advice: str) -> list[str]:
