@@ -191,3 +191,15 @@ def test_a_compiled_graph_channel_closed_after_a_worker_error_is_a_consequence()
         "ray.exceptions.RayChannelError: System error: NCCL group has been destroyed.\nValueError: bad rope scaling\n"
     )
     assert _root(text).exc_type == "ValueError"
+
+
+def test_the_raylets_kill_summary_is_host_memory_too():
+    # the raylet's periodic summary (node_manager.cc), forwarded to the driver with a "(raylet)" tag
+    text = (
+        "(raylet) [2024-03-02 07:23:59,445 E 395 395] (raylet) node_manager.cc:3049: 1 Workers (tasks / actors) "
+        "killed due to memory pressure (OOM), 0 Workers crashed due to other reasons at node (ID: e5d953ef, "
+        "IP: 10.0.0.2) over the last time period.\n"
+    )
+    analysis = analyze_text(text)
+    assert analysis.diagnoses[0].rule == "RAY_HOST_MEMORY_KILL"
+    assert all(d.category != "cuda_oom" for d in analysis.diagnoses)
