@@ -109,7 +109,7 @@ def signature_of(item: Item) -> tuple[str, str | None, str | None]:
         facts = build_facts(load_item(item))
         return name, compute_signature(facts)[0], None
     except VllmBugError as exc:
-        return name, None, one_line(str(exc))
+        return name, None, refusal(name, exc)
     except RecursionError:
         return name, None, "refused: nested too deeply"
     except MemoryError:
@@ -147,7 +147,7 @@ def reports_in(job: tuple[str, bytes | None, str]) -> list[Report | BadReport]:
             data = read_file_capped(name, MAX_INPUT_BYTES, what="a list of reports")
         return read_reports(name, data, kind)
     except VllmBugError as exc:
-        return [BadReport(name, one_line(str(exc)))]
+        return [BadReport(name, refusal(name, exc))]
     except MemoryError:
         return [BadReport(name, OUT_OF_MEMORY)]
 
@@ -163,6 +163,13 @@ def group_by_signature(signed: Iterable[tuple[str, str]], order: Callable[[str],
     for name, signature in signed:
         by_signature.setdefault(signature, []).append(name)
     return [Group(signature=s, files=sorted(members, key=order)) for s, members in by_signature.items()]
+
+
+def refusal(name: str, exc: VllmBugError) -> str:
+    """Why NAME was refused, in one line, without the 'NAME: ' that the message may begin with: the report shows
+    the name beside the reason."""
+    text = one_line(str(exc))
+    return text.removeprefix(f"{name}: ") or text
 
 
 def one_line(text: str, limit: int = 300) -> str:

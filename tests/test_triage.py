@@ -235,3 +235,13 @@ def test_csv_cells_never_start_a_formula(tmp_path, monkeypatch):
     as_csv = CliRunner().invoke(cli, ["triage", "=cmd.log", "--format", "csv", "-j", "1"])
     rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
     assert rows[0]["example"] == "'=cmd.log"
+
+
+def test_a_bad_file_is_named_once_beside_its_reason(tmp_path):
+    # the loader's message begins with the file's name; the report already shows it in front of the reason
+    (tmp_path / "junk.zst").write_bytes(b"not a bundle")
+    (tmp_path / "ok.log").write_text(text_of(OOM))
+    result = triage([str(tmp_path)], jobs=1)
+    assert [(path.rsplit("/", 1)[-1], reason) for path, reason in result.bad] == [
+        ("junk.zst", "not a zstd-compressed bundle (bad magic bytes)")
+    ]
