@@ -24,7 +24,7 @@ import hashlib
 import re
 
 from vllm_bug.analyzer.facts import Facts, Frame, Traceback
-from vllm_bug.analyzer.tracebacks import is_ray_host_oom
+from vllm_bug.analyzer.tracebacks import is_ray_host_oom, is_wrapper
 from vllm_bug.formats.ansi import SIGNATURE, strip_ansi
 from vllm_bug.formats.issue_text import strip_template_tag
 from vllm_bug.formats.lazyre import lazy_compile
@@ -35,25 +35,6 @@ ALGORITHM = "vllm-sig/1"
 MAX_APP_FRAMES = 3
 MAX_QUALIFIER_CHARS = 80
 
-# Exceptions that only wrap or report a failure that happened elsewhere (Socorro's "prefix" list).
-_WRAPPER_TYPES = {
-    "EngineDeadError",
-    "EngineGenerateError",
-    "RayTaskError",
-    "ChildFailedError",
-    "RemoteException",
-    "BrokenProcessPool",
-    "CancelledError",
-    "SystemExit",
-    "KeyboardInterrupt",
-    "RayActorError",
-}
-_WRAPPER_MESSAGES = lazy_compile(
-    r"Engine core initialization failed|Engine process failed to start|See root cause above|"
-    r"Worker (?:proc )?failed|WorkerProc initialization failed|EngineCore encountered an issue|"
-    r"Exception in worker|engine (?:loop )?(?:is )?dead|Background loop has errored",
-    re.IGNORECASE,
-)
 # Frames that only forward a call; they never identify a bug.
 _PASS_THROUGH_FUNCTIONS = {
     "wrapper",
@@ -177,7 +158,8 @@ def signature_prefix(signature: str, fields: int = 4) -> str:
 
 
 def _is_wrapper(tb: Traceback) -> bool:
-    return tb.short_type.split("(", 1)[0] in _WRAPPER_TYPES or bool(_WRAPPER_MESSAGES.search(tb.message or ""))
+    """An exception that only wraps or reports a failure elsewhere (Socorro's "prefix" list): the analyzer's list."""
+    return is_wrapper(tb)
 
 
 def _pick_root(facts: Facts, why: list[str]) -> Traceback | None:

@@ -24,14 +24,16 @@ _WRAPPER_TYPES = lazy_compile(
     r"(?:^|\.)(?:EngineDeadError|EngineGenerateError|CancelledError|KeyboardInterrupt|SystemExit|GeneratorExit"
     r"|RayTaskError|RayActorError|ActorDiedError|ActorUnavailableError|WorkerCrashedError|RayChannelError"
     r"|RayChannelTimeoutError|ChildFailedError|ProcessRaisedException"
-    r"|ProcessExitedException|BrokenProcessPool)$"
+    r"|ProcessExitedException|BrokenProcessPool|RemoteException|AsyncEngineDeadError)$"
 )
 _WRAPPER_MESSAGES = lazy_compile(
     r"Engine core initialization failed|EngineCore encountered an issue|died unexpectedly"
     r"|RPC call to \S+ timed out|please check the stack trace above|See (?:the )?(?:root cause|stack trace)"
     r"|root cause (?:above|below)|Engine process failed to start"
     r"|initialization failed due to an exception in a background process"
-    r"|Call to collective_rpc method failed|Background process failed|worker .{0,40} failed with error",
+    r"|Call to collective_rpc method failed|Background process failed|worker .{0,40} failed with error"
+    r"|Worker (?:proc )?failed|WorkerProc initialization failed|Exception in worker|engine (?:loop )?(?:is )?dead"
+    r"|Background loop has errored",
     re.IGNORECASE,
 )
 _SECONDARY_TYPES = lazy_compile(

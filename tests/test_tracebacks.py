@@ -47,6 +47,23 @@ def test_chained_exception_gives_innermost_cause_and_skips_wrapper():
     assert root.frames[0].code == "sampler_output = self.sampler(logits=logits)"
 
 
+# Wrappers the signature skipped and the root-cause picker did not (one list now serves both): vLLM V0
+# (vllm/engine/async_llm_engine.py) once its loop failed; Ray (python/ray/exceptions.py): a worker process gone, a
+# compiled graph's channel torn down after it.
+LATE_WRAPPERS = [
+    "vllm.engine.async_llm_engine.AsyncEngineDeadError: Background loop has errored already.",
+    "ray.exceptions.WorkerCrashedError: The worker died unexpectedly while executing this task. Check "
+    "python-core-worker-*.log files for more information.",
+    "ray.exceptions.RayChannelError: System error: NCCL group has been destroyed.",
+]
+
+
+@pytest.mark.parametrize("wrapper", LATE_WRAPPERS)
+def test_a_wrapper_alone_leaves_the_root_cause_missing(wrapper):
+    root, _ = _root(wrapper + "\n")
+    assert root is None
+
+
 @pytest.mark.parametrize(
     "wrapper",
     [
@@ -57,7 +74,8 @@ def test_chained_exception_gives_innermost_cause_and_skips_wrapper():
         "asyncio.exceptions.CancelledError: ",
         "KeyboardInterrupt",
         "ray.exceptions.RayTaskError(RuntimeError): ray::RayWorkerWrapper.execute_method() (pid=1, ip=10.0.0.1)",
-    ],
+    ]
+    + LATE_WRAPPERS,
 )
 def test_wrappers_are_never_root_cause(wrapper):
     text = "ValueError: No available memory for the cache blocks.\n" + wrapper + "\n"
