@@ -193,6 +193,9 @@ def quoted_by_wrapper(tb: Traceback) -> Traceback | None:
 # ray.exceptions.OutOfMemoryError with them). That memory is the node's host RAM, not the GPU's.
 _RAY_TASK_CLASS = lazy_compile(r"(?:^|\.)RayTaskError\((?P<cause>[\w.]{1,120})\)$")
 _RAY_TASK_TITLE = lazy_compile(r"\bray::[\w.<>-]{1,200}\(\)\S{0,12} \(pid=\d{1,10}")
+_RAY_WRAPPER = lazy_compile(
+    r"(?:^|\.)(?:RayTaskError|RayActorError|ActorDiedError|ActorUnavailableError|WorkerCrashedError)$"
+)
 _RAY_HOST_OOM = lazy_compile(r"(?:Task was|\d{1,6} worker\(s\) were) killed due to the node running low on memory\.?")
 RAY_HOST_OOM_TYPE = "ray.exceptions.OutOfMemoryError"
 
@@ -227,10 +230,12 @@ def is_ray_host_oom(text: str) -> bool:
 
 
 def _ray_host_oom(tb: Traceback, lines: list[str]) -> str | None:
-    """Ray's memory-monitor sentence in a wrapper's message or in the lines it printed (the exit detail comes
-    after the actor's class, id, pid and address, each on a line of its own)."""
-    start = tb.start_line if tb.start_line is not None else 0
-    for text in (tb.message, tb.text, "\n".join(lines[start : start + 3 * MAX_CONTINUATION])):
+    """Ray's memory-monitor sentence in a Ray wrapper's text or in the lines right after it (an actor's exit detail
+    follows its class, id, pid and address, each on a line of its own)."""
+    if not _RAY_WRAPPER.search(tb.exc_type.split("(", 1)[0]):
+        return None
+    after = _end_line(tb)
+    for text in (tb.text or tb.message, "\n".join(lines[after : after + 2 * MAX_CONTINUATION])):
         m = _RAY_HOST_OOM.search(text)
         if m is not None:
             return m.group(0)
@@ -239,14 +244,18 @@ def _ray_host_oom(tb: Traceback, lines: list[str]) -> str | None:
 
 def _printed_inside(tb: Traceback, tracebacks: list[Traceback]) -> Traceback | None:
     """The traceback Ray printed under a wrapper's "ray::..." title: the next one, starting where the wrapper's
-    text ends."""
+    text ends (or one line later)."""
     if tb.start_line is None or not _RAY_TASK_TITLE.search(tb.message):
         return None
-    end = tb.start_line + tb.text.count("\n") + 1
-    following = [other for other in tracebacks if other.start_line is not None and other.start_line >= end]
-    if following and min(following, key=lambda other: other.start_line or 0).start_line in (end, end + 1):
-        return min(following, key=lambda other: other.start_line or 0)
-    return None
+    after = _end_line(tb)
+    following = [other for other in tracebacks if other.start_line is not None and other.start_line >= after]
+    nearest = min(following, key=lambda other: other.start_line or 0, default=None)
+    return nearest if nearest is not None and nearest.start_line in (after, after + 1) else None
+
+
+def _end_line(tb: Traceback) -> int:
+    """The index of the first line after tb's text."""
+    return (tb.start_line or 0) + tb.text.count("\n") + 1
 
 
 def _carried(tb: Traceback, exc_type: str, message: str) -> Traceback:

@@ -203,3 +203,15 @@ def test_the_raylets_kill_summary_is_host_memory_too():
     analysis = analyze_text(text)
     assert analysis.diagnoses[0].rule == "RAY_HOST_MEMORY_KILL"
     assert all(d.category != "cuda_oom" for d in analysis.diagnoses)
+
+
+def test_the_exit_detail_is_found_after_a_long_driver_traceback_and_every_context_line():
+    frames = "".join(
+        f'  File "/usr/local/lib/python3.10/dist-packages/vllm/engine/llm_engine.py", line {n}, in step_{n}\n'
+        f"    step_{n + 1}()\n"
+        for n in range(12)
+    )
+    text = "Traceback (most recent call last):\n" + frames + ACTOR_DIED_HOST_OOM.split("\n", 3)[3]
+    root = _root(text)
+    assert root is not None and root.exc_type == "ray.exceptions.OutOfMemoryError"
+    assert analyze_text(text).diagnoses[0].rule == "RAY_HOST_MEMORY_KILL"
