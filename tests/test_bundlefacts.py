@@ -114,3 +114,15 @@ def test_build_facts_dispatches_on_kind():
     assert build_facts(LoadedInput("bundle", "0" * 64, _doc(), None, "b.zst")).input_kind == "bundle"
     text = build_facts(LoadedInput("text", "0" * 64, None, "RuntimeError: CUDA error: invalid argument\n", "t.log"))
     assert text.input_kind == "text" and text.root_cause.message == "CUDA error: invalid argument"
+
+
+def test_a_bundles_log_with_vllms_header_counts_as_vllm_writing():
+    payload = minimal_payload()
+    payload["log"] = {
+        "source": "file",
+        "text": "INFO 03-19 07:27:53 [gpu_model_runner.py:1580] Model loading took 15.2 GiB\n",
+        "truncated": False,
+    }
+    assert facts_from_bundle(make_envelope(payload)).vllm_log_lines
+    payload["log"]["text"] = "2026-03-19 07:27:53,120 - INFO - train.py:12 - step 1\n"
+    assert not facts_from_bundle(make_envelope(payload)).vllm_log_lines
