@@ -18,6 +18,7 @@ Standard library only: cli.py imports this module on its error path.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import re
@@ -84,7 +85,8 @@ def naming_input(path: os.PathLike[str] | str) -> Iterator[None]:
         message = str(exc)
         if message.startswith((os.fspath(path), terminal_safe(path))):
             raise
-        renamed = type(exc)(f"{terminal_safe(path)}: {message}")
+        renamed = copy.copy(exc)  # the same class and exit code, whatever its constructor takes
+        renamed.args = (f"{terminal_safe(path)}: {message}",)
         raise renamed from None
 
 
