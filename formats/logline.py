@@ -61,7 +61,7 @@ _VLLM_PREFIX = lazy_compile(
 )
 _TRAILING_BOX = lazy_compile(r"\s*│\s*$")
 # vLLM's own log header (vllm/logger.py: "%(levelname)s %(asctime)s [%(fileinfo)s:%(lineno)d] %(message)s", the
-# date as "%m-%d %H:%M:%S"; releases before 0.6.2 wrote "%(filename)s:%(lineno)d]" without the opening bracket;
+# date as "%m-%d %H:%M:%S"; older releases wrote "%(filename)s:%(lineno)d]" without the opening bracket;
 # with colour, ANSI codes grey the date and the source): a date without a year, then a source file and line.
 VLLM_LOG_HEADER = lazy_compile(
     rf"\b{_LEVEL} (?:\x1b\[[0-9;]*m)?\d\d-\d\d \d\d:\d\d:\d\d(?:\x1b\[[0-9;]*m)? (?:\x1b\[[0-9;]*m)?"

@@ -114,7 +114,7 @@ def test_a_folder_named_like_vllm_does_not_make_a_vllm_run():
 
 
 def test_vllms_log_header_makes_a_vllm_run_without_the_word_vllm():
-    # vllm/logger.py's format: 'LEVEL MM-DD hh:mm:ss [file.py:N] message' (before 0.6.2 'file.py:N]'), the date and
+    # vllm/logger.py's format: 'LEVEL MM-DD hh:mm:ss [file.py:N] message' (older releases 'file.py:N]'), the date and
     # source greyed by ANSI codes when coloured; the last lines of such a log need not say "vllm" anywhere
     for header in (
         "INFO 03-19 07:27:53 [gpu_model_runner.py:1580] Model loading took 15.2 GiB\n",
