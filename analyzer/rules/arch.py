@@ -116,6 +116,19 @@ def _arch_fixes(facts: Facts, gpu: tuple[str, tuple[int, int]] | None) -> list[s
     ]
 
 
+def feature_fixes(facts: Facts) -> list[str]:
+    """What to do when a feature (a kernel, backend or quantization) refused the GPU for its compute capability."""
+    gpu = _gpu(facts)
+    which = "this GPU"
+    if gpu:
+        which = f"{which if gpu[0] == 'the GPU' else 'the ' + gpu[0]} (compute capability {cc_text(gpu[1])})"
+    return [
+        f"the option, backend or quantization the message names needs a newer GPU generation than {which}: leave "
+        "it out or choose one this GPU supports (the defaults pick one)",
+        "or run on a GPU of the generation the message asks for",
+    ]
+
+
 @rule("NO_KERNEL_IMAGE", category="no_kernel_image", signals=("NO_KERNEL_IMAGE",))
 def no_kernel_image(facts: Facts) -> Diagnosis | None:
     lines = evidence(facts, "NO_KERNEL_IMAGE", limit=2)
