@@ -210,7 +210,25 @@ def root_messages(facts: Facts) -> list[RootMessage]:
     carried = _carried_cuda_error(facts)
     if carried is not None and all(seen.row.id != carried.row.id for seen in out):
         out.append(carried)
-    return sorted(out, key=lambda seen: (-seen.confidence, -len(matched_text(seen.row.id, seen.line) or "")))
+    return sorted(_without_prefixes(out), key=lambda seen: (-seen.confidence, -len(_quoted(seen))))
+
+
+def _quoted(seen: RootMessage) -> str:
+    return matched_text(seen.row.id, seen.line) or ""
+
+
+def _without_prefixes(found: list[RootMessage]) -> list[RootMessage]:
+    """Less the rows whose match is part of a longer row's match on the same line: 'CUDA error: operation not
+    permitted' (cudaErrorNotPermitted) inside '... operation not permitted when stream is capturing'."""
+    quoted = [(seen, _quoted(seen)) for seen in found]
+    return [
+        seen
+        for seen, text in quoted
+        if not any(
+            other is not seen and other.line == seen.line and len(longer) > len(text) and text in longer
+            for other, longer in quoted
+        )
+    ]
 
 
 def _carried_cuda_error(facts: Facts) -> RootMessage | None:
