@@ -272,3 +272,12 @@ def test_triton_version_is_compared_with_tritons_releases():
     note = version_note(facts("x", packages={"triton": "3.4.0"}), row)
     assert note is not None and note.startswith("the report states Triton 3.4.0")
     assert version_note(facts("x", packages={"triton": "3.1.0"}), row) is None
+
+
+def test_a_short_message_counts_only_when_raised_in_its_own_package():
+    # TRITON_UNSUPPORTED_TYPE_517C4B 'Unsupported type {}': any library may say that
+    line = "TypeError: Unsupported type <class 'dict'>"
+    elsewhere = traceback("/usr/lib/python3.12/site-packages/pandas/core/frame.py", line)
+    in_triton = traceback("/usr/lib/python3.12/site-packages/triton/language/core.py", line)
+    assert not [rule for rule, _ in rules_of(elsewhere) if rule.startswith("CATALOGUE_")]
+    assert rules_of(in_triton)[0] == ("CATALOGUE_TRITON_COMPILE", "triton_compile")

@@ -35,6 +35,10 @@ CONFIDENCE_NOTE = (
 GENERIC = "generic"
 NCCL_REPOSITORY = "NVIDIA/nccl"
 TITLE_QUOTE_CHARS = 240
+# A message with fewer fixed characters than this ('Unsupported type {}', 'Invalid device id') could come from any
+# library: it counts only when a frame of the root cause lies in the package of the row's source.
+SPECIFIC_CHARS = 40
+PACKAGE_DIRS = {"vllm-project/vllm": "/vllm/", "triton-lang/triton": "/triton/", "pytorch/pytorch": "/torch/"}
 COMPUTE_SANITIZER_ADVICE = (
     "run the failing step under compute-sanitizer (compute-sanitizer --tool memcheck python ...) to have the "
     "kernel and the access named; it is slow, so reproduce with one small request"
@@ -185,6 +189,20 @@ def _serves(row: CatalogueRow) -> bool:
     return row.category in CATEGORIES
 
 
+def _specific(row: CatalogueRow) -> bool:
+    """Whether the message's fixed text is long enough to name its source alone (a CUDA error's wrapper does)."""
+    return row.name is not None or len(row.template.replace("{}", "").strip()) >= SPECIFIC_CHARS
+
+
+def _raised_in_package(facts: Facts, row: CatalogueRow) -> bool:
+    """Whether a frame of the root cause lies in the package the row was read from."""
+    package = PACKAGE_DIRS.get(row.repository)
+    rc = facts.root_cause
+    if package is None or rc is None:
+        return False
+    return any(package in "/" + frame.path.replace("\\", "/") for frame in rc.frames)
+
+
 @lru_cache(maxsize=1)
 def _cuda_errors_by_message() -> dict[str, CatalogueRow]:
     return {row.description.lower(): row for row in catalogue().values() if row.description and _serves(row)}
@@ -201,7 +219,7 @@ def root_messages(facts: Facts) -> list[RootMessage]:
     out: list[RootMessage] = []
     for signal_id in sorted(ids):
         row = catalogue()[signal_id]
-        if not _serves(row):
+        if not _serves(row) or not (_specific(row) or _raised_in_package(facts, row)):
             continue
         direct = signal_id in found.in_root
         hit = found.first(signal_id)
