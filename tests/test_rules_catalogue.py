@@ -281,3 +281,20 @@ def test_a_short_message_counts_only_when_raised_in_its_own_package():
     in_triton = traceback("/usr/lib/python3.12/site-packages/triton/language/core.py", line)
     assert not [rule for rule, _ in rules_of(elsewhere) if rule.startswith("CATALOGUE_")]
     assert rules_of(in_triton)[0] == ("CATALOGUE_TRITON_COMPILE", "triton_compile")
+
+
+def test_reports_say_where_the_message_is_raised():
+    from vllm_bug.analyzer.render_markdown import render_markdown
+    from vllm_bug.analyzer.render_text import render_text
+
+    analysis = analyze_text(
+        traceback(
+            "/usr/lib/python3.12/site-packages/triton/compiler/compiler.py", "RuntimeError: PassManager::run failed"
+        )
+    )
+    assert "Source: the message is raised in triton-lang/triton" in render_text(analysis)
+    assert "Source: the message is raised in triton-lang/triton" in render_markdown(analysis)
+    hand_written = analyze_text(
+        traceback("/x/a.py", "RuntimeError: CUDA error: an illegal memory access was encountered")
+    )
+    assert "Source:" not in render_text(hand_written)
