@@ -15,7 +15,8 @@ pays only for the messages it could contain.
 The rows of the catalogue mined from upstream sources (analyzer/data/catalogue/, written by
 tools/mine_catalogue.py) are signals too. There are hundreds of them, so instead of words searched
 in the text they carry tokens: the text is split once into a set of tokens (`text_tokens`), and a
-row is tried only when all the tokens of one of its forms are in that set.
+row is tried only when all the tokens of one of its forms are in that set. `catalogue()` gives what the catalogue
+says about each of those signals (category, message, provenance) to the rules that read it (rules/catalogue.py).
 """
 
 from __future__ import annotations
