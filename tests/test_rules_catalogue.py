@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from rule_helpers import facts, fire, root
+from rule_helpers import facts, fire, gpu, root
 from vllm_bug.analyzer.analyze import analyze_loaded, analyze_text
+from vllm_bug.analyzer.complete import complete_facts
 from vllm_bug.analyzer.findings import Finding
 from vllm_bug.analyzer.load import load_input
 from vllm_bug.analyzer.rules import run_rules, without_explained_catalogue
@@ -298,3 +299,34 @@ def test_reports_say_where_the_message_is_raised():
         traceback("/x/a.py", "RuntimeError: CUDA error: an illegal memory access was encountered")
     )
     assert "Source:" not in render_text(hand_written)
+
+
+ENGINE_CORE_MEGAMOE = """\
+(APIServer pid=1) INFO 06-01 10:00:00 [api_server.py:1900] vLLM API server version 0.22.0
+(EngineCore_DP0 pid=413) ERROR 06-01 10:00:57 [core.py:710] EngineCore failed to start.
+(EngineCore_DP0 pid=413) ERROR 06-01 10:00:57 [core.py:710] Traceback (most recent call last):
+(EngineCore_DP0 pid=413) ERROR 06-01 10:00:57 [core.py:710]   File "/usr/local/lib/python3.12/dist-packages/vllm/v1/\
+engine/core.py", line 701, in run_engine_core
+(EngineCore_DP0 pid=413) ERROR 06-01 10:00:57 [core.py:710]     engine_core = EngineCoreProc(*args, **kwargs)
+(EngineCore_DP0 pid=413) ERROR 06-01 10:00:57 [core.py:710]   File "/usr/local/lib/python3.12/dist-packages/vllm/\
+model_executor/layers/fused_moe/deep_gemm_mega_moe.py", line 201, in __init__
+(EngineCore_DP0 pid=413) ERROR 06-01 10:00:57 [core.py:710]     raise NotImplementedError("DeepGEMM MegaMoE requires SM100 GPUs.")
+(EngineCore_DP0 pid=413) ERROR 06-01 10:00:57 [core.py:710] NotImplementedError: DeepGEMM MegaMoE requires SM100 GPUs.
+(APIServer pid=1) Traceback (most recent call last):
+(APIServer pid=1)   File "/usr/local/bin/vllm", line 10, in <module>
+(APIServer pid=1)     sys.exit(main())
+(APIServer pid=1) RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}
+"""
+
+
+def test_engine_core_message_quotes_the_error_line_and_not_the_capability_it_asks_for():
+    """Regressions: the evidence was the source line that raised the error (the traceback shows it first), and
+    'SM100' in the message was taken as the GPU's own compute capability."""
+    top = analyze_text(ENGINE_CORE_MEGAMOE).diagnoses[0]
+    assert (top.rule, top.category) == ("CATALOGUE_NO_KERNEL_IMAGE", "no_kernel_image")
+    assert top.evidence == ["NotImplementedError: DeepGEMM MegaMoE requires SM100 GPUs."]
+    assert "10.0" not in " ".join(top.fixes)
+    h100 = facts(*ENGINE_CORE_MEGAMOE.splitlines(), gpus=[gpu("NVIDIA H100 80GB HBM3", (9, 0))])
+    h100.root_cause = analyze_text(ENGINE_CORE_MEGAMOE).facts.root_cause
+    found = fire("CATALOGUE_NO_KERNEL_IMAGE", complete_facts(h100))
+    assert found is not None and "the NVIDIA H100 80GB HBM3 (compute capability 9.0)" in found.fixes[0]

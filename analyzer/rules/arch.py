@@ -118,10 +118,8 @@ def _arch_fixes(facts: Facts, gpu: tuple[str, tuple[int, int]] | None) -> list[s
 
 def feature_fixes(facts: Facts) -> list[str]:
     """What to do when a feature (a kernel, backend or quantization) refused the GPU for its compute capability."""
-    gpu = _gpu(facts)
-    which = "this GPU"
-    if gpu:
-        which = f"{which if gpu[0] == 'the GPU' else 'the ' + gpu[0]} (compute capability {cc_text(gpu[1])})"
+    gpu = min_cc(facts)  # not a capability read from the text: the message names the one it needs
+    which = f"the {gpu[0]} (compute capability {cc_text(gpu[1])})" if gpu else "this GPU"
     return [
         f"the option, backend or quantization the message names needs a newer GPU generation than {which}: leave "
         "it out or choose one this GPU supports (the defaults pick one)",

@@ -222,13 +222,27 @@ def root_messages(facts: Facts) -> list[RootMessage]:
         if not _serves(row) or not (_specific(row) or _raised_in_package(facts, row)):
             continue
         direct = signal_id in found.in_root
-        hit = found.first(signal_id)
-        line = hit.line if hit and (not direct or matched_text(signal_id, hit.line)) else clip(root_text(facts))
-        out.append(RootMessage(row, line, IN_EXCEPTION if direct else IN_TRACEBACK))
+        out.append(RootMessage(row, _quoted_line(facts, signal_id, direct), IN_EXCEPTION if direct else IN_TRACEBACK))
     carried = _carried_cuda_error(facts)
     if carried is not None and all(seen.row.id != carried.row.id for seen in out):
         out.append(carried)
     return sorted(_without_prefixes(out), key=lambda seen: (-seen.confidence, -len(_quoted(seen))))
+
+
+def _quoted_line(facts: Facts, signal_id: str, direct: bool) -> str:
+    """The input line to quote: for the exception's own text, an input line holding the line of that text that
+    says the message (not the source line that raised it, which the traceback shows too); else the first input
+    line that matched."""
+    assert facts.signals is not None
+    hits = facts.signals.all(signal_id)
+    if not direct:
+        return hits[0].line if hits else clip(root_text(facts))
+    said = [line.strip() for line in root_text(facts).splitlines() if matched_text(signal_id, line)]
+    for line in said:
+        found = next((hit.line for hit in hits if line in hit.line), None)
+        if found is not None:
+            return found
+    return clip(said[0] if said else root_text(facts).split("\n", 1)[0])
 
 
 def _quoted(seen: RootMessage) -> str:
