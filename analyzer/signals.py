@@ -15,7 +15,7 @@ pays only for the messages it could contain.
 The rows of the catalogue mined from upstream sources (analyzer/data/catalogue/, written by
 tools/mine_catalogue.py) are signals too. There are hundreds of them, so instead of words searched
 in the text they carry tokens: the text is split once into a set of tokens (`text_tokens`), and a
-row is tried only when all the tokens of one of its forms are in that set. `catalogue()` gives what the catalogue
+row is tried only when all the tokens of one of its forms are in that set. `catalogue_row()` gives what the catalogue
 says about each of those signals (category, message, provenance) to the rules that read it (rules/catalogue.py).
 """
 
@@ -200,6 +200,7 @@ def _catalogue_documents() -> tuple[dict[str, Any], ...]:
     return tuple(docs)
 
 
+@lru_cache(maxsize=1)
 def catalogue_rows() -> dict[str, dict[str, Any]]:
     """The catalogue's message rows as stored; an id defined twice is an error."""
     merged: dict[str, dict[str, Any]] = {}
@@ -212,29 +213,45 @@ def catalogue_rows() -> dict[str, dict[str, Any]]:
 
 
 @lru_cache(maxsize=1)
-def catalogue() -> dict[str, CatalogueRow]:
-    """The catalogue's rows by signal id, with their provenance and the releases mined from their repository."""
-    out: dict[str, CatalogueRow] = {}
-    for doc in _catalogue_documents():
-        releases = tuple(doc["source"]["releases"])
-        for signal_id, row in doc["rows"].items():
-            where = row["provenance"]
-            out[signal_id] = CatalogueRow(
-                id=signal_id,
-                category=row["category"],
-                template=row["template"],
-                repository=where["repository"],
-                path=where["path"],
-                present=tuple((first, last) for first, last in where["present"]),
-                releases=releases,
-                exception=row.get("exception"),
-                name=row.get("name"),
-                number=row.get("number"),
-                description=row.get("description"),
-                carries=row.get("carries"),
-                line=where.get("line"),
-            )
-    return out
+def _mined_releases() -> dict[str, tuple[str, ...]]:
+    """Every release mined, oldest first, by repository."""
+    return {doc["source"]["repository"]: tuple(doc["source"]["releases"]) for doc in _catalogue_documents()}
+
+
+def is_catalogue_row(signal_id: str) -> bool:
+    return signal_id in catalogue_rows()
+
+
+@cache
+def catalogue_row(signal_id: str) -> CatalogueRow:
+    """What the catalogue says about one of its signals, with its provenance (KeyError for another id)."""
+    row = catalogue_rows()[signal_id]
+    where = row["provenance"]
+    return CatalogueRow(
+        id=signal_id,
+        category=row["category"],
+        template=row["template"],
+        repository=where["repository"],
+        path=where["path"],
+        present=tuple((first, last) for first, last in where["present"]),
+        releases=_mined_releases().get(where["repository"], ()),
+        exception=row.get("exception"),
+        name=row.get("name"),
+        number=row.get("number"),
+        description=row.get("description"),
+        carries=row.get("carries"),
+        line=where.get("line"),
+    )
+
+
+@lru_cache(maxsize=1)
+def cuda_error_by_message() -> dict[str, str]:
+    """The catalogue's CUDA errors by their message in lower case ('out of memory' -> CUDA_ERR_MEMORY_ALLOCATION)."""
+    return {
+        row["description"].lower(): row_id
+        for row_id, row in catalogue_rows().items()
+        if row.get("description") and str(row.get("name", "")).startswith("cudaError")
+    }
 
 
 def matched_text(signal_id: str, line: str) -> str | None:

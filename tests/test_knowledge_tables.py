@@ -83,11 +83,11 @@ def test_diagnosis_row_is_registered_and_sound(key):
 
 def example_of(signal_id: str) -> str:
     """A hand-written signal's first example, or a catalogue row's message with each value filled in."""
-    from vllm_bug.analyzer.signals import catalogue
+    from vllm_bug.analyzer.signals import catalogue_row
 
     if signal_id in SIGNALS["signals"]:
         return SIGNALS["signals"][signal_id]["examples"][0]
-    return catalogue()[signal_id].template.replace("{}", "7")
+    return catalogue_row(signal_id).template.replace("{}", "7")
 
 
 @pytest.mark.parametrize("key", sorted(DIAGNOSES["diagnoses"]))

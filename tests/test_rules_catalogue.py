@@ -18,7 +18,7 @@ from vllm_bug.analyzer.load import load_input
 from vllm_bug.analyzer.rules import run_rules, without_explained_catalogue
 from vllm_bug.analyzer.rules.catalogue import IN_EXCEPTION, outside_releases, root_messages, version_note
 from vllm_bug.analyzer.rules.helpers import DIRECT, ROOT, SECONDARY
-from vllm_bug.analyzer.signals import catalogue
+from vllm_bug.analyzer.signals import catalogue_row
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CUDA_ERROR_LOGS = sorted((FIXTURES / "device" / "h200" / "cuda-errors").glob("*.log"))
@@ -201,8 +201,8 @@ def test_hand_written_rules_win_over_the_catalogue_row_of_the_same_message(line,
     assert not [f for f in found if f.rule.startswith("CATALOGUE_")]
 
 
-def _finding(rule: str, category: str, confidence: float, evidence: list[str], catalogue_row: bool = False) -> Finding:
-    details = {"catalogue": {"row": "X"}} if catalogue_row else {}
+def _finding(rule: str, category: str, confidence: float, evidence: list[str], from_catalogue: bool = False) -> Finding:
+    details = {"catalogue": {"row": "X"}} if from_catalogue else {}
     return Finding(rule, category, confidence, "t", evidence=evidence, details=details)
 
 
@@ -251,11 +251,11 @@ OFFLINE_DP = "VLLM_CFG_OFFLINE_DATA_PARALLEL_MODE_IS_NOT_DD0774"  # v0.14.0 to v
     ],
 )
 def test_outside_releases_is_said_only_where_the_mined_releases_tell(stated, outside):
-    assert outside_releases(catalogue()[OFFLINE_DP], stated) is outside
+    assert outside_releases(catalogue_row(OFFLINE_DP), stated) is outside
 
 
 def test_a_row_that_left_the_sources_is_outside_after_its_last_release():
-    row = catalogue()["VLLM_CFG_PIPELINE_PARALLELISM_IS_NOT_SUPPORTE_AA950F"]  # v0.2.0 to v0.5.0
+    row = catalogue_row("VLLM_CFG_PIPELINE_PARALLELISM_IS_NOT_SUPPORTE_AA950F")  # v0.2.0 to v0.5.0
     assert not outside_releases(row, "0.5.5") and outside_releases(row, "0.6.0")
 
 
@@ -265,11 +265,11 @@ def test_version_outside_the_rows_releases_is_said_first_among_the_fixes():
     assert top.rule == "CATALOGUE_ENGINE_CONFIG"
     assert top.fixes[0].startswith("the report states vLLM 0.6.3, but of the releases mined only v0.14.0 to v0.33.0")
     assert top.details["catalogue"]["version_note"] == top.fixes[0]
-    assert version_note(analysis.facts, catalogue()["CUDA_ERR_ECC_UNCORRECTABLE"]) is None  # CUDA: not compared
+    assert version_note(analysis.facts, catalogue_row("CUDA_ERR_ECC_UNCORRECTABLE")) is None  # CUDA: not compared
 
 
 def test_triton_version_is_compared_with_tritons_releases():
-    row = catalogue()["TRITON_PTXAS_FAILED_WITH_ERROR_CODE_95CA12"]  # v3.0.0 to v3.1.0
+    row = catalogue_row("TRITON_PTXAS_FAILED_WITH_ERROR_CODE_95CA12")  # v3.0.0 to v3.1.0
     note = version_note(facts("x", packages={"triton": "3.4.0"}), row)
     assert note is not None and note.startswith("the report states Triton 3.4.0")
     assert version_note(facts("x", packages={"triton": "3.1.0"}), row) is None

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 
 from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.findings import CATEGORIES, Diagnosis
 from vllm_bug.analyzer.knowledge import vt
 from vllm_bug.analyzer.rules import rule
 from vllm_bug.analyzer.rules.helpers import clip, root_text, vllm_version
-from vllm_bug.analyzer.signals import CatalogueRow, catalogue, matched_text, table
+from vllm_bug.analyzer.signals import CatalogueRow, catalogue_row, cuda_error_by_message, is_catalogue_row, matched_text
 
 IN_EXCEPTION = 0.8  # the root-cause exception's own text is the message
 IN_TRACEBACK = 0.75  # a line continuing the root cause's message, or the CUDA error a wrapper carried
@@ -203,22 +202,16 @@ def _raised_in_package(facts: Facts, row: CatalogueRow) -> bool:
     return any(package in "/" + frame.path.replace("\\", "/") for frame in rc.frames)
 
 
-@lru_cache(maxsize=1)
-def _cuda_errors_by_message() -> dict[str, CatalogueRow]:
-    return {row.description.lower(): row for row in catalogue().values() if row.description and _serves(row)}
-
-
 def root_messages(facts: Facts) -> list[RootMessage]:
     """The catalogue rows the root cause says, most direct first, then the longest (most specific) message."""
     found = facts.signals
     rc = facts.root_cause
     if found is None or rc is None:
         return []
-    rows = table()
-    ids = {signal_id for signal_id in found.in_root | found.in_root_text if rows[signal_id].tokens}
+    ids = {signal_id for signal_id in found.in_root | found.in_root_text if is_catalogue_row(signal_id)}
     out: list[RootMessage] = []
     for signal_id in sorted(ids):
-        row = catalogue()[signal_id]
+        row = catalogue_row(signal_id)
         if not _serves(row) or not (_specific(row) or _raised_in_package(facts, row)):
             continue
         direct = signal_id in found.in_root
@@ -268,8 +261,9 @@ def _carried_cuda_error(facts: Facts) -> RootMessage | None:
     rc = facts.root_cause
     if rc is None or rc.carried_by is None:
         return None
-    row = _cuda_errors_by_message().get(rc.message.strip().lower())
-    if row is None:
+    row_id = cuda_error_by_message().get(rc.message.strip().lower())
+    row = catalogue_row(row_id) if row_id else None
+    if row is None or not _serves(row):
         return None
     assert facts.signals is not None
     hit = facts.signals.first(row.id)
