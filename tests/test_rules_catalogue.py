@@ -330,3 +330,17 @@ def test_engine_core_message_quotes_the_error_line_and_not_the_capability_it_ask
     h100.root_cause = analyze_text(ENGINE_CORE_MEGAMOE).facts.root_cause
     found = fire("CATALOGUE_NO_KERNEL_IMAGE", complete_facts(h100))
     assert found is not None and "the NVIDIA H100 80GB HBM3 (compute capability 9.0)" in found.fixes[0]
+
+
+def test_every_category_of_the_catalogue_has_a_meaning_and_advice_for_any_program():
+    from vllm_bug.analyzer.rules.catalogue import ADVICE, GENERIC, MEANING
+    from vllm_bug.analyzer.signals import catalogue_rows
+
+    assert {row["category"] for row in catalogue_rows().values()} - {GENERIC} <= set(ADVICE) == set(MEANING)
+    plain = facts("Traceback (most recent call last):", root_cause=root("RuntimeError", "x", (("/x/train.py", "f"),)))
+    served = facts("vllm serve m", root_cause=root("RuntimeError", "x", (("/x/vllm/engine.py", "f"),)))
+    for category, advice in ADVICE.items():
+        for f in (plain, served):
+            fixes = advice(f)
+            assert fixes and all(isinstance(fix, str) and len(fix) > 20 for fix in fixes), category
+    assert not [fix for fix in ADVICE["cuda_graph"](plain) + ADVICE["triton_compile"](plain) if "vLLM" in fix]

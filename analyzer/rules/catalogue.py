@@ -135,11 +135,12 @@ def _nccl_fixes(facts: Facts) -> list[str]:
 
 def _versions_fixes(facts: Facts) -> list[str]:
     from vllm_bug.analyzer.rules.helpers import vllm_or_not
+    from vllm_bug.analyzer.rules.versions import torch_reinstall_fix
 
     return [
         vllm_or_not(
             facts,
-            "install vLLM into a fresh environment and let it pull the torch it was built for",
+            torch_reinstall_fix(facts),
             "install torch and its CUDA libraries from one index (pytorch.org's command for your CUDA version)",
         )
     ]
