@@ -192,6 +192,19 @@ def test_a_catalogue_line_outside_the_root_cause_is_no_finding():
             "the `SupportsPP` interface.",
             "PIPELINE_PARALLEL_UNSUPPORTED",
         ),
+        ("NotImplementedError: Pipeline parallelism is not supported yet.", "PIPELINE_PARALLEL_UNSUPPORTED"),
+        (
+            "ValueError: Number of experts in the model must be greater than 0 when expert parallelism is enabled.",
+            "EXPERT_PARALLEL_ON_DENSE_MODEL",
+        ),
+        (
+            "ValueError: Unknown quantization method: awq4. Must be one of ['awq', 'gptq', 'squeezellm', 'fp8'].",
+            "UNKNOWN_QUANTIZATION_METHOD",
+        ),
+        (
+            "ValueError: Unknown quantization: awq4. Must be one of ['awq', 'squeezellm'].",
+            "UNKNOWN_QUANTIZATION_METHOD",
+        ),
     ],
 )
 def test_hand_written_rules_win_over_the_catalogue_row_of_the_same_message(line, rule):
