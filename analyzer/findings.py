@@ -52,6 +52,17 @@ class Finding:
             out["details"] = self.details
         return out
 
+    def source_note(self) -> str | None:
+        """Where the matched message is raised, for a finding made from the mined catalogue (rules/catalogue.py)."""
+        source = self.details.get("catalogue")
+        if not isinstance(source, dict):
+            return None
+        line = f", line {source['line']}" if source.get("line") else ""
+        return (
+            f"the message is raised in {source.get('repository')} {source.get('path')}{line} (releases "
+            f"{source.get('releases')}); known from the catalogue mined from the sources, not from a hand-written rule"
+        )
+
 
 @dataclass
 class Diagnosis:

@@ -542,6 +542,7 @@ def _finding_view(finding, level: dict) -> dict[str, Any]:
         "evidence": md.fence("\n".join(evidence)) if evidence else None,
         "fixes": [md.advice(str(fix)[:MAX_FIX_CHARS]) for fix in finding.fixes[:MAX_FIXES]],
         "memory": md.fence("\n".join(memory_lines)) if memory_lines else None,
+        "source": md.escape_text(finding.source_note()) if finding.source_note() else None,
     }
 
 

@@ -131,6 +131,9 @@ def _finding_block(finding: Finding, heading: str, brief: bool = False) -> list[
     head = f"{heading} {finding.title}" if nested else f"{heading}: {finding.title}"
     lines = _wrap(head, indent="  " if nested else "", hanging=pad)
     lines.append(f"{pad}[{finding.category}, rule {finding.rule}, confidence {finding.confidence:.2f}]")
+    source = finding.source_note()
+    if source and not brief:
+        lines += _wrap(f"Source: {source}", indent=pad, hanging=pad + "  ")
     evidence = finding.evidence[:1] if brief else finding.evidence
     if evidence:
         lines.append(f"{pad}Evidence:")

@@ -15,7 +15,8 @@ pays only for the messages it could contain.
 The rows of the catalogue mined from upstream sources (analyzer/data/catalogue/, written by
 tools/mine_catalogue.py) are signals too. There are hundreds of them, so instead of words searched
 in the text they carry tokens: the text is split once into a set of tokens (`text_tokens`), and a
-row is tried only when all the tokens of one of its forms are in that set.
+row is tried only when all the tokens of one of its forms are in that set. `catalogue_row()` gives what the catalogue
+says about each of those signals (category, message, provenance) to the rules that read it (rules/catalogue.py).
 """
 
 from __future__ import annotations
@@ -158,12 +159,105 @@ def table() -> dict[str, SignalRow]:
             case_sensitive=row.get("case_sensitive", False),
             max_hits=row.get("max_hits", MAX_HITS),
         )
-    for signal_id, row in read_tables("catalogue", "rows").items():
+    for signal_id, row in catalogue_rows().items():
         if signal_id in rows:
             raise ValueError(f"catalogue row {signal_id} has the id of a signal")
         tokens = tuple(tuple(form) for form in row["tokens"])
         rows[signal_id] = SignalRow(id=signal_id, pattern=row["pattern"], words=(), tokens=tokens)
     return rows
+
+
+@dataclass(frozen=True)
+class CatalogueRow:
+    """What the catalogue says about one of its signals: the message's category ("generic" for an error with many
+    causes), its text with {} for the values, and where it was read (repository, path, the releases holding it)."""
+
+    id: str
+    category: str
+    template: str
+    repository: str
+    path: str
+    present: tuple[tuple[str, str], ...]  # (first, last) release of each span of the mined releases holding it
+    releases: tuple[str, ...]  # every release mined from the repository, oldest first
+    exception: str | None = None
+    name: str | None = None  # an enum member's name (cudaErrorIllegalAddress)
+    number: int | None = None
+    description: str | None = None  # an enum member's message (cudaGetErrorString)
+    carries: str | None = None  # "cuda_error": the message wraps a CUDA error, in the named group of that name
+    line: int | None = None
+
+
+@lru_cache(maxsize=1)
+def _catalogue_documents() -> tuple[dict[str, Any], ...]:
+    """The catalogue files that hold message rows (analyzer/data/catalogue/), parsed once, in name order."""
+    docs = []
+    base = resources.files("vllm_bug.analyzer").joinpath("data").joinpath("catalogue")
+    for entry in sorted(base.iterdir(), key=lambda item: item.name):
+        if entry.name.endswith(".json"):
+            text = entry.read_text("utf-8")
+            if '"rows":' in text:  # not the flag and release tables
+                docs.append(json.loads(text))
+    return tuple(docs)
+
+
+@lru_cache(maxsize=1)
+def catalogue_rows() -> dict[str, dict[str, Any]]:
+    """The catalogue's message rows as stored; an id defined twice is an error."""
+    merged: dict[str, dict[str, Any]] = {}
+    for doc in _catalogue_documents():
+        for row_id, row in doc["rows"].items():
+            if row_id in merged:
+                raise ValueError(f"catalogue: {row_id} is defined twice")
+            merged[row_id] = row
+    return merged
+
+
+@lru_cache(maxsize=1)
+def _mined_releases() -> dict[str, tuple[str, ...]]:
+    """Every release mined, oldest first, by repository."""
+    return {doc["source"]["repository"]: tuple(doc["source"]["releases"]) for doc in _catalogue_documents()}
+
+
+def is_catalogue_row(signal_id: str) -> bool:
+    return signal_id in catalogue_rows()
+
+
+@cache
+def catalogue_row(signal_id: str) -> CatalogueRow:
+    """What the catalogue says about one of its signals, with its provenance (KeyError for another id)."""
+    row = catalogue_rows()[signal_id]
+    where = row["provenance"]
+    return CatalogueRow(
+        id=signal_id,
+        category=row["category"],
+        template=row["template"],
+        repository=where["repository"],
+        path=where["path"],
+        present=tuple((first, last) for first, last in where["present"]),
+        releases=_mined_releases().get(where["repository"], ()),
+        exception=row.get("exception"),
+        name=row.get("name"),
+        number=row.get("number"),
+        description=row.get("description"),
+        carries=row.get("carries"),
+        line=where.get("line"),
+    )
+
+
+@lru_cache(maxsize=1)
+def cuda_error_by_message() -> dict[str, str]:
+    """The catalogue's CUDA errors by their message in lower case ('out of memory' -> CUDA_ERR_MEMORY_ALLOCATION)."""
+    return {
+        row["description"].lower(): row_id
+        for row_id, row in catalogue_rows().items()
+        if row.get("description") and str(row.get("name", "")).startswith("cudaError")
+    }
+
+
+def matched_text(signal_id: str, line: str) -> str | None:
+    """What the signal's pattern matches in one line (a hit's line), or None: for quoting a message in a title."""
+    match = _compiled(signal_id).search(line)
+    return match.group(0) if match else None
 
 
 @cache

@@ -37,6 +37,7 @@ RULE_MODULES: tuple[str, ...] = (
     "config_hygiene",
     "indirect",
     "requirements",
+    "catalogue",
     "missing_cause",
 )
 
@@ -125,7 +126,31 @@ def run_rules(facts: Facts) -> list[Finding]:
         for f in r.run(facts):
             f.evidence = dedupe_evidence(facts, f.evidence)
             findings.append(f)
-    return rank_findings(without_redundant_indirect(findings), facts)
+    return rank_findings(without_redundant_indirect(without_explained_catalogue(findings, facts)), facts)
+
+
+def is_catalogue(finding: Finding) -> bool:
+    """Whether the finding only matched a message of the mined catalogue (rules/catalogue.py)."""
+    return "catalogue" in finding.details
+
+
+def without_explained_catalogue(findings: list[Finding], facts: Facts) -> list[Finding]:
+    """The findings less the catalogue's where a hand-written finding on an error message explains the root cause,
+    names the same category or quotes the same line: the hand-written rules reason about what they know."""
+    from vllm_bug.analyzer.rules.helpers import SECONDARY
+
+    hand = [f for f in findings if not is_catalogue(f) and not is_indirect(f) and f.confidence > SECONDARY]
+    if not hand or len(hand) == len(findings):
+        return findings
+    if any(explains_root_cause(f, facts) for f in hand):
+        return [f for f in findings if not is_catalogue(f)]
+    categories = {f.category for f in hand}
+    quoted = {line for f in hand for line in f.evidence}
+    return [
+        f
+        for f in findings
+        if not (is_catalogue(f) and (f.category in categories or any(line in quoted for line in f.evidence)))
+    ]
 
 
 def without_redundant_indirect(findings: list[Finding]) -> list[Finding]:

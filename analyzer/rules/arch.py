@@ -116,6 +116,17 @@ def _arch_fixes(facts: Facts, gpu: tuple[str, tuple[int, int]] | None) -> list[s
     ]
 
 
+def feature_fixes(facts: Facts) -> list[str]:
+    """What to do when a feature (a kernel, backend or quantization) refused the GPU for its compute capability."""
+    gpu = min_cc(facts)  # not a capability read from the text: the message names the one it needs
+    which = f"the {gpu[0]} (compute capability {cc_text(gpu[1])})" if gpu else "this GPU"
+    return [
+        f"the option, backend or quantization the message names needs a newer GPU generation than {which}: leave "
+        "it out or choose one this GPU supports (the defaults pick one)",
+        "or run on a GPU of the generation the message asks for",
+    ]
+
+
 @rule("NO_KERNEL_IMAGE", category="no_kernel_image", signals=("NO_KERNEL_IMAGE",))
 def no_kernel_image(facts: Facts) -> Diagnosis | None:
     lines = evidence(facts, "NO_KERNEL_IMAGE", limit=2)

@@ -108,7 +108,7 @@ def _first_indices(count: int) -> str:
     return ",".join(str(i) for i in range(count)) if count <= 16 else f"0,1,...,{count - 1}"
 
 
-def _container_fixes(facts: Facts) -> list[str]:
+def container_fixes(facts: Facts) -> list[str]:
     return [
         "in Docker: run with --gpus all (or --runtime nvidia) and check that `nvidia-smi` works inside the container",
         "in Kubernetes: request nvidia.com/gpu in the pod's resources and set runtimeClassName: nvidia where the "
@@ -234,7 +234,7 @@ def failed_to_infer_device(facts: Facts) -> Diagnosis | None:
     if _cpu_build(facts):
         fixes.append("torch here is a CPU-only build: install a CUDA build (see the torch finding)")
     if has(facts, "CONTAINER_MENTIONED"):
-        fixes += _container_fixes(facts)
+        fixes += container_fixes(facts)
     fixes += [
         "check that `python -c 'import torch; print(torch.cuda.is_available())'` prints True in the same "
         "environment; if not, the driver or the GPU passthrough is the problem",
@@ -259,7 +259,7 @@ def no_cuda_gpus(facts: Facts) -> Diagnosis | None:
     if visible == 0:
         fixes.append("CUDA_VISIBLE_DEVICES hides every GPU: unset it")
     if has(facts, "CONTAINER_MENTIONED", "WSL_MENTIONED"):
-        fixes += _container_fixes(facts)
+        fixes += container_fixes(facts)
     if has(facts, "WSL_MENTIONED", "WINDOWS_HOSTNAME"):
         fixes.append(
             "under WSL2 / Docker Desktop, GPU access needs a current Windows driver and Docker Desktop with "
@@ -293,6 +293,6 @@ def cuda_device_count_failed(facts: Facts) -> Diagnosis | None:
         fixes=[
             "run nvidia-smi in the same environment; error 999 (unknown) usually needs a reboot or a "
             "GPU reset after a driver fault (check dmesg for Xid lines)",
-            *_container_fixes(facts)[:1],
+            *container_fixes(facts)[:1],
         ],
     )

@@ -72,6 +72,11 @@ def _upgrade_fix(cuda: str | None) -> str:
     return "install a newer NVIDIA driver branch for the GPU, then reboot"
 
 
+def driver_upgrade_fix(facts: Facts) -> str:
+    """The driver that runs the facts' CUDA runtime (or a newer branch when the runtime is unknown)."""
+    return _upgrade_fix(_runtime_cuda(facts))
+
+
 @rule("CUDA_DRIVER_INSUFFICIENT", category="driver_insufficient", signals=("CUDA_DRIVER_INSUFFICIENT",))
 def cuda_driver_insufficient(facts: Facts) -> Diagnosis | None:
     lines = evidence(facts, "CUDA_DRIVER_INSUFFICIENT", limit=2)

@@ -64,6 +64,16 @@ def _subject(phrase: str) -> str:
     return phrase[:1].upper() + phrase[1:] if phrase.startswith(("this ", "the ")) else phrase
 
 
+def refusal_fixes(facts: Facts) -> list[str]:
+    """What to do when vLLM's configuration check refused a value and no rule knows the check's numbers."""
+    return [
+        "change the option or value the message names: vLLM checks the configuration before it loads the model, "
+        "so the run stops the same way until that value changes",
+        f"`vllm serve --help` lists the options {_where(facts)} accepts with their defaults; the documentation "
+        "of another release may describe other checks and options",
+    ]
+
+
 # -- argparse ---------------------------------------------------------------------------------------
 def _flag_key(token: str) -> str:
     """'--enable_reasoning=True' -> '--enable-reasoning': argparse's token as vLLM's parser would name it."""

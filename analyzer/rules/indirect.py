@@ -75,7 +75,8 @@ def _layer(facts: Facts, signal_id: str, confidence: float) -> tuple[float, str,
     return confidence - TYPED_ROOT_DISCOUNT, f" ({FROM_FRAMES}: the error was raised there)", quoted
 
 
-def _compile_fixes(facts: Facts) -> list[str]:
+def compile_fixes(facts: Facts) -> list[str]:
+    """How to confirm and get around a Triton or torch.compile failure."""
     triton = facts.package("triton")
     torch = facts.torch_version or facts.package("torch")
     return [
@@ -105,7 +106,7 @@ def stopped_in_compiler(facts: Facts) -> Diagnosis | None:
     if found is None:
         return None
     confidence, note, quoted = found
-    fixes = _compile_fixes(facts)
+    fixes = compile_fixes(facts)
     return indirect(
         FRAMES,
         confidence,
@@ -169,7 +170,7 @@ def failed_while_compiling(facts: Facts) -> Diagnosis | None:
         "The run failed while vLLM compiled the model with torch.compile (inferred from vLLM's log: compilation "
         "started and never finished).",
         evidence(facts, "COMPILE_STARTED", limit=2),
-        _compile_fixes(facts),
+        compile_fixes(facts),
     )
 
 
@@ -181,7 +182,7 @@ def works_without_compile(facts: Facts) -> Diagnosis | None:
         "The reporter says the run works with torch.compile turned off, so the failure is most likely in "
         "torch.compile or Triton compilation (inferred from the report's words, not from an error message).",
         evidence(facts, "WORKS_WITHOUT_COMPILE", limit=2),
-        _compile_fixes(facts)[1:],
+        compile_fixes(facts)[1:],
     )
 
 
@@ -211,7 +212,7 @@ def compile_failure_named(facts: Facts) -> Diagnosis | None:
         "The report names torch.compile or Triton compilation as what fails (from the report's words; no "
         "recognised error message says so).",
         evidence(facts, "COMPILE_FAILURE_NAMED", limit=2),
-        [ASK_FOR_THE_ERROR, *_compile_fixes(facts)],
+        [ASK_FOR_THE_ERROR, *compile_fixes(facts)],
     )
 
 

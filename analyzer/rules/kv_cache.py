@@ -29,11 +29,8 @@ def _kv_dtype_fix(facts: Facts) -> list[str]:
     return [advice] if advice and str(engine_arg(facts, "kv_cache_dtype") or "auto").startswith("auto") else []
 
 
-@rule("KV_CACHE_NO_BLOCKS", category="kv_cache_insufficient", signals=("KV_CACHE_NO_BLOCKS",))
-def kv_cache_no_blocks(facts: Facts) -> Diagnosis | None:
-    lines = evidence(facts, "KV_CACHE_NO_BLOCKS", limit=2)
-    if not lines:
-        return None
+def kv_budget_fixes(facts: Facts, report: dict | None) -> list[str]:
+    """How to leave the KV cache more of the GPU: the budget, other processes, the profiling peak, the weights."""
     util = engine_arg_number(facts, "gpu_memory_utilization")
     fixes = []
     if util is not None and util < 0.8:
@@ -53,12 +50,20 @@ def kv_cache_no_blocks(facts: Facts) -> Diagnosis | None:
         "lower --max-num-batched-tokens / --max-model-len to shrink the profiling peak",
         "use --tensor-parallel-size > 1 or a quantized checkpoint so the weights take less of each GPU",
     ]
+    return memory_fixes(report) + fixes + _kv_dtype_fix(facts)
+
+
+@rule("KV_CACHE_NO_BLOCKS", category="kv_cache_insufficient", signals=("KV_CACHE_NO_BLOCKS",))
+def kv_cache_no_blocks(facts: Facts) -> Diagnosis | None:
+    lines = evidence(facts, "KV_CACHE_NO_BLOCKS", limit=2)
+    if not lines:
+        return None
     report = memory_report(facts)
     return Diagnosis(
         level(facts, "KV_CACHE_NO_BLOCKS"),
         "No memory was left for the KV cache after the weights and the profiling run.",
         evidence=lines,
-        fixes=memory_fixes(report) + fixes + _kv_dtype_fix(facts),
+        fixes=kv_budget_fixes(facts, report),
         details={"memory": report} if report else {},
     )
 

@@ -27,13 +27,15 @@ KERNEL_FAULTS = (
     ("CUDA_HARDWARE_STACK_ERROR", "hardware stack error"),
 )
 KERNEL_FAULT_SIGNALS = tuple(signal for signal, _ in KERNEL_FAULTS)
+XID_ADVICE = "check dmesg for Xid errors (Xid 13/31/43 point at the application, 48/63/64/79 at the hardware)"
 LAUNCH_BLOCKING_ADVICE = (
     "rerun with CUDA_LAUNCH_BLOCKING=1 so the traceback points at the failing kernel (the one "
     "shown is usually not where the error happened)"
 )
 
 
-def _debug_fixes(facts: Facts, graphs: bool = True) -> list[str]:
+def debug_fixes(facts: Facts, graphs: bool = True) -> list[str]:
+    """How to find the kernel behind an asynchronous CUDA error."""
     out = [LAUNCH_BLOCKING_ADVICE]
     if graphs:
         out += vllm_only(
@@ -53,7 +55,7 @@ def illegal_memory_access(facts: Facts) -> Diagnosis | None:
     lines = evidence(facts, *MEMORY_FAULTS, limit=2)
     if not lines:
         return None
-    fixes = _debug_fixes(facts)
+    fixes = debug_fixes(facts)
     version = vllm_version(facts)
     backend = engine_arg(facts, "attention_backend")
     fixes += vllm_only(
@@ -92,7 +94,7 @@ def device_side_assert(facts: Facts) -> Diagnosis | None:
     if not lines:
         return None
     index_oob = has(facts, "INDEX_OUT_OF_BOUNDS")
-    fixes = _debug_fixes(facts)
+    fixes = debug_fixes(facts)
     if index_oob:
         fixes.insert(
             0,
@@ -143,7 +145,7 @@ def cuda_invalid_argument(facts: Facts) -> Diagnosis | None:
     lines = evidence(facts, "CUDA_INVALID_ARGUMENT", limit=2)
     if not lines:
         return None
-    fixes = [*_debug_fixes(facts)[:2]]
+    fixes = [*debug_fixes(facts)[:2]]
     gpu = min_cc(facts)
     if gpu and gpu[1] < BF16_MIN_CC:
         fixes.append(
@@ -174,8 +176,8 @@ def cuda_kernel_fault(facts: Facts) -> Diagnosis | None:
         f"A GPU kernel faulted ({' / '.join(names)}); the CUDA context is lost.",
         evidence=lines,
         fixes=[
-            *_debug_fixes(facts),
-            "check dmesg for Xid errors (Xid 13/31/43 point at the application, 48/63/64/79 at the hardware)",
+            *debug_fixes(facts),
+            XID_ADVICE,
             *vllm_only(facts, *cudagraph_workarounds(vllm_version(facts))[1:2]),
         ],
     )

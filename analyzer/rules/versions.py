@@ -27,7 +27,7 @@ def _groups(facts: Facts, signal_id: str) -> dict[str, str]:
     return hit.groups if hit else {}
 
 
-def _torch_reinstall(facts: Facts) -> str:
+def torch_reinstall_fix(facts: Facts) -> str:
     need = torch_required_by_vllm(vllm_version(facts))
     if need:
         return (
@@ -88,7 +88,7 @@ def vllm_c_undefined_symbol(facts: Facts) -> Diagnosis | None:
             f"against torch {need}, but torch {torch} is installed."
         )
     fixes = [
-        _torch_reinstall(facts),
+        torch_reinstall_fix(facts),
         "if vLLM was built from source (pip install -e .), rebuild it after every torch change: remove build/ and "
         "the stale vllm/*.so files, then reinstall",
         "nightly vLLM wheels need the matching nightly torch; mixing a release with a nightly breaks the ABI",
@@ -114,7 +114,7 @@ def extension_undefined_symbol(facts: Facts) -> Diagnosis | None:
         fixes=[
             f"reinstall the package that ships {lib} for your torch {facts.torch_version or ''}".rstrip()
             + " (for flash-attn / xformers: a build matching torch's version and CUDA)",
-            _torch_reinstall(facts),
+            torch_reinstall_fix(facts),
         ],
     )
 
