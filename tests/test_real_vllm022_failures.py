@@ -1,0 +1,210 @@
+"""Real failures under vLLM 0.22.0 on one H200 (tests/fixtures/bundles/h200-1gpu-vllm022-*.zst), each written by
+`vllm-bug run -- <command>` on the lent machine; tests/fixtures/README.md gives every command.
+
+The first half checks what the analyzer already says right on them. PENDING lists what it gets wrong today, each
+as a strict xfail with what it should say: a rule author who makes one pass turns the xfail into a failure
+("XPASS(strict)"), and then moves the case up into the passing tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from vllm_bug.analyzer.analyze import analyze_loaded
+from vllm_bug.analyzer.load import load_input
+from vllm_bug.schema.bundle import read_bundle
+
+BUNDLES = Path(__file__).parent / "fixtures" / "bundles"
+PREFIX = "h200-1gpu-vllm022-"
+
+
+def bundle_path(what: str) -> Path:
+    return BUNDLES / f"{PREFIX}{what}.zst"
+
+
+def analyze(what: str):
+    return analyze_loaded(load_input(str(bundle_path(what))))
+
+
+def advice(analysis) -> str:
+    return "\n".join(line for d in analysis.diagnoses for line in [d.title, *d.fixes])
+
+
+def test_every_vllm022_bundle_is_named_here():
+    on_disk = {p.name.removeprefix(PREFIX).removesuffix(".zst") for p in BUNDLES.glob(f"{PREFIX}*.zst")}
+    assert on_disk == set(COMMANDS)
+
+
+# what each bundle ran (the bundle's command.argv, after redaction); vllm serve's model is the tiny local Llama
+COMMANDS = {
+    "triton-out-of-resources": ["python3", ".devcarry/s/triton_oor.py"],
+    "triton-compile-error": ["python3", ".devcarry/s/triton_compile.py"],
+    "removed-flag": ["vllm", "serve", "/tmp/models/tiny-llama", "--disable-log-requests"],
+    "unknown-flag": ["vllm", "serve", "/tmp/models/tiny-llama", "--max-model-length", "4096"],
+    "dtype-invalid-choice": ["vllm", "serve", "/tmp/models/tiny-llama", "--dtype", "fp8"],
+    "missing-llguidance": ["vllm", "serve", "/tmp/models/tiny-llama", "--max-model-len", "4096"],
+    "missing-pycountry": ["python3", ".devcarry/s/llm_kv.py", "/tmp/models/tiny-llama"],
+    "flash-attn-ext-missing": [
+        "vllm",
+        "serve",
+        "/tmp/models/tiny-llama",
+        "--gpu-memory-utilization",
+        "0.002",
+        "--enforce-eager",
+        "--attention-backend",
+        "TRITON_ATTN",
+    ],
+}
+
+
+@pytest.mark.parametrize("what", sorted(COMMANDS))
+def test_each_bundle_records_its_command_and_the_machine(what):
+    payload = read_bundle(bundle_path(what))["payload"]
+    assert payload["command"]["argv"] == COMMANDS[what]
+    assert payload["command"]["exit_code"] != 0
+    assert [g["name"] for g in payload["gpus"]] == ["NVIDIA H200"]
+    assert payload["vllm"]["version"] == "0.22.0"
+    assert payload["torch"]["version"] == "2.11.0+cu130"
+
+
+# -- what the analyzer gets right today ----------------------------------------------------------------------
+
+
+def test_a_triton_tile_over_the_shared_memory_limit_names_both_sizes():
+    analysis = analyze("triton-out-of-resources")
+    top = analysis.diagnoses[0]
+    assert analysis.category == "triton_compile" and top.rule == "TRITON_OUT_OF_SHARED_MEMORY"
+    # BM=BN=BK=128 in fp16 over 5 stages: 5 * (128*128 + 128*128) * 2 bytes = 320 KiB; the H200 allows 227 KiB
+    assert "(320 KiB needed, 227 KiB available) on the NVIDIA H200" in top.title
+
+
+def test_a_triton_compile_error_is_triton_compile_with_the_compilers_message():
+    analysis = analyze("triton-compile-error")
+    assert analysis.category == "triton_compile"
+    assert analysis.facts.root_cause.message == "arange's range must be a power of 2"
+
+
+@pytest.mark.parametrize(
+    ("what", "flag"),
+    [("removed-flag", "--disable-log-requests"), ("unknown-flag", "--max-model-length")],
+)
+def test_argparse_refusing_a_flag_is_engine_config_naming_the_flag_and_version(what, flag):
+    analysis = analyze(what)
+    top = analysis.diagnoses[0]
+    assert analysis.category == "engine_config" and top.rule == "UNRECOGNIZED_ARGUMENT"
+    assert top.title == f"vLLM 0.22.0 does not accept {flag}."
+
+
+def test_an_invalid_dtype_choice_lists_the_accepted_ones():
+    analysis = analyze("dtype-invalid-choice")
+    top = analysis.diagnoses[0]
+    assert analysis.category == "engine_config" and top.rule == "INVALID_ARGUMENT_VALUE"
+    assert top.title == "--dtype does not accept 'fp8'."
+    assert top.fixes == ["--dtype takes one of: auto, bfloat16, float, float16, float32, half"]
+
+
+def test_the_missing_llguidance_of_a_real_install_is_the_headline_with_its_install_command():
+    analysis = analyze("missing-llguidance")
+    top = analysis.diagnoses[0]
+    assert analysis.category == "other" and top.rule == "MISSING_REQUIREMENT"
+    assert top.title == (
+        "Python cannot import 'llguidance' because llguidance is not installed, though vllm 0.22.0 "
+        "requires llguidance<1.8.0,>=1.7.0."
+    )
+    assert top.fixes[0] == "uv pip install --python /opt/torch/.venv/bin/python3 'llguidance<1.8.0,>=1.7.0'"
+
+
+# -- pending: what the analyzer gets wrong today --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pending:
+    what: str  # the bundle
+    category: str  # the top category it should get
+    should: str  # what the finding should say
+    says_it: Callable[[object], bool]  # true once the analysis says it
+
+
+def names_removal_release(analysis) -> bool:
+    # --disable-log-requests: deprecated in 0.11, removed in 0.17 (analyzer/data/catalogue/vllm_flags.json)
+    return "0.17" in advice(analysis) and "newer vLLM" not in advice(analysis)
+
+
+def no_vllm_advice(analysis) -> bool:
+    words = ("vLLM", "--attention-backend", "--enforce-eager", "-O0", "VLLM_")
+    return not any(word in advice(analysis) for word in words)
+
+
+def not_blamed_on_torch_compile(analysis) -> bool:
+    return "torch.compile" not in analysis.diagnoses[0].title and no_vllm_advice(analysis)
+
+
+def names_pycountry_with_install_command(analysis) -> bool:
+    return bool(analysis.diagnoses) and "pycountry" in analysis.diagnoses[0].title and "install" in advice(analysis)
+
+
+def names_missing_flash_attention_extension(analysis) -> bool:
+    return bool(analysis.diagnoses) and "_vllm_fa" in advice(analysis) and "reinstall" in advice(analysis).lower()
+
+
+def no_unrelated_conflict_blamed(analysis) -> bool:
+    return not any(d.rule == "REQUIREMENT_CONFLICT" and "numba" in d.title for d in analysis.diagnoses)
+
+
+PENDING = [
+    Pending(
+        "removed-flag",
+        "engine_config",
+        "that vLLM removed --disable-log-requests in 0.17 (deprecated since 0.11), not that it needs a newer vLLM",
+        names_removal_release,
+    ),
+    Pending(
+        "triton-out-of-resources",
+        "triton_compile",
+        "advice for a plain Triton script (no vLLM in the command or the traceback): smaller tiles or fewer "
+        "num_stages, not 'upgrade vLLM' or --attention-backend; nor T4 or consumer cards on an H200",
+        no_vllm_advice,
+    ),
+    Pending(
+        "triton-compile-error",
+        "triton_compile",
+        "that a Triton kernel failed to compile (tl.arange needs a power-of-two range), not torch.compile, "
+        "and no vLLM options (-O0, --enforce-eager, VLLM_DISABLE_COMPILE_CACHE) for a run without vLLM",
+        not_blamed_on_torch_compile,
+    ),
+    Pending(
+        "missing-pycountry",
+        "other",
+        "that pycountry is missing (mistral-common requires pydantic-extra-types[pycountry], which vllm 0.22.0 "
+        "imports through gguf) and how to install it; today: no finding",
+        names_pycountry_with_install_command,
+    ),
+    Pending(
+        "flash-attn-ext-missing",
+        "other",
+        "that the vLLM install lacks its FlashAttention extensions (_vllm_fa2_C / _vllm_fa3_C), which model "
+        "inspection imports even with --attention-backend TRITON_ATTN: reinstall the vllm wheel; today: no finding",
+        names_missing_flash_attention_extension,
+    ),
+    Pending(
+        "missing-llguidance",
+        "other",
+        "no second finding that 'the error comes from' the numba==0.65.0 conflict: numba has no part in a "
+        "missing llguidance",
+        no_unrelated_conflict_blamed,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [pytest.param(c, id=c.what, marks=pytest.mark.xfail(strict=True, reason=c.should)) for c in PENDING],
+)
+def test_pending_real_vllm022_failures(case):
+    analysis = analyze(case.what)
+    assert analysis.category == case.category
+    assert case.says_it(analysis), case.should
