@@ -58,6 +58,23 @@ COMMANDS = {
         "--attention-backend",
         "TRITON_ATTN",
     ],
+    # the later round, with the FlashAttention 3 library added (tools/gpu/vllm022/stage5.sh)
+    "tp-exceeds-gpus": ["vllm", "serve", "/tmp/models/tiny-llama", "--tensor-parallel-size", "2"],
+    "tp-heads-indivisible": [
+        "vllm",
+        "serve",
+        "/tmp/models/tiny-llama",
+        "--tensor-parallel-size",
+        "3",
+        "--distributed-executor-backend",
+        "mp",
+    ],
+    "max-model-len-too-long": ["vllm", "serve", "/tmp/models/tiny-llama", "--max-model-len", "4096"],
+    "gpu-util-above-one": ["vllm", "serve", "/tmp/models/tiny-llama", "--gpu-memory-utilization", "1.5"],
+    "no-gpu-visible": ["vllm", "serve", "/tmp/models/tiny-llama"],
+    "missing-flashinfer": ["python3", ".devcarry/s/llm_kv.py", "/tmp/models/tiny-llama"],
+    "missing-humming-awq": ["vllm", "serve", "/tmp/models/tiny-llama", "--quantization", "awq"],
+    "missing-humming-gptq": ["vllm", "serve", "/tmp/models/tiny-llama-fp8cfg", "--quantization", "gptq"],
 }
 
 
@@ -118,6 +135,56 @@ def test_the_missing_llguidance_of_a_real_install_is_the_headline_with_its_insta
     assert top.fixes[0] == "uv pip install --python /opt/torch/.venv/bin/python3 'llguidance<1.8.0,>=1.7.0'"
 
 
+def test_more_gpus_than_the_node_has_is_engine_config_with_both_counts():
+    analysis = analyze("tp-exceeds-gpus")
+    top = analysis.diagnoses[0]
+    assert analysis.category == "engine_config" and top.rule == "WORLD_SIZE_ABOVE_GPUS"
+    assert top.details["world_size"] == 2 and top.details["gpus_seen"] == 1
+
+
+def test_heads_not_divisible_by_tensor_parallel_is_engine_config_naming_both():
+    analysis = analyze("tp-heads-indivisible")
+    top = analysis.diagnoses[0]
+    assert analysis.category == "engine_config" and top.rule == "ATTENTION_HEADS_NOT_DIVISIBLE"
+    assert top.title == "The model's 8 attention heads cannot be split evenly over --tensor-parallel-size 3."
+
+
+def test_max_model_len_above_the_models_is_engine_config_with_both_lengths():
+    analysis = analyze("max-model-len-too-long")
+    top = analysis.diagnoses[0]
+    assert analysis.category == "engine_config" and top.rule == "MAX_MODEL_LEN_ABOVE_DERIVED"
+    assert "(4096 > 2048)" in top.title
+
+
+def test_a_gpu_memory_utilization_above_one_is_engine_config():
+    analysis = analyze("gpu-util-above-one")
+    top = analysis.diagnoses[0]
+    assert analysis.category == "engine_config" and top.rule == "GPU_MEMORY_UTILIZATION_OUT_OF_RANGE"
+    assert top.title.startswith("--gpu-memory-utilization 1.5 is outside (0, 1]")
+
+
+def test_cuda_visible_devices_past_the_gpu_count_is_cuda_not_available():
+    analysis = analyze("no-gpu-visible")
+    top = analysis.diagnoses[0]
+    assert analysis.category == "cuda_not_available" and top.rule == "CUDA_VISIBLE_DEVICES_NAMES_NO_GPU"
+    assert "index 1" in top.title and "NVIDIA H200" in top.title
+
+
+@pytest.mark.parametrize(
+    ("what", "module", "distribution"),
+    [
+        ("missing-flashinfer", "flashinfer", "flashinfer"),
+        ("missing-humming-awq", "humming", "humming-kernels"),
+        ("missing-humming-gptq", "humming", "humming-kernels"),
+    ],
+)
+def test_a_kernel_package_left_out_of_the_install_is_the_headline(what, module, distribution):
+    analysis = analyze(what)
+    top = analysis.diagnoses[0]
+    assert analysis.category == "other" and top.rule == "MISSING_REQUIREMENT"
+    assert top.title.startswith(f"Python cannot import '{module}' because {distribution}")
+
+
 # -- pending: what the analyzer gets wrong today --------------------------------------------------------------
 
 
@@ -153,6 +220,11 @@ def names_missing_flash_attention_extension(analysis) -> bool:
 
 def no_unrelated_conflict_blamed(analysis) -> bool:
     return not any(d.rule == "REQUIREMENT_CONFLICT" and "numba" in d.title for d in analysis.diagnoses)
+
+
+def no_conflict_blamed_for_a_missing_module(analysis) -> bool:
+    # apache-tvm-ffi (a version conflict) has no part in an import of a package that is not installed at all
+    return not any(d.rule == "REQUIREMENT_CONFLICT" and "error comes from" in d.title for d in analysis.diagnoses)
 
 
 PENDING = [
@@ -196,6 +268,16 @@ PENDING = [
         "no second finding that 'the error comes from' the numba==0.65.0 conflict: numba has no part in a "
         "missing llguidance",
         no_unrelated_conflict_blamed,
+    ),
+    *(
+        Pending(
+            what,
+            "other",
+            "no second finding that 'the error comes from' the apache-tvm-ffi conflict: the error is a module "
+            "that is not installed at all",
+            no_conflict_blamed_for_a_missing_module,
+        )
+        for what in ("missing-flashinfer", "missing-humming-awq", "missing-humming-gptq")
     ),
 ]
 
