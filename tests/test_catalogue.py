@@ -28,7 +28,7 @@ ROWS = {(name, row_id): row for name, doc in TABLES.items() for row_id, row in d
 VALID_CATEGORIES = set(CATEGORIES) | {"generic"}  # generic: an error with many causes, none of its own
 
 sys.path.insert(0, str(ROOT / "tools"))
-from catalogue_mining import messages, nccl, vllm  # noqa: E402
+from catalogue_mining import messages, nccl, vllm, vllm_logs  # noqa: E402
 from catalogue_mining.sources import GitRef  # noqa: E402
 
 
@@ -66,7 +66,29 @@ def _python_value(node: ast.expr, value: str, env: dict[str, str]) -> str:
         return re.sub(r"%(\(\w+\))?[-+ #0]*\d*(\.\d+)?[sdrifgxXe]", value, _python_value(node.left, value, env))
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format":
         return re.sub(r"\{[^{}]*\}", value, _python_value(node.func.value, value, env))
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in LOG_METHODS:
+        return _logged(node, value, env)
     return value
+
+
+LOG_METHODS = ("warning", "warning_once", "warn", "info", "info_once")
+
+
+def _logged(call: ast.Call, value: str, env: dict[str, str]) -> str:
+    """What logging prints for `logger.warning(msg, *args)`: msg %-formatted with the arguments when there are
+    any (a variable assigned in the excerpt gives its text, anything else `value`)."""
+    message = _python_value(call.args[0], value, env)
+    if len(call.args) == 1:
+        return message
+    arguments = iter(call.args[1:])
+
+    def fill(match: re.Match[str]) -> str:
+        if match.group() == "%%":
+            return "%"
+        argument = next(arguments, None)
+        return env.get(argument.id, value) if isinstance(argument, ast.Name) else value
+
+    return re.sub(r"%%|%(\(\w+\))?[-+ #0]*\d*(\.\d+)?[sdrifgxXe]", fill, message)
 
 
 def c_message(excerpt: str, value: str = "7") -> str:
@@ -394,3 +416,64 @@ def test_git_source_reads_files_at_a_tag(tmp_path):
     assert vllm.release_pin(source) == ("2.9.0", "requirements/cuda.txt")
     assert source.files("requirements/") == ["requirements/cuda.txt"] and len(source.commit or "") == 40
     assert source.read("missing.txt") is None
+
+
+# -- vLLM's log lines ------------------------------------------------------------------------------------------
+def test_logged_messages_are_percent_formatted_and_variables_followed():
+    source = """
+def check(self, n):
+    msg = f"User-specified max_model_len ({n}) is greater than the derived max_model_len."
+    logger.warning("%s Make sure the value is correct.", msg)
+    logger.info("Using %d%% of the GPU for the KV cache of %s", n, self.model)
+    logger.warning_once(f"Cannot use FlashAttention-2 backend for head size {n}.")
+    logger.debug("Debug lines are not mined at all, however long they are %s", n)
+"""
+    found = messages.log_calls(source, vllm_logs.METHODS)
+    assert [(method, m.template.text()) for method, m in found] == [
+        (
+            "warning",
+            "User-specified max_model_len ({}) is greater than the derived max_model_len. Make sure the "
+            "value is correct.",
+        ),
+        ("info", "Using {}% of the GPU for the KV cache of {}"),
+        ("warning_once", "Cannot use FlashAttention-2 backend for head size {}."),
+    ]
+    assert python_message(found[0][1].excerpt) == (
+        "User-specified max_model_len (7) is greater than the derived max_model_len. Make sure the value is correct."
+    )
+    assert python_message(found[1][1].excerpt) == "Using 7% of the GPU for the KV cache of 7"
+
+
+def test_topics_claim_gpu_failures_and_leave_other_platforms_and_routine_lines_out():
+    def topic(level: str, text: str) -> str | None:
+        found = vllm_logs.topic_of(level, text)
+        return found.id if found else None
+
+    assert topic("warning", "Failed to import from vllm._C with {}") == "compiled_ops_not_loaded"
+    assert (
+        topic(
+            "warning", "Your GPU does not have native support for FP8 computation but FP8 quantization is being used."
+        )
+        == "gpu_capability"
+    )
+    assert topic("info", "Cannot use FlashAttention-2 backend for Volta and Turing GPUs.") == "gpu_capability"
+    assert topic("warning", "Enforce eager set, overriding optimization level to -O0") == "cuda_graphs_off"
+    assert topic("warning", "Custom allreduce is disabled because this process group spans across nodes.") == (
+        "custom_all_reduce_off"
+    )
+    assert topic("warning", "CUDA graph is not supported for {} on ROCm yet, fallback to eager mode.") is None
+    assert (
+        topic("warning", "Layer '{}' is not supported by AWQMarlin. Falling back to unoptimized AWQ kernels.") is None
+    )
+    assert topic("info", "Failed to import from vllm._C with {}") is None  # INFO only where a topic allows it
+    assert vllm_logs.topic_of("info", "Auto-fit max_model_len: reduced from {} to {} to fit").id == "limits_lowered"
+
+
+def test_warning_rows_are_matched_in_vllms_log_format():
+    line = (
+        "WARNING 05-09 22:20:41 [_custom_ops.py:21] Failed to import from vllm._C with "
+        "ImportError('libcudart.so.12: cannot open shared object file')"
+    )
+    found = facts(line).signals
+    seen = [row_id for (name, row_id) in ROWS if name == "vllm_warnings.json" and found.seen(row_id)]
+    assert seen and all(ROWS["vllm_warnings.json", s]["topic"] == "compiled_ops_not_loaded" for s in seen)

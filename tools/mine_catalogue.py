@@ -27,6 +27,10 @@ What each source gives (files under analyzer/data/catalogue/):
   engine-argument validation and platform detection (vllm/config*.py, vllm/engine/arg_utils.py,
   vllm/platforms/), and anywhere in vllm/ when it names a compute capability; each with the releases
   it is in.
+- vllm_warnings.json: vLLM's own WARNING (and some INFO) lines that say a feature is unsupported on the GPU,
+  disabled or falling back, or that a setting was overridden (tools/catalogue_mining/vllm_logs.py's topics): each
+  with the category of failure it bears on and its role, "explains" (logged before a failure of that category,
+  a likely cause) or "context" (supports a finding on the error itself); INFO lines are context only.
 - vllm_flags.json: the option strings vLLM's engine and OpenAI-server parsers declare, release by release:
   when each appeared, was marked deprecated and disappeared, with the deprecation texts that name
   another flag.
@@ -57,7 +61,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from catalogue_mining import cuda, nccl, pytorch, triton, vllm  # noqa: E402
+from catalogue_mining import cuda, nccl, pytorch, triton, vllm, vllm_logs  # noqa: E402
 from catalogue_mining.messages import Hole, Template  # noqa: E402
 from catalogue_mining.rows import GENERIC, Form, Row, slug_id, snake, spans  # noqa: E402
 from catalogue_mining.sources import GitRef, Source, Tree, ZipRelease, git_tags, version_key  # noqa: E402
@@ -144,6 +148,46 @@ def vllm_message_rows(sources: list[Source]) -> list[Row]:
                     line=message.line,
                 ),
                 exception=exception,
+            )
+        )
+    return rows
+
+
+def vllm_warning_rows(sources: list[Source]) -> list[Row]:
+    """vLLM's warnings (and INFO lines) that some topic of catalogue_mining.vllm_logs claims, with the releases
+    that log them."""
+    order = [s.ref for s in sources]
+    seen: dict[tuple[str, str], dict[str, Any]] = {}
+    for source in sources:
+        for found in vllm_logs.release_log_messages(source):
+            entry = seen.setdefault(vllm_logs.message_key(found), {"refs": []})
+            entry.update(found=found, source=source)  # the newest release's copy wins
+            if source.ref not in entry["refs"]:
+                entry["refs"].append(source.ref)
+    rows = []
+    for (level, head), entry in seen.items():
+        found, source = entry["found"], entry["source"]
+        topic = found.topic
+        rows.append(
+            Row(
+                slug_id("VLLM_WARN" if level == "warning" else "VLLM_INFO", head),
+                [Form(found.message.template)],
+                topic.category,
+                found.message.excerpt,
+                "python",
+                provenance(
+                    vllm.REPOSITORY,
+                    found.path,
+                    source.ref,
+                    source.commit,
+                    spans(entry["refs"], order),
+                    line=found.message.line,
+                ),
+                extra={
+                    "level": level,
+                    "topic": topic.id,
+                    "role": topic.role_at(level),
+                },
             )
         )
     return rows
@@ -564,6 +608,14 @@ def generate(args: argparse.Namespace) -> int:
             }
         }
         summary["vllm_messages"] = write_table(out, "vllm_messages.json", header, vllm_message_rows(sources))
+        log_header = {
+            "source": {
+                "repository": vllm.REPOSITORY,
+                "releases": order,
+                "files": ["vllm/**/*.py (logger.warning, warning_once, info and info_once calls that a topic claims)"],
+            }
+        }
+        summary["vllm_warnings"] = write_table(out, "vllm_warnings.json", log_header, vllm_warning_rows(sources))
         flags = vllm_flag_table(sources)
         write_json(
             out / "vllm_flags.json",

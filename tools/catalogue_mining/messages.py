@@ -258,8 +258,72 @@ def _message_of(node: ast.AST, scope: ast.AST, lines: list[str]) -> PyMessage | 
     return PyMessage(exception, template, excerpt, node.lineno)
 
 
-def _resolve(expr: ast.expr, scope: ast.AST, line: int, lines: list[str]) -> tuple[list[Part], str] | None:
-    """The message's template and its excerpt. A variable (the whole message, or a field of an f-string)
+def log_calls(source: str, methods: tuple[str, ...]) -> list[tuple[str, PyMessage]]:
+    """(method, message) of every `logger.<method>(...)` call (logger, _logger or self.logger) whose message is
+    built from literals, in source order. The message is %-formatted when arguments follow it (logging leaves a
+    lone message as it is); the excerpt ends with the whole call, so the arguments show."""
+    tree = ast.parse(source)
+    lines = io.StringIO(source, newline="").readlines()
+    found: list[tuple[str, PyMessage]] = []
+
+    def visit(node: ast.AST, scope: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if _is_log_call(child, methods):
+                assert isinstance(child, ast.Call) and isinstance(child.func, ast.Attribute)
+                resolved = _resolve(child.args[0], scope, child.lineno, lines, shown=child)
+                if resolved is not None:
+                    parts, excerpt = resolved
+                    if len(child.args) > 1:
+                        parts, excerpt = _log_arguments(parts, excerpt, child, scope, lines)
+                    template = Template.of(parts)
+                    if template.head().literal_chars() >= MIN_LITERAL:
+                        found.append((child.func.attr, PyMessage("", template, excerpt, child.lineno)))
+            visit(child, child if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef) else scope)
+
+    visit(tree, tree)
+    return sorted(found, key=lambda item: item[1].line)
+
+
+def _log_arguments(
+    parts: list[Part], excerpt: str, call: ast.Call, scope: ast.AST, lines: list[str]
+) -> tuple[list[Part], str]:
+    """A logged message's %-placeholders filled: each argument that is a variable holding literal text (assigned
+    earlier in the function) gives that text, the others stay placeholders; the assignments read join the
+    excerpt."""
+    formatted = [
+        (piece, isinstance(part, str))
+        for part in parts
+        for piece in (_percent_template(part).parts if isinstance(part, str) else [part])
+    ]
+    arguments = iter(call.args[1:])
+    out: list[Part] = []
+    statements: list[str] = []
+    for part, from_percent in formatted:
+        argument = next(arguments, None) if isinstance(part, Hole) and from_percent else None
+        found = _variable(argument.id, scope, call.lineno, lines) if isinstance(argument, ast.Name) else None
+        if found is None:
+            out.append(part)
+            continue
+        out.extend(found[0])
+        statements.extend(found[1])
+    return out, "\n".join([*statements, excerpt]) if statements else excerpt
+
+
+def _is_log_call(node: ast.AST, methods: tuple[str, ...]) -> bool:
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args):
+        return False
+    owner = node.func.value
+    return node.func.attr in methods and (
+        (isinstance(owner, ast.Name) and owner.id in ("logger", "_logger"))
+        or (isinstance(owner, ast.Attribute) and owner.attr == "logger")
+    )
+
+
+def _resolve(
+    expr: ast.expr, scope: ast.AST, line: int, lines: list[str], shown: ast.expr | None = None
+) -> tuple[list[Part], str] | None:
+    """The message's template and its excerpt (ending with `shown`'s source, by default the message's own).
+    A variable (the whole message, or a field of an f-string)
     that holds literal text assigned earlier in the function is followed: the excerpt then lists those
     assignments, one statement a line, before the message expression."""
     statements: list[str] = []
@@ -275,7 +339,7 @@ def _resolve(expr: ast.expr, scope: ast.AST, line: int, lines: list[str]) -> tup
     parts = variable(expr.id) if isinstance(expr, ast.Name) else expr_parts(expr, variable)
     if parts is None:
         return None
-    final = _segment(lines, expr)
+    final = segment(lines, shown or expr)
     return parts, "\n".join([*statements, f"({final})" if "\n" in final else final])
 
 
@@ -302,7 +366,7 @@ def _variable(name: str, scope: ast.AST, line: int, lines: list[str]) -> tuple[l
         if piece is None:
             return None
         parts += piece
-        statements.append(_segment(lines, node))
+        statements.append(segment(lines, node))
     return parts, statements
 
 
@@ -376,7 +440,13 @@ def _format_parts(fmt: str, call: ast.Call) -> list[Part] | None:
 
 
 def _percent_template(fmt: str) -> Template:
-    return printf_template(re.sub(r"%\(\w+\)", "%", fmt))
+    """Python's %-format as a template: named fields and the %r / %a conversions (repr, ascii) are placeholders
+    like printf's."""
+    return printf_template(re.sub(r"%(?:\(\w+\))?([-+ #0]*\d*(?:\.\d+)?)[ra]\b|%\(\w+\)", _as_printf, fmt))
+
+
+def _as_printf(match: re.Match[str]) -> str:
+    return "%" + (match.group(1) or "") + ("s" if match.group().endswith(("r", "a")) else "")
 
 
 def _hole_name(expr: ast.expr) -> str | None:
@@ -388,7 +458,7 @@ def _hole_name(expr: ast.expr) -> str | None:
     return None
 
 
-def _segment(lines: list[str], node: ast.expr | ast.stmt) -> str:
+def segment(lines: list[str], node: ast.expr | ast.stmt) -> str:
     """The node's source text (as ast.get_source_segment, without re-splitting the file each time); lines
     after the first lose their indentation (they sit inside brackets)."""
     first, last = node.lineno - 1, (node.end_lineno or node.lineno) - 1
