@@ -36,6 +36,7 @@ RULE_MODULES: tuple[str, ...] = (
     "engine_config",
     "config_hygiene",
     "indirect",
+    "warnings",
     "requirements",
     "catalogue",
     "missing_cause",
@@ -126,7 +127,10 @@ def run_rules(facts: Facts) -> list[Finding]:
         for f in r.run(facts):
             f.evidence = dedupe_evidence(facts, f.evidence)
             findings.append(f)
-    return rank_findings(without_redundant_indirect(without_explained_catalogue(findings, facts)), facts)
+    from vllm_bug.analyzer.rules.warnings import with_warnings
+
+    kept = without_redundant_indirect(without_explained_catalogue(findings, facts))
+    return rank_findings(with_warnings(kept, facts), facts)
 
 
 def is_catalogue(finding: Finding) -> bool:
