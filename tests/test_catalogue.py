@@ -466,6 +466,10 @@ def test_topics_claim_gpu_failures_and_leave_other_platforms_and_routine_lines_o
         topic("warning", "Layer '{}' is not supported by AWQMarlin. Falling back to unoptimized AWQ kernels.") is None
     )
     assert topic("info", "Failed to import from vllm._C with {}") is None  # INFO only where a topic allows it
+    assert topic("warning", "The model has a long context length ({}). This may causeOOM during profiling.") == (
+        "oom_risk"
+    )
+    assert topic("warning", "Checkpoint size exceeds {}% of available RAM ({} GiB). This may cause OOM.") is None
     assert vllm_logs.topic_of("info", "Auto-fit max_model_len: reduced from {} to {} to fit").id == "limits_lowered"
 
 

@@ -125,3 +125,14 @@ def test_a_warning_of_another_category_is_not_quoted():
     top = findings(OPS_NOT_LOADED, "RuntimeError: CUDA error: device-side assert triggered")[0]
     assert top.category == "device_side_assert"
     assert not any(line.startswith(WARNED) for line in top.evidence)
+
+
+def test_a_warned_out_of_memory_risk_explains_an_engine_that_failed_without_its_error():
+    warning = (
+        "WARNING 02-11 09:12:40 [arg_utils.py:1102] The model has a long context length (131072). This may causeOOM "
+        "during the initial memory profiling phase, or result in low performance due to small KV cache size. "
+        "Consider setting --max-model-len to a smaller value."
+    )
+    top = findings(warning, ENGINE_FAILED)[0]
+    assert (top.rule, top.category) == ("WARNED_OOM_RISK", "cuda_oom") and is_indirect(top)
+    assert "might run out of GPU memory" in top.title

@@ -129,6 +129,17 @@ def _memory_headroom(facts: Facts) -> Cause:
     )
 
 
+def _oom_risk(facts: Facts) -> Cause:
+    return (
+        "vLLM had warned that this configuration might run out of GPU memory (a long context, or a kernel "
+        "autotuner's first run)",
+        [
+            "follow the warning's advice: a smaller --max-model-len, or lower --gpu-memory-utilization so that what "
+            "vLLM does not budget for still fits",
+        ],
+    )
+
+
 def _gpu_capability(facts: Facts) -> Cause:
     lowest = min_cc(facts)
     gpu = f" ({lowest[0]}, compute capability {cc_text(lowest[1])})" if lowest else ""
@@ -147,6 +158,7 @@ CAUSES: dict[str, tuple[str, str, Callable[[Facts], Cause]]] = {
     "no_gpu_platform": ("WARNED_NO_GPU_PLATFORM", "cuda_not_available", _no_gpu_platform),
     "long_max_model_len_allowed": ("WARNED_LONG_MAX_MODEL_LEN", "device_side_assert", _long_max_model_len),
     "memory_headroom": ("WARNED_MEMORY_HEADROOM", "cuda_oom", _memory_headroom),
+    "oom_risk": ("WARNED_OOM_RISK", "cuda_oom", _oom_risk),
     "gpu_capability": ("WARNED_GPU_CAPABILITY", "no_kernel_image", _gpu_capability),
 }
 RULE_KEYS = frozenset(key for key, _, _ in CAUSES.values())

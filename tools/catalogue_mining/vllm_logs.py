@@ -25,6 +25,7 @@ class Topic:
     pattern: re.Pattern[str]  # searched in the message's text (placeholders shown as {})
     info_too: bool = False  # INFO lines count as well as warnings
     info_explains: bool = False  # vLLM logs it at INFO only when something is wrong, so an INFO line explains too
+    unless: re.Pattern[str] | None = None  # a message this also matches is not of the topic
 
     def role_at(self, level: str) -> str:
         """A topic's INFO lines only support a finding (vLLM prints them on runs that work), unless it says
@@ -66,6 +67,13 @@ TOPICS = (
             r"|gpu[-_]memory[-_]utilization.{0,200}(?:too (?:high|large)|exceed|out of memory|\boom\b)"
             r"|(?:not accounted|out of memory|\boom\b).{0,200}gpu[-_]memory[-_]utilization"
         ),
+    ),
+    Topic(
+        "oom_risk",
+        "cuda_oom",
+        "explains",
+        _rx(r"\b(?:may|might|can|could|will) (?:\w+ ){0,4}(?:cause ?)?(?:oom|out[- ]of[- ]memory)\b"),
+        unless=_rx(r"\bram\b|(?:system|host|cpu) memory"),  # the host's memory, not the GPU's
     ),
     Topic(
         "gpu_capability",
@@ -143,6 +151,12 @@ TOPICS = (
         info_too=True,
     ),
     Topic(
+        "kv_cache_pressure",
+        "kv_cache_insufficient",
+        "context",
+        _rx(r"not enough (?:kv cache|kv ?cache blocks|kv cache space)"),
+    ),
+    Topic(
         "limits_lowered",
         "kv_cache_insufficient",
         "context",
@@ -171,7 +185,7 @@ def topic_of(level: str, text: str) -> Topic | None:
         return None
     for topic in TOPICS:
         if (level == "warning" or topic.info_too) and topic.pattern.search(text):
-            return topic
+            return None if topic.unless and topic.unless.search(text) else topic
     return None
 
 
