@@ -96,11 +96,24 @@ def test_an_info_line_supports_but_never_explains():
     assert not any(f.rule.startswith("WARNED_") for f in found)
 
 
-def test_a_long_max_model_len_explains_an_unrecognised_cuda_failure():
+def test_a_long_max_model_len_explains_a_cuda_failure_of_no_category_and_leads():
     found = findings(LOGGED + LONG_MAX_MODEL_LEN, "RuntimeError: CUDA error: unspecified launch failure")
-    warned = by_rule(found, "WARNED_LONG_MAX_MODEL_LEN")
-    assert warned is not None and warned.category == "device_side_assert"
-    assert any("--max-model-len" in fix for fix in warned.fixes)
+    assert found[0].rule == "WARNED_LONG_MAX_MODEL_LEN" and found[0].category == "device_side_assert"
+    assert any("--max-model-len" in fix for fix in found[0].fixes)
+    assert found[1].category == "other"  # the generic error's own finding follows
+
+
+def test_vllm_accepting_a_long_max_model_len_is_not_a_refusal():
+    """Regression: MAX_MODEL_LEN_ABOVE_DERIVED read vLLM's warning (VLLM_ALLOW_LONG_MAX_MODEL_LEN=1, the length
+    accepted) as its refusal and said the engine arguments were rejected."""
+    found = findings(LOGGED + LONG_MAX_MODEL_LEN, "RuntimeError: CUDA error: device-side assert triggered")
+    assert by_rule(found, "MAX_MODEL_LEN_ABOVE_DERIVED") is None
+    refused = findings(
+        "ValueError: User-specified max_model_len (65536) is greater than the derived max_model_len "
+        "(max_position_embeddings=32768 or model_max_length=None in model's config.json). This may lead to incorrect "
+        "model outputs or CUDA errors. To allow overriding this maximum, set the env var VLLM_ALLOW_LONG_MAX_MODEL_LEN=1"
+    )
+    assert refused[0].rule == "MAX_MODEL_LEN_ABOVE_DERIVED"
 
 
 # -- supporting evidence -----------------------------------------------------------------------------------------

@@ -127,10 +127,10 @@ def run_rules(facts: Facts) -> list[Finding]:
         for f in r.run(facts):
             f.evidence = dedupe_evidence(facts, f.evidence)
             findings.append(f)
-    from vllm_bug.analyzer.rules.warnings import with_warnings
+    from vllm_bug.analyzer.rules.warnings import ahead_of_generic, with_warnings
 
     kept = without_redundant_indirect(without_explained_catalogue(findings, facts))
-    return rank_findings(with_warnings(kept, facts), facts)
+    return ahead_of_generic(rank_findings(with_warnings(kept, facts), facts))
 
 
 def is_catalogue(finding: Finding) -> bool:

@@ -460,6 +460,8 @@ def max_model_len_above_derived(facts: Facts) -> Diagnosis | None:
     groups = _groups(facts, "MAX_MODEL_LEN_ABOVE_DERIVED")
     if not lines and not groups:
         return None
+    if _only_warned(facts):
+        return None  # vLLM accepted the length (VLLM_ALLOW_LONG_MAX_MODEL_LEN) and warned: rules/warnings.py
     given, derived, key = _count(groups, "given"), _count(groups, "derived"), groups.get("key")
     if derived is not None:
         first = f"set --max-model-len at most {derived}" + (f" (the {key} of the model's config.json)" if key else "")
@@ -477,6 +479,15 @@ def max_model_len_above_derived(facts: Facts) -> Diagnosis | None:
         evidence=lines,
         fixes=fixes,
     )
+
+
+def _only_warned(facts: Facts) -> bool:
+    """Whether every line saying max_model_len is above the model's is vLLM's warning that it accepted it anyway."""
+    from vllm_bug.analyzer.rules.warnings import warned_lines
+
+    accepted = warned_lines(facts, "long_max_model_len_allowed")
+    said = evidence(facts, "MAX_MODEL_LEN_ABOVE_DERIVED", limit=5)
+    return bool(accepted) and all(line in accepted for line in said)
 
 
 @rule("MAX_NUM_BATCHED_TOKENS_TOO_SMALL", category="engine_config", signals=("MAX_NUM_BATCHED_TOKENS_TOO_SMALL",))

@@ -4,7 +4,7 @@ vLLM's logger calls by tools/mine_catalogue.py), each with the category of failu
 - Any such line seen supports a finding of its category: the finding gains "vLLM warned earlier: <line>".
 - A warning whose role is "explains" is also a finding of its own, the inferred cause, when the run failed: less
   confident than any finding on an error message, and it says that it rests on vLLM's log, so it decides the
-  category only when the error line is missing or no rule knows it.
+  category only when the error line is missing, no rule knows it, or it is of no category (ahead_of_generic).
 """
 
 from __future__ import annotations
@@ -38,24 +38,65 @@ class Warned:
     lines: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class WarningRow:
+    category: str
+    topic: str
+    role: str
+    # the end of a one-line message whose regex (its first 160 literal characters) stops before it: a line that a
+    # message vLLM raises also matched is that message unless it ends so (vLLM warns 'User-specified max_model_len
+    # ... Make sure the value is correct' where it otherwise raises the same words ending 'To allow overriding')
+    ending: str | None
+
+
+MIN_ENDING = 16
+
+
 @lru_cache(maxsize=1)
-def warning_rows() -> dict[str, tuple[str, str, str]]:
-    """row id -> (category, topic, role) of every mined vLLM log line."""
+def warning_rows() -> dict[str, WarningRow]:
+    """Every mined vLLM log line, by row id."""
     rows = read_table_file("catalogue", "vllm_warnings", "rows")
-    return {row_id: (row["category"], row["topic"], row["role"]) for row_id, row in rows.items()}
+    return {
+        row_id: WarningRow(row["category"], row["topic"], row["role"], _ending(row["template"]))
+        for row_id, row in rows.items()
+    }
+
+
+def _ending(template: str) -> str | None:
+    if "\n" in template:
+        return None  # only the first line is matched
+    ending = template.rsplit("{}", 1)[-1].strip()[-60:].strip()
+    return ending if len(ending) >= MIN_ENDING else None
 
 
 def warnings_seen(facts: Facts) -> list[Warned]:
     """The mined vLLM log lines the input holds, in the table's order."""
     if facts.signals is None:
         return []
+    raised = _raised_lines(facts)
     out = []
-    for row_id, (category, topic, role) in warning_rows().items():
+    for row_id, row in warning_rows().items():
         if facts.signals.seen(row_id):
-            lines = tuple(facts.signals.lines(row_id, limit=MAX_SUPPORT_LINES))
+            said = facts.signals.lines(row_id, limit=MAX_SUPPORT_LINES)
+            lines = tuple(line for line in said if line not in raised or _ends_as(line, row.ending))
             if lines:
-                out.append(Warned(row_id, category, topic, role, lines))
+                out.append(Warned(row_id, row.category, row.topic, row.role, lines))
     return out
+
+
+RAISED_ROWS = ("VLLM_CFG_", "VLLM_CAP_")  # the catalogue's rows of messages vLLM raises (vllm_messages.json)
+
+
+def _raised_lines(facts: Facts) -> set[str]:
+    """The input lines that a message vLLM raises matched."""
+    assert facts.signals is not None
+    ids = [signal_id for signal_id in facts.signals.hits if signal_id.startswith(RAISED_ROWS)]
+    return set(facts.signals.lines(*ids, limit=len(ids) * MAX_SUPPORT_LINES)) if ids else set()
+
+
+def _ends_as(line: str, ending: str | None) -> bool:
+    """Whether the line can be the whole message: it holds the message's ending, or was clipped before it."""
+    return ending is None or ending.lower() in line.lower() or line.endswith("...")
 
 
 def with_warnings(findings: list[Finding], facts: Facts) -> list[Finding]:
@@ -71,6 +112,23 @@ def with_warnings(findings: list[Finding], facts: Facts) -> list[Finding]:
         added = [WARNED + line for line in dict.fromkeys(extra) if not _quoted(line, finding.evidence)]
         finding.evidence.extend(added[:MAX_SUPPORT_LINES])
     return findings
+
+
+def ahead_of_generic(findings: list[Finding]) -> list[Finding]:
+    """Ranked findings, with the cause a warning explains first when the first one is of no category ('other': a
+    generic error such as an unspecified launch failure, or only a wrapper): the error line is then generic, and
+    the warning says more."""
+    if not findings or findings[0].category != "other":
+        return findings
+    inferred = next((f for f in findings if f.rule in RULE_KEYS), None)
+    if inferred is None:
+        return findings
+    return [inferred, *(f for f in findings if f is not inferred)]
+
+
+def warned_lines(facts: Facts, topic: str) -> set[str]:
+    """The lines of the input that the mined vLLM log lines of a topic matched."""
+    return {line for warned in warnings_seen(facts) if warned.topic == topic for line in warned.lines}
 
 
 def _quoted(line: str, evidence_lines: list[str]) -> bool:
