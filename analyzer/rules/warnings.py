@@ -50,6 +50,7 @@ class WarningRow:
 
 
 MIN_ENDING = 16
+ROW_PREFIXES = ("VLLM_WARN_", "VLLM_INFO_")  # the ids tools/mine_catalogue.py gives the rows of vllm_warnings.json
 
 
 @lru_cache(maxsize=1)
@@ -71,8 +72,10 @@ def _ending(template: str) -> str | None:
 
 def warnings_seen(facts: Facts) -> list[Warned]:
     """The mined vLLM log lines the input holds, in the table's order."""
-    if facts.signals is None:
-        return []
+    if facts.signals is None or not any(
+        i.startswith(ROW_PREFIXES) for i in (*facts.signals.hits, *facts.signals.in_root)
+    ):
+        return []  # no mined log line in the input: the table is not even read
     raised = _raised_lines(facts)
     out = []
     for row_id, row in warning_rows().items():
