@@ -71,7 +71,7 @@ def test_compiled_ops_that_did_not_load_explain_an_engine_that_failed_to_start()
     top = found[0]
     assert (top.rule, top.category) == ("WARNED_COMPILED_OPS_NOT_LOADED", "cuda_version_mismatch")
     assert is_indirect(top) and top.details["indirect"] == "vLLM's log"
-    assert "inferred from vLLM's own warning" in top.title and top.confidence < 0.5
+    assert "inferred from vLLM's own log" in top.title and top.confidence < 0.5
     assert top.evidence == [WARNED + OPS_MESSAGE]
 
 
@@ -149,3 +149,13 @@ def test_a_warned_out_of_memory_risk_explains_an_engine_that_failed_without_its_
     top = findings(warning, ENGINE_FAILED)[0]
     assert (top.rule, top.category) == ("WARNED_OOM_RISK", "cuda_oom") and is_indirect(top)
     assert "might run out of GPU memory" in top.title
+
+
+def test_vllm_logging_that_it_found_no_platform_explains_a_failure_no_rule_knows():
+    info = "INFO 03-01 10:00:00 [__init__.py:260] No platform detected, vLLM is running on UnspecifiedPlatform"
+    top = findings(info, "AttributeError: 'NoneType' object has no attribute 'startswith'")[0]
+    assert (top.rule, top.category) == ("WARNED_NO_GPU_PLATFORM", "cuda_not_available")
+    assert top.evidence == ["vLLM logged earlier: No platform detected, vLLM is running on UnspecifiedPlatform"]
+    direct = findings(info, "RuntimeError: Failed to infer device type")
+    assert direct[0].category == "cuda_not_available" and not is_indirect(direct[0])
+    assert "vLLM logged earlier: No platform detected, vLLM is running on UnspecifiedPlatform" in direct[0].evidence

@@ -21,6 +21,7 @@ from vllm_bug.analyzer.rules.indirect import VLLM_LOG, error_line_missing, indir
 from vllm_bug.analyzer.signals import read_table_file
 
 WARNED = "vLLM warned earlier: "
+LOGGED = "vLLM logged earlier: "  # an INFO line
 MAX_SUPPORT_LINES = 2
 MAX_ERROR_LINES = 5
 # with no error line: below the stack frames and vLLM's progress lines (rules/indirect.py), above the reporter's
@@ -36,6 +37,11 @@ class Warned:
     topic: str
     role: str
     lines: tuple[str, ...]
+    level: str = "warning"
+
+    def quoted(self) -> list[str]:
+        """The lines as evidence, saying they are vLLM's own."""
+        return [(WARNED if self.level == "warning" else LOGGED) + line for line in self.lines]
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,7 @@ class WarningRow:
     category: str
     topic: str
     role: str
+    level: str
     # the end of a one-line message whose regex (its first 160 literal characters) stops before it: a line that a
     # message vLLM raises also matched is that message unless it ends so (vLLM warns 'User-specified max_model_len
     # ... Make sure the value is correct' where it otherwise raises the same words ending 'To allow overriding')
@@ -58,7 +65,7 @@ def warning_rows() -> dict[str, WarningRow]:
     """Every mined vLLM log line, by row id."""
     rows = read_table_file("catalogue", "vllm_warnings", "rows")
     return {
-        row_id: WarningRow(row["category"], row["topic"], row["role"], _ending(row["template"]))
+        row_id: WarningRow(row["category"], row["topic"], row["role"], row["level"], _ending(row["template"]))
         for row_id, row in rows.items()
     }
 
@@ -83,7 +90,7 @@ def warnings_seen(facts: Facts) -> list[Warned]:
             said = facts.signals.lines(row_id, limit=MAX_SUPPORT_LINES)
             lines = tuple(line for line in said if line not in raised or _ends_as(line, row.ending))
             if lines:
-                out.append(Warned(row_id, row.category, row.topic, row.role, lines))
+                out.append(Warned(row_id, row.category, row.topic, row.role, lines, row.level))
     return out
 
 
@@ -111,8 +118,13 @@ def with_warnings(findings: list[Finding], facts: Facts) -> list[Finding]:
     for finding in findings:
         if finding.rule in RULE_KEYS:
             continue
-        extra = [line for warned in seen if warned.category == finding.category for line in warned.lines]
-        added = [WARNED + line for line in dict.fromkeys(extra) if not _quoted(line, finding.evidence)]
+        extra = [
+            (said, line)
+            for warned in seen
+            if warned.category == finding.category
+            for said, line in zip(warned.quoted(), warned.lines, strict=True)
+        ]
+        added = [said for said, line in dict(extra).items() if not _quoted(line, finding.evidence)]
         finding.evidence.extend(added[:MAX_SUPPORT_LINES])
     return findings
 
@@ -248,9 +260,9 @@ def inferred_cause(topic: str, facts: Facts) -> Diagnosis | None:
     return indirect(
         VLLM_LOG,
         CAUSE_CONFIDENCE if error_line_missing(facts) else CAUSE_WITH_ERROR_LINE,
-        f"The run most likely failed because {says} (inferred from vLLM's own warning before the failure; no "
+        f"The run most likely failed because {says} (inferred from vLLM's own log before the failure; no "
         "recognised error message says so).",
-        [WARNED + line for line in lines[:MAX_SUPPORT_LINES]],
+        [said for w in warned for said in w.quoted()][:MAX_SUPPORT_LINES],
         fixes,
     )
 
