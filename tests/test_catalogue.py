@@ -473,6 +473,17 @@ def test_topics_claim_gpu_failures_and_leave_other_platforms_and_routine_lines_o
     assert vllm_logs.topic_of("info", "Auto-fit max_model_len: reduced from {} to {} to fit").id == "limits_lowered"
 
 
+def test_a_warning_that_vllm_worked_around_only_supports_a_finding():
+    fp8 = (
+        "Your GPU does not have native support for FP8 computation but FP8 quantization is being used. Weight-only "
+        "FP8 compression will be used leveraging the Marlin kernel."
+    )
+    topic = vllm_logs.topic_of("warning", fp8)
+    assert topic is not None and topic.id == "gpu_capability" and topic.role_of("warning", fp8) == "context"
+    disabled = "HPC gated MLA disabled: compute capability {} not in {}."
+    assert topic.role_of("warning", disabled) == "explains" and topic.role_of("info", disabled) == "context"
+
+
 def test_warning_rows_are_matched_in_vllms_log_format():
     line = (
         "WARNING 05-09 22:20:41 [_custom_ops.py:21] Failed to import from vllm._C with "

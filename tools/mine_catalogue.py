@@ -30,7 +30,8 @@ What each source gives (files under analyzer/data/catalogue/):
 - vllm_warnings.json: vLLM's own WARNING (and some INFO) lines that say a feature is unsupported on the GPU,
   disabled or falling back, or that a setting was overridden (tools/catalogue_mining/vllm_logs.py's topics): each
   with the category of failure it bears on and its role, "explains" (logged before a failure of that category,
-  a likely cause) or "context" (supports a finding on the error itself); INFO lines are context only.
+  a likely cause) or "context" (supports a finding on the error itself; INFO lines, and lines saying vLLM fell
+  back to something else, are context only).
 - vllm_flags.json: the option strings vLLM's engine and OpenAI-server parsers declare, release by release:
   when each appeared, was marked deprecated and disappeared, with the deprecation texts that name
   another flag.
@@ -186,7 +187,7 @@ def vllm_warning_rows(sources: list[Source]) -> list[Row]:
                 extra={
                     "level": level,
                     "topic": topic.id,
-                    "role": topic.role_at(level),
+                    "role": topic.role_of(level, found.message.template.text()),
                 },
             )
         )

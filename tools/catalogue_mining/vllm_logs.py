@@ -27,10 +27,13 @@ class Topic:
     info_explains: bool = False  # vLLM logs it at INFO only when something is wrong, so an INFO line explains too
     unless: re.Pattern[str] | None = None  # a message this also matches is not of the topic
 
-    def role_at(self, level: str) -> str:
-        """A topic's INFO lines only support a finding (vLLM prints them on runs that work), unless it says
-        otherwise."""
-        return self.role if level == "warning" or self.info_explains else "context"
+    def role_of(self, level: str, text: str) -> str:
+        """The role of one of the topic's messages: a topic's INFO lines only support a finding (vLLM prints them on
+        runs that work) unless the topic says otherwise, and so does a message saying vLLM worked around the
+        problem (it fell back to, or used, something else)."""
+        if level != "warning" and not self.info_explains:
+            return "context"
+        return "context" if HANDLED.search(text) else self.role
 
 
 def _rx(text: str) -> re.Pattern[str]:
@@ -38,6 +41,7 @@ def _rx(text: str) -> re.Pattern[str]:
 
 
 FALL_BACK = r"fall(?:s|ing)? ?back"
+HANDLED = re.compile(FALL_BACK + r"|\binstead\b|\bwill be used\b|\busing (?:the )?\S+ (?:backend|implementation)", re.I)
 # First match wins: the more specific topics come first.
 TOPICS = (
     Topic("compiled_ops_not_loaded", "cuda_version_mismatch", "explains", _rx(r"failed to import from vllm\._C\b")),
