@@ -159,3 +159,15 @@ def test_vllm_logging_that_it_found_no_platform_explains_a_failure_no_rule_knows
     direct = findings(info, "RuntimeError: Failed to infer device type")
     assert direct[0].category == "cuda_not_available" and not is_indirect(direct[0])
     assert "vLLM logged earlier: No platform detected, vLLM is running on UnspecifiedPlatform" in direct[0].evidence
+
+
+def test_only_a_first_finding_of_no_category_gives_way_to_the_warning():
+    from vllm_bug.analyzer.findings import Finding
+    from vllm_bug.analyzer.rules.warnings import ahead_of_generic
+
+    generic = Finding("CUDA_KERNEL_FAULT", "other", 0.95, "a kernel faulted")
+    oom = Finding("CUDA_OOM", "cuda_oom", 0.95, "out of memory")
+    warned = Finding("WARNED_LONG_MAX_MODEL_LEN", "device_side_assert", 0.45, "inferred")
+    assert ahead_of_generic([generic, warned]) == [warned, generic]
+    assert ahead_of_generic([oom, warned]) == [oom, warned]
+    assert ahead_of_generic([generic]) == [generic] and ahead_of_generic([]) == []
