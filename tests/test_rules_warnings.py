@@ -171,3 +171,18 @@ def test_only_a_first_finding_of_no_category_gives_way_to_the_warning():
     assert ahead_of_generic([generic, warned]) == [warned, generic]
     assert ahead_of_generic([oom, warned]) == [oom, warned]
     assert ahead_of_generic([generic]) == [generic] and ahead_of_generic([]) == []
+
+
+def test_the_rows_match_vllm_0_22s_own_log_in_a_real_bundle():
+    """tests/fixtures/bundles/h200-1gpu-vllm022-missing-flashinfer.zst: `vllm serve --enforce-eager` on an H200.
+    vLLM logged that eager mode turned CUDA graphs and Inductor off; those lines are context for categories no
+    finding names, so the finding on the missing requirement stays first and unchanged."""
+    from vllm_bug.analyzer.analyze import analyze_loaded
+    from vllm_bug.analyzer.load import load_input
+    from vllm_bug.analyzer.rules.warnings import warnings_seen
+
+    analysis = analyze_loaded(load_input(str(ROOT / "tests/fixtures/bundles/h200-1gpu-vllm022-missing-flashinfer.zst")))
+    seen = {(w.topic, w.role) for w in warnings_seen(analysis.facts)}
+    assert {("cuda_graphs_off", "context"), ("compilation_off", "context")} <= seen
+    assert analysis.diagnoses[0].rule == "MISSING_REQUIREMENT"
+    assert not any(line.startswith(WARNED) for line in analysis.diagnoses[0].evidence)
