@@ -29,6 +29,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from vllm_bug.analyzer.prefilter import fold
+from vllm_bug.formats.regex_cache import compile_cached
 
 if TYPE_CHECKING:
     from vllm_bug.analyzer.facts import Facts
@@ -123,17 +124,25 @@ class SignalSet:
 
 def read_tables(folder: str, key: str) -> dict[str, dict[str, Any]]:
     """The rows of every JSON table in analyzer/data/<folder>/, merged; an id defined twice is an error."""
-    merged: dict[str, dict[str, Any]] = {}
+    return _merged_rows(folder, _data_files(folder), key)
+
+
+def _data_files(folder: str) -> list[tuple[str, bytes]]:
+    """(name, content) of every JSON file in analyzer/data/<folder>/, by name."""
     base = resources.files("vllm_bug.analyzer").joinpath("data").joinpath(folder)
-    for entry in sorted(base.iterdir(), key=lambda item: item.name):
-        if not entry.name.endswith(".json"):
-            continue
-        text = entry.read_text("utf-8")
+    entries = sorted((entry for entry in base.iterdir() if entry.name.endswith(".json")), key=lambda e: e.name)
+    return [(entry.name, entry.read_bytes()) for entry in entries]
+
+
+def _merged_rows(folder: str, files: list[tuple[str, bytes]], key: str) -> dict[str, dict[str, Any]]:
+    merged: dict[str, dict[str, Any]] = {}
+    for name, content in files:
+        text = content.decode("utf-8")
         if f'"{key}":' not in text:
             continue  # a table of another kind in the same folder (the catalogue's flag and release tables)
         for row_id, row in json.loads(text)[key].items():
             if row_id in merged:
-                raise ValueError(f"{folder}/{entry.name}: {row_id} is defined twice")
+                raise ValueError(f"{folder}/{name}: {row_id} is defined twice")
             merged[row_id] = row
     return merged
 
@@ -148,23 +157,37 @@ def read_table_file(folder: str, name: str, key: str) -> dict[str, dict[str, Any
 
 @lru_cache(maxsize=1)
 def table() -> dict[str, SignalRow]:
-    """The signals table, read once from package data: the hand-written tables, then the catalogue."""
-    rows: dict[str, SignalRow] = {}
-    for signal_id, row in read_tables("signals", "signals").items():
-        rows[signal_id] = SignalRow(
-            id=signal_id,
-            pattern=row["pattern"],
-            words=tuple(word.lower() for word in row["words"]),
-            scope=row.get("scope", "text"),
-            case_sensitive=row.get("case_sensitive", False),
-            max_hits=row.get("max_hits", MAX_HITS),
-        )
+    """The signals table, read once from package data: the hand-written tables, then the catalogue.
+
+    What detection needs of each row (not the examples, sources and excerpts the tables also hold) is kept
+    in the user cache folder, keyed by the tables' content, so a run reads that instead of parsing them."""
+    import hashlib
+
+    from vllm_bug.formats.user_cache import remember
+
+    sources = {folder: _data_files(folder) for folder in ("signals", "catalogue")}
+    digest = hashlib.sha256()
+    for folder, files in sources.items():
+        for name, content in files:
+            digest.update(f"{folder}/{name}:{len(content)}:".encode())
+            digest.update(content)
+    fields = remember("signal-rows", digest.digest(), lambda: _row_fields(sources))
+    return {row[0]: SignalRow(*row) for row in fields}
+
+
+def _row_fields(sources: dict[str, list[tuple[str, bytes]]]) -> list[tuple[Any, ...]]:
+    """Each row's SignalRow fields, in table order."""
+    rows: dict[str, tuple[Any, ...]] = {}
+    for signal_id, row in _merged_rows("signals", sources["signals"], "signals").items():
+        words = tuple(word.lower() for word in row["words"])
+        scope, case_sensitive = row.get("scope", "text"), row.get("case_sensitive", False)
+        rows[signal_id] = (signal_id, row["pattern"], words, scope, case_sensitive, row.get("max_hits", MAX_HITS), ())
     for signal_id, row in catalogue_rows().items():
         if signal_id in rows:
             raise ValueError(f"catalogue row {signal_id} has the id of a signal")
         tokens = tuple(tuple(form) for form in row["tokens"])
-        rows[signal_id] = SignalRow(id=signal_id, pattern=row["pattern"], words=(), tokens=tokens)
-    return rows
+        rows[signal_id] = (signal_id, row["pattern"], (), "text", False, MAX_HITS, tokens)
+    return list(rows.values())
 
 
 @dataclass(frozen=True)
@@ -263,7 +286,7 @@ def matched_text(signal_id: str, line: str) -> str | None:
 @cache
 def _compiled(signal_id: str) -> re.Pattern[str]:
     row = table()[signal_id]
-    return re.compile(row.pattern, row.flags)
+    return compile_cached(row.pattern, row.flags)
 
 
 def detect_signals(facts: Facts) -> SignalSet:

@@ -45,6 +45,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from functools import cache, lru_cache
 from typing import Any
 
+from vllm_bug.formats.regex_cache import compile_cached
+
 # --------------------------------------------------------------------------- shapes
 #
 # (kind, literal prefixes, the rest of the token, characters that may not come right before the
@@ -204,17 +206,19 @@ def _trie(entries: list[tuple[str, str, int]]) -> str:
             node = node.setdefault(ch, {})
         node.setdefault("", []).append((rank, tail))
 
-    def best(node: dict[str, Any]) -> int:
-        return min([rank for rank, _ in node.get("", [])] + [best(child) for ch, child in node.items() if ch])
-
-    def emit(node: dict[str, Any]) -> str:
+    def emit(node: dict[str, Any]) -> tuple[str, int]:
+        """The node's regex, and the best rank of the entries under it."""
         chars = sorted((ch for ch in node if ch), key=lambda ch: (_LETTER_ORDER.find(ch.lower()) % 99, ch))
-        branches = [(best(node[ch]), 0, re.escape(ch) + emit(node[ch])) for ch in chars]
+        branches = []
+        for ch in chars:
+            below, rank = emit(node[ch])
+            branches.append((rank, 0, re.escape(ch) + below))
         branches += [(rank, 1, tail) for rank, tail in node.get("", [])]
-        ordered = [pattern for *_, pattern in sorted(branches, key=lambda b: (b[0], b[1]))]
-        return ordered[0] if len(ordered) == 1 else "(?:" + "|".join(ordered) + ")"
+        branches.sort(key=lambda b: (b[0], b[1]))
+        ordered = [pattern for *_, pattern in branches]
+        return (ordered[0] if len(ordered) == 1 else "(?:" + "|".join(ordered) + ")"), branches[0][0]
 
-    return emit(root)
+    return emit(root)[0]
 
 
 # Kinds of redaction, as they appear in markers and in summary().
@@ -621,7 +625,7 @@ def _compile(*ranked: Rules) -> tuple[re.Pattern[str], dict[str, str]]:
                 else:
                     rest_i = rest
                 entries.append((literal, rest_i, rank))
-    return re.compile(_trie(entries)), groups
+    return compile_cached(_trie(entries)), groups
 
 
 def _shape_rules() -> list[tuple[str, tuple[str, ...], str]]:
@@ -730,14 +734,14 @@ def _trigger(home: str | None) -> re.Pattern[bytes]:
         (w.encode("ascii", "replace").decode("latin-1"), "(?!s)" if w == "token" else "", 0) for w in sorted(words)
     ]
     entries += [(literal, rest, 0) for literal, rest in _SHAPE_PATTERN_TRIGGERS]
-    return re.compile(_trie(entries).encode("latin-1"))
+    return compile_cached(_trie(entries).encode("latin-1"))
 
 
 @lru_cache(maxsize=8)
 def _quiet_line(home: str | None) -> re.Pattern[bytes]:
     """A whole line (lower-cased) in which no trigger starts. A line longer than 4 KiB never is one (its
     regex scan then costs what the check would, and the check's backtracking memory stays bounded)."""
-    return re.compile(rb"(?m)^(?:(?!" + _trigger(home).pattern + rb").){0,4096}$")
+    return compile_cached(rb"(?m)^(?:(?!" + _trigger(home).pattern + rb").){0,4096}$")
 
 
 def shape_kind(value: str) -> str | None:
