@@ -12,11 +12,12 @@ import re
 from typing import Any
 
 from vllm_bug.analyzer.facts import Facts, normalise_package_name
+from vllm_bug.formats.lazyre import lazy_compile
 from vllm_bug.schema.identifiers import identifier_hash
 
 MAX_PROBLEMS = 1000
-_HASHED = re.compile(r"<hashed:([0-9a-f]{16})>")
-_FULL_GPU_UUID = re.compile(r"GPU-[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+_HASHED = lazy_compile(r"<hashed:([0-9a-f]{16})>")
+_FULL_GPU_UUID = lazy_compile(r"GPU-[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 HIDING_VALUES = ("", "-1", "none", "void", "nodevfiles")
 
 

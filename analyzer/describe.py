@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
+from vllm_bug.formats.lazyre import lazy_compile
 
 GIB = 2**30
-_XID = re.compile(r"\bXid\s*(?:\([^)]*\))?\s*:?\s*(\d+)")
+_XID = lazy_compile(r"\bXid\s*(?:\([^)]*\))?\s*:?\s*(\d+)")
 _NOISE_TYPES = ("", "Error")  # "Error" is the extractor's name for an error line without a Python type
 
 

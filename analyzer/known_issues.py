@@ -14,6 +14,7 @@ from importlib import resources
 from typing import Any
 
 from vllm_bug.analyzer.facts import Facts, version_lt
+from vllm_bug.formats.regex_cache import compile_cached
 
 MAX_SEARCH_CHARS = 2_000_000
 _CONDITION_KEYS = {
@@ -44,9 +45,9 @@ def load_known_issues() -> tuple[dict[str, Any], ...]:
 def _compile(match: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if "pattern" in match:
-        out["pattern"] = re.compile(match["pattern"])
+        out["pattern"] = compile_cached(match["pattern"])
     out["any_of"] = [
-        {**cond, "pattern": re.compile(cond["pattern"])} if "pattern" in cond else dict(cond)
+        {**cond, "pattern": compile_cached(cond["pattern"])} if "pattern" in cond else dict(cond)
         for cond in match.get("any_of", [])
     ]
     return out

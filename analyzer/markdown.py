@@ -11,22 +11,23 @@ from __future__ import annotations
 import re
 
 from vllm_bug.formats.ansi import MARKDOWN, strip_ansi, strip_control
+from vllm_bug.formats.lazyre import lazy_compile
 
 ZWSP = "\u200b"
 
-_BACKTICK_RUN = re.compile(r"`+")
-_TILDE_RUN = re.compile(r"~+")
-_MD_SPECIAL = re.compile(r"[\\`*_\[\]#|~$]")
-_LINE_START_SPECIAL = re.compile(r"^(\s*)([-+=>])", re.MULTILINE)
-_INNER_LINE_START_SPECIAL = re.compile(r"(?<=\n)(\s*)([-+=>])")
-_INNER_LEADING_SPACE = re.compile(r"(?<=\n)[ \t]+")
-_INNER_ORDERED_LIST = re.compile(r"(?<=\n)(\s*\d+)([.)])")
-_MENTION = re.compile(r"@(?=[A-Za-z0-9_\-])")
-_HASH_REF = re.compile(r"#(?=\d)")
-_GH_REF = re.compile(r"\b(GH-)(?=\d)", re.IGNORECASE)
-_LEADING_SPACE = re.compile(r"^[ \t]+", re.MULTILINE)
-_ORDERED_LIST = re.compile(r"^(\s*\d+)([.)])", re.MULTILINE)
-_LANG_OK = re.compile(r"[A-Za-z0-9_+\-]{1,30}")
+_BACKTICK_RUN = lazy_compile(r"`+")
+_TILDE_RUN = lazy_compile(r"~+")
+_MD_SPECIAL = lazy_compile(r"[\\`*_\[\]#|~$]")
+_LINE_START_SPECIAL = lazy_compile(r"^(\s*)([-+=>])", re.MULTILINE)
+_INNER_LINE_START_SPECIAL = lazy_compile(r"(?<=\n)(\s*)([-+=>])")
+_INNER_LEADING_SPACE = lazy_compile(r"(?<=\n)[ \t]+")
+_INNER_ORDERED_LIST = lazy_compile(r"(?<=\n)(\s*\d+)([.)])")
+_MENTION = lazy_compile(r"@(?=[A-Za-z0-9_\-])")
+_HASH_REF = lazy_compile(r"#(?=\d)")
+_GH_REF = lazy_compile(r"\b(GH-)(?=\d)", re.IGNORECASE)
+_LEADING_SPACE = lazy_compile(r"^[ \t]+", re.MULTILINE)
+_ORDERED_LIST = lazy_compile(r"^(\s*\d+)([.)])", re.MULTILINE)
+_LANG_OK = lazy_compile(r"[A-Za-z0-9_+\-]{1,30}")
 
 
 class MdSafe(str):
@@ -110,7 +111,7 @@ def inline_code(text: object, table: bool = False) -> MdSafe:
     return MdSafe(f"{ticks}{s}{ticks}")
 
 
-_CODE_SPAN = re.compile(r"(`+)([^`\n]+?)\1(?!`)")
+_CODE_SPAN = lazy_compile(r"(`+)([^`\n]+?)\1(?!`)")
 
 
 def escape_prose(text: object) -> MdSafe:
@@ -135,7 +136,7 @@ def _with_code_spans(s: str, render_plain) -> MdSafe:
 _FLAG_VALUE = (
     r"""(?:'[^'\n]{1,200}'|\d[\w.:+-]*|[A-Z][A-Z0-9_]*\b|[a-z]+\d[\w.]*|half|float|auto|dummy|all|host|nvidia)"""
 )
-_ADVICE_TOKEN = re.compile(
+_ADVICE_TOKEN = lazy_compile(
     r"(?<![\w-])--[a-z][a-z0-9-]*(?:=[^\s,;)]+|\s" + _FLAG_VALUE + r"(?![\w-]))?"  # --max-model-len 8192
     r"|(?<![\w-])-O\d\b"  # -O0
     r"|\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+=[^\s,;]*[^\s,;.:)]"  # CUDA_LAUNCH_BLOCKING=1

@@ -9,9 +9,10 @@ up (rules.helpers.engine_arg / env_value / flag_in_text); they never search the 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from vllm_bug.formats.lazyre import lazy_compile
 
 if TYPE_CHECKING:
     from vllm_bug.analyzer.facts import Facts
@@ -19,10 +20,10 @@ if TYPE_CHECKING:
 MAX_NAMES = 4096  # beyond this many distinct names, a text is not a command line: later ones are ignored
 _VALUE = r"""([^\s\\'"]+|'[^']*'|"[^"]*")"""
 # lookaheads keep the value unconsumed, so "--a --b 1" still yields --b
-_FLAG = re.compile(r"(?<![\w-])--([A-Za-z0-9][\w-]{0,80})(?=(?:\s*=\s*|\s+)" + _VALUE + ")")
-_FLAG_NAME = re.compile(r"(?<![\w-])--([A-Za-z0-9][\w-]{0,80})(?![\w-])")
-_KEYWORD = re.compile(r"\b([A-Za-z_]\w{0,80})(?=\s*=\s*([\w.\-]+))")
-_ASSIGNMENT = re.compile(r"""(?<![\w])([A-Za-z_]\w{0,80})(?=\s*=\s*("[^"]*"|'[^']*'|[^\s"']*))""")
+_FLAG = lazy_compile(r"(?<![\w-])--([A-Za-z0-9][\w-]{0,80})(?=(?:\s*=\s*|\s+)" + _VALUE + ")")
+_FLAG_NAME = lazy_compile(r"(?<![\w-])--([A-Za-z0-9][\w-]{0,80})(?![\w-])")
+_KEYWORD = lazy_compile(r"\b([A-Za-z_]\w{0,80})(?=\s*=\s*([\w.\-]+))")
+_ASSIGNMENT = lazy_compile(r"""(?<![\w])([A-Za-z_]\w{0,80})(?=\s*=\s*("[^"]*"|'[^']*'|[^\s"']*))""")
 
 
 @dataclass

@@ -19,6 +19,7 @@ from typing import Any
 from vllm_bug.analyzer import describe
 from vllm_bug.analyzer import markdown as md
 from vllm_bug.analyzer.findings import Analysis
+from vllm_bug.formats.lazyre import lazy_compile
 
 GITHUB_BODY_LIMIT = 65_536
 MAX_FINDINGS = 5
@@ -233,9 +234,9 @@ def suggested_title(analysis: Analysis) -> str:
     return f"[Bug]: {core}" + (f" ({suffix})" if suffix else "")
 
 
-_SOURCE_LOCATION = re.compile(r"/(?:[\w.+-]+/)+([\w.+-]+\.\w+):\d+")  # "/pytorch/.../ProcessGroupNCCL.cpp:3135"
-_ERROR_CODE = re.compile(r"\b[Ee]rror \d+\b.*$")
-_SENTENCE_END = re.compile(r"[.?!](?= )")
+_SOURCE_LOCATION = lazy_compile(r"/(?:[\w.+-]+/)+([\w.+-]+\.\w+):\d+")  # "/pytorch/.../ProcessGroupNCCL.cpp:3135"
+_ERROR_CODE = lazy_compile(r"\b[Ee]rror \d+\b.*$")
+_SENTENCE_END = lazy_compile(r"[.?!](?= )")
 
 
 def _shorten_title(core: str) -> str:
@@ -383,7 +384,7 @@ def _python_line(facts) -> str | None:
     return line
 
 
-_CONDA_RELEVANT = re.compile(
+_CONDA_RELEVANT = lazy_compile(
     r"torch|numpy|cuda|cudnn|nccl|mkl|magma|triton|transformers|flash|vllm|xformers|nvidia|"
     r"^python$|^libstdcxx|^libgcc"
 )
@@ -546,7 +547,7 @@ def _finding_view(finding, level: dict) -> dict[str, Any]:
     }
 
 
-_ISSUE_REF = re.compile(r"([\w.-]+/[\w.-]+)#(\d+)")
+_ISSUE_REF = lazy_compile(r"([\w.-]+/[\w.-]+)#(\d+)")
 
 
 def _known_issue_view(entry: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -6,15 +6,16 @@ evidence de-duplication read it, rules never do.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
+
+from vllm_bug.formats.lazyre import lazy_compile
 
 if TYPE_CHECKING:
     from vllm_bug.analyzer.facts import Facts
 
 SEARCH_HEAD_CHARS = 96 << 10
 SEARCH_TAIL_CHARS = 416 << 10
-_DIGITS = re.compile(r"\d+")
+_DIGITS = lazy_compile(r"\d+")
 
 
 class Searchable:

@@ -30,10 +30,10 @@ _FORWARDED = (
 
 
 class LazyPattern:
-    def __init__(self, pattern: str, flags: int = 0) -> None:
+    def __init__(self, pattern: str | bytes, flags: int = 0) -> None:
         self._source = (pattern, flags)
 
-    def compiled(self) -> re.Pattern[str]:
+    def compiled(self) -> re.Pattern[Any]:
         return compile_cached(*self._source)
 
     def __getattr__(self, name: str) -> Any:
@@ -48,6 +48,6 @@ class LazyPattern:
         return f"lazy_compile({self._source[0]!r}, {self._source[1]!r})"
 
 
-def lazy_compile(pattern: str, flags: int = 0) -> Any:
+def lazy_compile(pattern: str | bytes, flags: int = 0) -> Any:
     """A stand-in for re.compile(pattern, flags) that compiles when first used (typed Any: it quacks as re.Pattern)."""
     return LazyPattern(pattern, flags)

@@ -15,6 +15,7 @@ ones, a missing or unwritable folder, or an unreadable file all mean compiling a
 
 from __future__ import annotations
 
+import array
 import atexit
 import marshal
 import re
@@ -25,9 +26,10 @@ from vllm_bug.formats.user_cache import cache_folder, read_cached, write_cached
 
 MAX_PROGRAMS = 4096  # more than every pattern of the package; past it only the last run's programs are kept
 MAX_FILE_BYTES = 16 << 20
+_CODE_TYPE = "I"  # SRE_CODE, a 32-bit unsigned int
 
 Key = tuple[Any, int]  # (pattern: str | bytes, flags)
-Program = tuple[int, list[int], int, dict[str, int], tuple[Any, ...]]
+Program = tuple[int, bytes, int, dict[str, int], tuple[Any, ...]]  # the code as native unsigned ints
 
 
 class _Programs:
@@ -71,6 +73,8 @@ def _sre_internals() -> tuple[Any, Any, Any] | None:
         return None
     if not (hasattr(parser, "parse") and hasattr(compiler, "_code") and hasattr(_sre, "compile")):
         return None
+    if getattr(_sre, "CODESIZE", None) != array.array(_CODE_TYPE).itemsize:
+        return None
     return _sre, parser, compiler
 
 
@@ -89,7 +93,7 @@ def _from_program(key: Key) -> Any:
     program = _kept_programs(state, sre).get(key)
     if program is not None:
         try:
-            compiled = sre.compile(key[0], *program)
+            compiled = _build(sre, key[0], program)
         except (TypeError, ValueError, RuntimeError, OverflowError):  # damaged: compute it again
             compiled = None
         if compiled is not None:
@@ -97,7 +101,7 @@ def _from_program(key: Key) -> Any:
             return compiled
     try:
         program = _program(parser, compiler, key)
-        compiled = sre.compile(key[0], *program)
+        compiled = _build(sre, key[0], program)
     except Exception:
         return None
     if not state.computed:
@@ -116,13 +120,13 @@ def _program(parser: Any, compiler: Any, key: Key) -> Program:
     index_group: list[Any] = [None] * state.groups
     for name, index in state.groupdict.items():
         index_group[index] = name
-    return (
-        int(flags | state.flags),
-        [int(op) for op in code],
-        state.groups - 1,
-        dict(state.groupdict),
-        tuple(index_group),
-    )
+    code_bytes = array.array(_CODE_TYPE, code).tobytes()
+    return int(flags | state.flags), code_bytes, state.groups - 1, dict(state.groupdict), tuple(index_group)
+
+
+def _build(sre: Any, pattern: Any, program: Program) -> Any:
+    flags, code, groups, group_index, index_group = program
+    return sre.compile(pattern, flags, array.array(_CODE_TYPE, code).tolist(), groups, group_index, index_group)
 
 
 def _kept_programs(state: _Programs, sre: Any) -> dict[Key, Program]:
@@ -148,6 +152,7 @@ def _well_formed(key: Any, program: Any) -> bool:
         and isinstance(key[1], int)
         and isinstance(program, tuple)
         and len(program) == 5
+        and isinstance(program[1], bytes)
     )
 
 

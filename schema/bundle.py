@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import stat
 from datetime import datetime, timezone
 from functools import cache
@@ -29,6 +28,7 @@ from typing import Any
 
 from vllm_bug._version import __version__
 from vllm_bug.errors import UnreadableInput, UnsafeInput, VllmBugError
+from vllm_bug.formats.lazyre import lazy_compile
 from vllm_bug.formats.magic import ZSTD_MAGIC
 
 FORMAT_NAME = "vllm-bug-bundle"
@@ -212,11 +212,11 @@ def parse_json(raw: bytes) -> Any:
     return doc
 
 
-_JSON_STRING = re.compile(rb'"[^"]*"')
+_JSON_STRING = lazy_compile(rb'"[^"]*"')
 _SCAN_CHUNK = 256 << 10
-_INNERMOST_PAIR = re.compile(rb"\[\]|\{\}")
+_INNERMOST_PAIR = lazy_compile(rb"\[\]|\{\}")
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-_OPENING_RUN = re.compile(rb"[\[{]{%d}" % (MAX_NESTING + 1))  # that many openings in a row nest that deep
+_OPENING_RUN = lazy_compile(rb"[\[{]{%d}" % (MAX_NESTING + 1))  # that many openings in a row nest that deep
 
 
 def check_json_size(raw: bytes) -> None:
@@ -266,7 +266,7 @@ def _nesting_exceeds(brackets: bytes, limit: int) -> bool:
     return bool(brackets) and len(_INNERMOST_PAIR.sub(b"", brackets)) < len(brackets)
 
 
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_LONE_SURROGATE = lazy_compile("[\ud800-\udfff]")
 
 
 def _without_lone_surrogates(value: Any) -> Any:

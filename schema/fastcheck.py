@@ -15,10 +15,11 @@ else makes the schema unsupported.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urldefrag, urljoin
+
+from vllm_bug.formats.regex_cache import compile_cached
 
 Check = Callable[[Any], bool]
 
@@ -178,7 +179,7 @@ def _string_checks(schema: dict) -> list[Check]:
         least = _count(schema["minLength"])
         out.append(lambda v: not is_str(v) or len(v) >= least)
     if "pattern" in schema:
-        rx = re.compile(schema["pattern"])
+        rx = compile_cached(schema["pattern"])
         out.append(lambda v: not is_str(v) or rx.search(v) is not None)
     return out
 

@@ -45,6 +45,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from functools import cache, lru_cache
 from typing import Any
 
+from vllm_bug.formats.lazyre import lazy_compile
 from vllm_bug.formats.regex_cache import compile_cached
 
 # --------------------------------------------------------------------------- shapes
@@ -238,8 +239,8 @@ CONTEXT_KINDS = (
 )
 KINDS = SHAPE_KINDS + CONTEXT_KINDS + ("home_path",)
 
-_MARKER = re.compile(r"<redacted:[a-z0-9_]+>")
-_MARKER_KIND = re.compile(r"<redacted:([a-z0-9_]{1,64})>")
+_MARKER = lazy_compile(r"<redacted:[a-z0-9_]+>")
+_MARKER_KIND = lazy_compile(r"<redacted:([a-z0-9_]{1,64})>")
 
 
 @cache
@@ -250,11 +251,11 @@ def marker(kind: str) -> str:
 # --------------------------------------------------------------------------- names
 
 # A name is cut into lower-case components at camelCase humps and at any non-alphanumeric.
-_CAMEL_HUMP = re.compile(r"([a-z0-9])([A-Z])")
-_NON_ALNUM = re.compile(r"[^a-z0-9]+")
+_CAMEL_HUMP = lazy_compile(r"([a-z0-9])([A-Z])")
+_NON_ALNUM = lazy_compile(r"[^a-z0-9]+")
 
 # A component that marks a secret wherever it stands in the name.
-_SECRET_WORD = re.compile(
+_SECRET_WORD = lazy_compile(
     r"[a-z0-9]*(?:secrets?|passw(?:or)?ds?|passphrases?|pwd|credentials?|creds|cookies?|signatures?|auth)"
     r"|oauth2?|authorization|authn|authz|sessionid|sessionkey|(?:access|auth|api|bearer|refresh)tokens"
 )
@@ -262,7 +263,7 @@ _SECRET_WORD = re.compile(
 # ACCESS_KEY_ID, but not KEY_VALUE_..., TOKEN_IDS, NCCL_IB_PKEY or SSL_KEYFILE; DB_PASS but not a
 # compiler pass.
 _KEY_WORDS = frozenset({"key", "keys", "apikey", "apikeys", "accesskey", "secretkey", "privatekey"})
-_TAIL_WORD = re.compile(r"[a-z0-9]*token|session|pass")
+_TAIL_WORD = lazy_compile(r"[a-z0-9]*token|session|pass")
 # "tokens" names credentials only after these words (VLLM_HF_ACCESS_TOKENS, not max_num_batched_tokens).
 _CREDENTIAL_TOKENS_AFTER = frozenset({"access", "auth", "api", "bearer", "refresh", "hf", "oauth", "personal"})
 # Vocabulary tokens of a language model, which logs print next to the word "token": eos_token='</s>'.
@@ -450,7 +451,7 @@ def is_secret_flag(flag: str) -> bool:
 
 
 # A version number ("2.40.0", "0.9.0rc1", "2.9.0+cu128"): in a package map, google_auth's value.
-_VERSION = re.compile(r"v?\d+(?:\.\d+)+(?:[a-z]+\d*)?(?:[.+-][A-Za-z0-9]{1,16}){0,3}")
+_VERSION = lazy_compile(r"v?\d+(?:\.\d+)+(?:[a-z]+\d*)?(?:[.+-][A-Za-z0-9]{1,16}){0,3}")
 
 
 def _is_harmless_value(value: str) -> bool:
@@ -460,8 +461,8 @@ def _is_harmless_value(value: str) -> bool:
     return set(stripped) == {"*"}  # vLLM masks api_key and hf_token as '***' itself
 
 
-_TOKEN_ALPHABET = re.compile(r"[A-Za-z0-9+=_.~-]{20,512}")
-_HEX_OR_UUID = re.compile(r"[0-9a-fA-F]+|[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+_TOKEN_ALPHABET = lazy_compile(r"[A-Za-z0-9+=_.~-]{20,512}")
+_HEX_OR_UUID = lazy_compile(r"[0-9a-fA-F]+|[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 
 
 def looks_random(value: str) -> bool:
@@ -487,7 +488,7 @@ def looks_random(value: str) -> bool:
 # Words that a secret-bearing name or flag contains; the callbacks then apply the exact rule.
 _HINT = r"(?i:token|secret|passw|pwd|pass|cred|cookie|auth|session|signature|key)"
 _QUOTED = r"\"[^\"\n]{0,4096}\"|'[^'\n]{0,4096}'"
-_QUOTED_RE = re.compile(_QUOTED)
+_QUOTED_RE = lazy_compile(_QUOTED)
 _BARE = r"(?!=)[^\s'\",;)\]}=]{1,4096}(?:={1,8}(?![=\w]))?"  # base64 padding, but not the "=" of a NAME=value
 _NOT_MARKER = r"(?![\"']?<redacted:)"  # a value hidden already is not matched again
 _VALUE = rf"{_NOT_MARKER}(?:\[|{_QUOTED}|{_BARE})"  # "[" opens a list, read item by item by _hide_list
@@ -558,21 +559,21 @@ _NAMED = (
     _HINT_LITERALS,
     r"[A-Za-z0-9_.-]{0,64}(?:[ \t]{0,64}(?:=(?!=)|:(?=[ \t]))|[\"'][ \t]{0,64}:)(?![ \t]{0,64}[\"']?<redacted:)",
 )
-_HINT_START = re.compile("|".join(_HINT_LITERALS))
-_BLANKS_AND_VALUE = re.compile(rf"([ \t]{{0,64}})({_VALUE})")
+_HINT_START = lazy_compile("|".join(_HINT_LITERALS))
+_BLANKS_AND_VALUE = lazy_compile(rf"([ \t]{{0,64}})({_VALUE})")
 
 _NAME_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
 _NAME_LOOKBACK = 200
-_HINT_RE = re.compile(_HINT)
+_HINT_RE = lazy_compile(_HINT)
 # One item of a logged list, the blanks around it and the comma or bracket after it.
-_LIST_ITEM = re.compile(
+_LIST_ITEM = lazy_compile(
     r"([ \t]{0,64})(?:(\"[^\"\n]{0,4096}\"|'[^'\n]{0,4096}')|([^,\]\n]{1,4096}))"
     r"([ \t]{0,64})(,|\])?"
 )  # blanks, a quoted or bare item, blanks, the separator
 # The words after a secret flag's value, up to a flag, a shell separator or the end of the line.
-_NEXT_VALUE = re.compile(rf"([ \t]{{1,64}})((?![-;|&<>()])(?:{_QUOTED}|[^\s'\"]{{1,4096}}))")
+_NEXT_VALUE = lazy_compile(rf"([ \t]{{1,64}})((?![-;|&<>()])(?:{_QUOTED}|[^\s'\"]{{1,4096}}))")
 _MAX_MORE_VALUES = 16
-_MORE_VALUES = re.compile(rf"(?:[ \t]{{1,64}}(?![-;|&<>()])(?:{_QUOTED}|[^\s'\"]{{1,4096}})){{0,{_MAX_MORE_VALUES}}}")
+_MORE_VALUES = lazy_compile(rf"(?:[ \t]{{1,64}}(?![-;|&<>()])(?:{_QUOTED}|[^\s'\"]{{1,4096}})){{0,{_MAX_MORE_VALUES}}}")
 _MAX_LIST_ITEMS = 1024
 _USER_FLAGS_NEEDING_CURL = frozenset({"u", "U"})
 # Rules whose value is always a secret, and the kind it is reported as.
@@ -762,9 +763,9 @@ def _usable_home(home: str | None) -> str | None:
 
 # --------------------------------------------------------------------------- private keys
 
-_KEY_MARKER = re.compile(r"-----(BEGIN|END)[A-Z0-9 ]{0,64}PRIVATE KEY(?: BLOCK)?-----")
+_KEY_MARKER = lazy_compile(r"-----(BEGIN|END)[A-Z0-9 ]{0,64}PRIVATE KEY(?: BLOCK)?-----")
 # A line of key material: base64, or an armour header (Proc-Type, DEK-Info, Version, Comment), or blank.
-_KEY_LINE = re.compile(r"[ \t]{0,64}(?:[A-Za-z0-9+/=]{1,4096}|[A-Za-z][A-Za-z-]{0,40}:[^\n]{0,1024})?[ \t]{0,64}\r?")
+_KEY_LINE = lazy_compile(r"[ \t]{0,64}(?:[A-Za-z0-9+/=]{1,4096}|[A-Za-z][A-Za-z-]{0,40}:[^\n]{0,1024})?[ \t]{0,64}\r?")
 MAX_KEY_BLOCK = 64 << 10  # an END further than this from its BEGIN does not close it
 
 
@@ -843,8 +844,8 @@ def _after(text: str, start: int) -> int:
 # --------------------------------------------------------------------------- disguised tokens
 
 # Zero-width characters and full-width ASCII can split or disguise a token; matching sees through them.
-_DISGUISE = re.compile("[\u00ad\u180e\u200b-\u200f\u2060-\u2064\ufeff\uff01-\uff5e\u3000]")
-_ZERO_WIDTH = re.compile("[\u00ad\u180e\u200b-\u200f\u2060-\u2064\ufeff]")
+_DISGUISE = lazy_compile("[\u00ad\u180e\u200b-\u200f\u2060-\u2064\ufeff\uff01-\uff5e\u3000]")
+_ZERO_WIDTH = lazy_compile("[\u00ad\u180e\u200b-\u200f\u2060-\u2064\ufeff]")
 _FULL_WIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
 
 
@@ -858,7 +859,7 @@ _DEFAULT = object()
 # Past this depth a declined match's value is only checked for token shapes (no recursion).
 _MAX_DEPTH = 4
 _MAX_PASSES = 4
-_WITHIN_REACH = re.compile(r"(?i:wandb|curl)")  # the rules that look a distance back, which redaction shortens
+_WITHIN_REACH = lazy_compile(r"(?i:wandb|curl)")  # the rules that look a distance back, which redaction shortens
 _TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.+/=~")
 _SHORTEST_SHAPE = 18  # no token shape is shorter (sk_live_ and ten characters)
 _JOIN_EVERY = 4096  # output pieces are joined in groups, so a region with many matches stays compact
@@ -1253,7 +1254,7 @@ def _unquoted(value: str) -> str:
     return value
 
 
-_KEY_LIKE_WORD = re.compile(r"[A-Za-z0-9_.+=~-]{2,4096}")
+_KEY_LIKE_WORD = lazy_compile(r"[A-Za-z0-9_.+=~-]{2,4096}")
 
 
 def _looks_like_value(word: str) -> bool:
@@ -1382,8 +1383,8 @@ def _cut_tail(text: str, limit: int, redactor: Redactor | None, starts_cut: bool
     return window[space + 1 :] if space >= 0 else window[_outside_marker(window, from_, forward=True) :]
 
 
-_LAST_WORD = re.compile(r"\S{0,4096}\Z")
-_FIRST_WORD = re.compile(r"\S{0,4096}")
+_LAST_WORD = lazy_compile(r"\S{0,4096}\Z")
+_FIRST_WORD = lazy_compile(r"\S{0,4096}")
 
 
 def _edge_word_length(edge: re.Pattern[str], text: str) -> int:

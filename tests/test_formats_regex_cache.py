@@ -1,5 +1,6 @@
 """Compiled regexes kept between runs: the same pattern objects as re.compile, whatever the cache file holds."""
 
+import array
 import gc
 import marshal
 import os
@@ -47,6 +48,7 @@ def cache_file(folder) -> str:
 def test_equal_to_re_compile_before_and_after_a_round_trip(fresh_cache, monkeypatch):
     first = [compile_cached(p, f) for p, f in PATTERNS]
     assert first == [re.compile(p, f) for p, f in PATTERNS]  # same pattern, flags and program
+    assert set(regex_cache._programs.computed) == set(PATTERNS)
     keep()
     new_process(monkeypatch)
     second = [compile_cached(p, f) for p, f in PATTERNS]
@@ -87,7 +89,7 @@ def test_a_wrong_program_is_refused_and_computed_again(fresh_cache, monkeypatch)
     keep()
     with open(cache_file(fresh_cache), "rb") as handle:
         programs = marshal.loads(handle.read())
-    programs[(pattern, flags)] = (flags, [999999, 1, 2], 0, {}, ())  # not a valid SRE program
+    programs[(pattern, flags)] = (flags, array.array("I", [999999, 1, 2]).tobytes(), 0, {}, ())  # not valid SRE code
     programs[("other", 0)] = "not a program"
     with open(cache_file(fresh_cache), "wb") as handle:
         handle.write(marshal.dumps(programs))

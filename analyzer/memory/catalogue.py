@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
 from vllm_bug.analyzer.memory.shape import ModelShape, shape_from_config
+from vllm_bug.formats.lazyre import lazy_compile
 
 
 @lru_cache(maxsize=1)
@@ -17,7 +17,7 @@ def builtin_models() -> tuple[dict[str, Any], ...]:
     return tuple(json.loads(text)["models"])
 
 
-_SUFFIXES = re.compile(r"(-(instruct|chat|it|hf|base|\d{4}))+$")
+_SUFFIXES = lazy_compile(r"(-(instruct|chat|it|hf|base|\d{4}))+$")
 
 
 def _normalise_name(name: str) -> str:

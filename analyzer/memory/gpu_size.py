@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from vllm_bug.analyzer.memory.units import GIB
+from vllm_bug.formats.lazyre import lazy_compile
 
 _GPU_MIB_REPORTED = {  # nvidia-smi "memory.total" of common cards, in MiB; the catalogue's GB are nominal
     "A100 80GB": 81920,
@@ -22,7 +23,7 @@ _GPU_MIB_REPORTED = {  # nvidia-smi "memory.total" of common cards, in MiB; the 
     "V100 32GB": 32768,
     "RTX A6000": 49140,
 }
-_NOMINAL_SIZE = re.compile(r"(?<![A-Za-z0-9])(\d{2,3})\s*Gi?B\b", re.IGNORECASE)
+_NOMINAL_SIZE = lazy_compile(r"(?<![A-Za-z0-9])(\d{2,3})\s*Gi?B\b", re.IGNORECASE)
 
 
 def gpu_memory_bytes_for(name: str) -> int | None:
