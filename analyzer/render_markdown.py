@@ -10,7 +10,6 @@ level by level, and the report says what was cut; the diagnosis and the exceptio
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -88,13 +87,10 @@ def _bytecode_cache() -> Any:
     cannot be made."""
     from jinja2 import FileSystemBytecodeCache
 
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    folder = os.path.join(base, "vllm-bug", "templates")
-    try:
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-    except OSError:
-        return None
-    return FileSystemBytecodeCache(folder) if os.access(folder, os.W_OK) else None
+    from vllm_bug.formats.user_cache import cache_folder
+
+    folder = cache_folder("templates")
+    return FileSystemBytecodeCache(folder) if folder else None
 
 
 @lru_cache(maxsize=1)

@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from vllm_bug.analyzer.prefilter import fold
 from vllm_bug.formats.regex_cache import compile_cached
@@ -40,8 +40,9 @@ SCOPES = ("text", "frames", "all_frames")
 FRAME_SCOPES = ("frames", "all_frames")
 
 
-@dataclass(frozen=True)
-class SignalRow:
+class SignalRow(NamedTuple):
+    """One row as detection reads it (a named tuple: the table makes some 1,400 of them every run)."""
+
     id: str
     pattern: str
     words: tuple[str, ...]  # lower case; a match contains at least one

@@ -1,7 +1,7 @@
 """Wall time of `vllm-bug analyze` as a subprocess (CLI start included), beside `python -c pass`.
 
     python benchmarks/analyze_speed.py [--runs 15] [--input PATH ...] [--format text|json|markdown ...]
-        [--baseline-python OTHER_TREE/.venv/bin/python]
+        [--baseline-python OTHER_TREE/.venv/bin/python] [--cold]
 
 Without --input it writes two inputs of its own and times both: a bundle (a full schema-valid
 payload: two H100s, driver, torch, vLLM, plus a realistic failed `vllm serve` log: an OOM in a
@@ -14,7 +14,15 @@ interleaved with this one, and prints each ratio this/baseline: before-and-after
 Bytecode: the children run with PYTHONDONTWRITEBYTECODE removed and PYTHONPYCACHEPREFIX set to a
 private temporary folder, like an installed tool whose .pyc files exist; two uncounted warm-up runs
 write them. Commands run interleaved (baseline, then each input, repeated), so load from other
-processes on the machine affects all of them alike.
+processes on the machine affects all of them alike. Each child's CPU time (user + system) is printed
+beside its wall time: on a shared machine it moves less with the other processes than wall time does.
+
+Caches: vllm-bug keeps derived data in $XDG_CACHE_HOME/vllm-bug (compiled templates and regexes, the
+signal index). By default the children share one private cache folder, which the warm-up runs fill
+(warm figures, as after a first run); `--cold` gives every run an empty one (first-run figures).
+
+With --baseline-python, --format text and --format markdown, it also prints the issue's target for each
+input: markdown now against text with the baseline ("no slower than the text format is today").
 """
 
 from __future__ import annotations
@@ -95,25 +103,39 @@ def child_env(pycache: Path) -> dict[str, str]:
     return env
 
 
-def time_command(cmd: list[str], runs: int, env: dict[str, str] | None = None) -> list[float]:
+def time_command(cmd: list[str], runs: int, env: dict[str, str], cold: bool = False) -> list[tuple[float, float]]:
+    """(wall, CPU) seconds of each run; `cold`: each run with an empty cache folder of its own."""
     times = []
     for _ in range(runs):
-        start = time.perf_counter()
-        # run outside any checkout: `python -m vllm_bug` in a checkout imports its ./vllm_bug, not the installed one
-        proc = subprocess.run(
-            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=tempfile.gettempdir()
-        )
-        times.append(time.perf_counter() - start)
-        if proc.returncode != 0:
-            raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.decode()[-300:]}")
+        with tempfile.TemporaryDirectory() as cache:
+            wall, cpu, returncode, stderr = run_once(cmd, dict(env, XDG_CACHE_HOME=cache) if cold else env)
+        times.append((wall, cpu))
+        if returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed ({returncode}): {stderr.decode()[-300:]}")
     return times
 
 
-def interleaved(commands: dict[str, list[str]], runs: int, env: dict[str, str]) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {name: [] for name in commands}
+def run_once(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int, bytes]:
+    """Wall time, CPU time (user + system) of the child, its exit status and its standard error."""
+    start = time.perf_counter()
+    # run outside any checkout: `python -m vllm_bug` in a checkout imports its ./vllm_bug, not the installed one
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=tempfile.gettempdir())
+    assert proc.stderr is not None
+    with proc.stderr:
+        stderr = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
+    return wall, usage.ru_utime + usage.ru_stime, proc.returncode, stderr
+
+
+def interleaved(
+    commands: dict[str, list[str]], runs: int, env: dict[str, str], cold: bool = False
+) -> dict[str, list[tuple[float, float]]]:
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
     for _ in range(runs):
         for name, cmd in commands.items():
-            times[name] += time_command(cmd, 1, env)
+            times[name] += time_command(cmd, 1, env, cold)
     return times
 
 
@@ -129,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--format", action="append", dest="formats", choices=["text", "json", "markdown"])
     parser.add_argument("--baseline-python", help="interpreter of another vllm-bug installation to compare with")
+    parser.add_argument("--cold", action="store_true", help="give every run an empty cache folder (first-run figures)")
     args = parser.parse_args(argv)
     formats = args.formats or ["text"]
     pythons = {"": sys.executable} | ({"baseline ": args.baseline_python} if args.baseline_python else {})
@@ -152,23 +175,36 @@ def main(argv: list[str] | None = None) -> int:
                         "--format",
                         fmt,
                     ]
-        env = child_env(Path(tmp) / "pycache")
+        env = dict(child_env(Path(tmp) / "pycache"), XDG_CACHE_HOME=str(Path(tmp) / "cache"))
         for cmd in commands.values():
-            time_command(cmd, 2, env)  # warm the page cache and write the .pyc files
-        times = interleaved(commands, args.runs, env)
-    print(f"cpus: {os.cpu_count()}  runs: {args.runs}  formats: {', '.join(formats)}")
-    worst = 0.0
+            time_command(cmd, 2, env)  # warm the page cache, write the .pyc files and fill the cache folder
+        times = interleaved(commands, args.runs, env, args.cold)
+    caches = (
+        "an empty cache folder for every run (cold)" if args.cold else "one cache folder, filled by the warm-up (warm)"
+    )
+    print(f"cpus: {os.cpu_count()}  runs: {args.runs}  formats: {', '.join(formats)}  {caches}")
+    walls = {name: statistics.median(wall for wall, _ in values) for name, values in times.items()}
+    cpus = {name: statistics.median(cpu for _, cpu in values) for name, values in times.items()}
     for name, values in times.items():
-        median = statistics.median(values)
-        if name.startswith("analyze"):
-            worst = max(worst, median)
         ratio = ""
         if args.baseline_python and name.startswith("analyze"):
-            ratio = f"  this/baseline {median / statistics.median(times['baseline ' + name]):.2f}"
+            base = "baseline " + name
+            ratio = f"  this/baseline wall {walls[name] / walls[base]:.2f}, cpu {cpus[name] / cpus[base]:.2f}"
+        wall_times = [wall for wall, _ in values]
         print(
-            f"{name:40} median {median * 1000:7.1f} ms  (min {min(values) * 1000:.1f}, "
-            f"max {max(values) * 1000:.1f}){ratio}"
+            f"{name:40} median {walls[name] * 1000:7.1f} ms  (min {min(wall_times) * 1000:.1f}, "
+            f"max {max(wall_times) * 1000:.1f})  cpu {cpus[name] * 1000:6.1f} ms{ratio}"
         )
+    if args.baseline_python and {"text", "markdown"} <= set(formats):
+        for path in inputs:
+            now, before = f"analyze {path.name} markdown", f"baseline analyze {path.name} text"
+            wall_ratio, cpu_ratio = walls[now] / walls[before], cpus[now] / cpus[before]
+            verdict = "met" if wall_ratio <= 1 else "NOT met"
+            print(
+                f"target, {path.name}: markdown now / text with the baseline = {wall_ratio:.2f} wall, "
+                f"{cpu_ratio:.2f} cpu (<= 1: {verdict})"
+            )
+    worst = max(wall for name, wall in walls.items() if name.startswith("analyze"))
     print(f"slowest analyze median {worst * 1000:.1f} ms; target < 300 ms: {'met' if worst < 0.3 else 'NOT met'}")
     return 0 if worst < 0.3 else 2
 

@@ -25,7 +25,6 @@ import re
 import signal
 import stat
 import sys
-import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -239,6 +238,8 @@ def _is_special(path: Path) -> bool:
 
 
 def _write_temporary(path: Path, data: bytes) -> str:
+    import tempfile  # only when writing a file: printing to standard output does not pay for it
+
     try:
         fd, temporary = tempfile.mkstemp(prefix=_TEMP_PREFIX, suffix=".tmp", dir=path.parent)
     except OSError as exc:
