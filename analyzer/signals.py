@@ -52,6 +52,9 @@ class SignalRow(NamedTuple):
     case_sensitive: bool = False
     max_hits: int = MAX_HITS
     tokens: tuple[tuple[str, ...], ...] = ()  # catalogue rows: a match holds every token of one of these
+    catalogue: bool = (
+        False  # a row of the mined catalogue (analyzer/data/catalogue/), which catalogue_row() tells about
+    )
 
     @property
     def flags(self) -> int:
@@ -182,12 +185,13 @@ def _row_fields(sources: dict[str, list[tuple[str, bytes]]]) -> list[tuple[Any, 
     for signal_id, row in _merged_rows("signals", sources["signals"], "signals").items():
         words = tuple(word.lower() for word in row["words"])
         scope, case_sensitive = row.get("scope", "text"), row.get("case_sensitive", False)
-        rows[signal_id] = (signal_id, row["pattern"], words, scope, case_sensitive, row.get("max_hits", MAX_HITS), ())
+        max_hits = row.get("max_hits", MAX_HITS)
+        rows[signal_id] = (signal_id, row["pattern"], words, scope, case_sensitive, max_hits, (), False)
     for signal_id, row in catalogue_rows().items():
         if signal_id in rows:
             raise ValueError(f"catalogue row {signal_id} has the id of a signal")
         tokens = tuple(tuple(form) for form in row["tokens"])
-        rows[signal_id] = (signal_id, row["pattern"], (), "text", False, MAX_HITS, tokens)
+        rows[signal_id] = (signal_id, row["pattern"], (), "text", False, MAX_HITS, tokens, True)
     return list(rows.values())
 
 
@@ -243,7 +247,8 @@ def _mined_releases() -> dict[str, tuple[str, ...]]:
 
 
 def is_catalogue_row(signal_id: str) -> bool:
-    return signal_id in catalogue_rows()
+    row = table().get(signal_id)
+    return row is not None and row.catalogue
 
 
 @cache

@@ -21,7 +21,8 @@ def rows_from_the_tables() -> dict[str, SignalRow]:
             row.get("max_hits", MAX_HITS),
         )
     for signal_id, row in read_tables("catalogue", "rows").items():
-        rows[signal_id] = SignalRow(signal_id, row["pattern"], (), tokens=tuple(tuple(f) for f in row["tokens"]))
+        tokens = tuple(tuple(form) for form in row["tokens"])
+        rows[signal_id] = SignalRow(signal_id, row["pattern"], (), tokens=tokens, catalogue=True)
     return rows
 
 
