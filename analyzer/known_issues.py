@@ -14,6 +14,7 @@ from importlib import resources
 from typing import Any
 
 from vllm_bug.analyzer.facts import Facts, version_lt
+from vllm_bug.analyzer.prefilter import fold, may_match
 from vllm_bug.formats.regex_cache import compile_cached
 
 MAX_SEARCH_CHARS = 2_000_000
@@ -75,7 +76,7 @@ def search_text(facts: Facts) -> str:
 
 def match_known_issue(signature: str, facts: Facts, category: str | None = None) -> dict[str, Any] | None:
     """The known issue this input most likely is, as a plain dict (no compiled parts), or None."""
-    text: str | None = None
+    text: _Searched | None = None
     for entry in load_known_issues():
         match, compiled = entry["match"], entry["_compiled"]
         if "signature_prefix" in match and not signature.startswith(match["signature_prefix"]):
@@ -88,8 +89,8 @@ def match_known_issue(signature: str, facts: Facts, category: str | None = None)
             continue
         if "pattern" in compiled or compiled["any_of"]:
             if text is None:
-                text = search_text(facts)
-            if "pattern" in compiled and not compiled["pattern"].search(text):
+                text = _Searched(search_text(facts))
+            if "pattern" in compiled and not text.has(compiled["pattern"]):
                 continue
             if compiled["any_of"] and not any(_holds(cond, text, facts) for cond in compiled["any_of"]):
                 continue
@@ -101,9 +102,21 @@ def public_entry(entry: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in entry.items() if not k.startswith("_")}
 
 
-def _holds(cond: dict[str, Any], text: str, facts: Facts) -> bool:
+class _Searched:
+    """The text the table's patterns search, and its folded copy: a pattern none of whose required words is in
+    the folded copy cannot match and is not run (prefilter.may_match)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.folded = fold(text)
+
+    def has(self, rx: re.Pattern[str]) -> bool:
+        return may_match(rx.pattern, self.folded) and rx.search(self.text) is not None
+
+
+def _holds(cond: dict[str, Any], text: _Searched, facts: Facts) -> bool:
     if "pattern" in cond:
-        return bool(cond["pattern"].search(text))
+        return text.has(cond["pattern"])
     if "compute_capability_major" in cond:
         majors = set(cond["compute_capability_major"])
         return any(g.compute_capability and g.compute_capability[0] in majors for g in facts.gpus)

@@ -5,8 +5,8 @@ patterns are alternations of error messages that are absent from any one report.
 reads a pattern (without compiling it) and returns, per top-level alternative, one lower-case
 literal that any match of that alternative must contain; when none of them occurs in the
 lower-cased text (`fold`), the pattern cannot match under re.IGNORECASE and is never compiled.
-Whenever the reading is unsure (inline flags, an alternative without a literal of 3+ characters)
-it returns None and the caller searches as before.
+Whenever the reading is unsure (inline flags other than a leading (?i), an alternative without a
+literal of 3+ characters) it returns None and the caller searches as before.
 """
 
 from __future__ import annotations
@@ -29,7 +29,10 @@ def fold(text: str) -> str:
 
 @lru_cache(maxsize=2048)
 def required_words(pattern: str) -> tuple[str, ...] | None:
-    """One literal per top-level alternative that a match must contain, or None when unsure."""
+    """One literal per top-level alternative that a match must contain, or None when unsure. A pattern that
+    starts with (?i) is read as the rest of it: the words are compared case-insensitively anyway."""
+    if pattern.startswith("(?i)"):
+        pattern = pattern[4:]
     if "(?" in pattern and _has_inline_flags(pattern):
         return None
     words = []

@@ -119,3 +119,23 @@ def test_table_is_valid_json_with_required_fields():
     for entry in raw["entries"]:
         assert {"id", "match", "vllm_issue", "fixed_in", "note"} <= set(entry)
         assert entry["match"], entry["id"]
+
+
+def test_the_word_prefilter_never_changes_whether_a_known_issue_pattern_matches():
+    from vllm_bug.analyzer.known_issues import _Searched
+
+    texts = [
+        " ".join(str(case.get(k, "")) for k in ("title", "error_text", "env_text")) for case in corpus_cases().values()
+    ]
+    texts += [path.read_text("utf-8", "replace") for path in sorted((FIXTURES / "reports" / "excerpts").iterdir())]
+    texts += ["CUDA GRAPH CAPTURE failed", "cuda error 804: forward compatibility was attempted on non supported hw"]
+    patterns = []
+    for entry in load_known_issues():
+        compiled = entry["_compiled"]
+        patterns += [compiled["pattern"]] if "pattern" in compiled else []
+        patterns += [cond["pattern"] for cond in compiled["any_of"] if "pattern" in cond]
+    assert any(p.pattern.startswith("(?i)") for p in patterns)
+    for text in texts:
+        searched = _Searched(text)
+        for rx in patterns:
+            assert searched.has(rx) == (rx.search(text) is not None), (rx.pattern, text[:80])

@@ -51,7 +51,9 @@ def test_words_come_from_every_alternative():
     assert required_words(r"CUDA out of(?: memory|\s*$)|OutOfMemoryError") == ("cuda out of", "outofmemoryerror")
     assert required_words(r"GLIBCXX_[\d.]+ not found") == (" not found",)
     assert required_words(r"sm_\d+a?|ab") is None  # 'ab' is too short to decide on
-    assert required_words(r"(?i)abc") is None  # inline flags: not read
+    assert required_words(r"(?i)abc|Error 804") == ("abc", "error 804")  # a leading (?i) is read past
+    assert required_words(r"abc(?i:def)") is None  # other inline flags: not read
+    assert required_words(r"(?s)abc") is None
     assert required_words(r"x\d{2,3}yyy") == ("yyy",)
 
 
@@ -102,3 +104,16 @@ def test_random_patterns_never_skip_a_match(pattern, text):
         return
     if rx.search(text):
         assert may_match(pattern, fold(text))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(_pieces, min_size=1, max_size=8).map("".join), st.text(alphabet="abcdefghxyzCUDA .-(0123\n", max_size=60)
+)
+def test_random_patterns_behind_a_leading_inline_ignorecase_never_skip_a_match(pattern, text):
+    try:
+        rx = re.compile("(?i)" + pattern, re.MULTILINE)
+    except re.error:
+        return
+    if rx.search(text):
+        assert may_match("(?i)" + pattern, fold(text))
