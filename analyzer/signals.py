@@ -308,8 +308,13 @@ def detect_signals(facts: Facts) -> SignalSet:
     folded_traceback, folded_all_frames = fold(traceback_text), fold(all_frames_text)
     lines = Lines(text, folded_text)
     root_words, traceback_words = text_tokens(folded_root), text_tokens(folded_traceback)
+    rows = table()
+    # the token rows that may match each text, found from its tokens rather than by trying every row
+    forms = _forms_by_token(rows)
+    in_text = _rows_with_a_form_in(forms, lines.tokens) if forms else set()
+    in_root, in_traceback = _rows_with_a_form_in(forms, root_words), _rows_with_a_form_in(forms, traceback_words)
     found = SignalSet()
-    for row in table().values():
+    for row in rows.values():
         if row.scope in FRAME_SCOPES:
             if frames_text and _may_match(row, folded_frames):
                 match = _compiled(row.id).search(frames_text)
@@ -322,21 +327,47 @@ def detect_signals(facts: Facts) -> SignalSet:
                     found.in_frames.add(row.id)
                     found.frame_lines[row.id] = _line_at(all_frames_text, match.start())
             continue
-        if _may_match(row, folded_text, lines.tokens if row.tokens else None):
+        if (row.id in in_text) if row.tokens else _may_match(row, folded_text):
             hits = _scan_lines_with(row, lines) if row.tokens else _scan(row, text)
             if hits:
                 found.hits[row.id] = hits
-        if root_text and _may_match(row, folded_root, root_words):
+        if root_text and (row.id in in_root if row.tokens else _may_match(row, folded_root)):
             match = _compiled(row.id).search(root_text)
             if match:
                 found.in_root.add(row.id)
                 found.root_groups[row.id] = _groups(match)
         if (
             traceback_text
-            and _may_match(row, folded_traceback, traceback_words)
+            and (row.id in in_traceback if row.tokens else _may_match(row, folded_traceback))
             and _compiled(row.id).search(traceback_text)
         ):
             found.in_root_text.add(row.id)
+    return found
+
+
+_FORMS_BY_TOKEN: dict[str, tuple[dict[str, SignalRow], dict[str, list[tuple[str, tuple[str, ...]]]]]] = {}
+
+
+def _forms_by_token(rows: dict[str, SignalRow]) -> dict[str, list[tuple[str, tuple[str, ...]]]]:
+    """Every form of the token rows, as (row id, form), filed under its longest token ("" for an empty form)."""
+    kept = _FORMS_BY_TOKEN.get("index")
+    if kept is not None and kept[0] is rows:
+        return kept[1]
+    index: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+    for row in rows.values():
+        for form in row.tokens:
+            index.setdefault(max(form, key=len, default=""), []).append((row.id, form))
+    _FORMS_BY_TOKEN["index"] = (rows, index)
+    return index
+
+
+def _rows_with_a_form_in(forms: dict[str, list[tuple[str, tuple[str, ...]]]], tokens: set[str]) -> set[str]:
+    """The ids of the token rows one of whose forms lies wholly in `tokens` (what _may_match asks of each)."""
+    found: set[str] = set()
+    for anchor in [token for token in tokens if token in forms] + ([""] if "" in forms else []):
+        for row_id, form in forms[anchor]:
+            if row_id not in found and all(token in tokens for token in form):
+                found.add(row_id)
     return found
 
 

@@ -117,3 +117,21 @@ def test_random_patterns_behind_a_leading_inline_ignorecase_never_skip_a_match(p
         return
     if rx.search(text):
         assert may_match("(?i)" + pattern, fold(text))
+
+
+def test_the_token_index_picks_the_rows_the_token_test_would():
+    """detect_signals finds the catalogue rows worth trying from the text's tokens (an index of their forms);
+    on real inputs that gives exactly the rows whose own token test passes."""
+    from vllm_bug.analyzer.signals import _forms_by_token, _may_match, _rows_with_a_form_in, table, text_tokens
+
+    rows = table()
+    forms = _forms_by_token(rows)
+    token_rows = [row for row in rows.values() if row.tokens]
+    assert len(token_rows) > 1000
+    picked_any = False
+    for text in _real_texts() + [""]:
+        tokens = text_tokens(fold(searchable_text(text.splitlines())))
+        expected = {row.id for row in token_rows if _may_match(row, "", tokens)}
+        assert _rows_with_a_form_in(forms, tokens) == expected
+        picked_any = picked_any or bool(expected)
+    assert picked_any
