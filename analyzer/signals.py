@@ -165,9 +165,17 @@ def table() -> dict[str, SignalRow]:
 
     What detection needs of each row (not the examples, sources and excerpts the tables also hold) is kept
     in the user cache folder, keyed by the tables' content, so a run reads that instead of parsing them."""
-    import hashlib
-
     from vllm_bug.formats.user_cache import remember
+
+    digest, sources = _tables()
+    fields = remember("signal-rows", digest, lambda: _row_fields(sources))
+    return {row[0]: SignalRow(*row) for row in fields}
+
+
+@lru_cache(maxsize=1)
+def _tables() -> tuple[bytes, dict[str, list[tuple[str, bytes]]]]:
+    """The sha256 of the signal and catalogue tables (what the kept indexes are keyed by), and their files."""
+    import hashlib
 
     sources = {folder: _data_files(folder) for folder in ("signals", "catalogue")}
     digest = hashlib.sha256()
@@ -175,8 +183,7 @@ def table() -> dict[str, SignalRow]:
         for name, content in files:
             digest.update(f"{folder}/{name}:{len(content)}:".encode())
             digest.update(content)
-    fields = remember("signal-rows", digest.digest(), lambda: _row_fields(sources))
-    return {row[0]: SignalRow(*row) for row in fields}
+    return digest.digest(), sources
 
 
 def _row_fields(sources: dict[str, list[tuple[str, bytes]]]) -> list[tuple[Any, ...]]:
@@ -254,32 +261,54 @@ def is_catalogue_row(signal_id: str) -> bool:
 @cache
 def catalogue_row(signal_id: str) -> CatalogueRow:
     """What the catalogue says about one of its signals, with its provenance (KeyError for another id)."""
-    row = catalogue_rows()[signal_id]
-    where = row["provenance"]
+    rows, releases = _catalogue_facts()
+    category, template, repository, path, present, exception, name, number, description, carries, line = rows[signal_id]
     return CatalogueRow(
         id=signal_id,
-        category=row["category"],
-        template=row["template"],
-        repository=where["repository"],
-        path=where["path"],
-        present=tuple((first, last) for first, last in where["present"]),
-        releases=_mined_releases().get(where["repository"], ()),
-        exception=row.get("exception"),
-        name=row.get("name"),
-        number=row.get("number"),
-        description=row.get("description"),
-        carries=row.get("carries"),
-        line=where.get("line"),
+        category=category,
+        template=template,
+        repository=repository,
+        path=path,
+        present=present,
+        releases=releases.get(repository, ()),
+        exception=exception,
+        name=name,
+        number=number,
+        description=description,
+        carries=carries,
+        line=line,
     )
+
+
+@lru_cache(maxsize=1)
+def _catalogue_facts() -> tuple[dict[str, tuple[Any, ...]], dict[str, tuple[str, ...]]]:
+    """CatalogueRow's fields of every catalogue row (less id and releases), and the releases mined from each
+    repository: kept in the user cache folder like the signal index, so a report whose root cause is a
+    catalogue message does not parse the whole catalogue for its provenance."""
+    from vllm_bug.formats.user_cache import remember
+
+    return remember("catalogue-rows", _tables()[0], _catalogue_fields)
+
+
+def _catalogue_fields() -> tuple[dict[str, tuple[Any, ...]], dict[str, tuple[str, ...]]]:
+    rows: dict[str, tuple[Any, ...]] = {}
+    for signal_id, row in catalogue_rows().items():
+        where = row["provenance"]
+        present = tuple((first, last) for first, last in where["present"])
+        rows[signal_id] = (row["category"], row["template"], where["repository"], where["path"], present)
+        rows[signal_id] += tuple(row.get(key) for key in ("exception", "name", "number", "description", "carries"))
+        rows[signal_id] += (where.get("line"),)
+    return rows, _mined_releases()
 
 
 @lru_cache(maxsize=1)
 def cuda_error_by_message() -> dict[str, str]:
     """The catalogue's CUDA errors by their message in lower case ('out of memory' -> CUDA_ERR_MEMORY_ALLOCATION)."""
+    rows = (catalogue_row(row_id) for row_id in _catalogue_facts()[0])
     return {
-        row["description"].lower(): row_id
-        for row_id, row in catalogue_rows().items()
-        if row.get("description") and str(row.get("name", "")).startswith("cudaError")
+        row.description.lower(): row.id
+        for row in rows
+        if row.description and str(row.name or "").startswith("cudaError")
     }
 
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from vllm_bug.analyzer import signals
-from vllm_bug.analyzer.signals import MAX_HITS, SignalRow, read_tables, table
+from vllm_bug.analyzer.signals import MAX_HITS, CatalogueRow, SignalRow, read_tables, table
 
 
 def rows_from_the_tables() -> dict[str, SignalRow]:
@@ -26,19 +26,25 @@ def rows_from_the_tables() -> dict[str, SignalRow]:
     return rows
 
 
+def forget():
+    """What a new process would not know yet."""
+    for cached in (table, signals._tables, signals._catalogue_facts, signals.catalogue_row):
+        cached.cache_clear()
+
+
 @pytest.fixture
 def cold(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    table.cache_clear()
+    forget()
     yield tmp_path / "vllm-bug" / "data" / "signal-rows.marshal"
-    table.cache_clear()
+    forget()
 
 
 def test_cold_and_warm_tables_equal_the_json_tables(cold):
     expected = rows_from_the_tables()
     assert list(table().items()) == list(expected.items())  # same rows in the same order
     assert cold.is_file()
-    table.cache_clear()
+    forget()
     assert list(table().items()) == list(expected.items())
 
 
@@ -57,8 +63,39 @@ def test_a_changed_table_is_read_again(cold, monkeypatch):
         return [(name, json.dumps(doc).encode())] + files[1:]
 
     monkeypatch.setattr(signals, "_data_files", edited)
-    table.cache_clear()
+    forget()
     assert "a-word-nobody-writes" in [w for row in table().values() for w in row.words]
     monkeypatch.setattr(signals, "_data_files", real)
-    table.cache_clear()
+    forget()
     assert "a-word-nobody-writes" not in [w for row in table().values() for w in row.words]
+
+
+def catalogue_row_from_the_json(signal_id: str) -> CatalogueRow:
+    row = signals.catalogue_rows()[signal_id]
+    where = row["provenance"]
+    return CatalogueRow(
+        id=signal_id,
+        category=row["category"],
+        template=row["template"],
+        repository=where["repository"],
+        path=where["path"],
+        present=tuple((first, last) for first, last in where["present"]),
+        releases=signals._mined_releases().get(where["repository"], ()),
+        exception=row.get("exception"),
+        name=row.get("name"),
+        number=row.get("number"),
+        description=row.get("description"),
+        carries=row.get("carries"),
+        line=where.get("line"),
+    )
+
+
+def test_catalogue_provenance_cold_and_warm_equals_the_json(cold, monkeypatch):
+    ids = list(signals.catalogue_rows())
+    expected = [catalogue_row_from_the_json(row_id) for row_id in ids]
+    assert [signals.catalogue_row(row_id) for row_id in ids] == expected
+    assert (cold.parent / "catalogue-rows.marshal").is_file()
+    forget()
+    monkeypatch.setattr(signals, "catalogue_rows", lambda: pytest.fail("the catalogue was parsed again"))
+    assert [signals.catalogue_row(row_id) for row_id in ids] == expected
+    assert signals.cuda_error_by_message()["an illegal memory access was encountered"] == "CUDA_ERR_ILLEGAL_ADDRESS"
