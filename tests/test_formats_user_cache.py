@@ -46,3 +46,13 @@ def test_a_damaged_file_is_computed_again(tmp_path, monkeypatch):
         path.write_bytes(damage)
         assert remember("rows", b"k", lambda: [2]) == [2]
     assert marshal.loads(path.read_bytes()) == (b"k", [2])
+
+
+def test_no_folder_relative_to_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")
+    assert cache_folder("data") is None
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setattr(os.path, "expanduser", lambda path: path)  # no HOME and no password entry: "~" stays
+    assert cache_folder("data") is None
+    assert list(tmp_path.iterdir()) == []
