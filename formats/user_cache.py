@@ -18,8 +18,10 @@ T = TypeVar("T")
 
 def cache_folder(name: str) -> str | None:
     """The folder for one kind of cached data, made (private to the user) if missing; None when it cannot be."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    if not os.path.isabs(base):  # no home to expand, or a relative XDG_CACHE_HOME (which the XDG spec ignores)
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):  # unset, or relative, which the XDG spec says to ignore
+        base = os.path.join(os.path.expanduser("~"), ".cache")
+    if not os.path.isabs(base):  # no HOME and no password entry: "~" stayed as it was
         return None
     folder = os.path.join(base, "vllm-bug", name)
     try:

@@ -50,9 +50,11 @@ def test_a_damaged_file_is_computed_again(tmp_path, monkeypatch):
 
 def test_no_folder_relative_to_the_working_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")
-    assert cache_folder("data") is None
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # ignored, as the XDG spec says
+    assert cache_folder("data") == str(tmp_path / "home" / ".cache" / "vllm-bug" / "data")
+    (tmp_path / "home").rename(tmp_path / "moved")
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setattr(os.path, "expanduser", lambda path: path)  # no HOME and no password entry: "~" stays
     assert cache_folder("data") is None
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["moved"]
