@@ -174,16 +174,28 @@ def table() -> dict[str, SignalRow]:
 
 @lru_cache(maxsize=1)
 def _tables() -> tuple[bytes, dict[str, list[tuple[str, bytes]]]]:
-    """The sha256 of the signal and catalogue tables (what the kept indexes are keyed by), and their files."""
+    """What the kept indexes are keyed by: the sha256 of the signal and catalogue tables and of the code that
+    derives the indexes from them (this module); and the tables' files."""
     import hashlib
 
     sources = {folder: _data_files(folder) for folder in ("signals", "catalogue")}
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(_deriving_code())
     for folder, files in sources.items():
         for name, content in files:
             digest.update(f"{folder}/{name}:{len(content)}:".encode())
             digest.update(content)
     return digest.digest(), sources
+
+
+def _deriving_code() -> bytes:
+    """This module's source: a kept index made by other code (fields added, derived otherwise) is stale too."""
+    try:
+        with open(__file__, "rb") as handle:
+            return handle.read()
+    except OSError:  # no source to read: no index is trusted across runs
+        import os
+
+        return os.urandom(16)
 
 
 def _row_fields(sources: dict[str, list[tuple[str, bytes]]]) -> list[tuple[Any, ...]]:

@@ -78,8 +78,12 @@ def _sre_internals() -> tuple[Any, Any, Any] | None:
     return _sre, parser, compiler
 
 
+_STORED_FORMAT = 2  # what a kept program holds (2: the code as native 32-bit words); a change makes a new file
+
+
 def _file_name(sre: Any) -> str:
-    return f"sre-{sys.implementation.cache_tag}-{sys.hexversion:x}-{getattr(sre, 'MAGIC', 0)}.marshal"
+    interpreter = f"{sys.implementation.cache_tag}-{sys.hexversion:x}-{getattr(sre, 'MAGIC', 0)}"
+    return f"sre{_STORED_FORMAT}-{interpreter}.marshal"
 
 
 def _from_program(key: Key) -> Any:

@@ -60,7 +60,8 @@ def write_cached(folder: str, file_name: str, data: bytes) -> None:
 
 def remember(name: str, key: bytes, compute: Callable[[], T]) -> T:
     """compute(), a value marshal can write (tuples, lists, dicts, str, numbers), kept in the cache folder with
-    `key` (a digest of everything it is derived from) and returned from there while the key is the same."""
+    `key` and returned from there while the key is the same. The key must digest everything the value is
+    derived from: the data and the code that derives it (a value kept by older code is otherwise read back)."""
     folder = cache_folder("data")
     file_name = f"{name}.marshal"
     data = read_cached(folder, file_name) if folder else None

@@ -99,3 +99,15 @@ def test_catalogue_provenance_cold_and_warm_equals_the_json(cold, monkeypatch):
     monkeypatch.setattr(signals, "catalogue_rows", lambda: pytest.fail("the catalogue was parsed again"))
     assert [signals.catalogue_row(row_id) for row_id in ids] == expected
     assert signals.cuda_error_by_message()["an illegal memory access was encountered"] == "CUDA_ERR_ILLEGAL_ADDRESS"
+
+
+def test_an_index_made_by_other_code_is_made_again(cold, monkeypatch):
+    """The key holds the deriving code too: a kept index with fewer fields (an older signals.py) is not read."""
+    table()
+    monkeypatch.setattr(signals, "_deriving_code", lambda: b"another version of signals.py")
+    forget()
+    calls = []
+    real = signals._row_fields
+    monkeypatch.setattr(signals, "_row_fields", lambda sources: calls.append(1) or real(sources))
+    assert all(row.catalogue == bool(row.tokens) for row in table().values())
+    assert calls == [1]
