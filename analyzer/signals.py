@@ -232,6 +232,7 @@ class CatalogueRow:
     description: str | None = None  # an enum member's message (cudaGetErrorString)
     carries: str | None = None  # "cuda_error": the message wraps a CUDA error, in the named group of that name
     line: int | None = None
+    level: str | None = None  # "warning" or "info" for a message vLLM logs rather than raises
 
 
 @lru_cache(maxsize=1)
@@ -274,7 +275,9 @@ def is_catalogue_row(signal_id: str) -> bool:
 def catalogue_row(signal_id: str) -> CatalogueRow:
     """What the catalogue says about one of its signals, with its provenance (KeyError for another id)."""
     rows, releases = _catalogue_facts()
-    category, template, repository, path, present, exception, name, number, description, carries, line = rows[signal_id]
+    category, template, repository, path, present, exception, name, number, description, carries, line, level = rows[
+        signal_id
+    ]
     return CatalogueRow(
         id=signal_id,
         category=category,
@@ -289,6 +292,7 @@ def catalogue_row(signal_id: str) -> CatalogueRow:
         description=description,
         carries=carries,
         line=line,
+        level=level,
     )
 
 
@@ -309,7 +313,7 @@ def _catalogue_fields() -> tuple[dict[str, tuple[Any, ...]], dict[str, tuple[str
         present = tuple((first, last) for first, last in where["present"])
         rows[signal_id] = (row["category"], row["template"], where["repository"], where["path"], present)
         rows[signal_id] += tuple(row.get(key) for key in ("exception", "name", "number", "description", "carries"))
-        rows[signal_id] += (where.get("line"),)
+        rows[signal_id] += (where.get("line"), row.get("level"))
     return rows, _mined_releases()
 
 

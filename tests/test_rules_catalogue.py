@@ -172,6 +172,14 @@ def test_rows_without_a_category_of_their_own_and_nccls_result_strings_make_no_f
     assert not [rule for rule, _ in rules_of(traceback("/x/app.py", line)) if rule.startswith("CATALOGUE_")]
 
 
+def test_a_message_vllm_only_logs_is_no_catalogue_finding_even_as_the_exception():
+    # vllm_warnings.json's row is a logger.warning call: the warnings rules read it, with its role
+    line = "RuntimeError: DeepGemm not supported on the current platform."
+    assert catalogue_row("VLLM_WARN_DEEPGEMM_NOT_SUPPORTED_ON_THE_CURREN_AD48DD").level == "warning"
+    text = traceback("/usr/lib/python3/dist-packages/vllm/model_executor/layers/fused_moe/layer.py", line)
+    assert not [rule for rule, _ in rules_of(text) if rule.startswith("CATALOGUE_")]
+
+
 def test_a_catalogue_line_outside_the_root_cause_is_no_finding():
     text = (
         "WARNING something logged: Offline data parallel mode is not supported/useful for dense models.\n"

@@ -87,6 +87,7 @@ def catalogue_row_from_the_json(signal_id: str) -> CatalogueRow:
         description=row.get("description"),
         carries=row.get("carries"),
         line=where.get("line"),
+        level=row.get("level"),
     )
 
 

@@ -181,8 +181,9 @@ class RootMessage:
 
 
 def _serves(row: CatalogueRow) -> bool:
-    """Whether a row may be a finding: a category of its own, or a CUDA error (NCCL's rows are the NCCL rules')."""
-    if row.repository == NCCL_REPOSITORY:
+    """Whether a row may be a finding: a category of its own, or a CUDA error (NCCL's rows are the NCCL rules', and
+    messages vLLM only logs are the warnings rules')."""
+    if row.repository == NCCL_REPOSITORY or row.level is not None:
         return False
     if row.category == GENERIC:
         return bool(row.name and row.name.startswith("cudaError"))
