@@ -19,6 +19,19 @@ def test_failed_to_infer_device_in_kubernetes():
     assert "runtimeClassName" in text_of(finding)
 
 
+def test_vllm_on_unspecified_platform_without_the_error_line():
+    """vllm#23661 (the log line as a title) and vllm#18859 (the class named in prose): no 'Failed to infer device
+    type' line, but an engine on UnspecifiedPlatform always stops there."""
+    for line in (
+        "[Bug]: Get the issue No platform detected, vLLM is running on UnspecifiedPlatform when deploy on kubernetes",
+        'The logs indicate that the platform is "UnspecifiedPlatform". The critical error is: `RuntimeError',
+    ):
+        finding = fire("FAILED_TO_INFER_DEVICE", facts(line))
+        assert finding.category == "cuda_not_available" and finding.evidence == [line]
+        assert "/usr/local/nvidia/lib64" in text_of(finding)
+    assert fire("FAILED_TO_INFER_DEVICE", facts("the platform is CudaPlatform")) is None
+
+
 def test_visible_devices_empty_hides_all():
     finding = fire("CUDA_VISIBLE_DEVICES_HIDES_GPUS", facts(env={"CUDA_VISIBLE_DEVICES": ""}))
     assert finding.confidence >= 0.85

@@ -225,28 +225,49 @@ def too_few_gpus_for_parallelism(facts: Facts) -> Diagnosis | None:
     )
 
 
-@rule("FAILED_TO_INFER_DEVICE", category="cuda_not_available", signals=("DEVICE_INFERENCE_FAILED",))
+# An engine on vLLM's UnspecifiedPlatform always stops at 'Failed to infer device type', so the platform line alone
+# says what failed, though less directly than the error.
+NO_PLATFORM_CONFIDENCE = 0.8
+
+
+@rule("FAILED_TO_INFER_DEVICE", category="cuda_not_available", signals=("DEVICE_INFERENCE_FAILED", "VLLM_NO_PLATFORM"))
 def failed_to_infer_device(facts: Facts) -> Diagnosis | None:
-    lines = evidence(facts, "DEVICE_INFERENCE_FAILED", limit=2)
+    raised = has(facts, "DEVICE_INFERENCE_FAILED")
+    lines = evidence(facts, "DEVICE_INFERENCE_FAILED" if raised else "VLLM_NO_PLATFORM", limit=2)
     if not lines or visible_devices_problem(facts) is not None:
         return None  # without a GPU, vLLM's platform detection fails; the device list says why
+    if not raised and _platform_warning_explains(facts):
+        return None
     fixes = []
     if _cpu_build(facts):
         fixes.append("torch here is a CPU-only build: install a CUDA build (see the torch finding)")
     if has(facts, "CONTAINER_MENTIONED"):
         fixes += container_fixes(facts)
     fixes += [
+        "vLLM recognises a CUDA machine through NVML: `python -c 'import pynvml; pynvml.nvmlInit(); "
+        "print(pynvml.nvmlDeviceGetCount())'` must work where vLLM runs; if libnvidia-ml.so is not found, put the "
+        "driver's library folder on LD_LIBRARY_PATH (GKE's device plugin mounts it at /usr/local/nvidia/lib64)",
         "check that `python -c 'import torch; print(torch.cuda.is_available())'` prints True in the same "
         "environment; if not, the driver or the GPU passthrough is the problem",
         "make sure CUDA_VISIBLE_DEVICES is unset or names existing GPUs",
         "VLLM_LOGGING_LEVEL=DEBUG shows why each platform plugin was rejected",
     ]
     return Diagnosis(
-        level(facts, "DEVICE_INFERENCE_FAILED"),
+        level(facts, "DEVICE_INFERENCE_FAILED")
+        if raised
+        else level(facts, "VLLM_NO_PLATFORM", seen=NO_PLATFORM_CONFIDENCE),
         "vLLM found no usable accelerator platform: CUDA is not available to this process.",
         evidence=lines,
         fixes=fixes,
     )
+
+
+def _platform_warning_explains(facts: Facts) -> bool:
+    """Whether vLLM's logged 'No platform detected' line, followed by another error, is already the inferred cause
+    of rules/warnings.py (which says it rests on vLLM's log)."""
+    from vllm_bug.analyzer.rules.warnings import inferred_cause
+
+    return inferred_cause("no_gpu_platform", facts) is not None
 
 
 @rule("NO_CUDA_GPUS", category="cuda_not_available", signals=("NO_CUDA_GPUS",))
