@@ -104,3 +104,22 @@ def test_every_known_bad_driver_is_recognised_by_its_signal():
 
     for version in KNOWN_BAD_DRIVERS:
         assert fire("KNOWN_BAD_DRIVER", facts(f"updated the NVIDIA driver to {version} yesterday")) is not None
+
+
+def test_undefined_cuda_driver_function_is_an_old_driver_not_a_torch_mismatch():
+    """vllm#11623: vllm/_C.abi3.so needs cuTensorMapEncodeTiled (driver API, CUDA 12.0) on a driver that supports
+    CUDA 11.4; the torch-mismatch rules must leave it, and a mangled C++ symbol stays theirs."""
+    line = (
+        "WARNING 12-30 17:06:52 _custom_ops.py:19] Failed to import from vllm._C with ImportError('/usr/local/app/"
+        "site-packages/vllm/_C.abi3.so: undefined symbol: cuTensorMapEncodeTiled')"
+    )
+    f = facts(line, torch_version="2.4.0+cu121", torch_cuda="12.1")
+    finding = fire("DRIVER_LACKS_API_FUNCTION", f)
+    assert finding.category == "driver_insufficient" and "cuTensorMapEncodeTiled" in finding.title
+    assert "530.30.02" in text_of(finding)
+    assert fire("VLLM_C_UNDEFINED_SYMBOL", f) is None
+    torch_abi = facts("ImportError: /x/vllm/_C.abi3.so: undefined symbol: _ZN5torch3jit17parseSchemaOrNameERKSsb")
+    assert fire("DRIVER_LACKS_API_FUNCTION", torch_abi) is None
+    assert fire("VLLM_C_UNDEFINED_SYMBOL", torch_abi).category == "cuda_version_mismatch"
+    for other_library in ("cublasLtCreate", "cudnnCreate", "cudaGetDeviceCount", "cuFileDriverOpen"):
+        assert fire("DRIVER_LACKS_API_FUNCTION", facts(f"ImportError: x.so: undefined symbol: {other_library}")) is None

@@ -120,6 +120,35 @@ def cuda_driver_insufficient(facts: Facts) -> Diagnosis | None:
     )
 
 
+@rule("DRIVER_LACKS_API_FUNCTION", category="driver_insufficient", signals=("DRIVER_API_SYMBOL_UNDEFINED",))
+def driver_lacks_api_function(facts: Facts) -> Diagnosis | None:
+    """A compiled extension needs a CUDA driver API function (cu<Name>, exported by the driver's libcuda.so) that
+    the loaded libcuda.so lacks: the driver predates the CUDA the extension was built with (not an ABI mismatch
+    with torch, which names a mangled C++ symbol)."""
+    assert facts.signals is not None
+    hit = facts.signals.first("DRIVER_API_SYMBOL_UNDEFINED")
+    if hit is None:
+        return None
+    cuda = _runtime_cuda(facts)
+    state = _driver_state(facts)
+    title = (
+        f"The NVIDIA driver's libcuda.so lacks the CUDA driver function {hit.groups['symbol']} that a compiled "
+        "extension calls: the driver is older than the CUDA this build needs"
+    )
+    title += f" (CUDA {cuda}; {state})." if cuda and state else f" (CUDA {cuda})." if cuda else "."
+    fixes = [_upgrade_fix(cuda)]
+    older = max_cuda_for_driver(facts.driver_version) if facts.driver_version else None
+    fixes.append(
+        f"or install {vllm_or_not(facts, 'torch/vLLM builds', 'builds')} for the CUDA version the driver supports"
+        + (f" (CUDA {older[0]}.{older[1]} or older)" if older else " (nvidia-smi shows it as 'CUDA Version')")
+    )
+    fixes.append(
+        "in a container, check that the host driver's libcuda.so is the one loaded (ldconfig -p | grep libcuda), "
+        "not an older copy in the image"
+    )
+    return Diagnosis(level(facts, "DRIVER_API_SYMBOL_UNDEFINED"), title, evidence=[hit.line], fixes=fixes)
+
+
 @rule("CUDA_FORWARD_COMPAT_UNSUPPORTED", category="driver_insufficient", signals=("CUDA_COMPAT_NOT_SUPPORTED",))
 def forward_compat_unsupported(facts: Facts) -> Diagnosis | None:
     lines = evidence(facts, "CUDA_COMPAT_NOT_SUPPORTED", limit=2)

@@ -73,11 +73,17 @@ def cuda_library_missing(facts: Facts) -> Diagnosis | None:
     return Diagnosis(level(facts, "CUDA_LIBRARY_MISSING"), title, evidence=lines, fixes=fixes)
 
 
+def _driver_lines(facts: Facts) -> set[str]:
+    """Lines whose undefined symbol is a CUDA driver API function: the driver is too old, not torch mismatched."""
+    assert facts.signals is not None
+    return {hit.line for hit in facts.signals.all("DRIVER_API_SYMBOL_UNDEFINED")}
+
+
 @rule("VLLM_C_UNDEFINED_SYMBOL", category="cuda_version_mismatch", signals=("VLLM_C_UNDEFINED_SYMBOL",))
 def vllm_c_undefined_symbol(facts: Facts) -> Diagnosis | None:
-    lines = evidence(facts, "VLLM_C_UNDEFINED_SYMBOL", limit=2)
+    lines = [line for line in evidence(facts, "VLLM_C_UNDEFINED_SYMBOL", limit=2) if line not in _driver_lines(facts)]
     if not lines:
-        return None
+        return None  # a CUDA driver function missing: rules/driver.py's DRIVER_LACKS_API_FUNCTION
     need = torch_required_by_vllm(vllm_version(facts))
     torch = facts.torch_version or facts.package("torch")
     title = "vLLM's compiled extension does not match the installed torch (undefined symbol)."
@@ -100,7 +106,7 @@ def vllm_c_undefined_symbol(facts: Facts) -> Diagnosis | None:
 def extension_undefined_symbol(facts: Facts) -> Diagnosis | None:
     if has(facts, "VLLM_C_UNDEFINED_SYMBOL"):
         return None
-    lines = evidence(facts, "EXT_UNDEFINED_SYMBOL", limit=2)
+    lines = [line for line in evidence(facts, "EXT_UNDEFINED_SYMBOL", limit=2) if line not in _driver_lines(facts)]
     if not lines:
         return None
     assert facts.signals is not None
