@@ -106,3 +106,23 @@ def test_no_interface_in_the_lines_after_the_root_exception_counts_as_the_root_c
     f = facts("Bootstrap : no socket interface found", root_cause=rc)
     assert fire("NCCL_NO_SOCKET_INTERFACE", f).confidence == 0.95
     assert fire("NCCL_NO_SOCKET_INTERFACE", facts("Bootstrap : no socket interface found")).confidence == 0.88
+
+
+def test_an_nccl_result_named_beside_nccl_is_an_nccl_error():
+    """NVIDIA/nccl#1591: only the title names the failure ('NCCL internal error' in ncclCommInitRank); the result
+    text alone, or beside an NCCL_* variable, is not NCCL's."""
+    finding = fire("NCCL_ERROR", facts("NCCL internal error for ncclCommInitRank when using infiniband"))
+    assert finding.category == "nccl" and finding.evidence == [
+        "NCCL internal error for ncclCommInitRank when using infiniband"
+    ]
+    assert fire("NCCL_ERROR", facts("RuntimeError: internal error")) is None
+    assert fire("NCCL_ERROR", facts("NCCL_IB_DISABLE=1 python x.py", "CUDA error: invalid argument")) is None
+    assert fire("NCCL_ERROR", facts("export NCCL_IB_DISABLE=1; RuntimeError: CUDA error: invalid argument")) is None
+
+
+def test_an_nccl_timeout_result_is_left_to_the_hang_rule():
+    f = facts(
+        "[E ProcessGroupNCCL.cpp:1537] [PG 0 Rank 0] Timeout at NCCL work: 1, last enqueued NCCL work: 1",
+        "vllm serve m --tensor-parallel-size 2",
+    )
+    assert fire("NCCL_ERROR", f) is None

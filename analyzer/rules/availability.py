@@ -243,10 +243,13 @@ def failed_to_infer_device(facts: Facts) -> Diagnosis | None:
         fixes.append("torch here is a CPU-only build: install a CUDA build (see the torch finding)")
     if has(facts, "CONTAINER_MENTIONED"):
         fixes += container_fixes(facts)
+    if has(facts, "VLLM_NO_PLATFORM"):
+        fixes.append(
+            "vLLM recognises a CUDA machine through NVML: `python -c 'import pynvml; pynvml.nvmlInit(); "
+            "print(pynvml.nvmlDeviceGetCount())'` must work where vLLM runs; if libnvidia-ml.so is not found, put "
+            "the driver's library folder on LD_LIBRARY_PATH (GKE's device plugin mounts it at /usr/local/nvidia/lib64)"
+        )
     fixes += [
-        "vLLM recognises a CUDA machine through NVML: `python -c 'import pynvml; pynvml.nvmlInit(); "
-        "print(pynvml.nvmlDeviceGetCount())'` must work where vLLM runs; if libnvidia-ml.so is not found, put the "
-        "driver's library folder on LD_LIBRARY_PATH (GKE's device plugin mounts it at /usr/local/nvidia/lib64)",
         "check that `python -c 'import torch; print(torch.cuda.is_available())'` prints True in the same "
         "environment; if not, the driver or the GPU passthrough is the problem",
         "make sure CUDA_VISIBLE_DEVICES is unset or names existing GPUs",

@@ -23,6 +23,11 @@ NO_INTERFACE = ("NCCL_NO_INTERFACE", "GLOO_NO_ADDRESS")
 SPECIFIC_ERRORS = ("NCCL_SYSTEM_ERROR", "NCCL_UNHANDLED_CUDA_ERROR", "NCCL_LIBRARY_LOAD_FAILED", *NO_INTERFACE)
 MULTI_GPU = ("MULTI_GPU_WORDS", "TP_ABOVE_ONE")
 IFNAME_VARS = ("NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME")
+NCCL_RESULT_ROWS = "NCCL_RES_"  # the ids tools/mine_catalogue.py gives the ncclResult_t rows of nccl.json
+# not an error (ncclInProgress), and timeouts, which MULTI_GPU_HANG explains with what stalled
+NCCL_RESULTS_NOT_ERRORS = frozenset({"NCCL_RES_IN_PROGRESS", "NCCL_RES_TIMEOUT"})
+MAX_RESULT_LINES = 20
+RESULT_NAMED_CONFIDENCE = 0.75  # an NCCL result named in a title or prose, not NCCL's own error line
 NCCL_DEBUG_ADVICE = (
     "rerun with NCCL_DEBUG=INFO (NCCL_DEBUG=TRACE for more) and read the 'NCCL WARN' lines: they name "
     "the failing transport"
@@ -130,15 +135,31 @@ def nccl_no_socket_interface(facts: Facts) -> Diagnosis | None:
     )
 
 
-@rule("NCCL_ERROR", category="nccl", signals=("NCCL_ERROR",))
+def nccl_result_lines(facts: Facts) -> list[str]:
+    """Lines that give an NCCL error result (its ncclResult_t name or the text ncclGetErrorString gives it: the
+    catalogue's NCCL rows) and name NCCL itself, as 'NCCL internal error for ncclCommInitRank' does. The result
+    texts alone ('internal error', 'invalid argument') say nothing without NCCL named beside them."""
+    assert facts.signals is not None
+    ids = [
+        signal_id
+        for signal_id in facts.signals.hits
+        if signal_id.startswith(NCCL_RESULT_ROWS) and signal_id not in NCCL_RESULTS_NOT_ERRORS
+    ]
+    if not ids or not facts.signals.seen("NCCL_NAMED"):
+        return []
+    named = set(facts.signals.lines("NCCL_NAMED", limit=MAX_RESULT_LINES))
+    return [line for line in facts.signals.lines(*ids, limit=MAX_RESULT_LINES) if line in named][:2]
+
+
+@rule("NCCL_ERROR", category="nccl", signals=("NCCL_ERROR", "NCCL_NAMED"))
 def nccl_error(facts: Facts) -> Diagnosis | None:
     if has(facts, *SPECIFIC_ERRORS):
         return None
-    lines = evidence(facts, "NCCL_ERROR", limit=2)
+    lines = evidence(facts, "NCCL_ERROR", limit=2) or nccl_result_lines(facts)
     if not lines:
         return None
     return Diagnosis(
-        level(facts, "NCCL_ERROR", seen=0.8),
+        level(facts, "NCCL_ERROR", seen=0.8) if has(facts, "NCCL_ERROR") else RESULT_NAMED_CONFIDENCE,
         "Communication between GPUs (NCCL) failed.",
         evidence=lines,
         fixes=[
