@@ -34,3 +34,23 @@ def test_inductor_failure_version_advice():
 def test_inductor_frames_alone_do_not_fire():
     f = facts('  File "/x/torch/_inductor/output_code.py", line 460, in __call__')
     assert fire("TORCH_COMPILE_FAILED", f) is None
+
+
+def test_triton_mlir_pipeline_failure_from_its_reproducer_or_its_note():
+    """vllm#30872: the log holds only the start of the crash reproducer Triton prints (its pass pipeline, target
+    cuda:100); MLIR's error line and Triton's note say the same when they are there. An MLIR pipeline of
+    another compiler is not Triton's."""
+    reproducer = (
+        '      pipeline: "builtin.module(convert-triton-to-tritongpu{enable-source-remat=false num-ctas=1 '
+        "num-warps=4 target=cuda:100 threads-per-warp=32}, tritongpu-coalesce, tritongpu-F32DotTC"
+    )
+    finding = fire("TRITON_PASS_PIPELINE_FAILED", facts("{-#", "  external_resources: {", reproducer))
+    assert finding.category == "triton_compile" and "sm_100" in finding.title
+    for line in (
+        "kernel.py:36:0: error: Failures have been detected while processing an MLIR pass pipeline",
+        "kernel.py:36:0: note: Pipeline failed while executing [`ConvertTritonGPUToLLVM` on 'builtin.module' "
+        "operation]: reproducer generated at `std::errs, please share the reproducer above with Triton project.`",
+    ):
+        assert fire("TRITON_PASS_PIPELINE_FAILED", facts(line)).category == "triton_compile"
+    other = '      pipeline: "builtin.module(func.func(canonicalize, cse), convert-func-to-llvm)",'
+    assert fire("TRITON_PASS_PIPELINE_FAILED", facts(other)) is None

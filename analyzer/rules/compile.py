@@ -6,7 +6,17 @@ from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.findings import Diagnosis
 from vllm_bug.analyzer.knowledge import TORCH_COMPILE_OFF_ADVICE, attention_backend_advice, compile_off_advice
 from vllm_bug.analyzer.rules import rule
-from vllm_bug.analyzer.rules.helpers import engine_arg, evidence, level, min_cc, vllm_only, vllm_or_not, vllm_version
+from vllm_bug.analyzer.rules.helpers import (
+    clip,
+    engine_arg,
+    evidence,
+    level,
+    min_cc,
+    vllm_only,
+    vllm_or_not,
+    vllm_version,
+)
+from vllm_bug.analyzer.rules.indirect import compile_fixes
 
 
 @rule("PTXAS_ARCH_UNSUPPORTED", category="triton_compile", signals=("PTXAS_FAILED",))
@@ -63,6 +73,31 @@ def triton_out_of_shared_memory(facts: Facts) -> Diagnosis | None:
             "the kernel's tile sizes (BLOCK_M/BLOCK_N/num_stages in its triton.Config) need shrinking for "
             "this GPU: smaller blocks or fewer pipeline stages use less shared memory"
         ],
+    )
+
+
+@rule("TRITON_PASS_PIPELINE_FAILED", category="triton_compile", signals=("TRITON_PASS_PIPELINE_FAILED",))
+def triton_pass_pipeline_failed(facts: Facts) -> Diagnosis | None:
+    """Triton's MLIR pass pipeline failed: its crash reproducer, or MLIR's error and Triton's note after it, even
+    when the log was cut before the Python error ('PassManager::run failed')."""
+    assert facts.signals is not None
+    hits = facts.signals.all("TRITON_PASS_PIPELINE_FAILED")
+    if not hits:
+        return None
+    target = next((hit.groups["cc"] for hit in hits if hit.groups.get("cc")), None)
+    title = "Triton's compiler failed in its MLIR pass pipeline while compiling a kernel"
+    title += f" for sm_{target}." if target else "."
+    fixes = [
+        "the line 'Pipeline failed while executing [...]' names the pass that failed: report it to Triton (and to the "
+        "project whose kernel it is) with the reproducer Triton printed above it; TRITON_REPRODUCER_PATH=FILE writes "
+        "it to a file instead",
+        *compile_fixes(facts)[1:],
+    ]
+    return Diagnosis(
+        level(facts, "TRITON_PASS_PIPELINE_FAILED"),
+        title,
+        evidence=[clip(hit.line) for hit in hits[:2]],
+        fixes=fixes,
     )
 
 
