@@ -102,3 +102,13 @@ def test_old_gpu_prediction_quotes_where_the_gpu_is_named_and_needs_an_input_lin
     assert fire("GPU_TOO_OLD_FOR_VLLM", f).evidence == ["we run on a tesla p40 box"]
     # a bare line becomes a root cause typed 'Error'; that type is not the input saying something failed
     assert fire("GPU_TOO_OLD_FOR_VLLM", facts("cuda capability 3.5")) is None
+
+
+def test_a_report_saying_the_build_lacks_the_gpu_architecture():
+    """vllm#20748: only the title says it ('sm_120 support appears to be missing in pre-built whl'), above a
+    package list; a report naming the architecture as working is not that."""
+    title = "[Bug]: sm_120 support appears to be missing in pre-built whl for 0.9.2"
+    finding = fire("ARCH_SUPPORT_MISSING_NAMED", facts(title, "[pip3] torch==2.7.0+cu128"))
+    assert finding.category == "no_kernel_image" and finding.evidence == [title]
+    assert "compute capability 12.0" in finding.title and finding.confidence < 0.5
+    assert fire("ARCH_SUPPORT_MISSING_NAMED", facts("vLLM runs fine on sm_120 with the cu128 wheel")) is None

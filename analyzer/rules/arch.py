@@ -40,6 +40,8 @@ CC_SIGNALS = (
     ("CUDA_CAPABILITY_STATED", "cc"),
     ("SM_ARCH_NAMED", "sm"),
 )
+# the reporter's words, ranked with those of rules/indirect.py (below any finding on an error message)
+ARCH_NAMED_CONFIDENCE = 0.47
 
 
 def _cc_from_text(facts: Facts) -> tuple[int, int] | None:
@@ -140,6 +142,32 @@ def no_kernel_image(facts: Facts) -> Diagnosis | None:
         title,
         evidence=lines,
         fixes=_arch_fixes(facts, gpu),
+    )
+
+
+def _named(name: str) -> str:
+    """The GPU's name and a comma, when the input names it (_gpu says 'the GPU' otherwise)."""
+    return "" if name == "the GPU" else f"{name}, "
+
+
+@rule("ARCH_SUPPORT_MISSING_NAMED", category="no_kernel_image", signals=("ARCH_SUPPORT_MISSING_NAMED",))
+def arch_support_missing_named(facts: Facts) -> Diagnosis | None:
+    """The reporter says a build lacks the GPU's architecture (no error line needed): the lowest-ranked kind of
+    evidence, so any finding on an error message comes first."""
+    from vllm_bug.analyzer.rules.indirect import REPORTER, indirect
+
+    lines = evidence(facts, "ARCH_SUPPORT_MISSING_NAMED", limit=2)
+    if not lines:
+        return None
+    gpu = _gpu(facts)
+    return indirect(
+        REPORTER,
+        ARCH_NAMED_CONFIDENCE,
+        "The report says the build has no code for the GPU's architecture"
+        + (f" ({_named(gpu[0])}compute capability {cc_text(gpu[1])})" if gpu else "")
+        + " (from the report's words; no recognised error message says so).",
+        lines,
+        _arch_fixes(facts, gpu),
     )
 
 
