@@ -113,10 +113,14 @@ def test_undefined_cuda_driver_function_is_an_old_driver_not_a_torch_mismatch():
         "WARNING 12-30 17:06:52 _custom_ops.py:19] Failed to import from vllm._C with ImportError('/usr/local/app/"
         "site-packages/vllm/_C.abi3.so: undefined symbol: cuTensorMapEncodeTiled')"
     )
-    f = facts(line, torch_version="2.4.0+cu121", torch_cuda="12.1")
+    torch_warning = (
+        "UserWarning: CUDA initialization: The NVIDIA driver on your system is too old (found version 11040). "
+        "Please update your GPU driver"
+    )
+    f = facts(line, torch_warning, torch_version="2.4.0+cu121", torch_cuda="12.1")
     finding = fire("DRIVER_LACKS_API_FUNCTION", f)
     assert finding.category == "driver_insufficient" and "cuTensorMapEncodeTiled" in finding.title
-    assert "530.30.02" in text_of(finding)
+    assert "530.30.02" in text_of(finding) and "CUDA 11.4 or older" in text_of(finding)
     assert fire("VLLM_C_UNDEFINED_SYMBOL", f) is None
     torch_abi = facts("ImportError: /x/vllm/_C.abi3.so: undefined symbol: _ZN5torch3jit17parseSchemaOrNameERKSsb")
     assert fire("DRIVER_LACKS_API_FUNCTION", torch_abi) is None

@@ -120,6 +120,16 @@ def cuda_driver_insufficient(facts: Facts) -> Diagnosis | None:
     )
 
 
+def _driver_cuda_torch_found(facts: Facts) -> tuple[int, int] | None:
+    """The CUDA version of the driver that torch reported as too old ('found version 11040': 11.4)."""
+    assert facts.signals is not None
+    for hit in facts.signals.all("CUDA_DRIVER_INSUFFICIENT"):
+        found = hit.groups.get("driver_api")
+        if found:
+            return int(found) // 1000, int(found) % 1000 // 10
+    return None
+
+
 @rule("DRIVER_LACKS_API_FUNCTION", category="driver_insufficient", signals=("DRIVER_API_SYMBOL_UNDEFINED",))
 def driver_lacks_api_function(facts: Facts) -> Diagnosis | None:
     """A compiled extension needs a CUDA driver API function (cu<Name>, exported by the driver's libcuda.so) that
@@ -137,7 +147,7 @@ def driver_lacks_api_function(facts: Facts) -> Diagnosis | None:
     )
     title += f" (CUDA {cuda}; {state})." if cuda and state else f" (CUDA {cuda})." if cuda else "."
     fixes = [_upgrade_fix(cuda)]
-    older = max_cuda_for_driver(facts.driver_version) if facts.driver_version else None
+    older = max_cuda_for_driver(facts.driver_version) if facts.driver_version else _driver_cuda_torch_found(facts)
     fixes.append(
         f"or install {vllm_or_not(facts, 'torch/vLLM builds', 'builds')} for the CUDA version the driver supports"
         + (f" (CUDA {older[0]}.{older[1]} or older)" if older else " (nvidia-smi shows it as 'CUDA Version')")
