@@ -26,7 +26,8 @@ Three kinds of evidence mark a secret:
 Everything else is kept as it is: a false positive hides what a maintainer needs to see.
 Markers are never matched again, so redacting twice changes nothing and counts nothing twice.
 The user's home directory becomes `~` and other users' /home/NAME becomes /home/<user> (kind
-home_path): not secrets, just privacy.
+home_path), and a GPU or MIG UUID becomes its hash (GPU-<hashed:...>, as the bundle's GPU entries
+record it; see schema.identifiers): not secrets, just privacy.
 
 Cost: every pattern is bounded in what one match may span and nothing scans a region twice more
 than a fixed number of times, so the work is linear in the input; one combined regex runs only
@@ -48,6 +49,7 @@ from typing import Any
 
 from vllm_bug.formats.lazyre import lazy_compile
 from vllm_bug.formats.regex_cache import compile_cached
+from vllm_bug.schema.identifiers import hash_gpu_uuids
 
 # --------------------------------------------------------------------------- shapes
 #
@@ -891,7 +893,7 @@ class Redactor:
             value = self._hide_private_keys(value, starts_inside_private_key)
         if _DISGUISE.search(value) is not None:
             value = self._undisguise(value)
-        return self._redact_lines(value)
+        return self._redact_lines(hash_gpu_uuids(value))
 
     def value(self, name: str, value: str) -> str:
         """One environment variable's value: hidden whole if the name is secret, else scanned."""
