@@ -8,8 +8,12 @@ from __future__ import annotations
 import hashlib
 import re
 
-# A whole GPU or MIG device UUID, as nvidia-smi -L and NVML print it.
-GPU_UUID = re.compile(r"\b(?i:GPU|MIG)-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
+# A whole GPU or MIG device UUID, as nvidia-smi -L and NVML print it (the prefix in any case). The prefix's
+# letters come as character classes first, so the regex engine skips fast to where one can start; a
+# lookbehind after them asks for a word start, and _KINDS rules out mixes such as GIG-.
+_HEX = "[0-9a-fA-F]"
+GPU_UUID = re.compile(rf"[GgMm][PpIi][UuGg](?<!\w...)-{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}\b")
+_KINDS = ("GPU", "MIG")
 
 
 def identifier_hash(value: str) -> str:
@@ -20,6 +24,9 @@ def identifier_hash(value: str) -> str:
 def hash_gpu_uuids(text: str) -> str:
     """`text` with every whole GPU or MIG UUID replaced by its hash, its kind kept in front:
     `GPU-8932f937-...` becomes `GPU-<hashed:...>`, the digest the GPU's own uuid_hash has."""
-    if "-" not in text:
-        return text
-    return GPU_UUID.sub(lambda m: f"{m.group(0)[:4]}<hashed:{identifier_hash(m.group(0))}>", text)
+    return GPU_UUID.sub(_hashed_uuid, text) if "-" in text else text
+
+
+def _hashed_uuid(m: re.Match[str]) -> str:
+    uuid = m.group(0)
+    return f"{uuid[:4]}<hashed:{identifier_hash(uuid)}>" if uuid[:3].upper() in _KINDS else uuid

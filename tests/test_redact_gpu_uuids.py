@@ -75,3 +75,11 @@ def test_hashing_twice_changes_nothing_and_near_uuids_are_kept():
 def test_nvidia_smi_text_hashes_uuids_the_same_way():
     listing = f"GPU 0: NVIDIA H200 (UUID: {UUID})"
     assert scrub_identifiers(listing) == f"GPU 0: NVIDIA H200 (UUID: {HASHED})" == hash_gpu_uuids(listing)
+
+
+def test_the_prefix_may_be_in_any_case_but_must_name_a_gpu_or_a_mig_device():
+    for prefix in ("GPU", "gpu", "Gpu", "MIG", "mig"):
+        assert redact(f"{prefix}{UUID[3:]}") == f"{prefix}-<hashed:{identifier_hash(prefix + UUID[3:])}>"
+    for kept in ("GIG" + UUID[3:], "MPU" + UUID[3:], "aGPU" + UUID[3:], "_MIG" + UUID[3:]):
+        assert redact(kept) == kept
+    assert redact("(" + UUID + ")") == f"({HASHED})"
