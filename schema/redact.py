@@ -587,6 +587,8 @@ _ALWAYS_SECRET = {
     "url_query": "url_token",
     "cookie_header": "auth_header",
 }
+# Those whose value is reported by its token shape when it has one, and nothing before it is scanned again.
+_ALWAYS_SECRET_BY_SHAPE = frozenset({"bearer_token", "url_query", "cookie_header"})
 
 
 def _plain_name(name: str) -> str:
@@ -862,7 +864,9 @@ _DEFAULT = object()
 # Past this depth a declined match's value is only checked for token shapes (no recursion).
 _MAX_DEPTH = 4
 _MAX_PASSES = 4
-_WITHIN_REACH = lazy_compile(r"(?i:wandb|curl)")  # the rules that look a distance back, which redaction shortens
+# The rules that look a distance back, which redaction shortens (a leading character class lets the
+# regex engine skip to where one can start).
+_WITHIN_REACH = lazy_compile(r"[WwCc](?:(?<=[Ww])[Aa][Nn][Dd][Bb]|(?<=[Cc])[Uu][Rr][Ll])")
 _TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.+/=~")
 _SHORTEST_SHAPE = 18  # no token shape is shorter (sk_live_ and ten characters)
 _JOIN_EVERY = 4096  # output pieces are joined in groups, so a region with many matches stays compact
@@ -957,7 +961,7 @@ class Redactor:
         self.counts[kind] = self.counts.get(kind, 0) + 1
 
     def _hide(self, kind: str) -> str:
-        self._count(kind)
+        self.counts[kind] = self.counts.get(kind, 0) + 1
         return marker(kind)
 
     def _random_under_hint(self, name: str, value: str) -> bool:
@@ -1097,6 +1101,11 @@ class Redactor:
                 return self._hide(shape_of(m)), m.end()
             return self._replace_named(m, depth)
         rule = self._rule_of_group[group]
+        if rule in _ALWAYS_SECRET_BY_SHAPE:  # the most common findings (a header, a bearer token) in one step
+            text, (val_start, val_end) = m.string, m.span(group)
+            return text[m.start() : val_start] + self._hide_value(
+                text[val_start:val_end], _ALWAYS_SECRET[rule]
+            ), val_end
         if rule == "home_path":
             self._count("home_path")
             return "~", m.end()
