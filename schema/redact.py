@@ -243,6 +243,7 @@ CONTEXT_KINDS = (
 KINDS = SHAPE_KINDS + CONTEXT_KINDS + ("home_path",)
 
 _MARKER = lazy_compile(r"<redacted:[a-z0-9_]+>")
+_LEADING_MARKER = lazy_compile(r"[\"']?<redacted:[a-z0-9_]{1,64}>")  # a value's start that is hidden already
 _MARKER_KIND = lazy_compile(r"<redacted:([a-z0-9_]{1,64})>")
 
 
@@ -1101,8 +1102,15 @@ class Redactor:
                 return self._hide(shape_of(m)), m.end()
             return self._replace_named(m, depth)
         rule = self._rule_of_group[group]
+        text, (val_start, val_end) = m.string, m.span(group)
+        hidden_already = _LEADING_MARKER.match(text, val_start, val_end)
+        if hidden_already is not None and hidden_already.end() < val_end:
+            # a value that starts with a marker is hidden already up to the marker's end: what follows is
+            # scanned on its own (a token glued to the marker is not part of it)
+            return self._rescan(text[m.start() : val_start], depth + 1) + text[val_start : hidden_already.end()], (
+                hidden_already.end()
+            )
         if rule in _ALWAYS_SECRET_BY_SHAPE:  # the most common findings (a header, a bearer token) in one step
-            text, (val_start, val_end) = m.string, m.span(group)
             return text[m.start() : val_start] + self._hide_value(
                 text[val_start:val_end], _ALWAYS_SECRET[rule]
             ), val_end
@@ -1112,8 +1120,6 @@ class Redactor:
         if rule == "other_home":
             self._count("home_path")
             return m.string[m.start() : m.start(group)] + "<user>", m.end()
-        text = m.string
-        val_start, val_end = m.span(group)
         pre, val = text[m.start() : val_start], text[val_start:val_end]
         secret, kind = self._judge(m, rule, group, val)
         if not secret:
