@@ -1103,7 +1103,9 @@ class Redactor:
             return self._replace_named(m, depth)
         rule = self._rule_of_group[group]
         text, (val_start, val_end) = m.string, m.span(group)
-        hidden_already = _LEADING_MARKER.match(text, val_start, val_end)
+        hidden_already = (
+            _LEADING_MARKER.match(text, val_start, val_end) if text[val_start : val_start + 1] in "<'\"" else None
+        )
         if hidden_already is not None and hidden_already.end() < val_end:
             # a value that starts with a marker is hidden already up to the marker's end: what follows is
             # scanned on its own (a token glued to the marker is not part of it)
