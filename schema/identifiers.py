@@ -8,11 +8,13 @@ from __future__ import annotations
 import hashlib
 import re
 
+from vllm_bug.formats.lazyre import lazy_compile
+
 # A whole GPU or MIG device UUID, as nvidia-smi -L and NVML print it (the prefix in any case). The prefix's
 # letters come as character classes first, so the regex engine skips fast to where one can start; a
 # lookbehind after them asks for a word start, and _KINDS rules out mixes such as GIG-.
 _HEX = "[0-9a-fA-F]"
-GPU_UUID = re.compile(rf"[GgMm][PpIi][UuGg](?<!\w...)-{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}\b")
+GPU_UUID = lazy_compile(rf"[GgMm][PpIi][UuGg](?<!\w...)-{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}\b")
 _KINDS = ("GPU", "MIG")
 
 
