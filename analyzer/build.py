@@ -12,7 +12,7 @@ from vllm_bug.analyzer.bundlefacts import facts_from_bundle
 from vllm_bug.analyzer.complete import complete_facts
 from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.load import LoadedInput
-from vllm_bug.analyzer.textfacts import facts_from_text
+from vllm_bug.analyzer.textfacts import facts_from_text, redacted_part_read
 from vllm_bug.schema.cluster import scrub_every_node
 from vllm_bug.schema.redact import Redactor
 
@@ -24,6 +24,6 @@ def build_facts(loaded: LoadedInput) -> Facts:
     if loaded.kind == "bundle" and loaded.doc is not None:
         facts = facts_from_bundle(scrub_every_node(loaded.doc, redactor))
     else:
-        facts = facts_from_text(redactor.text(loaded.text or ""))
+        facts = facts_from_text(redacted_part_read(loaded.text or "", redactor))
     facts.redacted_here = redactor.summary()
     return complete_facts(facts)

@@ -17,6 +17,7 @@ from vllm_bug.schema.identifiers import identifier_hash
 
 MAX_PROBLEMS = 1000
 _HASHED = lazy_compile(r"<hashed:([0-9a-f]{16})>")
+_HASHED_GPU_UUID = lazy_compile(r"(?i:GPU)-<hashed:([0-9a-f]{16})>")  # see schema.identifiers.hash_gpu_uuids
 _FULL_GPU_UUID = lazy_compile(r"GPU-[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 HIDING_VALUES = ("", "-1", "none", "void", "nodevfiles")
 
@@ -128,8 +129,14 @@ def _derived_entry(entry: str, hashes: list[str | None]) -> dict[str, Any]:
         index = int(entry)
         outcome = "invalid" if index < 0 else "ok" if index < len(hashes) else "beyond_count"
         return {"entry": entry, "kind": "index", "outcome": outcome, "matches": [index] if outcome == "ok" else []}
-    hashed = _HASHED.fullmatch(entry)
-    digest = hashed.group(1) if hashed else identifier_hash(entry) if _FULL_GPU_UUID.fullmatch(entry) else None
+    whole = _HASHED_GPU_UUID.fullmatch(entry)  # a whole UUID that redaction hashed: judged as the UUID itself
+    hashed = _HASHED.fullmatch(entry)  # a bare hash, which may be a prefix's
+    if whole is not None:
+        digest: str | None = whole.group(1)
+    elif hashed is not None:
+        digest = hashed.group(1)
+    else:
+        digest = identifier_hash(entry) if _FULL_GPU_UUID.fullmatch(entry) else None
     if entry.upper().startswith("MIG-"):
         kind = "mig"
     else:

@@ -22,8 +22,10 @@ _VALUE = r"""([^\s\\'"]+|'[^']*'|"[^"]*")"""
 # lookaheads keep the value unconsumed, so "--a --b 1" still yields --b
 _FLAG = lazy_compile(r"(?<![\w-])--([A-Za-z0-9][\w-]{0,80})(?=(?:\s*=\s*|\s+)" + _VALUE + ")")
 _FLAG_NAME = lazy_compile(r"(?<![\w-])--([A-Za-z0-9][\w-]{0,80})(?![\w-])")
-_KEYWORD = lazy_compile(r"\b([A-Za-z_]\w{0,80})(?=\s*=\s*([\w.\-]+))")
+# `name = value` (a name starting a word, whatever the value); its value as an environment variable, and
+# as a keyword argument where it starts with a word character, a dot or a dash (_KEYWORD_VALUE)
 _ASSIGNMENT = lazy_compile(r"""(?<![\w])([A-Za-z_]\w{0,80})(?=\s*=\s*("[^"]*"|'[^']*'|[^\s"']*))""")
+_KEYWORD_VALUE = lazy_compile(r"[\w.\-]+")
 
 
 @dataclass
@@ -43,33 +45,34 @@ def read_mentions(facts: Facts) -> Mentions:
 
     found = Mentions()
     if facts.launch_command:
-        _read_args(found, facts.launch_command)
+        _read_args(found, facts.launch_command, with_env=False)
     for line in facts.lines:
         if "=" in line or "--" in line:
-            _read_args(found, line)
-            _read_env(found, line)
+            _read_args(found, line, with_env=True)
     for line in searchable(facts).text.split("\n"):
         if "--" in line:
             _read_flag_lines(found, line)
     return found
 
 
-def _read_args(found: Mentions, text: str) -> None:
+def _read_args(found: Mentions, text: str, with_env: bool) -> None:
+    """The text's `--flag value`s, then its `name=value`s, as arguments; `with_env`: its `NAME=value`s
+    as variables too."""
     given: dict[str, str] = {}
-    for match in _FLAG.finditer(text):
-        given.setdefault(snake(match.group(1)), match.group(2).strip("'\""))
-    for match in _KEYWORD.finditer(text):
-        given.setdefault(match.group(1), match.group(2).strip("'\""))
+    if "--" in text:
+        for match in _FLAG.finditer(text):
+            given.setdefault(snake(match.group(1)), match.group(2).strip("'\""))
+    if "=" in text:
+        for match in _ASSIGNMENT.finditer(text):  # one pass for both readings of `name=value`
+            name = match.group(1)
+            if with_env and name not in found.env and len(found.env) < MAX_NAMES:
+                found.env[name] = match.group(2).strip("'\"")
+            keyword = _KEYWORD_VALUE.match(text, match.start(2))
+            if keyword is not None:
+                given.setdefault(name, keyword.group(0))
     for name, value in given.items():
         if name not in found.args and len(found.args) < MAX_NAMES:
             found.args[name] = value
-
-
-def _read_env(found: Mentions, line: str) -> None:
-    for match in _ASSIGNMENT.finditer(line):
-        name = match.group(1)
-        if name not in found.env and len(found.env) < MAX_NAMES:
-            found.env[name] = match.group(2).strip("'\"")
 
 
 def _read_flag_lines(found: Mentions, line: str) -> None:

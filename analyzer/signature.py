@@ -24,6 +24,7 @@ import hashlib
 import re
 
 from vllm_bug.analyzer.facts import Facts, Frame, Traceback
+from vllm_bug.analyzer.prefilter import fold, may_match
 from vllm_bug.analyzer.tracebacks import is_ray_host_oom, is_wrapper
 from vllm_bug.formats.ansi import SIGNATURE, strip_ansi
 from vllm_bug.formats.issue_text import strip_template_tag
@@ -213,27 +214,30 @@ def _type_from_line(line: str) -> str | None:
     return m.group(1).rsplit(".", 1)[-1] if m else None
 
 
-_STRONG_ERROR = lazy_compile(
+_STRONG_ERROR_PATTERN = (
     r"CUDA error|Cuda error|NCCL error|nccl\w*Error|out of memory|OutOfMemoryError|No available memory for the cache|"
     r"KV cache|no kernel image|device-side assert|illegal memory access|Error \d{3}:|custom_all_reduce|"
     r"undefined symbol|"
-    r"cannot open shared object|GLIBC|\bcudaError[A-Z]\w+|\bCUDA_ERROR_[A-Z_]+|Triton Error",
-    re.IGNORECASE,
+    r"cannot open shared object|GLIBC|\bcudaError[A-Z]\w+|\bCUDA_ERROR_[A-Z_]+|Triton Error"
 )
+_STRONG_ERROR = lazy_compile(_STRONG_ERROR_PATTERN, re.IGNORECASE)
 _NAMED_ERROR = lazy_compile(r"\b[A-Za-z_][\w.]*(?:Error|Exception)\s*:")
 _LOG_ERROR = lazy_compile(r"(?-i:\bERROR\b|\bFailed:)")
+_ERROR_LINE_LINES = 20000  # the lines an error line is looked for in
 
 
 def _error_line(facts: Facts) -> str | None:
     """The most telling error line: a known error text beats a named exception beats an ERROR log line."""
     best: tuple[int, str] | None = None
-    for line in facts.lines[:20000]:
+    lines = facts.lines[:_ERROR_LINE_LINES]
+    may_be_strong, may_be_named, may_be_logged = _error_kinds_present(lines)
+    for line in lines if may_be_strong or may_be_named or may_be_logged else ():
         if line.lstrip().startswith(('File "', "Traceback")):
             continue
         score = (
-            (4 if _STRONG_ERROR.search(line) else 0)
-            + (2 if _NAMED_ERROR.search(line) else 0)
-            + (1 if _LOG_ERROR.search(line) else 0)
+            (4 if may_be_strong and _STRONG_ERROR.search(line) else 0)
+            + (2 if may_be_named and _NAMED_ERROR.search(line) else 0)
+            + (1 if may_be_logged and _LOG_ERROR.search(line) else 0)
         )
         if score and (best is None or score > best[0]):
             best = (score, strip_error_line_prefix(line).strip())
@@ -250,6 +254,15 @@ def _error_line(facts: Facts) -> str | None:
         if named and named.start() > 0 and not _STRONG_ERROR.search(line[: named.start()])
         else line
     )
+
+
+def _error_kinds_present(lines: list[str]) -> tuple[bool, bool, bool]:
+    """Whether _STRONG_ERROR, _NAMED_ERROR and _LOG_ERROR may match any of `lines`: a word each match
+    holds is looked for in them all at once, so a long input without errors costs no search per line."""
+    block = "\n".join(lines)
+    named = "Error" in block or "Exception" in block
+    logged = "ERROR" in block or "Failed:" in block
+    return may_match(_STRONG_ERROR_PATTERN, fold(block)), named, logged
 
 
 # -- the qualifier -------------------------------------------------------------------------

@@ -16,9 +16,11 @@ from vllm_bug.analyzer.tracebacks import pick_root_cause
 from vllm_bug.formats.collect_env import parse_collect_env
 from vllm_bug.formats.issue_text import parse_title
 from vllm_bug.formats.traceback import parse_tracebacks
+from vllm_bug.schema.redact import Redactor, redacted_ends
 
 MAX_TEXT_CHARS = 8 << 20  # beyond this, only the head and the tail are read
 _HEAD_CHARS = 1 << 20
+_CUT_NOTE = "[... cut by vllm-bug ...]"
 _LONG_REPORT_LINES = 600  # beyond this, GPU names are looked for near the head, the tail and GPU talk only
 _TITLE_SEARCH_LINES = 5
 
@@ -26,7 +28,7 @@ _TITLE_SEARCH_LINES = 5
 def facts_from_text(text: str) -> Facts:
     facts = Facts(input_kind="text")
     if len(text) > MAX_TEXT_CHARS:
-        text = text[:_HEAD_CHARS] + "\n[... cut by vllm-bug ...]\n" + text[-(MAX_TEXT_CHARS - _HEAD_CHARS) :]
+        text = f"{text[:_HEAD_CHARS]}\n{_CUT_NOTE}\n{text[-(MAX_TEXT_CHARS - _HEAD_CHARS) :]}"
     lines = clean_lines(text)
     facts.lines = lines
     facts.vllm_process_tags = has_vllm_process_tags(text)
@@ -36,6 +38,14 @@ def facts_from_text(text: str) -> Facts:
         facts.title = lines[title_index].strip()
     fill_from_lines(facts, lines, title_index)
     return facts
+
+
+def redacted_part_read(text: str, redactor: Redactor) -> str:
+    """The part of `text` that facts_from_text reads (past MAX_TEXT_CHARS, its head and tail), redacted:
+    only that part is redacted, so a huge input costs what the part read costs. The parts and the note
+    between them fit in MAX_TEXT_CHARS, so facts_from_text cuts nothing more (unless markers made them longer)."""
+    tail = MAX_TEXT_CHARS - _HEAD_CHARS - len(_CUT_NOTE) - 2
+    return redacted_ends(text, _HEAD_CHARS, tail, redactor, _CUT_NOTE)
 
 
 def fill_from_lines(facts: Facts, lines: list[str], title_index: int | None = None) -> Facts:

@@ -11,11 +11,10 @@ from typing import Any
 
 from vllm_bug.formats.ansi import strip_control
 from vllm_bug.formats.nvidia_smi import is_unavailable, parse_enabled, parse_header, parse_number
-from vllm_bug.schema.identifiers import identifier_hash
+from vllm_bug.schema.identifiers import hash_gpu_uuids, identifier_hash
 
 MIB = 1 << 20
 
-_GPU_UUID = re.compile(r"\b(?:GPU|MIG)-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
 _IDENTIFYING_KEY = re.compile(
     r"^([ \t]*)([\w .]*?(?:serial|uuid|guid|\bpdi\b|host id)[\w .]*?)([ \t]*:[ \t]*)(\S[^\n]*?)[ \t]*$", re.I | re.M
 )
@@ -23,7 +22,7 @@ _COMPUTE_CAPABILITY = re.compile(r"\d{1,3}\.\d{1,3}")
 
 
 def scrub_identifiers(text: str) -> str:
-    """Replace GPU/MIG UUIDs, serial numbers and similar unique ids by their hashes."""
+    """Replace GPU/MIG UUIDs (GPU-<hashed:...>), serial numbers and similar unique ids by their hashes."""
 
     def keyed(match: re.Match[str]) -> str:
         value = match.group(4)
@@ -32,7 +31,7 @@ def scrub_identifiers(text: str) -> str:
         return f"{match.group(1)}{match.group(2)}{match.group(3)}<hashed:{identifier_hash(value)}>"
 
     text = _IDENTIFYING_KEY.sub(keyed, text)
-    return _GPU_UUID.sub(lambda m: f"<hashed:{identifier_hash(m.group(0))}>", text)
+    return hash_gpu_uuids(text)
 
 
 def clean_text(text: str | None, limit: int) -> str | None:

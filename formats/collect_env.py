@@ -141,14 +141,16 @@ def parse_collect_env(lines: Sequence[str]) -> CollectEnv | None:
         colon = line.find(":", 0, 80)
         if colon < 2 or len(line) > MAX_LINE_CHARS:
             continue
+        # a label line's label is all that stands before its first colon, so an unknown one is known here
+        label = " ".join(line[:colon].lower().split())
+        if label not in _LABELS and label != "gpu topology":
+            continue
         m = _LABEL_LINE.match(line)
         if not m:
             continue
-        label = " ".join(m.group("label").lower().split())
         key = _LABELS.get(label)
         if key is None:
-            if label == "gpu topology":
-                out.topology = m.group("value")
+            out.topology = m.group("value")
             continue
         if key in out.values and out.values[key].strip().lower() not in _UNKNOWN:
             continue  # the first report of a field wins (pasted outputs sometimes repeat)

@@ -18,7 +18,9 @@ Exceptions that printed no Python type get a descriptive exc_type: "Triton Error
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 from vllm_bug.formats.lazyre import lazy_compile
 from vllm_bug.formats.logline import starts_record, starts_record_raw
@@ -117,11 +119,18 @@ _PSEUDO = (
     ),
     (lazy_compile(r"(?<![\w-])(?P<msg>unrecognized arguments: \S.*)"), "argparse error"),
 )
-_PSEUDO_HINT = lazy_compile(
+_PSEUDO_HINT_WORDS = (
     r"terminate called|Triton Error|Error\(|CUDA_ERROR_|NCCL error|Failed:|CUDA error:|unrecognized arguments: "
     r"|error: (?:the following|one of the|argument |ambiguous option)"
 )
+_PSEUDO_HINT = lazy_compile(_PSEUDO_HINT_WORDS)
 _WHAT = lazy_compile(r"^\s*what\(\):\s*(?P<msg>.+)")
+# What a line must contain for parse_tracebacks to read it as anything: a header, a frame, a chain
+# sentence, a word that ends an exception's type (see _EXC_NAME, _BARE_EXC_NAMES) or a _PSEUDO_HINT.
+_WORTH_READING = lazy_compile(
+    r"Traceback|File \"|above exception|Error|Exception|Exit|Interrupt|Warning|Failure|Fault|Timeout|Abort"
+    r"|Cancelled|Exhausted|Died|StopIteration|" + _PSEUDO_HINT_WORDS
+)
 
 
 # -- single lines ------------------------------------------------------------------------------
@@ -204,9 +213,14 @@ def parse_tracebacks(lines: list[str], skip_lines: frozenset[int] = frozenset())
     """
     found: list[Traceback] = []
     n = len(lines)
+    worth_reading = _lines_worth_reading(lines)
     i = 0
     pending_chain: Traceback | None = None
     while i < n and len(found) < MAX_TRACEBACKS:
+        k = bisect_left(worth_reading, i)
+        if k == len(worth_reading):
+            break
+        i = worth_reading[k]  # the lines skipped would each have been passed over
         line = lines[i]
         if i in skip_lines or not line:
             i += 1
@@ -238,6 +252,19 @@ def parse_tracebacks(lines: list[str], skip_lines: frozenset[int] = frozenset())
         if _PSEUDO_HINT.search(line):
             _pseudo_from_line(line, i, found, lines)
         i += 1
+    return found
+
+
+def _lines_worth_reading(lines: list[str]) -> list[int]:
+    """The indexes of the lines that hold a _WORTH_READING word, found in one search over the joined lines."""
+    text = "\n".join(lines)
+    ends = [total + k for k, total in enumerate(accumulate(map(len, lines)))]  # where each line's text ends
+    found: list[int] = []
+    pos = 0
+    while (m := _WORTH_READING.search(text, pos)) is not None:
+        k = bisect_left(ends, m.start())
+        found.append(k)
+        pos = ends[k] + 1
     return found
 
 

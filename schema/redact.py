@@ -12,6 +12,7 @@ collectors) before it renders anything.
     r.scrub(payload)                -> copy of any JSON-like structure with every string redacted
     r.summary()                     -> [{"kind": "hf_token", "count": 2}, ...] (never values)
     cut_text(text, limit, keep)     -> text cut to a size at line ends, a long line redacted first
+    redacted_ends(text, h, t, r, note) -> its head and tail only, redacted (cost follows what is kept)
 
 Three kinds of evidence mark a secret:
   * its shape (a Hugging Face, OpenAI, GitHub, GitLab, Stripe ... token, an AWS key id, a JWT, a
@@ -25,7 +26,8 @@ Three kinds of evidence mark a secret:
 Everything else is kept as it is: a false positive hides what a maintainer needs to see.
 Markers are never matched again, so redacting twice changes nothing and counts nothing twice.
 The user's home directory becomes `~` and other users' /home/NAME becomes /home/<user> (kind
-home_path): not secrets, just privacy.
+home_path), and a GPU or MIG UUID becomes its hash (GPU-<hashed:...>, as the bundle's GPU entries
+record it; see schema.identifiers): not secrets, just privacy.
 
 Cost: every pattern is bounded in what one match may span and nothing scans a region twice more
 than a fixed number of times, so the work is linear in the input; one combined regex runs only
@@ -47,6 +49,7 @@ from typing import Any
 
 from vllm_bug.formats.lazyre import lazy_compile
 from vllm_bug.formats.regex_cache import compile_cached
+from vllm_bug.schema.identifiers import hash_gpu_uuids
 
 # --------------------------------------------------------------------------- shapes
 #
@@ -240,6 +243,7 @@ CONTEXT_KINDS = (
 KINDS = SHAPE_KINDS + CONTEXT_KINDS + ("home_path",)
 
 _MARKER = lazy_compile(r"<redacted:[a-z0-9_]+>")
+_LEADING_MARKER = lazy_compile(r"[\"']?<redacted:[a-z0-9_]{1,64}>")  # a value's start that is hidden already
 _MARKER_KIND = lazy_compile(r"<redacted:([a-z0-9_]{1,64})>")
 
 
@@ -584,6 +588,8 @@ _ALWAYS_SECRET = {
     "url_query": "url_token",
     "cookie_header": "auth_header",
 }
+# Those whose value is reported by its token shape when it has one, and nothing before it is scanned again.
+_ALWAYS_SECRET_BY_SHAPE = frozenset({"bearer_token", "url_query", "cookie_header"})
 
 
 def _plain_name(name: str) -> str:
@@ -859,7 +865,9 @@ _DEFAULT = object()
 # Past this depth a declined match's value is only checked for token shapes (no recursion).
 _MAX_DEPTH = 4
 _MAX_PASSES = 4
-_WITHIN_REACH = lazy_compile(r"(?i:wandb|curl)")  # the rules that look a distance back, which redaction shortens
+# The rules that look a distance back, which redaction shortens (a leading character class lets the
+# regex engine skip to where one can start).
+_WITHIN_REACH = lazy_compile(r"[WwCc](?:(?<=[Ww])[Aa][Nn][Dd][Bb]|(?<=[Cc])[Uu][Rr][Ll])")
 _TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.+/=~")
 _SHORTEST_SHAPE = 18  # no token shape is shorter (sk_live_ and ten characters)
 _JOIN_EVERY = 4096  # output pieces are joined in groups, so a region with many matches stays compact
@@ -890,7 +898,7 @@ class Redactor:
             value = self._hide_private_keys(value, starts_inside_private_key)
         if _DISGUISE.search(value) is not None:
             value = self._undisguise(value)
-        return self._redact_lines(value)
+        return self._redact_lines(hash_gpu_uuids(value))
 
     def value(self, name: str, value: str) -> str:
         """One environment variable's value: hidden whole if the name is secret, else scanned."""
@@ -954,7 +962,7 @@ class Redactor:
         self.counts[kind] = self.counts.get(kind, 0) + 1
 
     def _hide(self, kind: str) -> str:
-        self._count(kind)
+        self.counts[kind] = self.counts.get(kind, 0) + 1  # _count, inlined: this runs once per finding
         return marker(kind)
 
     def _random_under_hint(self, name: str, value: str) -> bool:
@@ -1094,14 +1102,26 @@ class Redactor:
                 return self._hide(shape_of(m)), m.end()
             return self._replace_named(m, depth)
         rule = self._rule_of_group[group]
+        text, (val_start, val_end) = m.string, m.span(group)
+        hidden_already = (
+            _LEADING_MARKER.match(text, val_start, val_end) if text[val_start : val_start + 1] in "<'\"" else None
+        )
+        if hidden_already is not None and hidden_already.end() < val_end:
+            # a value that starts with a marker is hidden already up to the marker's end: what follows is
+            # scanned on its own (a token glued to the marker is not part of it)
+            return self._rescan(text[m.start() : val_start], depth + 1) + text[val_start : hidden_already.end()], (
+                hidden_already.end()
+            )
+        if rule in _ALWAYS_SECRET_BY_SHAPE:  # the most common findings (a header, a bearer token) in one step
+            return text[m.start() : val_start] + self._hide_value(
+                text[val_start:val_end], _ALWAYS_SECRET[rule]
+            ), val_end
         if rule == "home_path":
             self._count("home_path")
             return "~", m.end()
         if rule == "other_home":
             self._count("home_path")
             return m.string[m.start() : m.start(group)] + "<user>", m.end()
-        text = m.string
-        val_start, val_end = m.span(group)
         pre, val = text[m.start() : val_start], text[val_start:val_end]
         secret, kind = self._judge(m, rule, group, val)
         if not secret:
@@ -1353,43 +1373,88 @@ def cut_text(
     return f"{head}\n{note.format(n=omitted)}\n{tail}"
 
 
+def redacted_ends(text: str, head: int, tail: int, redactor: Redactor, note: str) -> str:
+    """`text` redacted; past `head` + `tail` characters, only its first `head` and last `tail` (about:
+    cuts fall at line ends) are kept, each redacted, joined by `note` on a line of its own.
+
+    Only what is kept is redacted, so the cost follows what is kept, not the input's size. A cut
+    inside a line is made after the text around it is redacted (see cut_text), and a private key
+    block left open in the part cut out stays hidden where the tail starts inside it.
+    """
+    if len(text) <= head + tail:
+        return redactor.text(text)
+    first, first_redacted = _head_part(text, head, redactor, False)
+    last, last_redacted = _tail_part(text, tail, redactor, False)
+    if not first_redacted:
+        first = redactor.text(first)
+    if not last_redacted:
+        last = redactor.text(last, starts_inside_private_key=_key_block_open(text, len(text) - len(last)))
+    return f"{first}\n{note}\n{last}"
+
+
+def _key_block_open(text: str, pos: int) -> bool:
+    """Whether the last private key marker before `pos` is a BEGIN (its block may run on past `pos`)."""
+    found = text.rfind("PRIVATE KEY", 0, pos)
+    if found < 0:
+        return False
+    markers = list(_KEY_MARKER.finditer(text, max(0, found - 80), min(pos, found + 24)))
+    return bool(markers) and markers[-1].group(1) == "BEGIN"
+
+
 def _cut_head(text: str, limit: int, redactor: Redactor | None, ends_cut: bool) -> str:
+    return _head_part(text, limit, redactor, ends_cut)[0]
+
+
+def _head_part(text: str, limit: int, redactor: Redactor | None, ends_cut: bool) -> tuple[str, bool]:
+    """The head of `text` in about `limit` characters, and whether it was redacted (a cut inside a line)."""
     cut = text.rfind("\n", 0, limit + 1)
     if cut >= limit // 2:
-        return text[:cut]
+        return text[:cut], False
     end = limit + _CONTEXT_MARGIN
     window = (redactor or Redactor()).text(text[:end])
     if end < len(text) or ends_cut:  # the window ends inside a longer text: its last word may be part of a secret
-        window = window[: len(window) - _edge_word_length(_LAST_WORD, window)]
+        window = window[: len(window) - _last_word_length(window)]
     if len(window) <= limit:
-        return window
+        return window, True
     space = window.rfind(" ", 0, limit + 1)
-    return window[: space if space >= limit // 2 else _outside_marker(window, limit)]
+    return window[: space if space >= limit // 2 else _outside_marker(window, limit)], True
 
 
 def _cut_tail(text: str, limit: int, redactor: Redactor | None, starts_cut: bool) -> str:
+    return _tail_part(text, limit, redactor, starts_cut)[0]
+
+
+def _tail_part(text: str, limit: int, redactor: Redactor | None, starts_cut: bool) -> tuple[str, bool]:
+    """The tail of `text` in about `limit` characters, and whether it was redacted (a cut inside a line)."""
     start = max(0, len(text) - limit)
     line_start = text.find("\n", max(0, start - 1), start + limit // 2)
     if line_start >= 0:
-        return text[line_start + 1 :]
+        return text[line_start + 1 :], False
     begin = max(0, start - _CONTEXT_MARGIN)
     window = (redactor or Redactor()).text(text[begin:])
     if begin > 0 or starts_cut:  # the window starts inside a longer text: its first word may be part of a secret
-        window = window[_edge_word_length(_FIRST_WORD, window) :]
+        window = window[_first_word_length(window) :]
     if len(window) <= limit:
-        return window
+        return window, True
     from_ = len(window) - limit
     space = window.find(" ", from_, from_ + limit // 2)
-    return window[space + 1 :] if space >= 0 else window[_outside_marker(window, from_, forward=True) :]
+    return (window[space + 1 :] if space >= 0 else window[_outside_marker(window, from_, forward=True) :]), True
 
 
-_LAST_WORD = lazy_compile(r"\S{0,4096}\Z")
-_FIRST_WORD = lazy_compile(r"\S{0,4096}")
+_MAX_EDGE_WORD = 4096  # a run of non-blanks longer than this at a cut loses only this much
 
 
-def _edge_word_length(edge: re.Pattern[str], text: str) -> int:
-    found = edge.search(text)
-    return len(found.group(0)) if found else 0
+def _last_word_length(text: str) -> int:
+    """The length of the word that ends `text` (0 after a blank), at most _MAX_EDGE_WORD. Read from
+    the end: a search for it from the start would try every position of a text without blanks."""
+    edge = text[-_MAX_EDGE_WORD:]
+    return 0 if not edge or edge[-1].isspace() else len(edge.rsplit(None, 1)[-1])
+
+
+def _first_word_length(text: str) -> int:
+    """The length of the word that starts `text` (0 before a blank), at most _MAX_EDGE_WORD."""
+    edge = text[:_MAX_EDGE_WORD]
+    return 0 if not edge or edge[0].isspace() else len(edge.split(None, 1)[0])
 
 
 def _outside_marker(text: str, pos: int, forward: bool = False) -> int:

@@ -71,7 +71,20 @@ def test_an_older_bundle_with_the_uuid_in_the_clear_is_judged_from_the_gpus_uuid
 
     analysis = analyze_changed(tmp_path, UUID_NO_GPU, as_older_collector)
     assert analysis.diagnoses[0].rule == "CUDA_VISIBLE_DEVICES_NAMES_NO_GPU"
-    assert f"CUDA_VISIBLE_DEVICES={BOGUS_UUID}" in analysis.diagnoses[0].evidence
+    # the analyzer's redaction hashed the UUID (its kind kept), and the hash is still judged as a whole UUID's
+    assert f"CUDA_VISIBLE_DEVICES=GPU-<hashed:{identifier_hash(BOGUS_UUID)}>" in analysis.diagnoses[0].evidence
+    assert BOGUS_UUID[4:] not in repr(analysis.diagnoses)
+
+
+def test_an_older_bundle_with_a_mig_uuid_in_the_clear_stays_unchecked(tmp_path):
+    def as_older_collector(payload):  # a MIG device's UUID is no GPU's: its hash cannot be compared with theirs
+        del payload["cuda_visible_devices"]
+        payload["env"]["CUDA_VISIBLE_DEVICES"] = "MIG" + BOGUS_UUID[3:]
+
+    analysis = analyze_changed(tmp_path, UUID_NO_GPU, as_older_collector)
+    assert "CUDA_VISIBLE_DEVICES_NAMES_NO_GPU" not in [d.rule for d in analysis.diagnoses]
+    assert analysis.facts.visible_devices["entries"][0]["kind"] == "mig"
+    assert analysis.facts.visible_devices["entries"][0]["outcome"] == "unchecked"
 
 
 def test_the_gpus_own_uuid_is_no_finding(tmp_path):

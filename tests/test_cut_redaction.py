@@ -168,3 +168,65 @@ def test_a_ray_error_is_redacted_before_it_is_cut():
         error = _one_line(RuntimeError("x" * (470 + shift) + " token " + secret + " tail"))
         assert len(error) <= 500
         assert_no_piece(final(error), secret)
+
+
+def test_the_word_at_a_cut_is_measured_from_its_own_end():
+    # the last word of a long text without blanks was found by a search that tried every position
+    # with 4096 characters each (a one-line log of 1 MB took minutes); the new reading gives the same lengths
+    from vllm_bug.schema.redact import _first_word_length, _last_word_length
+
+    assert _last_word_length("a b\tcd") == 2
+    assert _last_word_length("ab ") == 0
+    assert _last_word_length("") == 0
+    assert _last_word_length("x" * 10_000) == 4096
+    assert _last_word_length("a\u00a0bcd") == 3  # a no-break space is a blank, as for re's \S
+    assert _first_word_length("abc d") == 3
+    assert _first_word_length(" abc") == 0
+    assert _first_word_length("y" * 5000) == 4096
+
+
+def test_a_giant_line_cut_inside_keeps_no_piece_of_a_secret_at_its_edge():
+    secret = token()
+    text = "word " * 5000 + "k" * 3000 + secret + "z" * 200_000
+    head = cut_text(text, 25_000 + 3000 + 20, keep="head")
+    assert_no_piece(head, secret)
+    assert head.startswith("word word")
+
+
+def analyze_text_read(text: str) -> str:
+    from vllm_bug.analyzer.textfacts import redacted_part_read
+
+    return redacted_part_read(text, Redactor(home=None))
+
+
+def test_only_the_part_of_a_huge_text_that_is_read_is_redacted_and_kept():
+    from vllm_bug.analyzer.textfacts import MAX_TEXT_CHARS, redacted_part_read
+
+    text = "\n".join(f"line {i} HF_TOKEN=Sec{i}ret" for i in range(400_000))
+    assert len(text) > MAX_TEXT_CHARS
+    redactor = Redactor(home=None)
+    read = redacted_part_read(text, redactor)
+    assert read.startswith("line 0 HF_TOKEN=<redacted:secret_env>\n")
+    assert read.endswith("line 399999 HF_TOKEN=<redacted:secret_env>")
+    assert "\n[... cut by vllm-bug ...]\n" in read
+    assert "Sec" not in read
+    kept_lines = read.count("\n")  # every line but the note
+    assert kept_lines < 400_000 * MAX_TEXT_CHARS / len(text)
+    assert redactor.counts == {"secret_env": kept_lines}  # what is cut out is neither read nor counted
+
+
+def test_a_huge_text_of_one_line_is_redacted_before_it_is_cut():
+    secret = token()
+    one_line = ("x=1 " * 300_000) + "HF_TOKEN=" + secret + " " + ("y=2 " * 2_000_000)
+    read = analyze_text_read(one_line)
+    assert_no_piece(read, secret)
+    assert "[... cut by vllm-bug ...]" in read
+
+
+def test_a_key_block_open_across_the_cut_stays_hidden_in_the_tail():
+    # the BEGIN falls in the part cut out, and the log stops inside the block (no END)
+    body = pem_lines(50)
+    text = "INFO step\n" * 200_000 + "-----BEGIN PRIVATE KEY-----\n" + "\n".join(body * 2400) + "\n"
+    read = analyze_text_read(text)
+    assert read.startswith("INFO step\n")
+    assert_no_piece(read, *body)

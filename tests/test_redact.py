@@ -262,7 +262,7 @@ NORMAL_LINES = [
     "torch 2.9.0+cu128, vllm 0.11.0, triton 3.5.0, flashinfer-python 0.4.1",
     "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
     "commit 3c8e5f2a9b1d4e6f7a8b9c0d1e2f3a4b5c6d7e8f",
-    "GPU-4e2f9a3c-1b2d-4c5e-8f9a-0b1c2d3e4f5a",
+    "request id req-4e2f9a3c-1b2d-4c5e-8f9a-0b1c2d3e4f5a (a GPU UUID is hashed: test_redact_gpu_uuids)",
     "INFO [config.py:1500] max_num_batched_tokens=8192 max_num_seqs=256 VLLM_USE_V1=1",
     "Avg prompt throughput: 1234.5 tokens/s, Avg generation throughput: 56.7 tokens/s",
     "vllm serve m --max-num-batched-tokens 8192 --tokenizer mistralai/Mistral-7B --tokenizer-mode auto",
@@ -313,6 +313,9 @@ def test_real_reports_and_machine_outputs_survive_redaction():
         # other users' home directories are shortened (privacy, not secrets): /home/ubuntu -> /home/<user>
         out = re.sub(r"/home/<user>", lambda m: "/home/", out)
         text = re.sub(r"/home/(?![<.])[A-Za-z0-9._-]+", "/home/", text)
+        # GPU UUIDs are hashed (identifiers, not secrets; see test_redact_gpu_uuids)
+        out = re.sub(r"\b(GPU|MIG)-<hashed:[0-9a-f]{16}>", r"\1-<uuid>", out)
+        text = re.sub(r"\b(GPU|MIG)-[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\b", r"\1-<uuid>", text)
         if out != text:
             changed[name] = [(a, b) for a, b in zip(text.splitlines(), out.splitlines(), strict=False) if a != b]
     assert changed == {
@@ -724,6 +727,20 @@ def test_planted_tokens_never_survive(planted, noise):
         secret_part = token[-20:]  # random characters (a JWT's header is not secret)
         assume(secret_part not in noise)
         assert secret_part not in out
+
+
+@pytest.mark.parametrize(
+    "before",
+    ["Authorization=<redacted:h>=", "Cookie: <redacted:h>=", "https://user:<redacted:h>"],
+)
+def test_a_token_right_after_a_marker_in_a_header_or_url_value_is_hidden(before):
+    # found by hypothesis: a value that started with a marker counted as hidden already, whole, so a
+    # token glued after the marker was kept (Authorization=<redacted:h>=hf_...)
+    token = "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"
+    r = Redactor(home=HOME)
+    once = r.text(before + token + ("@host/x" if before.startswith("https") else "") + " rest")
+    assert token[3:] not in once
+    assert r.text(once) == once
 
 
 def test_header_word_right_after_a_marker_is_not_redacted_twice():

@@ -7,6 +7,7 @@ import re
 from vllm_bug.analyzer.facts import Facts, Gpu, normalise_package_name
 from vllm_bug.analyzer.facts_text.common import fill_from_match, set_unknown
 from vllm_bug.analyzer.facts_text.environment import mask_secret
+from vllm_bug.analyzer.prefilter import fold
 from vllm_bug.formats.collect_env import CollectEnv
 from vllm_bug.formats.lazyre import lazy_compile
 from vllm_bug.formats.pip_list import parse_packages
@@ -55,19 +56,40 @@ _NVCC = lazy_compile(r"Cuda compilation tools, release (\d+\.\d+), V(\d+\.\d+\.\
 _PY_PATH = lazy_compile(r"/python(3\.\d{1,2})/(?:site|dist)-packages/")
 
 
+# A phrase each line that formats.vllm_log.parse_version_line reads holds, folded.
+_VERSION_LINE_WORDS = ("vllm api server", "llm engine (v", "vllm version")
+
+
+def _group_where_word_starts(rx: re.Pattern[str], text: str, folded: str, word: str) -> str | None:
+    """Group 1 of rx.search(text), for a pattern whose every match starts with `word` (folded): the
+    pattern is tried only where the word stands, not at every position of the text."""
+    at = folded.find(word)
+    while at >= 0:
+        m = rx.match(text, at)
+        if m is not None:
+            return m.group(1)
+        at = folded.find(word, at + 1)
+    return None
+
+
 def versions_from_text(facts: Facts, text: str) -> None:
+    # Each search below is case-insensitive and starts with a lookbehind or a group, so the regex engine
+    # tries it at every position: a word that any match holds is looked for first.
+    folded = fold(text)
     set_unknown(facts, "torch_version", facts.package("torch"))
-    fill_from_match(facts, "torch_version", _TORCH_PROSE, text)
+    if "torch" in folded:
+        fill_from_match(facts, "torch_version", _TORCH_PROSE, text)
     if facts.torch_cuda is None and facts.torch_version:
         m = _TORCH_CU_SUFFIX.search(facts.torch_version)
         if m:
             digits = m.group(1)
             facts.torch_cuda = f"{digits[:-1]}.{digits[-1]}"
     set_unknown(facts, "vllm_version", facts.package("vllm"))
-    if facts.vllm_version is None:
+    if facts.vllm_version is None and any(word in folded for word in _VERSION_LINE_WORDS):
         facts.vllm_version = parse_version_line(text)
-    for rx in (_VLLM_IMAGE, _VLLM_PROSE):
-        fill_from_match(facts, "vllm_version", rx, text)
+    fill_from_match(facts, "vllm_version", _VLLM_IMAGE, text)
+    if facts.vllm_version is None:  # "vllm" starts every match: tried only where it stands (vllm-bug's notes hold it)
+        facts.vllm_version = _group_where_word_starts(_VLLM_PROSE, text, folded, "vllm")
     if "compilation tools" in text:
         fill_from_match(facts, "nvcc_version", _NVCC, text, group=2)
     fill_from_match(facts, "python_version", _PY_PATH, text)
@@ -81,6 +103,7 @@ _DEVICE_QUERY = lazy_compile(r"CUDA Driver Version / Runtime Version\s+(\d+\.\d+
 
 
 def driver_from_text(facts: Facts, text: str) -> None:
-    fill_from_match(facts, "driver_version", _DRIVER_PROSE, text)
+    if "driver" in fold(text) or "驱动" in text:  # a word every match holds (see versions_from_text)
+        fill_from_match(facts, "driver_version", _DRIVER_PROSE, text)
     if "Runtime Version" in text:
         fill_from_match(facts, "driver_cuda", _DEVICE_QUERY, text)
