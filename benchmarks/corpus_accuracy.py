@@ -1,6 +1,7 @@
 """Top-1 accuracy of `vllm-bug analyze` on a corpus of real issue reports, and a contradiction check.
 
     python benchmarks/corpus_accuracy.py [--corpus CORPUS.jsonl] [--heldout] [--split-by-date [YYYY-MM-DD]] [--unseen]
+        [--unseen-file FILE.jsonl ...]
 
 --corpus defaults to the shared dev corpus (../shared/corpus/real-issues-dev.jsonl); --heldout
 measures tests/fixtures/heldout/cases.jsonl, real reports collected separately from that file.
@@ -10,6 +11,8 @@ to develop on) and those filed on or after it (the ones to judge by). Dates come
 benchmarks/report_dates.json.
 --unseen scores benchmarks/unseen/cases.jsonl, real reports gathered apart from everything the rule authors read
 (see benchmarks/unseen/README.md), with top-1, top-3, a confusion table and every miss with what the analyzer said.
+--unseen-file scores another set in that format the same way (benchmarks/unseen/round2.jsonl is the second round);
+given more than once, or with --unseen, each set is scored on its own, never pooled.
 
 Each case's text is title + error_text + env_text, analysed as a pasted issue. A case counts as a hit
 when the top diagnosis' category equals the labelled one (no diagnosis counts as `other`). The
@@ -34,6 +37,7 @@ DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "re
 HELDOUT_CORPUS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "heldout" / "cases.jsonl"
 DEV_COPY = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "reports" / "real-issues-dev.jsonl"
 UNSEEN_CORPUS = Path(__file__).resolve().parent / "unseen" / "cases.jsonl"
+UNSEEN_ROUND2 = Path(__file__).resolve().parent / "unseen" / "round2.jsonl"
 REPORT_DATES = Path(__file__).resolve().parent / "report_dates.json"
 DEFAULT_SPLIT = "2025-09-15"  # chosen before issue 10's work: between vLLM #23925 (2025-08-29) and #27043 (2025-10-16)
 NEVER_RIGHT = (
@@ -259,9 +263,29 @@ def main(argv: list[str] | None = None) -> int:
         metavar="YYYY-MM-DD",
         help=f"measure reports filed before and from the date apart (default {DEFAULT_SPLIT})",
     )
+    parser.add_argument(
+        "--unseen-file",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help=f"score a set in the unseen format the way --unseen does (e.g. {UNSEEN_ROUND2}); repeatable",
+    )
     args = parser.parse_args(argv)
-    if args.unseen:
-        print_ranked(f"corpus: {UNSEEN_CORPUS}", rank(read_cases(UNSEEN_CORPUS)))
+    unseen_sets = ([UNSEEN_CORPUS] if args.unseen else []) + [Path(name) for name in args.unseen_file]
+    if unseen_sets:
+        missing = [str(path) for path in unseen_sets if not path.is_file()]
+        if missing:
+            print(f"error: no such file: {', '.join(missing)}", file=sys.stderr)
+            return 2
+        for index, path in enumerate(unseen_sets):
+            try:
+                cases = read_cases(path)
+            except ValueError as exc:
+                print(f"error: {path}: not JSON lines ({exc})", file=sys.stderr)
+                return 2
+            if index:
+                print()
+            print_ranked(f"corpus: {path}", rank(cases))
         return 0
     if args.split_by_date is not None:
         try:

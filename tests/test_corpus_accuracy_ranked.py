@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,3 +41,28 @@ def test_the_printout_lists_the_confusion_and_each_miss_with_what_was_given(caps
     assert "nccl                     -> other                    x1" in out
     assert "a/b#2: expected nccl, got other (-)" in out
     assert "a/b#1: expected" not in out
+
+
+def _write_set(path: Path, cases: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(case) + "\n" for case in cases), encoding="utf-8")
+    return path
+
+
+def test_unseen_file_scores_each_given_set_on_its_own(tmp_path, capsys):
+    first = _write_set(tmp_path / "first.jsonl", CASES[:1])
+    second = _write_set(tmp_path / "second.jsonl", CASES[1:])
+    assert bench.main(["--unseen-file", str(first), "--unseen-file", str(second)]) == 0
+    out = capsys.readouterr().out
+    first_part, second_part = out.split(f"corpus: {second}")
+    assert f"corpus: {first} (1 cases" in first_part and "top-1   1/1   100.0%" in first_part
+    assert "top-1   0/1     0.0%" in second_part and "a/b#2: expected nccl, got other (-)" in second_part
+
+
+def test_unseen_file_that_is_missing_or_not_json_lines_is_a_one_line_error(tmp_path, capsys):
+    assert bench.main(["--unseen-file", str(tmp_path / "absent.jsonl")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: no such file: {tmp_path / 'absent.jsonl'}"
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("{not json\n", encoding="utf-8")
+    assert bench.main(["--unseen-file", str(broken)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {broken}: not JSON lines (") and "\n" not in err
