@@ -292,6 +292,41 @@ def test_a_conflict_elsewhere_does_not_explain_an_unrelated_type_error(tmp_path)
     assert "REQUIREMENT_CONFLICT" not in [d.rule for d in analysis.diagnoses]
 
 
+def test_a_conflict_does_not_explain_a_module_that_is_not_installed(tmp_path):
+    def fails_on_llguidance(payload):  # vLLM's own code imports a module nobody installed; tvm-ffi is off too
+        with_tvm_ffi_conflict(payload)
+        payload["log"]["text"] = GUIDANCE_TRACEBACK
+
+    analysis = analyze_changed(tmp_path, VLLM, fails_on_llguidance)
+    assert "REQUIREMENT_CONFLICT" not in [d.rule for d in analysis.diagnoses]
+
+
+def test_a_missing_submodule_of_the_conflicting_distribution_is_the_conflict(tmp_path):
+    def submodule_gone(payload):  # the older apache-tvm-ffi lacks a submodule xgrammar imports
+        with_tvm_ffi_conflict(payload)
+        text = XGRAMMAR_TRACEBACK.rsplit("\n", 3)[0] + "\n    import tvm_ffi.cpp\n"
+        payload["log"]["text"] = text + "ModuleNotFoundError: No module named 'tvm_ffi.cpp'\n"
+
+    top = analyze_changed(tmp_path, VLLM, submodule_gone).diagnoses[0]
+    assert top.rule == "REQUIREMENT_CONFLICT"
+    assert top.title.startswith("xgrammar 0.2.0 requires apache-tvm-ffi>=0.1.5, but apache-tvm-ffi 0.1.0")
+
+
+def test_an_error_raised_inside_the_conflicting_distribution_is_the_conflict(tmp_path):
+    def inside_tvm_ffi(payload):  # the failing call is deeper, in apache-tvm-ffi's own code
+        with_tvm_ffi_conflict(payload)
+        frame = (
+            '  File "/opt/venv/lib/python3.12/site-packages/tvm_ffi/libinfo.py", line 40, in load_lib_module\n'
+            "    return _load(name, keep_alive)\n"
+        )
+        text = XGRAMMAR_TRACEBACK.replace('load_lib_module("xgrammar"', 'load("xgrammar"')
+        head, last = text.rstrip("\n").rsplit("\n", 1)
+        payload["log"]["text"] = f"{head}\n{frame}{last.replace('load_lib_module()', '_load()')}\n"
+
+    top = analyze_changed(tmp_path, VLLM, inside_tvm_ffi).diagnoses[0]
+    assert top.rule == "REQUIREMENT_CONFLICT" and "apache-tvm-ffi" in top.title
+
+
 @pytest.mark.parametrize(
     "distribution, module, expected",
     [

@@ -9,17 +9,21 @@ requirement is in conflict. The finding gives the install command, with the requ
 
 from __future__ import annotations
 
+import re
 import shlex
 
 from vllm_bug.analyzer.facts import Facts, normalise_package_name
 from vllm_bug.analyzer.findings import Diagnosis
 from vllm_bug.analyzer.rules import rule
 from vllm_bug.analyzer.rules.helpers import evidence, level
+from vllm_bug.formats.traceback import Frame, Traceback
 
 API_MISMATCH_SIGNALS = ("UNEXPECTED_KEYWORD_ARGUMENT", "CANNOT_IMPORT_NAME", "MODULE_HAS_NO_ATTRIBUTE")
 # torch at a version vLLM does not pin is a build mismatch: versions.TORCH_NOT_WHAT_VLLM_REQUIRES says so
 LEFT_TO_OTHER_RULES = ("torch",)
 OTHERS_NAMED = 5
+# a name followed by an attribute access: the module (or object) a source line reaches into
+DOTTED_NAME = re.compile(r"\b([A-Za-z_]\w*)\.[A-Za-z_]")
 
 
 def provides(facts: Facts, distribution: str, module: str) -> bool:
@@ -81,12 +85,38 @@ def _named_modules(facts: Facts, *signal_ids: str) -> list[str]:
     return list(dict.fromkeys(str(g["module"]).split(".")[0] for g in groups if g.get("module")))
 
 
+def _failing_tracebacks(facts: Facts) -> list[Traceback]:
+    return [facts.root_cause] if facts.root_cause is not None else facts.tracebacks[-1:]
+
+
+def _installed_frames(facts: Facts) -> list[Frame]:
+    """The failing traceback's frames in installed packages' code, outermost first."""
+    return [
+        frame
+        for tb in _failing_tracebacks(facts)
+        for frame in tb.frames
+        if "-packages/" in frame.path.replace("\\", "/")
+    ]
+
+
 def _raising_module(facts: Facts) -> list[str]:
     """The top-level module of the innermost installed-package frame of the failing traceback: the code that made
     the call or import that did not fit (the outer frames, vLLM's own among them, only led there)."""
-    tracebacks = [facts.root_cause] if facts.root_cause is not None else facts.tracebacks[-1:]
-    frames = [frame for tb in tracebacks for frame in tb.frames if "-packages/" in frame.path.replace("\\", "/")]
+    frames = _installed_frames(facts)
     return [frames[-1].module.split(".")[0]] if frames else []
+
+
+def _modules_in_the_failing_line(facts: Facts) -> list[str]:
+    """Top-level names the innermost frame's source line reaches into ('tvm_ffi' of 'tvm_ffi.libinfo.load(...)')."""
+    frames = [frame for tb in _failing_tracebacks(facts) for frame in tb.frames]
+    code = frames[-1].code if frames else None
+    return list(dict.fromkeys(DOTTED_NAME.findall(code or "")))
+
+
+def _modules_the_error_involves(facts: Facts, signal_ids: tuple[str, ...]) -> list[str]:
+    """Modules named by the error's messages, whose code the failing traceback ran, or that its last line used."""
+    framed = [frame.module.split(".")[0] for frame in _installed_frames(facts)]
+    return list(dict.fromkeys(_named_modules(facts, *signal_ids) + framed[::-1] + _modules_in_the_failing_line(facts)))
 
 
 @rule("MISSING_REQUIREMENT", category="other", needs=("requirement_problems",), signals=("MODULE_NOT_FOUND",))
@@ -124,16 +154,16 @@ def requirement_conflict(facts: Facts) -> Diagnosis | None:
     ]
     if not conflicts:
         return None
-    said = [s for s in (*API_MISMATCH_SIGNALS, "MODULE_NOT_FOUND") if evidence(facts, s, limit=1)]
-    modules = _named_modules(facts, *said) + _raising_module(facts)
-    chosen = [
-        p
-        for p in conflicts
-        for module in modules
-        if provides(facts, p["name"], module) or provides(facts, p["package"], module)
-    ]
-    if not chosen:
+    said = tuple(s for s in (*API_MISMATCH_SIGNALS, "MODULE_NOT_FOUND") if evidence(facts, s, limit=1))
+    involved = _modules_the_error_involves(facts, said)
+    # a conflict explains the error only when the error reaches the conflicting distribution itself: a missing
+    # module, or vLLM's own code, says nothing about a numba or apache-tvm-ffi of the wrong version
+    explaining = [p for p in conflicts if any(provides(facts, p["name"], module) for module in involved)]
+    if not explaining:
         return None
+    raising = _raising_module(facts)
+    # the requirement of the code that made the call comes first: its constraint is the one the call needed
+    chosen = sorted(explaining, key=lambda p: not any(provides(facts, p["package"], m) for m in raising))
     first = chosen[0]
     same = [p for p in conflicts if p["name"] == first["name"]]
     return Diagnosis(
