@@ -105,15 +105,23 @@ def test_a_triton_compile_error_is_triton_compile_with_the_compilers_message():
     assert analysis.facts.root_cause.message == "arange's range must be a power of 2"
 
 
-@pytest.mark.parametrize(
-    ("what", "flag"),
-    [("removed-flag", "--disable-log-requests"), ("unknown-flag", "--max-model-length")],
-)
-def test_argparse_refusing_a_flag_is_engine_config_naming_the_flag_and_version(what, flag):
-    analysis = analyze(what)
+def test_argparse_refusing_an_unknown_flag_is_engine_config_naming_the_flag_and_version():
+    analysis = analyze("unknown-flag")
     top = analysis.diagnoses[0]
     assert analysis.category == "engine_config" and top.rule == "UNRECOGNIZED_ARGUMENT"
-    assert top.title == f"vLLM 0.22.0 does not accept {flag}."
+    assert top.title == "vLLM 0.22.0 does not accept --max-model-length."
+
+
+def test_argparse_refusing_a_removed_flag_names_the_release_history_not_an_upgrade():
+    analysis = analyze("removed-flag")
+    top = analysis.diagnoses[0]
+    assert analysis.category == "engine_config" and top.rule == "REMOVED_FLAG"
+    # analyzer/data/catalogue/vllm_flags.json: deprecated from 0.11, absent from 0.17 on
+    assert top.title == (
+        "--disable-log-requests is not an option of vLLM 0.22.0 any more: vLLM removed it in 0.17 "
+        "(deprecated since 0.11)."
+    )
+    assert "--enable-log-requests" in top.fixes[0] and "newer vLLM" not in advice(analysis)
 
 
 def test_an_invalid_dtype_choice_lists_the_accepted_ones():
@@ -213,11 +221,6 @@ class Pending:
     says_it: Callable[[object], bool]  # true once the analysis says it
 
 
-def names_removal_release(analysis) -> bool:
-    # --disable-log-requests: deprecated in 0.11, removed in 0.17 (analyzer/data/catalogue/vllm_flags.json)
-    return "0.17" in advice(analysis) and "newer vLLM" not in advice(analysis)
-
-
 def no_vllm_advice(analysis) -> bool:
     words = ("vLLM", "--attention-backend", "--enforce-eager", "-O0", "VLLM_")
     return not any(word in advice(analysis) for word in words)
@@ -236,12 +239,6 @@ def names_missing_flash_attention_extension(analysis) -> bool:
 
 
 PENDING = [
-    Pending(
-        "removed-flag",
-        "engine_config",
-        "that vLLM removed --disable-log-requests in 0.17 (deprecated since 0.11), not that it needs a newer vLLM",
-        names_removal_release,
-    ),
     Pending(
         "triton-out-of-resources",
         "triton_compile",
