@@ -105,6 +105,28 @@ def test_a_triton_compile_error_is_triton_compile_with_the_compilers_message():
     assert analysis.facts.root_cause.message == "arange's range must be a power of 2"
 
 
+def no_vllm_advice(analysis) -> bool:
+    words = ("vLLM", "--attention-backend", "--enforce-eager", "-O0", "VLLM_")
+    return not any(word in advice(analysis) for word in words)
+
+
+def test_a_plain_triton_script_gets_tile_advice_and_nothing_of_vllm_or_small_gpus():
+    # vLLM 0.22.0 is installed, but the command and the traceback never touch it
+    analysis = analyze("triton-out-of-resources")
+    assert no_vllm_advice(analysis)
+    assert "T4" not in advice(analysis) and "consumer" not in advice(analysis)
+    assert "num_stages" in analysis.diagnoses[0].fixes[0]
+
+
+def test_a_triton_kernel_that_does_not_compile_is_not_blamed_on_torch_compile():
+    analysis = analyze("triton-compile-error")
+    top = analysis.diagnoses[0]
+    assert top.rule == "TRITON_KERNEL_COMPILE_FAILED" and analysis.category == "triton_compile"
+    assert top.title == "Triton could not compile a kernel: arange's range must be a power of 2."
+    assert "torch.compile" not in top.title and no_vllm_advice(analysis)
+    assert "triton.next_power_of_2" in advice(analysis)
+
+
 def test_argparse_refusing_an_unknown_flag_is_engine_config_naming_the_flag_and_version():
     analysis = analyze("unknown-flag")
     top = analysis.diagnoses[0]
@@ -221,15 +243,6 @@ class Pending:
     says_it: Callable[[object], bool]  # true once the analysis says it
 
 
-def no_vllm_advice(analysis) -> bool:
-    words = ("vLLM", "--attention-backend", "--enforce-eager", "-O0", "VLLM_")
-    return not any(word in advice(analysis) for word in words)
-
-
-def not_blamed_on_torch_compile(analysis) -> bool:
-    return "torch.compile" not in analysis.diagnoses[0].title and no_vllm_advice(analysis)
-
-
 def names_pycountry_with_install_command(analysis) -> bool:
     return bool(analysis.diagnoses) and "pycountry" in analysis.diagnoses[0].title and "install" in advice(analysis)
 
@@ -239,20 +252,6 @@ def names_missing_flash_attention_extension(analysis) -> bool:
 
 
 PENDING = [
-    Pending(
-        "triton-out-of-resources",
-        "triton_compile",
-        "advice for a plain Triton script (no vLLM in the command or the traceback): smaller tiles or fewer "
-        "num_stages, not 'upgrade vLLM' or --attention-backend; nor T4 or consumer cards on an H200",
-        no_vllm_advice,
-    ),
-    Pending(
-        "triton-compile-error",
-        "triton_compile",
-        "that a Triton kernel failed to compile (tl.arange needs a power-of-two range), not torch.compile, "
-        "and no vLLM options (-O0, --enforce-eager, VLLM_DISABLE_COMPILE_CACHE) for a run without vLLM",
-        not_blamed_on_torch_compile,
-    ),
     Pending(
         "missing-pycountry",
         "other",
