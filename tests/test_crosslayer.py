@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from rule_helpers import facts as text_facts
+from rule_helpers import fire
 from vllm_bug.analyzer.analyze import analyze_loaded
 from vllm_bug.analyzer.load import load_input
 from vllm_bug.analyzer.rules.requirements import install_command, provides
@@ -346,6 +347,38 @@ def test_a_recorded_module_list_decides():
     f = text_facts()
     f.requirement_modules = {"opencv-python": ["cv2"]}
     assert provides(f, "opencv-python", "cv2") and not provides(f, "opencv-python", "opencv")
+
+
+def test_reinstall_commands_leave_the_dependencies_alone():
+    f = text_facts()
+    assert (
+        install_command(f, "vllm", ["==0.22.0"], reinstall=True)
+        == "pip install --force-reinstall --no-deps vllm==0.22.0"
+    )
+    f.python_executable, f.python_env_kind = "/v/bin/python", "uv"
+    assert (
+        install_command(f, "vllm", [""], reinstall=True)
+        == "uv pip install --python /v/bin/python --reinstall --no-deps vllm"
+    )
+
+
+FLASH_ATTN_EXTENSIONS = (
+    "ImportError: vllm.vllm_flash_attn requires the CUDA flash attention extensions (_vllm_fa2_C or _vllm_fa3_C). "
+    "On ROCm, use upstream flash_attn."
+)
+
+
+def test_missing_flash_attention_extensions_in_pasted_text_say_reinstall_the_pinned_wheel():
+    f = text_facts(FLASH_ATTN_EXTENSIONS, vllm_version="0.22.0")
+    finding = fire("VLLM_FLASH_ATTN_EXTENSIONS_MISSING", f)
+    assert finding.category == "other" and "_vllm_fa3_C" in finding.title
+    assert finding.fixes[0].endswith("pip install --force-reinstall --no-deps vllm==0.22.0")
+    assert not any(fix.startswith("--attention-backend") for fix in finding.fixes)  # none was given
+
+
+def test_a_nightly_vllm_is_reinstalled_without_a_pin_it_cannot_resolve():
+    f = text_facts(FLASH_ATTN_EXTENSIONS, vllm_version="0.22.1.dev12+g1234abc")
+    assert fire("VLLM_FLASH_ATTN_EXTENSIONS_MISSING", f).fixes[0].endswith("--no-deps vllm")
 
 
 def test_install_commands_follow_the_environment():

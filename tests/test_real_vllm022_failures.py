@@ -215,6 +215,18 @@ def test_a_kernel_package_left_out_of_the_install_is_the_headline(what, module, 
     assert top.title.startswith(f"Python cannot import '{module}' because {distribution}")
 
 
+def test_flash_attention_extensions_missing_from_the_install_say_reinstall_the_wheel():
+    analysis = analyze("flash-attn-ext-missing")
+    top = analysis.diagnoses[0]
+    assert analysis.category == "other" and top.rule == "VLLM_FLASH_ATTN_EXTENSIONS_MISSING"
+    assert "_vllm_fa2_C" in top.title
+    assert top.fixes[0].endswith(
+        "uv pip install --python /opt/torch/.venv/bin/python3 --reinstall --no-deps vllm==0.22.0"
+    )
+    # the run asked for TRITON_ATTN: the finding says why that did not help
+    assert top.fixes[1].startswith("--attention-backend does not avoid it")
+
+
 @pytest.mark.parametrize(
     ("what", "conflict"),
     [
@@ -247,10 +259,6 @@ def names_pycountry_with_install_command(analysis) -> bool:
     return bool(analysis.diagnoses) and "pycountry" in analysis.diagnoses[0].title and "install" in advice(analysis)
 
 
-def names_missing_flash_attention_extension(analysis) -> bool:
-    return bool(analysis.diagnoses) and "_vllm_fa" in advice(analysis) and "reinstall" in advice(analysis).lower()
-
-
 PENDING = [
     Pending(
         "missing-pycountry",
@@ -258,13 +266,6 @@ PENDING = [
         "that pycountry is missing (mistral-common requires pydantic-extra-types[pycountry], which vllm 0.22.0 "
         "imports through gguf) and how to install it; today: no finding",
         names_pycountry_with_install_command,
-    ),
-    Pending(
-        "flash-attn-ext-missing",
-        "other",
-        "that the vLLM install lacks its FlashAttention extensions (_vllm_fa2_C / _vllm_fa3_C), which model "
-        "inspection imports even with --attention-backend TRITON_ATTN: reinstall the vllm wheel; today: no finding",
-        names_missing_flash_attention_extension,
     ),
 ]
 

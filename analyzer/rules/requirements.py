@@ -14,8 +14,9 @@ import shlex
 
 from vllm_bug.analyzer.facts import Facts, normalise_package_name
 from vllm_bug.analyzer.findings import Diagnosis
+from vllm_bug.analyzer.knowledge import is_dev_build
 from vllm_bug.analyzer.rules import rule
-from vllm_bug.analyzer.rules.helpers import evidence, level
+from vllm_bug.analyzer.rules.helpers import engine_arg, evidence, level, vllm_version
 from vllm_bug.formats.traceback import Frame, Traceback
 
 API_MISMATCH_SIGNALS = ("UNEXPECTED_KEYWORD_ARGUMENT", "CANNOT_IMPORT_NAME", "MODULE_HAS_NO_ATTRIBUTE")
@@ -46,14 +47,17 @@ def provides(facts: Facts, distribution: str, module: str) -> bool:
     )
 
 
-def install_command(facts: Facts, name: str, specifiers: list[str]) -> str:
-    """pip's command line that installs `name` within every specifier, into the interpreter that failed."""
+def install_command(facts: Facts, name: str, specifiers: list[str], reinstall: bool = False) -> str:
+    """pip's command line that installs `name` within every specifier, into the interpreter that failed; with
+    `reinstall`, one that puts the distribution's files back without touching its dependencies."""
     spec = ",".join(dict.fromkeys(part for s in specifiers for part in s.split(",") if part))
     target = shlex.quote(f"{name}{spec}")
     exe = shlex.quote(facts.python_executable) if facts.python_executable else None
     if facts.python_env_kind == "uv":
-        return f"uv pip install --python {exe} {target}" if exe else f"uv pip install {target}"
-    return f"{exe} -m pip install {target}" if exe else f"pip install {target}"
+        options = "--reinstall --no-deps " if reinstall else ""
+        return f"uv pip install --python {exe} {options}{target}" if exe else f"uv pip install {options}{target}"
+    options = "--force-reinstall --no-deps " if reinstall else ""
+    return f"{exe} -m pip install {options}{target}" if exe else f"pip install {options}{target}"
 
 
 def _problem_words(problem: dict) -> str:
@@ -174,4 +178,32 @@ def requirement_conflict(facts: Facts) -> Diagnosis | None:
         + [f"pip check: {_problem_words(p)}, but {p['name']} {p['installed']} is installed" for p in same[:2]],
         fixes=_fixes(facts, same),
         details={"requirements": same[:5]},
+    )
+
+
+@rule("VLLM_FLASH_ATTN_EXTENSIONS_MISSING", category="other", signals=("VLLM_FLASH_ATTN_EXTENSIONS_MISSING",))
+def flash_attn_extensions_missing(facts: Facts) -> Diagnosis | None:
+    """vLLM's own FlashAttention package found neither of its compiled extensions importable: files left out of
+    the install, or extensions built for another torch. Model inspection imports it whatever the backend."""
+    version = vllm_version(facts)
+    pinned = f"=={version}" if version and not is_dev_build(version) else ""
+    python = shlex.quote(facts.python_executable) if facts.python_executable else "python"
+    fixes = [
+        "reinstall the vllm wheel, which ships both in vllm/vllm_flash_attn/: "
+        + install_command(facts, "vllm", [pinned], reinstall=True),
+        f"{python} -c 'import vllm.vllm_flash_attn._vllm_fa2_C' prints the loader's own error, which vLLM keeps "
+        "to itself: a missing file, or an undefined symbol when torch was changed after vLLM was installed",
+        "a folder named vllm in the working directory (a source checkout) hides the installed package: start "
+        "vLLM from another directory",
+    ]
+    if engine_arg(facts, "attention_backend") is not None:
+        fixes.insert(
+            1, "--attention-backend does not avoid it: vLLM imports vllm.vllm_flash_attn while it inspects the model"
+        )
+    return Diagnosis(
+        level(facts, "VLLM_FLASH_ATTN_EXTENSIONS_MISSING"),
+        "This vLLM install lacks its FlashAttention extensions (_vllm_fa2_C, _vllm_fa3_C), or they do not load: "
+        "vllm.vllm_flash_attn needs one of them.",
+        evidence=evidence(facts, "VLLM_FLASH_ATTN_EXTENSIONS_MISSING", limit=1),
+        fixes=fixes,
     )
