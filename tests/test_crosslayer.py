@@ -328,6 +328,54 @@ def test_an_error_raised_inside_the_conflicting_distribution_is_the_conflict(tmp
     assert top.rule == "REQUIREMENT_CONFLICT" and "apache-tvm-ffi" in top.title
 
 
+PYCOUNTRY = "h200-1gpu-vllm022-missing-pycountry.zst"  # pydantic-extra-types raised: pycountry is not installed
+
+
+def with_extras_followed(payload: dict) -> None:
+    """The requirement check as the collector now records it: pycountry, wanted through an extra."""
+    payload["requirements_check"]["problems"].append(
+        {
+            "package": "pydantic-extra-types",
+            "version": "2.11.1",
+            "requirement": 'pycountry>=23; extra == "pycountry"',
+            "name": "pycountry",
+            "specifier": ">=23",
+            "installed": None,
+            "problem": "missing",
+            "extra": "pycountry",
+            "wanted_by": "mistral-common",
+        }
+    )
+
+
+def test_a_module_wanted_through_an_extra_is_the_missing_requirement_with_its_chain(tmp_path):
+    analysis = analyze_changed(tmp_path, PYCOUNTRY, with_extras_followed)
+    top = analysis.diagnoses[0]
+    assert top.rule == "MISSING_REQUIREMENT"
+    assert top.title == (
+        "Python cannot import 'pycountry' because pycountry is not installed, though pydantic-extra-types 2.11.1 "
+        "requires pycountry>=23 for its extra 'pycountry', which mistral-common asks for."
+    )
+    assert top.fixes[0] == "uv pip install --python /opt/torch/.venv/bin/python3 'pycountry>=23'"
+    assert any(line.startswith("requirement check (extras followed): ") for line in top.evidence)
+    assert "MODULE_REQUIRED_NOT_INSTALLED" not in [d.rule for d in analysis.diagnoses]  # said once
+
+
+def test_a_library_naming_a_module_that_is_installed_gets_no_missing_module_finding(tmp_path):
+    def pycountry_installed(payload):
+        payload["packages"]["pycountry"] = "24.6.1"
+
+    analysis = analyze_changed(tmp_path, PYCOUNTRY, pycountry_installed)
+    assert "MODULE_REQUIRED_NOT_INSTALLED" not in [d.rule for d in analysis.diagnoses]
+
+
+def test_a_pasted_optional_module_message_names_the_module_and_the_install_command():
+    f = text_facts('RuntimeError: The `phone_numbers` module requires "phonenumbers" to be installed.')
+    finding = fire("MODULE_REQUIRED_NOT_INSTALLED", f)
+    assert finding.title == "A library needs 'phonenumbers', which is not installed."
+    assert finding.fixes[0] == "pip install phonenumbers"
+
+
 @pytest.mark.parametrize(
     "distribution, module, expected",
     [

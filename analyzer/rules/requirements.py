@@ -61,9 +61,20 @@ def install_command(facts: Facts, name: str, specifiers: list[str], reinstall: b
 
 
 def _problem_words(problem: dict) -> str:
-    """'vllm 0.22.0 requires flashinfer-python==0.5.3'."""
+    """'vllm 0.22.0 requires flashinfer-python==0.5.3', and for an extra's requirement 'pydantic-extra-types 2.11.1
+    requires pycountry>=23 for its extra 'pycountry', which mistral-common asks for'."""
     who = " ".join(part for part in (problem["package"], problem.get("version")) if part)
-    return f"{who} requires {problem['name']}{problem.get('specifier') or ''}"
+    words = f"{who} requires {problem['name']}{problem.get('specifier') or ''}"
+    if problem.get("extra"):
+        words += f" for its extra '{problem['extra']}'"
+        if problem.get("wanted_by"):
+            words += f", which {problem['wanted_by']} asks for"
+    return words
+
+
+def _check_words(problem: dict) -> str:
+    """Which check found the problem: pip check, or the extras it does not follow."""
+    return "requirement check (extras followed)" if problem.get("extra") else "pip check"
 
 
 def _fixes(facts: Facts, chosen: list[dict]) -> list[str]:
@@ -123,11 +134,14 @@ def _modules_the_error_involves(facts: Facts, signal_ids: tuple[str, ...]) -> li
     return list(dict.fromkeys(_named_modules(facts, *signal_ids) + framed[::-1] + _modules_in_the_failing_line(facts)))
 
 
-@rule("MISSING_REQUIREMENT", category="other", needs=("requirement_problems",), signals=("MODULE_NOT_FOUND",))
+MISSING_MODULE_SIGNALS = ("MODULE_NOT_FOUND", "MODULE_REQUIRED_NOT_INSTALLED")
+
+
+@rule("MISSING_REQUIREMENT", category="other", needs=("requirement_problems",), signals=MISSING_MODULE_SIGNALS)
 def missing_requirement(facts: Facts) -> Diagnosis | None:
     """An import failed, and the module is one that a required but missing distribution provides."""
     missing = [p for p in facts.requirement_problems if p["problem"] == "missing"]
-    for module in _named_modules(facts, "MODULE_NOT_FOUND"):
+    for module in _named_modules(facts, *MISSING_MODULE_SIGNALS):
         chosen = [p for p in missing if provides(facts, p["name"], module)]
         if chosen:
             break
@@ -136,12 +150,41 @@ def missing_requirement(facts: Facts) -> Diagnosis | None:
     name = chosen[0]["name"]
     wanted = "; ".join(_problem_words(p) for p in chosen[:2])
     return Diagnosis(
-        level(facts, "MODULE_NOT_FOUND"),
+        level(facts, *MISSING_MODULE_SIGNALS),
         f"Python cannot import '{module}' because {name} is not installed, though {wanted}.",
-        evidence=evidence(facts, "MODULE_NOT_FOUND", limit=1)
-        + [f"pip check: {_problem_words(p)}, which is not installed" for p in chosen[:2]],
+        evidence=evidence(facts, *MISSING_MODULE_SIGNALS, limit=1)
+        + [f"{_check_words(p)}: {_problem_words(p)}, which is not installed" for p in chosen[:2]],
         fixes=_fixes(facts, chosen),
         details={"module": module, "requirements": chosen[:5]},
+    )
+
+
+@rule("MODULE_REQUIRED_NOT_INSTALLED", category="other", signals=("MODULE_REQUIRED_NOT_INSTALLED",))
+def module_required_not_installed(facts: Facts) -> Diagnosis | None:
+    """A library says in its own words that a module it needs is not installed (an optional dependency, which its
+    extra brings and `pip check` never looks at). MISSING_REQUIREMENT speaks for it when a requirement check names
+    the module; a module the bundle lists as installed is left alone."""
+    modules = _named_modules(facts, "MODULE_REQUIRED_NOT_INSTALLED")
+    if not modules:
+        return None
+    module = modules[0]
+    named = [p for p in facts.requirement_problems if p["problem"] == "missing" and provides(facts, p["name"], module)]
+    if named or any(provides(facts, name, module) for name in facts.packages):
+        return None
+    raiser = _raising_module(facts)
+    owner = next((name for name in facts.packages for m in raiser if provides(facts, name, m)), None)
+    who = f"{owner} {facts.packages[owner]}" if owner else (raiser[0] if raiser else "A library")
+    return Diagnosis(
+        level(facts, "MODULE_REQUIRED_NOT_INSTALLED"),
+        f"{who} needs '{module}', which is not installed.",
+        evidence=evidence(facts, "MODULE_REQUIRED_NOT_INSTALLED", limit=1),
+        fixes=[
+            install_command(facts, module, [""]),
+            "an optional dependency like this one comes with the extra that asks for it "
+            + (f"('{owner}[...]' in a requirement): " if owner else "")
+            + "an install that skipped it may have skipped others, and `pip check` does not look at extras",
+        ],
+        details={"module": module, "raised_by": owner or (raiser[0] if raiser else None)},
     )
 
 
