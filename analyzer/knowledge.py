@@ -286,9 +286,11 @@ def removed_flags() -> tuple[Removal, ...]:
     """Every option the mined releases (analyzer/data/catalogue/vllm_flags.json) show removed: gone_since is the
     first mined release without it, deprecated_since the first whose parser marked it deprecated."""
     removals = []
-    for name in _flags():
+    for name, entry in _flags().items():
+        if "removed_in" not in entry or _spelled_otherwise(name):
+            continue
         history = flag_history(name)
-        if history is None or history.removed_in is None or _spelled_otherwise(name):
+        if history is None or history.removed_in is None:
             continue
         removals.append(
             Removal(
