@@ -113,6 +113,7 @@ def no_vllm_advice(analysis) -> bool:
 def test_a_plain_triton_script_gets_tile_advice_and_nothing_of_vllm_or_small_gpus():
     # vLLM 0.22.0 is installed, but the command and the traceback never touch it
     analysis = analyze("triton-out-of-resources")
+    assert analysis.facts.root_cause.exc_type == "triton.runtime.errors.OutOfResources"  # its name lacks 'Error'
     assert no_vllm_advice(analysis)
     assert "T4" not in advice(analysis) and "consumer" not in advice(analysis)
     assert "num_stages" in analysis.diagnoses[0].fixes[0]
