@@ -66,6 +66,8 @@ def _problem(raw: dict[str, Any]) -> dict[str, Any]:
         "specifier": text("specifier") or "",
         "installed": text("installed"),
         "problem": raw["problem"],
+        "extra": text("extra"),
+        "wanted_by": normalise_package_name(text("wanted_by") or "") or None,
     }
 
 

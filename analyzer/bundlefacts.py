@@ -245,6 +245,7 @@ def _command(facts: Facts, command: Any) -> None:
     if not argv:
         return
     facts.launch_command = " ".join(shlex.quote(a) for a in argv)[:4096]
+    facts.command_recorded = True
     for key, value in parse_command_args(facts.launch_command).items():
         facts.engine_args.setdefault(key, value)
 

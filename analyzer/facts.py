@@ -82,6 +82,7 @@ class Facts:
     env: dict[str, str] = field(default_factory=dict)
     engine_args: dict[str, Any] = field(default_factory=dict)  # from `non-default args: {...}` or argv
     launch_command: str | None = None
+    command_recorded: bool = False  # launch_command is the argv `vllm-bug run` ran, not a guess from the text
     os: str | None = None
     kernel: str | None = None
     glibc: str | None = None

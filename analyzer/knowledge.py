@@ -249,34 +249,74 @@ class Removal:
     never_existed: bool = False
 
 
-# gone_since: the first vLLM release (of those tools/mine_catalogue.py reads, the first of each minor series)
-# whose parser lacks the flag, as analyzer/data/catalogue/vllm_flags.json records; tests/test_catalogue.py
-# checks every entry against it. The replacements are our words.
-REMOVED_FLAGS: tuple[Removal, ...] = (
-    Removal(
-        "--swap-space",
-        (0, 18),
-        "nothing replaces it (the V1 engine keeps no CPU KV blocks); to save GPU memory use --gpu-memory-utilization, "
-        "--max-model-len, --max-num-seqs, --kv-cache-dtype or --cpu-offload-gb",
-    ),
-    Removal(
-        "--max-seq-len-to-capture",
-        (0, 11),
-        "--max-cudagraph-capture-size N (or --enforce-eager to skip CUDA graphs entirely)",
-    ),
-    Removal("--max-context-len-to-capture", (0, 7), "--max-cudagraph-capture-size N (or --enforce-eager)"),
-    Removal("--use-v2-block-manager", (0, 10), "nothing (the V2 block manager is the only one)"),
-    Removal("--worker-use-ray", (0, 7), "--distributed-executor-backend ray"),
-    Removal("--engine-use-ray", (0, 7), "nothing (Ray is chosen with --distributed-executor-backend ray)"),
-    Removal("--task", (0, 13), "--runner pooling (with --convert when needed) for embedding/pooling models"),
-    # deprecated in 0.9.0, whose help text announced the removal in 0.10.0; absent from the 0.10.0 wheel
-    Removal(
-        "--enable-reasoning",
-        (0, 10),
-        "--reasoning-parser NAME alone (naming a parser turns reasoning output on)",
-        deprecated_since=(0, 9),
-    ),
-)
+# Our words for what to pass instead of a removed option, where the mined history's pointer (replaced_by: the
+# option its deprecation message names) says too little or nothing. Which release removed each option is the
+# history's (removed_flags below); tests/test_catalogue.py checks that every name here was removed.
+FLAG_REPLACEMENT_WORDS: dict[str, str] = {
+    "--swap-space": "nothing replaces it (the V1 engine keeps no CPU KV blocks); to save GPU memory use "
+    "--gpu-memory-utilization, --max-model-len, --max-num-seqs, --kv-cache-dtype or --cpu-offload-gb",
+    "--max-seq-len-to-capture": "--max-cudagraph-capture-size N (or --enforce-eager to skip CUDA graphs entirely)",
+    "--max-context-len-to-capture": "--max-cudagraph-capture-size N (or --enforce-eager)",
+    "--use-v2-block-manager": "nothing (the V2 block manager is the only one)",
+    "--worker-use-ray": "--distributed-executor-backend ray",
+    "--engine-use-ray": "nothing (Ray is chosen with --distributed-executor-backend ray)",
+    "--task": "--runner pooling (with --convert when needed) for embedding/pooling models",
+    "--enable-reasoning": "--reasoning-parser NAME alone (naming a parser turns reasoning output on)",
+    "--disable-log-requests": "nothing (vLLM logs no requests unless --enable-log-requests is given)",
+}
+
+
+def _minor_release(tag: str) -> Version:
+    """'v0.17.0' -> (0, 17): the miner reads the first release of each minor series, so a removal it records
+    is known to the minor release only."""
+    version = vt(tag) or (0,)
+    return version[:2]
+
+
+def _replacement_words(name: str, replaced_by: tuple[str, ...]) -> str:
+    if name in FLAG_REPLACEMENT_WORDS:
+        return FLAG_REPLACEMENT_WORDS[name]
+    if replaced_by:
+        return f"{' or '.join(replaced_by)}, which its deprecation message named"
+    return "nothing that the release history names; `--help` lists the options of the release you run"
+
+
+@lru_cache(maxsize=1)
+def removed_flags() -> tuple[Removal, ...]:
+    """Every option the mined releases (analyzer/data/catalogue/vllm_flags.json) show removed: gone_since is the
+    first mined release without it, deprecated_since the first whose parser marked it deprecated."""
+    removals = []
+    for name, entry in _flags().items():
+        if "removed_in" not in entry or _spelled_otherwise(name):
+            continue
+        history = flag_history(name)
+        if history is None or history.removed_in is None:
+            continue
+        removals.append(
+            Removal(
+                name,
+                _minor_release(history.removed_in),
+                _replacement_words(name, history.replaced_by),
+                deprecated_since=_minor_release(history.deprecated_in) if history.deprecated_in else None,
+            )
+        )
+    return tuple(removals)
+
+
+def _spelled_otherwise(name: str) -> bool:
+    """'--preemption_mode' when the history also holds '--preemption-mode': argparse's option is the dashed one."""
+    return "_" in name and name.replace("_", "-") in _flags()
+
+
+def flag_removal(name: str) -> Removal | None:
+    """The removal of an option ('--swap-space') the mined releases show removed; None for the others."""
+    return _removed_flags_by_name().get(name)
+
+
+@lru_cache(maxsize=1)
+def _removed_flags_by_name() -> dict[str, Removal]:
+    return {entry.name: entry for entry in removed_flags()}
+
 
 REMOVED_ENV: tuple[Removal, ...] = (
     Removal("VLLM_ATTENTION_BACKEND", (0, 15), "--attention-backend NAME", deprecated_since=(0, 11, 1)),

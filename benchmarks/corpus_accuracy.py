@@ -66,7 +66,7 @@ def contradictions(case: dict, analysis) -> list[str]:
                 if re.search(pattern, fix):
                     problems.append(f"{finding.rule}: recommends {pattern!r}")
             if version:
-                for table in (k.REMOVED_FLAGS, k.REMOVED_ENV):
+                for table in (k.removed_flags(), k.REMOVED_ENV):
                     for entry in table:
                         gone = k.removed_in(table, entry.name, version)
                         recommends = re.search(rf"(?<![\w-]){re.escape(entry.name)}(?![\w-])", fix) and not re.match(

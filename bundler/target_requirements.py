@@ -6,7 +6,9 @@ reads PEP 508 requirements, evaluates their environment markers and matches PEP 
 
 `requirement_problems` reports what `pip check` would: for every installed distribution, each declared
 requirement that applies here (markers evaluated with no extra selected) and is either not installed or
-installed at a version outside its specifier (pre-releases allowed, as pip check allows them).
+installed at a version outside its specifier (pre-releases allowed, as pip check allows them). It then follows
+extras the way pip's installer does and pip check does not: a requirement 'X[e]' also requires what X declares
+for extra e, and those requirements are checked too (each problem names the extra and who asked for it).
 """
 
 import os
@@ -340,10 +342,12 @@ class Requirement:
             raise ValueError(f"no project name in {text!r}")
         self.name = m.group(1)
         rest = text[m.end() :]
+        self.extras = set()
         if rest.startswith("["):
             close = rest.find("]")
             if close < 0:
                 raise ValueError(f"unclosed extras in {text!r}")
+            self.extras = {part.strip() for part in rest[1:close].split(",") if part.strip()}
             rest = rest[close + 1 :]
         self.url = None
         self.marker = None
@@ -379,8 +383,11 @@ class BundledTools:
     def parse(self, raw):
         return Requirement(raw)
 
-    def applies(self, requirement):
-        return requirement.marker is None or evaluate_marker(requirement.marker, self.environment)
+    def applies(self, requirement, extra=""):
+        if requirement.marker is None:
+            return True
+        environment = self.environment if not extra else dict(self.environment, extra=extra)
+        return evaluate_marker(requirement.marker, environment)
 
     def specifier_text(self, requirement):
         return requirement.specifier
@@ -401,8 +408,8 @@ class PackagingTools:
     def parse(self, raw):
         return self.requirement_class(raw)
 
-    def applies(self, requirement):
-        return requirement.marker is None or bool(requirement.marker.evaluate({"extra": ""}))
+    def applies(self, requirement, extra=""):
+        return requirement.marker is None or bool(requirement.marker.evaluate({"extra": extra}))
 
     def specifier_text(self, requirement):
         return str(requirement.specifier)
@@ -440,13 +447,59 @@ def applicable(raw, tools):
     return requirement if tools.applies(requirement) else None
 
 
+def applicable_for_extra(raw, tools, extra):
+    """The parsed requirement when selecting `extra` adds it (it applies with the extra and not without), else None."""
+    requirement = tools.parse(raw)
+    if requirement.marker is None or not tools.applies(requirement, extra) or tools.applies(requirement):
+        return None
+    return requirement
+
+
+def _problem(package, version, raw, requirement, installed, tools):
+    """The problem record of one applicable requirement, or None when it is met."""
+    required = normalise_name(requirement.name)
+    have = installed.get(required)
+    if have is None:
+        problem = "missing"
+    elif tools.satisfied(requirement, have) is False:
+        problem = "conflict"
+    else:
+        return None
+    return {
+        "package": normalise_name(package)[:MAX_NAME_CHARS],
+        "version": str(version)[:MAX_NAME_CHARS],
+        "requirement": raw.strip()[:MAX_REQUIREMENT_CHARS],
+        "name": required[:MAX_NAME_CHARS],
+        "specifier": tools.specifier_text(requirement)[:MAX_REQUIREMENT_CHARS],
+        "installed": None if have is None else str(have)[:MAX_NAME_CHARS],
+        "problem": problem,
+    }
+
+
+class _ExtrasWanted:
+    """The extras that installed distributions' requirements select ('X[e]'), each with the first one that asked."""
+
+    def __init__(self):
+        self.asked_by = {}
+        self.pending = []
+
+    def add(self, requirement, asked_by):
+        for extra in sorted(getattr(requirement, "extras", ()) or ()):
+            key = (normalise_name(requirement.name), normalise_name(extra))
+            if key not in self.asked_by:
+                self.asked_by[key] = normalise_name(asked_by)
+                self.pending.append(key)
+
+
 def requirement_problems(distributions, installed, tools):
-    """Every applicable requirement of every distribution that is missing or in conflict, as `pip check` says.
+    """Every applicable requirement of every distribution that is missing or in conflict, as `pip check` says, and
+    then every requirement that an extra some requirement selects adds, as pip would have installed it.
 
     `distributions`: (name, version, [Requires-Dist lines]) of each installed distribution;
     `installed`: normalised name -> version. Returns {"problems", "unreadable", "truncated"}."""
     problems = []
     unreadable = 0
+    wanted = _ExtrasWanted()
     for name, version, requires in distributions:
         for raw in requires:
             try:
@@ -456,25 +509,29 @@ def requirement_problems(distributions, installed, tools):
                 continue
             if requirement is None:
                 continue
-            required = normalise_name(requirement.name)
-            have = installed.get(required)
-            if have is None:
-                problem = "missing"
-            elif tools.satisfied(requirement, have) is False:
-                problem = "conflict"
-            else:
+            wanted.add(requirement, name)
+            problem = _problem(name, version, raw, requirement, installed, tools)
+            if problem is not None:
+                problems.append(problem)
+    by_name = {normalise_name(name): (name, version, requires) for name, version, requires in distributions}
+    while wanted.pending:
+        key = wanted.pending.pop(0)
+        if key[0] not in by_name:
+            continue  # the distribution itself is missing, and reported as such
+        name, version, requires = by_name[key[0]]
+        for raw in requires:
+            try:
+                requirement = applicable_for_extra(raw, tools, key[1])
+            except Exception:
+                unreadable += 1
                 continue
-            problems.append(
-                {
-                    "package": normalise_name(name)[:MAX_NAME_CHARS],
-                    "version": str(version)[:MAX_NAME_CHARS],
-                    "requirement": raw.strip()[:MAX_REQUIREMENT_CHARS],
-                    "name": required[:MAX_NAME_CHARS],
-                    "specifier": tools.specifier_text(requirement)[:MAX_REQUIREMENT_CHARS],
-                    "installed": None if have is None else str(have)[:MAX_NAME_CHARS],
-                    "problem": problem,
-                }
-            )
+            if requirement is None:
+                continue
+            wanted.add(requirement, name)
+            problem = _problem(name, version, raw, requirement, installed, tools)
+            if problem is not None:
+                problem.update(extra=key[1][:MAX_NAME_CHARS], wanted_by=wanted.asked_by[key])
+                problems.append(problem)
     problems.sort(key=lambda p: (p["package"], p["name"]))
     return {"problems": problems[:MAX_PROBLEMS], "unreadable": unreadable, "truncated": len(problems) > MAX_PROBLEMS}
 

@@ -98,6 +98,9 @@ _EXC_NAME = lazy_compile(
     r"|^\w*Error\w*$"
 )
 _BARE_EXC_NAMES = {"KeyboardInterrupt", "SystemExit", "GeneratorExit", "StopIteration", "CancelledError"}
+# a class whose name does not say it is an exception, printed with the module of errors that defines it
+# (triton.runtime.errors.OutOfResources, triton.compiler.errors.CompilationError)
+_IN_ERRORS_MODULE = lazy_compile(r"\.(?:errors|exceptions|exc)\.[A-Z]\w*$")
 
 # error lines without a Python exception type, searched anywhere in a line
 _PSEUDO = (
@@ -162,7 +165,7 @@ def parse_exception_line(line: str) -> ExceptionLine | None:
         if short not in _BARE_EXC_NAMES:
             return None
         message = ""
-    if not (_EXC_NAME.search(short) or short in _BARE_EXC_NAMES):
+    if not (_EXC_NAME.search(short) or short in _BARE_EXC_NAMES or _IN_ERRORS_MODULE.search(exc_type)):
         return None
     if short[:1].islower() and "Error" not in short:
         return None

@@ -307,7 +307,7 @@ def test_flag_history_names_the_release_that_removed_a_flag_and_its_replacement(
 
 def test_hand_written_removed_flags_agree_with_the_release_history():
     order = FLAGS["source"]["releases"]
-    for removal in knowledge.REMOVED_FLAGS:
+    for removal in knowledge.removed_flags():
         entry = FLAGS["flags"].get(removal.name)
         if removal.never_existed or entry is None:
             continue
@@ -315,6 +315,20 @@ def test_hand_written_removed_flags_agree_with_the_release_history():
         first_without = pad(knowledge.vt(entry["removed_in"]))
         last_with = pad(knowledge.vt(entry["present"][-1][1]))
         assert last_with < pad(removal.gone_since) <= first_without, (removal.name, entry)
+
+
+def test_every_flag_given_our_words_is_one_the_history_shows_removed():
+    for name in knowledge.FLAG_REPLACEMENT_WORDS:
+        assert "removed_in" in FLAGS["flags"].get(name, {}), name
+        assert knowledge.flag_removal(name) is not None
+
+
+def test_removals_come_from_the_history_with_its_releases():
+    removal = knowledge.flag_removal("--disable-log-requests")
+    assert removal is not None and removal.gone_since == (0, 17) and removal.deprecated_since == (0, 11)
+    assert knowledge.flag_removal("--model") is None  # in every mined release
+    removed = {name for name, entry in FLAGS["flags"].items() if "removed_in" in entry and "_" not in name}
+    assert removed == {entry.name for entry in knowledge.removed_flags()}
 
 
 def pad(version: tuple[int, ...] | None) -> tuple[int, ...]:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from rule_helpers import facts as text_facts
+from rule_helpers import fire
 from vllm_bug.analyzer.analyze import analyze_loaded
 from vllm_bug.analyzer.load import load_input
 from vllm_bug.analyzer.rules.requirements import install_command, provides
@@ -292,6 +293,89 @@ def test_a_conflict_elsewhere_does_not_explain_an_unrelated_type_error(tmp_path)
     assert "REQUIREMENT_CONFLICT" not in [d.rule for d in analysis.diagnoses]
 
 
+def test_a_conflict_does_not_explain_a_module_that_is_not_installed(tmp_path):
+    def fails_on_llguidance(payload):  # vLLM's own code imports a module nobody installed; tvm-ffi is off too
+        with_tvm_ffi_conflict(payload)
+        payload["log"]["text"] = GUIDANCE_TRACEBACK
+
+    analysis = analyze_changed(tmp_path, VLLM, fails_on_llguidance)
+    assert "REQUIREMENT_CONFLICT" not in [d.rule for d in analysis.diagnoses]
+
+
+def test_a_missing_submodule_of_the_conflicting_distribution_is_the_conflict(tmp_path):
+    def submodule_gone(payload):  # the older apache-tvm-ffi lacks a submodule xgrammar imports
+        with_tvm_ffi_conflict(payload)
+        text = XGRAMMAR_TRACEBACK.rsplit("\n", 3)[0] + "\n    import tvm_ffi.cpp\n"
+        payload["log"]["text"] = text + "ModuleNotFoundError: No module named 'tvm_ffi.cpp'\n"
+
+    top = analyze_changed(tmp_path, VLLM, submodule_gone).diagnoses[0]
+    assert top.rule == "REQUIREMENT_CONFLICT"
+    assert top.title.startswith("xgrammar 0.2.0 requires apache-tvm-ffi>=0.1.5, but apache-tvm-ffi 0.1.0")
+
+
+def test_an_error_raised_inside_the_conflicting_distribution_is_the_conflict(tmp_path):
+    def inside_tvm_ffi(payload):  # the failing call is deeper, in apache-tvm-ffi's own code
+        with_tvm_ffi_conflict(payload)
+        frame = (
+            '  File "/opt/venv/lib/python3.12/site-packages/tvm_ffi/libinfo.py", line 40, in load_lib_module\n'
+            "    return _load(name, keep_alive)\n"
+        )
+        text = XGRAMMAR_TRACEBACK.replace('load_lib_module("xgrammar"', 'load("xgrammar"')
+        head, last = text.rstrip("\n").rsplit("\n", 1)
+        payload["log"]["text"] = f"{head}\n{frame}{last.replace('load_lib_module()', '_load()')}\n"
+
+    top = analyze_changed(tmp_path, VLLM, inside_tvm_ffi).diagnoses[0]
+    assert top.rule == "REQUIREMENT_CONFLICT" and "apache-tvm-ffi" in top.title
+
+
+PYCOUNTRY = "h200-1gpu-vllm022-missing-pycountry.zst"  # pydantic-extra-types raised: pycountry is not installed
+
+
+def with_extras_followed(payload: dict) -> None:
+    """The requirement check as the collector now records it: pycountry, wanted through an extra."""
+    payload["requirements_check"]["problems"].append(
+        {
+            "package": "pydantic-extra-types",
+            "version": "2.11.1",
+            "requirement": 'pycountry>=23; extra == "pycountry"',
+            "name": "pycountry",
+            "specifier": ">=23",
+            "installed": None,
+            "problem": "missing",
+            "extra": "pycountry",
+            "wanted_by": "mistral-common",
+        }
+    )
+
+
+def test_a_module_wanted_through_an_extra_is_the_missing_requirement_with_its_chain(tmp_path):
+    analysis = analyze_changed(tmp_path, PYCOUNTRY, with_extras_followed)
+    top = analysis.diagnoses[0]
+    assert top.rule == "MISSING_REQUIREMENT"
+    assert top.title == (
+        "Python cannot import 'pycountry' because pycountry is not installed, though pydantic-extra-types 2.11.1 "
+        "requires pycountry>=23 for its extra 'pycountry', which mistral-common asks for."
+    )
+    assert top.fixes[0] == "uv pip install --python /opt/torch/.venv/bin/python3 'pycountry>=23'"
+    assert any(line.startswith("requirement check (extras followed): ") for line in top.evidence)
+    assert "MODULE_REQUIRED_NOT_INSTALLED" not in [d.rule for d in analysis.diagnoses]  # said once
+
+
+def test_a_library_naming_a_module_that_is_installed_gets_no_missing_module_finding(tmp_path):
+    def pycountry_installed(payload):
+        payload["packages"]["pycountry"] = "24.6.1"
+
+    analysis = analyze_changed(tmp_path, PYCOUNTRY, pycountry_installed)
+    assert "MODULE_REQUIRED_NOT_INSTALLED" not in [d.rule for d in analysis.diagnoses]
+
+
+def test_a_pasted_optional_module_message_names_the_module_and_the_install_command():
+    f = text_facts('RuntimeError: The `phone_numbers` module requires "phonenumbers" to be installed.')
+    finding = fire("MODULE_REQUIRED_NOT_INSTALLED", f)
+    assert finding.title == "A library needs 'phonenumbers', which is not installed."
+    assert finding.fixes[0] == "pip install phonenumbers"
+
+
 @pytest.mark.parametrize(
     "distribution, module, expected",
     [
@@ -311,6 +395,38 @@ def test_a_recorded_module_list_decides():
     f = text_facts()
     f.requirement_modules = {"opencv-python": ["cv2"]}
     assert provides(f, "opencv-python", "cv2") and not provides(f, "opencv-python", "opencv")
+
+
+def test_reinstall_commands_leave_the_dependencies_alone():
+    f = text_facts()
+    assert (
+        install_command(f, "vllm", ["==0.22.0"], reinstall=True)
+        == "pip install --force-reinstall --no-deps vllm==0.22.0"
+    )
+    f.python_executable, f.python_env_kind = "/v/bin/python", "uv"
+    assert (
+        install_command(f, "vllm", [""], reinstall=True)
+        == "uv pip install --python /v/bin/python --reinstall --no-deps vllm"
+    )
+
+
+FLASH_ATTN_EXTENSIONS = (
+    "ImportError: vllm.vllm_flash_attn requires the CUDA flash attention extensions (_vllm_fa2_C or _vllm_fa3_C). "
+    "On ROCm, use upstream flash_attn."
+)
+
+
+def test_missing_flash_attention_extensions_in_pasted_text_say_reinstall_the_pinned_wheel():
+    f = text_facts(FLASH_ATTN_EXTENSIONS, vllm_version="0.22.0")
+    finding = fire("VLLM_FLASH_ATTN_EXTENSIONS_MISSING", f)
+    assert finding.category == "other" and "_vllm_fa3_C" in finding.title
+    assert finding.fixes[0].endswith("pip install --force-reinstall --no-deps vllm==0.22.0")
+    assert not any(fix.startswith("--attention-backend") for fix in finding.fixes)  # none was given
+
+
+def test_a_nightly_vllm_is_reinstalled_without_a_pin_it_cannot_resolve():
+    f = text_facts(FLASH_ATTN_EXTENSIONS, vllm_version="0.22.1.dev12+g1234abc")
+    assert fire("VLLM_FLASH_ATTN_EXTENSIONS_MISSING", f).fixes[0].endswith("--no-deps vllm")
 
 
 def test_install_commands_follow_the_environment():

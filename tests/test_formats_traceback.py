@@ -197,3 +197,24 @@ def test_exception_continuation_stops_at_a_new_log_record(record):
     ]
     tb = parse_tracebacks(lines)[0]
     assert tb.text.splitlines() == lines[:4]
+
+
+@pytest.mark.parametrize(
+    "line, exc_type",
+    [
+        (
+            "triton.runtime.errors.OutOfResources: out of resource: shared memory, Required: 327680, "
+            "Hardware limit: 232448. Reducing block sizes or `num_stages` may help.",
+            "triton.runtime.errors.OutOfResources",
+        ),
+        ("torch._dynamo.exc.Unsupported: call_function UserDefinedObjectVariable", "torch._dynamo.exc.Unsupported"),
+    ],
+)
+def test_a_class_from_a_module_of_errors_is_an_exception_though_its_name_does_not_say_so(line, exc_type):
+    parsed = parse_exception_line(line)
+    assert parsed is not None and parsed.exc_type == exc_type
+
+
+@pytest.mark.parametrize("line", ["my.module.Thing: value", "errors.Summary: none"])
+def test_other_dotted_names_before_a_colon_are_not_exceptions(line):
+    assert parse_exception_line(line) is None

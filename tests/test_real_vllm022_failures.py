@@ -105,15 +105,46 @@ def test_a_triton_compile_error_is_triton_compile_with_the_compilers_message():
     assert analysis.facts.root_cause.message == "arange's range must be a power of 2"
 
 
-@pytest.mark.parametrize(
-    ("what", "flag"),
-    [("removed-flag", "--disable-log-requests"), ("unknown-flag", "--max-model-length")],
-)
-def test_argparse_refusing_a_flag_is_engine_config_naming_the_flag_and_version(what, flag):
-    analysis = analyze(what)
+def no_vllm_advice(analysis) -> bool:
+    words = ("vLLM", "--attention-backend", "--enforce-eager", "-O0", "VLLM_")
+    return not any(word in advice(analysis) for word in words)
+
+
+def test_a_plain_triton_script_gets_tile_advice_and_nothing_of_vllm_or_small_gpus():
+    # vLLM 0.22.0 is installed, but the command and the traceback never touch it
+    analysis = analyze("triton-out-of-resources")
+    assert analysis.facts.root_cause.exc_type == "triton.runtime.errors.OutOfResources"  # its name lacks 'Error'
+    assert no_vllm_advice(analysis)
+    assert "T4" not in advice(analysis) and "consumer" not in advice(analysis)
+    assert "num_stages" in analysis.diagnoses[0].fixes[0]
+
+
+def test_a_triton_kernel_that_does_not_compile_is_not_blamed_on_torch_compile():
+    analysis = analyze("triton-compile-error")
+    top = analysis.diagnoses[0]
+    assert top.rule == "TRITON_KERNEL_COMPILE_FAILED" and analysis.category == "triton_compile"
+    assert top.title == "Triton could not compile a kernel: arange's range must be a power of 2."
+    assert "torch.compile" not in top.title and no_vllm_advice(analysis)
+    assert "triton.next_power_of_2" in advice(analysis)
+
+
+def test_argparse_refusing_an_unknown_flag_is_engine_config_naming_the_flag_and_version():
+    analysis = analyze("unknown-flag")
     top = analysis.diagnoses[0]
     assert analysis.category == "engine_config" and top.rule == "UNRECOGNIZED_ARGUMENT"
-    assert top.title == f"vLLM 0.22.0 does not accept {flag}."
+    assert top.title == "vLLM 0.22.0 does not accept --max-model-length."
+
+
+def test_argparse_refusing_a_removed_flag_names_the_release_history_not_an_upgrade():
+    analysis = analyze("removed-flag")
+    top = analysis.diagnoses[0]
+    assert analysis.category == "engine_config" and top.rule == "REMOVED_FLAG"
+    # analyzer/data/catalogue/vllm_flags.json: deprecated from 0.11, absent from 0.17 on
+    assert top.title == (
+        "--disable-log-requests is not an option of vLLM 0.22.0 any more: vLLM removed it in 0.17 "
+        "(deprecated since 0.11)."
+    )
+    assert "--enable-log-requests" in top.fixes[0] and "newer vLLM" not in advice(analysis)
 
 
 def test_an_invalid_dtype_choice_lists_the_accepted_ones():
@@ -185,6 +216,45 @@ def test_a_kernel_package_left_out_of_the_install_is_the_headline(what, module, 
     assert top.title.startswith(f"Python cannot import '{module}' because {distribution}")
 
 
+def test_an_optional_module_a_library_says_is_missing_is_named_with_its_install_command():
+    # pydantic-extra-types raises RuntimeError, not ModuleNotFoundError; this bundle's requirement check predates
+    # following extras, so the library's own words are the evidence
+    analysis = analyze("missing-pycountry")
+    top = analysis.diagnoses[0]
+    assert analysis.category == "other" and top.rule == "MODULE_REQUIRED_NOT_INSTALLED"
+    assert top.title == "pydantic-extra-types 2.11.1 needs 'pycountry', which is not installed."
+    assert top.fixes[0] == "uv pip install --python /opt/torch/.venv/bin/python3 pycountry"
+
+
+def test_flash_attention_extensions_missing_from_the_install_say_reinstall_the_wheel():
+    analysis = analyze("flash-attn-ext-missing")
+    top = analysis.diagnoses[0]
+    assert analysis.category == "other" and top.rule == "VLLM_FLASH_ATTN_EXTENSIONS_MISSING"
+    assert "_vllm_fa2_C" in top.title
+    assert top.fixes[0].endswith(
+        "uv pip install --python /opt/torch/.venv/bin/python3 --reinstall --no-deps vllm==0.22.0"
+    )
+    # the run asked for TRITON_ATTN: the finding says why that did not help
+    assert top.fixes[1].startswith("--attention-backend does not avoid it")
+
+
+@pytest.mark.parametrize(
+    ("what", "conflict"),
+    [
+        ("missing-llguidance", "numba"),
+        ("missing-flashinfer", "apache-tvm-ffi"),
+        ("missing-humming-awq", "apache-tvm-ffi"),
+        ("missing-humming-gptq", "apache-tvm-ffi"),
+    ],
+)
+def test_a_version_conflict_is_not_blamed_for_a_module_that_is_not_installed(what, conflict):
+    analysis = analyze(what)
+    # the conflict is real (the requirement check lists it), but the error never reaches that package
+    assert any(p["name"] == conflict and p["problem"] == "conflict" for p in analysis.facts.requirement_problems)
+    assert "REQUIREMENT_CONFLICT" not in [d.rule for d in analysis.diagnoses]
+    assert analysis.diagnoses[0].rule == "MISSING_REQUIREMENT"
+
+
 # -- pending: what the analyzer gets wrong today --------------------------------------------------------------
 
 
@@ -196,90 +266,7 @@ class Pending:
     says_it: Callable[[object], bool]  # true once the analysis says it
 
 
-def names_removal_release(analysis) -> bool:
-    # --disable-log-requests: deprecated in 0.11, removed in 0.17 (analyzer/data/catalogue/vllm_flags.json)
-    return "0.17" in advice(analysis) and "newer vLLM" not in advice(analysis)
-
-
-def no_vllm_advice(analysis) -> bool:
-    words = ("vLLM", "--attention-backend", "--enforce-eager", "-O0", "VLLM_")
-    return not any(word in advice(analysis) for word in words)
-
-
-def not_blamed_on_torch_compile(analysis) -> bool:
-    return "torch.compile" not in analysis.diagnoses[0].title and no_vllm_advice(analysis)
-
-
-def names_pycountry_with_install_command(analysis) -> bool:
-    return bool(analysis.diagnoses) and "pycountry" in analysis.diagnoses[0].title and "install" in advice(analysis)
-
-
-def names_missing_flash_attention_extension(analysis) -> bool:
-    return bool(analysis.diagnoses) and "_vllm_fa" in advice(analysis) and "reinstall" in advice(analysis).lower()
-
-
-def no_unrelated_conflict_blamed(analysis) -> bool:
-    return not any(d.rule == "REQUIREMENT_CONFLICT" and "numba" in d.title for d in analysis.diagnoses)
-
-
-def no_conflict_blamed_for_a_missing_module(analysis) -> bool:
-    # apache-tvm-ffi (a version conflict) has no part in an import of a package that is not installed at all
-    return not any(d.rule == "REQUIREMENT_CONFLICT" and "error comes from" in d.title for d in analysis.diagnoses)
-
-
-PENDING = [
-    Pending(
-        "removed-flag",
-        "engine_config",
-        "that vLLM removed --disable-log-requests in 0.17 (deprecated since 0.11), not that it needs a newer vLLM",
-        names_removal_release,
-    ),
-    Pending(
-        "triton-out-of-resources",
-        "triton_compile",
-        "advice for a plain Triton script (no vLLM in the command or the traceback): smaller tiles or fewer "
-        "num_stages, not 'upgrade vLLM' or --attention-backend; nor T4 or consumer cards on an H200",
-        no_vllm_advice,
-    ),
-    Pending(
-        "triton-compile-error",
-        "triton_compile",
-        "that a Triton kernel failed to compile (tl.arange needs a power-of-two range), not torch.compile, "
-        "and no vLLM options (-O0, --enforce-eager, VLLM_DISABLE_COMPILE_CACHE) for a run without vLLM",
-        not_blamed_on_torch_compile,
-    ),
-    Pending(
-        "missing-pycountry",
-        "other",
-        "that pycountry is missing (mistral-common requires pydantic-extra-types[pycountry], which vllm 0.22.0 "
-        "imports through gguf) and how to install it; today: no finding",
-        names_pycountry_with_install_command,
-    ),
-    Pending(
-        "flash-attn-ext-missing",
-        "other",
-        "that the vLLM install lacks its FlashAttention extensions (_vllm_fa2_C / _vllm_fa3_C), which model "
-        "inspection imports even with --attention-backend TRITON_ATTN: reinstall the vllm wheel; today: no finding",
-        names_missing_flash_attention_extension,
-    ),
-    Pending(
-        "missing-llguidance",
-        "other",
-        "no second finding that 'the error comes from' the numba==0.65.0 conflict: numba has no part in a "
-        "missing llguidance",
-        no_unrelated_conflict_blamed,
-    ),
-    *(
-        Pending(
-            what,
-            "other",
-            "no second finding that 'the error comes from' the apache-tvm-ffi conflict: the error is a module "
-            "that is not installed at all",
-            no_conflict_blamed_for_a_missing_module,
-        )
-        for what in ("missing-flashinfer", "missing-humming-awq", "missing-humming-gptq")
-    ),
-]
+PENDING: list[Pending] = []
 
 
 @pytest.mark.parametrize(

@@ -174,7 +174,10 @@ def test_quantization_that_does_not_match_the_checkpoint():
 def test_a_removed_flag_rejected_by_argparse_names_its_replacement_and_release():
     top = analyze_text(ARGPARSE_REMOVED).diagnoses[0]
     assert top.rule == "REMOVED_FLAG" and top.category == "engine_config" and top.confidence == 0.95
-    assert top.title == "--enable-reasoning is not an option of this vLLM any more: vLLM removed it in 0.10."
+    assert (
+        top.title
+        == "--enable-reasoning is not an option of this vLLM any more: vLLM removed it in 0.10 (deprecated since 0.9)."
+    )
     assert top.fixes == [
         "remove --enable-reasoning; instead: --reasoning-parser NAME alone (naming a parser turns reasoning output on)"
     ]
@@ -343,7 +346,7 @@ def test_required_argument_missing():
     assert finding.category == "engine_config"
 
 
-# -- flags: the removed-flag table and argparse's unknown ones (knowledge.REMOVED_FLAGS) -----------------
+# -- flags: the removed-flag table and argparse's unknown ones (knowledge.removed_flags()) ---------------
 def test_swap_space_removed_since_018_only():
     new = fire("REMOVED_FLAG", facts("vllm serve m --swap-space 4", vllm_version="0.19.1"))
     assert (
@@ -398,11 +401,44 @@ def test_an_extra_positional_argument_points_at_the_model_argument():
 
 
 def test_every_removed_flag_names_its_release_and_the_fix_starts_with_remove():
-    from vllm_bug.analyzer.knowledge import REMOVED_FLAGS
+    from vllm_bug.analyzer.knowledge import removed_flags
 
-    for entry in REMOVED_FLAGS:
+    for entry in removed_flags():
         found = fire_all("REMOVED_FLAG", facts(f"vllm serve: error: unrecognized arguments: {entry.name}"))
         assert [x.fixes for x in found] == [[f"remove {entry.name}; instead: {entry.replacement}"]]
+
+
+def test_a_flag_only_the_release_history_knows_is_named_with_its_removal_and_replacement():
+    """--cuda-graph-sizes: deprecated in 0.12 for --cudagraph-capture-sizes, gone from 0.13 (mined, no words of ours)."""
+    finding = fire(
+        "REMOVED_FLAG",
+        facts("vllm serve: error: unrecognized arguments: --cuda-graph-sizes 8 16", vllm_version="0.14.0"),
+    )
+    assert finding.title == (
+        "--cuda-graph-sizes is not an option of vLLM 0.14.0 any more: vLLM removed it in 0.13 (deprecated since 0.12)."
+    )
+    assert finding.fixes == [
+        "remove --cuda-graph-sizes; instead: --cudagraph-capture-sizes, which its deprecation message named"
+    ]
+    assert (
+        fire("UNRECOGNIZED_ARGUMENT", facts("vllm serve: error: unrecognized arguments: --cuda-graph-sizes 8")) is None
+    )
+
+
+def test_a_removed_flag_the_history_names_no_replacement_for_says_so():
+    finding = fire(
+        "REMOVED_FLAG", facts("vllm: error: unrecognized arguments: --rope-theta 1e6", vllm_version="0.12.0")
+    )
+    assert finding.title == "--rope-theta is not an option of vLLM 0.12.0 any more: vLLM removed it in 0.12."
+    assert finding.fixes[0].startswith("remove --rope-theta; instead: nothing that the release history names")
+
+
+def test_an_underscored_spelling_is_left_to_the_dashed_option_argparse_declares():
+    from vllm_bug.analyzer.knowledge import flag_removal
+
+    assert flag_removal("--preemption_mode") is None
+    removal = flag_removal("--preemption-mode")
+    assert removal is not None and removal.gone_since == (0, 11)
 
 
 def test_utilization_as_percentage():

@@ -55,8 +55,8 @@ def test_driver_floors():
 
 
 def test_removed_names_by_version():
-    assert k.removed_in(k.REMOVED_FLAGS, "--swap-space", "0.17.1") is None
-    assert k.removed_in(k.REMOVED_FLAGS, "--swap-space", "0.18.0") is not None
+    assert k.removed_in(k.removed_flags(), "--swap-space", "0.17.1") is None
+    assert k.removed_in(k.removed_flags(), "--swap-space", "0.18.0") is not None
     assert k.removed_in(k.REMOVED_ENV, "VLLM_DISABLE_CUDA_GRAPH", None) is not None
     assert k.default_gpu_memory_utilization("0.6.4") == 0.90
     assert k.default_gpu_memory_utilization("0.33.0") == 0.92

@@ -192,3 +192,60 @@ def test_extra_only_markers_are_skipped_without_parsing():
             raise AssertionError("an extra-only requirement must not be parsed")
 
     assert tr.applicable('anything at all; extra == "dev"', Refuses()) is None
+
+
+def packaging_tools():
+    return tr.PackagingTools(Requirement, "packaging")
+
+
+EXTRA_CHAIN = [
+    # the real chain of the missing-pycountry bundle: vllm -> mistral-common -> pydantic-extra-types[pycountry]
+    ("mistral-common", "1.13.1", ["pydantic-extra-types[pycountry]>=2.10.5", "numpy>=1.25"]),
+    (
+        "pydantic-extra-types",
+        "2.11.1",
+        ["pydantic>=2.5.2", 'pycountry>=23; extra == "pycountry"', 'phonenumbers<10,>=8; extra == "phonenumbers"'],
+    ),
+    ("pydantic", "2.14.4", []),
+    ("numpy", "2.2.0", []),
+]
+INSTALLED = {"mistral-common": "1.13.1", "pydantic-extra-types": "2.11.1", "pydantic": "2.14.4", "numpy": "2.2.0"}
+
+
+@pytest.mark.parametrize("tools", [tr.BundledTools, packaging_tools], ids=["bundled", "packaging"])
+def test_an_extra_a_requirement_selects_adds_its_requirements_as_pip_installs_them(tools):
+    found = tr.requirement_problems(EXTRA_CHAIN, INSTALLED, tools())
+    assert found["problems"] == [
+        {
+            "package": "pydantic-extra-types",
+            "version": "2.11.1",
+            "requirement": 'pycountry>=23; extra == "pycountry"',
+            "name": "pycountry",
+            "specifier": ">=23",
+            "installed": None,
+            "problem": "missing",
+            "extra": "pycountry",
+            "wanted_by": "mistral-common",
+        }
+    ]  # phonenumbers belongs to an extra nobody selected
+
+
+@pytest.mark.parametrize("tools", [tr.BundledTools, packaging_tools], ids=["bundled", "packaging"])
+def test_extras_are_followed_through_other_extras_and_met_ones_are_quiet(tools):
+    declared = [
+        ("app", "1.0", ["lib[Fast_IO]"]),
+        ("lib", "2.0", ['speedups[all]; extra == "fast-io"']),
+        ("speedups", "3.0", ['zstd>=1.5; extra == "all"', 'lz4; extra == "all"']),
+        ("zstd", "1.4", []),
+        ("lz4", "4.0", []),
+    ]
+    installed = {"app": "1.0", "lib": "2.0", "speedups": "3.0", "zstd": "1.4", "lz4": "4.0"}
+    found = tr.requirement_problems(declared, installed, tools())
+    assert [(p["package"], p["name"], p["problem"], p["extra"], p["wanted_by"]) for p in found["problems"]] == [
+        ("speedups", "zstd", "conflict", "all", "lib")
+    ]
+
+
+def test_an_extra_of_a_missing_distribution_adds_nothing_beyond_the_missing_one():
+    found = tr.requirement_problems([("app", "1.0", ["lib[x]"])], {"app": "1.0"}, tr.BundledTools())
+    assert [(p["name"], p["problem"]) for p in found["problems"]] == [("lib", "missing")]

@@ -132,3 +132,33 @@ def test_a_vllm_command_counts_and_a_file_named_like_vllm_does_not():
     assert not vllm_not_involved(facts_from_text("$ vllm serve Qwen/Qwen3-0.6B\n" + PLAIN_TORCH + OOM))
     assert not vllm_not_involved(facts_from_text("from vllm import LLM\n" + PLAIN_TORCH + OOM))
     assert vllm_not_involved(facts_from_text("$ python vllm_test_runner.py\n" + PLAIN_TORCH + OOM))
+
+
+def recorded_run(command: str, text: str, **fields):
+    """Facts as a bundle written by `vllm-bug run` gives them: the command it ran, its output, vLLM installed."""
+    facts = facts_from_text(text)
+    facts.launch_command, facts.command_recorded = command, True
+    for name, value in fields.items():
+        setattr(facts, name, value)
+    return facts
+
+
+def test_a_recorded_command_that_never_reaches_vllm_is_not_vllm_though_vllm_is_installed():
+    facts = recorded_run("python3 train.py", PLAIN_TORCH + OOM, vllm_version="0.22.0", vllm_installed=True)
+    assert vllm_not_involved(facts)
+    assert not any("--gpu-memory-utilization" in fix for d in analyze_facts(facts).diagnoses for fix in d.fixes)
+
+
+def test_a_recorded_command_is_vllm_when_its_traceback_or_log_is():
+    through_vllm = PLAIN_TORCH.replace(
+        "/home/user/train.py", "/opt/venv/lib/python3.12/site-packages/vllm/entrypoints/llm.py"
+    )
+    assert not vllm_not_involved(recorded_run("python3 run_llm.py", through_vllm + OOM, vllm_version="0.22.0"))
+    logged = "INFO 03-19 07:27:53 [gpu_model_runner.py:1580] Model loading took 15.2 GiB\n" + PLAIN_TORCH + OOM
+    assert not vllm_not_involved(recorded_run("python3 run_llm.py", logged, vllm_version="0.22.0"))
+    assert not vllm_not_involved(recorded_run("vllm serve m", PLAIN_TORCH + OOM, vllm_version="0.22.0"))
+
+
+def test_a_recorded_command_without_a_traceback_leaves_an_installed_vllm_involved():
+    facts = recorded_run("python3 run_llm.py", "Segmentation fault (core dumped)\n", vllm_version="0.22.0")
+    assert not vllm_not_involved(facts)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.findings import Diagnosis
 from vllm_bug.analyzer.knowledge import TORCH_COMPILE_OFF_ADVICE, attention_backend_advice, compile_off_advice
@@ -43,6 +45,22 @@ def ptxas_arch_unsupported(facts: Facts) -> Diagnosis | None:
     return Diagnosis(level(facts, "PTXAS_FAILED", "PTXAS_CALLED_PROCESS"), title, evidence=lines, fixes=fixes)
 
 
+# below this much shared memory per block a GPU is one of those Triton configurations are often not tuned for
+# (T4: 64 KiB, consumer Ampere and Ada cards: about 100 KiB); the A100 has 163 KiB, the H100 and H200 227 KiB
+SMALL_SHARED_MEMORY = 128 * 1024
+
+
+def _upgrade_for_shared_memory(sizes: dict[str, str]) -> str:
+    """The upgrade advice, naming the small-memory GPUs only when the limit in the message is one of theirs."""
+    limit = int(sizes["limit"]) if sizes.get("limit") else None
+    if limit is not None and limit >= SMALL_SHARED_MEMORY:
+        return "upgrade vLLM: its Triton kernel configurations are tuned per GPU and per release"
+    return (
+        "upgrade vLLM: kernel configurations for GPUs with little shared memory (T4, consumer cards) "
+        "are tuned per release"
+    )
+
+
 @rule("TRITON_OUT_OF_SHARED_MEMORY", category="triton_compile", signals=("TRITON_OUT_OF_SHARED_MEMORY",))
 def triton_out_of_shared_memory(facts: Facts) -> Diagnosis | None:
     assert facts.signals is not None
@@ -62,8 +80,7 @@ def triton_out_of_shared_memory(facts: Facts) -> Diagnosis | None:
         evidence=lines,
         fixes=vllm_only(
             facts,
-            "upgrade vLLM: kernel configurations for GPUs with little shared memory (T4, consumer cards) "
-            "are tuned per release",
+            _upgrade_for_shared_memory(sizes),
             "switch the attention backend away from the Triton kernel that failed: "
             + attention_backend_advice(version, "FLASHINFER")
             + " or XFORMERS on older releases",
@@ -101,8 +118,82 @@ def triton_pass_pipeline_failed(facts: Facts) -> Diagnosis | None:
     )
 
 
+# what torch.compile adds around a Triton failure: Dynamo's and Inductor's modules, and their exceptions' names
+TORCH_COMPILE_MODULES = ("torch._dynamo", "torch._inductor")
+TORCH_COMPILE_WORDS = re.compile(
+    r"torch\._dynamo|torch\._inductor|InductorError|BackendCompilerFailed|LoweringException"
+)
+
+
+def _all_frames(facts: Facts) -> list:
+    frames = [frame for tb in facts.tracebacks for frame in tb.frames]
+    return frames + (facts.root_cause.frames if facts.root_cause is not None else [])
+
+
+def triton_kernel_failed_to_compile(facts: Facts) -> bool:
+    """A CompilationError of Triton's compiler on a kernel it was handed directly: the traceback runs through
+    triton.compiler and through neither Dynamo nor Inductor, and no error line names torch.compile's parts. A cut
+    traceback without frames cannot tell, and stays torch.compile's."""
+    lines = evidence(facts, "COMPILE_FAILED", limit=20)
+    if not any("CompilationError" in line for line in lines) or any(TORCH_COMPILE_WORDS.search(x) for x in lines):
+        return False
+    modules = [frame.module for frame in _all_frames(facts)]
+    return any(m.startswith("triton.compiler") for m in modules) and not any(
+        m.startswith(TORCH_COMPILE_MODULES) for m in modules
+    )
+
+
+def _compiler_message(facts: Facts) -> str | None:
+    """What the compiler objected to: the chained cause under the CompilationError, when there is one."""
+    cause = facts.root_cause
+    if cause is None or "CompilationError" in cause.exc_type or not cause.message:
+        return None
+    return cause.message
+
+
+def _pinned_triton_fix(facts: Facts) -> str:
+    triton = facts.package("triton")
+    torch = facts.torch_version or facts.package("torch")
+    versions = f" (you have triton {triton} with torch {torch})" if triton and torch else ""
+    return (
+        f"if triton was installed apart from torch, install the version torch pins{versions} to rule out a "
+        "compiler change"
+    )
+
+
+@rule("TRITON_KERNEL_COMPILE_FAILED", category="triton_compile", signals=("COMPILE_FAILED",))
+def triton_kernel_compile_failed(facts: Facts) -> Diagnosis | None:
+    """A Triton kernel (a @triton.jit function, not code torch.compile generated) that Triton could not compile."""
+    if not triton_kernel_failed_to_compile(facts):
+        return None
+    message = _compiler_message(facts)
+    fixes = [
+        "the error's 'at LINE:COLUMN' counts from the kernel's def line and points at the code Triton rejects; "
+        "the line under the quoted source says which rule of the Triton language it breaks"
+    ]
+    if message and "power of 2" in message:
+        fixes.append(
+            "tl.arange ranges and block shapes must be powers of two: pass triton.next_power_of_2(n) as the block "
+            "size and mask the lanes past n (mask=offsets < n)"
+        )
+    fixes.append(_pinned_triton_fix(facts))
+    fixes += vllm_only(
+        facts,
+        "when the kernel is one of vLLM's own (its frames are under vllm/), report it with this log and the "
+        "triton version",
+    )
+    return Diagnosis(
+        level(facts, "COMPILE_FAILED"),
+        "Triton could not compile a kernel" + (f": {message}." if message else "."),
+        evidence=evidence(facts, "COMPILE_FAILED", limit=2),
+        fixes=fixes,
+    )
+
+
 @rule("TORCH_COMPILE_FAILED", category="triton_compile", signals=("COMPILE_FAILED",))
 def torch_compile_failed(facts: Facts) -> Diagnosis | None:
+    if triton_kernel_failed_to_compile(facts):  # TRITON_KERNEL_COMPILE_FAILED's
+        return None
     lines = evidence(facts, "COMPILE_FAILED", limit=2)
     version = vllm_version(facts)
     triton = facts.package("triton")

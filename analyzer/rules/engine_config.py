@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.findings import Diagnosis
-from vllm_bug.analyzer.knowledge import REMOVED_FLAGS, Removal, at_least, release_text, removed_in
+from vllm_bug.analyzer.knowledge import Removal, at_least, flag_removal, release_text, removed_flags
 from vllm_bug.analyzer.rules import rule
 from vllm_bug.analyzer.rules.helpers import (
     ROOT,
@@ -94,8 +94,7 @@ def _rejected_arguments(facts: Facts) -> list[str]:
 
 
 def _removal(token: str) -> Removal | None:
-    key = _flag_key(token)
-    return next((entry for entry in REMOVED_FLAGS if entry.name == key), None)
+    return flag_removal(_flag_key(token))
 
 
 def _flag_given(facts: Facts, flag: str) -> str | None:
@@ -110,31 +109,32 @@ def _flag_given(facts: Facts, flag: str) -> str | None:
     return None
 
 
+def _removal_title(facts: Facts, entry: Removal) -> str:
+    release = release_text(entry.gone_since)
+    if at_least(vllm_version(facts), entry.gone_since) is False:  # refused by a release from before the removal
+        return f"{_subject(_where(facts))} does not accept {entry.name}, and vLLM removed it for good in {release}."
+    since = f" (deprecated since {release_text(entry.deprecated_since)})" if entry.deprecated_since else ""
+    return f"{entry.name} is not an option of {_where(facts)} any more: vLLM removed it in {release}{since}."
+
+
 @rule("REMOVED_FLAG", category="engine_config")
 def removed_flag(facts: Facts) -> list[Diagnosis] | None:
     """A flag vLLM removed: decisive when argparse rejected it, a warning when only the version says so."""
     version = vllm_version(facts)
     rejected = set() if vllm_not_involved(facts) else {_flag_key(token) for token in _rejected_arguments(facts)}
     out = []
-    for entry in REMOVED_FLAGS:
+    for entry in removed_flags():
         said_by_vllm = entry.name in rejected
         line = _flag_given(facts, entry.name)
         if not line and not said_by_vllm:
             continue
-        if not said_by_vllm and not removed_in(REMOVED_FLAGS, entry.name, version):
+        if not said_by_vllm and not at_least(version, entry.gone_since):
             continue
         quoted = evidence(facts, "UNRECOGNIZED_ARGUMENTS", limit=1) if said_by_vllm else []
-        release = release_text(entry.gone_since)
-        if at_least(version, entry.gone_since) is False:  # refused by a release from before the removal
-            title = (
-                f"{_subject(_where(facts))} does not accept {entry.name}, and vLLM removed it for good in {release}."
-            )
-        else:
-            title = f"{entry.name} is not an option of {_where(facts)} any more: vLLM removed it in {release}."
         out.append(
             Diagnosis(
                 ROOT if said_by_vllm else SECONDARY,
-                title,
+                _removal_title(facts, entry),
                 evidence=quoted + ([line] if line and line not in quoted else []),
                 fixes=[f"remove {entry.name}; instead: {entry.replacement}"],
             )

@@ -164,10 +164,12 @@ def vllm_version(facts: Facts) -> str | None:
 
 
 def vllm_not_involved(facts: Facts) -> bool:
-    """Whether the facts show that the program that failed was not vLLM: no vLLM version, no vLLM log line or
-    process tag, no vLLM command, no frame in the vllm package and no mention of vLLM by name, and either no
-    vllm package or a traceback without vllm. A folder or file that merely has "vllm" in its name is no sign."""
-    if vllm_version(facts) or facts.vllm_process_tags or facts.vllm_log_lines:
+    """Whether the facts show that the program that failed was not vLLM: no vLLM log line or process tag, no vLLM
+    command, no frame in the vllm package and no mention of vLLM by name; then either the recorded command ran
+    something else and its traceback passes through no vLLM code (vLLM may be installed beside it), or no vLLM
+    version is known and either no vllm package or a traceback without vllm. A folder or file that merely has
+    "vllm" in its name is no sign."""
+    if facts.vllm_process_tags or facts.vllm_log_lines:
         return False
     if facts.launch_command and _VLLM_WORD.search(facts.launch_command):
         return False
@@ -177,6 +179,10 @@ def vllm_not_involved(facts: Facts) -> bool:
     if any(frame.module == "vllm" or frame.module.startswith("vllm.") for frame in frames):
         return False
     if has(facts, "VLLM_MENTIONED"):
+        return False
+    if facts.command_recorded and frames:
+        return True
+    if vllm_version(facts):
         return False
     return facts.vllm_installed is False or bool(frames)
 
