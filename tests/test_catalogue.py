@@ -348,6 +348,32 @@ def test_fstring_becomes_an_escaped_regex_with_named_bounded_groups():
     assert re.search(pattern, "ValueError: tp (8) * pp [2] > 8. Try again").group("pp") == "2"
 
 
+def test_a_backtick_in_a_message_is_optional_in_its_regex():
+    # vllm#3331: pasted outside a code block, GitHub shows `quantization` as code and the text loses the backticks
+    found = messages.python_messages(
+        'def f(m, q):\n    raise ValueError(f"Quantization method specified in the model config ({m}) does not '
+        'match the quantization method specified in the `quantization` argument ({q}).")\n'
+    )
+    pattern = re.compile(messages.regex(found[0].template))
+    printed = "specified in the `quantization` argument (gptq)."
+    pasted = (
+        "ValueError: Quantization method specified in the model config (marlin) does not match the quantization "
+        "method specified in the quantization argument (gptq)."
+    )
+    assert pattern.search(
+        "Quantization method specified in the model config (marlin) does not match the quantization method " + printed
+    )
+    assert pattern.search(pasted).group("q") == "gptq"
+
+
+def test_mined_vllm_rows_match_their_message_without_backticks():
+    rows = json.loads((CATALOGUE / "vllm_messages.json").read_text())["rows"]
+    quoted = [row for row in rows.values() if "`" in row["template"] and "{}" not in row["template"]]
+    assert quoted
+    for row in quoted:
+        assert re.search(row["pattern"], row["template"].replace("`", "")), row["template"]
+
+
 def test_message_in_a_variable_is_followed_through_its_assignments():
     source = (
         'def f(locs):\n    msg = "libcuda.so cannot be found anywhere!\\n"\n'

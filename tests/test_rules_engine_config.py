@@ -171,6 +171,19 @@ def test_quantization_that_does_not_match_the_checkpoint():
     assert top.fixes[1] == "or --quantization fp8"
 
 
+def test_quantization_mismatch_pasted_without_its_backticks():
+    # vllm#3331 (vLLM 0.3): pasted outside a code block, the message lost the backticks around `quantization`
+    pasted = (
+        'File "/usr/local/lib/python3.10/dist-packages/vllm/config.py", line 204, in _verify_quantization\n'
+        "raise ValueError(\n"
+        "ValueError: Quantization method specified in the model config (marlin) does not match the quantization "
+        "method specified in the quantization argument (gptq).\n"
+    )
+    top = analyze_text(pasted).diagnoses[0]
+    assert top.rule == "QUANTIZATION_MISMATCH" and top.category == "engine_config"
+    assert top.title == "The checkpoint is quantized with marlin, but --quantization gptq was given."
+
+
 def test_a_removed_flag_rejected_by_argparse_names_its_replacement_and_release():
     top = analyze_text(ARGPARSE_REMOVED).diagnoses[0]
     assert top.rule == "REMOVED_FLAG" and top.category == "engine_config" and top.confidence == 0.95

@@ -103,13 +103,15 @@ def _filler(text: str, after: list[Part]) -> bool:
 
 def regex(template: Template, used: set[str] | None = None) -> str:
     """The pattern of a template's head: literals escaped, holes as bounded groups, named when the name is
-    not in `used` (the group names of the other alternatives of the same pattern; updated)."""
+    not in `used` (the group names of the other alternatives of the same pattern; updated). A backtick is
+    optional: a message pasted into a GitHub issue outside a code block loses the backticks around a name
+    (Markdown shows it as code instead)."""
     parts = template.head().parts
     used = set() if used is None else used
     pieces = []
     for index, part in enumerate(parts):
         if isinstance(part, str):
-            pieces.append(re.escape(part).replace("\\ ", " "))
+            pieces.append(re.escape(part).replace("\\ ", " ").replace("`", "`?"))
             continue
         last = index == len(parts) - 1
         body = f"[^\\n]{{0,{MAX_HOLE}}}" + ("" if last else "?")
