@@ -86,6 +86,13 @@ class ExceptionLine:
 _HEADER = lazy_compile(r"Traceback \(most recent call last\):?\s*$")
 _FRAME = lazy_compile(r'^\s*File "(?P<path>[^"]{1,2000})", line (?P<line>\d{1,9})(?:, in (?P<func>.+?))?\s*$')
 _FRAME_START = lazy_compile(r'^\s*File "[^"]*$')  # a frame line wrapped before its closing quote
+# IPython's (Jupyter, Colab) frames: 'PATH in FUNC(ARGS)' (IPython 7) or 'File PATH:LINE, in FUNC(ARGS)' (IPython 8),
+# the line of an IPython 7 frame given by its '--> LINE code' marker below it, among lines of context
+_IPYTHON_FRAME = lazy_compile(
+    r"^\s*(?:File\s+)?(?P<path>(?:/|[A-Za-z]:\\)[^\s:]{0,2000}\.py)(?::(?P<line>\d{1,9}),)?"
+    r" in (?P<func>[^()\n]{1,200})\(.{0,2000}\)\s*$"
+)
+_IPYTHON_MARKER = lazy_compile(r"^-+>\s*(?P<line>\d{1,9})\s(?P<code>.*)$")
 _CAUSE = lazy_compile(r"^\s*The above exception was the direct cause of the following exception:?\s*$")
 _DURING = lazy_compile(r"^\s*During handling of the above exception, another exception occurred:?\s*$")
 _ELISION = lazy_compile(r"^\s*(?:\[\s*\.\.\.\s*\]|\.\.\.|…|\.\.\.<\d+ lines>\.\.\.)\s*$")
@@ -131,8 +138,8 @@ _WHAT = lazy_compile(r"^\s*what\(\):\s*(?P<msg>.+)")
 # What a line must contain for parse_tracebacks to read it as anything: a header, a frame, a chain
 # sentence, a word that ends an exception's type (see _EXC_NAME, _BARE_EXC_NAMES) or a _PSEUDO_HINT.
 _WORTH_READING = lazy_compile(
-    r"Traceback|File \"|above exception|Error|Exception|Exit|Interrupt|Warning|Failure|Fault|Timeout|Abort"
-    r"|Cancelled|Exhausted|Died|StopIteration|" + _PSEUDO_HINT_WORDS
+    r"Traceback|File \"|\.py(?::\d+,)? in |above exception|Error|Exception|Exit|Interrupt|Warning|Failure|Fault"
+    r"|Timeout|Abort|Cancelled|Exhausted|Died|StopIteration|" + _PSEUDO_HINT_WORDS
 )
 
 
@@ -143,12 +150,12 @@ def is_chain_line(line: str) -> bool:
 
 
 def parse_frame_line(line: str) -> Frame | None:
-    """A frame line ('  File "/a/b.py", line 12, in f') as a Frame, else None."""
-    m = _FRAME.match(line)
+    """A frame line ('  File "/a/b.py", line 12, in f', or IPython's '/a/b.py in f(x)') as a Frame, else None."""
+    m = _FRAME.match(line) or _IPYTHON_FRAME.match(line)
     if not m:
         return None
-    func = m.group("func")
-    return Frame(m.group("path"), int(m.group("line")), func.strip() if func else None)
+    func, number = m.group("func"), m.group("line")
+    return Frame(m.group("path"), int(number) if number else None, func.strip() if func else None)
 
 
 def parse_exception_line(line: str) -> ExceptionLine | None:
@@ -234,7 +241,7 @@ def parse_tracebacks(lines: list[str], skip_lines: frozenset[int] = frozenset())
             i += 1
             continue
         header = _HEADER.search(line)
-        if header or _FRAME.match(line) or _FRAME_START.match(line):
+        if header or _FRAME.match(line) or _FRAME_START.match(line) or _IPYTHON_FRAME.match(line):
             tb, end = _parse_one(lines, i, has_header=bool(header))
             if header and header.start() > 0:
                 _pseudo_from_line(line[: header.start()], i, found)
@@ -298,6 +305,12 @@ def _parse_one(lines: list[str], start: int, has_header: bool) -> tuple[Tracebac
             return _with_continuation(lines, i, exc, frames, start)
         if _HEADER.search(line) or is_chain_line(line):
             break
+        marker = _IPYTHON_MARKER.match(line) if frames and frames[-1].line is None else None
+        if marker:
+            frames[-1].line, frames[-1].code = int(marker.group("line")), marker.group("code").strip()
+            since_frame += 1
+            i += 1
+            continue
         if frames and since_frame < MAX_CODE_LINES:
             if frames[-1].code is None:
                 frames[-1].code = line.strip()

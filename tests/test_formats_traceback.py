@@ -47,6 +47,31 @@ def test_chained_exceptions_link_to_the_one_before():
     assert second.frames == [Frame("b.py", 2, "f", "g()")]
 
 
+def test_ipython_frames_are_frames():
+    # unsloth#2947: a Colab traceback, cut above its first frame, of a Triton MLIR pass failure
+    lines = [
+        "/usr/local/lib/python3.11/dist-packages/triton/compiler/compiler.py in compile(src, target, options)",
+        "    283     for ext, compile_ir in list(stages.items())[first_stage:]:",
+        "--> 284         next_module = compile_ir(module, metadata)",
+        '    285         ir_filename = f"{file_name}.{ext}"',
+        "",
+        "/usr/local/lib/python3.11/dist-packages/triton/backends/nvidia/compiler.py in make_llir(self, src, metadata)",
+        "    340             passes.llvmir.add_di_scope(pm)",
+        "--> 341         pm.run(mod)",
+        "",
+        "RuntimeError: PassManager::run failed",
+    ]
+    (tb,) = parse_tracebacks(lines)
+    assert (tb.exc_type, tb.message) == ("RuntimeError", "PassManager::run failed")
+    assert [(f.module, f.line, f.function, f.code) for f in tb.frames] == [
+        ("triton.compiler.compiler", 284, "compile", "next_module = compile_ir(module, metadata)"),
+        ("triton.backends.nvidia.compiler", 341, "make_llir", "pm.run(mod)"),
+    ]
+    newer = parse_frame_line("File /opt/venv/lib/python3.12/site-packages/vllm/config.py:204, in _verify(self)")
+    assert newer == Frame("/opt/venv/lib/python3.12/site-packages/vllm/config.py", 204, "_verify")
+    assert parse_frame_line("see model.py in the docs (section 2)") is None
+
+
 def test_single_lines():
     assert parse_frame_line(
         '  File "/v/vllm/v1/worker/gpu_worker.py", line 240, in determine_available_memory'

@@ -365,3 +365,22 @@ def test_every_category_of_the_catalogue_has_a_meaning_and_advice_for_any_progra
             fixes = advice(f)
             assert fixes and all(isinstance(fix, str) and len(fix) > 20 for fix in fixes), category
     assert not [fix for fix in ADVICE["cuda_graph"](plain) + ADVICE["triton_compile"](plain) if "vLLM" in fix]
+
+
+def test_a_short_triton_message_in_a_jupyter_traceback_through_triton():
+    # unsloth#2947: 'PassManager::run failed' is too short to name Triton alone; IPython's frames show it was raised
+    # inside Triton's compiler
+    text = "\n".join(
+        [
+            "/usr/local/lib/python3.11/dist-packages/triton/compiler/compiler.py in compile(src, target, options)",
+            "--> 284         next_module = compile_ir(module, metadata)",
+            "",
+            "/usr/local/lib/python3.11/dist-packages/triton/backends/nvidia/compiler.py in make_llir(self, src)",
+            "--> 341         pm.run(mod)",
+            "",
+            "RuntimeError: PassManager::run failed",
+        ]
+    )
+    top = analyze_text(text).diagnoses[0]
+    assert top.rule == "CATALOGUE_TRITON_COMPILE" and top.category == "triton_compile"
+    assert analyze_text("RuntimeError: PassManager::run failed").diagnoses == []
