@@ -126,3 +126,15 @@ def test_an_nccl_timeout_result_is_left_to_the_hang_rule():
         "vllm serve m --tensor-parallel-size 2",
     )
     assert fire("NCCL_ERROR", f) is None
+
+
+def test_nccl_refusing_graph_capture_is_a_cuda_version_problem():
+    # vllm#3069: torch's pip NCCL built for CUDA 11.0 under vLLM's CUDA graph capture
+    warn = (
+        "misc/strongstream.cc:53 NCCL WARN NCCL cannot be captured in a graph if either it wasn't built with CUDA "
+        "runtime >= 11.3 or if the installed CUDA driver < R465."
+    )
+    finding = fire("NCCL_GRAPH_CAPTURE_NEEDS_CUDA_11_3", facts(warn))
+    assert finding.category == "cuda_version_mismatch" and "R465" in finding.title
+    assert fire("NCCL_ERROR", facts("NCCL WARN NCCL cannot be captured in a graph")) is not None  # the cut form
+    assert fire("NCCL_GRAPH_CAPTURE_NEEDS_CUDA_11_3", facts("NCCL WARN NCCL cannot be captured in a graph")) is None
