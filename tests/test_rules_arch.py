@@ -112,3 +112,34 @@ def test_a_report_saying_the_build_lacks_the_gpu_architecture():
     assert finding.category == "no_kernel_image" and finding.evidence == [title]
     assert "compute capability 12.0" in finding.title and finding.confidence < 0.5
     assert fire("ARCH_SUPPORT_MISSING_NAMED", facts("vLLM runs fine on sm_120 with the cu128 wheel")) is None
+
+
+def test_a_cutlass_op_built_without_the_gpus_capability():
+    # vllm#32109: the MoE CUTLASS kernel on an RTX PRO 6000 Blackwell (12.0)
+    moe = "No compiled cutlass_scaled_mm for CUDA device capability: 120. Required capability: 90 or 100"
+    finding = fire("CUSTOM_OP_NOT_COMPILED_FOR_CAPABILITY", facts(moe))
+    assert finding.category == "no_kernel_image" and finding.evidence == [moe]
+    dense = (
+        "NotImplementedError: No compiled cutlass_scaled_mm for a compute capability less than CUDA device "
+        "capability: 121"
+    )
+    assert fire("CUSTOM_OP_NOT_COMPILED_FOR_CAPABILITY", facts(dense)) is not None
+    assert fire("CUSTOM_OP_NOT_COMPILED_FOR_CAPABILITY", facts("No compiled kernels were found")) is None
+
+
+CUTLASS_INTERNAL = "RuntimeError: cutlass_gemm_caller.cuh:61, Error Internal"
+
+
+def test_cutlass_error_internal_on_a_variant_of_its_generation():
+    # vllm#39367 (GB300, 10.3) and vllm#43367 (GB10, 12.1): CUTLASS's kernel did not launch
+    for name, cc in (("NVIDIA GB300", (10, 3)), ("NVIDIA GB10", (12, 1))):
+        finding = fire("CUTLASS_LAUNCH_FAILED_ON_ARCH_VARIANT", facts(CUTLASS_INTERNAL, gpus=[gpu(name, cc)]))
+        assert finding.category == "no_kernel_image" and f"sm_{cc[0]}{cc[1]}" in finding.title
+
+
+def test_cutlass_error_internal_on_a_first_capability_is_left_alone():
+    for cc in ((10, 0), (12, 0), (9, 0), (8, 6)):
+        assert fire("CUTLASS_LAUNCH_FAILED_ON_ARCH_VARIANT", facts(CUTLASS_INTERNAL, gpus=[gpu("G", cc)])) is None
+    assert fire("CUTLASS_LAUNCH_FAILED_ON_ARCH_VARIANT", facts(CUTLASS_INTERNAL)) is None  # GPU unknown
+    lower = facts("error internal to the scheduler", gpus=[gpu("NVIDIA GB10", (12, 1))])
+    assert fire("CUTLASS_LAUNCH_FAILED_ON_ARCH_VARIANT", lower) is None

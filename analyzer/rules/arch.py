@@ -294,3 +294,35 @@ def gpu_too_old_for_vllm(facts: Facts) -> Diagnosis | None:
         else evidence(facts, "SM_OR_COMPUTE_NAMED", limit=1),
         fixes=_arch_fixes(facts, gpu),
     )
+
+
+# Arch-specific CUDA targets (sm_90a, sm_100a, sm_120a), which vLLM's CUTLASS kernels are built for, run on that
+# exact capability only; a variant of the generation (10.3, 12.1) needs the family target (sm_100f, sm_120f,
+# CUDA 12.9 and later) or its own.
+ARCH_SPECIFIC_MIN_MAJOR = 10
+CUTLASS_ON_VARIANT_CONFIDENCE = 0.6
+
+
+@rule("CUTLASS_LAUNCH_FAILED_ON_ARCH_VARIANT", category="no_kernel_image", signals=("CUTLASS_ERROR_INTERNAL",))
+def cutlass_launch_failed_on_arch_variant(facts: Facts) -> Diagnosis | None:
+    """CUTLASS's 'Error Internal' (its kernel did not launch) on a GPU that is a variant of a generation whose
+    CUTLASS kernels are compiled for the generation's first capability only."""
+    lines = evidence(facts, "CUTLASS_ERROR_INTERNAL", limit=2)
+    gpu = min_cc(facts)
+    if not lines or gpu is None:
+        return None
+    name, cc = gpu
+    if cc[0] < ARCH_SPECIFIC_MIN_MAJOR or cc[1] == 0:
+        return None
+    return Diagnosis(
+        CUTLASS_ON_VARIANT_CONFIDENCE,
+        f"A CUTLASS kernel could not launch on the {name} (compute capability {cc_text(cc)}): kernels built for "
+        f"sm_{cc[0]}0a run on capability {cc[0]}.0 only, and this build may have no code for sm_{cc[0]}{cc[1]}.",
+        evidence=lines,
+        fixes=[
+            f"use a build whose CUTLASS kernels cover sm_{cc[0]}{cc[1]}: one compiled with CUDA 12.9 or later for the "
+            f"family target ({cc[0]}.0f), or with TORCH_CUDA_ARCH_LIST including {cc_text(cc)}a",
+            "or let vLLM pick a non-CUTLASS kernel for the failing layer: VLLM_DISABLED_KERNELS names kernels to "
+            "skip (the log's 'Selected ... Kernel' line names the one chosen)",
+        ],
+    )
