@@ -473,3 +473,28 @@ def test_a_removed_flag_refused_by_a_release_older_than_its_removal_is_not_calle
 def test_a_flag_given_with_its_value_after_an_equals_sign_leaves_the_next_argument_positional():
     finding = fire("UNRECOGNIZED_ARGUMENT", facts("api_server.py: error: unrecognized arguments: --foo=1 model-x"))
     assert finding.title == "This vLLM does not accept --foo." and "--model MODEL" in finding.fixes[-1]
+
+
+COMPOSE_REPORT = (
+    '[Bug]: "unrecognized arguments" error when attempting to "serve" a model',
+    'I am getting the "unrecognized arguments" error on the `api_server.py` script when I try to run this container.',
+    "    image: vllm/vllm-openai:latest",
+    "    command:",
+    "    - serve",
+    "    - --dtype auto",
+)
+
+
+def test_the_argparse_error_named_without_its_line():
+    # vllm#22072: the report names the error; the line listing the rejected arguments was not pasted
+    finding = fire("ARGPARSE_ERROR_NAMED", facts(*COMPOSE_REPORT))
+    assert finding.category == "engine_config" and finding.confidence < 0.5
+    assert any("'--dtype=auto'" in fix for fix in finding.fixes)
+    assert any("entrypoint already starts the server" in fix for fix in finding.fixes)
+    assert not any("entrypoint" in fix for fix in fire("ARGPARSE_ERROR_NAMED", facts(*COMPOSE_REPORT[:2])).fixes)
+
+
+def test_the_argparse_line_itself_leaves_the_named_form_alone():
+    line = "api_server.py: error: unrecognized arguments: --dtype auto"
+    assert fire("ARGPARSE_ERROR_NAMED", facts(line, "vllm serve fails with unrecognized arguments")) is None
+    assert fire("ARGPARSE_ERROR_NAMED", facts("vllm serve fails with unrecognized arguments")) is not None

@@ -197,6 +197,43 @@ def unrecognized_argument(facts: Facts) -> Diagnosis | None:
     )
 
 
+# the reporter's words, ranked with those of rules/indirect.py (below any finding on an error message)
+ARGPARSE_NAMED_CONFIDENCE = 0.47
+OPENAI_IMAGE = "vllm/vllm-openai"
+
+
+@rule("ARGPARSE_ERROR_NAMED", category="engine_config", signals=("ARGPARSE_ERROR_NAMED",))
+def argparse_error_named(facts: Facts) -> Diagnosis | None:
+    """The report names argparse's 'unrecognized arguments' error, but the line listing what it rejected is not in
+    the input."""
+    from vllm_bug.analyzer.rules.indirect import REPORTER, indirect
+
+    lines = evidence(facts, "ARGPARSE_ERROR_NAMED", limit=2)
+    if not lines or has(facts, "UNRECOGNIZED_ARGUMENTS") or vllm_not_involved(facts):
+        return None
+    return indirect(
+        REPORTER,
+        ARGPARSE_NAMED_CONFIDENCE,
+        "The report names argparse's 'unrecognized arguments' error: vLLM's argument parser rejected part of the "
+        "command (from the report's words; the error line listing the rejected arguments is not in the input).",
+        lines,
+        [
+            "the error line ('error: unrecognized arguments: ...') lists what was rejected: an option this vLLM "
+            "release does not have, or a value parted from its flag",
+            "in a container's exec-form command (a YAML or JSON list), each item is one argument: give a flag and its "
+            "value as two items ('--dtype', 'auto') or as one '--dtype=auto'",
+            *(
+                [
+                    "the vllm/vllm-openai image's entrypoint already starts the server: pass only the model and the "
+                    "flags, with no 'serve' or 'vllm serve' in front"
+                ]
+                if any(OPENAI_IMAGE in line for line in facts.lines)
+                else []
+            ),
+        ],
+    )
+
+
 def _long_flag(flags: str) -> str:
     """'-q/--quantization' or '--quantization/-q' -> '--quantization'."""
     names = flags.split("/")
