@@ -28,6 +28,7 @@ from vllm_bug.analyzer.rules.helpers import (
     lines_naming,
     min_cc,
     vllm_not_involved,
+    vllm_only,
     vllm_version,
 )
 
@@ -322,7 +323,10 @@ def cutlass_launch_failed_on_arch_variant(facts: Facts) -> Diagnosis | None:
         fixes=[
             f"use a build whose CUTLASS kernels cover sm_{cc[0]}{cc[1]}: one compiled with CUDA 12.9 or later for the "
             f"family target ({cc[0]}.0f), or with TORCH_CUDA_ARCH_LIST including {cc_text(cc)}a",
-            "or let vLLM pick a non-CUTLASS kernel for the failing layer: VLLM_DISABLED_KERNELS names kernels to "
-            "skip (the log's 'Selected ... Kernel' line names the one chosen)",
+            *vllm_only(
+                facts,
+                "or let vLLM pick a non-CUTLASS kernel for the failing layer: VLLM_DISABLED_KERNELS names kernels to "
+                "skip (the log's 'Selected ... Kernel' line names the one chosen)",
+            ),
         ],
     )
