@@ -7,10 +7,10 @@ quoted from `lines` (the input's lines with log prefixes stripped) or from a fac
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from vllm_bug.formats.lazyre import lazy_compile
 from vllm_bug.formats.traceback import Frame, Traceback
 
 if TYPE_CHECKING:
@@ -143,15 +143,19 @@ class Facts:
         return self.packages.get(normalise_package_name(name))
 
 
+_NAME_SEPARATORS = lazy_compile(r"[-_.]+")
+_VERSION_START = lazy_compile(r"\s*v?(\d{1,9}(?:\.\d{1,9})*)(?!\d)")
+
+
 def normalise_package_name(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
+    return _NAME_SEPARATORS.sub("-", name).lower()
 
 
 def parse_version(text: str | None) -> tuple[int, ...] | None:
     """'2.9.0+cu128' -> (2, 9, 0); '12.8' -> (12, 8); '0.6.4.post1' -> (0, 6, 4); None if no digits."""
     if not text:
         return None
-    m = re.match(r"\s*v?(\d{1,9}(?:\.\d{1,9})*)(?!\d)", str(text))  # int() refuses > 4300 digits
+    m = _VERSION_START.match(str(text))  # int() refuses > 4300 digits
     if not m:
         return None
     return tuple(int(p) for p in m.group(1).split("."))

@@ -98,15 +98,19 @@ def lookup_gpu(name: str | None) -> GpuSpec | None:
     return None
 
 
+_CAPABILITY_PAIR = lazy_compile(r"^\(?\s*(\d{1,3})\s*[.,]\s*(\d{1,3})\s*\)?$")
+_CAPABILITY_DIGITS = lazy_compile(r"^(?:sm_|compute_)?(\d{2,3})[a-z]?$", re.IGNORECASE)
+
+
 def parse_compute_capability(text: str | None) -> tuple[int, int] | None:
     """'9.0' / 'sm_90' / '(9, 0)' / '90' -> (9, 0)."""
     if not text:
         return None
     t = str(text).strip()
-    m = re.match(r"^\(?\s*(\d{1,3})\s*[.,]\s*(\d{1,3})\s*\)?$", t)
+    m = _CAPABILITY_PAIR.match(t)
     if m:
         return int(m.group(1)), int(m.group(2))
-    m = re.match(r"^(?:sm_|compute_)?(\d{2,3})[a-z]?$", t, re.IGNORECASE)
+    m = _CAPABILITY_DIGITS.match(t)
     if m:
         digits = m.group(1)
         return int(digits[:-1]), int(digits[-1])

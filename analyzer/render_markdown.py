@@ -96,8 +96,11 @@ def _bytecode_cache() -> Any:
 @lru_cache(maxsize=1)
 def template_environment():
     """One sandboxed jinja2 environment per process (templates compiled once)."""
-    from jinja2 import PackageLoader, StrictUndefined
-    from jinja2.sandbox import SandboxedEnvironment
+    from vllm_bug.formats.regex_cache import kept_compiles
+
+    with kept_compiles():  # jinja2 compiles about twenty regexes when imported
+        from jinja2 import PackageLoader, StrictUndefined
+        from jinja2.sandbox import SandboxedEnvironment
 
     env = SandboxedEnvironment(
         loader=PackageLoader("vllm_bug.report_templates", "."),

@@ -20,6 +20,8 @@ import atexit
 import marshal
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, AnyStr
 
 from vllm_bug.formats.user_cache import cache_folder, read_cached, write_cached
@@ -27,6 +29,7 @@ from vllm_bug.formats.user_cache import cache_folder, read_cached, write_cached
 MAX_PROGRAMS = 4096  # more than every pattern of the package; past it only the last run's programs are kept
 MAX_FILE_BYTES = 16 << 20
 _CODE_TYPE = "I"  # SRE_CODE, a 32-bit unsigned int
+_re_compile = re.compile  # the standard one, also while kept_compiles() stands in for it
 
 Key = tuple[Any, int]  # (pattern: str | bytes, flags)
 Program = tuple[int, bytes, int, dict[str, int], tuple[Any, ...]]  # the code as native unsigned ints
@@ -53,9 +56,26 @@ def compile_cached(pattern: AnyStr, flags: int = 0) -> re.Pattern[AnyStr]:
     if found is None:
         found = _from_program(key)
         if found is None:
-            found = re.compile(pattern, flags)
+            found = _re_compile(pattern, flags)
         _programs.compiled[key] = found
     return found
+
+
+@contextmanager
+def kept_compiles() -> Iterator[None]:
+    """While active, re.compile goes through compile_cached: for the patterns another package compiles when it
+    is imported (jinja2's lexer and utilities). Single-threaded use only: re.compile is swapped for everyone."""
+
+    def compile_through_cache(pattern: Any, flags: int = 0) -> Any:
+        if isinstance(pattern, (str, bytes)):
+            return compile_cached(pattern, flags)
+        return _re_compile(pattern, flags)
+
+    re.compile = compile_through_cache
+    try:
+        yield
+    finally:
+        re.compile = _re_compile
 
 
 def _sre_internals() -> tuple[Any, Any, Any] | None:

@@ -131,3 +131,41 @@ def test_the_file_is_private(fresh_cache):
     compile_cached(*PATTERNS[0])
     keep()
     assert os.stat(os.path.dirname(cache_file(fresh_cache))).st_mode & 0o077 == 0
+
+
+def test_kept_compiles_routes_re_compile_through_the_cache_then_restores_it(fresh_cache, monkeypatch):
+    standard = re.compile
+    with regex_cache.kept_compiles():
+        routed = [re.compile(pattern, flags) for pattern, flags in PATTERNS]
+        assert re.compile(routed[0]) is routed[0]  # a compiled pattern is handed back, as re.compile does
+    assert re.compile is standard
+    assert routed == [standard(pattern, flags) for pattern, flags in PATTERNS]
+    keep()
+    new_process(monkeypatch)
+    monkeypatch.setattr(regex_cache, "_program", lambda *args: pytest.fail("computed again"))
+    with regex_cache.kept_compiles():
+        assert re.compile(*PATTERNS[1]) == standard(*PATTERNS[1])
+
+
+def test_kept_compiles_restores_re_compile_after_an_error(fresh_cache):
+    standard = re.compile
+    with pytest.raises(re.error), regex_cache.kept_compiles():
+        re.compile("(unclosed")
+    assert re.compile is standard
+
+
+def test_jinja2_imported_under_kept_compiles_renders_as_usual(fresh_cache):
+    import subprocess
+    import sys
+
+    script = (
+        "from vllm_bug.formats.regex_cache import kept_compiles\n"
+        "with kept_compiles():\n"
+        "    import jinja2\n"
+        "print(jinja2.Environment().from_string('{{ a | upper }} {% for x in b %}{{ x }},{% endfor %}')"
+        ".render(a='hi', b=[1, 2]))\n"
+    )
+    env = {**os.environ, "XDG_CACHE_HOME": str(fresh_cache)}
+    for _ in range(2):  # the second run builds jinja2's patterns from the kept programs
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
+        assert done.stdout == "HI 1,2,\n"

@@ -32,16 +32,17 @@ from pathlib import Path
 from typing import Any
 
 from vllm_bug.errors import VllmBugError
+from vllm_bug.formats.lazyre import lazy_compile
 
 STDOUT = "-"
 _TEMP_PREFIX = ".vllm-bug-"  # short, so a name near the file system's limit still has a temporary twin
 
 # C0 and C1 control characters, DEL and the bidirectional overrides: escape sequences (OSC 52 clipboard
 # writes, window titles, cursor moves) and text that displays in another order than it reads.
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-_UNPRINTABLE_KEEP_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_UNPRINTABLE = lazy_compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_UNPRINTABLE_KEEP_LINES = lazy_compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 # what json.dumps leaves raw with ensure_ascii=False (it escapes only C0 controls)
-_JSON_RAW_CONTROLS = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_JSON_RAW_CONTROLS = lazy_compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def _escape_char(match: re.Match[str]) -> str:
