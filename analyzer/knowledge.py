@@ -7,9 +7,8 @@ that asked stays silent rather than guess. Versions are tuples compared numerica
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from vllm_bug.analyzer.facts import parse_version
 
@@ -240,8 +239,7 @@ QUANT_MIN_CC: dict[str, tuple[int, int]] = {
 
 
 # -- flags and environment variables that changed -------------------------------------------------
-@dataclass(frozen=True)
-class Removal:
+class Removal(NamedTuple):
     name: str
     gone_since: Version  # first vLLM release known not to accept / honour it
     replacement: str  # what to use instead, in our words
@@ -340,8 +338,7 @@ REMOVED_ENV: tuple[Removal, ...] = (
 )
 
 
-@dataclass(frozen=True)
-class FlagHistory:
+class FlagHistory(NamedTuple):
     """A vLLM option's life in the mined releases (analyzer/data/catalogue/vllm_flags.json): release tags."""
 
     name: str

@@ -10,8 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import sys
-from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from vllm_bug.errors import UnreadableInput, UnsafeInput
 from vllm_bug.formats.magic import ZIP_MAGICS, ZSTD_MAGIC, sniff
@@ -26,8 +25,7 @@ MAX_ZIP_RATIO = 200  # declared uncompressed / compressed, for any member we mig
 _BUNDLE_FORMAT_MARK = '"vllm-bug-bundle"'
 
 
-@dataclass(frozen=True)
-class LoadedInput:
+class LoadedInput(NamedTuple):
     kind: str  # "bundle" | "text"
     sha256: str  # of the raw input bytes as given
     doc: dict[str, Any] | None

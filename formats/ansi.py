@@ -19,9 +19,8 @@ its successor cannot match, so stripping is linear in the text.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import cache
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from vllm_bug.formats.lazyre import lazy_compile
 
@@ -43,8 +42,7 @@ _LOST_ESCAPE = r"\[(?:\d{1,3};){0,4}\d{1,3}m(?=[\s(\[A-Za-z]|$)"
 _LOST_ESCAPE_HINT = lazy_compile(r"\[[\d;]{1,15}m")
 
 
-@dataclass(frozen=True)
-class AnsiStyle:
+class AnsiStyle(NamedTuple):
     """Which escape shapes to remove (see the module docstring for who uses which)."""
 
     csi: Literal["any", "common", "sgr_like"]

@@ -10,8 +10,7 @@ is equal; bundles written before node ids existed are compared by the hashed UUI
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from vllm_bug.errors import UsageProblem
 
@@ -73,8 +72,7 @@ def scrub_every_node(doc: dict[str, Any], redactor: Any) -> dict[str, Any]:
 # ------------------------------------------------------------------ identity
 
 
-@dataclass(frozen=True)
-class NodeIdentity:
+class NodeIdentity(NamedTuple):
     node_id: str | None
     gpus: frozenset[str]  # hashed GPU UUIDs
 

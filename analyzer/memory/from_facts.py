@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.memory.assumptions import DEFAULT_GPU_MEMORY_UTILIZATION
@@ -25,8 +24,7 @@ _QUANT_FLAG_DTYPES = {
 }
 
 
-@dataclass(frozen=True)
-class GpusSeen:
+class GpusSeen(NamedTuple):
     """The smallest GPU of a report decides what fits: its memory and compute capability."""
 
     memory_bytes: int | None

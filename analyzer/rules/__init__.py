@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.findings import CATEGORIES, Diagnosis, Finding
@@ -43,8 +43,7 @@ RULE_MODULES: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(NamedTuple):
     key: str
     category: str
     needs: tuple[str, ...]

@@ -16,7 +16,7 @@ when a hand-written finding explains the root cause, names the same category or 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.findings import CATEGORIES, Diagnosis
@@ -171,8 +171,7 @@ LAYERS: dict[str, tuple[str, Callable[[Facts], str | None]]] = {
 }
 
 
-@dataclass(frozen=True)
-class RootMessage:
+class RootMessage(NamedTuple):
     """A catalogue row the root cause says, the line that says it, and how directly."""
 
     row: CatalogueRow

@@ -10,8 +10,8 @@ vLLM's logger calls by tools/mine_catalogue.py), each with the category of failu
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from vllm_bug.analyzer.facts import Facts
 from vllm_bug.analyzer.findings import Diagnosis, Finding
@@ -30,8 +30,7 @@ CAUSE_CONFIDENCE = 0.52
 CAUSE_WITH_ERROR_LINE = 0.45
 
 
-@dataclass(frozen=True)
-class Warned:
+class Warned(NamedTuple):
     row_id: str
     category: str
     topic: str
@@ -44,8 +43,7 @@ class Warned:
         return [(WARNED if self.level == "warning" else LOGGED) + line for line in self.lines]
 
 
-@dataclass(frozen=True)
-class WarningRow:
+class WarningRow(NamedTuple):
     category: str
     topic: str
     role: str
