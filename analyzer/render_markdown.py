@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from vllm_bug.analyzer import describe
 from vllm_bug.analyzer import markdown as md
@@ -124,8 +123,7 @@ def template_environment():
     return env
 
 
-@dataclass(frozen=True)
-class RenderedReport:
+class RenderedReport(NamedTuple):
     """The whole report, and its two parts as they go into the two text fields of vLLM's bug form."""
 
     title: str

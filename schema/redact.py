@@ -225,6 +225,18 @@ def _trie(entries: list[tuple[str, str, int]]) -> str:
     return emit(root)[0]
 
 
+def _kept_trie(purpose: str, entries: list[tuple[str, str, int]]) -> str:
+    """_trie(entries), kept in the user cache folder between runs (building it is about a millisecond per
+    hundred entries): keyed by the entries and by the code and letter order that build it."""
+    import hashlib
+    import marshal
+
+    from vllm_bug.formats.user_cache import remember
+
+    key = hashlib.sha256(marshal.dumps((_trie.__code__, _LETTER_ORDER, entries))).digest()
+    return remember(f"redaction-trie-{purpose}", key, lambda: _trie(entries))
+
+
 # Kinds of redaction, as they appear in markers and in summary().
 SHAPE_KINDS = tuple(
     dict.fromkeys(
@@ -611,7 +623,7 @@ def _starts_line(text: str, name_start: int) -> bool:
 Rules = list[tuple[str, tuple[str, ...], str]]
 
 
-def _compile(*ranked: Rules) -> tuple[re.Pattern[str], dict[str, str]]:
+def _compile(purpose: str, *ranked: Rules) -> tuple[re.Pattern[str], dict[str, str]]:
     """One regex for groups of rules, as a trie over their first literals: every alternative starts
     with a literal, so the regex engine skips positions where none can start. At one position a rule
     of an earlier group wins. Returns the regex and, for each value group, its rule.
@@ -632,7 +644,7 @@ def _compile(*ranked: Rules) -> tuple[re.Pattern[str], dict[str, str]]:
                 else:
                     rest_i = rest
                 entries.append((literal, rest_i, rank))
-    return compile_cached(_trie(entries)), groups
+    return compile_cached(_kept_trie(purpose, entries)), groups
 
 
 def _shape_rules() -> list[tuple[str, tuple[str, ...], str]]:
@@ -683,14 +695,14 @@ def _home_rules(home: str | None) -> list[tuple[str, tuple[str, ...], str]]:
 
 @lru_cache(maxsize=1)
 def _shape_only() -> re.Pattern[str]:
-    return _compile(_shape_rules())[0]
+    return _compile("shapes", _shape_rules())[0]
 
 
 @lru_cache(maxsize=8)
 def _combined(home: str | None) -> tuple[re.Pattern[str], dict[str, str]]:
     # Context rules come first: at one position, `HF_TOKEN=hf_...` is an assignment whose value
     # is then classified by shape.
-    return _compile(_CONTEXTS + _home_rules(home), [_NAMED], _shape_rules())
+    return _compile("combined", _CONTEXTS + _home_rules(home), [_NAMED], _shape_rules())
 
 
 # Lower-case words and prefixes of which every redaction needs at least one on its line: the
@@ -741,7 +753,7 @@ def _trigger(home: str | None) -> re.Pattern[bytes]:
         (w.encode("ascii", "replace").decode("latin-1"), "(?!s)" if w == "token" else "", 0) for w in sorted(words)
     ]
     entries += [(literal, rest, 0) for literal, rest in _SHAPE_PATTERN_TRIGGERS]
-    return compile_cached(_trie(entries).encode("latin-1"))
+    return compile_cached(_kept_trie("trigger", entries).encode("latin-1"))
 
 
 @lru_cache(maxsize=8)

@@ -27,9 +27,8 @@ import stat
 import sys
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from vllm_bug.errors import VllmBugError
 from vllm_bug.formats.lazyre import lazy_compile
@@ -123,8 +122,7 @@ def _os_error(path: os.PathLike[str] | str, exc: OSError) -> VllmBugError:
 # ------------------------------------------------------------------ checking before the work
 
 
-@dataclass(frozen=True)
-class Destination:
+class Destination(NamedTuple):
     """Where a command's text goes: a file (checked already) or standard output (path None)."""
 
     path: Path | None = None
