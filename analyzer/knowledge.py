@@ -40,9 +40,9 @@ def is_dev_build(version: str | None) -> bool:
 # read (the first of each minor series; a patch release is taken to keep its series' defaults).
 @lru_cache(maxsize=1)
 def _releases() -> dict[str, Any]:
-    from importlib import resources
+    from vllm_bug.formats.package_files import package_folder
 
-    path = resources.files("vllm_bug.analyzer") / "data" / "catalogue" / "vllm_releases.json"
+    path = package_folder("vllm_bug.analyzer") / "data" / "catalogue" / "vllm_releases.json"
     return cast(dict[str, Any], json.loads(path.read_text("utf-8")))
 
 
@@ -351,9 +351,9 @@ class FlagHistory(NamedTuple):
 
 @lru_cache(maxsize=1)
 def _flags() -> dict[str, Any]:
-    from importlib import resources
+    from vllm_bug.formats.package_files import package_folder
 
-    path = resources.files("vllm_bug.analyzer") / "data" / "catalogue" / "vllm_flags.json"
+    path = package_folder("vllm_bug.analyzer") / "data" / "catalogue" / "vllm_flags.json"
     return cast(dict[str, Any], json.loads(path.read_text("utf-8"))["flags"])
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import re
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from vllm_bug.analyzer.facts import Facts, version_lt
 from vllm_bug.analyzer.prefilter import fold, may_match
+from vllm_bug.formats.package_files import package_folder
 from vllm_bug.formats.regex_cache import compile_cached
 
 MAX_SEARCH_CHARS = 2_000_000
@@ -33,7 +33,7 @@ _CONDITION_KEYS = {
 @cache
 def load_known_issues() -> tuple[dict[str, Any], ...]:
     """The table, with its regexes compiled once (per process)."""
-    raw = resources.files("vllm_bug.analyzer").joinpath("data/known_issues.json").read_text("utf-8")
+    raw = package_folder("vllm_bug.analyzer").joinpath("data/known_issues.json").read_text("utf-8")
     entries = json.loads(raw)["entries"]
     for entry in entries:
         unknown = set(entry["match"]) - _CONDITION_KEYS

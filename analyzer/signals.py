@@ -25,10 +25,10 @@ import json
 import re
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
-from importlib import resources
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from vllm_bug.analyzer.prefilter import fold
+from vllm_bug.formats.package_files import package_folder
 from vllm_bug.formats.regex_cache import compile_cached
 
 if TYPE_CHECKING:
@@ -133,7 +133,7 @@ def read_tables(folder: str, key: str) -> dict[str, dict[str, Any]]:
 
 def _data_files(folder: str) -> list[tuple[str, bytes]]:
     """(name, content) of every JSON file in analyzer/data/<folder>/, by name."""
-    base = resources.files("vllm_bug.analyzer").joinpath("data").joinpath(folder)
+    base = package_folder("vllm_bug.analyzer").joinpath("data").joinpath(folder)
     entries = sorted((entry for entry in base.iterdir() if entry.name.endswith(".json")), key=lambda e: e.name)
     return [(entry.name, entry.read_bytes()) for entry in entries]
 
@@ -153,7 +153,7 @@ def _merged_rows(folder: str, files: list[tuple[str, bytes]], key: str) -> dict[
 
 def read_table_file(folder: str, name: str, key: str) -> dict[str, dict[str, Any]]:
     """The rows of analyzer/data/<folder>/<name>.json, or none when that table does not exist."""
-    entry = resources.files("vllm_bug.analyzer").joinpath("data").joinpath(folder).joinpath(f"{name}.json")
+    entry = package_folder("vllm_bug.analyzer").joinpath("data").joinpath(folder).joinpath(f"{name}.json")
     if not entry.is_file():
         return {}
     return dict(json.loads(entry.read_text("utf-8"))[key])
@@ -239,7 +239,7 @@ class CatalogueRow:
 def _catalogue_documents() -> tuple[dict[str, Any], ...]:
     """The catalogue files that hold message rows (analyzer/data/catalogue/), parsed once, in name order."""
     docs = []
-    base = resources.files("vllm_bug.analyzer").joinpath("data").joinpath("catalogue")
+    base = package_folder("vllm_bug.analyzer").joinpath("data").joinpath("catalogue")
     for entry in sorted(base.iterdir(), key=lambda item: item.name):
         if entry.name.endswith(".json"):
             text = entry.read_text("utf-8")

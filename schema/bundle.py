@@ -23,13 +23,13 @@ import os
 import stat
 from datetime import datetime, timezone
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from vllm_bug._version import __version__
 from vllm_bug.errors import UnreadableInput, UnsafeInput, VllmBugError
 from vllm_bug.formats.lazyre import lazy_compile
 from vllm_bug.formats.magic import ZSTD_MAGIC
+from vllm_bug.formats.package_files import package_folder
 
 FORMAT_NAME = "vllm-bug-bundle"
 SCHEMA_VERSION = 1  # one node; what collect writes
@@ -79,7 +79,7 @@ def make_envelope(
 
 @cache
 def load_schema(version: int = SCHEMA_VERSION) -> dict[str, Any]:
-    text = resources.files("vllm_bug.schema").joinpath(f"bundle-v{version}.schema.json").read_text("utf-8")
+    text = package_folder("vllm_bug.schema").joinpath(f"bundle-v{version}.schema.json").read_text("utf-8")
     return json.loads(text)
 
 

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from importlib import resources
 from typing import Any
 
 from vllm_bug.analyzer.memory.shape import ModelShape, shape_from_config
 from vllm_bug.formats.lazyre import lazy_compile
+from vllm_bug.formats.package_files import package_folder
 
 
 @lru_cache(maxsize=1)
 def builtin_models() -> tuple[dict[str, Any], ...]:
-    text = resources.files("vllm_bug.analyzer").joinpath("data/models.json").read_text(encoding="utf-8")
+    text = package_folder("vllm_bug.analyzer").joinpath("data/models.json").read_text(encoding="utf-8")
     return tuple(json.loads(text)["models"])
 
 
