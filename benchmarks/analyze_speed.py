@@ -130,12 +130,12 @@ def run_once(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int, by
 
 
 def interleaved(
-    commands: dict[str, list[str]], runs: int, env: dict[str, str], cold: bool = False
+    commands: dict[str, list[str]], runs: int, envs: dict[str, dict[str, str]], cold: bool = False
 ) -> dict[str, list[tuple[float, float]]]:
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
     for _ in range(runs):
         for name, cmd in commands.items():
-            times[name] += time_command(cmd, 1, env, cold)
+            times[name] += time_command(cmd, 1, envs[name], cold)
     return times
 
 
@@ -162,10 +162,15 @@ def main(argv: list[str] | None = None) -> int:
             text = Path(tmp) / "bench-log.txt"
             text.write_text(realistic_log(), encoding="utf-8")
             inputs = [build_bundle(Path(tmp) / "bench.zst"), text]
+        env = child_env(Path(tmp) / "pycache")
         commands = {"python -c pass": [sys.executable, "-c", "pass"]}
+        envs = {"python -c pass": env}
         for label, python in pythons.items():
+            # each installation its own cache folder: two versions' kept indexes would replace each other's
+            cache = dict(env, XDG_CACHE_HOME=str(Path(tmp) / f"cache-{label.strip() or 'this'}"))
             for path in inputs:
                 for fmt in formats:
+                    envs[f"{label}analyze {path.name} {fmt}"] = cache
                     commands[f"{label}analyze {path.name} {fmt}"] = [
                         python,
                         "-m",
@@ -175,12 +180,13 @@ def main(argv: list[str] | None = None) -> int:
                         "--format",
                         fmt,
                     ]
-        env = dict(child_env(Path(tmp) / "pycache"), XDG_CACHE_HOME=str(Path(tmp) / "cache"))
-        for cmd in commands.values():
-            time_command(cmd, 2, env)  # warm the page cache, write the .pyc files and fill the cache folder
-        times = interleaved(commands, args.runs, env, args.cold)
+        for name, cmd in commands.items():
+            time_command(cmd, 2, envs[name])  # warm the page cache, write the .pyc files and fill the cache folder
+        times = interleaved(commands, args.runs, envs, args.cold)
     caches = (
-        "an empty cache folder for every run (cold)" if args.cold else "one cache folder, filled by the warm-up (warm)"
+        "an empty cache folder for every run (cold)"
+        if args.cold
+        else "a cache folder per installation, filled by the warm-up (warm)"
     )
     print(f"cpus: {os.cpu_count()}  runs: {args.runs}  formats: {', '.join(formats)}  {caches}")
     walls = {name: statistics.median(wall for wall, _ in values) for name, values in times.items()}
