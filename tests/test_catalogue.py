@@ -532,3 +532,30 @@ def test_warning_rows_are_matched_in_vllms_log_format():
     found = facts(line).signals
     seen = [row_id for (name, row_id) in ROWS if name == "vllm_warnings.json" and found.seen(row_id)]
     assert seen and all(ROWS["vllm_warnings.json", s]["topic"] == "compiled_ops_not_loaded" for s in seen)
+
+
+@pytest.mark.parametrize(
+    ("message", "category"),
+    [
+        # vllm/v1/worker/gpu_model_runner.py (Mamba): a shortfall of cache blocks
+        (
+            "max_num_seqs (512) exceeds available Mamba cache blocks (256). Each decode sequence requires one Mamba "
+            "cache block, so CUDA graph capture cannot proceed",
+            "kv_cache_insufficient",
+        ),
+        ("No available memory for the cache blocks. Try increasing `gpu_memory_utilization`.", "kv_cache_insufficient"),
+        # KV cache words with no shortfall: configuration refusals
+        (
+            "KV connector Nixl is incompatible with PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True unless "
+            "enable_sleep_mode is also enabled. PyTorch's CUDA VMM allocator and the KV cache memory ...",
+            "engine_config",
+        ),
+        (
+            "Cannot run the multi-modal processor on cuda:0: this instance also runs the language model. The processor "
+            "would share the device with the model's forward pass and its KV cache memory.",
+            "engine_config",
+        ),
+    ],
+)
+def test_a_vllm_kv_cache_message_is_a_shortfall_only_when_it_says_one(message, category):
+    assert vllm.category_of(message) == category

@@ -288,6 +288,14 @@ def _follow(expr: ast.expr, classes: dict[str, dict[str, Any]], depth: int = 0) 
 
 
 # -- rows ----------------------------------------------------------------------------------------------------
+# A KV-cache message is a shortfall only when it says something is too small; one that merely mentions memory (a
+# KV connector incompatible with expandable segments, a processor sharing the model's device) is a configuration
+# refusal.
+SHORTFALL = (
+    r"too small|not enough|insufficient|exceeds? (?:the )?available|no available memory|larger than the available"
+)
+
+
 def category_of(text: str) -> str:
     """The category a vLLM message most likely belongs to (the analyzer's rules decide in the end)."""
     low = text.lower()
@@ -299,7 +307,7 @@ def category_of(text: str) -> str:
         low,
     ):
         return "cuda_not_available"
-    if re.search(r"kv cache|cache blocks", low) and re.search(r"memory|too small|not enough|insufficient", low):
+    if re.search(r"kv cache|cache blocks", low) and re.search(SHORTFALL, low):
         return "kv_cache_insufficient"
     return "engine_config"
 
