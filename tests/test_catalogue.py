@@ -559,3 +559,14 @@ def test_warning_rows_are_matched_in_vllms_log_format():
 )
 def test_a_vllm_kv_cache_message_is_a_shortfall_only_when_it_says_one(message, category):
     assert vllm.category_of(message) == category
+
+
+def test_a_messages_first_sentence_is_a_form_of_its_own_when_it_names_the_message():
+    whole = messages.Template.of(
+        ["Pipeline parallelism is not supported for this model. Supported models implement the `SupportsPP` interface."]
+    )
+    assert whole.first_sentence() == messages.Template.of(["Pipeline parallelism is not supported for this model."])
+    short = messages.Template.of(["Not supported. Use another model instead of this one, please."])
+    assert short.first_sentence() is None  # too short to stand for the message
+    single = messages.Template.of(["Total number of attention heads (", messages.Hole("a"), ") must be divisible."])
+    assert single.first_sentence() is None  # nothing follows it

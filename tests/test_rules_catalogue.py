@@ -180,6 +180,20 @@ def test_a_message_vllm_only_logs_is_no_catalogue_finding_even_as_the_exception(
     assert not [rule for rule, _ in rules_of(text) if rule.startswith("CATALOGUE_")]
 
 
+@pytest.mark.parametrize(
+    ("line", "rule"),
+    [
+        # vllm/config/model.py's message cut after its first sentence, as a cut log line or a title quotes it
+        ("NotImplementedError: Pipeline parallelism is not supported for this model.", "PIPELINE_PARALLEL_UNSUPPORTED"),
+        # vllm/config: a refusal no hand-written rule knows, without its second sentence (the advice)
+        ("ValueError: Adaptive verification requires full CUDA graphs.", "CATALOGUE_ENGINE_CONFIG"),
+    ],
+)
+def test_a_vllm_message_cut_after_its_first_sentence_is_still_known(line, rule):
+    text = traceback("/usr/local/lib/python3.12/dist-packages/vllm/config/model.py", line)
+    assert rule in [found for found, _ in rules_of(text)]
+
+
 def test_a_catalogue_line_outside_the_root_cause_is_no_finding():
     text = (
         "WARNING something logged: Offline data parallel mode is not supported/useful for dense models.\n"

@@ -117,6 +117,12 @@ def vllm_sources(args: argparse.Namespace) -> list[Source]:
     return sorted(sources, key=lambda s: version_key(s.ref))
 
 
+def vllm_forms(template: Template) -> list[Form]:
+    """A raised message as printed whole, then its first sentence alone (a cut line or a title quotes only that)."""
+    first = template.first_sentence()
+    return [Form(template)] + ([Form(first)] if first is not None else [])
+
+
 def vllm_message_rows(sources: list[Source]) -> list[Row]:
     order = [s.ref for s in sources]
     seen: dict[tuple[str, str], dict[str, Any]] = {}
@@ -136,7 +142,7 @@ def vllm_message_rows(sources: list[Source]) -> list[Row]:
         rows.append(
             Row(
                 slug_id(prefix, head, exception),
-                [Form(message.template)],
+                vllm_forms(message.template),
                 category,
                 message.excerpt,
                 "python",

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 MAX_HOLE = 200  # characters one placeholder may take in a match
+MIN_SENTENCE = 40  # literal characters a message's first sentence needs to stand for the whole message
+_SENTENCE_END = re.compile(r"[.!?](?= )")
 MAX_LITERAL = 160  # literal characters of a message kept in its regex (a prefix still identifies it)
 MIN_LITERAL = 16  # fewer literal characters than this: too generic to be a signal
 MIN_TOKEN = 4
@@ -58,6 +60,25 @@ class Template:
 
     def head(self) -> Template:
         return self.head_and_end()[0]
+
+    def first_sentence(self) -> Template | None:
+        """The head up to the end of its first sentence, when that sentence alone names the message (at least
+        MIN_SENTENCE literal characters) and more of the message follows it: reports often quote only that much
+        (a cut log line, a title). None otherwise."""
+        parts = self.head().parts
+        literal = 0
+        for index, part in enumerate(parts):
+            if isinstance(part, Hole):
+                continue
+            for match in _SENTENCE_END.finditer(part):
+                if literal + len(part[: match.start() + 1].strip()) < MIN_SENTENCE:
+                    continue
+                rest = part[match.end() :] + "".join(p for p in parts[index + 1 :] if isinstance(p, str))
+                if not any(c.isalnum() for c in rest):
+                    return None
+                return Template.of([*parts[:index], part[: match.start() + 1]])
+            literal += len(part.strip())
+        return None
 
     def head_and_end(self) -> tuple[Template, bool, bool]:
         """The first line, trimmed (of spaces and of holes at either end), at most MAX_LITERAL literal characters
