@@ -56,9 +56,9 @@ import json
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -70,6 +70,10 @@ from catalogue_mining.sources import GitRef, Source, Tree, ZipRelease, git_tags,
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "analyzer" / "data" / "catalogue"
 FORMAT_VERSION = 1
+
+SourceT = TypeVar("SourceT", bound=Source)
+FoundT = TypeVar("FoundT")
+KeyT = TypeVar("KeyT")
 
 
 # -- writing -----------------------------------------------------------------------------------------------
@@ -123,19 +127,27 @@ def vllm_forms(template: Template) -> list[Form]:
     return [Form(template)] + ([Form(first)] if first is not None else [])
 
 
+def newest_by_key(
+    sources: Iterable[SourceT], found_in: Callable[[SourceT], Iterable[FoundT]], key_of: Callable[[FoundT], KeyT]
+) -> dict[KeyT, tuple[FoundT, SourceT, list[str]]]:
+    """Each message found in the releases (oldest first), by key: the newest release's copy, that release, and every
+    release holding it (in the order met), keys in the order first met."""
+    seen: dict[KeyT, tuple[FoundT, SourceT, list[str]]] = {}
+    for source in sources:
+        for found in found_in(source):
+            key = key_of(found)
+            refs = seen[key][2] if key in seen else []
+            if source.ref not in refs:
+                refs.append(source.ref)
+            seen[key] = (found, source, refs)
+    return seen
+
+
 def vllm_message_rows(sources: list[Source]) -> list[Row]:
     order = [s.ref for s in sources]
-    seen: dict[tuple[str, str], dict[str, Any]] = {}
-    for source in sources:
-        for found in vllm.release_messages(source):
-            key = vllm.message_key(found.message)
-            entry = seen.setdefault(key, {"refs": []})
-            entry.update(found=found, source=source)  # the newest release's copy wins
-            if source.ref not in entry["refs"]:
-                entry["refs"].append(source.ref)
     rows = []
-    for (exception, head), entry in seen.items():
-        found, source = entry["found"], entry["source"]
+    seen = newest_by_key(sources, vllm.release_messages, lambda found: vllm.message_key(found.message))
+    for (exception, head), (found, source, refs) in seen.items():
         message = found.message
         prefix = "VLLM_CFG" if found.family == "config" else "VLLM_CAP"
         category = vllm.category_of(message.template.text())
@@ -151,7 +163,7 @@ def vllm_message_rows(sources: list[Source]) -> list[Row]:
                     found.path,
                     source.ref,
                     source.commit,
-                    spans(entry["refs"], order),
+                    spans(refs, order),
                     line=message.line,
                 ),
                 exception=exception,
@@ -164,16 +176,9 @@ def vllm_warning_rows(sources: list[Source]) -> list[Row]:
     """vLLM's warnings (and INFO lines) that some topic of catalogue_mining.vllm_logs claims, with the releases
     that log them."""
     order = [s.ref for s in sources]
-    seen: dict[tuple[str, str], dict[str, Any]] = {}
-    for source in sources:
-        for found in vllm_logs.release_log_messages(source):
-            entry = seen.setdefault(vllm_logs.message_key(found), {"refs": []})
-            entry.update(found=found, source=source)  # the newest release's copy wins
-            if source.ref not in entry["refs"]:
-                entry["refs"].append(source.ref)
     rows = []
-    for (level, head), entry in seen.items():
-        found, source = entry["found"], entry["source"]
+    seen = newest_by_key(sources, vllm_logs.release_log_messages, vllm_logs.message_key)
+    for (level, head), (found, source, refs) in seen.items():
         topic = found.topic
         rows.append(
             Row(
@@ -187,7 +192,7 @@ def vllm_warning_rows(sources: list[Source]) -> list[Row]:
                     found.path,
                     source.ref,
                     source.commit,
-                    spans(entry["refs"], order),
+                    spans(refs, order),
                     line=found.message.line,
                 ),
                 extra={
@@ -442,20 +447,13 @@ def _without_extensions(texts: list[str]) -> list[str]:
 def triton_table(wheels: list[Path]) -> tuple[list[Row], list[triton.TritonMessage], list[str]]:
     releases = sorted((ZipRelease(w, triton.REPOSITORY) for w in wheels), key=lambda r: version_key(r.ref))
     order = [r.ref for r in releases]
-    seen: dict[tuple[str, str], dict[str, Any]] = {}
-    for release in releases:
-        found = (
-            list(triton.python_rows(release)) + list(triton.launcher_rows(release)) + list(triton.library_rows(release))
-        )
-        for message in found:
-            key = (message.exception, message.template.head().text())
-            entry = seen.setdefault(key, {"refs": []})
-            if release.ref not in entry["refs"]:
-                entry["refs"].append(release.ref)
-            entry.update(message=message, release=release)
+
+    def messages_of(release: ZipRelease) -> list[triton.TritonMessage]:
+        return [*triton.python_rows(release), *triton.launcher_rows(release), *triton.library_rows(release)]
+
+    seen = newest_by_key(releases, messages_of, lambda message: (message.exception, message.template.head().text()))
     rows, carriers = [], []
-    for (exception, head), entry in seen.items():
-        message, release = entry["message"], entry["release"]
+    for (exception, head), (message, release, refs) in seen.items():
         kind = "python" if message.path.endswith(".py") else ("text" if message.path == triton.LIBRARY else "c")
         extra = {"carries": message.carries} if message.carries else {}
         category = GENERIC if message.carries else triton.category_of(message.template.text())
@@ -471,7 +469,7 @@ def triton_table(wheels: list[Path]) -> tuple[list[Row], list[triton.TritonMessa
                     message.path,
                     release.ref,
                     None,
-                    spans(entry["refs"], order),
+                    spans(refs, order),
                     read_from=release.path.name,
                 ),
                 exception=exception,
